@@ -1,0 +1,44 @@
+# Thin wrapper: the real build is CMake. `make run` and `make test` are the two
+# commands of the README; both install what is missing first (scripts/setup.sh).
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 60
+
+.PHONY: all setup deps data build run test test-fast test-asan bench nightly fuzz clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+deps:
+	@bash scripts/setup.sh --no-data
+
+data:
+	@bash scripts/fetch-mnist.sh
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: setup build
+	./$(BUILD)/prunelab run experiments/seed.yaml
+
+# every unit, integration and sanitizer test
+test: setup build test-fast test-asan
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan:
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPL_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		PL_SANITIZED=1 ctest --output-on-failure -j $(JOBS)
+
+bench: setup build
+	./$(BUILD)/prunelab bench
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,596 @@
+/*
+ * compare.c — `prunelab compare BASELINE.csv CURRENT.csv`: did anything
+ * regress?
+ *
+ * Both files are read as RFC 4180 CSV and their columns found by name, so
+ * older or newer files with extra columns compare fine. Rows are matched on
+ * run_id. Accuracies may move by a tolerance (in points; lower is worse);
+ * counts (params, MACs) and the achieved sparsity must be reproducible, so
+ * a change beyond their tolerance (default 0) is a regression whichever way
+ * it goes; a status that leaves "ok" is a regression; a run missing from
+ * the current file is one too. Timing columns are never compared.
+ */
+#include "result.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum pl__mkind { PL__M_SPARSITY, PL__M_COUNT, PL__M_ACC, PL__M_STATUS } pl__mkind;
+
+typedef struct pl__metric {
+    const char *col;
+    pl__mkind kind;
+    const char *group; /* tolerance key shared with its siblings; NULL: none */
+} pl__metric;
+
+/* in results.csv column order */
+static const pl__metric pl__metrics[] = {
+    {"achieved_sparsity", PL__M_SPARSITY, "sparsity"},
+    {"params_before", PL__M_COUNT, "params"},
+    {"params_after", PL__M_COUNT, "params"},
+    {"nonzero_params_after", PL__M_COUNT, "params"},
+    {"macs_before", PL__M_COUNT, "macs"},
+    {"macs_after", PL__M_COUNT, "macs"},
+    {"macs_after_physical", PL__M_COUNT, "macs"},
+    {"acc_baseline", PL__M_ACC, "acc"},
+    {"acc_pruned", PL__M_ACC, "acc"},
+    {"acc_retrained", PL__M_ACC, "acc"},
+    {"acc_final", PL__M_ACC, "acc"},
+    {"status", PL__M_STATUS, NULL},
+};
+#define PL__N_METRICS (sizeof pl__metrics / sizeof pl__metrics[0])
+
+static const struct {
+    const char *key;
+    double def;
+} pl__groups[] = {{"acc", 0.5}, {"params", 0}, {"macs", 0}, {"sparsity", 0}};
+#define PL__N_GROUPS (sizeof pl__groups / sizeof pl__groups[0])
+
+/* ---- CSV ------------------------------------------------------------------- */
+
+typedef struct pl__table {
+    const char *path;
+    char *text;     /* decoded in place; cells point into it */
+    char **cells;   /* n_rows x n_cols, row 0 is the header */
+    int *line;      /* line where each row starts */
+    size_t n_cols, n_rows;
+} pl__table;
+
+static void pl__table_free(pl__table *t)
+{
+    free(t->text);
+    free(t->cells);
+    free(t->line);
+    memset(t, 0, sizeof *t);
+}
+
+static const char *pl__cell(const pl__table *t, size_t row, size_t col)
+{
+    return t->cells[row * t->n_cols + col];
+}
+
+static int pl__eol(const char *r, const char *end)
+{
+    return r < end && (*r == '\n' || (*r == '\r' && r + 1 < end && r[1] == '\n'));
+}
+
+static pl_status pl__table_read(const char *path, pl__table *t, pl_error *err)
+{
+    memset(t, 0, sizeof *t);
+    t->path = path;
+    size_t len;
+    pl_status st = pl__read_file(path, &t->text, &len, err);
+    if (st)
+        return st;
+    /* cells are decoded in place: the writer w never passes the reader r */
+    char *r = t->text, *w = t->text, *end = t->text + len;
+    if (len >= 3 && memcmp(r, "\xef\xbb\xbf", 3) == 0) /* UTF-8 byte order mark */
+        r += 3;
+
+    size_t cap_cells = 0, n_cells = 0, cap_rows = 0, row_fields = 0;
+    int line = 1, row_line = 1, after_comma = 0;
+    while (st == PL_OK && (r < end || after_comma)) {
+        if (row_fields == 0) {
+            row_line = line;
+            if (pl__eol(r, end)) { /* blank lines carry no row */
+                r += *r == '\r' ? 2 : 1;
+                line++;
+                continue;
+            }
+        }
+        char *field = w;
+        if (r < end && *r == '"') {
+            int open_line = line;
+            r++;
+            for (;;) {
+                if (r >= end) {
+                    st = pl_error_set(err, PL_EFORMAT, "%s:%d: unterminated quoted field", path,
+                                      open_line);
+                    break;
+                }
+                if (*r == '"') {
+                    if (r + 1 < end && r[1] == '"') {
+                        *w++ = '"';
+                        r += 2;
+                        continue;
+                    }
+                    r++;
+                    break;
+                }
+                if (*r == '\n')
+                    line++;
+                *w++ = *r++;
+            }
+            if (st == PL_OK && r < end && *r != ',' && !pl__eol(r, end))
+                st = pl_error_set(err, PL_EFORMAT,
+                                  "%s:%d: unexpected character after a closing quote", path, line);
+        } else {
+            while (r < end && *r != ',' && !pl__eol(r, end)) {
+                if (*r == '"') {
+                    st = pl_error_set(err, PL_EFORMAT, "%s:%d: quote inside an unquoted field",
+                                      path, line);
+                    break;
+                }
+                *w++ = *r++;
+            }
+        }
+        if (st)
+            break;
+        int row_end = 1;
+        after_comma = 0;
+        if (r < end && *r == ',') {
+            r++;
+            row_end = 0;
+            after_comma = 1;
+        } else if (r < end) {
+            r += *r == '\r' ? 2 : 1;
+            line++;
+        }
+        *w++ = '\0';
+        if (n_cells == cap_cells) {
+            size_t nc = cap_cells ? cap_cells * 2 : 256;
+            char **c = realloc(t->cells, nc * sizeof *c);
+            if (!c) {
+                st = pl_error_set(err, PL_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            t->cells = c;
+            cap_cells = nc;
+        }
+        t->cells[n_cells++] = field;
+        row_fields++;
+        if (!row_end)
+            continue;
+        if (t->n_rows == 0) {
+            t->n_cols = row_fields;
+        } else if (row_fields != t->n_cols) {
+            st = pl_error_set(err, PL_EFORMAT, "%s:%d: %zu fields, but the header has %zu", path,
+                              row_line, row_fields, t->n_cols);
+            break;
+        }
+        if (t->n_rows == cap_rows) {
+            size_t nr = cap_rows ? cap_rows * 2 : 64;
+            int *l = realloc(t->line, nr * sizeof *l);
+            if (!l) {
+                st = pl_error_set(err, PL_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            t->line = l;
+            cap_rows = nr;
+        }
+        t->line[t->n_rows++] = row_line;
+        row_fields = 0;
+    }
+    if (st == PL_OK && t->n_rows == 0)
+        st = pl_error_set(err, PL_EFORMAT, "%s: empty file (expected a results.csv header)", path);
+    if (st)
+        pl__table_free(t);
+    return st;
+}
+
+static long pl__col(const pl__table *t, const char *name)
+{
+    for (size_t c = 0; c < t->n_cols; c++)
+        if (strcmp(pl__cell(t, 0, c), name) == 0)
+            return (long)c;
+    return -1;
+}
+
+/* ---- tolerance ---------------------------------------------------------------- */
+
+static void pl__valid_keys(char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t g = 0; g < PL__N_GROUPS; g++)
+        o += (size_t)snprintf(out + o, o < cap ? cap - o : 0, "%s%s", g ? ", " : "", pl__groups[g].key);
+    for (size_t m = 0; m < PL__N_METRICS; m++)
+        if (pl__metrics[m].group && o < cap)
+            o += (size_t)snprintf(out + o, cap - o, ", %s", pl__metrics[m].col);
+}
+
+static pl_status pl__tolerance_parse(const char *spec, double tol[PL__N_METRICS], pl_error *err)
+{
+    double group[PL__N_GROUPS];
+    int specific[PL__N_METRICS] = {0};
+    for (size_t g = 0; g < PL__N_GROUPS; g++)
+        group[g] = pl__groups[g].def;
+    for (size_t m = 0; m < PL__N_METRICS; m++)
+        tol[m] = 0;
+
+    const char *p = spec ? spec : "";
+    while (*p) {
+        const char *item = p, *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        p += n + (end ? 1 : 0);
+        char buf[128];
+        while (n && (*item == ' ' || *item == '\t')) {
+            item++;
+            n--;
+        }
+        while (n && (item[n - 1] == ' ' || item[n - 1] == '\t'))
+            n--;
+        if (n == 0) {
+            if (!end && item == spec)
+                break;
+            return pl_error_set(err, PL_ECONFIG, "tolerance \"%s\": empty item (expected key=value,...)",
+                                spec);
+        }
+        if (n >= sizeof buf)
+            return pl_error_set(err, PL_ECONFIG, "tolerance \"%.60s...\": item too long", spec);
+        memcpy(buf, item, n);
+        buf[n] = '\0';
+        char *eq = strchr(buf, '=');
+        if (!eq)
+            return pl_error_set(err, PL_ECONFIG, "tolerance \"%s\": \"%s\" is not key=value", spec, buf);
+        *eq = '\0';
+        char *key = buf, *val = eq + 1;
+        for (char *k = eq; k > key && (k[-1] == ' ' || k[-1] == '\t'); k--)
+            k[-1] = '\0';
+        while (*val == ' ' || *val == '\t')
+            val++;
+        char *stop;
+        errno = 0;
+        double v = *val ? strtod(val, &stop) : NAN;
+        if (!*val || *stop || errno == ERANGE || !isfinite(v) || v < 0)
+            return pl_error_set(err, PL_ECONFIG,
+                                "tolerance \"%s\": %s=\"%s\" is not a non-negative number", spec, key,
+                                val);
+        int found = 0;
+        for (size_t g = 0; g < PL__N_GROUPS; g++)
+            if (strcmp(key, pl__groups[g].key) == 0) {
+                group[g] = v;
+                found = 1;
+            }
+        for (size_t m = 0; m < PL__N_METRICS; m++)
+            if (pl__metrics[m].group && strcmp(key, pl__metrics[m].col) == 0) {
+                tol[m] = v;
+                specific[m] = 1;
+                found = 1;
+            }
+        if (!found) {
+            char keys[512];
+            pl__valid_keys(keys, sizeof keys);
+            return pl_error_set(err, PL_ECONFIG, "tolerance \"%s\": unknown key \"%s\" (valid keys: %s)",
+                                spec, key, keys);
+        }
+    }
+    for (size_t m = 0; m < PL__N_METRICS; m++) {
+        if (specific[m] || !pl__metrics[m].group)
+            continue;
+        for (size_t g = 0; g < PL__N_GROUPS; g++)
+            if (strcmp(pl__metrics[m].group, pl__groups[g].key) == 0)
+                tol[m] = group[g];
+    }
+    return PL_OK;
+}
+
+/* "acc 0.5, params 0, macs 0, sparsity 0", spelling out overridden members */
+static void pl__tolerance_describe(pl__buf *b, const double tol[PL__N_METRICS])
+{
+    for (size_t g = 0; g < PL__N_GROUPS; g++) {
+        double first = NAN;
+        int same = 1;
+        for (size_t m = 0; m < PL__N_METRICS; m++) {
+            if (!pl__metrics[m].group || strcmp(pl__metrics[m].group, pl__groups[g].key) != 0)
+                continue;
+            if (isnan(first))
+                first = tol[m];
+            else if (tol[m] != first)
+                same = 0;
+        }
+        if (g)
+            pl__buf_puts(b, ", ");
+        if (same) {
+            pl__buf_printf(b, "%s %g", pl__groups[g].key, first);
+            continue;
+        }
+        int k = 0;
+        for (size_t m = 0; m < PL__N_METRICS; m++)
+            if (pl__metrics[m].group && strcmp(pl__metrics[m].group, pl__groups[g].key) == 0)
+                pl__buf_printf(b, "%s%s %g", k++ ? ", " : "", pl__metrics[m].col, tol[m]);
+    }
+}
+
+/* ---- comparing ---------------------------------------------------------------- */
+
+typedef enum pl__verdict {
+    PL__SAME,
+    PL__WITHIN,
+    PL__IMPROVED,
+    PL__CHANGED,
+    PL__REGRESSION
+} pl__verdict;
+
+static const char *const pl__verdict_names[] = {"same", "changed within tolerance", "improved",
+                                               "changed", "REGRESSION"};
+_Static_assert(sizeof pl__verdict_names / sizeof pl__verdict_names[0] == PL__REGRESSION + 1,
+               "a name for every verdict");
+
+static pl_status pl__parse_num(const pl__table *t, size_t row, const char *col, const char *s,
+                               int integral, double *d, int64_t *i, pl_error *err)
+{
+    char *stop;
+    errno = 0;
+    if (integral) {
+        long long v = strtoll(s, &stop, 10);
+        if (stop == s || *stop || errno == ERANGE)
+            return pl_error_set(err, PL_EFORMAT, "%s:%d: column %s: \"%s\" is not an integer",
+                                t->path, t->line[row], col, s);
+        *i = (int64_t)v;
+        *d = (double)v;
+    } else {
+        double v = strtod(s, &stop);
+        if (stop == s || *stop)
+            return pl_error_set(err, PL_EFORMAT, "%s:%d: column %s: \"%s\" is not a number",
+                                t->path, t->line[row], col, s);
+        *d = v;
+    }
+    return PL_OK;
+}
+
+/* Compares one metric; fills delta text. */
+static pl_status pl__compare_cell(const pl__table *bt, size_t brow, const pl__table *ct, size_t crow,
+                                  size_t m, const char *bs, const char *cs, double tol,
+                                  pl__verdict *v, char *delta, size_t dcap, pl_error *err)
+{
+    const pl__metric *M = &pl__metrics[m];
+    snprintf(delta, dcap, "%s", "\xe2\x80\x94");
+    *v = PL__SAME;
+    if (strcmp(bs, cs) == 0)
+        return PL_OK;
+    if (M->kind == PL__M_STATUS) {
+        if (strcmp(bs, "ok") == 0)
+            *v = PL__REGRESSION;
+        else if (strcmp(cs, "ok") == 0)
+            *v = PL__IMPROVED;
+        else
+            *v = PL__CHANGED;
+        return PL_OK;
+    }
+    /* an empty cell is "not measured" */
+    if (!*bs || !*cs) {
+        if (M->kind == PL__M_ACC && !*bs)
+            *v = PL__CHANGED; /* newly measured */
+        else
+            *v = PL__REGRESSION; /* a measurement or a count went missing */
+        return PL_OK;
+    }
+    int integral = M->kind == PL__M_COUNT;
+    double b, c;
+    int64_t bi = 0, ci = 0;
+    pl_status st;
+    if ((st = pl__parse_num(bt, brow, M->col, bs, integral, &b, &bi, err)) ||
+        (st = pl__parse_num(ct, crow, M->col, cs, integral, &c, &ci, err)))
+        return st;
+    if (integral) {
+        int64_t d = ci - bi;
+        if (d == 0)
+            return PL_OK;
+        snprintf(delta, dcap, "%+" PRId64, d);
+        *v = fabs((double)d) > tol ? PL__REGRESSION : PL__WITHIN;
+        return PL_OK;
+    }
+    double d = c - b;
+    if (d == 0)
+        return PL_OK;
+    /* the files hold rounded decimals: forgive the binary noise of c - b */
+    double eps = 1e-9 * fmax(1.0, fmax(fabs(b), fabs(c)));
+    snprintf(delta, dcap, M->kind == PL__M_ACC ? "%+.2f" : "%+.4f", d);
+    if (M->kind == PL__M_ACC)
+        *v = d < -(tol + eps) ? PL__REGRESSION : d > tol + eps ? PL__IMPROVED : PL__WITHIN;
+    else
+        *v = fabs(d) > tol + eps ? PL__REGRESSION : PL__WITHIN;
+    return PL_OK;
+}
+
+static void pl__md_cell(pl__buf *b, const char *s)
+{
+    if (!*s) {
+        pl__buf_puts(b, "\xe2\x80\x94");
+        return;
+    }
+    for (const char *p = s; *p; p++) {
+        if (*p == '|')
+            pl__buf_puts(b, "\\|");
+        else if (*p == '\n' || *p == '\r')
+            pl__buf_add(b, " ", 1);
+        else
+            pl__buf_add(b, p, 1);
+    }
+}
+
+static pl_status pl__require(const pl__table *t, const char *col, long *idx, pl_error *err)
+{
+    *idx = pl__col(t, col);
+    if (*idx < 0)
+        return pl_error_set(err, PL_EFORMAT,
+                            "%s: missing column \"%s\" (expected a prunelab results.csv)", t->path, col);
+    return PL_OK;
+}
+
+/* run_id column of t: non-empty and unique */
+static pl_status pl__check_ids(const pl__table *t, long id, pl_error *err)
+{
+    for (size_t r = 1; r < t->n_rows; r++) {
+        const char *s = pl__cell(t, r, (size_t)id);
+        if (!*s)
+            return pl_error_set(err, PL_EFORMAT, "%s:%d: empty run_id", t->path, t->line[r]);
+        for (size_t q = 1; q < r; q++)
+            if (strcmp(s, pl__cell(t, q, (size_t)id)) == 0)
+                return pl_error_set(err, PL_EFORMAT, "%s:%d: run_id %s repeats line %d",
+                                    t->path, t->line[r], s, t->line[q]);
+    }
+    return PL_OK;
+}
+
+static size_t pl__find_row(const pl__table *t, long id, const char *run_id)
+{
+    for (size_t r = 1; r < t->n_rows; r++)
+        if (strcmp(pl__cell(t, r, (size_t)id), run_id) == 0)
+            return r;
+    return 0;
+}
+
+pl_status pl_compare_files(const char *baseline_csv, const char *current_csv,
+                           const char *tolerance, FILE *out, int *regressed, pl_error *err)
+{
+    double tol[PL__N_METRICS];
+    pl__table bt, ct;
+    pl_status st;
+    if (regressed)
+        *regressed = 0;
+    if ((st = pl__tolerance_parse(tolerance, tol, err)))
+        return st;
+    if ((st = pl__table_read(baseline_csv, &bt, err)))
+        return st;
+    if ((st = pl__table_read(current_csv, &ct, err))) {
+        pl__table_free(&bt);
+        return st;
+    }
+
+    long bcol[PL__N_METRICS], ccol[PL__N_METRICS], bid, cid;
+    long bsweep = pl__col(&bt, "sweep"), csweep = pl__col(&ct, "sweep");
+    pl__buf moved = {0}, sides = {0}, o = {0};
+    size_t compared = 0, n_reg = 0, n_imp = 0, n_chg = 0, n_within = 0, n_new = 0, n_missing = 0;
+
+    if ((st = pl__require(&bt, "run_id", &bid, err)) || (st = pl__require(&ct, "run_id", &cid, err)))
+        goto done;
+    for (size_t m = 0; m < PL__N_METRICS; m++)
+        if ((st = pl__require(&bt, pl__metrics[m].col, &bcol[m], err)) ||
+            (st = pl__require(&ct, pl__metrics[m].col, &ccol[m], err)))
+            goto done;
+    if ((st = pl__check_ids(&bt, bid, err)) || (st = pl__check_ids(&ct, cid, err)))
+        goto done;
+
+    for (size_t br = 1; br < bt.n_rows; br++) {
+        const char *run_id = pl__cell(&bt, br, (size_t)bid);
+        size_t cr = pl__find_row(&ct, cid, run_id);
+        const char *sweep = cr && csweep >= 0   ? pl__cell(&ct, cr, (size_t)csweep)
+                            : bsweep >= 0 ? pl__cell(&bt, br, (size_t)bsweep)
+                                          : "";
+        if (!cr) {
+            n_missing++;
+            n_reg++;
+            pl__buf_puts(&sides, "| ");
+            pl__md_cell(&sides, run_id);
+            pl__buf_puts(&sides, " | ");
+            pl__md_cell(&sides, sweep);
+            pl__buf_puts(&sides, " | missing in current | REGRESSION |\n");
+            continue;
+        }
+        compared++;
+        for (size_t m = 0; m < PL__N_METRICS; m++) {
+            const char *bs = pl__cell(&bt, br, (size_t)bcol[m]);
+            const char *cs = pl__cell(&ct, cr, (size_t)ccol[m]);
+            pl__verdict v;
+            char delta[64];
+            if ((st = pl__compare_cell(&bt, br, &ct, cr, m, bs, cs, tol[m], &v, delta, sizeof delta,
+                                       err)))
+                goto done;
+            if (v == PL__SAME)
+                continue;
+            n_reg += v == PL__REGRESSION;
+            n_imp += v == PL__IMPROVED;
+            n_chg += v == PL__CHANGED;
+            n_within += v == PL__WITHIN;
+            pl__buf_puts(&moved, "| ");
+            pl__md_cell(&moved, run_id);
+            pl__buf_puts(&moved, " | ");
+            pl__md_cell(&moved, sweep);
+            pl__buf_printf(&moved, " | %s | ", pl__metrics[m].col);
+            pl__md_cell(&moved, bs);
+            pl__buf_puts(&moved, " | ");
+            pl__md_cell(&moved, cs);
+            pl__buf_printf(&moved, " | %s | %s |\n", delta, pl__verdict_names[v]);
+        }
+    }
+    for (size_t cr = 1; cr < ct.n_rows; cr++) {
+        const char *run_id = pl__cell(&ct, cr, (size_t)cid);
+        if (pl__find_row(&bt, bid, run_id))
+            continue;
+        n_new++;
+        pl__buf_puts(&sides, "| ");
+        pl__md_cell(&sides, run_id);
+        pl__buf_puts(&sides, " | ");
+        pl__md_cell(&sides, csweep >= 0 ? pl__cell(&ct, cr, (size_t)csweep) : "");
+        pl__buf_puts(&sides, " | new in current | new |\n");
+    }
+
+    if (moved.len || sides.len) {
+        pl__buf_printf(&o, "Comparing %s with the baseline %s (tolerances: ", current_csv,
+                       baseline_csv);
+        pl__tolerance_describe(&o, tol);
+        pl__buf_puts(&o, ").\n\n");
+    }
+    if (moved.len) {
+        pl__buf_puts(&o, "| run_id | sweep | metric | baseline | current | delta | verdict |\n"
+                         "|---|---|---|--:|--:|--:|---|\n");
+        pl__buf_add(&o, moved.data, moved.len);
+        pl__buf_puts(&o, "\n");
+    }
+    if (sides.len) {
+        pl__buf_puts(&o, "| run_id | sweep | row | verdict |\n|---|---|---|---|\n");
+        pl__buf_add(&o, sides.data, sides.len);
+        pl__buf_puts(&o, "\n");
+    }
+    if (n_reg) {
+        pl__buf_printf(&o, "**%zu regression%s** (%zu rows compared", n_reg, n_reg == 1 ? "" : "s",
+                       compared);
+        if (n_missing)
+            pl__buf_printf(&o, ", %zu missing in current", n_missing);
+        pl__buf_puts(&o, ").\n");
+    } else if (!n_imp && !n_chg && !n_new) {
+        pl__buf_printf(&o, "No differences beyond tolerance (%zu rows compared).\n", compared);
+    } else {
+        pl__buf_printf(&o, "No regressions (%zu rows compared", compared);
+        if (n_imp)
+            pl__buf_printf(&o, "; %zu improved", n_imp);
+        if (n_chg)
+            pl__buf_printf(&o, "; %zu changed", n_chg);
+        if (n_new)
+            pl__buf_printf(&o, "; %zu new in current", n_new);
+        pl__buf_puts(&o, ").\n");
+    }
+    (void)n_within;
+    if (moved.failed || sides.failed || o.failed) {
+        st = pl_error_set(err, PL_ENOMEM, "compare: out of memory");
+        goto done;
+    }
+    if (out && (fwrite(o.data, 1, o.len, out) != o.len || fflush(out) != 0)) {
+        st = pl__io_error(err, "compare output", errno);
+        goto done;
+    }
+    if (regressed)
+        *regressed = n_reg > 0;
+done:
+    pl__buf_free(&moved);
+    pl__buf_free(&sides);
+    pl__buf_free(&o);
+    pl__table_free(&bt);
+    pl__table_free(&ct);
+    return st;
+}

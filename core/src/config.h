@@ -1,0 +1,251 @@
+/*
+ * config.h — strict, typed experiment and model configuration.
+ *
+ * Flow: libyaml events -> pl_node tree (every node keeps file:line:col) ->
+ * edits (--set, one sweep combination) -> typed decode with defaults and
+ * range checks -> pl_experiment. Every error is one line
+ * "file:line:col: message" (with "did you mean 'x'?" for misspelt keys),
+ * status PL_ECONFIG.
+ *
+ * Usage:
+ *     pl_error err;
+ *     pl_config *cfg;                       // parsed file + overrides
+ *     if (pl_config_load("experiments/seed.yaml", sets, n_sets, &cfg, &err))
+ *         ... print err.msg, exit 2
+ *     size_t n = pl_config_run_count(cfg);  // 1 without sweep:
+ *     for (size_t i = 0; i < n; i++) {
+ *         pl_experiment *x;
+ *         if (pl_config_expand(cfg, i, &x, &err)) ...
+ *         ... run x ...
+ *         pl_experiment_free(x);
+ *     }
+ *     pl_config_free(cfg);
+ *
+ * Defaults (the one place they are written down; README mirrors this):
+ *   seed 1, backend simd, dataset {plugin: idx, path: data/mnist},
+ *   train {epochs 1, batch_size 64, optimizer {type adam, lr 1e-3,
+ *   beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 0, momentum 0,
+ *   dampening 0, nesterov false}, lr_schedule {type constant, step_size 1,
+ *   gamma 0.1, min_lr 0}}; retrain and finetune default to the train
+ *   section with epochs 1 (retrain) / 0 (finetune); prune absent = no
+ *   pruning; prune.granularity channel, prune.criterion l1,
+ *   prune.schedule oneshot, prune.tolerance 0 units; report.dir
+ *   reports/<name>, report.cache <report.dir>/cache, report.latency_runs 5,
+ *   report.plots true; plugin_path empty; limits.max_runs 1000.
+ *
+ * Shapes: name and model are required; a present prune: needs exactly one
+ * of sparsity / layers. `lr: X` in train/retrain/finetune is shorthand for
+ * optimizer.lr (giving both is an error). A plugin reference is a name or a
+ * map {plugin: NAME, params...}; a map without plugin: uses the default
+ * plugin (dataset: merged onto {plugin: idx, path: data/mnist}).
+ *
+ * Overrides: each --set is applied to the tree in order, then each sweep
+ * combination on top (a sweep axis wins over a --set of the same key).
+ * Setting a plugin reference by its own key (prune.criterion=l2) or by
+ * .plugin sets only its name and keeps its parameters; setting a list key
+ * (prune.include=conv1) gives a one-element list. Positions of --set values
+ * are "--set key=value" with no line:col.
+ */
+#ifndef PL_CONFIG_H
+#define PL_CONFIG_H
+
+#include "error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- position-keeping YAML tree ----------------------------------------- */
+
+typedef enum pl_node_type { PL_NODE_SCALAR = 1, PL_NODE_MAP = 2, PL_NODE_SEQ = 3 } pl_node_type;
+
+typedef struct pl_node pl_node;
+struct pl_node {
+    pl_node_type type;
+    const char *file; /* borrowed from the pl_config that owns the tree */
+    int line, col;    /* 1-based */
+    char *scalar;     /* SCALAR: text as written (quoted flag below) */
+    int quoted;       /* SCALAR: was single/double quoted (forces string) */
+    /* MAP: keys[i] -> items[i]; SEQ: items[i] */
+    size_t n;
+    char **keys;
+    pl_node **items;
+    int *key_line, *key_col;
+};
+
+/* Parse a YAML file into a tree; rejects duplicate keys, anchors/aliases,
+ * non-scalar keys and multi-document files. Caller frees with pl_node_free. */
+pl_status pl_yaml_parse_file(const char *path, pl_node **out, pl_error *err);
+pl_status pl_yaml_parse_string(const char *name, const char *text, pl_node **out, pl_error *err);
+/* (An empty file, or one holding only comments, parses to an empty unquoted
+ * scalar at 1:1; the root node owns the copy of the file name that every
+ * node of its tree borrows, so free a tree only from its root.) */
+void pl_node_free(pl_node *n);
+/* Lookup of a key in a MAP node (NULL if absent or not a map). */
+const pl_node *pl_node_get(const pl_node *map, const char *key);
+/* Tree editing (used for --set and sweep combinations). pl_node_new copies
+ * `scalar` (SCALAR only) and borrows `file`; pl_node_append takes `child`
+ * (and copies `key`, ignored for SEQ) only when it returns PL_OK;
+ * pl_node_clone deep-copies a subtree, borrowing the same file names, and
+ * returns NULL when out of memory. */
+pl_node *pl_node_new(pl_node_type type, const char *file, int line, int col, const char *scalar);
+pl_status pl_node_append(pl_node *parent, const char *key, int key_line, int key_col,
+                         pl_node *child);
+pl_node *pl_node_clone(const pl_node *n);
+
+/* ---- plugin references ----------------------------------------------------- */
+
+/* One plugin parameter as written in YAML, flattened ("normalize.mean").
+ * Positions (here and in pl_plugin_ref / pl_layer_target) point at the
+ * value; line 0 means "no position": a default (file = the experiment) or a
+ * --set (file = "--set key=value"); print just "file: ..." then. The file
+ * strings live as long as the pl_experiment. */
+typedef struct pl_kv {
+    char *key;
+    char *value; /* scalar text */
+    const char *file;
+    int line, col;
+} pl_kv;
+
+/* `criterion: l1` or `criterion: {plugin: l1, k: v, ...}` */
+typedef struct pl_plugin_ref {
+    char *plugin;  /* name, validated [a-z0-9_]+ */
+    const char *file;
+    int line, col; /* position of the name (for "unknown plugin" errors) */
+    pl_kv *params;
+    size_t n_params;
+} pl_plugin_ref;
+
+/* ---- experiment ------------------------------------------------------------- */
+
+typedef enum pl_optim_type { PL_OPTIM_ADAM = 1, PL_OPTIM_SGD = 2 } pl_optim_type;
+typedef enum pl_lr_sched { PL_LR_CONSTANT = 1, PL_LR_STEP = 2, PL_LR_COSINE = 3 } pl_lr_sched;
+
+typedef struct pl_optim_cfg {
+    pl_optim_type type;
+    double lr, beta1, beta2, eps, weight_decay;
+    double momentum, dampening;
+    int nesterov;
+    pl_lr_sched lr_schedule;
+    int step_size;      /* step: epochs between decays */
+    double gamma;       /* step: factor */
+    double min_lr;      /* cosine: eta_min */
+} pl_optim_cfg;
+
+typedef struct pl_phase_cfg {
+    int epochs;         /* >= 0 (train >= 1) */
+    int batch_size;     /* >= 1 */
+    pl_optim_cfg optim;
+} pl_phase_cfg;
+
+typedef struct pl_layer_target {
+    char *layer;
+    double fraction;    /* in [0,1) or -1 when count is used */
+    int64_t count;      /* >= 0 or -1 when fraction is used */
+    const char *file;
+    int line, col;
+} pl_layer_target;
+
+typedef struct pl_prune_cfg {
+    int enabled;                /* a prune: section is present */
+    pl_plugin_ref criterion;
+    pl_plugin_ref schedule;
+    pl_granularity granularity;
+    int has_sparsity;
+    double sparsity;            /* [0,1) when has_sparsity */
+    pl_layer_target *layers;    /* when !has_sparsity */
+    size_t n_layers;
+    char **include; size_t n_include;  /* layer names; empty = all prunable */
+    char **exclude; size_t n_exclude;
+    double tolerance;           /* allowed miss in units per layer (default 0) */
+} pl_prune_cfg;
+
+typedef struct pl_report_cfg {
+    char *dir;                  /* default reports/<name> */
+    char *cache;                /* default <dir>/cache */
+    int latency_runs;           /* >= 1, default 5 */
+    int plots;                  /* default 1 */
+} pl_report_cfg;
+
+typedef struct pl_experiment {
+    char *file;                 /* the experiment file */
+    char *name;
+    uint64_t seed;
+    char *model;                /* model file path as written */
+    pl_plugin_ref dataset;      /* params include "path" */
+    pl_plugin_ref backend;
+    pl_phase_cfg train, retrain, finetune;
+    pl_prune_cfg prune;
+    pl_report_cfg report;
+    char **plugin_path; size_t n_plugin_path;
+    int64_t max_runs;
+    /* identity of this run within a sweep */
+    size_t run_index;           /* 0-based position in the sweep */
+    char run_id[17];            /* short hash of the resolved config */
+    char *sweep_desc;           /* "prune.criterion=l1 seed=2" or "" */
+} pl_experiment;
+
+/* ---- loading, overrides and sweeps -------------------------------------- */
+
+typedef struct pl_config pl_config;
+
+/* Loads and checks `path`; applies `sets` ("dotted.key=value", each checked
+ * like the file: unknown key → error naming the key and a suggestion).
+ * Validates every run the sweep expands to. */
+pl_status pl_config_load(const char *path, const char *const *sets, size_t n_sets,
+                         pl_config **out, pl_error *err);
+void pl_config_free(pl_config *cfg);
+size_t pl_config_run_count(const pl_config *cfg);
+/* The i-th run (0-based, sweep order: keys in written order, last fastest).
+ * Caller frees with pl_experiment_free. */
+pl_status pl_config_expand(const pl_config *cfg, size_t i, pl_experiment **out, pl_error *err);
+/* Sweep axes for display: n axes, each with name and values */
+size_t pl_config_sweep_axes(const pl_config *cfg);
+const char *pl_config_sweep_key(const pl_config *cfg, size_t axis, size_t *n_values);
+/* Value v of an axis as written (borrowed from cfg); NULL if out of range. */
+const char *pl_config_sweep_value(const pl_config *cfg, size_t axis, size_t v);
+void pl_experiment_free(pl_experiment *x);
+
+/* Canonical text of the resolved experiment (all defaults filled, stable
+ * key order); what run_id hashes and what the manifest stores. Caller frees.
+ * One "dotted.key: value" per line; doubles as %.17g; plugin parameters and
+ * prune.layers sorted by name. run_id = FNV-1a-64 (16 hex digits) of every
+ * line except name, report.*, plugin_path and limits.*, so renaming a run or
+ * moving its output (--out) keeps its identity. NULL when out of memory. */
+char *pl_experiment_dump(const pl_experiment *x);
+/* Identity of the baseline a run trains before pruning (16 hex digits +
+ * NUL): FNV-1a-64 over the dump lines of seed, model (the path text),
+ * dataset (plugin and parameters), backend and train.* only, so every run of
+ * a sweep that differs only in pruning, retraining or reporting shares one
+ * cached baseline. */
+void pl_experiment_baseline_key(const pl_experiment *x, char out[17]);
+
+/* Suggestion helper: the candidate closest to `word` by edit distance, or
+ * NULL if none is close. */
+const char *pl_suggest(const char *word, const char *const *candidates, size_t n);
+
+/* ---- model files (configs/models/NAME.yaml) ------------------------------------ */
+
+typedef struct pl_layer_spec {
+    char *name;          /* unique; auto "<type><k>" when not written */
+    pl_layer_type type;
+    int out;             /* conv2d: out channels; linear: out features */
+    int kh, kw, sh, sw, ph, pw; /* conv2d / pools; stride defaults: conv 1, pool = kernel */
+    int bias;            /* conv2d/linear, default 1 */
+    double p;            /* dropout probability [0,1) */
+    double eps, momentum;/* batchnorm2d: 1e-5, 0.1 */
+    int line, col;
+} pl_layer_spec;
+
+typedef struct pl_model_spec {
+    char *file;
+    char *name;
+    int in_c, in_h, in_w;   /* input: [c, h, w] */
+    int classes;
+    pl_layer_spec *layers;
+    size_t n_layers;
+} pl_model_spec;
+
+pl_status pl_model_spec_load(const char *path, pl_model_spec **out, pl_error *err);
+void pl_model_spec_free(pl_model_spec *m);
+
+#endif

@@ -1,0 +1,296 @@
+/* main.c — the prunelab command line. The only place that prints errors and
+ * chooses exit codes: 0 ok, 1 a run failed / compare found a regression,
+ * 2 usage or configuration error. */
+#include "bench.h"
+#include "config.h"
+#include "registry.h"
+#include "result.h"
+#include "run.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void pl_log_set_level(int level);
+
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static const char usage[] =
+    "usage: prunelab <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run EXPERIMENT.yaml [--set key=value]... [--out DIR] [--shard I/N]\n"
+    "                         train, prune, retrain, fine-tune, evaluate; write the report\n"
+    "  validate EXPERIMENT.yaml [--set key=value]...\n"
+    "                         check the experiment and print the resolved plan\n"
+    "  plugins                list the plugins found (kind, name, version, file)\n"
+    "  compare BASELINE.csv CURRENT.csv [--tolerance acc=0.5,params=0,macs=0]\n"
+    "                         exit 1 when a metric moved beyond tolerance\n"
+    "  report DIR             rebuild results.csv/.md, layers.csv and plots from DIR/runs\n"
+    "  bench [--backend NAME]... [--model FILE] [--runs N]\n"
+    "                         time one training epoch of a model on MNIST per backend\n"
+    "\n"
+    "global options:\n"
+    "  --plugin-path DIR      search DIR for plugins first (repeatable)\n"
+    "  --threads N            worker threads for the backend (default: all cores)\n"
+    "  --quiet                only errors and the final table\n"
+    "  --help, --version\n"
+    "\n"
+    "exit status: 0 success, 1 a run failed or compare found a regression, 2 usage or\n"
+    "configuration error. See README.md for the experiment format.\n";
+
+typedef struct cli {
+    const char *cmd;
+    const char *args[4];
+    int n_args;
+    const char *sets[256];
+    size_t n_sets;
+    const char *paths[32];
+    int n_paths;
+    const char *out;
+    const char *tolerance;
+    const char *backends[8];
+    int n_backends;
+    const char *model;
+    int runs;
+    int threads;
+    int quiet;
+    int shard_i, shard_n;
+} cli;
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "prunelab: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see prunelab --help)\n");
+    return 2;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, cli *c)
+{
+    memset(c, 0, sizeof *c);
+    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    c->threads = nproc > 0 ? (int)(nproc > 64 ? 64 : nproc) : 1;
+    c->runs = 5;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+#define TAKE(opt)                                                                                  \
+    (!strcmp(a, opt) ? (i + 1 < argc ? (val = argv[++i], 1) : -1)                                 \
+                     : (!strncmp(a, opt "=", sizeof(opt)) ? (val = a + sizeof(opt), 1) : 0))
+        int t;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            c->cmd = "help";
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            c->cmd = "version";
+            return 0;
+        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            c->quiet = 1;
+        } else if ((t = TAKE("--set")) != 0) {
+            if (t < 0)
+                return usage_error("%s needs key=value", a);
+            if (c->n_sets >= 256)
+                return usage_error("too many %s options", "--set");
+            c->sets[c->n_sets++] = val;
+        } else if ((t = TAKE("--plugin-path")) != 0) {
+            if (t < 0 || c->n_paths >= 32)
+                return usage_error("%s needs a directory (at most 32)", a);
+            c->paths[c->n_paths++] = val;
+        } else if ((t = TAKE("--out")) != 0) {
+            if (t < 0 || !*val)
+                return usage_error("%s needs a directory", a);
+            c->out = val;
+        } else if ((t = TAKE("--tolerance")) != 0) {
+            if (t < 0)
+                return usage_error("%s needs key=value,...", a);
+            c->tolerance = val;
+        } else if ((t = TAKE("--backend")) != 0) {
+            if (t < 0 || c->n_backends >= 8)
+                return usage_error("%s needs a backend name", a);
+            c->backends[c->n_backends++] = val;
+        } else if ((t = TAKE("--model")) != 0) {
+            if (t < 0)
+                return usage_error("%s needs a model file", a);
+            c->model = val;
+        } else if ((t = TAKE("--runs")) != 0) {
+            if (t < 0 || parse_int(val, 1, 1000, &c->runs))
+                return usage_error("--runs needs an integer in 1..1000, got '%s'", t < 0 ? "" : val);
+        } else if ((t = TAKE("--threads")) != 0) {
+            if (t < 0 || parse_int(val, 1, 256, &c->threads))
+                return usage_error("--threads needs an integer in 1..256, got '%s'", t < 0 ? "" : val);
+        } else if ((t = TAKE("--shard")) != 0) {
+            int si, sn;
+            char extra;
+            if (t < 0 || sscanf(val, "%d/%d%c", &si, &sn, &extra) != 2 || sn < 1 || si < 1 || si > sn)
+                return usage_error("--shard needs I/N with 1 <= I <= N, got '%s'", t < 0 ? "" : val);
+            c->shard_i = si;
+            c->shard_n = sn;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '%s'", a);
+        } else if (!c->cmd) {
+            c->cmd = a;
+        } else if (c->n_args < 4) {
+            c->args[c->n_args++] = a;
+        } else {
+            return usage_error("too many arguments ('%s')", a);
+        }
+#undef TAKE
+    }
+    return 0;
+}
+
+/* ---- plugins ---------------------------------------------------------------- */
+
+typedef struct list_ctx {
+    int n, bad;
+} list_ctx;
+
+static void list_one(void *ud, const pl_plugin *p, const char *shadowed)
+{
+    list_ctx *lc = ud;
+    const pl_plugin_desc *d = pl_plugin_get_desc(p);
+    if (lc->n++ == 0)
+        printf("%-10s %-10s %-8s %-52s %s\n", "KIND", "NAME", "VERSION", "DESCRIPTION", "FILE");
+    printf("%-10s %-10s %-8s %-52s %s\n", pl_kind_name(d->kind), d->name, d->version, d->description,
+           pl_plugin_path(p));
+    if (shadowed)
+        printf("%-10s %-10s %-8s %-52s %s\n", "", "", "", "(shadows)", shadowed);
+}
+
+static void list_bad(void *ud, const char *path, const pl_error *why)
+{
+    list_ctx *lc = ud;
+    lc->bad++;
+    fprintf(stderr, "prunelab: warning: skipping %s: %s\n", path, why->msg);
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+static int fail(const pl_error *e)
+{
+    fprintf(stderr, "prunelab: %s\n", e->msg[0] ? e->msg : pl_status_str(e->code));
+    return pl_status_exit_code(e->code);
+}
+
+int main(int argc, char **argv)
+{
+    cli c;
+    int rc = parse_args(argc, argv, &c);
+    if (rc)
+        return rc;
+    if (!c.cmd) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!strcmp(c.cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(c.cmd, "version")) {
+        printf("prunelab %s (commit %s, plugin ABI %d.%d)\n", PL_VERSION, PL_GIT_COMMIT, PL_ABI_MAJOR,
+               PL_ABI_MINOR);
+        return 0;
+    }
+    if (c.quiet)
+        pl_log_set_level(2);
+    pl_error err;
+    pl_error_clear(&err);
+    pl_registry *reg = pl_registry_new(argv[0]);
+    if (!reg) {
+        fputs("prunelab: out of memory\n", stderr);
+        return 1;
+    }
+    for (int i = 0; i < c.n_paths; i++)
+        pl_registry_add_path(reg, c.paths[i], &err);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int code = 0;
+    if (!strcmp(c.cmd, "run") || !strcmp(c.cmd, "validate")) {
+        if (c.n_args != 1) {
+            code = usage_error("%s needs exactly one EXPERIMENT.yaml", c.cmd);
+            goto out;
+        }
+        pl_config *cfg;
+        pl_status s = pl_config_load(c.args[0], c.sets, c.n_sets, &cfg, &err);
+        if (s) {
+            code = fail(&err);
+            goto out;
+        }
+        /* the experiment's plugin_path: comes after --plugin-path */
+        pl_experiment *x0;
+        if (pl_config_expand(cfg, 0, &x0, &err) == PL_OK) {
+            for (size_t i = 0; i < x0->n_plugin_path; i++)
+                pl_registry_add_path(reg, x0->plugin_path[i], &err);
+            pl_experiment_free(x0);
+        }
+        if (!strcmp(c.cmd, "validate")) {
+            s = pl_validate_config(reg, cfg, stdout, &err);
+        } else {
+            pl_run_opts o = {.threads = c.threads, .out_dir = c.out, .progress = PL_PROGRESS_AUTO,
+                             .quiet = c.quiet, .shard_i = c.shard_i, .shard_n = c.shard_n,
+                             .interrupted = &interrupted, .out = stdout};
+            s = pl_run_config(reg, cfg, &o, &err);
+        }
+        pl_config_free(cfg);
+        if (s)
+            code = fail(&err);
+    } else if (!strcmp(c.cmd, "plugins")) {
+        list_ctx lc = {0};
+        pl_registry_each(reg, list_one, list_bad, &lc);
+        if (lc.n == 0) {
+            fprintf(stderr, "prunelab: no plugins found (use --plugin-path or PRUNELAB_PLUGIN_PATH)\n");
+            code = 1;
+        }
+    } else if (!strcmp(c.cmd, "compare")) {
+        if (c.n_args != 2) {
+            code = usage_error("%s needs BASELINE.csv CURRENT.csv", c.cmd);
+            goto out;
+        }
+        int regressed = 0;
+        pl_status s = pl_compare_files(c.args[0], c.args[1], c.tolerance, stdout, &regressed, &err);
+        code = s ? fail(&err) : regressed ? 1 : 0;
+    } else if (!strcmp(c.cmd, "report")) {
+        if (c.n_args != 1) {
+            code = usage_error("%s needs a report DIR", c.cmd);
+            goto out;
+        }
+        pl_status s = pl_report_rebuild(c.args[0], 1, stdout, &err);
+        if (s)
+            code = fail(&err);
+    } else if (!strcmp(c.cmd, "bench")) {
+        pl_bench_opts bo = {.model = c.model ? c.model : "configs/models/simple_cnn.yaml",
+                            .runs = c.runs, .threads = c.threads, .n_backends = c.n_backends};
+        for (int i = 0; i < c.n_backends; i++)
+            bo.backends[i] = c.backends[i];
+        pl_status s = pl_bench_run(reg, &bo, stdout, &err);
+        if (s)
+            code = fail(&err);
+    } else {
+        code = usage_error("unknown command '%s'", c.cmd);
+    }
+out:
+    pl_registry_free(reg);
+    return code;
+}

@@ -1,0 +1,752 @@
+/* model.c — layers, shapes, init, forward/backward, counting. */
+#include "model.h"
+#include "rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small helpers ----------------------------------------------------------- */
+
+static void *xcalloc(int64_t n, size_t size)
+{
+    if (n <= 0 || (uint64_t)n > SIZE_MAX / size)
+        return NULL;
+    return calloc((size_t)n, size);
+}
+
+static float *falloc(int64_t n) { return xcalloc(n, sizeof(float)); }
+
+static float *fdup(const float *src, int64_t n)
+{
+    if (!src)
+        return NULL;
+    float *d = falloc(n);
+    if (d)
+        memcpy(d, src, (size_t)n * sizeof(float));
+    return d;
+}
+
+static const char *type_name(pl_layer_type t)
+{
+    switch (t) {
+    case PL_LAYER_CONV2D: return "conv2d";
+    case PL_LAYER_LINEAR: return "linear";
+    case PL_LAYER_MAXPOOL2D: return "maxpool2d";
+    case PL_LAYER_AVGPOOL2D: return "avgpool2d";
+    case PL_LAYER_RELU: return "relu";
+    case PL_LAYER_FLATTEN: return "flatten";
+    case PL_LAYER_BATCHNORM2D: return "batchnorm2d";
+    case PL_LAYER_DROPOUT: return "dropout";
+    }
+    return "?";
+}
+
+static int64_t in_size(const pl_layer *l) { return (int64_t)l->in_c * l->in_h * l->in_w; }
+static int64_t out_size(const pl_layer *l) { return (int64_t)l->out_c * l->out_h * l->out_w; }
+
+static void free_acts(pl_layer *l)
+{
+    if (l->type != PL_LAYER_FLATTEN)
+        free(l->out);
+    l->out = NULL;
+    free(l->argmax);
+    free(l->aux);
+    free(l->bn_mean);
+    free(l->bn_invstd);
+    l->argmax = NULL;
+    l->aux = l->bn_mean = l->bn_invstd = NULL;
+}
+
+static void free_optim(pl_layer *l)
+{
+    free(l->opt_m_w);
+    free(l->opt_v_w);
+    free(l->opt_m_b);
+    free(l->opt_v_b);
+    l->opt_m_w = l->opt_v_w = l->opt_m_b = l->opt_v_b = NULL;
+}
+
+static void free_layer(pl_layer *l)
+{
+    free_acts(l);
+    free_optim(l);
+    free(l->w);
+    free(l->b);
+    free(l->gw);
+    free(l->gb);
+    free(l->mask);
+    free(l->run_mean);
+    free(l->run_var);
+}
+
+void pl_model_free(pl_model *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->n_layers; i++)
+        free_layer(&m->layers[i]);
+    free(m->layers);
+    free(m->grad_a);
+    free(m->grad_b);
+    free(m);
+}
+
+/* ---- shapes ------------------------------------------------------------------ */
+
+/* Walks the layers from the model input, setting every in/out shape and
+ * checking that parameter shapes fit. */
+static pl_status infer(pl_model *m, const char *file, pl_error *err)
+{
+    int c = m->in_c, h = m->in_h, w = m->in_w;
+    for (int i = 0; i < m->n_layers; i++) {
+        pl_layer *l = &m->layers[i];
+        l->in_c = c;
+        l->in_h = h;
+        l->in_w = w;
+        switch (l->type) {
+        case PL_LAYER_CONV2D:
+        case PL_LAYER_MAXPOOL2D:
+        case PL_LAYER_AVGPOOL2D: {
+            int oh = (h + 2 * l->ph - l->kh) / l->sh + 1;
+            int ow = (w + 2 * l->pw - l->kw) / l->sw + 1;
+            if (h + 2 * l->ph < l->kh || w + 2 * l->pw < l->kw || oh < 1 || ow < 1)
+                return pl_error_set(err, PL_ECONFIG,
+                                    "%s: layer %s (%s): kernel %dx%d does not fit its %dx%d input "
+                                    "(padding %d,%d); the model does not fit the input shape",
+                                    file, l->name, type_name(l->type), l->kh, l->kw, h, w, l->ph,
+                                    l->pw);
+            if (l->type != PL_LAYER_CONV2D && (l->ph * 2 > l->kh || l->pw * 2 > l->kw))
+                return pl_error_set(err, PL_ECONFIG,
+                                    "%s: layer %s: pool padding must be at most half the kernel",
+                                    file, l->name);
+            l->out_h = oh;
+            l->out_w = ow;
+            if (l->type != PL_LAYER_CONV2D)
+                l->out_c = c;
+            break;
+        }
+        case PL_LAYER_LINEAR:
+            if (h != 1 || w != 1)
+                return pl_error_set(err, PL_ECONFIG,
+                                    "%s: layer %s (linear) gets a %dx%dx%d input; put a flatten "
+                                    "layer before it",
+                                    file, l->name, c, h, w);
+            l->out_h = l->out_w = 1;
+            break;
+        case PL_LAYER_FLATTEN:
+            l->out_c = c * h * w;
+            l->out_h = l->out_w = 1;
+            break;
+        case PL_LAYER_RELU:
+        case PL_LAYER_DROPOUT:
+        case PL_LAYER_BATCHNORM2D:
+            l->out_c = c;
+            l->out_h = h;
+            l->out_w = w;
+            break;
+        }
+        c = l->out_c;
+        h = l->out_h;
+        w = l->out_w;
+    }
+    if (m->n_layers == 0)
+        return pl_error_set(err, PL_ECONFIG, "%s: the model has no layers", file);
+    if (c * h * w != m->classes)
+        return pl_error_set(err, PL_ECONFIG,
+                            "%s: the last layer produces %d values per image but the model has %d "
+                            "classes",
+                            file, c * h * w, m->classes);
+    return PL_OK;
+}
+
+/* ---- construction -------------------------------------------------------------- */
+
+static pl_status alloc_params(pl_layer *l)
+{
+    switch (l->type) {
+    case PL_LAYER_CONV2D:
+        l->nw = (int64_t)l->out_c * l->in_c * l->kh * l->kw;
+        l->nb = l->has_bias ? l->out_c : 0;
+        break;
+    case PL_LAYER_LINEAR:
+        l->nw = (int64_t)l->out_c * l->in_c;
+        l->nb = l->has_bias ? l->out_c : 0;
+        break;
+    case PL_LAYER_BATCHNORM2D:
+        l->nw = l->nb = l->in_c;
+        l->run_mean = falloc(l->in_c);
+        l->run_var = falloc(l->in_c);
+        if (!l->run_mean || !l->run_var)
+            return PL_ENOMEM;
+        for (int i = 0; i < l->in_c; i++)
+            l->run_var[i] = 1.0f;
+        break;
+    default:
+        l->nw = l->nb = 0;
+        return PL_OK;
+    }
+    l->w = falloc(l->nw);
+    l->gw = falloc(l->nw);
+    if (!l->w || !l->gw)
+        return PL_ENOMEM;
+    if (l->nb) {
+        l->b = falloc(l->nb);
+        l->gb = falloc(l->nb);
+        if (!l->b || !l->gb)
+            return PL_ENOMEM;
+    }
+    return PL_OK;
+}
+
+static void init_params(pl_layer *l, uint64_t seed)
+{
+    char stream[96];
+    snprintf(stream, sizeof stream, "init:%s", l->name);
+    pl_rng r;
+    pl_rng_seed(&r, seed, stream);
+    if (l->type == PL_LAYER_BATCHNORM2D) {
+        for (int64_t i = 0; i < l->nw; i++)
+            l->w[i] = 1.0f;
+        for (int64_t i = 0; i < l->nb; i++)
+            l->b[i] = 0.0f;
+        return;
+    }
+    if (l->type != PL_LAYER_CONV2D && l->type != PL_LAYER_LINEAR)
+        return;
+    /* PyTorch: kaiming_uniform(a=sqrt(5)) gives bound 1/sqrt(fan_in) for the
+     * weight; the bias uses the same bound. */
+    int64_t fan_in = l->type == PL_LAYER_CONV2D ? (int64_t)l->in_c * l->kh * l->kw : l->in_c;
+    double bound = 1.0 / sqrt((double)fan_in);
+    for (int64_t i = 0; i < l->nw; i++)
+        l->w[i] = (float)((2.0 * pl_rng_uniform(&r) - 1.0) * bound);
+    for (int64_t i = 0; i < l->nb; i++)
+        l->b[i] = (float)((2.0 * pl_rng_uniform(&r) - 1.0) * bound);
+}
+
+pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out, pl_error *err)
+{
+    pl_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    snprintf(m->name, sizeof m->name, "%s", spec->name ? spec->name : "model");
+    m->in_c = spec->in_c;
+    m->in_h = spec->in_h;
+    m->in_w = spec->in_w;
+    m->classes = spec->classes;
+    m->seed = seed;
+    m->n_layers = (int)spec->n_layers;
+    m->layers = spec->n_layers ? calloc(spec->n_layers, sizeof *m->layers) : NULL;
+    if (spec->n_layers && !m->layers) {
+        free(m);
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < spec->n_layers; i++) {
+        const pl_layer_spec *s = &spec->layers[i];
+        pl_layer *l = &m->layers[i];
+        snprintf(l->name, sizeof l->name, "%s", s->name);
+        l->type = s->type;
+        l->kh = s->kh > 0 ? s->kh : 1;
+        l->kw = s->kw > 0 ? s->kw : 1;
+        l->sh = s->sh > 0 ? s->sh : 1;
+        l->sw = s->sw > 0 ? s->sw : 1;
+        l->ph = s->ph;
+        l->pw = s->pw;
+        l->has_bias = s->bias;
+        l->p = s->p;
+        l->eps = s->eps > 0 ? s->eps : 1e-5;
+        l->momentum = s->momentum;
+        if (s->type == PL_LAYER_CONV2D || s->type == PL_LAYER_LINEAR)
+            l->out_c = s->out;
+    }
+    const char *file = spec->file ? spec->file : "model";
+    pl_status st = infer(m, file, err);
+    if (st) {
+        pl_model_free(m);
+        return st;
+    }
+    for (int i = 0; i < m->n_layers; i++) {
+        pl_layer *l = &m->layers[i];
+        if (alloc_params(l)) {
+            pl_model_free(m);
+            return pl_error_set(err, PL_ENOMEM, "%s: out of memory for layer %s", file, l->name);
+        }
+        init_params(l, seed);
+        l->orig_units = l->out_c;
+    }
+    *out = m;
+    return PL_OK;
+}
+
+pl_status pl_model_clone(const pl_model *src, pl_model **out, pl_error *err)
+{
+    pl_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    *m = *src;
+    m->grad_a = m->grad_b = NULL;
+    m->grad_cap = 0;
+    m->batch_cap = 0;
+    m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
+    if (!m->layers) {
+        free(m);
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    }
+    int bad = 0;
+    for (int i = 0; i < src->n_layers; i++) {
+        const pl_layer *s = &src->layers[i];
+        pl_layer *l = &m->layers[i];
+        *l = *s;
+        l->out = NULL;
+        l->argmax = NULL;
+        l->aux = l->bn_mean = l->bn_invstd = NULL;
+        l->opt_m_w = l->opt_v_w = l->opt_m_b = l->opt_v_b = NULL;
+        l->w = fdup(s->w, s->nw);
+        l->b = fdup(s->b, s->nb);
+        l->gw = s->nw ? falloc(s->nw) : NULL;
+        l->gb = s->nb ? falloc(s->nb) : NULL;
+        l->mask = fdup(s->mask, s->nw);
+        l->run_mean = fdup(s->run_mean, s->in_c);
+        l->run_var = fdup(s->run_var, s->in_c);
+        if ((s->w && !l->w) || (s->b && !l->b) || (s->nw && !l->gw) || (s->nb && !l->gb) ||
+            (s->mask && !l->mask) || (s->run_mean && (!l->run_mean || !l->run_var)))
+            bad = 1;
+    }
+    if (bad) {
+        pl_model_free(m);
+        return pl_error_set(err, PL_ENOMEM, "out of memory cloning the model");
+    }
+    *out = m;
+    return PL_OK;
+}
+
+void pl_model_bind(pl_model *m, const pl_backend_ops *be, void *be_state)
+{
+    m->be = be;
+    m->be_state = be_state;
+}
+
+pl_status pl_model_reserve(pl_model *m, int batch, pl_error *err)
+{
+    if (batch <= m->batch_cap && m->grad_a)
+        return PL_OK;
+    int64_t gmax = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        pl_layer *l = &m->layers[i];
+        free_acts(l);
+        int64_t os = out_size(l) * batch, is = in_size(l) * batch;
+        if (is > gmax)
+            gmax = is;
+        if (os > gmax)
+            gmax = os;
+        if (l->type != PL_LAYER_FLATTEN) {
+            l->out = falloc(os);
+            if (!l->out)
+                return pl_error_set(err, PL_ENOMEM, "out of memory for activations of %s", l->name);
+        }
+        if (l->type == PL_LAYER_MAXPOOL2D) {
+            l->argmax = xcalloc(os, sizeof(int32_t));
+            if (!l->argmax)
+                return pl_error_set(err, PL_ENOMEM, "out of memory");
+        }
+        if (l->type == PL_LAYER_BATCHNORM2D || l->type == PL_LAYER_DROPOUT) {
+            l->aux = falloc(os);
+            if (!l->aux)
+                return pl_error_set(err, PL_ENOMEM, "out of memory");
+        }
+        if (l->type == PL_LAYER_BATCHNORM2D) {
+            l->bn_mean = falloc(l->in_c);
+            l->bn_invstd = falloc(l->in_c);
+            if (!l->bn_mean || !l->bn_invstd)
+                return pl_error_set(err, PL_ENOMEM, "out of memory");
+        }
+    }
+    free(m->grad_a);
+    free(m->grad_b);
+    m->grad_a = falloc(gmax);
+    m->grad_b = falloc(gmax);
+    if (!m->grad_a || !m->grad_b)
+        return pl_error_set(err, PL_ENOMEM, "out of memory for gradients");
+    m->grad_cap = gmax;
+    m->batch_cap = batch;
+    return PL_OK;
+}
+
+pl_status pl_model_reshape(pl_model *m, pl_error *err)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        free_acts(&m->layers[i]);
+    free(m->grad_a);
+    free(m->grad_b);
+    m->grad_a = m->grad_b = NULL;
+    m->batch_cap = 0;
+    return infer(m, m->name, err);
+}
+
+pl_status pl_model_optim_reset(pl_model *m, pl_error *err)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        pl_layer *l = &m->layers[i];
+        free_optim(l);
+        if (l->nw) {
+            l->opt_m_w = falloc(l->nw);
+            l->opt_v_w = falloc(l->nw);
+            if (!l->opt_m_w || !l->opt_v_w)
+                return pl_error_set(err, PL_ENOMEM, "out of memory for optimizer state");
+        }
+        if (l->nb) {
+            l->opt_m_b = falloc(l->nb);
+            l->opt_v_b = falloc(l->nb);
+            if (!l->opt_m_b || !l->opt_v_b)
+                return pl_error_set(err, PL_ENOMEM, "out of memory for optimizer state");
+        }
+    }
+    return PL_OK;
+}
+
+/* ---- layers that live in the host ---------------------------------------------- */
+
+/* y = gamma·(x − mean)/sqrt(var + eps) + beta, per channel over (n, h, w). */
+static void bn_forward(pl_layer *l, const float *x, int n, pl_mode mode)
+{
+    int C = l->in_c;
+    int64_t hw = (int64_t)l->in_h * l->in_w, M = hw * n;
+    for (int c = 0; c < C; c++) {
+        double mean, var;
+        if (mode == PL_MODE_TRAIN) {
+            double s = 0, s2 = 0;
+            for (int b = 0; b < n; b++) {
+                const float *p = x + ((int64_t)b * C + c) * hw;
+                for (int64_t i = 0; i < hw; i++)
+                    s += p[i];
+            }
+            mean = s / (double)M;
+            for (int b = 0; b < n; b++) {
+                const float *p = x + ((int64_t)b * C + c) * hw;
+                for (int64_t i = 0; i < hw; i++) {
+                    double d = p[i] - mean;
+                    s2 += d * d;
+                }
+            }
+            var = s2 / (double)M;
+            double unbiased = M > 1 ? s2 / (double)(M - 1) : var;
+            l->run_mean[c] = (float)((1 - l->momentum) * l->run_mean[c] + l->momentum * mean);
+            l->run_var[c] = (float)((1 - l->momentum) * l->run_var[c] + l->momentum * unbiased);
+        } else {
+            mean = l->run_mean[c];
+            var = l->run_var[c];
+        }
+        float invstd = (float)(1.0 / sqrt(var + l->eps));
+        float g = l->w[c], be = l->b[c], mu = (float)mean;
+        if (mode == PL_MODE_TRAIN) {
+            l->bn_mean[c] = mu;
+            l->bn_invstd[c] = invstd;
+        }
+        for (int b = 0; b < n; b++) {
+            int64_t off = ((int64_t)b * C + c) * hw;
+            for (int64_t i = 0; i < hw; i++) {
+                float xh = (x[off + i] - mu) * invstd;
+                if (mode == PL_MODE_TRAIN)
+                    l->aux[off + i] = xh;
+                l->out[off + i] = g * xh + be;
+            }
+        }
+    }
+}
+
+/* dγ = Σ dy·x̂, dβ = Σ dy, dx = γ·invstd/M · (M·dy − dβ − x̂·dγ). */
+static void bn_backward(pl_layer *l, const float *dy, float *dx, int n)
+{
+    int C = l->in_c;
+    int64_t hw = (int64_t)l->in_h * l->in_w, M = hw * n;
+    for (int c = 0; c < C; c++) {
+        double dg = 0, db = 0;
+        for (int b = 0; b < n; b++) {
+            int64_t off = ((int64_t)b * C + c) * hw;
+            for (int64_t i = 0; i < hw; i++) {
+                dg += (double)dy[off + i] * l->aux[off + i];
+                db += dy[off + i];
+            }
+        }
+        l->gw[c] = (float)dg;
+        l->gb[c] = (float)db;
+        if (!dx)
+            continue;
+        double k = (double)l->w[c] * l->bn_invstd[c] / (double)M;
+        for (int b = 0; b < n; b++) {
+            int64_t off = ((int64_t)b * C + c) * hw;
+            for (int64_t i = 0; i < hw; i++)
+                dx[off + i] = (float)(k * ((double)M * dy[off + i] - db - l->aux[off + i] * dg));
+        }
+    }
+}
+
+static void dropout_forward(pl_model *m, pl_layer *l, const float *x, int n)
+{
+    int64_t sz = out_size(l) * n;
+    char stream[96];
+    snprintf(stream, sizeof stream, "dropout:%s:%llu", l->name, (unsigned long long)m->dropout_calls);
+    pl_rng r;
+    pl_rng_seed(&r, m->seed, stream);
+    float scale = l->p < 1 ? (float)(1.0 / (1.0 - l->p)) : 0.0f;
+    for (int64_t i = 0; i < sz; i++) {
+        float k = pl_rng_uniform(&r) < l->p ? 0.0f : scale;
+        l->aux[i] = k;
+        l->out[i] = x[i] * k;
+    }
+}
+
+/* ---- forward / backward ----------------------------------------------------------- */
+
+static void conv_shape(const pl_layer *l, int n, pl_conv2d_shape *s)
+{
+    *s = (pl_conv2d_shape){.n = n, .cin = l->in_c, .h = l->in_h, .w = l->in_w, .cout = l->out_c,
+                           .kh = l->kh, .kw = l->kw, .stride_h = l->sh, .stride_w = l->sw,
+                           .pad_h = l->ph, .pad_w = l->pw, .oh = l->out_h, .ow = l->out_w};
+}
+
+static void pool_shape(const pl_layer *l, int n, pl_pool2d_shape *s)
+{
+    *s = (pl_pool2d_shape){.n = n, .c = l->in_c, .h = l->in_h, .w = l->in_w, .kh = l->kh,
+                           .kw = l->kw, .stride_h = l->sh, .stride_w = l->sw, .pad_h = l->ph,
+                           .pad_w = l->pw, .oh = l->out_h, .ow = l->out_w};
+}
+
+static pl_status be_fail(pl_error *err, const char *layer, const char *op, pl_status st)
+{
+    return pl_error_set(err, PL_EPLUGIN, "backend %s failed in layer %s: %s", op, layer,
+                        pl_status_str(st));
+}
+
+const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, pl_error *err)
+{
+    if (n > m->batch_cap || !m->be) {
+        pl_error_set(err, PL_EINVAL, "model: forward of %d images with capacity %d%s", n,
+                     m->batch_cap, m->be ? "" : " (no backend bound)");
+        return NULL;
+    }
+    const pl_backend_ops *be = m->be;
+    void *st = m->be_state;
+    const float *in = x;
+    pl_status s = PL_OK;
+    if (mode == PL_MODE_TRAIN)
+        m->dropout_calls++;
+    for (int i = 0; i < m->n_layers; i++) {
+        pl_layer *l = &m->layers[i];
+        switch (l->type) {
+        case PL_LAYER_CONV2D: {
+            pl_conv2d_shape cs;
+            conv_shape(l, n, &cs);
+            s = be->conv2d_forward(st, &cs, in, l->w, l->b, l->out);
+            break;
+        }
+        case PL_LAYER_LINEAR:
+            s = be->linear_forward(st, n, l->in_c, l->out_c, in, l->w, l->b, l->out);
+            break;
+        case PL_LAYER_MAXPOOL2D: {
+            pl_pool2d_shape ps;
+            pool_shape(l, n, &ps);
+            s = be->maxpool2d_forward(st, &ps, in, l->out, mode == PL_MODE_TRAIN ? l->argmax : NULL);
+            break;
+        }
+        case PL_LAYER_AVGPOOL2D: {
+            pl_pool2d_shape ps;
+            pool_shape(l, n, &ps);
+            s = be->avgpool2d_forward(st, &ps, in, l->out);
+            break;
+        }
+        case PL_LAYER_RELU:
+            s = be->relu_forward(st, out_size(l) * n, in, l->out);
+            break;
+        case PL_LAYER_FLATTEN:
+            l->out = (float *)in; /* alias: flatten moves no data */
+            break;
+        case PL_LAYER_BATCHNORM2D:
+            bn_forward(l, in, n, mode);
+            break;
+        case PL_LAYER_DROPOUT:
+            if (mode == PL_MODE_TRAIN && l->p > 0)
+                dropout_forward(m, l, in, n);
+            else
+                memcpy(l->out, in, (size_t)(out_size(l) * n) * sizeof(float));
+            break;
+        }
+        if (s) {
+            be_fail(err, l->name, "forward", s);
+            return NULL;
+        }
+        in = l->out;
+    }
+    return in;
+}
+
+pl_status pl_model_backward(pl_model *m, const float *x, const float *dlogits, int n, pl_error *err)
+{
+    const pl_backend_ops *be = m->be;
+    void *st = m->be_state;
+    const float *dy = dlogits;
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        pl_layer *l = &m->layers[i];
+        const float *in = i ? m->layers[i - 1].out : x;
+        float *dx = i == 0 ? NULL : (dy == m->grad_a ? m->grad_b : m->grad_a);
+        /* nothing upstream needs a gradient once only parameter-free layers
+         * remain; stop early */
+        pl_status s = PL_OK;
+        switch (l->type) {
+        case PL_LAYER_CONV2D: {
+            pl_conv2d_shape cs;
+            conv_shape(l, n, &cs);
+            s = be->conv2d_backward_weight(st, &cs, in, dy, l->gw, l->gb);
+            if (!s && dx)
+                s = be->conv2d_backward_data(st, &cs, dy, l->w, dx);
+            break;
+        }
+        case PL_LAYER_LINEAR:
+            s = be->linear_backward_weight(st, n, l->in_c, l->out_c, in, dy, l->gw, l->gb);
+            if (!s && dx)
+                s = be->linear_backward_data(st, n, l->in_c, l->out_c, dy, l->w, dx);
+            break;
+        case PL_LAYER_MAXPOOL2D: {
+            pl_pool2d_shape ps;
+            pool_shape(l, n, &ps);
+            if (dx)
+                s = be->maxpool2d_backward(st, &ps, dy, l->argmax, dx);
+            break;
+        }
+        case PL_LAYER_AVGPOOL2D: {
+            pl_pool2d_shape ps;
+            pool_shape(l, n, &ps);
+            if (dx)
+                s = be->avgpool2d_backward(st, &ps, dy, dx);
+            break;
+        }
+        case PL_LAYER_RELU:
+            if (dx)
+                s = be->relu_backward(st, out_size(l) * n, l->out, dy, dx);
+            break;
+        case PL_LAYER_FLATTEN:
+            dx = (float *)dy; /* pass the gradient through unchanged */
+            break;
+        case PL_LAYER_BATCHNORM2D:
+            bn_backward(l, dy, dx, n);
+            break;
+        case PL_LAYER_DROPOUT:
+            if (dx) {
+                int64_t sz = out_size(l) * n;
+                if (l->p > 0)
+                    for (int64_t k = 0; k < sz; k++)
+                        dx[k] = dy[k] * l->aux[k];
+                else
+                    memcpy(dx, dy, (size_t)sz * sizeof(float));
+            }
+            break;
+        }
+        if (s)
+            return be_fail(err, l->name, "backward", s);
+        dy = dx;
+    }
+    return PL_OK;
+}
+
+/* ---- queries ---------------------------------------------------------------------- */
+
+int pl_model_find(const pl_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (!strcmp(m->layers[i].name, name))
+            return i;
+    return -1;
+}
+
+int pl_model_output_layer(const pl_model *m)
+{
+    for (int i = m->n_layers - 1; i >= 0; i--)
+        if (m->layers[i].type == PL_LAYER_LINEAR || m->layers[i].type == PL_LAYER_CONV2D)
+            return i;
+    return -1;
+}
+
+int pl_model_is_prunable(const pl_model *m, int i)
+{
+    if (i < 0 || i >= m->n_layers)
+        return 0;
+    pl_layer_type t = m->layers[i].type;
+    return (t == PL_LAYER_CONV2D || t == PL_LAYER_LINEAR) && i != pl_model_output_layer(m);
+}
+
+void pl_layer_count(const pl_layer *l, pl_counts *c)
+{
+    memset(c, 0, sizeof *c);
+    c->params = l->nw + l->nb;
+    int64_t nz = l->nw;
+    if (l->mask) {
+        nz = 0;
+        for (int64_t i = 0; i < l->nw; i++)
+            nz += l->mask[i] != 0.0f;
+    }
+    c->nonzero_params = nz + l->nb;
+    if (l->type == PL_LAYER_CONV2D) {
+        int64_t per = (int64_t)l->out_h * l->out_w;
+        c->macs = l->nw * per;
+        c->macs_effective = nz * per;
+    } else if (l->type == PL_LAYER_LINEAR) {
+        c->macs = l->nw;
+        c->macs_effective = nz;
+    }
+}
+
+void pl_model_count(const pl_model *m, pl_counts *c)
+{
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < m->n_layers; i++) {
+        pl_counts lc;
+        pl_layer_count(&m->layers[i], &lc);
+        c->params += lc.params;
+        c->nonzero_params += lc.nonzero_params;
+        c->macs += lc.macs;
+        c->macs_effective += lc.macs_effective;
+    }
+}
+
+static void fmt_int(char *buf, size_t n, int64_t v)
+{
+    char tmp[32];
+    int len = snprintf(tmp, sizeof tmp, "%lld", (long long)(v < 0 ? -v : v));
+    size_t o = 0;
+    if (v < 0 && o + 1 < n)
+        buf[o++] = '-';
+    for (int i = 0; i < len && o + 2 < n; i++) {
+        buf[o++] = tmp[i];
+        int left = len - i - 1;
+        if (left > 0 && left % 3 == 0)
+            buf[o++] = ',';
+    }
+    buf[o] = 0;
+}
+
+void pl_model_print(const pl_model *m, FILE *f)
+{
+    fprintf(f, "model %s: input %dx%dx%d, %d classes\n", m->name, m->in_c, m->in_h, m->in_w,
+            m->classes);
+    fprintf(f, "  %-12s %-12s %-16s %12s %14s\n", "layer", "type", "output", "params", "MACs");
+    for (int i = 0; i < m->n_layers; i++) {
+        const pl_layer *l = &m->layers[i];
+        pl_counts c;
+        pl_layer_count(l, &c);
+        char shape[48], p[32], mac[32];
+        snprintf(shape, sizeof shape, "%dx%dx%d", l->out_c, l->out_h, l->out_w);
+        fmt_int(p, sizeof p, c.params);
+        fmt_int(mac, sizeof mac, c.macs);
+        fprintf(f, "  %-12s %-12s %-16s %12s %14s\n", l->name, type_name(l->type), shape,
+                c.params ? p : "-", c.macs ? mac : "-");
+    }
+    pl_counts t;
+    pl_model_count(m, &t);
+    char p[32], mac[32], fl[32];
+    fmt_int(p, sizeof p, t.params);
+    fmt_int(mac, sizeof mac, t.macs);
+    fmt_int(fl, sizeof fl, 2 * t.macs);
+    fprintf(f, "  %-12s %-12s %-16s %12s %14s   (FLOPs %s)\n", "total", "", "", p, mac, fl);
+}
+
+const char *pl_layer_type_name(pl_layer_type t) { return type_name(t); }

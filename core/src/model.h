@@ -1,0 +1,128 @@
+/*
+ * model.h — a network built from a model file: layers, shapes, parameters,
+ * activations, forward and backward through a backend.
+ *
+ * The model is a sequence of layers (the declared graph). Each layer knows
+ * its per-image input and output shape [c, h, w]. Parameters, gradients,
+ * optimizer state and masks live in the layer beside each other; activation
+ * buffers are sized for `batch_cap` images and allocated once
+ * (pl_model_reserve), never inside the training loop.
+ *
+ *     pl_model *m;
+ *     pl_model_new(spec, seed, &m, &err);     // PyTorch default init
+ *     pl_model_bind(m, backend_ops, backend_state);
+ *     pl_model_reserve(m, 64, &err);
+ *     const float *logits = pl_model_forward(m, x, n, PL_MODE_TRAIN, &err);
+ *     pl_model_backward(m, x, dlogits, n, &err);   // fills layer grads
+ *     pl_model_free(m);
+ *
+ * Counting conventions (DESIGN.md, contract): params = weights + biases +
+ * batchnorm affine parameters; MACs = conv Cout*Hout*Wout*Cin*kh*kw +
+ * linear in*out per image; effective MACs count only unmasked weights.
+ */
+#ifndef PL_MODEL_H
+#define PL_MODEL_H
+
+#include "config.h"
+#include "error.h"
+#include "prunelab/plugin.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum pl_mode { PL_MODE_EVAL = 0, PL_MODE_TRAIN = 1 } pl_mode;
+
+typedef struct pl_layer {
+    char name[64];
+    pl_layer_type type;
+    /* hyper-parameters (from the spec) */
+    int kh, kw, sh, sw, ph, pw;
+    int has_bias;
+    double p;                 /* dropout */
+    double eps, momentum;     /* batchnorm */
+    /* per-image shapes */
+    int in_c, in_h, in_w;
+    int out_c, out_h, out_w;
+    /* parameters: conv w[out_c][in_c][kh][kw]; linear w[out][in];
+     * batchnorm w = gamma[c], b = beta[c]. NULL when the layer has none. */
+    float *w, *b;
+    int64_t nw, nb;
+    float *gw, *gb;           /* gradients, same sizes */
+    float *mask;              /* weight mask (1 keep, 0 pruned) or NULL */
+    float *opt_m_w, *opt_v_w, *opt_m_b, *opt_v_b; /* optimizer state or NULL */
+    float *run_mean, *run_var;/* batchnorm running statistics [c] */
+    /* activations for the current batch (batch_cap images) */
+    float *out;               /* output; for flatten an alias of the input */
+    int32_t *argmax;          /* maxpool winners */
+    float *aux;               /* batchnorm x-hat / dropout keep-scale */
+    float *bn_mean, *bn_invstd; /* batchnorm batch statistics [c] */
+    /* pruning bookkeeping */
+    int orig_units;           /* out_c at construction (before surgery) */
+    int removed_units;        /* structurally removed so far */
+} pl_layer;
+
+typedef struct pl_model {
+    char name[64];
+    int in_c, in_h, in_w, classes;
+    pl_layer *layers;
+    int n_layers;
+    int batch_cap;            /* images the activation buffers hold */
+    float *grad_a, *grad_b;   /* ping-pong buffers for activation gradients */
+    int64_t grad_cap;         /* floats in each */
+    const pl_backend_ops *be;
+    void *be_state;
+    uint64_t dropout_calls;   /* advances the dropout stream deterministically */
+    uint64_t seed;
+} pl_model;
+
+/* Builds the model, infers and checks shapes (errors name the model file
+ * and layer position), initialises parameters like PyTorch (weights and
+ * biases uniform in ±1/sqrt(fan_in), batchnorm gamma 1, beta 0) from the
+ * RNG stream "init:<layer>" of `seed`. */
+pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out, pl_error *err);
+void pl_model_free(pl_model *m);
+/* A deep copy of parameters, masks and stats (not activations/optimizer). */
+pl_status pl_model_clone(const pl_model *m, pl_model **out, pl_error *err);
+void pl_model_bind(pl_model *m, const pl_backend_ops *be, void *be_state);
+/* Ensures activation buffers for `batch` images (reallocates only when the
+ * capacity or shapes changed). */
+pl_status pl_model_reserve(pl_model *m, int batch, pl_error *err);
+/* Recomputes shapes after surgery; frees activation buffers (reserve again). */
+pl_status pl_model_reshape(pl_model *m, pl_error *err);
+
+/* Forward over n <= batch_cap images x[n][in_c][in_h][in_w]; returns the
+ * logits buffer [n][classes] (owned by the model) or NULL on error. */
+const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, pl_error *err);
+/* Backward after a TRAIN forward of the same x: writes every layer's gw/gb. */
+pl_status pl_model_backward(pl_model *m, const float *x, const float *dlogits, int n, pl_error *err);
+
+/* Optimizer state: allocates zeroed m/v buffers for every parameter. */
+pl_status pl_model_optim_reset(pl_model *m, pl_error *err);
+
+/* Indices of prunable layers (conv2d and linear, except the output layer). */
+int pl_model_is_prunable(const pl_model *m, int layer);
+int pl_model_find(const pl_model *m, const char *name); /* -1 if absent */
+int pl_model_output_layer(const pl_model *m);           /* last linear/conv */
+
+/* ---- counting (contract) ---- */
+typedef struct pl_counts {
+    int64_t params;           /* physical */
+    int64_t nonzero_params;   /* unmasked (biases/bn always count) */
+    int64_t macs;             /* dense MACs per image of the current shapes */
+    int64_t macs_effective;   /* only unmasked weights */
+} pl_counts;
+void pl_model_count(const pl_model *m, pl_counts *c);
+/* The same for one layer. */
+void pl_layer_count(const pl_layer *l, pl_counts *c);
+const char *pl_layer_type_name(pl_layer_type t);
+/* Prints the shape table (layer, type, output shape, params, MACs). */
+void pl_model_print(const pl_model *m, FILE *f);
+
+/* ---- structural surgery (prune.c) ---- */
+/* Removes output units of layer `li` whose keep[u] == 0 (keep has out_c
+ * entries) and every dependent input of downstream layers (batchnorm
+ * channels, next conv's input channels, flatten→linear column blocks, next
+ * linear's columns). Surviving weights and biases are kept exactly. */
+pl_status pl_model_remove_units(pl_model *m, int li, const uint8_t *keep, pl_error *err);
+
+#endif

@@ -1,0 +1,638 @@
+/* prune.c — targets, scoring, selection, masks and structural surgery. */
+#include "prune.h"
+#include "rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *pl_granularity_name(pl_granularity g)
+{
+    switch (g) {
+    case PL_GRAN_WEIGHT: return "weight";
+    case PL_GRAN_CHANNEL: return "channel";
+    case PL_GRAN_NEURON: return "neuron";
+    case PL_GRAN_LAYER: return "layer";
+    }
+    return "?";
+}
+
+/* ---- surgery -------------------------------------------------------------------- */
+
+/* Keeps rows r (of `cols` floats each) with keep[r] != 0. In place. */
+static void keep_rows(float *a, int rows, int64_t cols, const uint8_t *keep)
+{
+    if (!a)
+        return;
+    int64_t o = 0;
+    for (int r = 0; r < rows; r++)
+        if (keep[r]) {
+            if (o != (int64_t)r * cols)
+                memmove(a + o, a + (int64_t)r * cols, (size_t)cols * sizeof(float));
+            o += cols;
+        }
+}
+
+/* a is [rows][groups][inner]; keeps groups g with keep[g] != 0. In place. */
+static void keep_groups(float *a, int64_t rows, int groups, int64_t inner, const uint8_t *keep)
+{
+    if (!a)
+        return;
+    int64_t o = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int g = 0; g < groups; g++)
+            if (keep[g]) {
+                int64_t src = (r * groups + g) * inner;
+                if (o != src)
+                    memmove(a + o, a + src, (size_t)inner * sizeof(float));
+                o += inner;
+            }
+}
+
+static void shrink_grads(pl_layer *l)
+{
+    /* gradient and optimizer buffers are scratch: reallocate at new size */
+    free(l->gw);
+    free(l->gb);
+    l->gw = l->nw ? calloc((size_t)l->nw, sizeof(float)) : NULL;
+    l->gb = l->nb ? calloc((size_t)l->nb, sizeof(float)) : NULL;
+    free(l->opt_m_w);
+    free(l->opt_v_w);
+    free(l->opt_m_b);
+    free(l->opt_v_b);
+    l->opt_m_w = l->opt_v_w = l->opt_m_b = l->opt_v_b = NULL;
+}
+
+pl_status pl_model_remove_units(pl_model *m, int li, const uint8_t *keep, pl_error *err)
+{
+    pl_layer *l = &m->layers[li];
+    if (l->type != PL_LAYER_CONV2D && l->type != PL_LAYER_LINEAR)
+        return pl_error_set(err, PL_EINVAL, "layer %s: only conv2d and linear units can be removed",
+                            l->name);
+    if (li == pl_model_output_layer(m))
+        return pl_error_set(err, PL_EINVAL, "layer %s is the output layer and is never pruned",
+                            l->name);
+    int old = l->out_c, kept = 0;
+    for (int u = 0; u < old; u++)
+        kept += keep[u] != 0;
+    if (kept == 0)
+        return pl_error_set(err, PL_EINVAL, "layer %s: refusing to remove all %d units", l->name, old);
+    if (kept == old)
+        return PL_OK;
+    /* the layer's own output units */
+    int64_t row = l->nw / old;
+    keep_rows(l->w, old, row, keep);
+    keep_rows(l->mask, old, row, keep);
+    keep_rows(l->b, old, 1, keep);
+    l->out_c = kept;
+    l->nw = row * kept;
+    l->nb = l->has_bias ? kept : 0;
+    l->removed_units += old - kept;
+    shrink_grads(l);
+    /* dependents downstream, up to and including the next conv/linear */
+    int64_t block = 1; /* input columns per channel after a flatten */
+    for (int j = li + 1; j < m->n_layers; j++) {
+        pl_layer *d = &m->layers[j];
+        if (d->type == PL_LAYER_BATCHNORM2D) {
+            keep_rows(d->w, old, 1, keep);
+            keep_rows(d->b, old, 1, keep);
+            keep_rows(d->run_mean, old, 1, keep);
+            keep_rows(d->run_var, old, 1, keep);
+            d->nw = d->nb = kept;
+            shrink_grads(d);
+            continue;
+        }
+        if (d->type == PL_LAYER_FLATTEN) {
+            block = (int64_t)d->in_h * d->in_w;
+            continue;
+        }
+        if (d->type == PL_LAYER_CONV2D) {
+            /* w[cout][cin][kh][kw]: drop input channel groups */
+            int64_t inner = (int64_t)d->kh * d->kw;
+            keep_groups(d->w, d->out_c, old, inner, keep);
+            keep_groups(d->mask, d->out_c, old, inner, keep);
+            d->in_c = kept;
+            d->nw = (int64_t)d->out_c * kept * inner;
+            shrink_grads(d);
+            break;
+        }
+        if (d->type == PL_LAYER_LINEAR) {
+            /* w[out][in], in = old*block: drop blocks of `block` columns */
+            keep_groups(d->w, d->out_c, old, block, keep);
+            keep_groups(d->mask, d->out_c, old, block, keep);
+            d->in_c = (int)(kept * block);
+            d->nw = (int64_t)d->out_c * d->in_c;
+            shrink_grads(d);
+            break;
+        }
+        /* relu, pools, dropout: channel count passes through */
+    }
+    if ((l->nw && !l->gw) || (l->nb && !l->gb))
+        return pl_error_set(err, PL_ENOMEM, "out of memory during surgery");
+    return pl_model_reshape(m, err);
+}
+
+/* ---- targets ---------------------------------------------------------------------- */
+
+static int layer_fits(const pl_layer *l, pl_granularity g)
+{
+    switch (g) {
+    case PL_GRAN_CHANNEL: return l->type == PL_LAYER_CONV2D;
+    case PL_GRAN_NEURON: return l->type == PL_LAYER_LINEAR;
+    case PL_GRAN_WEIGHT: return l->type == PL_LAYER_CONV2D || l->type == PL_LAYER_LINEAR;
+    case PL_GRAN_LAYER: return 0;
+    }
+    return 0;
+}
+
+static int64_t layer_units(const pl_layer *l, pl_granularity g)
+{
+    return g == PL_GRAN_WEIGHT ? l->nw : l->out_c;
+}
+
+static int name_in(const char *name, char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i], name))
+            return 1;
+    return 0;
+}
+
+double pl_layer_sparsity(const pl_layer *l, pl_granularity g)
+{
+    if (g == PL_GRAN_WEIGHT) {
+        if (!l->nw)
+            return 0;
+        int64_t z = 0;
+        for (int64_t i = 0; i < l->nw; i++)
+            z += l->mask ? l->mask[i] == 0.0f : l->w[i] == 0.0f;
+        return (double)z / (double)l->nw;
+    }
+    return l->orig_units ? (double)l->removed_units / (double)l->orig_units : 0;
+}
+
+static int64_t round_half_up(double x) { return (int64_t)floor(x + 0.5); }
+
+pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_instance *crit,
+                         pl_instance *sched, pl_error *err)
+{
+    memset(p, 0, sizeof *p);
+    p->m = m;
+    p->gran = cfg->granularity;
+    p->crit = crit;
+    p->tolerance = (int64_t)cfg->tolerance;
+    const pl_criterion_ops *co = pl_instance_ops(crit);
+    p->needs = co->needs;
+    p->calib_batches = 0;
+    if (p->needs & PL_NEEDS_GRAD) {
+        /* convention: a gradient criterion's INT parameter `batches` says how
+         * many calibration batches it wants (default 8) */
+        const pl_plugin_desc *d = pl_plugin_get_desc(pl_instance_plugin(crit));
+        p->calib_batches = 8;
+        for (const pl_param_spec *s = d->params; s && s->name; s++)
+            if (!strcmp(s->name, "batches") && s->type == PL_PARAM_INT)
+                p->calib_batches = (int)pl_host_api_get()->param_int(
+                    pl_instance_params(crit), "batches");
+    }
+    if (p->gran == PL_GRAN_LAYER)
+        return pl_error_set(err, PL_ECONFIG,
+                            "prune.granularity 'layer' is not supported by this build (use "
+                            "weight, channel or neuron)");
+    p->t = calloc((size_t)m->n_layers, sizeof *p->t);
+    if (!p->t)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    /* check names first: every name the config mentions must exist */
+    for (size_t k = 0; k < cfg->n_layers; k++) {
+        const pl_layer_target *lt = &cfg->layers[k];
+        int i = pl_model_find(m, lt->layer);
+        if (i < 0)
+            return pl_error_set(err, PL_ECONFIG,
+                                "%s:%d:%d: prune.layers names '%s', which model %s does not have",
+                                lt->file, lt->line, lt->col, lt->layer, m->name);
+        if (!pl_model_is_prunable(m, i) || !layer_fits(&m->layers[i], p->gran))
+            return pl_error_set(err, PL_ECONFIG,
+                                "%s:%d:%d: layer '%s' (%s) cannot be pruned at %s granularity%s",
+                                lt->file, lt->line, lt->col, lt->layer,
+                                pl_layer_type_name(m->layers[i].type), pl_granularity_name(p->gran),
+                                i == pl_model_output_layer(m) ? " (it is the output layer)" : "");
+    }
+    char **lists[2] = {cfg->include, cfg->exclude};
+    size_t counts[2] = {cfg->n_include, cfg->n_exclude};
+    for (int q = 0; q < 2; q++)
+        for (size_t k = 0; k < counts[q]; k++)
+            if (pl_model_find(m, lists[q][k]) < 0)
+                return pl_error_set(err, PL_ECONFIG, "prune.%s names '%s', which model %s does not have",
+                                    q ? "exclude" : "include", lists[q][k], m->name);
+    for (int i = 0; i < m->n_layers; i++) {
+        pl_layer *l = &m->layers[i];
+        if (!pl_model_is_prunable(m, i) || !layer_fits(l, p->gran))
+            continue;
+        if (cfg->n_include && !name_in(l->name, cfg->include, cfg->n_include))
+            continue;
+        if (name_in(l->name, cfg->exclude, cfg->n_exclude))
+            continue;
+        int64_t units = layer_units(l, p->gran), remove = 0;
+        if (cfg->has_sparsity) {
+            remove = round_half_up(cfg->sparsity * (double)units);
+        } else {
+            const pl_layer_target *lt = NULL;
+            for (size_t k = 0; k < cfg->n_layers; k++)
+                if (!strcmp(cfg->layers[k].layer, l->name))
+                    lt = &cfg->layers[k];
+            if (!lt)
+                continue;
+            if (lt->count >= 0) {
+                remove = lt->count;
+                if (remove >= units)
+                    return pl_error_set(err, PL_ECONFIG,
+                                        "%s:%d:%d: count %lld would remove every unit of layer "
+                                        "'%s' (it has %lld); at least one must stay",
+                                        lt->file, lt->line, lt->col, (long long)remove, l->name,
+                                        (long long)units);
+            } else {
+                remove = round_half_up(lt->fraction * (double)units);
+            }
+        }
+        if (remove > units - 1)
+            remove = units - 1; /* never prune a layer to zero units */
+        p->t[p->n++] = (pl_prune_target){.layer = i, .units = units, .remove = remove};
+    }
+    if (p->n == 0)
+        return pl_error_set(err, PL_ECONFIG,
+                            "prune: no layer of model %s matches (granularity %s%s); check "
+                            "prune.layers/include/exclude",
+                            m->name, pl_granularity_name(p->gran),
+                            p->gran == PL_GRAN_CHANNEL ? ": channel pruning needs conv2d layers"
+                            : p->gran == PL_GRAN_NEURON ? ": neuron pruning needs hidden linear layers"
+                                                        : "");
+    /* the plan */
+    int64_t total = 0, rem = 0;
+    for (int k = 0; k < p->n; k++) {
+        total += p->t[k].units;
+        rem += p->t[k].remove;
+    }
+    pl_schedule_query q = {.target_sparsity = total ? (double)rem / (double)total : 0,
+                           .n_layers = p->n};
+    const pl_schedule_ops *so = pl_instance_ops(sched);
+    const pl_plugin_desc *sd = pl_plugin_get_desc(pl_instance_plugin(sched));
+    pl_status st = so->plan(pl_instance_state(sched), &q, &p->plan);
+    if (st) {
+        const char *msg = pl_instance_take_error(sched);
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s' failed to plan: %s", sd->name,
+                            msg[0] ? msg : pl_status_str(st));
+    }
+    pl_schedule_plan *pl = &p->plan;
+    if (pl->n_steps < 1 || pl->n_steps > PL_MAX_STEPS)
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s' planned %d steps (allowed 1..%d)",
+                            sd->name, pl->n_steps, PL_MAX_STEPS);
+    for (int s = 0; s < pl->n_steps; s++)
+        if (!(pl->progress[s] > 0 && pl->progress[s] <= 1) ||
+            (s && pl->progress[s] < pl->progress[s - 1]))
+            return pl_error_set(err, PL_EPLUGIN,
+                                "schedule plugin '%s': progress[%d] = %g is not in (0,1] and "
+                                "non-decreasing",
+                                sd->name, s, pl->progress[s]);
+    if (pl->progress[pl->n_steps - 1] != 1.0)
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s': the last step must reach 1",
+                            sd->name);
+    p->global = pl->scope == PL_SCOPE_GLOBAL;
+    if (p->global && (!(pl->floor >= 0 && pl->floor < 1) || !(pl->cap > 0 && pl->cap <= 1)))
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s': floor %g / cap %g out of range",
+                            sd->name, pl->floor, pl->cap);
+    return PL_OK;
+}
+
+void pl_pruner_free(pl_pruner *p)
+{
+    free(p->t);
+    p->t = NULL;
+}
+
+/* ---- scoring ---------------------------------------------------------------------- */
+
+typedef struct cand {
+    double score;
+    int target;   /* index into p->t */
+    int64_t unit; /* unit index within the layer's current units */
+} cand;
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? -1 : 1;
+    if (x->target != y->target)
+        return x->target - y->target;
+    return (x->unit > y->unit) - (x->unit < y->unit);
+}
+
+/* Calibration gradients: grads[b][k] = copy of layer t[k]'s gw on batch b. */
+static pl_status calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t seed, int step,
+                           float ****out, pl_error *err)
+{
+    pl_model *m = p->m;
+    int B = p->calib_batches;
+    float ***g = calloc((size_t)p->n, sizeof *g);
+    if (!g)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    *out = g;
+    for (int k = 0; k < p->n; k++) {
+        g[k] = calloc((size_t)B, sizeof **g);
+        if (!g[k])
+            return pl_error_set(err, PL_ENOMEM, "out of memory");
+        for (int b = 0; b < B; b++) {
+            g[k][b] = malloc((size_t)m->layers[p->t[k].layer].nw * sizeof(float));
+            if (!g[k][b])
+                return pl_error_set(err, PL_ENOMEM, "out of memory for calibration gradients");
+        }
+    }
+    int64_t N = train->info.count;
+    if (batch > N)
+        batch = (int)N;
+    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
+    float *x = malloc((size_t)(img * batch) * sizeof(float));
+    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
+    int64_t *idx = malloc((size_t)batch * sizeof(int64_t));
+    pl_status s = (!x || !y || !idx) ? pl_error_set(err, PL_ENOMEM, "out of memory") : PL_OK;
+    char stream[64];
+    snprintf(stream, sizeof stream, "calibration:%d", step);
+    pl_rng r;
+    pl_rng_seed(&r, seed, stream);
+    for (int b = 0; b < B && !s; b++) {
+        for (int i = 0; i < batch; i++)
+            idx[i] = (int64_t)pl_rng_below(&r, (uint64_t)N);
+        s = pl_data_read(train, idx, 0, batch, x, y, err);
+        if (!s)
+            s = pl_model_gradients(m, x, y, batch, NULL, err);
+        for (int k = 0; k < p->n && !s; k++) {
+            const pl_layer *l = &m->layers[p->t[k].layer];
+            memcpy(g[k][b], l->gw, (size_t)l->nw * sizeof(float));
+        }
+    }
+    free(x);
+    free(y);
+    free(idx);
+    return s;
+}
+
+static void free_calib(pl_pruner *p, float ***g)
+{
+    if (!g)
+        return;
+    for (int k = 0; k < p->n; k++) {
+        if (g[k])
+            for (int b = 0; b < p->calib_batches; b++)
+                free(g[k][b]);
+        free(g[k]);
+    }
+    free(g);
+}
+
+/* Scores of target k's current units into sc[units]. */
+static pl_status score_layer(pl_pruner *p, int k, float **grads, double *sc, pl_error *err)
+{
+    pl_layer *l = &p->m->layers[p->t[k].layer];
+    pl_unit_view v = {.layer = l->name, .layer_index = p->t[k].layer, .layer_type = l->type,
+                      .granularity = p->gran, .weight = l->w, .mask = l->mask,
+                      .n_grads = grads ? p->calib_batches : 0,
+                      .grads = (const float *const *)grads};
+    if (p->gran == PL_GRAN_WEIGHT) {
+        v.units = l->nw;
+        v.unit_size = 1;
+    } else {
+        v.units = l->out_c;
+        v.unit_size = l->nw / l->out_c;
+        v.bias = l->b;
+    }
+    if (l->type == PL_LAYER_CONV2D) {
+        v.shape[0] = l->out_c;
+        v.shape[1] = l->in_c;
+        v.shape[2] = l->kh;
+        v.shape[3] = l->kw;
+    } else {
+        v.shape[0] = l->out_c;
+        v.shape[1] = l->in_c;
+        v.shape[2] = v.shape[3] = 1;
+    }
+    int64_t n_out = -1;
+    const pl_criterion_ops *co = pl_instance_ops(p->crit);
+    const char *name = pl_plugin_get_desc(pl_instance_plugin(p->crit))->name;
+    pl_status st = co->score(pl_instance_state(p->crit), &v, sc, &n_out);
+    if (st) {
+        const char *msg = pl_instance_take_error(p->crit);
+        return pl_error_set(err, PL_EPLUGIN, "criterion plugin '%s' failed on layer %s: %s", name,
+                            l->name, msg[0] ? msg : pl_status_str(st));
+    }
+    if (n_out != v.units)
+        return pl_error_set(err, PL_EPLUGIN,
+                            "criterion plugin '%s' returned %lld scores for layer %s, expected "
+                            "%lld",
+                            name, (long long)n_out, l->name, (long long)v.units);
+    for (int64_t u = 0; u < v.units; u++)
+        if (!isfinite(sc[u]))
+            return pl_error_set(err, PL_EPLUGIN,
+                                "criterion plugin '%s' returned a non-finite score (%g) for unit "
+                                "%lld of layer %s",
+                                name, sc[u], (long long)u, l->name);
+    return PL_OK;
+}
+
+static int unit_alive(const pl_pruner *p, const pl_layer *l, int64_t u)
+{
+    return p->gran != PL_GRAN_WEIGHT || !l->mask || l->mask[u] != 0.0f;
+}
+
+/* Removes the chosen units of target k: mask (weight) or surgery. */
+static pl_status apply(pl_pruner *p, int k, const uint8_t *drop, pl_error *err)
+{
+    pl_layer *l = &p->m->layers[p->t[k].layer];
+    int64_t n = 0;
+    if (p->gran == PL_GRAN_WEIGHT) {
+        if (!l->mask) {
+            l->mask = malloc((size_t)l->nw * sizeof(float));
+            if (!l->mask)
+                return pl_error_set(err, PL_ENOMEM, "out of memory for the mask of %s", l->name);
+            for (int64_t i = 0; i < l->nw; i++)
+                l->mask[i] = 1.0f;
+        }
+        for (int64_t i = 0; i < l->nw; i++)
+            if (drop[i]) {
+                l->mask[i] = 0.0f;
+                l->w[i] = 0.0f;
+                n++;
+            }
+        p->t[k].removed += n;
+        return PL_OK;
+    }
+    uint8_t *keep = malloc((size_t)l->out_c);
+    if (!keep)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    for (int u = 0; u < l->out_c; u++) {
+        keep[u] = !drop[u];
+        n += drop[u] != 0;
+    }
+    pl_status s = pl_model_remove_units(p->m, p->t[k].layer, keep, err);
+    free(keep);
+    if (!s)
+        p->t[k].removed += n;
+    return s;
+}
+
+pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed,
+                         pl_error *err)
+{
+    pl_model *m = p->m;
+    double prog = p->plan.progress[step];
+    float ***grads = NULL;
+    pl_status s = PL_OK;
+    if (p->needs & PL_NEEDS_GRAD) {
+        s = calibrate(p, train, batch, seed, step, &grads, err);
+        if (s) {
+            free_calib(p, grads);
+            return s;
+        }
+    }
+    /* score every target layer */
+    double **sc = calloc((size_t)p->n, sizeof *sc);
+    uint8_t **drop = calloc((size_t)p->n, sizeof *drop);
+    if (!sc || !drop)
+        s = pl_error_set(err, PL_ENOMEM, "out of memory");
+    for (int k = 0; k < p->n && !s; k++) {
+        int64_t units = layer_units(&m->layers[p->t[k].layer], p->gran);
+        sc[k] = malloc((size_t)units * sizeof(double));
+        drop[k] = calloc((size_t)units, 1);
+        if (!sc[k] || !drop[k]) {
+            s = pl_error_set(err, PL_ENOMEM, "out of memory for scores");
+            break;
+        }
+        s = score_layer(p, k, grads ? grads[k] : NULL, sc[k], err);
+    }
+    if (!s && !p->global) {
+        for (int k = 0; k < p->n && !s; k++) {
+            const pl_layer *l = &m->layers[p->t[k].layer];
+            int64_t goal = round_half_up(prog * (double)p->t[k].remove);
+            int64_t need = goal - p->t[k].removed;
+            if (need <= 0)
+                continue;
+            int64_t units = layer_units(l, p->gran), nc = 0;
+            cand *c = malloc((size_t)units * sizeof *c);
+            if (!c) {
+                s = pl_error_set(err, PL_ENOMEM, "out of memory");
+                break;
+            }
+            for (int64_t u = 0; u < units; u++)
+                if (unit_alive(p, l, u))
+                    c[nc++] = (cand){sc[k][u], k, u};
+            qsort(c, (size_t)nc, sizeof *c, cmp_cand);
+            if (need > nc - 1)
+                need = nc - 1;
+            for (int64_t i = 0; i < need; i++)
+                drop[k][c[i].unit] = 1;
+            free(c);
+        }
+    } else if (!s) {
+        /* global: normalise by the layer's mean alive score, rank together */
+        int64_t total_remove = 0, removed = 0, ncand = 0;
+        for (int k = 0; k < p->n; k++) {
+            total_remove += p->t[k].remove;
+            removed += p->t[k].removed;
+            ncand += layer_units(&m->layers[p->t[k].layer], p->gran);
+        }
+        int64_t need = round_half_up(prog * (double)total_remove) - removed;
+        cand *c = ncand ? malloc((size_t)ncand * sizeof *c) : NULL;
+        int64_t *room = calloc((size_t)p->n, sizeof *room);
+        if (!c || !room)
+            s = pl_error_set(err, PL_ENOMEM, "out of memory");
+        int64_t nc = 0;
+        for (int k = 0; k < p->n && !s; k++) {
+            const pl_layer *l = &m->layers[p->t[k].layer];
+            int64_t units = layer_units(l, p->gran), alive = 0;
+            double mean = 0;
+            for (int64_t u = 0; u < units; u++)
+                if (unit_alive(p, l, u)) {
+                    mean += sc[k][u];
+                    alive++;
+                }
+            mean = alive ? mean / (double)alive : 0;
+            int64_t orig = p->t[k].units;
+            int64_t keep_min = (int64_t)ceil(p->plan.floor * (double)orig);
+            if (keep_min < 1)
+                keep_min = 1;
+            int64_t max_removed = (int64_t)floor(p->plan.cap * (double)orig);
+            if (max_removed > orig - keep_min)
+                max_removed = orig - keep_min;
+            room[k] = max_removed - p->t[k].removed;
+            for (int64_t u = 0; u < units; u++)
+                if (unit_alive(p, l, u))
+                    c[nc++] = (cand){mean > 0 ? sc[k][u] / mean : sc[k][u], k, u};
+        }
+        if (!s) {
+            qsort(c, (size_t)nc, sizeof *c, cmp_cand);
+            for (int64_t i = 0; i < nc && need > 0; i++) {
+                int k = c[i].target;
+                if (room[k] <= 0)
+                    continue;
+                drop[k][c[i].unit] = 1;
+                room[k]--;
+                need--;
+            }
+        }
+        free(c);
+        free(room);
+    }
+    for (int k = 0; k < p->n && !s; k++)
+        s = apply(p, k, drop[k], err);
+    for (int k = 0; k < p->n; k++) {
+        if (sc)
+            free(sc[k]);
+        if (drop)
+            free(drop[k]);
+    }
+    free(sc);
+    free(drop);
+    free_calib(p, grads);
+    return s;
+}
+
+void pl_pruner_sparsity(const pl_pruner *p, double *target, double *achieved)
+{
+    int64_t units = 0, want = 0, got = 0;
+    for (int k = 0; k < p->n; k++) {
+        units += p->t[k].units;
+        want += p->t[k].remove;
+        got += p->t[k].removed;
+    }
+    if (p->global) {
+        /* global redistributes removals among layers; the target is the total */
+        want = 0;
+        for (int k = 0; k < p->n; k++)
+            want += p->t[k].remove;
+    }
+    *target = units ? (double)want / (double)units : 0;
+    *achieved = units ? (double)got / (double)units : 0;
+}
+
+pl_status pl_pruner_check(const pl_pruner *p, pl_error *err)
+{
+    if (p->global) {
+        int64_t want = 0, got = 0;
+        for (int k = 0; k < p->n; k++) {
+            want += p->t[k].remove;
+            got += p->t[k].removed;
+        }
+        if (llabs((long long)(want - got)) > p->tolerance + p->n)
+            return pl_error_set(err, PL_EMISSED,
+                                "global pruning removed %lld units, target %lld (floor/cap left "
+                                "too little room; lower prune.schedule.floor or raise cap)",
+                                (long long)got, (long long)want);
+        return PL_OK;
+    }
+    for (int k = 0; k < p->n; k++) {
+        const pl_prune_target *t = &p->t[k];
+        if (llabs((long long)(t->remove - t->removed)) > p->tolerance)
+            return pl_error_set(err, PL_EMISSED, "layer %s: removed %lld of %lld units, target %lld",
+                                p->m->layers[t->layer].name, (long long)t->removed,
+                                (long long)t->units, (long long)t->remove);
+    }
+    return PL_OK;
+}

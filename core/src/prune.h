@@ -1,0 +1,76 @@
+/*
+ * prune.h — the host's half of pruning: which layers and how many units
+ * (targets), scoring through the criterion plugin, selection (per layer or
+ * one global ranking), masking (weight granularity) and structural surgery
+ * (channel/neuron granularity, see pl_model_remove_units in model.h).
+ *
+ * The schedule plugin decides when and how much (its plan's progress per
+ * step); the criterion plugin scores units; this file selects and cuts.
+ *
+ *     pl_pruner p;
+ *     pl_pruner_init(&p, model, &x->prune, crit, sched, &err);
+ *     for (int s = 0; s < p.plan.n_steps; s++) {
+ *         pl_pruner_step(&p, s, &train, batch, seed, &err);
+ *         ... retrain ...
+ *     }
+ *     pl_pruner_sparsity(&p, &target, &achieved);
+ *     pl_pruner_free(&p);
+ *
+ * Selection rules: a unit's score comes from the criterion (higher = keep);
+ * the lowest-scored alive units go first, ties broken by lower index. Per
+ * layer at step t the target is round(progress[t] · remove_l) units removed
+ * in total. Global scope: scores are divided by the mean score of the
+ * layer's alive units (so layers of different scale compare), ranked
+ * together, and each layer keeps at least max(1, ceil(floor·units)) and
+ * loses at most floor(cap·units) units. No layer ever loses all its units;
+ * the output layer is never pruned.
+ */
+#ifndef PL_PRUNE_H
+#define PL_PRUNE_H
+
+#include "config.h"
+#include "model.h"
+#include "registry.h"
+#include "train.h"
+
+typedef struct pl_prune_target {
+    int layer;          /* index in the model */
+    int64_t units;      /* original unit count (weights, channels or neurons) */
+    int64_t remove;     /* final number of units to remove (requested) */
+    int64_t removed;    /* removed so far */
+} pl_prune_target;
+
+typedef struct pl_pruner {
+    pl_model *m;                 /* borrowed */
+    pl_granularity gran;
+    pl_instance *crit;           /* borrowed */
+    unsigned needs;
+    int calib_batches;
+    pl_schedule_plan plan;
+    pl_prune_target *t;
+    int n;
+    int64_t tolerance;
+    int global;
+} pl_pruner;
+
+/* Resolves the layers in scope (prune.layers / prune.sparsity, include,
+ * exclude; unknown or unprunable names are config errors naming the layer)
+ * and asks the schedule for its plan. */
+pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_instance *crit,
+                         pl_instance *sched, pl_error *err);
+/* Prunes to the plan's step `step` (0-based). `train` feeds calibration
+ * batches of `batch` images to criteria that need gradients. */
+pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed,
+                         pl_error *err);
+/* Requested and achieved sparsity over all targeted units. */
+void pl_pruner_sparsity(const pl_pruner *p, double *target, double *achieved);
+/* PL_OK, or PL_EMISSED with a message naming the first layer off target by
+ * more than the tolerance. */
+pl_status pl_pruner_check(const pl_pruner *p, pl_error *err);
+void pl_pruner_free(pl_pruner *p);
+
+/* Per-layer achieved sparsity under the granularity's definition. */
+double pl_layer_sparsity(const pl_layer *l, pl_granularity g);
+const char *pl_granularity_name(pl_granularity g);
+
+#endif

@@ -1,0 +1,885 @@
+/* registry.c — plugin discovery, validation, parameters and the host API. */
+#include "registry.h"
+#include "rng.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PL__MAX_PATHS 32
+
+struct pl_plugin {
+    void *dl;
+    const pl_plugin_desc *desc;
+    char *path;
+    pl_plugin *next;
+};
+
+struct pl_registry {
+    char *paths[PL__MAX_PATHS];
+    int n_paths;
+    char *exe_dir;
+    pl_plugin *loaded;
+};
+
+typedef struct pl__param {
+    const pl_param_spec *spec;
+    int64_t i;
+    double f;
+    char *s;
+} pl__param;
+
+struct pl_params {
+    pl__param *v;
+    size_t n;
+};
+
+struct pl_ctx {
+    char msg[1024];
+};
+
+struct pl_instance {
+    const pl_plugin *plugin;
+    void *state;
+    pl_params params;
+    pl_ctx ctx;
+    pl_env env;
+};
+
+/* ---- host API ------------------------------------------------------------ */
+
+static int pl__log_level = PL_LOG_INFO;
+void pl_log_set_level(int level) { pl__log_level = level; }
+
+static void host_log(int level, const char *fmt, ...)
+{
+    if (level < pl__log_level)
+        return;
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "prunelab: %s: ", names[level < 0 ? 0 : level > 3 ? 3 : level]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void host_set_error(pl_ctx *ctx, const char *fmt, ...)
+{
+    if (!ctx)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->msg, sizeof ctx->msg, fmt, ap);
+    va_end(ap);
+    for (char *p = ctx->msg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
+static void *host_alloc(size_t n) { return n ? malloc(n) : NULL; }
+static void *host_calloc(size_t n, size_t s) { return n && s ? calloc(n, s) : NULL; }
+static void *host_realloc(void *p, size_t n) { return realloc(p, n); }
+static void host_free(void *p) { free(p); }
+static void *host_alloc_aligned(size_t n)
+{
+    void *p = NULL;
+    if (!n)
+        return NULL;
+    size_t r = (n + 63) & ~(size_t)63;
+    if (r < n || posix_memalign(&p, 64, r))
+        return NULL;
+    return p;
+}
+
+static const pl__param *param_find(const pl_params *p, const char *name)
+{
+    for (size_t i = 0; p && i < p->n; i++)
+        if (!strcmp(p->v[i].spec->name, name))
+            return &p->v[i];
+    host_log(PL_LOG_ERROR, "plugin asked for undeclared parameter '%s'", name);
+    return NULL;
+}
+static int64_t host_param_int(const pl_params *p, const char *name)
+{
+    const pl__param *v = param_find(p, name);
+    return v ? v->i : 0;
+}
+static double host_param_float(const pl_params *p, const char *name)
+{
+    const pl__param *v = param_find(p, name);
+    return v ? v->f : 0;
+}
+static const char *host_param_str(const pl_params *p, const char *name)
+{
+    const pl__param *v = param_find(p, name);
+    return v && v->s ? v->s : "";
+}
+static int host_param_bool(const pl_params *p, const char *name)
+{
+    const pl__param *v = param_find(p, name);
+    return v ? (int)v->i : 0;
+}
+
+static const pl_host_api host_api = {
+    .struct_size = sizeof(pl_host_api),
+    .abi_minor = PL_ABI_MINOR,
+    .alloc = host_alloc,
+    .calloc = host_calloc,
+    .realloc = host_realloc,
+    .free = host_free,
+    .alloc_aligned = host_alloc_aligned,
+    .free_aligned = host_free,
+    .log = host_log,
+    .set_error = host_set_error,
+    .param_int = host_param_int,
+    .param_float = host_param_float,
+    .param_str = host_param_str,
+    .param_bool = host_param_bool,
+    .rng_seed = pl_rng_seed,
+    .rng_u64 = pl_rng_u64,
+    .rng_uniform = pl_rng_uniform,
+};
+
+const pl_host_api *pl_host_api_get(void) { return &host_api; }
+
+/* ---- names and kinds ------------------------------------------------------- */
+
+const char *pl_kind_dir(pl_kind k)
+{
+    switch (k) {
+    case PL_KIND_CRITERION: return "criteria";
+    case PL_KIND_SCHEDULE: return "schedules";
+    case PL_KIND_DATASET: return "datasets";
+    case PL_KIND_BACKEND: return "backends";
+    }
+    return "?";
+}
+
+const char *pl_kind_name(pl_kind k)
+{
+    switch (k) {
+    case PL_KIND_CRITERION: return "criterion";
+    case PL_KIND_SCHEDULE: return "schedule";
+    case PL_KIND_DATASET: return "dataset";
+    case PL_KIND_BACKEND: return "backend";
+    }
+    return "unknown kind";
+}
+
+int pl_name_valid(const char *name)
+{
+    size_t n = 0;
+    if (!name)
+        return 0;
+    for (const char *p = name; *p; p++, n++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return 0;
+    return n >= 1 && n <= 63;
+}
+
+/* ---- registry -------------------------------------------------------------- */
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+pl_registry *pl_registry_new(const char *argv0)
+{
+    pl_registry *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    char buf[PATH_MAX];
+    /* argv0 with a '/' names the program (tests pass build/prunelab);
+     * otherwise the kernel knows where we run from */
+    if (!(argv0 && strchr(argv0, '/') && realpath(argv0, buf))) {
+        ssize_t k = readlink("/proc/self/exe", buf, sizeof buf - 1);
+        buf[k > 0 ? k : 0] = 0;
+    }
+    char *slash = strrchr(buf, '/');
+    if (slash) {
+        *slash = 0;
+        r->exe_dir = xstrdup(buf);
+    }
+    return r;
+}
+
+void pl_registry_free(pl_registry *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->n_paths; i++)
+        free(r->paths[i]);
+    pl_plugin *p = r->loaded;
+    while (p) {
+        pl_plugin *n = p->next;
+        /* dlclose only when the registry dies: no instance may outlive it */
+        if (p->dl)
+            dlclose(p->dl);
+        free(p->path);
+        free(p);
+        p = n;
+    }
+    free(r->exe_dir);
+    free(r);
+}
+
+pl_status pl_registry_add_path(pl_registry *r, const char *dir, pl_error *err)
+{
+    if (r->n_paths >= PL__MAX_PATHS)
+        return pl_error_set(err, PL_ERANGE, "%s: too many plugin directories (at most %d)", dir,
+                            PL__MAX_PATHS);
+    char *d = xstrdup(dir);
+    if (!d)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    r->paths[r->n_paths++] = d;
+    return PL_OK;
+}
+
+/* The full search path: explicit dirs, env var, exe-relative. Returns count. */
+static int search_dirs(const pl_registry *r, char out[][PATH_MAX], int max)
+{
+    int n = 0;
+    for (int i = 0; i < r->n_paths && n < max; i++)
+        snprintf(out[n++], PATH_MAX, "%s", r->paths[i]);
+    const char *env = getenv("PRUNELAB_PLUGIN_PATH");
+    if (env && *env) {
+        const char *p = env;
+        while (*p && n < max) {
+            const char *e = strchr(p, ':');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            if (len > 0 && len < PATH_MAX) {
+                memcpy(out[n], p, len);
+                out[n++][len] = 0;
+            }
+            if (!e)
+                break;
+            p = e + 1;
+        }
+    }
+    if (r->exe_dir && n + 2 <= max) {
+        snprintf(out[n++], PATH_MAX, "%s/plugins", r->exe_dir);
+        snprintf(out[n++], PATH_MAX, "%s/../lib/prunelab/plugins", r->exe_dir);
+    }
+    return n;
+}
+
+static pl_status validate_desc(const pl_plugin_desc *d, const char *path, pl_kind expect,
+                               const char *expect_name, pl_error *err)
+{
+    if (d->abi_major != PL_ABI_MAJOR)
+        return pl_error_set(err, PL_EPLUGIN,
+                            "%s: plugin ABI major %u, this prunelab speaks %d (rebuild the plugin "
+                            "against this prunelab's plugin.h)",
+                            path, d->abi_major, PL_ABI_MAJOR);
+    if (d->abi_minor > PL_ABI_MINOR)
+        return pl_error_set(err, PL_EPLUGIN,
+                            "%s: plugin needs ABI %u.%u, this prunelab has %d.%d (upgrade prunelab "
+                            "or rebuild the plugin against an older plugin.h)",
+                            path, d->abi_major, d->abi_minor, PL_ABI_MAJOR, PL_ABI_MINOR);
+    if (d->struct_size < offsetof(pl_plugin_desc, reserved) ||
+        d->struct_size > sizeof(pl_plugin_desc))
+        return pl_error_set(err, PL_EPLUGIN,
+                            "%s: descriptor size %u does not match ABI %d.%d (expected %zu); rebuild "
+                            "the plugin",
+                            path, d->struct_size, PL_ABI_MAJOR, d->abi_minor, sizeof(pl_plugin_desc));
+    if (d->fingerprint != PL_ABI_FINGERPRINT)
+        return pl_error_set(err, PL_EPLUGIN,
+                            "%s: type-size fingerprint 0x%08x differs from the host's 0x%08x (built "
+                            "for another data model or compiler); rebuild the plugin",
+                            path, d->fingerprint, (unsigned)PL_ABI_FINGERPRINT);
+    if (d->kind < PL_KIND_CRITERION || d->kind > PL_KIND_BACKEND)
+        return pl_error_set(err, PL_EPLUGIN, "%s: unknown plugin kind %d", path, (int)d->kind);
+    if (expect && d->kind != expect)
+        return pl_error_set(err, PL_EPLUGIN,
+                            "%s: is a %s plugin, but a %s plugin is needed here", path,
+                            pl_kind_name(d->kind), pl_kind_name(expect));
+    if (!pl_name_valid(d->name))
+        return pl_error_set(err, PL_EPLUGIN,
+                            "%s: plugin name '%s' is invalid (names match [a-z0-9_]+)", path,
+                            d->name ? d->name : "(null)");
+    if (expect_name && strcmp(d->name, expect_name))
+        return pl_error_set(err, PL_EPLUGIN,
+                            "%s: file is named '%s' but its descriptor says '%s'; rename one of them",
+                            path, expect_name, d->name);
+    if (!d->version || !d->description)
+        return pl_error_set(err, PL_EPLUGIN, "%s: descriptor lacks version or description", path);
+    if (!d->ops)
+        return pl_error_set(err, PL_EPLUGIN, "%s: descriptor has no function table (ops)", path);
+    /* required slots per kind */
+    const char *missing = NULL;
+    switch (d->kind) {
+    case PL_KIND_CRITERION: {
+        const pl_criterion_ops *o = d->ops;
+        if (!o->score) missing = "score";
+        break;
+    }
+    case PL_KIND_SCHEDULE: {
+        const pl_schedule_ops *o = d->ops;
+        if (!o->plan) missing = "plan";
+        break;
+    }
+    case PL_KIND_DATASET: {
+        const pl_dataset_ops *o = d->ops;
+        if (!o->open) missing = "open";
+        else if (!o->read) missing = "read";
+        else if (!o->close) missing = "close";
+        break;
+    }
+    case PL_KIND_BACKEND: {
+        const pl_backend_ops *o = d->ops;
+#define PL__REQ(f) else if (!o->f) missing = #f;
+        if (0) {}
+        PL__REQ(conv2d_forward) PL__REQ(conv2d_backward_data) PL__REQ(conv2d_backward_weight)
+        PL__REQ(linear_forward) PL__REQ(linear_backward_data) PL__REQ(linear_backward_weight)
+        PL__REQ(maxpool2d_forward) PL__REQ(maxpool2d_backward) PL__REQ(avgpool2d_forward)
+        PL__REQ(avgpool2d_backward) PL__REQ(relu_forward) PL__REQ(relu_backward)
+        PL__REQ(softmax_xent) PL__REQ(adam_update) PL__REQ(sgd_update)
+#undef PL__REQ
+        break;
+    }
+    }
+    if (missing)
+        return pl_error_set(err, PL_EPLUGIN, "%s: %s plugin '%s' lacks the required function '%s'",
+                            path, pl_kind_name(d->kind), d->name, missing);
+    for (const pl_param_spec *s = d->params; s && s->name; s++) {
+        if (s->type < PL_PARAM_INT || s->type > PL_PARAM_BOOL)
+            return pl_error_set(err, PL_EPLUGIN, "%s: parameter '%s' has an unknown type", path,
+                                s->name);
+        if (!strcmp(s->name, "plugin"))
+            return pl_error_set(err, PL_EPLUGIN, "%s: parameter name 'plugin' is reserved", path);
+    }
+    return PL_OK;
+}
+
+static const pl_plugin *find_loaded(const pl_registry *r, const char *path)
+{
+    for (const pl_plugin *p = r->loaded; p; p = p->next)
+        if (!strcmp(p->path, path))
+            return p;
+    return NULL;
+}
+
+static pl_status load_path(pl_registry *r, const char *path, pl_kind expect,
+                           const char *expect_name, const pl_plugin **out, pl_error *err)
+{
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        return pl_error_set(err, PL_ENOTFOUND, "%s: %s", path, strerror(errno));
+    const pl_plugin *have = find_loaded(r, real);
+    if (have) {
+        pl_status st = validate_desc(have->desc, real, expect, expect_name, err);
+        if (st == PL_OK)
+            *out = have;
+        return st;
+    }
+    struct stat st;
+    if (stat(real, &st) != 0 || !S_ISREG(st.st_mode))
+        return pl_error_set(err, PL_EPLUGIN, "%s: not a regular file", real);
+    if (st.st_mode & S_IWOTH)
+        return pl_error_set(err, PL_EPLUGIN,
+                            "%s: refusing a world-writable plugin file (anyone could replace the "
+                            "code); chmod o-w it",
+                            real);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", real);
+    char *sl = strrchr(dir, '/');
+    if (sl) {
+        *sl = 0;
+        struct stat ds;
+        if (stat(dir, &ds) == 0 && (ds.st_mode & S_IWOTH) && !(ds.st_mode & S_ISVTX))
+            return pl_error_set(err, PL_EPLUGIN,
+                                "%s: refusing a plugin in a world-writable directory %s (anyone "
+                                "could replace it); chmod o-w the directory",
+                                real, dir);
+    }
+    dlerror();
+    void *dl = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        const char *why = dlerror();
+        return pl_error_set(err, PL_EPLUGIN, "%s: not a loadable shared object (%s)", real,
+                            why ? why : "dlopen failed");
+    }
+    const pl_plugin_desc *d = dlsym(dl, PL_PLUGIN_SYMBOL);
+    if (!d) {
+        dlclose(dl);
+        return pl_error_set(err, PL_EPLUGIN,
+                            "%s: not a prunelab plugin (no '%s' symbol; export it with "
+                            "PL_PLUGIN_EXPORT)",
+                            real, PL_PLUGIN_SYMBOL);
+    }
+    pl_status s = validate_desc(d, real, expect, expect_name, err);
+    if (s != PL_OK) {
+        dlclose(dl);
+        return s;
+    }
+    pl_plugin *p = calloc(1, sizeof *p);
+    if (!p || !(p->path = xstrdup(real))) {
+        free(p);
+        dlclose(dl);
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    }
+    p->dl = dl;
+    p->desc = d;
+    p->next = r->loaded;
+    r->loaded = p;
+    *out = p;
+    return PL_OK;
+}
+
+pl_status pl_registry_load_file(pl_registry *r, const char *path, pl_kind expect,
+                                const pl_plugin **out, pl_error *err)
+{
+    return load_path(r, path, expect, NULL, out, err);
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Candidate files for (kind, name) in dir: <dir>/<kinds>/<name>.so, <dir>/<name>.so */
+static int candidates(const char *dir, pl_kind kind, const char *name, char out[2][PATH_MAX])
+{
+    int n = 0;
+    snprintf(out[n], PATH_MAX, "%s/%s/%s.so", dir, pl_kind_dir(kind), name);
+    if (file_exists(out[n]))
+        n++;
+    snprintf(out[n], PATH_MAX, "%s/%s.so", dir, name);
+    if (file_exists(out[n]))
+        n++;
+    return n;
+}
+
+/* Plugin names (<name>.so with a valid name) in one directory. */
+static int list_so(const char *dir, char names[][64], int max)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || len - 3 >= 64 || strcmp(e->d_name + len - 3, ".so"))
+            continue;
+        char name[64];
+        memcpy(name, e->d_name, len - 3);
+        name[len - 3] = 0;
+        if (pl_name_valid(name))
+            memcpy(names[n++], name, 64);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Names of available plugins of a kind, for "did you mean"/"available:". */
+typedef struct name_list {
+    char names[64][64];
+    int n;
+} name_list;
+
+static void list_names(const pl_registry *r, pl_kind kind, name_list *nl)
+{
+    char dirs[PL__MAX_PATHS + 8][PATH_MAX];
+    int nd = search_dirs(r, dirs, PL__MAX_PATHS + 8);
+    nl->n = 0;
+    for (int i = 0; i < nd; i++) {
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s/%s", dirs[i], pl_kind_dir(kind));
+        char found[64][64];
+        int k = list_so(sub, found, 64);
+        for (int j = 0; j < k; j++) {
+            int dup = 0;
+            for (int q = 0; q < nl->n; q++)
+                if (!strcmp(nl->names[q], found[j]))
+                    dup = 1;
+            if (!dup && nl->n < 64)
+                snprintf(nl->names[nl->n++], 64, "%s", found[j]);
+        }
+    }
+}
+
+pl_status pl_registry_find(pl_registry *r, pl_kind kind, const char *name, const pl_plugin **out,
+                           pl_error *err)
+{
+    if (!pl_name_valid(name))
+        return pl_error_set(err, PL_ECONFIG,
+                            "%s plugin name '%s' is invalid: names match [a-z0-9_]+ and are never "
+                            "paths (use --plugin-path to add a directory)",
+                            pl_kind_name(kind), name ? name : "");
+    char dirs[PL__MAX_PATHS + 8][PATH_MAX];
+    int nd = search_dirs(r, dirs, PL__MAX_PATHS + 8);
+    for (int i = 0; i < nd; i++) {
+        char c[2][PATH_MAX];
+        int k = candidates(dirs[i], kind, name, c);
+        if (k == 0)
+            continue;
+        if (k > 1) {
+            char a[PATH_MAX], b[PATH_MAX];
+            if (realpath(c[0], a) && realpath(c[1], b) && strcmp(a, b))
+                return pl_error_set(err, PL_EPLUGIN,
+                                    "%s and %s: two %s plugins named '%s' in one directory; "
+                                    "remove one",
+                                    c[0], c[1], pl_kind_name(kind), name);
+        }
+        return load_path(r, c[0], kind, name, out, err);
+    }
+    name_list nl;
+    list_names(r, kind, &nl);
+    char avail[1024] = "";
+    size_t used = 0;
+    const char *cands[64];
+    for (int i = 0; i < nl.n; i++) {
+        cands[i] = nl.names[i];
+        int w = snprintf(avail + used, sizeof avail - used, "%s%s", i ? ", " : "", nl.names[i]);
+        if (w > 0 && (size_t)w < sizeof avail - used)
+            used += (size_t)w;
+    }
+    const char *sug = pl_suggest(name, cands, (size_t)nl.n);
+    char hint[128] = "";
+    if (sug)
+        snprintf(hint, sizeof hint, "did you mean '%s'? ", sug);
+    return pl_error_set(err, PL_ENOTFOUND, "unknown %s plugin '%s' (%savailable: %s)",
+                        pl_kind_name(kind), name, hint, nl.n ? avail : "none found on the plugin path");
+}
+
+void pl_registry_each(pl_registry *r, pl_plugin_visit_fn fn, pl_plugin_bad_fn bad, void *ud)
+{
+    static const pl_kind kinds[] = {PL_KIND_CRITERION, PL_KIND_SCHEDULE, PL_KIND_DATASET,
+                                    PL_KIND_BACKEND};
+    char dirs[PL__MAX_PATHS + 8][PATH_MAX];
+    int nd = search_dirs(r, dirs, PL__MAX_PATHS + 8);
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        name_list nl;
+        list_names(r, kinds[k], &nl);
+        /* sort names for stable output */
+        for (int i = 1; i < nl.n; i++)
+            for (int j = i; j > 0 && strcmp(nl.names[j - 1], nl.names[j]) > 0; j--) {
+                char t[64];
+                memcpy(t, nl.names[j], 64);
+                memcpy(nl.names[j], nl.names[j - 1], 64);
+                memcpy(nl.names[j - 1], t, 64);
+            }
+        for (int i = 0; i < nl.n; i++) {
+            const char *first = NULL, *shadow = NULL;
+            char firstbuf[PATH_MAX], shadowbuf[PATH_MAX];
+            for (int d = 0; d < nd && !shadow; d++) {
+                char c[2][PATH_MAX];
+                int m = candidates(dirs[d], kinds[k], nl.names[i], c);
+                for (int q = 0; q < m; q++) {
+                    char rp[PATH_MAX];
+                    if (!realpath(c[q], rp))
+                        continue;
+                    if (!first) {
+                        snprintf(firstbuf, sizeof firstbuf, "%s", rp);
+                        first = firstbuf;
+                    } else if (strcmp(rp, first) && !shadow) {
+                        snprintf(shadowbuf, sizeof shadowbuf, "%s", rp);
+                        shadow = shadowbuf;
+                    }
+                }
+            }
+            const pl_plugin *p;
+            pl_error e;
+            if (pl_registry_find(r, kinds[k], nl.names[i], &p, &e) == PL_OK)
+                fn(ud, p, shadow);
+            else if (bad)
+                bad(ud, first ? first : nl.names[i], &e);
+        }
+    }
+}
+
+const pl_plugin_desc *pl_plugin_get_desc(const pl_plugin *p) { return p->desc; }
+const char *pl_plugin_path(const pl_plugin *p) { return p->path; }
+
+/* ---- parameters ------------------------------------------------------------ */
+
+static pl_status parse_param(const pl_param_spec *s, const char *text, pl__param *out,
+                             const char *where, const char *plugin, pl_error *err)
+{
+    char *end;
+    switch (s->type) {
+    case PL_PARAM_INT: {
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (errno || end == text || *end)
+            return pl_error_set(err, PL_ECONFIG, "%s: %s parameter '%s' expects an integer, got '%s'",
+                                where, plugin, s->name, text);
+        if (s->min <= s->max && ((double)v < s->min || (double)v > s->max))
+            return pl_error_set(err, PL_ECONFIG, "%s: %s parameter '%s' = %lld is outside [%g, %g]",
+                                where, plugin, s->name, v, s->min, s->max);
+        out->i = v;
+        out->f = (double)v;
+        return PL_OK;
+    }
+    case PL_PARAM_FLOAT: {
+        errno = 0;
+        double v = strtod(text, &end);
+        if (errno || end == text || *end || !isfinite(v))
+            return pl_error_set(err, PL_ECONFIG, "%s: %s parameter '%s' expects a number, got '%s'",
+                                where, plugin, s->name, text);
+        if (s->min <= s->max && (v < s->min || v > s->max))
+            return pl_error_set(err, PL_ECONFIG, "%s: %s parameter '%s' = %g is outside [%g, %g]",
+                                where, plugin, s->name, v, s->min, s->max);
+        out->f = v;
+        out->i = (int64_t)v;
+        return PL_OK;
+    }
+    case PL_PARAM_BOOL:
+        if (!strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on") || !strcmp(text, "1"))
+            out->i = 1;
+        else if (!strcmp(text, "false") || !strcmp(text, "no") || !strcmp(text, "off") ||
+                 !strcmp(text, "0"))
+            out->i = 0;
+        else
+            return pl_error_set(err, PL_ECONFIG, "%s: %s parameter '%s' expects true or false, got '%s'",
+                                where, plugin, s->name, text);
+        return PL_OK;
+    case PL_PARAM_STRING:
+        free(out->s);
+        out->s = xstrdup(text);
+        return out->s ? PL_OK : pl_error_set(err, PL_ENOMEM, "out of memory");
+    }
+    return pl_error_set(err, PL_EPLUGIN, "%s: bad parameter type", plugin);
+}
+
+static void params_deinit(pl_params *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->v[i].s);
+    free(p->v);
+    p->v = NULL;
+    p->n = 0;
+}
+
+/* kv: (key, value, where) triples through a callback-free array form */
+typedef struct pl__kvin {
+    const char *key, *value;
+    char where[512];
+} pl__kvin;
+
+static pl_status params_build(const pl_plugin *pl, const pl__kvin *kv, size_t n_kv, pl_params *out,
+                              const char *ref_where, pl_error *err)
+{
+    const pl_plugin_desc *d = pl->desc;
+    size_t ns = 0;
+    for (const pl_param_spec *s = d->params; s && s->name; s++)
+        ns++;
+    out->n = 0;
+    out->v = ns ? calloc(ns, sizeof *out->v) : NULL;
+    if (ns && !out->v)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    out->n = ns;
+    for (size_t i = 0; i < ns; i++) {
+        out->v[i].spec = &d->params[i];
+        const pl_param_spec *s = &d->params[i];
+        if (s->def) {
+            char where[600];
+            snprintf(where, sizeof where, "%s (default of %s)", pl->path, s->name);
+            pl_status st = parse_param(s, s->def, &out->v[i], where, d->name, err);
+            if (st) {
+                params_deinit(out);
+                return pl_error_set(err, PL_EPLUGIN, "%s: default of parameter '%s' ('%s') is invalid",
+                                    pl->path, s->name, s->def);
+            }
+        }
+    }
+    const char *names[64];
+    size_t nn = 0;
+    for (size_t i = 0; i < ns && nn < 64; i++)
+        names[nn++] = d->params[i].name;
+    for (size_t k = 0; k < n_kv; k++) {
+        size_t i;
+        for (i = 0; i < ns; i++)
+            if (!strcmp(d->params[i].name, kv[k].key))
+                break;
+        if (i == ns) {
+            const char *sug = pl_suggest(kv[k].key, names, nn);
+            char known[512] = "";
+            size_t used = 0;
+            for (size_t q = 0; q < nn; q++) {
+                int w = snprintf(known + used, sizeof known - used, "%s%s", q ? ", " : "", names[q]);
+                if (w > 0 && (size_t)w < sizeof known - used)
+                    used += (size_t)w;
+            }
+            pl_status st = sug ? pl_error_set(err, PL_ECONFIG,
+                                              "%s: unknown parameter '%s' for %s plugin '%s' (did you mean '%s'?)",
+                                              kv[k].where, kv[k].key, pl_kind_name(d->kind), d->name, sug)
+                               : pl_error_set(err, PL_ECONFIG,
+                                              "%s: unknown parameter '%s' for %s plugin '%s' (it takes: %s)",
+                                              kv[k].where, kv[k].key, pl_kind_name(d->kind), d->name,
+                                              nn ? known : "no parameters");
+            params_deinit(out);
+            return st;
+        }
+        pl_status st = parse_param(&d->params[i], kv[k].value, &out->v[i], kv[k].where, d->name, err);
+        if (st) {
+            params_deinit(out);
+            return st;
+        }
+    }
+    for (size_t i = 0; i < ns; i++) {
+        if (d->params[i].def)
+            continue;
+        int given = 0;
+        for (size_t k = 0; k < n_kv; k++)
+            if (!strcmp(kv[k].key, d->params[i].name))
+                given = 1;
+        if (!given) {
+            params_deinit(out);
+            return pl_error_set(err, PL_ECONFIG, "%s: %s plugin '%s' requires parameter '%s' (%s)",
+                                ref_where, pl_kind_name(d->kind), d->name, d->params[i].name,
+                                d->params[i].doc ? d->params[i].doc : "no description");
+        }
+    }
+    return PL_OK;
+}
+
+static pl_status instance_init(const pl_plugin *p, pl_params *params, uint64_t seed, int threads,
+                               pl_instance **out, pl_error *err)
+{
+    pl_instance *in = calloc(1, sizeof *in);
+    if (!in) {
+        params_deinit(params);
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    }
+    in->plugin = p;
+    in->params = *params;
+    in->env.api = &host_api;
+    in->env.ctx = &in->ctx;
+    in->env.params = &in->params;
+    in->env.seed = seed;
+    in->env.threads = threads < 1 ? 1 : threads;
+    if (p->desc->init) {
+        pl_status st = p->desc->init(&in->env, &in->state);
+        if (st != PL_OK) {
+            pl_error_set(err, PL_EPLUGIN, "%s plugin '%s' failed to initialise: %s",
+                         pl_kind_name(p->desc->kind), p->desc->name,
+                         in->ctx.msg[0] ? in->ctx.msg : pl_status_str(st));
+            if (st == PL_EIO || st == PL_EFORMAT || st == PL_EINVAL || st == PL_ECONFIG)
+                err->code = st == PL_EINVAL ? PL_ECONFIG : st;
+            params_deinit(&in->params);
+            free(in);
+            return err ? err->code : PL_EPLUGIN;
+        }
+    }
+    *out = in;
+    return PL_OK;
+}
+
+pl_status pl_instance_new(pl_registry *r, pl_kind kind, const pl_plugin_ref *ref, uint64_t seed,
+                          int threads, pl_instance **out, pl_error *err)
+{
+    const pl_plugin *p;
+    char where[512];
+    if (ref->line > 0)
+        snprintf(where, sizeof where, "%s:%d:%d", ref->file ? ref->file : "<config>", ref->line,
+                 ref->col);
+    else
+        snprintf(where, sizeof where, "%s", ref->file ? ref->file : "<config>");
+    pl_status st = pl_registry_find(r, kind, ref->plugin, &p, err);
+    if (st) {
+        pl_error_prefix(err, "%s", where);
+        return st;
+    }
+    pl__kvin *kv = ref->n_params ? calloc(ref->n_params, sizeof *kv) : NULL;
+    if (ref->n_params && !kv)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < ref->n_params; i++) {
+        kv[i].key = ref->params[i].key;
+        kv[i].value = ref->params[i].value;
+        const pl_kv *pk = &ref->params[i];
+        if (pk->line > 0)
+            snprintf(kv[i].where, sizeof kv[i].where, "%s:%d:%d", pk->file ? pk->file : "<config>",
+                     pk->line, pk->col);
+        else
+            snprintf(kv[i].where, sizeof kv[i].where, "%s", pk->file ? pk->file : "<config>");
+    }
+    pl_params params;
+    st = params_build(p, kv, ref->n_params, &params, where, err);
+    free(kv);
+    if (st)
+        return st;
+    return instance_init(p, &params, seed, threads, out, err);
+}
+
+pl_status pl_instance_new_kv(const pl_plugin *p, const char *const *kvs, uint64_t seed, int threads,
+                             pl_instance **out, pl_error *err)
+{
+    size_t n = 0;
+    while (kvs && kvs[n])
+        n++;
+    pl__kvin *kv = n ? calloc(n, sizeof *kv) : NULL;
+    char **keys = n ? calloc(n, sizeof *keys) : NULL;
+    if (n && (!kv || !keys)) {
+        free(kv);
+        free(keys);
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    }
+    pl_status st = PL_OK;
+    for (size_t i = 0; i < n && st == PL_OK; i++) {
+        const char *eq = strchr(kvs[i], '=');
+        if (!eq) {
+            st = pl_error_set(err, PL_ECONFIG, "parameter '%s' is not key=value", kvs[i]);
+            break;
+        }
+        keys[i] = malloc((size_t)(eq - kvs[i]) + 1);
+        if (!keys[i]) {
+            st = pl_error_set(err, PL_ENOMEM, "out of memory");
+            break;
+        }
+        memcpy(keys[i], kvs[i], (size_t)(eq - kvs[i]));
+        keys[i][eq - kvs[i]] = 0;
+        kv[i].key = keys[i];
+        kv[i].value = eq + 1;
+        snprintf(kv[i].where, sizeof kv[i].where, "parameter %s", kvs[i]);
+    }
+    pl_params params;
+    if (st == PL_OK)
+        st = params_build(p, kv, n, &params, p->path, err);
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(kv);
+    if (st)
+        return st;
+    return instance_init(p, &params, seed, threads, out, err);
+}
+
+void pl_instance_free(pl_instance *in)
+{
+    if (!in)
+        return;
+    if (in->plugin->desc->fini)
+        in->plugin->desc->fini(in->state);
+    params_deinit(&in->params);
+    free(in);
+}
+
+const void *pl_instance_ops(const pl_instance *in) { return in->plugin->desc->ops; }
+void *pl_instance_state(const pl_instance *in) { return in->state; }
+const pl_plugin *pl_instance_plugin(const pl_instance *in) { return in->plugin; }
+const pl_params *pl_instance_params(const pl_instance *in) { return &in->params; }
+
+const char *pl_instance_take_error(pl_instance *in)
+{
+    static _Thread_local char buf[1024];
+    memcpy(buf, in->ctx.msg, sizeof buf);
+    in->ctx.msg[0] = 0;
+    return buf;
+}

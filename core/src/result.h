@@ -1,0 +1,115 @@
+/*
+ * result.h — what one finished run produced, and the report built from many.
+ *
+ * Each finished run is saved as a self-contained record
+ * DIR/runs/<run_id>.json (written atomically); the report (results.csv,
+ * results.md, layers.csv, plots, manifest.json) is rebuilt from the set of
+ * records, so resumed, sharded or merged sweeps give the same tables.
+ * Column names and order of results.csv are a contract (DESIGN.md "Report").
+ *
+ * Accuracies are test-set percentages; NaN means "not measured" (written as
+ * an empty CSV cell).
+ */
+#ifndef PL_RESULT_H
+#define PL_RESULT_H
+
+#include "error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct pl_layer_result {
+    char name[64];
+    char type[16];
+    char shape_before[48];    /* weight shape "4x1x3x3" (or output "8x14x14" for param-free) */
+    char shape_after[48];
+    int64_t params_before, params_after;
+    int64_t nonzero_after;
+    int64_t macs_before, macs_after; /* macs_after effective */
+    double sparsity;          /* achieved, per the granularity's definition */
+} pl_layer_result;
+
+typedef struct pl_run_result {
+    char run_id[17];
+    char experiment[64];
+    char model[256];          /* as written in the config */
+    char dataset[256];        /* dataset plugin name and path, as written */
+    char backend[64];
+    uint64_t seed;
+    char criterion[64];       /* "" when no pruning */
+    char schedule[64];
+    char granularity[16];
+    double target_sparsity, achieved_sparsity;
+    int64_t params_before, params_after, nonzero_params_after;
+    int64_t macs_before, macs_after, macs_after_physical;
+    double acc_baseline, acc_pruned, acc_retrained, acc_final;
+    double latency_ms_before, latency_ms_after;
+    double train_seconds, baseline_seconds;
+    char status[16];          /* ok | diverged | missed_target | failed */
+    char sweep[256];          /* "prune.criterion=l1 seed=2" */
+    char message[256];        /* why, when status != ok */
+    size_t run_index;         /* position in the sweep (orders the tables) */
+    pl_layer_result *layers;
+    size_t n_layers;
+} pl_run_result;
+
+void pl_run_result_free(pl_run_result *r); /* frees layers (not r itself) */
+
+/* Records (DIR/runs/<run_id>.json): write atomically (tmp + fsync + rename). */
+pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err);
+pl_status pl_record_read(const char *path, pl_run_result *r, pl_error *err);
+/* All records in DIR/runs, sorted by run_index then run_id. Caller frees
+ * each with pl_run_result_free and the array with free(). Files named
+ * *.tmp.* (unfinished atomic writes) are ignored; a missing DIR/runs gives
+ * zero records; a malformed record is PL_EFORMAT naming the file. */
+pl_status pl_records_load(const char *dir, pl_run_result **out, size_t *n, pl_error *err);
+
+/* Writes results.csv, results.md, layers.csv (and plots when gnuplot is
+ * available and plots != 0) into dir, each atomically. */
+pl_status pl_report_write(const char *dir, const pl_run_result *runs, size_t n, int plots,
+                          pl_error *err);
+
+/* `prunelab compare`: sets *regressed to 0 (equal within tolerance) or 1
+ * (regression); the Markdown table of what moved goes to `out`. tolerance:
+ * "acc=0.5,params=0" (NULL or "" = defaults). Returns PL_OK unless a file
+ * could not be read (PL_EIO), is malformed or lacks a required column
+ * (PL_EFORMAT), or the tolerance string is bad (PL_ECONFIG). */
+pl_status pl_compare_files(const char *baseline_csv, const char *current_csv,
+                           const char *tolerance, FILE *out, int *regressed, pl_error *err);
+
+/* Atomic file write helper used by every report file: writes `len` bytes to
+ * path.tmp.<pid>, fsyncs, renames over path. */
+pl_status pl_write_atomic(const char *path, const void *data, size_t len, pl_error *err);
+
+/* Writes all `len` bytes to the open stream f, then fflush + fsync; `what`
+ * names the file in errors ("what: cause (hint)", PL_EIO). The stream stays
+ * open (the caller closes it). pl_write_atomic is built on it. */
+pl_status pl_write_stream(FILE *f, const char *what, const void *data, size_t len,
+                          pl_error *err);
+
+/* mkdir -p: creates path and its missing parents (mode 0777 & ~umask). */
+pl_status pl_mkdirs(const char *path, pl_error *err);
+
+/* ---- private helpers shared by result.c, report.c and compare.c ---------- */
+
+/* A growable NUL-terminated text buffer. After an allocation failure it
+ * drops further appends and keeps `failed` set; check it once at the end. */
+typedef struct pl__buf {
+    char *data;
+    size_t len, cap;
+    int failed;
+} pl__buf;
+
+void pl__buf_add(pl__buf *b, const char *s, size_t n);
+void pl__buf_puts(pl__buf *b, const char *s);
+void pl__buf_printf(pl__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pl__buf_free(pl__buf *b);
+
+/* Reads a whole file into a NUL-terminated heap copy (caller frees *data). */
+pl_status pl__read_file(const char *path, char **data, size_t *len, pl_error *err);
+
+/* Fills err with "path: strerror(errnum) (hint)" and returns PL_EIO. */
+pl_status pl__io_error(pl_error *err, const char *path, int errnum);
+
+#endif

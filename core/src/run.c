@@ -1,0 +1,624 @@
+/* run.c — the experiment loop: baseline, prune, retrain, fine-tune, report. */
+#include "run.h"
+#include "checkpoint.h"
+#include "prune.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- helpers --------------------------------------------------------------------- */
+
+static pl_status mkdir_p(const char *path, pl_error *err)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0777) && errno != EEXIST)
+            return pl_error_set(err, PL_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) && errno != EEXIST)
+        return pl_error_set(err, PL_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) || !S_ISDIR(st.st_mode))
+        return pl_error_set(err, PL_EIO, "%s: exists and is not a directory", buf);
+    return PL_OK;
+}
+
+static const char *ref_param(const pl_plugin_ref *r, const char *key)
+{
+    for (size_t i = 0; i < r->n_params; i++)
+        if (!strcmp(r->params[i].key, key))
+            return r->params[i].value;
+    return NULL;
+}
+
+static void copy_str(char *dst, size_t n, const char *src) { snprintf(dst, n, "%s", src ? src : ""); }
+
+static const char *report_dir(const pl_experiment *x, const pl_run_opts *o)
+{
+    return o && o->out_dir ? o->out_dir : x->report.dir;
+}
+
+/* the baseline cache folder: report.cache, else <dir>/cache */
+static void cache_dir(const pl_experiment *x, const pl_run_opts *o, char *buf, size_t n)
+{
+    char def[4096];
+    snprintf(def, sizeof def, "%s/cache", x->report.dir);
+    if (x->report.cache && strcmp(x->report.cache, def))
+        snprintf(buf, n, "%s", x->report.cache);
+    else
+        snprintf(buf, n, "%s/cache", report_dir(x, o));
+}
+
+/* Everything one run needs, opened once per run. */
+typedef struct pl_runenv {
+    pl_model_spec *spec;
+    pl_instance *be, *ds, *crit, *sched;
+    pl_data train, test;
+    float *test_x;
+    int64_t test_n;
+} pl_runenv;
+
+static void runenv_free(pl_runenv *e)
+{
+    pl_data_close(&e->train);
+    pl_data_close(&e->test);
+    pl_instance_free(e->crit);
+    pl_instance_free(e->sched);
+    pl_instance_free(e->ds);
+    pl_instance_free(e->be);
+    pl_model_spec_free(e->spec);
+    free(e->test_x);
+    memset(e, 0, sizeof *e);
+}
+
+static pl_status runenv_open(pl_registry *reg, const pl_experiment *x, int threads, int open_data,
+                             pl_runenv *e, pl_error *err)
+{
+    memset(e, 0, sizeof *e);
+    pl_status s = pl_model_spec_load(x->model, &e->spec, err);
+    if (!s)
+        s = pl_instance_new(reg, PL_KIND_BACKEND, &x->backend, x->seed, threads, &e->be, err);
+    if (!s)
+        s = pl_instance_new(reg, PL_KIND_DATASET, &x->dataset, x->seed, threads, &e->ds, err);
+    if (!s && x->prune.enabled) {
+        s = pl_instance_new(reg, PL_KIND_CRITERION, &x->prune.criterion, x->seed, threads, &e->crit, err);
+        if (!s)
+            s = pl_instance_new(reg, PL_KIND_SCHEDULE, &x->prune.schedule, x->seed, threads, &e->sched,
+                                err);
+    }
+    if (!s && open_data) {
+        s = pl_data_open(e->ds, PL_SPLIT_TRAIN, &e->train, err);
+        if (!s)
+            s = pl_data_open(e->ds, PL_SPLIT_TEST, &e->test, err);
+    }
+    if (s)
+        runenv_free(e);
+    return s;
+}
+
+/* The whole test split as floats, for latency timing. */
+static pl_status preload_test(pl_runenv *e, pl_error *err)
+{
+    const pl_dataset_info *i = &e->test.info;
+    int64_t img = (int64_t)i->channels * i->height * i->width;
+    e->test_n = i->count;
+    e->test_x = malloc((size_t)(img * i->count) * sizeof(float));
+    int32_t *y = malloc(1024 * sizeof(int32_t));
+    pl_status s = (!e->test_x || !y) ? pl_error_set(err, PL_ENOMEM, "out of memory for the test set") : PL_OK;
+    for (int64_t f = 0; f < i->count && !s; f += 1000) {
+        int n = (int)(i->count - f < 1000 ? i->count - f : 1000);
+        s = pl_data_read(&e->test, NULL, f, n, e->test_x + f * img, y, err);
+    }
+    free(y);
+    return s;
+}
+
+static void say(const pl_run_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const pl_run_opts *o, const char *fmt, ...)
+{
+    if (o->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(o->out ? o->out : stdout, fmt, ap);
+    va_end(ap);
+    fflush(o->out ? o->out : stdout);
+}
+
+static void layer_shape(const pl_layer *l, char *buf, size_t n)
+{
+    if (l->type == PL_LAYER_CONV2D)
+        snprintf(buf, n, "%dx%dx%dx%d", l->out_c, l->in_c, l->kh, l->kw);
+    else if (l->type == PL_LAYER_LINEAR)
+        snprintf(buf, n, "%dx%d", l->out_c, l->in_c);
+    else
+        snprintf(buf, n, "%dx%dx%d", l->out_c, l->out_h, l->out_w);
+}
+
+/* ---- baseline ---------------------------------------------------------------------- */
+
+static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_runenv *e,
+                              pl_model **out, double *baseline_seconds, pl_error *err)
+{
+    char dir[4096], path[4400], key[17];
+    cache_dir(x, o, dir, sizeof dir);
+    pl_experiment_baseline_key(x, key);
+    snprintf(path, sizeof path, "%s/baseline-%s.ckpt", dir, key);
+    if (access(path, R_OK) == 0) {
+        char *meta = NULL;
+        pl_model *m;
+        pl_status s = pl_checkpoint_load(path, &m, &meta, err);
+        if (s)
+            return s;
+        const char *bs = meta ? strstr(meta, "baseline_seconds=") : NULL;
+        *baseline_seconds = bs ? strtod(bs + 17, NULL) : NAN;
+        free(meta);
+        say(o, "baseline: reusing %s\n", path);
+        *out = m;
+        return PL_OK;
+    }
+    pl_model *m;
+    pl_status s = pl_model_new(e->spec, x->seed, &m, err);
+    if (s)
+        return s;
+    pl_model_bind(m, pl_instance_ops(e->be), pl_instance_state(e->be));
+    pl_phase_stats ps;
+    pl_train_opts to = {.progress = o->quiet ? PL_PROGRESS_NONE : o->progress, .out = o->out,
+                        .interrupted = o->interrupted};
+    s = pl_train_phase(m, &e->train, &x->train, x->seed, "train", &to, &ps, err);
+    if (s) {
+        pl_model_free(m);
+        return s;
+    }
+    *baseline_seconds = ps.seconds;
+    char meta[256];
+    snprintf(meta, sizeof meta, "key=%s\nbaseline_seconds=%.17g\n", key, ps.seconds);
+    s = mkdir_p(dir, err);
+    if (!s)
+        s = pl_checkpoint_save(path, m, meta, 0, err);
+    if (s) {
+        pl_model_free(m);
+        return s;
+    }
+    *out = m;
+    return PL_OK;
+}
+
+/* ---- one run --------------------------------------------------------------------------- */
+
+static void fill_identity(const pl_experiment *x, const pl_run_opts *o, pl_run_result *r)
+{
+    memset(r, 0, sizeof *r);
+    copy_str(r->run_id, sizeof r->run_id, x->run_id);
+    copy_str(r->experiment, sizeof r->experiment, x->name);
+    copy_str(r->model, sizeof r->model, x->model);
+    const char *dpath = ref_param(&x->dataset, "path");
+    if (dpath)
+        snprintf(r->dataset, sizeof r->dataset, "%s:%s", x->dataset.plugin, dpath);
+    else
+        copy_str(r->dataset, sizeof r->dataset, x->dataset.plugin);
+    copy_str(r->backend, sizeof r->backend, x->backend.plugin);
+    r->seed = x->seed;
+    if (x->prune.enabled) {
+        copy_str(r->criterion, sizeof r->criterion, x->prune.criterion.plugin);
+        copy_str(r->schedule, sizeof r->schedule, x->prune.schedule.plugin);
+        copy_str(r->granularity, sizeof r->granularity, pl_granularity_name(x->prune.granularity));
+    }
+    copy_str(r->sweep, sizeof r->sweep, x->sweep_desc);
+    r->run_index = x->run_index;
+    r->acc_baseline = r->acc_pruned = r->acc_retrained = r->acc_final = NAN;
+    r->latency_ms_before = r->latency_ms_after = NAN;
+    r->target_sparsity = r->achieved_sparsity = 0;
+    (void)o;
+}
+
+static pl_status record_layers(const pl_model *before, const pl_model *after, pl_granularity g,
+                               pl_run_result *r)
+{
+    r->layers = calloc((size_t)before->n_layers, sizeof *r->layers);
+    if (!r->layers)
+        return PL_ENOMEM;
+    r->n_layers = (size_t)before->n_layers;
+    for (int i = 0; i < before->n_layers; i++) {
+        const pl_layer *a = &before->layers[i], *b = &after->layers[i];
+        pl_layer_result *L = &r->layers[i];
+        pl_counts ca, cb;
+        pl_layer_count(a, &ca);
+        pl_layer_count(b, &cb);
+        copy_str(L->name, sizeof L->name, a->name);
+        copy_str(L->type, sizeof L->type, pl_layer_type_name(a->type));
+        layer_shape(a, L->shape_before, sizeof L->shape_before);
+        layer_shape(b, L->shape_after, sizeof L->shape_after);
+        L->params_before = ca.params;
+        L->params_after = cb.params;
+        L->nonzero_after = cb.nonzero_params;
+        L->macs_before = ca.macs;
+        L->macs_after = cb.macs_effective;
+        L->sparsity = (b->type == PL_LAYER_CONV2D || b->type == PL_LAYER_LINEAR) && g
+                          ? pl_layer_sparsity(b, g)
+                          : 0;
+    }
+    return PL_OK;
+}
+
+static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opts *o,
+                         pl_run_result *r, pl_error *err)
+{
+    fill_identity(x, o, r);
+    pl_runenv e;
+    pl_status s = runenv_open(reg, x, o->threads, 1, &e, err);
+    if (s)
+        return s;
+    pl_model *base = NULL, *m = NULL;
+    pl_pruner pr = {0};
+    pl_train_opts to = {.progress = o->quiet ? PL_PROGRESS_NONE : o->progress, .out = o->out,
+                        .interrupted = o->interrupted};
+    s = get_baseline(x, o, &e, &base, &r->baseline_seconds, err);
+    if (s)
+        goto done;
+    pl_model_bind(base, pl_instance_ops(e.be), pl_instance_state(e.be));
+    s = pl_evaluate(base, &e.test, 1000, &r->acc_baseline, NULL, err);
+    if (s)
+        goto done;
+    say(o, "baseline: test accuracy %.2f%%\n", r->acc_baseline);
+    s = preload_test(&e, err);
+    if (!s)
+        s = pl_measure_latency(base, e.test_x, e.test_n, x->report.latency_runs, &r->latency_ms_before,
+                               err);
+    if (s)
+        goto done;
+    pl_counts cb;
+    pl_model_count(base, &cb);
+    r->params_before = cb.params;
+    r->macs_before = cb.macs;
+    s = pl_model_clone(base, &m, err);
+    if (s)
+        goto done;
+    pl_model_bind(m, pl_instance_ops(e.be), pl_instance_state(e.be));
+    double t_train = pl_now();
+    if (x->prune.enabled) {
+        s = pl_pruner_init(&pr, m, &x->prune, e.crit, e.sched, err);
+        if (s)
+            goto done;
+        for (int step = 0; step < pr.plan.n_steps && !s; step++) {
+            s = pl_pruner_step(&pr, step, &e.train, x->train.batch_size, x->seed, err);
+            if (s)
+                break;
+            double tgt, ach;
+            pl_pruner_sparsity(&pr, &tgt, &ach);
+            if (step == pr.plan.n_steps - 1) {
+                s = pl_evaluate(m, &e.test, 1000, &r->acc_pruned, NULL, err);
+                if (s)
+                    break;
+                say(o, "prune step %d/%d: sparsity %.4f, test accuracy %.2f%% before retraining\n",
+                    step + 1, pr.plan.n_steps, ach, r->acc_pruned);
+            } else {
+                say(o, "prune step %d/%d: sparsity %.4f\n", step + 1, pr.plan.n_steps, ach);
+            }
+            char phase[32];
+            snprintf(phase, sizeof phase, "retrain%d", step + 1);
+            pl_phase_stats ps;
+            s = pl_train_phase(m, &e.train, &x->retrain, x->seed,
+                               pr.plan.n_steps == 1 ? "retrain" : phase, &to, &ps, err);
+        }
+        if (s)
+            goto done;
+        pl_pruner_sparsity(&pr, &r->target_sparsity, &r->achieved_sparsity);
+        s = pl_evaluate(m, &e.test, 1000, &r->acc_retrained, NULL, err);
+        if (s)
+            goto done;
+        say(o, "retrained: test accuracy %.2f%%\n", r->acc_retrained);
+    }
+    r->acc_final = x->prune.enabled ? r->acc_retrained : r->acc_baseline;
+    if (x->finetune.epochs > 0) {
+        pl_phase_stats ps;
+        s = pl_train_phase(m, &e.train, &x->finetune, x->seed, "finetune", &to, &ps, err);
+        if (!s)
+            s = pl_evaluate(m, &e.test, 1000, &r->acc_final, NULL, err);
+        if (s)
+            goto done;
+        say(o, "fine-tuned: test accuracy %.2f%%\n", r->acc_final);
+    }
+    r->train_seconds = pl_now() - t_train;
+    s = pl_measure_latency(m, e.test_x, e.test_n, x->report.latency_runs, &r->latency_ms_after, err);
+    if (s)
+        goto done;
+    pl_counts ca;
+    pl_model_count(m, &ca);
+    r->params_after = ca.params;
+    r->nonzero_params_after = ca.nonzero_params;
+    r->macs_after = ca.macs_effective;
+    r->macs_after_physical = ca.macs;
+    if (record_layers(base, m, x->prune.enabled ? x->prune.granularity : 0, r)) {
+        s = pl_error_set(err, PL_ENOMEM, "out of memory");
+        goto done;
+    }
+    copy_str(r->status, sizeof r->status, "ok");
+    if (x->prune.enabled) {
+        pl_error miss;
+        if (pl_pruner_check(&pr, &miss)) {
+            copy_str(r->status, sizeof r->status, "missed_target");
+            copy_str(r->message, sizeof r->message, miss.msg);
+        }
+    }
+    /* the final model beside the records */
+    {
+        char dir[4400], path[4500];
+        snprintf(dir, sizeof dir, "%s/models", report_dir(x, o));
+        snprintf(path, sizeof path, "%s/%s.ckpt", dir, x->run_id);
+        s = mkdir_p(dir, err);
+        if (!s)
+            s = pl_checkpoint_save(path, m, x->run_id, 0, err);
+    }
+done:
+    pl_pruner_free(&pr);
+    pl_model_free(base);
+    pl_model_free(m);
+    runenv_free(&e);
+    return s;
+}
+
+/* ---- printing ---------------------------------------------------------------------------- */
+
+static void fmt_acc(char *b, size_t n, double v)
+{
+    if (isnan(v))
+        snprintf(b, n, "-");
+    else
+        snprintf(b, n, "%.2f", v);
+}
+
+static void print_row_header(FILE *f)
+{
+    fprintf(f, "\n| run | criterion | schedule | gran | target | achieved | params | MACs | acc base | "
+               "acc pruned | acc final | latency ms/1k | status |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+}
+
+static void print_row(FILE *f, const pl_run_result *r)
+{
+    char a[16], b[16], c[16];
+    fmt_acc(a, sizeof a, r->acc_baseline);
+    fmt_acc(b, sizeof b, r->acc_pruned);
+    fmt_acc(c, sizeof c, r->acc_final);
+    fprintf(f, "| %s | %s | %s | %s | %.4f | %.4f | %lld → %lld | %lld → %lld | %s | %s | %s | %.2f → %.2f | %s |\n",
+            r->run_id, r->criterion[0] ? r->criterion : "-", r->schedule[0] ? r->schedule : "-",
+            r->granularity[0] ? r->granularity : "-", r->target_sparsity, r->achieved_sparsity,
+            (long long)r->params_before, (long long)r->params_after, (long long)r->macs_before,
+            (long long)r->macs_after, a, b, c, r->latency_ms_before, r->latency_ms_after, r->status);
+}
+
+/* ---- the sweep ------------------------------------------------------------------------------ */
+
+static int record_exists(const char *dir, const char *run_id)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/runs/%s.json", dir, run_id);
+    return access(p, R_OK) == 0;
+}
+
+pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opts *o, pl_error *err)
+{
+    size_t n = pl_config_run_count(cfg);
+    pl_status worst = PL_OK;
+    char dir[4096] = "";
+    int plots = 1, printed_header = 0;
+    size_t done = 0, skipped = 0;
+    FILE *out = o->out ? o->out : stdout;
+    for (size_t i = 0; i < n; i++) {
+        if (o->shard_n > 1 && (int)(i % (size_t)o->shard_n) != o->shard_i - 1)
+            continue;
+        if (o->interrupted && *o->interrupted)
+            return pl_error_set(err, PL_EINTR, "interrupted; finished runs are kept, rerun to resume");
+        pl_experiment *x;
+        pl_status s = pl_config_expand(cfg, i, &x, err);
+        if (s)
+            return s;
+        snprintf(dir, sizeof dir, "%s", report_dir(x, o));
+        plots = x->report.plots;
+        if (record_exists(dir, x->run_id)) {
+            skipped++;
+            pl_experiment_free(x);
+            continue;
+        }
+        s = mkdir_p(dir, err);
+        if (s) {
+            pl_experiment_free(x);
+            return s;
+        }
+        if (n > 1)
+            say(o, "\n== run %zu/%zu %s %s\n", i + 1, n, x->run_id, x->sweep_desc);
+        pl_run_result r;
+        pl_error rerr;
+        pl_error_clear(&rerr);
+        s = run_one(reg, x, o, &r, &rerr);
+        if (s == PL_EDIVERGED || (s == PL_EPLUGIN && n > 1)) {
+            /* this run failed on its own; record it and go on */
+            copy_str(r.status, sizeof r.status, s == PL_EDIVERGED ? "diverged" : "failed");
+            copy_str(r.message, sizeof r.message, rerr.msg);
+            say(o, "run %s: %s: %s\n", x->run_id, r.status, rerr.msg);
+            s = PL_OK;
+        } else if (s) {
+            *err = rerr;
+            pl_run_result_free(&r);
+            pl_experiment_free(x);
+            return s;
+        }
+        s = pl_record_write(dir, &r, err);
+        if (s) {
+            pl_run_result_free(&r);
+            pl_experiment_free(x);
+            return s;
+        }
+        if (strcmp(r.status, "ok")) {
+            pl_status flag = !strcmp(r.status, "diverged")        ? PL_EDIVERGED
+                             : !strcmp(r.status, "missed_target") ? PL_EMISSED
+                                                                  : PL_EPLUGIN;
+            if (worst == PL_OK) {
+                worst = flag;
+                pl_error_set(err, flag, "run %s: %s: %s", r.run_id, r.status, r.message);
+            }
+        }
+        if (!o->quiet) {
+            if (!printed_header)
+                print_row_header(out);
+            printed_header = 1;
+            print_row(out, &r);
+        }
+        done++;
+        pl_run_result_free(&r);
+        pl_experiment_free(x);
+    }
+    if (skipped)
+        say(o, "resumed: %zu finished run(s) kept from %s/runs\n", skipped, dir);
+    if (dir[0]) {
+        pl_run_result *runs;
+        size_t nr;
+        pl_status s = pl_records_load(dir, &runs, &nr, err);
+        if (!s) {
+            s = pl_report_write(dir, runs, nr, plots, err);
+            for (size_t i = 0; i < nr; i++)
+                pl_run_result_free(&runs[i]);
+            free(runs);
+        }
+        if (s)
+            return s;
+        say(o, "\nreport: %s/results.csv, results.md, layers.csv (%zu run(s) this time, %zu in the report)\n",
+            dir, done, nr);
+    }
+    return worst;
+}
+
+pl_status pl_report_rebuild(const char *dir, int plots, FILE *out, pl_error *err)
+{
+    pl_run_result *runs;
+    size_t nr;
+    pl_status s = pl_records_load(dir, &runs, &nr, err);
+    if (s)
+        return s;
+    if (nr == 0) {
+        free(runs);
+        return pl_error_set(err, PL_ENOTFOUND, "%s/runs: no finished run records to report", dir);
+    }
+    s = pl_report_write(dir, runs, nr, plots, err);
+    if (!s && out) {
+        print_row_header(out);
+        for (size_t i = 0; i < nr; i++)
+            print_row(out, &runs[i]);
+        fprintf(out, "\nreport: %s/results.csv, results.md, layers.csv (%zu runs)\n", dir, nr);
+    }
+    for (size_t i = 0; i < nr; i++)
+        pl_run_result_free(&runs[i]);
+    free(runs);
+    return s;
+}
+
+/* ---- validate --------------------------------------------------------------------------------- */
+
+static void print_ref(FILE *f, const char *what, const pl_plugin_ref *r, pl_registry *reg, pl_kind k)
+{
+    const pl_plugin *p;
+    pl_error e;
+    fprintf(f, "  %-10s %s", what, r->plugin);
+    for (size_t i = 0; i < r->n_params; i++)
+        fprintf(f, "%s%s=%s", i ? ", " : " (", r->params[i].key, r->params[i].value);
+    if (r->n_params)
+        fputc(')', f);
+    if (pl_registry_find(reg, k, r->plugin, &p, &e) == PL_OK)
+        fprintf(f, "  [%s %s]", pl_plugin_path(p), pl_plugin_get_desc(p)->version);
+    fputc('\n', f);
+}
+
+static void print_phase(FILE *f, const char *name, const pl_phase_cfg *p)
+{
+    fprintf(f, "  %-10s %d epoch(s), batch %d, %s lr %g", name, p->epochs, p->batch_size,
+            p->optim.type == PL_OPTIM_ADAM ? "adam" : "sgd", p->optim.lr);
+    if (p->optim.weight_decay)
+        fprintf(f, ", weight decay %g", p->optim.weight_decay);
+    if (p->optim.type == PL_OPTIM_SGD && p->optim.momentum)
+        fprintf(f, ", momentum %g%s", p->optim.momentum, p->optim.nesterov ? " (nesterov)" : "");
+    fputc('\n', f);
+}
+
+pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_error *err)
+{
+    size_t n = pl_config_run_count(cfg);
+    for (size_t i = 0; i < n; i++) {
+        pl_experiment *x;
+        pl_status s = pl_config_expand(cfg, i, &x, err);
+        if (s)
+            return s;
+        pl_runenv e;
+        s = runenv_open(reg, x, 1, 0, &e, err);
+        pl_model *m = NULL;
+        if (!s)
+            s = pl_model_new(e.spec, x->seed, &m, err);
+        pl_pruner pr = {0};
+        if (!s && x->prune.enabled)
+            s = pl_pruner_init(&pr, m, &x->prune, e.crit, e.sched, err);
+        if (!s && (i == 0 || n <= 12)) {
+            if (i == 0) {
+                fprintf(out, "experiment %s (%s): %zu run(s)\n", x->name, x->file, n);
+                size_t na = pl_config_sweep_axes(cfg);
+                for (size_t a = 0; a < na; a++) {
+                    size_t nv;
+                    const char *k = pl_config_sweep_key(cfg, a, &nv);
+                    fprintf(out, "  sweep %s: %zu value(s)\n", k, nv);
+                }
+                fputc('\n', out);
+                pl_model_print(m, out);
+                fprintf(out, "\nplugins:\n");
+                print_ref(out, "backend", &x->backend, reg, PL_KIND_BACKEND);
+                print_ref(out, "dataset", &x->dataset, reg, PL_KIND_DATASET);
+                if (x->prune.enabled) {
+                    print_ref(out, "criterion", &x->prune.criterion, reg, PL_KIND_CRITERION);
+                    print_ref(out, "schedule", &x->prune.schedule, reg, PL_KIND_SCHEDULE);
+                }
+                fprintf(out, "\nphases:\n");
+                print_phase(out, "train", &x->train);
+            }
+            if (n > 1)
+                fprintf(out, "run %zu/%zu %s  %s\n", i + 1, n, x->run_id, x->sweep_desc);
+            else
+                fprintf(out, "  run id     %s\n", x->run_id);
+            if (x->prune.enabled) {
+                fprintf(out, "  prune      %s granularity, %d step(s):", pl_granularity_name(pr.gran),
+                        pr.plan.n_steps);
+                for (int k = 0; k < pr.plan.n_steps; k++)
+                    fprintf(out, " %.4f", pr.plan.progress[k]);
+                fprintf(out, " of the target%s\n", pr.global ? " (one global ranking)" : "");
+                for (int k = 0; k < pr.n; k++)
+                    fprintf(out, "             %-10s remove %lld of %lld %s\n",
+                            m->layers[pr.t[k].layer].name, (long long)pr.t[k].remove,
+                            (long long)pr.t[k].units,
+                            pr.gran == PL_GRAN_WEIGHT ? "weights" : pr.gran == PL_GRAN_CHANNEL ? "channels" : "neurons");
+                if (i == 0 || n == 1)
+                    print_phase(out, "retrain", &x->retrain);
+            }
+            if (i == 0 || n == 1) {
+                if (x->finetune.epochs > 0)
+                    print_phase(out, "finetune", &x->finetune);
+                fprintf(out, "  report     %s\n", x->report.dir);
+            }
+        }
+        pl_pruner_free(&pr);
+        pl_model_free(m);
+        runenv_free(&e);
+        pl_experiment_free(x);
+        if (s)
+            return s;
+    }
+    if (n > 12)
+        fprintf(out, "... and %zu more run(s), all valid\n", n - 1);
+    return PL_OK;
+}

@@ -1,0 +1,79 @@
+/*
+ * train.h — the training loop, evaluation and latency measurement.
+ *
+ * A phase (baseline train, retrain, fine-tune) runs `epochs` epochs of
+ * seeded-shuffled minibatches with a FRESH optimizer (as the seed's PyTorch
+ * code does). Shuffling uses the RNG stream "shuffle:<phase>:<epoch>" of the
+ * run's seed, so a run is reproducible bit for bit on one backend.
+ * Unstructured masks are enforced by the optimizer (gradient, state and
+ * weight masked), so masked weights stay exactly zero.
+ */
+#ifndef PL_TRAIN_H
+#define PL_TRAIN_H
+
+#include "config.h"
+#include "model.h"
+#include "registry.h"
+
+#include <signal.h>
+
+/* One opened split of a dataset plugin instance. */
+typedef struct pl_data {
+    pl_instance *inst;        /* borrowed */
+    const pl_dataset_ops *ops;
+    void *handle;
+    pl_dataset_info info;
+    pl_split split;
+} pl_data;
+
+pl_status pl_data_open(pl_instance *ds, pl_split split, pl_data *out, pl_error *err);
+void pl_data_close(pl_data *d);
+/* Reads examples [first, first+n) (or by indices if idx != NULL). */
+pl_status pl_data_read(pl_data *d, const int64_t *idx, int64_t first, int n, float *x, int32_t *y,
+                       pl_error *err);
+
+typedef enum pl_progress { PL_PROGRESS_AUTO = 0, PL_PROGRESS_BAR, PL_PROGRESS_LINES, PL_PROGRESS_NONE } pl_progress;
+
+typedef struct pl_train_opts {
+    pl_progress progress;
+    FILE *out;                          /* progress lines (stdout) */
+    volatile sig_atomic_t *interrupted; /* set by SIGINT/SIGTERM; may be NULL */
+    /* Optional group sparsity regulariser hook; may be NULL. */
+} pl_train_opts;
+
+typedef struct pl_epoch_stats {
+    double loss;     /* mean training loss over the epoch */
+    double acc;      /* training accuracy (%) */
+    double seconds;
+    double images_per_s;
+} pl_epoch_stats;
+
+typedef struct pl_phase_stats {
+    int epochs;
+    pl_epoch_stats last;
+    double seconds;  /* whole phase */
+} pl_phase_stats;
+
+/* Trains `m` (bound to a backend) for cfg->epochs. Returns PL_EDIVERGED on
+ * a non-finite loss, PL_EINTR when interrupted. */
+pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, uint64_t seed,
+                         const char *phase, const pl_train_opts *opts, pl_phase_stats *st,
+                         pl_error *err);
+
+/* Test accuracy (%) and mean loss over the whole split, batches of `batch`. */
+pl_status pl_evaluate(pl_model *m, pl_data *test, int batch, double *acc, double *loss,
+                      pl_error *err);
+
+/* Median over `runs` timed eval passes over x[n] in batches of 1000,
+ * reported as ms per 1000 images (one untimed warm-up pass first). */
+pl_status pl_measure_latency(pl_model *m, const float *x, int64_t n, int runs, double *ms_per_1000,
+                             pl_error *err);
+
+/* Gradients of the loss for one batch (used by criteria that need them):
+ * fills every layer's gw/gb; returns the batch loss. */
+pl_status pl_model_gradients(pl_model *m, const float *x, const int32_t *y, int n, double *loss,
+                             pl_error *err);
+
+double pl_now(void); /* monotonic seconds */
+
+#endif

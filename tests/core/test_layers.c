@@ -1,0 +1,270 @@
+/*
+ * Finite-difference gradient checks of every layer and the loss, through
+ * the host's forward/backward on the `ref` backend.
+ *
+ * Each model puts the layer under test between a parameterised layer and
+ * the classifier, so the layer's backward is exercised by the gradients of
+ * the parameters upstream of it. Loss = Σ_rows cross-entropy (grad_scale 1).
+ * Numerical gradient: central differences with h = 1e-3 and 5e-4 in the
+ * float32 forward, loss accumulated in double. Tolerance (documented):
+ * |num − ana| ≤ 2e-3 + 1e-2·|ana|; the float32 rounding of a loss near 3
+ * contributes about 3e-4 at h = 5e-4 and the O(h²) truncation far less, so
+ * real backward bugs (missing terms, wrong indices) show up as errors of
+ * order |ana|. A coordinate where the two step sizes disagree sits on a
+ * ReLU/max kink (no finite difference is valid there) and is skipped; at
+ * most 10% of the coordinates may be skipped.
+ */
+#include "model.h"
+#include "pltest.h"
+#include "rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_IMG 3
+
+static pl_instance *ref_backend(void)
+{
+    static pl_instance *in;
+    if (!in)
+        in = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
+    return in;
+}
+
+static double loss_of(pl_model *m, const float *x, const int32_t *y, uint64_t dcalls)
+{
+    pl_error err;
+    m->dropout_calls = dcalls;
+    const float *logits = pl_model_forward(m, x, N_IMG, PL_MODE_TRAIN, &err);
+    cr_assert(logits, "%s", err.msg);
+    double l;
+    int64_t c;
+    cr_assert_eq(m->be->softmax_xent(m->be_state, N_IMG, m->classes, logits, y, 1.0f, NULL, &l, &c), PL_OK);
+    return l;
+}
+
+static void gradcheck(const char *yaml)
+{
+    pl_model *m = pltest_model(yaml, 7);
+    pl_instance *be = ref_backend();
+    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    pl_error err;
+    cr_assert_eq(pl_model_reserve(m, N_IMG, &err), PL_OK, "%s", err.msg);
+    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
+    float *x = malloc((size_t)(img * N_IMG) * sizeof(float));
+    int32_t y[N_IMG];
+    pl_rng r;
+    pl_rng_seed(&r, 42, "gradcheck");
+    for (int64_t i = 0; i < img * N_IMG; i++)
+        x[i] = (float)pl_rng_normal(&r);
+    for (int i = 0; i < N_IMG; i++)
+        y[i] = (int32_t)pl_rng_below(&r, (uint64_t)m->classes);
+    /* analytic */
+    uint64_t dcalls = 5;
+    m->dropout_calls = dcalls;
+    const float *logits = pl_model_forward(m, x, N_IMG, PL_MODE_TRAIN, &err);
+    cr_assert(logits);
+    float *dl = malloc((size_t)N_IMG * (size_t)m->classes * sizeof(float));
+    double l0;
+    int64_t c;
+    cr_assert_eq(m->be->softmax_xent(m->be_state, N_IMG, m->classes, logits, y, 1.0f, dl, &l0, &c), PL_OK);
+    cr_assert_eq(pl_model_backward(m, x, dl, N_IMG, &err), PL_OK, "%s", err.msg);
+    int checked = 0, kinks = 0;
+    for (int li = 0; li < m->n_layers; li++) {
+        pl_layer *l = &m->layers[li];
+        for (int which = 0; which < 2; which++) {
+            float *p = which ? l->b : l->w;
+            int64_t n = which ? l->nb : l->nw;
+            float *g = which ? l->gb : l->gw;
+            if (!p || !n)
+                continue;
+            float *ana = malloc((size_t)n * sizeof(float));
+            memcpy(ana, g, (size_t)n * sizeof(float));
+            int64_t stride = n > 300 ? n / 150 : 1;
+            for (int64_t i = 0; i < n; i += stride) {
+                double num[2];
+                for (int k = 0; k < 2; k++) {
+                    const float h = k ? 5e-4f : 1e-3f;
+                    float keep = p[i];
+                    p[i] = keep + h;
+                    double lp = loss_of(m, x, y, dcalls);
+                    p[i] = keep - h;
+                    double lm = loss_of(m, x, y, dcalls);
+                    p[i] = keep;
+                    num[k] = (lp - lm) / (2.0 * (double)h);
+                }
+                double a = ana[i];
+                checked++;
+                /* the two step sizes disagree: a ReLU/max kink lies within
+                 * h of this point, where no finite difference is valid */
+                if (fabs(num[0] - num[1]) > 2e-3 + 1e-2 * fabs(num[1])) {
+                    kinks++;
+                    continue;
+                }
+                cr_expect(fabs(num[1] - a) <= 2e-3 + 1e-2 * fabs(a),
+                          "layer %s %s[%lld]: analytic %.6g numeric %.6g", l->name,
+                          which ? "bias" : "weight", (long long)i, a, num[1]);
+            }
+            free(ana);
+        }
+    }
+    cr_assert_gt(checked, 0);
+    cr_expect_leq(kinks * 10, checked, "%d of %d coordinates sit on a kink", kinks, checked);
+    free(x);
+    free(dl);
+    pl_model_free(m);
+}
+
+#define MODEL(body) "name: t\ninput: [2, 7, 7]\nclasses: 3\nlayers:\n" body
+
+Test(gradients, conv_linear_padding)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 3, padding: 1}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, conv_stride2_nopad_relu)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3, stride: 2}\n"
+                    "  - {type: relu}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, conv_rect_kernel_pad2_stride_pair)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 2, kernel: [2, 3], stride: [1, 2], padding: [2, 1]}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, conv_no_bias_then_conv)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 3, bias: false}\n"
+                    "  - {name: c2, type: conv2d, out: 2, kernel: 2}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, maxpool)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 2}\n"
+                    "  - {type: maxpool2d, kernel: 2}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, maxpool_overlapping_stride1)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 2, kernel: 3, padding: 1}\n"
+                    "  - {type: maxpool2d, kernel: 3, stride: 2}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, avgpool_padded)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 3}\n"
+                    "  - {type: avgpool2d, kernel: 3, stride: 2, padding: 1}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+/* batchnorm centres its outputs on zero, so a ReLU right after it has
+ * hundreds of inputs within h of its kink: check it with smooth neighbours */
+Test(gradients, batchnorm)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 3, padding: 1}\n"
+                    "  - {name: bn1, type: batchnorm2d}\n"
+                    "  - {type: avgpool2d, kernel: 2}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, batchnorm_linear)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 2, kernel: 3}\n"
+                    "  - {name: bn1, type: batchnorm2d}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, dropout)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 3}\n"
+                    "  - {type: dropout, p: 0.3}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, mlp_relu_chain)
+{
+    gradcheck(MODEL("  - {type: flatten}\n"
+                    "  - {name: fc1, type: linear, out: 11}\n"
+                    "  - {type: relu}\n"
+                    "  - {name: fc2, type: linear, out: 7}\n"
+                    "  - {type: relu}\n"
+                    "  - {name: fc3, type: linear, out: 3}\n"));
+}
+
+/* The loss alone: dlogits vs numeric derivative of Σ cross-entropy. */
+Test(gradients, softmax_cross_entropy)
+{
+    pl_instance *be = ref_backend();
+    const pl_backend_ops *o = pl_instance_ops(be);
+    enum { N = 4, C = 5 };
+    float z[N * C], d[N * C];
+    int32_t y[N] = {0, 4, 2, 2};
+    pl_rng r;
+    pl_rng_seed(&r, 3, "xent");
+    for (int i = 0; i < N * C; i++)
+        z[i] = (float)(3 * pl_rng_normal(&r));
+    double l;
+    int64_t c;
+    cr_assert_eq(o->softmax_xent(pl_instance_state(be), N, C, z, y, 1.0f, d, &l, &c), PL_OK);
+    for (int i = 0; i < N * C; i++) {
+        float keep = z[i];
+        double lp, lm;
+        z[i] = keep + 1e-2f;
+        o->softmax_xent(pl_instance_state(be), N, C, z, y, 1.0f, NULL, &lp, &c);
+        z[i] = keep - 1e-2f;
+        o->softmax_xent(pl_instance_state(be), N, C, z, y, 1.0f, NULL, &lm, &c);
+        z[i] = keep;
+        double num = (lp - lm) / 2e-2;
+        cr_expect(fabs(num - d[i]) <= 1e-3 + 1e-2 * fabs(d[i]), "dlogit %d: %g vs %g", i, d[i], num);
+    }
+}
+
+/* PyTorch's default init bounds: |w|, |b| <= 1/sqrt(fan_in), not all tiny. */
+Test(init, pytorch_bounds)
+{
+    pl_model *m = pltest_model(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3}\n"
+                                     "  - {type: flatten}\n"
+                                     "  - {name: fc, type: linear, out: 3}\n"),
+                               1);
+    pl_layer *c1 = &m->layers[0], *fc = &m->layers[2];
+    double bc = 1 / sqrt(2 * 9.0), bf = 1 / sqrt((double)fc->in_c), mx = 0;
+    for (int64_t i = 0; i < c1->nw; i++) {
+        cr_assert_leq(fabs(c1->w[i]), bc);
+        mx = fmax(mx, fabs(c1->w[i]));
+    }
+    cr_assert_gt(mx, 0.8 * bc);
+    for (int64_t i = 0; i < fc->nb; i++)
+        cr_assert_leq(fabs(fc->b[i]), bf);
+    pl_model_free(m);
+}
+
+Test(init, seeded_and_per_layer_streams)
+{
+    const char *y = MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3}\n"
+                          "  - {type: flatten}\n"
+                          "  - {name: fc, type: linear, out: 3}\n");
+    pl_model *a = pltest_model(y, 5), *b = pltest_model(y, 5), *c = pltest_model(y, 6);
+    cr_assert_eq(memcmp(a->layers[0].w, b->layers[0].w, (size_t)a->layers[0].nw * 4), 0);
+    cr_assert_neq(memcmp(a->layers[0].w, c->layers[0].w, (size_t)a->layers[0].nw * 4), 0);
+    pl_model_free(a);
+    pl_model_free(b);
+    pl_model_free(c);
+}

@@ -1,0 +1,169 @@
+/*
+ * test_model_spec.c — model files: the committed models load and match the
+ * parameter and MAC counts of DESIGN.md "Models"; defaults; errors carry
+ * file:line:col.
+ */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#define FIX "tests/fixtures/config/models/"
+
+static pl_model_spec *load_ok(const char *path)
+{
+    pl_model_spec *m = NULL;
+    pl_error err = {0};
+    cr_assert_eq(pl_model_spec_load(path, &m, &err), PL_OK, "%s", err.msg);
+    cr_assert_not_null(m);
+    return m;
+}
+
+static void expect_err(const char *path, const char *prefix)
+{
+    pl_model_spec *m = (pl_model_spec *)0x1;
+    pl_error err = {0};
+    cr_assert_eq(pl_model_spec_load(path, &m, &err), PL_ECONFIG, "%s", err.msg);
+    cr_assert_null(m);
+    cr_assert(strncmp(err.msg, prefix, strlen(prefix)) == 0, "message '%s' does not start with '%s'", err.msg,
+              prefix);
+}
+
+/* Independent hand count: walks the shapes, sums params and MACs. */
+static void count(const pl_model_spec *m, long *params, long *macs)
+{
+    long c = m->in_c, h = m->in_h, w = m->in_w, flat = 0;
+    *params = *macs = 0;
+    for (size_t i = 0; i < m->n_layers; i++) {
+        const pl_layer_spec *l = &m->layers[i];
+        switch (l->type) {
+        case PL_LAYER_CONV2D: {
+            long oh = (h + 2 * l->ph - l->kh) / l->sh + 1, ow = (w + 2 * l->pw - l->kw) / l->sw + 1;
+            *params += (long)l->out * c * l->kh * l->kw + (l->bias ? l->out : 0);
+            *macs += (long)l->out * oh * ow * c * l->kh * l->kw;
+            c = l->out, h = oh, w = ow;
+            break;
+        }
+        case PL_LAYER_MAXPOOL2D:
+        case PL_LAYER_AVGPOOL2D:
+            h = (h + 2 * l->ph - l->kh) / l->sh + 1;
+            w = (w + 2 * l->pw - l->kw) / l->sw + 1;
+            break;
+        case PL_LAYER_BATCHNORM2D:
+            *params += 2 * c;
+            break;
+        case PL_LAYER_FLATTEN:
+            flat = c * h * w;
+            break;
+        case PL_LAYER_LINEAR:
+            *params += (long)l->out * flat + (l->bias ? l->out : 0);
+            *macs += (long)l->out * flat;
+            flat = l->out;
+            break;
+        default:
+            break;
+        }
+    }
+    cr_assert_eq(flat, m->classes, "%s: last layer gives %ld outputs", m->name, flat);
+}
+
+Test(model_spec, simple_cnn_is_the_seed_network)
+{
+    pl_model_spec *m = load_ok("configs/models/simple_cnn.yaml");
+    cr_assert_str_eq(m->name, "simple_cnn");
+    cr_assert_eq(m->in_c, 1);
+    cr_assert_eq(m->in_h, 28);
+    cr_assert_eq(m->in_w, 28);
+    cr_assert_eq(m->classes, 10);
+    static const char *names[] = {"conv1", "relu1", "maxpool2d1", "conv2", "relu2",
+                                  "maxpool2d2", "flatten1", "fc1", "relu3", "fc2"};
+    cr_assert_eq(m->n_layers, 10);
+    for (size_t i = 0; i < 10; i++)
+        cr_assert_str_eq(m->layers[i].name, names[i]);
+    const pl_layer_spec *c1 = &m->layers[0], *p1 = &m->layers[2];
+    cr_assert_eq(c1->type, PL_LAYER_CONV2D);
+    cr_assert_eq(c1->out, 4);
+    cr_assert_eq(c1->kh, 3);
+    cr_assert_eq(c1->kw, 3);
+    cr_assert_eq(c1->sh, 1);
+    cr_assert_eq(c1->ph, 1);
+    cr_assert_eq(c1->bias, 1);
+    cr_assert_eq(c1->line, 8);
+    cr_assert_eq(c1->col, 5);
+    cr_assert_eq(p1->type, PL_LAYER_MAXPOOL2D);
+    cr_assert_eq(p1->sh, 2, "pool stride defaults to the kernel");
+    cr_assert_eq(m->layers[7].type, PL_LAYER_LINEAR);
+    cr_assert_eq(m->layers[7].out, 64);
+    long params, macs;
+    count(m, &params, &macs);
+    cr_assert_eq(params, 26138); /* sum(p.numel()) of the PyTorch SimpleCNN */
+    cr_assert_eq(macs, 28224 + 56448 + 25088 + 640); /* 110,400 per image */
+    pl_model_spec_free(m);
+}
+
+Test(model_spec, lenet5_has_431080_params)
+{
+    pl_model_spec *m = load_ok("configs/models/lenet5.yaml");
+    long params, macs;
+    count(m, &params, &macs);
+    cr_assert_eq(params, 431080);
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_neq(m->layers[i].type, PL_LAYER_RELU, "no ReLU after the convs in the Caffe net");
+    pl_model_spec_free(m);
+}
+
+Test(model_spec, lenet_300_100_has_266610_params)
+{
+    pl_model_spec *m = load_ok("configs/models/lenet_300_100.yaml");
+    long params, macs;
+    count(m, &params, &macs);
+    cr_assert_eq(params, 266610);
+    cr_assert_str_eq(m->layers[5].name, "fc3");
+    pl_model_spec_free(m);
+}
+
+Test(model_spec, vgg_mini_has_about_18_7M_macs)
+{
+    pl_model_spec *m = load_ok("configs/models/vgg_mini.yaml");
+    long params, macs;
+    count(m, &params, &macs);
+    cr_assert_eq(macs, 18691840);
+    cr_assert_eq(params, 468202);
+    cr_assert_eq(m->layers[1].type, PL_LAYER_BATCHNORM2D);
+    cr_assert_eq(m->layers[1].eps, 1e-5);
+    cr_assert_eq(m->layers[1].momentum, 0.1);
+    pl_model_spec_free(m);
+}
+
+Test(model_spec, pairs_and_defaults)
+{
+    pl_model_spec *m = load_ok(FIX "pairs.yaml");
+    const pl_layer_spec *c = &m->layers[0];
+    cr_assert_str_eq(c->name, "conv2d1");
+    cr_assert_eq(c->kh, 3);
+    cr_assert_eq(c->kw, 5);
+    cr_assert_eq(c->sh, 1);
+    cr_assert_eq(c->sw, 2);
+    cr_assert_eq(c->ph, 1);
+    cr_assert_eq(c->pw, 2);
+    cr_assert_eq(c->bias, 0);
+    cr_assert_eq(m->layers[1].eps, 0.001);
+    cr_assert_eq(m->layers[1].momentum, 0.01);
+    cr_assert_eq(m->layers[3].type, PL_LAYER_AVGPOOL2D);
+    cr_assert_eq(m->layers[3].sh, 2);
+    cr_assert_eq(m->layers[4].sh, 1);
+    cr_assert_eq(m->layers[5].type, PL_LAYER_DROPOUT);
+    cr_assert_eq(m->layers[5].p, 0.25);
+    cr_assert_str_eq(m->layers[7].name, "linear1");
+    pl_model_spec_free(m);
+}
+
+Test(model_spec, errors_carry_positions)
+{
+    expect_err(FIX "bad_kernel.yaml", FIX "bad_kernel.yaml:6:31: maxpool2d1.kernel must be >= 1 (got 0)");
+    expect_err(FIX "bad_type.yaml", FIX "bad_type.yaml:6:12: layers[1]: unknown layer type 'relux' (did you mean 'relu'?)");
+    expect_err(FIX "bad_key.yaml", FIX "bad_key.yaml:5:28: unknown key 'kernal' in a layer (did you mean 'kernel'?)");
+    expect_err(FIX "dup_name.yaml", FIX "dup_name.yaml:6:5: duplicate layer name 'relu1' (first at line 5)");
+    expect_err("tests/fixtures/config/empty.yaml", "tests/fixtures/config/empty.yaml: empty model file");
+    expect_err("tests/fixtures/config/tab.yaml", "tests/fixtures/config/tab.yaml:4:1: invalid YAML");
+}

@@ -1,0 +1,112 @@
+#include "pltest.h"
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *pltest_build_dir(void)
+{
+    const char *b = getenv("PL_BUILD_DIR");
+    return b && *b ? b : PL_BUILD_DIR;
+}
+
+const char *pltest_exe(void)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/prunelab", pltest_build_dir());
+    return path;
+}
+
+pl_registry *pltest_registry(void)
+{
+    static pl_registry *r;
+    if (!r) {
+        char p[4096];
+        pl_error err;
+        r = pl_registry_new(pltest_exe());
+        cr_assert(r);
+        snprintf(p, sizeof p, "%s/plugins", pltest_build_dir());
+        cr_assert_eq(pl_registry_add_path(r, p, &err), PL_OK, "%s", err.msg);
+        snprintf(p, sizeof p, "%s/testplugins", pltest_build_dir());
+        pl_registry_add_path(r, p, &err);
+    }
+    return r;
+}
+
+pl_instance *pltest_instance(pl_kind kind, const char *name, const char *const *kv,
+                             uint64_t seed, int threads)
+{
+    const pl_plugin *p;
+    pl_instance *in = NULL;
+    pl_error err;
+    cr_assert_eq(pl_registry_find(pltest_registry(), kind, name, &p, &err), PL_OK, "%s", err.msg);
+    static const char *const none[] = {NULL};
+    cr_assert_eq(pl_instance_new_kv(p, kv ? kv : none, seed, threads, &in, &err), PL_OK, "%s", err.msg);
+    return in;
+}
+
+char *pltest_tmpdir(void)
+{
+    char *t = strdup("/tmp/pltest.XXXXXX");
+    cr_assert(t && mkdtemp(t));
+    return t;
+}
+
+int pltest_run(const char *cmd, char **out)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *full = malloc(strlen(cmd) + 8);
+    cr_assert(full);
+    sprintf(full, "%s 2>&1", cmd);
+    FILE *f = popen(full, "r");
+    free(full);
+    cr_assert(f);
+    char *buf = malloc(cap);
+    size_t k;
+    while ((k = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += k;
+        if (cap - len < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[len] = 0;
+    int st = pclose(f);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+char *pltest_write_temp(const char *text, const char *suffix)
+{
+    char *dir = pltest_tmpdir();
+    size_t n = strlen(dir) + strlen(suffix) + 16;
+    char *path = malloc(n);
+    cr_assert(path);
+    snprintf(path, n, "%s/file%s", dir, suffix);
+    free(dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+pl_model *pltest_model(const char *yaml, uint64_t seed)
+{
+    char *path = pltest_write_temp(yaml, ".yaml");
+    pl_model_spec *spec;
+    pl_model *m;
+    pl_error err;
+    cr_assert_eq(pl_model_spec_load(path, &spec, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pl_model_new(spec, seed, &m, &err), PL_OK, "%s", err.msg);
+    pl_model_spec_free(spec);
+    unlink(path);
+    free(path);
+    return m;
+}
