@@ -40,5 +40,9 @@ test-asan:
 bench: setup build
 	./$(BUILD)/prunelab bench
 
+# libFuzzer harnesses (tests/fuzz/), FUZZ_SECONDS each; crashes land in fuzz-out/
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -222,7 +222,8 @@ static pl_status pl__tolerance_parse(const char *spec, double tol[PL__N_METRICS]
         tol[m] = 0;
 
     const char *p = spec ? spec : "";
-    while (*p) {
+    p += strspn(p, " \t");
+    while (*p) { /* (an empty or blank string means the defaults) */
         const char *item = p, *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
         p += n + (end ? 1 : 0);
@@ -233,12 +234,9 @@ static pl_status pl__tolerance_parse(const char *spec, double tol[PL__N_METRICS]
         }
         while (n && (item[n - 1] == ' ' || item[n - 1] == '\t'))
             n--;
-        if (n == 0) {
-            if (!end && item == spec)
-                break;
+        if (n == 0 || (end && !*p))
             return pl_error_set(err, PL_ECONFIG, "tolerance \"%s\": empty item (expected key=value,...)",
                                 spec);
-        }
         if (n >= sizeof buf)
             return pl_error_set(err, PL_ECONFIG, "tolerance \"%.60s...\": item too long", spec);
         memcpy(buf, item, n);

@@ -3,6 +3,7 @@
  * 2 usage or configuration error. */
 #include "bench.h"
 #include "config.h"
+#include "plugin_check.h"
 #include "registry.h"
 #include "result.h"
 #include "run.h"
@@ -31,6 +32,8 @@ static const char usage[] =
     "  validate EXPERIMENT.yaml [--set key=value]...\n"
     "                         check the experiment and print the resolved plan\n"
     "  plugins                list the plugins found (kind, name, version, file)\n"
+    "  plugin-check NAME [--kind K]\n"
+    "                         run a plugin (name or .so path) through its contract; exit 1 if a check fails\n"
     "  compare BASELINE.csv CURRENT.csv [--tolerance acc=0.5,params=0,macs=0]\n"
     "                         exit 1 when a metric moved beyond tolerance\n"
     "  report DIR             rebuild results.csv/.md, layers.csv and plots from DIR/runs\n"
@@ -59,6 +62,7 @@ typedef struct cli {
     const char *backends[8];
     int n_backends;
     const char *model;
+    const char *kind; /* plugin-check --kind */
     int runs;
     int threads;
     int quiet;
@@ -126,6 +130,10 @@ static int parse_args(int argc, char **argv, cli *c)
             if (t < 0 || c->n_backends >= 8)
                 return usage_error("%s needs a backend name", a);
             c->backends[c->n_backends++] = val;
+        } else if ((t = TAKE("--kind")) != 0) {
+            if (t < 0)
+                return usage_error("%s needs criterion, schedule, dataset or backend", a);
+            c->kind = val;
         } else if ((t = TAKE("--model")) != 0) {
             if (t < 0)
                 return usage_error("%s needs a model file", a);
@@ -179,7 +187,11 @@ static void list_bad(void *ud, const char *path, const pl_error *why)
 {
     list_ctx *lc = ud;
     lc->bad++;
-    fprintf(stderr, "prunelab: warning: skipping %s: %s\n", path, why->msg);
+    /* most load errors already start with the file's path */
+    if (!strncmp(why->msg, path, strlen(path)))
+        fprintf(stderr, "prunelab: warning: skipping %s\n", why->msg);
+    else
+        fprintf(stderr, "prunelab: warning: skipping %s: %s\n", path, why->msg);
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -234,6 +246,13 @@ int main(int argc, char **argv)
         }
         pl_config *cfg;
         pl_status s = pl_config_load(c.args[0], c.sets, c.n_sets, &cfg, &err);
+        if (s == PL_ENOTFOUND || s == PL_EIO) {
+            /* the file itself could not be read */
+            char why[sizeof err.msg];
+            snprintf(why, sizeof why, "%s", err.msg);
+            pl_error_set(&err, s, "%s (check the EXPERIMENT.yaml path; it is relative to the working directory)",
+                         why);
+        }
         if (s) {
             code = fail(&err);
             goto out;
@@ -257,6 +276,10 @@ int main(int argc, char **argv)
         if (s)
             code = fail(&err);
     } else if (!strcmp(c.cmd, "plugins")) {
+        if (c.n_args != 0) {
+            code = usage_error("plugins takes no arguments (got '%s')", c.args[0]);
+            goto out;
+        }
         list_ctx lc = {0};
         pl_registry_each(reg, list_one, list_bad, &lc);
         if (lc.n == 0) {
@@ -280,6 +303,10 @@ int main(int argc, char **argv)
         if (s)
             code = fail(&err);
     } else if (!strcmp(c.cmd, "bench")) {
+        if (c.n_args != 0) {
+            code = usage_error("bench takes no arguments (got '%s'; use --model/--backend)", c.args[0]);
+            goto out;
+        }
         pl_bench_opts bo = {.model = c.model ? c.model : "configs/models/simple_cnn.yaml",
                             .runs = c.runs, .threads = c.threads, .n_backends = c.n_backends};
         for (int i = 0; i < c.n_backends; i++)
@@ -287,6 +314,16 @@ int main(int argc, char **argv)
         pl_status s = pl_bench_run(reg, &bo, stdout, &err);
         if (s)
             code = fail(&err);
+    } else if (!strcmp(c.cmd, "plugin-check")) {
+        if (c.n_args != 1) {
+            code = usage_error("%s needs exactly one plugin NAME", c.cmd);
+            goto out;
+        }
+        int kind = 0, failed = 0;
+        pl_status s = pl_plugin_check_kind(c.kind, &kind, &err);
+        if (s == PL_OK)
+            s = pl_plugin_check(reg, c.args[0], kind, stdout, &failed, &err);
+        code = s ? fail(&err) : failed ? 1 : 0;
     } else {
         code = usage_error("unknown command '%s'", c.cmd);
     }

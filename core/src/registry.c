@@ -394,17 +394,23 @@ static pl_status load_path(pl_registry *r, const char *path, pl_kind expect,
                             "%s: refusing a world-writable plugin file (anyone could replace the "
                             "code); chmod o-w it",
                             real);
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", real);
-    char *sl = strrchr(dir, '/');
-    if (sl) {
-        *sl = 0;
+    /* the folder of the file and, when it was reached through a symlink,
+     * the folder of the link: anyone who can write either can swap the code */
+    const char *via[2] = {real, path};
+    for (int v = 0; v < 2; v++) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", via[v]);
+        char *sl = strrchr(dir, '/');
+        if (!sl)
+            snprintf(dir, sizeof dir, ".");
+        else
+            *sl = 0;
         struct stat ds;
-        if (stat(dir, &ds) == 0 && (ds.st_mode & S_IWOTH) && !(ds.st_mode & S_ISVTX))
+        if (stat(dir[0] ? dir : "/", &ds) == 0 && (ds.st_mode & S_IWOTH) && !(ds.st_mode & S_ISVTX))
             return pl_error_set(err, PL_EPLUGIN,
                                 "%s: refusing a plugin in a world-writable directory %s (anyone "
                                 "could replace it); chmod o-w the directory",
-                                real, dir);
+                                via[v], dir[0] ? dir : "/");
     }
     dlerror();
     void *dl = dlopen(real, RTLD_NOW | RTLD_LOCAL);
@@ -512,6 +518,14 @@ static void list_names(const pl_registry *r, pl_kind kind, name_list *nl)
                 snprintf(nl->names[nl->n++], 64, "%s", found[j]);
         }
     }
+    /* sorted, so messages and listings do not depend on readdir order */
+    for (int i = 1; i < nl->n; i++)
+        for (int j = i; j > 0 && strcmp(nl->names[j - 1], nl->names[j]) > 0; j--) {
+            char t[64];
+            memcpy(t, nl->names[j], 64);
+            memcpy(nl->names[j], nl->names[j - 1], 64);
+            memcpy(nl->names[j - 1], t, 64);
+        }
 }
 
 pl_status pl_registry_find(pl_registry *r, pl_kind kind, const char *name, const pl_plugin **out,
@@ -567,14 +581,6 @@ void pl_registry_each(pl_registry *r, pl_plugin_visit_fn fn, pl_plugin_bad_fn ba
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         name_list nl;
         list_names(r, kinds[k], &nl);
-        /* sort names for stable output */
-        for (int i = 1; i < nl.n; i++)
-            for (int j = i; j > 0 && strcmp(nl.names[j - 1], nl.names[j]) > 0; j--) {
-                char t[64];
-                memcpy(t, nl.names[j], 64);
-                memcpy(nl.names[j], nl.names[j - 1], 64);
-                memcpy(nl.names[j - 1], t, 64);
-            }
         for (int i = 0; i < nl.n; i++) {
             const char *first = NULL, *shadow = NULL;
             char firstbuf[PATH_MAX], shadowbuf[PATH_MAX];
@@ -771,7 +777,7 @@ static pl_status instance_init(const pl_plugin *p, pl_params *params, uint64_t s
             pl_error_set(err, PL_EPLUGIN, "%s plugin '%s' failed to initialise: %s",
                          pl_kind_name(p->desc->kind), p->desc->name,
                          in->ctx.msg[0] ? in->ctx.msg : pl_status_str(st));
-            if (st == PL_EIO || st == PL_EFORMAT || st == PL_EINVAL || st == PL_ECONFIG)
+            if (err && (st == PL_EIO || st == PL_EFORMAT || st == PL_EINVAL || st == PL_ECONFIG))
                 err->code = st == PL_EINVAL ? PL_ECONFIG : st;
             params_deinit(&in->params);
             free(in);

@@ -532,7 +532,10 @@ static void pl__md_results(pl__buf *b, const pl__layout *L, int plots)
                  "surviving weights count, with the reduction against the dense model. "
                  "Latency: ms per 1,000 images. **Bold**: the best pruned configuration of a "
                  "model per column (highest final accuracy; fewest params and MACs; lowest "
-                 "latency). Runs whose status is not ok are left out and listed below.\n\n");
+                 "latency).");
+    if (n_ok < L->n)
+        pl__buf_puts(b, " Runs whose status is not ok are left out and listed below.");
+    pl__buf_puts(b, "\n\n");
 
     pl__buf_printf(b, "| model%s | criterion | schedule | granularity%s | target | achieved | "
                       "params after | MACs after | acc baseline | acc pruned | acc final | "

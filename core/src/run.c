@@ -13,6 +13,8 @@
 
 /* ---- helpers --------------------------------------------------------------------- */
 
+#define MKDIR_HINT "choose a writable folder with --out or report.dir"
+
 static pl_status mkdir_p(const char *path, pl_error *err)
 {
     char buf[4096];
@@ -22,14 +24,15 @@ static pl_status mkdir_p(const char *path, pl_error *err)
             continue;
         *p = 0;
         if (mkdir(buf, 0777) && errno != EEXIST)
-            return pl_error_set(err, PL_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+            return pl_error_set(err, PL_EIO, "%s: cannot create directory: %s (%s)", buf, strerror(errno),
+                                MKDIR_HINT);
         *p = '/';
     }
     if (mkdir(buf, 0777) && errno != EEXIST)
-        return pl_error_set(err, PL_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+        return pl_error_set(err, PL_EIO, "%s: cannot create directory: %s (%s)", buf, strerror(errno), MKDIR_HINT);
     struct stat st;
     if (stat(buf, &st) || !S_ISDIR(st.st_mode))
-        return pl_error_set(err, PL_EIO, "%s: exists and is not a directory", buf);
+        return pl_error_set(err, PL_EIO, "%s: exists and is not a directory (%s)", buf, MKDIR_HINT);
     return PL_OK;
 }
 
@@ -81,25 +84,92 @@ static void runenv_free(pl_runenv *e)
     memset(e, 0, sizeof *e);
 }
 
+/* pl_instance_new, with the plugin reference's place in the experiment in
+ * front of errors that do not name it yet (e.g. an init() failure). */
+static pl_status instance_new(pl_registry *reg, pl_kind kind, const pl_plugin_ref *ref,
+                              const pl_experiment *x, int threads, pl_instance **out, pl_error *err)
+{
+    pl_status s = pl_instance_new(reg, kind, ref, x->seed, threads, out, err);
+    const char *file = ref->file ? ref->file : x->file;
+    if (s && s != PL_ENOMEM && strncmp(err->msg, file, strlen(file)) != 0) {
+        if (ref->line > 0)
+            pl_error_prefix(err, "%s:%d:%d", file, ref->line, ref->col);
+        else
+            pl_error_prefix(err, "%s", file);
+    }
+    return s;
+}
+
+/* The opened dataset must fit the model and every phase's batch size. The
+ * trainer checks this too, but only here is the experiment file known, and
+ * failing here costs no baseline training. */
+static pl_status check_fit(const pl_experiment *x, const pl_runenv *e, pl_error *err)
+{
+    const pl_model_spec *m = e->spec;
+    const pl_plugin_ref *ds = &x->dataset;
+    char where[4200];
+    if (ds->line > 0)
+        snprintf(where, sizeof where, "%s:%d:%d", ds->file ? ds->file : x->file, ds->line, ds->col);
+    else
+        snprintf(where, sizeof where, "%s", ds->file ? ds->file : x->file);
+    const pl_data *splits[2] = {&e->train, &e->test};
+    for (int k = 0; k < 2; k++) {
+        const pl_dataset_info *d = &splits[k]->info;
+        const char *split = k ? "test" : "training";
+        if (d->channels != m->in_c || d->height != m->in_h || d->width != m->in_w)
+            return pl_error_set(err, PL_ECONFIG,
+                                "%s: the %s split of dataset '%s' has %dx%dx%d images but model %s (%s) "
+                                "expects %dx%dx%d inputs (choose a model and dataset of the same shape)",
+                                where, split, ds->plugin, d->channels, d->height, d->width, m->name, x->model,
+                                m->in_c, m->in_h, m->in_w);
+        if (d->classes != m->classes)
+            return pl_error_set(err, PL_ECONFIG,
+                                "%s: the %s split of dataset '%s' has %d classes but model %s (%s) has %d "
+                                "(set the dataset's classes or use a matching model)",
+                                where, split, ds->plugin, d->classes, m->name, x->model, m->classes);
+    }
+    const struct {
+        const char *name;
+        const pl_phase_cfg *p;
+        int used;
+    } ph[] = {{"train", &x->train, 1},
+              {"retrain", &x->retrain, x->prune.enabled},
+              {"finetune", &x->finetune, 1}};
+    for (size_t i = 0; i < sizeof ph / sizeof ph[0]; i++)
+        if (ph[i].used && ph[i].p->epochs > 0 && ph[i].p->batch_size > e->train.info.count)
+            return pl_error_set(err, PL_ECONFIG,
+                                "%s: %s.batch_size %d is larger than the training set (%lld examples; lower "
+                                "the batch size or use more data)",
+                                x->file, ph[i].name, ph[i].p->batch_size, (long long)e->train.info.count);
+    return PL_OK;
+}
+
 static pl_status runenv_open(pl_registry *reg, const pl_experiment *x, int threads, int open_data,
                              pl_runenv *e, pl_error *err)
 {
     memset(e, 0, sizeof *e);
     pl_status s = pl_model_spec_load(x->model, &e->spec, err);
+    if (s == PL_EIO || s == PL_ENOTFOUND) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        pl_error_set(err, s, "%s (named by model: in %s; paths resolve against the working directory)", why,
+                     x->file);
+    }
     if (!s)
-        s = pl_instance_new(reg, PL_KIND_BACKEND, &x->backend, x->seed, threads, &e->be, err);
+        s = instance_new(reg, PL_KIND_BACKEND, &x->backend, x, threads, &e->be, err);
     if (!s)
-        s = pl_instance_new(reg, PL_KIND_DATASET, &x->dataset, x->seed, threads, &e->ds, err);
+        s = instance_new(reg, PL_KIND_DATASET, &x->dataset, x, threads, &e->ds, err);
     if (!s && x->prune.enabled) {
-        s = pl_instance_new(reg, PL_KIND_CRITERION, &x->prune.criterion, x->seed, threads, &e->crit, err);
+        s = instance_new(reg, PL_KIND_CRITERION, &x->prune.criterion, x, threads, &e->crit, err);
         if (!s)
-            s = pl_instance_new(reg, PL_KIND_SCHEDULE, &x->prune.schedule, x->seed, threads, &e->sched,
-                                err);
+            s = instance_new(reg, PL_KIND_SCHEDULE, &x->prune.schedule, x, threads, &e->sched, err);
     }
     if (!s && open_data) {
         s = pl_data_open(e->ds, PL_SPLIT_TRAIN, &e->train, err);
         if (!s)
             s = pl_data_open(e->ds, PL_SPLIT_TEST, &e->test, err);
+        if (!s)
+            s = check_fit(x, e, err);
     }
     if (s)
         runenv_free(e);
@@ -418,12 +488,17 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
     for (size_t i = 0; i < n; i++) {
         if (o->shard_n > 1 && (int)(i % (size_t)o->shard_n) != o->shard_i - 1)
             continue;
-        if (o->interrupted && *o->interrupted)
-            return pl_error_set(err, PL_EINTR, "interrupted; finished runs are kept, rerun to resume");
         pl_experiment *x;
         pl_status s = pl_config_expand(cfg, i, &x, err);
         if (s)
             return s;
+        if (o->interrupted && *o->interrupted) {
+            pl_error_set(err, PL_EINTR,
+                         "%s: interrupted before run %zu/%zu; %zu finished run(s) kept in %s/runs (rerun the "
+                         "same command to resume)", x->file, i + 1, n, done + skipped, report_dir(x, o));
+            pl_experiment_free(x);
+            return PL_EINTR;
+        }
         snprintf(dir, sizeof dir, "%s", report_dir(x, o));
         plots = x->report.plots;
         if (record_exists(dir, x->run_id)) {
@@ -448,6 +523,12 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
             copy_str(r.message, sizeof r.message, rerr.msg);
             say(o, "run %s: %s: %s\n", x->run_id, r.status, rerr.msg);
             s = PL_OK;
+        } else if (s == PL_EINTR) {
+            pl_error_set(err, s, "%s: interrupted during run %zu/%zu (%s); %zu finished run(s) kept in %s/runs "
+                         "(rerun the same command to resume)", x->file, i + 1, n, rerr.msg, done + skipped, dir);
+            pl_run_result_free(&r);
+            pl_experiment_free(x);
+            return s;
         } else if (s) {
             *err = rerr;
             pl_run_result_free(&r);
@@ -466,10 +547,12 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
                                                                   : PL_EPLUGIN;
             if (worst == PL_OK) {
                 worst = flag;
-                pl_error_set(err, flag, "run %s: %s: %s", r.run_id, r.status, r.message);
+                pl_error_set(err, flag, "%s: run %zu/%zu %s%s%s%s: %s: %s", x->file, i + 1, n, r.run_id,
+                             x->sweep_desc[0] ? " (" : "", x->sweep_desc, x->sweep_desc[0] ? ")" : "", r.status,
+                             r.message);
             }
         }
-        if (!o->quiet) {
+        {
             if (!printed_header)
                 print_row_header(out);
             printed_header = 1;

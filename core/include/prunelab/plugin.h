@@ -303,7 +303,10 @@ typedef struct pl_dataset_ops {
 /* ========================================================================= */
 /* All tensors are dense float32, contiguous, NCHW. Outputs are overwritten
  * (never accumulated). Kernels must not depend on the thread count for their
- * results (fix the reduction order). Pointers never alias unless stated. */
+ * results (fix the reduction order). Pointers never alias unless stated.
+ * Calls on one backend instance never overlap (an instance may keep one
+ * thread pool and one set of scratch buffers); the host serialises them.
+ * NaN inputs propagate. Pool padding is at most half the kernel. */
 
 typedef struct pl_conv2d_shape {
     int n, cin, h, w;     /* input  x[n][cin][h][w] */
@@ -360,7 +363,8 @@ typedef struct pl_backend_ops {
      * ties go to the first in row-major window order. required */
     pl_status (*maxpool2d_forward)(void *st, const pl_pool2d_shape *s,
                                    const float *x, float *y, int32_t *argmax);
-    /* dx = scatter of dy to argmax (dx fully overwritten). required */
+    /* dx = scatter of dy to argmax (dx fully overwritten); argmax must come
+     * from the maxpool2d_forward call with the same shape and input. required */
     pl_status (*maxpool2d_backward)(void *st, const pl_pool2d_shape *s,
                                     const float *dy, const int32_t *argmax,
                                     float *dx);

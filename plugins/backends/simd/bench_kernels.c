@@ -3,8 +3,11 @@
  * seed SimpleCNN (MNIST 1x28x28, batch 64, Adam) for ref and simd at 1 and
  * 2 threads, and the vgg_mini convolutions for simd. Prints medians.
  *
- *   bench_kernels [--runs N] [--steps N] [--vgg] [--isa NAME]
+ *   bench_kernels [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--only ref|simd|vgg]
  *
+ * --cpu times with the calling thread's CPU clock instead of the wall clock
+ * (useful on a shared machine for single-thread tuning; with 2 threads it
+ * counts the caller's share only).
  * Not a test and not installed: a tuning tool. It loads the plugins
  * straight from the build tree with a minimal host API of its own.
  */
@@ -92,10 +95,12 @@ static void backend_close(backend *b)
         b->desc->fini(b->st);
 }
 
+static clockid_t g_clock = CLOCK_MONOTONIC;
+
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(g_clock, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -326,6 +331,7 @@ static void bench_vgg(int threads, int runs)
 int main(int argc, char **argv)
 {
     int runs = 7, steps = 100, vgg = 0, detail = 0;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--runs") && i + 1 < argc)
             runs = atoi(argv[++i]);
@@ -337,8 +343,12 @@ int main(int argc, char **argv)
             detail = 1;
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc)
             g_isa = argv[++i];
+        else if (!strcmp(argv[i], "--cpu"))
+            g_clock = CLOCK_THREAD_CPUTIME_ID;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--only ref|simd|vgg]\n", argv[0]);
             return 2;
         }
     }
@@ -346,11 +356,15 @@ int main(int argc, char **argv)
         runs = 5;
     if (runs > 64)
         runs = 64;
-    printf("SimpleCNN training step (batch 64, Adam), backend kernels only; isa=%s\n", g_isa);
-    bench_simplecnn("ref", 1, 5, steps / 20 > 0 ? steps / 20 : 1, detail);
-    bench_simplecnn("simd", 1, runs, steps, detail);
-    bench_simplecnn("simd", 2, runs, steps, detail);
-    if (vgg) {
+    printf("SimpleCNN training step (batch 64, Adam), backend kernels only; isa=%s, %s clock\n", g_isa,
+           g_clock == CLOCK_MONOTONIC ? "wall" : "thread CPU");
+    if (!only || !strcmp(only, "ref"))
+        bench_simplecnn("ref", 1, 5, steps / 20 > 0 ? steps / 20 : 1, detail);
+    if (!only || !strcmp(only, "simd")) {
+        bench_simplecnn("simd", 1, runs, steps, detail);
+        bench_simplecnn("simd", 2, runs, steps, detail);
+    }
+    if (vgg || (only && !strcmp(only, "vgg"))) {
         bench_vgg(1, runs);
         bench_vgg(2, runs);
     }

@@ -21,6 +21,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +38,7 @@
 #define PL_SIMD_MAX_THREADS 64
 #define PL_SIMD_SPIN_NS 300000      /* a worker spins this long before sleeping */
 #define PL_SIMD_SERIAL_FLOPS 150000 /* smaller jobs run on the caller only */
+#define PL_SIMD_YIELD_SPINS 4096    /* a waiting caller yields its core after this many spins */
 
 typedef struct pl__buf {
     float *p;
@@ -130,6 +132,14 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static void spin_or_yield(unsigned spins)
+{
+    if (spins < PL_SIMD_YIELD_SPINS)
+        PL_CPU_RELAX();
+    else
+        sched_yield();
+}
+
 static void run_tasks(pl__simd *s, int worker)
 {
     pl__simd_task_fn fn = s->fn;
@@ -155,7 +165,7 @@ static void *worker_main(void *arg)
         if (st == seen) {
             uint64_t t0 = now_ns();
             for (unsigned spins = 1;; spins++) {
-                PL_CPU_RELAX();
+                spin_or_yield(spins);
                 st = atomic_load_explicit(&s->state, memory_order_acquire);
                 if (st != seen || atomic_load_explicit(&s->stop, memory_order_relaxed))
                     break;
@@ -204,11 +214,13 @@ void pl__simd_run(pl__simd *s, int64_t ntasks, double flops, pl__simd_task_fn fn
         pthread_mutex_unlock(&s->mu);
     }
     run_tasks(s, 0);
-    while (atomic_load_explicit(&s->done, memory_order_acquire) < ntasks)
-        PL_CPU_RELAX();
+    /* a worker may still be inside its last task; on an oversubscribed
+     * machine it may even be descheduled, so stop spinning after a while */
+    for (unsigned spins = 0; atomic_load_explicit(&s->done, memory_order_acquire) < ntasks; spins++)
+        spin_or_yield(spins);
     atomic_fetch_add(&s->state, 1); /* close */
-    while (atomic_load_explicit(&s->active, memory_order_acquire) > 0)
-        PL_CPU_RELAX();
+    for (unsigned spins = 0; atomic_load_explicit(&s->active, memory_order_acquire) > 0; spins++)
+        spin_or_yield(spins);
 }
 
 static void pool_stop(pl__simd *s)
@@ -257,34 +269,8 @@ int pl__simd_pool_shape_ok(const pl_pool2d_shape *s)
 typedef struct pool_bwd_job {
     const pl_pool2d_shape *sh;
     const float *dy;
-    const int32_t *argmax;
     float *dx;
-    _Atomic int bad;
 } pool_bwd_job;
-
-/* dx = 0; dx[argmax] += dy, plane by plane in output order */
-static void maxpool_bwd_task(void *ctx, int64_t t, int worker)
-{
-    pool_bwd_job *j = ctx;
-    const pl_pool2d_shape *s = j->sh;
-    size_t plane = (size_t)s->h * s->w, oplane = (size_t)s->oh * s->ow;
-    int64_t p0 = t * PLANES_PER_TASK, p1 = p0 + PLANES_PER_TASK;
-    if (p1 > (int64_t)s->n * s->c)
-        p1 = (int64_t)s->n * s->c;
-    memset(j->dx + p0 * plane, 0, sizeof(float) * plane * (size_t)(p1 - p0));
-    for (int64_t p = p0; p < p1; p++) {
-        float *dx = j->dx + p * plane;
-        const float *dy = j->dy + p * oplane;
-        const int32_t *am = j->argmax + p * oplane;
-        for (size_t o = 0; o < oplane; o++) {
-            if ((uint32_t)am[o] >= plane) {
-                atomic_store(&j->bad, 1);
-                continue;
-            }
-            dx[am[o]] += dy[o];
-        }
-    }
-}
 
 /* dx[window] += dy * (1/(kh*kw)), plane by plane in output order */
 static void avgpool_bwd_task(void *ctx, int64_t t, int worker)
@@ -315,18 +301,14 @@ static void avgpool_bwd_task(void *ctx, int64_t t, int worker)
     }
 }
 
-static pl_status pool_bwd(pl__simd *s, const pl_pool2d_shape *sh, const float *dy,
-                          const int32_t *argmax, float *dx, pl__simd_task_fn fn)
+static pl_status avgpool_bwd(pl__simd *s, const pl_pool2d_shape *sh, const float *dy, float *dx)
 {
     if (!pl__simd_pool_shape_ok(sh))
         return pl__simd_fail(s, PL_EINVAL, "pool2d: inconsistent shape");
-    pool_bwd_job j = {.sh = sh, .dy = dy, .argmax = argmax, .dx = dx};
-    atomic_init(&j.bad, 0);
+    pool_bwd_job j = {.sh = sh, .dy = dy, .dx = dx};
     int64_t planes = (int64_t)sh->n * sh->c;
-    double work = (double)planes * (sh->h * sh->w + sh->oh * sh->ow * (argmax ? 2 : sh->kh * sh->kw));
-    pl__simd_run(s, (planes + PLANES_PER_TASK - 1) / PLANES_PER_TASK, work, fn, &j);
-    if (atomic_load(&j.bad))
-        return pl__simd_fail(s, PL_EINVAL, "maxpool2d_backward: argmax out of range");
+    double work = (double)planes * (sh->h * sh->w + sh->oh * sh->ow * sh->kh * sh->kw);
+    pl__simd_run(s, (planes + PLANES_PER_TASK - 1) / PLANES_PER_TASK, work, avgpool_bwd_task, &j);
     return PL_OK;
 }
 
@@ -418,9 +400,8 @@ static pl_status s_maxpool2d_forward(void *st, const pl_pool2d_shape *sh, const 
 static pl_status s_maxpool2d_backward(void *st, const pl_pool2d_shape *sh,
                                       const float *dy, const int32_t *argmax, float *dx)
 {
-    if (!argmax)
-        return pl__simd_fail(st, PL_EINVAL, "maxpool2d_backward: argmax is required");
-    return pool_bwd(st, sh, dy, argmax, dx, maxpool_bwd_task);
+    pl__simd *s = st;
+    return s->impl->maxpool2d_backward(s, sh, dy, argmax, dx);
 }
 static pl_status s_avgpool2d_forward(void *st, const pl_pool2d_shape *sh, const float *x,
                                      float *y)
@@ -431,7 +412,7 @@ static pl_status s_avgpool2d_forward(void *st, const pl_pool2d_shape *sh, const 
 static pl_status s_avgpool2d_backward(void *st, const pl_pool2d_shape *sh,
                                       const float *dy, float *dx)
 {
-    return pool_bwd(st, sh, dy, NULL, dx, avgpool_bwd_task);
+    return avgpool_bwd(st, sh, dy, dx);
 }
 static pl_status s_relu_forward(void *st, int64_t n, const float *x, float *y)
 {
@@ -509,7 +490,7 @@ static const pl_backend_ops simd_ops = {
 
 static int isa_supported(const pl__simd_impl *impl)
 {
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(PL_SIMD_HAVE_X86_VARIANTS)
     __builtin_cpu_init();
     if (impl == &pl__simd_impl_avx512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

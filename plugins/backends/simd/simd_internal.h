@@ -43,6 +43,8 @@ typedef struct pl__simd_impl {
                                         const float *dy, float *dw, float *db);
     pl_status (*maxpool2d_forward)(pl__simd *s, const pl_pool2d_shape *sh, const float *x,
                                    float *y, int32_t *argmax);
+    pl_status (*maxpool2d_backward)(pl__simd *s, const pl_pool2d_shape *sh, const float *dy,
+                                    const int32_t *argmax, float *dx);
     pl_status (*avgpool2d_forward)(pl__simd *s, const pl_pool2d_shape *sh, const float *x,
                                    float *y);
     pl_status (*relu_forward)(pl__simd *s, int64_t n, const float *x, float *y);

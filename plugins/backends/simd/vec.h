@@ -10,7 +10,8 @@
  *                 either way the same everywhere in one build)
  *   vgt/vsel      compare (ordered, a > b) and select (m ? t : f)
  *   vhsum         horizontal sum with a fixed reduction tree
- *   veven         lanes 0,2,4,... of the 2*VL floats lo:hi
+ *   veven, vodd   lanes 0,2,4,... / 1,3,5,... of the 2*VL floats lo:hi
+ *   vzip_lo/hi    a0 b0 a1 b1 ...: the two halves of the interleave of a, b
  * Only static inline functions: every build gets its own copies.
  */
 #ifndef PL_SIMD_VEC_H
@@ -108,6 +109,29 @@ static inline vf veven(vf lo, vf hi)
 {
     return simde_mm512_permutex2var_ps(lo, simde_mm512_loadu_si512(pl__evens), hi);
 }
+static const int32_t pl__odds[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+static const int32_t pl__zlo[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+static const int32_t pl__zhi[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+static inline vf vodd(vf lo, vf hi)
+{
+    return simde_mm512_permutex2var_ps(lo, simde_mm512_loadu_si512(pl__odds), hi);
+}
+/* a0 b0 a1 b1 ... : the first and the second VL lanes of the interleave */
+static inline vf vzip_lo(vf a, vf b) { return simde_mm512_permutex2var_ps(a, simde_mm512_loadu_si512(pl__zlo), b); }
+static inline vf vzip_hi(vf a, vf b) { return simde_mm512_permutex2var_ps(a, simde_mm512_loadu_si512(pl__zhi), b); }
+static inline vmask vieq(vi a, vi b) { return simde_mm512_cmpeq_epi32_mask(a, b); }
+static inline vi viload_t(const int32_t *p, vtail t)
+{
+#if defined(SIMDE_X86_AVX512F_NATIVE)
+    return _mm512_maskz_loadu_epi32(t, p);
+#else
+    int32_t tmp[VL] = {0};
+    for (int i = 0; i < VL; i++)
+        if ((t >> i) & 1)
+            tmp[i] = p[i];
+    return simde_mm512_loadu_si512(tmp);
+#endif
+}
 
 #elif PL_SIMD_ISA == 2
 /* ------------------------------------------------------------ AVX2+FMA --- */
@@ -165,6 +189,21 @@ static inline vf veven(vf lo, vf hi)
     vf t = simde_mm256_shuffle_ps(lo, hi, 0x88); /* lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6 */
     return simde_mm256_castpd_ps(simde_mm256_permute4x64_pd(simde_mm256_castps_pd(t), 0xD8));
 }
+static inline vf vodd(vf lo, vf hi)
+{
+    vf t = simde_mm256_shuffle_ps(lo, hi, 0xDD);
+    return simde_mm256_castpd_ps(simde_mm256_permute4x64_pd(simde_mm256_castps_pd(t), 0xD8));
+}
+static inline vf vzip_lo(vf a, vf b)
+{
+    return simde_mm256_permute2f128_ps(simde_mm256_unpacklo_ps(a, b), simde_mm256_unpackhi_ps(a, b), 0x20);
+}
+static inline vf vzip_hi(vf a, vf b)
+{
+    return simde_mm256_permute2f128_ps(simde_mm256_unpacklo_ps(a, b), simde_mm256_unpackhi_ps(a, b), 0x31);
+}
+static inline vmask vieq(vi a, vi b) { return simde_mm256_castsi256_ps(simde_mm256_cmpeq_epi32(a, b)); }
+static inline vi viload_t(const int32_t *p, vtail t) { return simde_mm256_maskload_epi32(p, t); }
 
 #else
 /* ------------------------------------------------ base: SSE2 / NEON ------ */
@@ -227,6 +266,16 @@ static inline float vhsum(vf v)
     return simde_mm_cvtss_f32(s1);
 }
 static inline vf veven(vf lo, vf hi) { return simde_mm_shuffle_ps(lo, hi, 0x88); }
+static inline vf vodd(vf lo, vf hi) { return simde_mm_shuffle_ps(lo, hi, 0xDD); }
+static inline vf vzip_lo(vf a, vf b) { return simde_mm_unpacklo_ps(a, b); }
+static inline vf vzip_hi(vf a, vf b) { return simde_mm_unpackhi_ps(a, b); }
+static inline vmask vieq(vi a, vi b) { return simde_mm_castsi128_ps(simde_mm_cmpeq_epi32(a, b)); }
+static inline vi viload_t(const int32_t *p, vtail n)
+{
+    int32_t tmp[VL] = {0};
+    memcpy(tmp, p, sizeof(int32_t) * (size_t)n);
+    return simde_mm_loadu_si128((const void *)tmp);
+}
 #endif
 
 #endif

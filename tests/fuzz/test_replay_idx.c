@@ -1,0 +1,12 @@
+/* test_replay_idx.c — replays tests/fuzz/corpus/fuzz_idx/ through the
+ * fuzz_idx harness (see replay.h), with the idx plugin compiled in as the
+ * harness has it; a harness finding aborts the test. */
+#include "../../plugins/datasets/idx/idx.c"
+#include "../../plugins/datasets/idx/sha256.c"
+#include "fuzz_idx.c"
+#include "replay.h"
+
+Test(fuzz_replay, idx)
+{
+    cr_expect_gt(pl_fuzz_replay("tests/fuzz/corpus/fuzz_idx", LLVMFuzzerTestOneInput), 0);
+}
