@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all setup deps data build run test test-fast test-asan bench nightly fuzz clean
+.PHONY: all setup deps data build run test test-fast test-asan bench nightly nightly-baseline fuzz clean
 
 all: build
 
@@ -39,6 +39,20 @@ test-asan:
 
 bench: setup build
 	./$(BUILD)/prunelab bench
+
+# The nightly regression: a fresh run of experiments/nightly.yaml, compared
+# with the committed baseline (exit 1 on a regression). For cron or CI.
+nightly: setup build
+	rm -rf reports/nightly
+	./$(BUILD)/prunelab run experiments/nightly.yaml --out reports/nightly --quiet
+	./$(BUILD)/prunelab compare reports/baselines/nightly.csv reports/nightly/results.csv
+
+# Replaces the committed baseline with the last nightly result. Commit it
+# with a message that says why the numbers changed.
+nightly-baseline:
+	test -f reports/nightly/results.csv || { echo "run 'make nightly' first" >&2; exit 1; }
+	mkdir -p reports/baselines
+	cp reports/nightly/results.csv reports/baselines/nightly.csv
 
 # libFuzzer harnesses (tests/fuzz/), FUZZ_SECONDS each; crashes land in fuzz-out/
 fuzz: deps

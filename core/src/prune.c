@@ -271,8 +271,8 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
         total += p->t[k].units;
         rem += p->t[k].remove;
     }
-    pl_schedule_query q = {.target_sparsity = total ? (double)rem / (double)total : 0,
-                           .n_layers = p->n};
+    p->requested = cfg->has_sparsity ? cfg->sparsity : total ? (double)rem / (double)total : 0;
+    pl_schedule_query q = {.target_sparsity = p->requested, .n_layers = p->n};
     const pl_schedule_ops *so = pl_instance_ops(sched);
     const pl_plugin_desc *sd = pl_plugin_get_desc(pl_instance_plugin(sched));
     pl_status st = so->plan(pl_instance_state(sched), &q, &p->plan);
@@ -596,19 +596,12 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
 
 void pl_pruner_sparsity(const pl_pruner *p, double *target, double *achieved)
 {
-    int64_t units = 0, want = 0, got = 0;
+    int64_t units = 0, got = 0;
     for (int k = 0; k < p->n; k++) {
         units += p->t[k].units;
-        want += p->t[k].remove;
         got += p->t[k].removed;
     }
-    if (p->global) {
-        /* global redistributes removals among layers; the target is the total */
-        want = 0;
-        for (int k = 0; k < p->n; k++)
-            want += p->t[k].remove;
-    }
-    *target = units ? (double)want / (double)units : 0;
+    *target = p->requested;
     *achieved = units ? (double)got / (double)units : 0;
 }
 

@@ -51,6 +51,7 @@ typedef struct pl_pruner {
     int n;
     int64_t tolerance;
     int global;
+    double requested;            /* prune.sparsity, or Σ remove / Σ units for prune.layers */
 } pl_pruner;
 
 /* Resolves the layers in scope (prune.layers / prune.sparsity, include,
@@ -62,7 +63,10 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
  * batches of `batch` images to criteria that need gradients. */
 pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed,
                          pl_error *err);
-/* Requested and achieved sparsity over all targeted units. */
+/* Requested and achieved sparsity over all targeted units. The requested
+ * value is prune.sparsity as written; a layer never loses its last unit, so
+ * at sparsity 0.9 a 4-channel layer keeps one (0.75) and the achieved value
+ * shows it. */
 void pl_pruner_sparsity(const pl_pruner *p, double *target, double *achieved);
 /* PL_OK, or PL_EMISSED with a message naming the first layer off target by
  * more than the tolerance. */

@@ -321,14 +321,18 @@ static pl_status record_layers(const pl_model *before, const pl_model *after, pl
     return PL_OK;
 }
 
+/* *started is set once setup (model file, plugins, data) succeeded: errors
+ * before that are configuration/input errors, after it run failures. */
 static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opts *o,
-                         pl_run_result *r, pl_error *err)
+                         pl_run_result *r, int *started, pl_error *err)
 {
     fill_identity(x, o, r);
+    *started = 0;
     pl_runenv e;
     pl_status s = runenv_open(reg, x, o->threads, 1, &e, err);
     if (s)
         return s;
+    *started = 1;
     pl_model *base = NULL, *m = NULL;
     pl_pruner pr = {0};
     pl_train_opts to = {.progress = o->quiet ? PL_PROGRESS_NONE : o->progress, .out = o->out,
@@ -516,9 +520,12 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
         pl_run_result r;
         pl_error rerr;
         pl_error_clear(&rerr);
-        s = run_one(reg, x, o, &r, &rerr);
-        if (s == PL_EDIVERGED || (s == PL_EPLUGIN && n > 1)) {
-            /* this run failed on its own; record it and go on */
+        int started = 0;
+        s = run_one(reg, x, o, &r, &started, &rerr);
+        if (started && (s == PL_EDIVERGED || s == PL_EPLUGIN || s == PL_ENOMEM || s == PL_EMISSED ||
+                        s == PL_EUNSUPPORTED || s == PL_EINVAL)) {
+            /* this run failed on its own (not its configuration or data): its row
+             * says why and the sweep goes on */
             copy_str(r.status, sizeof r.status, s == PL_EDIVERGED ? "diverged" : "failed");
             copy_str(r.message, sizeof r.message, rerr.msg);
             say(o, "run %s: %s: %s\n", x->run_id, r.status, rerr.msg);

@@ -122,7 +122,7 @@ typedef struct pl_param_spec {
     pl_param_type type;
     const char *def;    /* default as YAML text; NULL = required */
     double min, max;    /* inclusive range for INT/FLOAT (ignored if min>max) */
-    const char *doc;    /* one line, shown by `prunelab plugins -v` */
+    const char *doc;    /* one line: what it means, shown in errors */
 } pl_param_spec;
 
 typedef struct pl_params pl_params; /* opaque, owned by the host */
