@@ -94,11 +94,16 @@ void pl_model_free(pl_model *m)
 
 /* ---- shapes ------------------------------------------------------------------ */
 
+#define PL__MAX_ELEMS ((int64_t)1 << 28) /* 1 GiB of floats per tensor and image */
+
 /* Walks the layers from the model input, setting every in/out shape and
  * checking that parameter shapes fit. */
 static pl_status infer(pl_model *m, const char *file, pl_error *err)
 {
     int c = m->in_c, h = m->in_h, w = m->in_w;
+    if (c < 1 || h < 1 || w < 1 || (int64_t)c * h * w > PL__MAX_ELEMS)
+        return pl_error_set(err, PL_ECONFIG, "%s: input %dx%dx%d is empty or too large", file, c, h,
+                            w);
     for (int i = 0; i < m->n_layers; i++) {
         pl_layer *l = &m->layers[i];
         l->in_c = c;
@@ -108,9 +113,14 @@ static pl_status infer(pl_model *m, const char *file, pl_error *err)
         case PL_LAYER_CONV2D:
         case PL_LAYER_MAXPOOL2D:
         case PL_LAYER_AVGPOOL2D: {
-            int oh = (h + 2 * l->ph - l->kh) / l->sh + 1;
-            int ow = (w + 2 * l->pw - l->kw) / l->sw + 1;
-            if (h + 2 * l->ph < l->kh || w + 2 * l->pw < l->kw || oh < 1 || ow < 1)
+            int64_t eh = (int64_t)h + 2 * (int64_t)l->ph, ew = (int64_t)w + 2 * (int64_t)l->pw;
+            int64_t oh64 = eh >= l->kh ? (eh - l->kh) / l->sh + 1 : 0;
+            int64_t ow64 = ew >= l->kw ? (ew - l->kw) / l->sw + 1 : 0;
+            if (oh64 > PL__MAX_ELEMS || ow64 > PL__MAX_ELEMS)
+                return pl_error_set(err, PL_ECONFIG, "%s: layer %s: padding %d,%d is too large",
+                                    file, l->name, l->ph, l->pw);
+            int oh = (int)oh64, ow = (int)ow64;
+            if (oh < 1 || ow < 1)
                 return pl_error_set(err, PL_ECONFIG,
                                     "%s: layer %s (%s): kernel %dx%d does not fit its %dx%d input "
                                     "(padding %d,%d); the model does not fit the input shape",
@@ -135,7 +145,7 @@ static pl_status infer(pl_model *m, const char *file, pl_error *err)
             l->out_h = l->out_w = 1;
             break;
         case PL_LAYER_FLATTEN:
-            l->out_c = c * h * w;
+            l->out_c = (int)((int64_t)c * h * w); /* bounded by the checks below */
             l->out_h = l->out_w = 1;
             break;
         case PL_LAYER_RELU:
@@ -146,6 +156,18 @@ static pl_status infer(pl_model *m, const char *file, pl_error *err)
             l->out_w = w;
             break;
         }
+        /* sizes stay far below int overflow: every activation of one image and
+         * every parameter tensor must fit in PL__MAX_ELEMS floats */
+        int64_t act = (int64_t)l->out_c * l->out_h * l->out_w;
+        int64_t par = l->type == PL_LAYER_CONV2D   ? (int64_t)l->out_c * l->in_c * l->kh * l->kw
+                      : l->type == PL_LAYER_LINEAR ? (int64_t)l->out_c * c * h * w
+                                                   : 0;
+        if (l->out_c < 1 || act > PL__MAX_ELEMS || par > PL__MAX_ELEMS)
+            return pl_error_set(err, PL_ECONFIG,
+                                "%s: layer %s is too large (%lld activations, %lld weights per "
+                                "image; the limit is %lld)",
+                                file, l->name, (long long)act, (long long)par,
+                                (long long)PL__MAX_ELEMS);
         c = l->out_c;
         h = l->out_h;
         w = l->out_w;
