@@ -152,15 +152,21 @@ static const field optim_f[] = {
 static const field lrs_f[] = {
     {"type", F_ENUM, NULL}, {"step_size", F_INT, NULL}, {"gamma", F_NUM, NULL},
     {"min_lr", F_NUM, NULL}, {NULL, 0, NULL}};
+/* regularize: (regularize.h) */
+static const field reg_f[] = {
+    {"type", F_ENUM, NULL}, {"coef", F_NUM, NULL}, {"layers", F_LIST, NULL}, {NULL, 0, NULL}};
 static const field phase_f[] = {
     {"epochs", F_INT, NULL}, {"batch_size", F_INT, NULL}, {"lr", F_NUM, NULL},
-    {"optimizer", F_MAP, optim_f}, {"lr_schedule", F_MAP, lrs_f}, {NULL, 0, NULL}};
+    {"optimizer", F_MAP, optim_f}, {"lr_schedule", F_MAP, lrs_f},
+    {"regularize", F_MAP, reg_f}, {NULL, 0, NULL}};
 static const field target_f[] = {{"fraction", F_NUM, NULL}, {"count", F_INT, NULL}, {NULL, 0, NULL}};
 static const field prune_f[] = {
     {"criterion", F_PLUGIN, NULL}, {"schedule", F_PLUGIN, NULL},
     {"granularity", F_ENUM, NULL}, {"sparsity", F_NUM, NULL},
     {"layers", F_LAYERS, target_f}, {"include", F_LIST, NULL},
-    {"exclude", F_LIST, NULL}, {"tolerance", F_NUM, NULL}, {NULL, 0, NULL}};
+    {"exclude", F_LIST, NULL}, {"tolerance", F_NUM, NULL},
+    {"count", F_INT, NULL}, /* granularity layer only (layer_prune.c) */
+    {NULL, 0, NULL}};
 static const field report_f[] = {
     {"dir", F_STR, NULL}, {"cache", F_STR, NULL}, {"latency_runs", F_INT, NULL},
     {"plots", F_BOOL, NULL}, {NULL, 0, NULL}};
@@ -645,6 +651,9 @@ void pl_experiment_free(pl_experiment *x)
     plugin_ref_free(&x->backend);
     plugin_ref_free(&x->prune.criterion);
     plugin_ref_free(&x->prune.schedule);
+    strv_free(x->train.reg.layers, x->train.reg.n_layers);
+    strv_free(x->retrain.reg.layers, x->retrain.reg.n_layers);
+    strv_free(x->finetune.reg.layers, x->finetune.reg.n_layers);
     for (size_t i = 0; i < x->prune.n_layers; i++)
         free(x->prune.layers[i].layer);
     free(x->prune.layers);
@@ -755,6 +764,46 @@ static pl_status dec_plugin(xbuild *xb, const pl_node *n, const pl_node *parent,
 static const char *const optim_names[] = {"adam", "sgd"};
 static const char *const lrs_names[] = {"constant", "step", "cosine"};
 static const char *const gran_names[] = {"weight", "channel", "neuron", "layer"};
+/* ---- regularize: names indexed by pl_reg_type ---- */
+static const char *const reg_names[] = {"none", "l1", "l2", "group_lasso"};
+
+static pl_status dec_names(const pl_node *n, const char *path, const char *extra, char ***out, size_t *count,
+                           pl_error *e);
+
+/* <sec>.regularize: {type, coef, layers}; type none leaves the phase without one. */
+static pl_status dec_reg(const pl_node *m, const char *sec, pl_reg_cfg *r, pl_error *e)
+{
+    char path[128], p[160];
+    pl_status st;
+    snprintf(path, sizeof path, "%s.regularize", sec);
+    if ((st = need_map(m, path, reg_f, e)))
+        return st;
+    const pl_node *t = pl_node_get(m, "type"), *c = pl_node_get(m, "coef"), *l = pl_node_get(m, "layers");
+    if (!t)
+        return at_node(e, m, "%s: missing 'type' (none, l1, l2 or group_lasso)", path);
+    int ti;
+    snprintf(p, sizeof p, "%s.type", path);
+    if ((st = get_enum(t, p, reg_names, 4, &ti, e)))
+        return st;
+    if (ti == PL_REG_NONE)
+        return PL_OK;
+    r->type = (pl_reg_type)ti;
+    if (!c)
+        return at_node(e, m, "%s: missing 'coef' (the penalty's weight, e.g. 1e-4)", path);
+    snprintf(p, sizeof p, "%s.coef", path);
+    if ((st = get_num(c, p, &r->coef, e)) || (st = num_in(c, p, r->coef, 0, 0, INFINITY, 1, "a finite number >= 0", e)))
+        return st;
+    if (l) {
+        snprintf(p, sizeof p, "%s.layers", path);
+        if ((st = dec_names(l, p, "", &r->layers, &r->n_layers, e)))
+            return st;
+        if (!r->n_layers)
+            return at_node(e, l, "%s is empty (name conv2d/linear layers, or leave it out for all but the output "
+                           "layer)", p);
+    }
+    return PL_OK;
+}
+/* ---- end regularize ---- */
 
 static pl_status dec_optim(const pl_node *m, const char *sec, pl_optim_cfg *o, pl_error *e)
 {
@@ -870,6 +919,8 @@ static pl_status dec_phase(const pl_node *m, const char *sec, int min_epochs, pl
     }
     if ((v = pl_node_get(m, "lr_schedule")) && (st = dec_lr_schedule(v, sec, &out->optim, e)))
         return st;
+    if ((v = pl_node_get(m, "regularize")) && (st = dec_reg(v, sec, &out->reg, e)))
+        return st;
     const pl_optim_cfg *o = &out->optim;
     if (o->type == PL_OPTIM_SGD && o->nesterov && (o->momentum <= 0 || o->dampening != 0))
         return at_node(e, opt ? opt : m, "%s.optimizer: nesterov needs momentum > 0 and dampening 0", sec);
@@ -968,13 +1019,38 @@ static pl_status dec_prune(xbuild *xb, const pl_node *m, pl_error *e)
         pr->granularity = (pl_granularity)(g + 1);
     }
     const pl_node *sp = pl_node_get(m, "sparsity"), *ly = pl_node_get(m, "layers");
+    /* ---- granularity layer: sparsity (share of removable blocks) or count ---- */
+    const pl_node *cn = pl_node_get(m, "count");
+    if (cn && pr->granularity != PL_GRAN_LAYER)
+        return at_node(e, cn, "prune.count is the number of layers to remove and needs granularity: layer "
+                              "(for units of one layer use prune.layers.NAME.count)");
+    if (pr->granularity == PL_GRAN_LAYER) {
+        if (ly)
+            return at_node(e, ly, "prune.layers does not apply to granularity layer (give count: N layers to "
+                                  "remove, or sparsity; restrict the candidates with include/exclude)");
+        if (sp && cn) {
+            const pl_node *later = cn->line > sp->line || (cn->line == sp->line && cn->col > sp->col) ? cn : sp;
+            return at_node(e, later, "prune: give either count (layers to remove) or sparsity (share of the "
+                                     "removable layers), not both");
+        }
+        if (!sp && !cn)
+            return at_node(e, m, "prune: granularity layer needs 'count' (layers to remove) or 'sparsity' "
+                                 "(share of the removable layers)");
+        if (cn) {
+            if ((st = get_i64(cn, "prune.count", &pr->count, e)))
+                return st;
+            if (pr->count < 1)
+                return at_node(e, cn, "prune.count must be >= 1 (got %" PRId64 ")", pr->count);
+        }
+    }
+    /* ---- end granularity layer ---- */
     if (sp && ly) {
         const pl_node *later = ly->line > sp->line || (ly->line == sp->line && ly->col > sp->col) ? ly : sp;
         return at_node(e, later,
                        "prune: give either sparsity (one fraction for every prunable layer) or layers "
                        "(per-layer targets), not both");
     }
-    if (!sp && !ly)
+    if (!sp && !ly && !cn)
         return at_node(e, m,
                        "prune: missing 'sparsity' (one fraction for every prunable layer) or 'layers' "
                        "(per-layer targets)");
@@ -983,7 +1059,7 @@ static pl_status dec_prune(xbuild *xb, const pl_node *m, pl_error *e)
         if ((st = get_num(sp, "prune.sparsity", &pr->sparsity, e)) ||
             (st = fraction_in(sp, "prune.sparsity", pr->sparsity, e)))
             return st;
-    } else if ((st = dec_layers(xb, ly, pr, e))) {
+    } else if (ly && (st = dec_layers(xb, ly, pr, e))) {
         return st;
     }
     if ((v = pl_node_get(m, "include")) && (st = dec_names(v, "prune.include", "", &pr->include, &pr->n_include, e)))
@@ -1106,11 +1182,15 @@ static pl_status decode(const pl_node *root, const char *file, xbuild *xb, pl_er
     x->retrain.epochs = 1;
     x->finetune = x->train;
     x->finetune.epochs = 0;
+    /* regularize: is per phase, never inherited (and never shared) */
+    memset(&x->retrain.reg, 0, sizeof x->retrain.reg);
+    memset(&x->finetune.reg, 0, sizeof x->finetune.reg);
     if ((st = dec_phase(pl_node_get(root, "retrain"), "retrain", 0, &x->retrain, e)) ||
         (st = dec_phase(pl_node_get(root, "finetune"), "finetune", 0, &x->finetune, e)))
         return st;
 
     x->prune.granularity = PL_GRAN_CHANNEL;
+    x->prune.count = -1;
     if ((v = pl_node_get(root, "prune")) && (st = dec_prune(xb, v, e)))
         return st;
     if (!x->prune.enabled) { /* documented defaults, so dumps and tools see names */
@@ -1235,6 +1315,18 @@ static void dump_phase(sbuf *b, const char *s, const pl_phase_cfg *p)
     int t = o->lr_schedule >= PL_LR_CONSTANT && o->lr_schedule <= PL_LR_COSINE ? (int)o->lr_schedule - 1 : 0;
     sb_printf(b, "%s.lr_schedule.type: %s\n%s.lr_schedule.step_size: %d\n", s, lrs_names[t], s, o->step_size);
     sb_printf(b, "%s.lr_schedule.gamma: %.17g\n%s.lr_schedule.min_lr: %.17g\n", s, o->gamma, s, o->min_lr);
+    /* regularize: only when set, so run ids of runs without one stay as they were */
+    const pl_reg_cfg *r = &p->reg;
+    if (r->type > PL_REG_NONE && r->type <= PL_REG_GROUP_LASSO) {
+        sb_printf(b, "%s.regularize.type: %s\n%s.regularize.coef: %.17g\n%s.regularize.layers: [", s,
+                  reg_names[r->type], s, r->coef, s);
+        for (size_t i = 0; i < r->n_layers; i++) {
+            if (i)
+                sb_printf(b, ", ");
+            sb_value(b, r->layers[i]);
+        }
+        sb_printf(b, "]\n");
+    }
 }
 
 static void dump_list(sbuf *b, const char *key, char *const *v, size_t n)
@@ -1293,6 +1385,8 @@ char *pl_experiment_dump(const pl_experiment *x)
         dump_list(&b, "prune.include", p->include, p->n_include);
         dump_list(&b, "prune.exclude", p->exclude, p->n_exclude);
         sb_printf(&b, "prune.tolerance: %.17g\n", p->tolerance);
+        if (p->granularity == PL_GRAN_LAYER && p->count >= 0) /* layer granularity */
+            sb_printf(&b, "prune.count: %" PRId64 "\n", p->count);
     }
     sb_kv(&b, "report.dir", x->report.dir ? x->report.dir : "");
     sb_kv(&b, "report.cache", x->report.cache ? x->report.cache : "");

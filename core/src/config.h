@@ -29,12 +29,17 @@
  *   gamma 0.1, min_lr 0}}; retrain and finetune default to the train
  *   section with epochs 1 (retrain) / 0 (finetune); prune absent = no
  *   pruning; prune.granularity channel, prune.criterion l1,
- *   prune.schedule oneshot, prune.tolerance 0 units; report.dir
+ *   prune.schedule oneshot, prune.tolerance 0 units; <phase>.regularize
+ *   absent (type none; never inherited by retrain/finetune), its coef
+ *   required, its layers = every conv2d/linear but the output layer;
+ *   report.dir
  *   reports/<name>, report.cache <report.dir>/cache, report.latency_runs 5,
  *   report.plots true; plugin_path empty; limits.max_runs 1000.
  *
  * Shapes: name and model are required; a present prune: needs exactly one
- * of sparsity / layers. `lr: X` in train/retrain/finetune is shorthand for
+ * of sparsity / layers, or, with granularity layer, one of sparsity (share
+ * of the removable blocks) / count (blocks to remove; layer granularity
+ * only; prune.layers is refused there, name candidates with include). `lr: X` in train/retrain/finetune is shorthand for
  * optimizer.lr (giving both is an error). A plugin reference is a name or a
  * map {plugin: NAME, params...}; a map without plugin: uses the default
  * plugin (dataset: merged onto {plugin: idx, path: data/mnist}).
@@ -131,10 +136,27 @@ typedef struct pl_optim_cfg {
     double min_lr;      /* cosine: eta_min */
 } pl_optim_cfg;
 
+/* ---- regularize: (train/retrain/finetune), see regularize.h ---- */
+typedef enum pl_reg_type {
+    PL_REG_NONE = 0,        /* no penalty (the default) */
+    PL_REG_L1 = 1,          /* coef * sum |w| */
+    PL_REG_L2 = 2,          /* coef/2 * sum w^2 */
+    PL_REG_GROUP_LASSO = 3  /* coef * sum over filters/neurons of ||w_unit||_2 */
+} pl_reg_type;
+
+typedef struct pl_reg_cfg {
+    pl_reg_type type;
+    double coef;        /* finite, >= 0 */
+    char **layers;      /* conv2d/linear names; empty = every one but the output layer */
+    size_t n_layers;
+} pl_reg_cfg;
+/* ---- end regularize ---- */
+
 typedef struct pl_phase_cfg {
     int epochs;         /* >= 0 (train >= 1) */
     int batch_size;     /* >= 1 */
     pl_optim_cfg optim;
+    pl_reg_cfg reg;     /* per phase, never inherited from train */
 } pl_phase_cfg;
 
 typedef struct pl_layer_target {
@@ -157,6 +179,7 @@ typedef struct pl_prune_cfg {
     char **include; size_t n_include;  /* layer names; empty = all prunable */
     char **exclude; size_t n_exclude;
     double tolerance;           /* allowed miss in units per layer (default 0) */
+    int64_t count;              /* granularity layer: blocks to remove, or -1 (layer_prune.c) */
 } pl_prune_cfg;
 
 typedef struct pl_report_cfg {

@@ -457,6 +457,7 @@ static void ck_criterion(ck *c)
     {
         char why[960] = "";
         ck_begin(c, "masked weights");
+        memset(extra, 0, sizeof extra);
         int ok = ck_layer_make(&extra[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, conv, CK_MASKED, ng) &&
                  ck_layer_make(&extra[1], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, lin, CK_MASKED, ng);
         if (!ok)
@@ -524,6 +525,7 @@ static void ck_criterion(ck *c)
         const char *name = d ? "one unit" : "all-zero weights";
         char why[960] = "";
         ck_begin(c, name);
+        memset(extra, 0, sizeof extra);
         int ok = d ? ck_layer_make(&extra[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, conv1, 0, ng) &&
                          ck_layer_make(&extra[1], PL_LAYER_LINEAR, PL_GRAN_NEURON, lin1, 0, ng) &&
                          ck_layer_make(&extra[2], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, one, 0, ng)
@@ -1260,15 +1262,15 @@ static void ck_run_isolated(ck *c)
             ck_print(c, CK_FAIL, where, d);
         }
         else {
-            char d[160];
+            char d[256];
             snprintf(d, sizeof d, "crashed with signal %d (%s); later checks did not run", sig,
                      strsignal(sig));
             ck_print(c, CK_FAIL, where, d);
         }
     } else if (!ended) {
-        char d[160];
-        snprintf(d, sizeof d, "the process ended (exit status %d) in the middle of the check; "
-                 "a plugin must never call exit()",
+        char d[256];
+        snprintf(d, sizeof d, "the check process ended early with exit status %d (the plugin "
+                 "called exit() or crashed under a sanitizer); later checks did not run",
                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         ck_print(c, CK_FAIL, where, d);
     }

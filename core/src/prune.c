@@ -194,10 +194,8 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                 p->calib_batches = (int)pl_host_api_get()->param_int(
                     pl_instance_params(crit), "batches");
     }
-    if (p->gran == PL_GRAN_LAYER)
-        return pl_error_set(err, PL_ECONFIG,
-                            "prune.granularity 'layer' is not supported by this build (use "
-                            "weight, channel or neuron)");
+    if (p->gran == PL_GRAN_LAYER) /* whole blocks: layer_prune.c */
+        return pl__layer_pruner_init(p, m, cfg, sched, err);
     p->t = calloc((size_t)m->n_layers, sizeof *p->t);
     if (!p->t)
         return pl_error_set(err, PL_ENOMEM, "out of memory");
@@ -481,6 +479,8 @@ static pl_status apply(pl_pruner *p, int k, const uint8_t *drop, pl_error *err)
 pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed,
                          pl_error *err)
 {
+    if (p->gran == PL_GRAN_LAYER) /* whole blocks: layer_prune.c */
+        return pl__layer_pruner_step(p, step, train, batch, seed, err);
     pl_model *m = p->m;
     double prog = p->plan.progress[step];
     float ***grads = NULL;
@@ -607,6 +607,15 @@ void pl_pruner_sparsity(const pl_pruner *p, double *target, double *achieved)
 
 pl_status pl_pruner_check(const pl_pruner *p, pl_error *err)
 {
+    if (p->gran == PL_GRAN_LAYER) { /* whole blocks: the total counts */
+        int64_t got = 0;
+        for (int k = 0; k < p->n; k++)
+            got += p->t[k].removed;
+        if (llabs((long long)(p->layer_goal - got)) > p->tolerance)
+            return pl_error_set(err, PL_EMISSED, "layer pruning removed %lld of %d removable layers, target %lld",
+                                (long long)got, p->n, (long long)p->layer_goal);
+        return PL_OK;
+    }
     if (p->global) {
         int64_t want = 0, got = 0;
         for (int k = 0; k < p->n; k++) {

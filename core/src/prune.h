@@ -52,6 +52,7 @@ typedef struct pl_pruner {
     int64_t tolerance;
     int global;
     double requested;            /* prune.sparsity, or Σ remove / Σ units for prune.layers */
+    int64_t layer_goal;          /* granularity layer: blocks to remove in total */
 } pl_pruner;
 
 /* Resolves the layers in scope (prune.layers / prune.sparsity, include,
@@ -72,6 +73,43 @@ void pl_pruner_sparsity(const pl_pruner *p, double *target, double *achieved);
  * more than the tolerance. */
 pl_status pl_pruner_check(const pl_pruner *p, pl_error *err);
 void pl_pruner_free(pl_pruner *p);
+
+/* ---- granularity layer (layer_prune.c) ----------------------------------------
+ *
+ * A removable block starts at a conv2d or linear layer that is not the
+ * output layer and takes with it the batchnorm2d, relu and dropout layers
+ * that directly follow; it is removable when its input shape equals its
+ * output shape (e.g. a 3x3 conv, stride 1, padding 1, C -> C channels, with
+ * its batchnorm and ReLU; or a square linear layer), so the network still
+ * composes without it. vgg_mini has two: conv2 (+bn2, relu) and conv4.
+ *
+ * Targets: prune.count N blocks, or prune.sparsity s = round(s * candidates)
+ * blocks; prune.include/exclude name block heads (the conv2d/linear layer).
+ * Ranking: the criterion plugin scores each candidate's head weights as ONE
+ * unit (PL_GRAN_LAYER: units 1, unit_size = the layer's weight count) and
+ * the score is divided by that weight count (for l1: the mean |w|), so
+ * layers of different size compare; the lowest normalised score goes
+ * first, ties to the earlier layer. The schedule's plan spreads the blocks
+ * over its steps (step t removes up to round(progress[t] * N) in total),
+ * re-scoring after each retraining; the scope (per layer / global) does not
+ * matter, the ranking always spans the model. Sparsity (requested and
+ * achieved) is the share of candidate blocks removed; pl_pruner_check
+ * compares removed blocks with N. A model without a removable block is
+ * PL_ECONFIG naming the model. */
+
+/* Candidate blocks of m: writes up to `cap` head indices and block lengths
+ * (layers, head included); returns how many there are. */
+int pl_layer_blocks(const pl_model *m, int *head, int *len, int cap);
+/* Removes layers [first, first + len) and reconnects the graph (shapes are
+ * recomputed; the rest of the model keeps every weight). PL_EINVAL when the
+ * span's input and output shapes differ or it holds the output layer. */
+pl_status pl_model_remove_layers(pl_model *m, int first, int len, pl_error *err);
+/* pl_pruner_init / pl_pruner_step for PL_GRAN_LAYER (prune.c routes here). */
+pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg,
+                                pl_instance *sched, pl_error *err);
+pl_status pl__layer_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed,
+                                pl_error *err);
+/* ---- end granularity layer ---- */
 
 /* Per-layer achieved sparsity under the granularity's definition. */
 double pl_layer_sparsity(const pl_layer *l, pl_granularity g);

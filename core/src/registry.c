@@ -272,7 +272,7 @@ static int search_dirs(const pl_registry *r, char out[][PATH_MAX], int max)
     }
     if (r->exe_dir && n + 2 <= max) {
         snprintf(out[n++], PATH_MAX, "%s/plugins", r->exe_dir);
-        snprintf(out[n++], PATH_MAX, "%s/../lib/prunelab/plugins", r->exe_dir);
+        snprintf(out[n++], PATH_MAX, "%s/%s", r->exe_dir, PL_PLUGIN_REL_DIR);
     }
     return n;
 }

@@ -3,8 +3,8 @@
  *
  * Search path, in order: directories added with pl_registry_add_path
  * (--plugin-path, then the experiment's plugin_path:), $PRUNELAB_PLUGIN_PATH
- * (':' separated), then paths relative to the executable (<exe>/plugins — build tree; <exe>/../lib/prunelab/plugins —
- * install tree). In each dir a plugin of kind K named N is the file
+ * (':' separated), then paths relative to the executable (<exe>/plugins — build tree;
+ * <exe>/../<libdir>/prunelab/plugins — install tree). In each dir a plugin of kind K named N is the file
  * <dir>/<kinds>/<N>.so (kinds: criteria, schedules, datasets, backends) or
  * <dir>/<N>.so directly. The first hit on the path wins.
  *

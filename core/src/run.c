@@ -2,6 +2,7 @@
 #include "run.h"
 #include "checkpoint.h"
 #include "prune.h"
+#include "regularize.h"
 
 #include <errno.h>
 #include <math.h>
@@ -300,10 +301,22 @@ static pl_status record_layers(const pl_model *before, const pl_model *after, pl
         return PL_ENOMEM;
     r->n_layers = (size_t)before->n_layers;
     for (int i = 0; i < before->n_layers; i++) {
-        const pl_layer *a = &before->layers[i], *b = &after->layers[i];
+        /* matched by name: layer pruning removes whole layers */
+        int j = pl_model_find(after, before->layers[i].name);
+        const pl_layer *a = &before->layers[i], *b = j >= 0 ? &after->layers[j] : NULL;
         pl_layer_result *L = &r->layers[i];
-        pl_counts ca, cb;
+        pl_counts ca, cb = {0};
         pl_layer_count(a, &ca);
+        if (!b) {
+            copy_str(L->name, sizeof L->name, a->name);
+            copy_str(L->type, sizeof L->type, pl_layer_type_name(a->type));
+            layer_shape(a, L->shape_before, sizeof L->shape_before);
+            copy_str(L->shape_after, sizeof L->shape_after, "removed");
+            L->params_before = ca.params;
+            L->macs_before = ca.macs;
+            L->sparsity = 1;
+            continue;
+        }
         pl_layer_count(b, &cb);
         copy_str(L->name, sizeof L->name, a->name);
         copy_str(L->type, sizeof L->type, pl_layer_type_name(a->type));
@@ -417,6 +430,14 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
         s = pl_error_set(err, PL_ENOMEM, "out of memory");
         goto done;
     }
+    /* regularize: filter-norm distribution of baseline and final model (DIR/norms/) */
+    s = pl_norms_write_run(report_dir(x, o), x->run_id, base, m, &x->train.reg,
+                           !o->quiet && (x->train.reg.type || x->retrain.reg.type || x->finetune.reg.type)
+                               ? (o->out ? o->out : stdout)
+                               : NULL,
+                           err);
+    if (s)
+        goto done;
     copy_str(r->status, sizeof r->status, "ok");
     if (x->prune.enabled) {
         pl_error miss;
@@ -581,6 +602,8 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
                 pl_run_result_free(&runs[i]);
             free(runs);
         }
+        if (!s) /* regularize: DIR/norms.csv from every run's norms */
+            s = pl_norms_gather(dir, err);
         if (s)
             return s;
         say(o, "\nreport: %s/results.csv, results.md, layers.csv (%zu run(s) this time, %zu in the report)\n",
@@ -637,6 +660,14 @@ static void print_phase(FILE *f, const char *name, const pl_phase_cfg *p)
         fprintf(f, ", weight decay %g", p->optim.weight_decay);
     if (p->optim.type == PL_OPTIM_SGD && p->optim.momentum)
         fprintf(f, ", momentum %g%s", p->optim.momentum, p->optim.nesterov ? " (nesterov)" : "");
+    if (p->reg.type) { /* regularize */
+        static const char *const rn[] = {"none", "l1", "l2", "group_lasso"};
+        fprintf(f, ", regularize %s %g on ", rn[p->reg.type], p->reg.coef);
+        for (size_t i = 0; i < p->reg.n_layers; i++)
+            fprintf(f, "%s%s", i ? "," : "", p->reg.layers[i]);
+        if (!p->reg.n_layers)
+            fprintf(f, "all but the output layer");
+    }
     fputc('\n', f);
 }
 
@@ -687,7 +718,13 @@ pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, 
                 for (int k = 0; k < pr.plan.n_steps; k++)
                     fprintf(out, " %.4f", pr.plan.progress[k]);
                 fprintf(out, " of the target%s\n", pr.global ? " (one global ranking)" : "");
-                for (int k = 0; k < pr.n; k++)
+                if (pr.gran == PL_GRAN_LAYER) { /* whole blocks */
+                    fprintf(out, "             remove %lld of %d removable layer(s):", (long long)pr.layer_goal, pr.n);
+                    for (int k = 0; k < pr.n; k++)
+                        fprintf(out, " %s", m->layers[pr.t[k].layer].name);
+                    fputc('\n', out);
+                }
+                for (int k = 0; k < pr.n && pr.gran != PL_GRAN_LAYER; k++)
                     fprintf(out, "             %-10s remove %lld of %lld %s\n",
                             m->layers[pr.t[k].layer].name, (long long)pr.t[k].remove,
                             (long long)pr.t[k].units,

@@ -1,5 +1,6 @@
 /* train.c — minibatch training, evaluation, latency. */
 #include "train.h"
+#include "regularize.h"
 #include "rng.h"
 
 #include <math.h>
@@ -173,6 +174,11 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
     s = pl_model_optim_reset(m, err);
     if (s)
         return s;
+    /* regularize: the phase's penalty (none unless configured) */
+    pl_regularizer reg;
+    s = pl_regularizer_init(&reg, m, &cfg->reg, phase, err);
+    if (s)
+        return s;
     int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
     float *x = malloc((size_t)(img * B) * sizeof(float));
     float *dl = malloc((size_t)B * (size_t)m->classes * sizeof(float));
@@ -183,12 +189,18 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
         free(dl);
         free(y);
         free(perm);
+        pl_regularizer_deinit(&reg);
         return pl_error_set(err, PL_ENOMEM, "out of memory for the training batch");
     }
     pl_progress mode = opts ? opts->progress : PL_PROGRESS_NONE;
     FILE *out = opts && opts->out ? opts->out : stdout;
     if (mode == PL_PROGRESS_AUTO)
         mode = isatty(fileno(out)) ? PL_PROGRESS_BAR : PL_PROGRESS_LINES;
+    if (reg.type != PL_REG_NONE && (mode == PL_PROGRESS_BAR || mode == PL_PROGRESS_LINES)) {
+        char what[512];
+        pl_regularizer_describe(&reg, m, what, sizeof what);
+        fprintf(out, "%-8s regularize %s\n", phase, what);
+    }
     double t_phase = pl_now();
     int64_t step = 0;
     for (int ep = 0; ep < cfg->epochs && s == PL_OK; ep++) {
@@ -205,7 +217,7 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
             perm[j] = t;
         }
         double lr = phase_lr(&cfg->optim, ep, cfg->epochs);
-        double loss_sum = 0, t0 = pl_now(), last_draw = 0;
+        double loss_sum = 0, pen_sum = 0, t0 = pl_now(), last_draw = 0;
         int64_t correct = 0, seen = 0;
         for (int64_t first = 0; first < N; first += B) {
             if (opts && opts->interrupted && *opts->interrupted) {
@@ -241,6 +253,14 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
             s = pl_model_backward(m, x, dl, n, err);
             if (s)
                 break;
+            /* regularize: gw += dP/dw, so the step follows d(loss + P)/dw */
+            double pen = pl_regularizer_add_grad(&reg, m);
+            if (!isfinite(pen)) {
+                s = pl_error_set(err, PL_EDIVERGED, "%s diverged: the regularize penalty is %g at epoch %d step %lld",
+                                 phase, pen, ep + 1, (long long)step + 1);
+                break;
+            }
+            pen_sum += pen;
             step++;
             s = optim_step(m, &cfg->optim, lr, step, step == 1, err);
             if (s)
@@ -265,14 +285,18 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
         if (mode == PL_PROGRESS_BAR)
             fputc('\n', out);
         if (mode == PL_PROGRESS_BAR || mode == PL_PROGRESS_LINES) {
-            fprintf(out, "%-8s epoch %d/%d  loss %.4f  train acc %.2f%%  %.2fs  %.0f img/s\n", phase,
-                    ep + 1, cfg->epochs, st->last.loss, st->last.acc, secs, st->last.images_per_s);
+            char pen[48] = "";
+            if (reg.type != PL_REG_NONE) /* regularize: mean penalty over the epoch's steps */
+                snprintf(pen, sizeof pen, "  penalty %.4f", pen_sum / (double)((seen + B - 1) / B));
+            fprintf(out, "%-8s epoch %d/%d  loss %.4f%s  train acc %.2f%%  %.2fs  %.0f img/s\n", phase,
+                    ep + 1, cfg->epochs, st->last.loss, pen, st->last.acc, secs, st->last.images_per_s);
             fflush(out);
         }
     }
     if (s && mode == PL_PROGRESS_BAR)
         fputc('\n', out);
     st->seconds = pl_now() - t_phase;
+    pl_regularizer_deinit(&reg);
     free(x);
     free(dl);
     free(y);

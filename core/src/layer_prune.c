@@ -1,0 +1,335 @@
+/* layer_prune.c — granularity `layer`: find removable blocks, rank them,
+ * remove them and reconnect the graph (rules in prune.h). */
+#include "prune.h"
+#include "rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passes_through(pl_layer_type t)
+{
+    return t == PL_LAYER_BATCHNORM2D || t == PL_LAYER_RELU || t == PL_LAYER_DROPOUT;
+}
+
+int pl_layer_blocks(const pl_model *m, int *head, int *len, int cap)
+{
+    int n = 0, out = pl_model_output_layer(m);
+    for (int h = 0; h < m->n_layers; h++) {
+        const pl_layer *l = &m->layers[h];
+        if ((l->type != PL_LAYER_CONV2D && l->type != PL_LAYER_LINEAR) || h == out)
+            continue;
+        int e = h;
+        while (e + 1 < m->n_layers && passes_through(m->layers[e + 1].type))
+            e++;
+        const pl_layer *last = &m->layers[e];
+        if (l->in_c != last->out_c || l->in_h != last->out_h || l->in_w != last->out_w)
+            continue;
+        if (n < cap) {
+            head[n] = h;
+            len[n] = e - h + 1;
+        }
+        n++;
+    }
+    return n;
+}
+
+/* Frees everything a layer owns (model.c keeps its own copy private). */
+static void drop_layer(pl_layer *l)
+{
+    if (l->type != PL_LAYER_FLATTEN)
+        free(l->out);
+    free(l->argmax);
+    free(l->aux);
+    free(l->bn_mean);
+    free(l->bn_invstd);
+    free(l->opt_m_w);
+    free(l->opt_v_w);
+    free(l->opt_m_b);
+    free(l->opt_v_b);
+    free(l->w);
+    free(l->b);
+    free(l->gw);
+    free(l->gb);
+    free(l->mask);
+    free(l->run_mean);
+    free(l->run_var);
+    memset(l, 0, sizeof *l);
+}
+
+pl_status pl_model_remove_layers(pl_model *m, int first, int len, pl_error *err)
+{
+    if (first < 0 || len < 1 || first + len > m->n_layers)
+        return pl_error_set(err, PL_EINVAL, "model %s: no layers [%d, %d) to remove (it has %d)", m->name,
+                            first, first + len, m->n_layers);
+    const pl_layer *a = &m->layers[first], *b = &m->layers[first + len - 1];
+    int out = pl_model_output_layer(m);
+    if (out >= first && out < first + len)
+        return pl_error_set(err, PL_EINVAL, "model %s: layer %s is the output layer and is never removed",
+                            m->name, m->layers[out].name);
+    if (a->in_c != b->out_c || a->in_h != b->out_h || a->in_w != b->out_w)
+        return pl_error_set(err, PL_EINVAL,
+                            "model %s: layers %s..%s map %dx%dx%d to %dx%dx%d; only a span whose input and "
+                            "output shapes match can be removed",
+                            m->name, a->name, b->name, a->in_c, a->in_h, a->in_w, b->out_c, b->out_h, b->out_w);
+    for (int i = first; i < first + len; i++)
+        drop_layer(&m->layers[i]);
+    memmove(&m->layers[first], &m->layers[first + len],
+            (size_t)(m->n_layers - first - len) * sizeof *m->layers);
+    m->n_layers -= len;
+    memset(&m->layers[m->n_layers], 0, (size_t)len * sizeof *m->layers);
+    return pl_model_reshape(m, err);
+}
+
+/* ---- the pruner -------------------------------------------------------------------- */
+
+static int name_in(const char *name, char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i], name))
+            return 1;
+    return 0;
+}
+
+static int64_t round_half_up(double x) { return (int64_t)floor(x + 0.5); }
+
+/* Block length of the candidate whose head is at `h` (recomputed: the
+ * layers around a block never change when other blocks go). */
+static int block_len(const pl_model *m, int h)
+{
+    int e = h;
+    while (e + 1 < m->n_layers && passes_through(m->layers[e + 1].type))
+        e++;
+    return e - h + 1;
+}
+
+pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_instance *sched,
+                                pl_error *err)
+{
+    if (m->n_layers < 1)
+        return pl_error_set(err, PL_ECONFIG, "prune: model %s has no layers", m->name);
+    int *head = malloc((size_t)m->n_layers * sizeof *head), *len = malloc((size_t)m->n_layers * sizeof *len);
+    p->t = calloc((size_t)m->n_layers, sizeof *p->t);
+    if (!head || !len || !p->t) {
+        free(head);
+        free(len);
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    }
+    int nb = pl_layer_blocks(m, head, len, m->n_layers);
+    char **lists[2] = {cfg->include, cfg->exclude};
+    size_t counts[2] = {cfg->n_include, cfg->n_exclude};
+    pl_status s = PL_OK;
+    for (int q = 0; q < 2 && !s; q++)
+        for (size_t k = 0; k < counts[q] && !s; k++)
+            if (pl_model_find(m, lists[q][k]) < 0)
+                s = pl_error_set(err, PL_ECONFIG, "prune.%s names '%s', which model %s does not have",
+                                 q ? "exclude" : "include", lists[q][k], m->name);
+    for (int k = 0; k < nb && !s; k++) {
+        const char *name = m->layers[head[k]].name;
+        if (cfg->n_include && !name_in(name, cfg->include, cfg->n_include))
+            continue;
+        if (name_in(name, cfg->exclude, cfg->n_exclude))
+            continue;
+        p->t[p->n++] = (pl_prune_target){.layer = head[k], .units = 1, .remove = 0, .removed = 0};
+    }
+    free(head);
+    free(len);
+    if (s)
+        return s;
+    if (p->n == 0)
+        return pl_error_set(err, PL_ECONFIG,
+                            "prune: granularity layer: model %s has no removable layer%s (a conv2d or linear "
+                            "layer, with the batchnorm/relu/dropout after it, whose input and output shapes "
+                            "match, e.g. a 3x3 conv with padding 1 from C to C channels, or a square linear "
+                            "layer)",
+                            m->name, nb ? " left after prune.include/exclude" : "");
+    if (cfg->count >= 0) {
+        if (cfg->count > p->n) {
+            char names[512];
+            size_t k = 0;
+            names[0] = 0;
+            for (int i = 0; i < p->n && k < sizeof names; i++)
+                k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "",
+                                      m->layers[p->t[i].layer].name);
+            return pl_error_set(err, PL_ECONFIG,
+                                "prune.count %lld: model %s has only %d removable layer(s) (%s)",
+                                (long long)cfg->count, m->name, p->n, names);
+        }
+        p->layer_goal = cfg->count;
+    } else {
+        p->layer_goal = round_half_up(cfg->sparsity * (double)p->n);
+    }
+    p->requested = cfg->has_sparsity ? cfg->sparsity : (double)p->layer_goal / (double)p->n;
+    /* the plan: how many of the blocks go at each step */
+    pl_schedule_query q = {.target_sparsity = p->requested, .n_layers = p->n};
+    const pl_schedule_ops *so = pl_instance_ops(sched);
+    const pl_plugin_desc *sd = pl_plugin_get_desc(pl_instance_plugin(sched));
+    pl_status st = so->plan(pl_instance_state(sched), &q, &p->plan);
+    if (st) {
+        const char *msg = pl_instance_take_error(sched);
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s' failed to plan: %s", sd->name,
+                            msg[0] ? msg : pl_status_str(st));
+    }
+    pl_schedule_plan *pl = &p->plan;
+    if (pl->n_steps < 1 || pl->n_steps > PL_MAX_STEPS)
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s' planned %d steps (allowed 1..%d)", sd->name,
+                            pl->n_steps, PL_MAX_STEPS);
+    for (int k = 0; k < pl->n_steps; k++)
+        if (!(pl->progress[k] > 0 && pl->progress[k] <= 1) || (k && pl->progress[k] < pl->progress[k - 1]))
+            return pl_error_set(err, PL_EPLUGIN,
+                                "schedule plugin '%s': progress[%d] = %g is not in (0,1] and non-decreasing",
+                                sd->name, k, pl->progress[k]);
+    if (pl->progress[pl->n_steps - 1] != 1.0)
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s': the last step must reach 1", sd->name);
+    p->global = 0; /* one ranking over the model whatever the schedule's scope */
+    return PL_OK;
+}
+
+/* Calibration gradients for criteria that need them: g[k][b] = layer t[k]'s
+ * gw on batch b (the stream "calibration:<step>", as for other granularities). */
+static pl_status calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t seed, int step, float ***g,
+                           pl_error *err)
+{
+    pl_model *m = p->m;
+    int B = p->calib_batches;
+    int64_t N = train->info.count;
+    if (batch > N)
+        batch = (int)N;
+    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
+    float *x = malloc((size_t)(img * batch) * sizeof(float));
+    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
+    int64_t *idx = malloc((size_t)batch * sizeof(int64_t));
+    pl_status s = (!x || !y || !idx) ? pl_error_set(err, PL_ENOMEM, "out of memory") : PL_OK;
+    char stream[64];
+    snprintf(stream, sizeof stream, "calibration:%d", step);
+    pl_rng r;
+    pl_rng_seed(&r, seed, stream);
+    for (int b = 0; b < B && !s; b++) {
+        for (int i = 0; i < batch; i++)
+            idx[i] = (int64_t)pl_rng_below(&r, (uint64_t)N);
+        s = pl_data_read(train, idx, 0, batch, x, y, err);
+        if (!s)
+            s = pl_model_gradients(m, x, y, batch, NULL, err);
+        for (int k = 0; k < p->n && !s; k++) {
+            if (p->t[k].removed)
+                continue;
+            const pl_layer *l = &m->layers[p->t[k].layer];
+            memcpy(g[k][b], l->gw, (size_t)l->nw * sizeof(float));
+        }
+    }
+    free(x);
+    free(y);
+    free(idx);
+    return s;
+}
+
+/* Normalised score of candidate k: criterion(layer as one unit) / weights. */
+static pl_status score_block(pl_pruner *p, int k, float **grads, double *out, pl_error *err)
+{
+    pl_layer *l = &p->m->layers[p->t[k].layer];
+    pl_unit_view v = {.layer = l->name, .layer_index = p->t[k].layer, .layer_type = l->type,
+                      .granularity = PL_GRAN_LAYER, .units = 1, .unit_size = l->nw, .weight = l->w,
+                      .bias = NULL, .mask = l->mask, .n_grads = grads ? p->calib_batches : 0,
+                      .grads = (const float *const *)grads};
+    v.shape[0] = l->out_c;
+    v.shape[1] = l->in_c;
+    v.shape[2] = l->type == PL_LAYER_CONV2D ? l->kh : 1;
+    v.shape[3] = l->type == PL_LAYER_CONV2D ? l->kw : 1;
+    const pl_criterion_ops *co = pl_instance_ops(p->crit);
+    const char *name = pl_plugin_get_desc(pl_instance_plugin(p->crit))->name;
+    double sc = NAN;
+    int64_t n_out = -1;
+    pl_status st = co->score(pl_instance_state(p->crit), &v, &sc, &n_out);
+    if (st) {
+        const char *msg = pl_instance_take_error(p->crit);
+        return pl_error_set(err, PL_EPLUGIN, "criterion plugin '%s' failed on layer %s: %s", name, l->name,
+                            msg[0] ? msg : pl_status_str(st));
+    }
+    if (n_out != 1)
+        return pl_error_set(err, PL_EPLUGIN,
+                            "criterion plugin '%s' returned %lld scores for layer %s at granularity layer, "
+                            "expected 1",
+                            name, (long long)n_out, l->name);
+    if (!isfinite(sc))
+        return pl_error_set(err, PL_EPLUGIN, "criterion plugin '%s' returned a non-finite score (%g) for layer %s",
+                            name, sc, l->name);
+    *out = sc / (double)l->nw;
+    return PL_OK;
+}
+
+pl_status pl__layer_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed,
+                                pl_error *err)
+{
+    pl_model *m = p->m;
+    int64_t removed = 0;
+    for (int k = 0; k < p->n; k++)
+        removed += p->t[k].removed;
+    int64_t need = round_half_up(p->plan.progress[step] * (double)p->layer_goal) - removed;
+    if (need <= 0)
+        return PL_OK;
+    pl_status s = PL_OK;
+    float ***g = NULL;
+    if (p->needs & PL_NEEDS_GRAD) {
+        g = calloc((size_t)p->n, sizeof *g);
+        s = g ? PL_OK : pl_error_set(err, PL_ENOMEM, "out of memory");
+        for (int k = 0; k < p->n && !s; k++) {
+            if (p->t[k].removed)
+                continue;
+            int64_t nw = m->layers[p->t[k].layer].nw;
+            if (!(g[k] = calloc((size_t)p->calib_batches, sizeof **g)))
+                s = pl_error_set(err, PL_ENOMEM, "out of memory");
+            for (int b = 0; b < p->calib_batches && !s; b++)
+                if (!(g[k][b] = malloc((size_t)nw * sizeof(float))))
+                    s = pl_error_set(err, PL_ENOMEM, "out of memory for calibration gradients");
+        }
+        if (!s)
+            s = calibrate(p, train, batch, seed, step, g, err);
+    }
+    double *sc = malloc((size_t)p->n * sizeof *sc);
+    int *order = malloc((size_t)p->n * sizeof *order);
+    int nc = 0;
+    if (!s && (!sc || !order))
+        s = pl_error_set(err, PL_ENOMEM, "out of memory");
+    for (int k = 0; k < p->n && !s; k++) {
+        if (p->t[k].removed)
+            continue;
+        s = score_block(p, k, g ? g[k] : NULL, &sc[k], err);
+        order[nc++] = k;
+    }
+    if (!s) {
+        /* lowest normalised score first, ties to the earlier layer (insertion sort: few blocks) */
+        for (int i = 1; i < nc; i++) {
+            int k = order[i], j = i;
+            while (j > 0 && (sc[order[j - 1]] > sc[k] ||
+                             (sc[order[j - 1]] == sc[k] && p->t[order[j - 1]].layer > p->t[k].layer))) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = k;
+        }
+        for (int i = 0; i < nc && i < need && !s; i++) {
+            int k = order[i], h = p->t[k].layer, len = block_len(m, h);
+            s = pl_model_remove_layers(m, h, len, err);
+            if (s)
+                break;
+            p->t[k].removed = 1;
+            p->t[k].remove = 1;
+            p->t[k].layer = -1;
+            for (int j = 0; j < p->n; j++) /* later heads moved up by len */
+                if (p->t[j].layer > h)
+                    p->t[j].layer -= len;
+        }
+    }
+    if (g) {
+        for (int k = 0; k < p->n; k++) {
+            if (g[k])
+                for (int b = 0; b < p->calib_batches; b++)
+                    free(g[k][b]);
+            free(g[k]);
+        }
+        free(g);
+    }
+    free(sc);
+    free(order);
+    return s;
+}
