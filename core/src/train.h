@@ -38,7 +38,6 @@ typedef struct pl_train_opts {
     pl_progress progress;
     FILE *out;                          /* progress lines (stdout) */
     volatile sig_atomic_t *interrupted; /* set by SIGINT/SIGTERM; may be NULL */
-    /* Optional group sparsity regulariser hook; may be NULL. */
 } pl_train_opts;
 
 typedef struct pl_epoch_stats {
