@@ -7,12 +7,16 @@
 #   scripts/fuzz.sh fuzz_idx           only the named harness(es)
 #
 # Environment: FUZZ_SECONDS, FUZZ_BUILD (default build-fuzz), FUZZ_OUT
-# (default fuzz-out), FUZZ_CC (default clang), FUZZ_KEEP_GOING=1 (fork mode:
-# record every crash, timeout and OOM and keep fuzzing instead of stopping
-# at the first one — for long sessions). The committed seed corpus tests/fuzz/corpus/<harness>/ is
-# read, never written: new inputs go to FUZZ_OUT/corpus/<harness>/ and
-# crashes, leaks and timeouts to FUZZ_OUT/crashes/<harness>/. Exits 1 when
-# any harness found something, 2 when the build failed.
+# (default fuzz-out), FUZZ_CC (default clang), FUZZ_KEEP_GOING=1 (fork
+# mode: record every crash, timeout and OOM and keep fuzzing instead of
+# stopping at the first one — for long sessions).
+#
+# The seed corpus tests/fuzz/corpus/<harness>/ (with the dictionary
+# tests/fuzz/<harness>.dict) is read, never written: new inputs go to
+# FUZZ_OUT/corpus/<harness>/, crashes, leaks and timeouts to
+# FUZZ_OUT/crashes/<harness>/. Exits 1 when any harness found something new,
+# 2 when the build failed. To fold new inputs into the seed corpus:
+#   build-fuzz/<harness> -merge=1 tests/fuzz/corpus/<harness> fuzz-out/corpus/<harness>
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,20 +63,24 @@ for h in "${HARNESSES[@]}"; do
     crashes="$OUT/crashes/$h"
     log="$OUT/$h.log"
     mkdir -p "$corpus" "$crashes"
+    before=$(ls -1 "$crashes")
     say "$h: ${SECONDS_EACH}s (seeds tests/fuzz/corpus/$h, log $log)"
+    dict=()
+    [[ -f tests/fuzz/$h.dict ]] && dict=(-dict="tests/fuzz/$h.dict")
     rc=0
     # -timeout: a single input taking longer is a finding too (a file that
     # hangs the loader); -rss_limit_mb: likewise for memory.
     "$BUILD/$h" "$corpus" "tests/fuzz/corpus/$h" \
         -max_total_time="$SECONDS_EACH" -timeout=20 -rss_limit_mb=2048 \
-        -max_len=65536 -print_final_stats=1 "${MODE[@]}" \
+        -max_len=65536 -print_final_stats=1 "${dict[@]}" "${MODE[@]}" \
         -artifact_prefix="$crashes/" >"$log" 2>&1 || rc=$?
     # executions: the final stats line, or (fork mode) the last progress line
     execs=$(awk '/stat::number_of_executed_units/ { s += $2; n++ } END { if (n) print s }' "$log")
     [[ -n $execs ]] || execs=$(awk '/^#[0-9]+/ { n = substr($1, 2) + 0 } END { print n + 0 }' "$log")
-    if ((rc != 0)) || compgen -G "$crashes/*" >/dev/null; then
-        say "$h: FOUND A PROBLEM after $execs executions (exit $rc); inputs in $crashes/:"
-        ls -1 "$crashes" | sed 's/^/fuzz:   /'
+    found=$(comm -13 <(printf '%s\n' "$before" | LC_ALL=C sort) <(ls -1 "$crashes" | LC_ALL=C sort) | sed '/^$/d')
+    if ((rc != 0)) || [[ -n $found ]]; then
+        say "$h: FOUND A PROBLEM after $execs executions (exit $rc); new inputs in $crashes/:"
+        printf '%s\n' "$found" | sed '/^$/d; s/^/fuzz:   /'
         grep -m1 -E 'ERROR: |runtime error|fuzz_[a-z]+: ' "$log" | sed 's/^/fuzz:   /' || true
         failed+=("$h")
     else

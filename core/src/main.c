@@ -37,8 +37,9 @@ static const char usage[] =
     "  compare BASELINE.csv CURRENT.csv [--tolerance acc=0.5,params=0,macs=0]\n"
     "                         exit 1 when a metric moved beyond tolerance\n"
     "  report DIR             rebuild results.csv/.md, layers.csv and plots from DIR/runs\n"
-    "  bench [--backend NAME]... [--model FILE] [--runs N]\n"
-    "                         time one training epoch of a model on MNIST per backend\n"
+    "  bench [--backend NAME]... [--model FILE] [--runs N] [--csv FILE]\n"
+    "                         speed on this machine: training epoch, inference, FMA peak,\n"
+    "                         vgg_mini convolutions, sparse LeNet-300-100 (1 and --threads)\n"
     "\n"
     "global options:\n"
     "  --plugin-path DIR      search DIR for plugins first (repeatable)\n"
@@ -62,6 +63,7 @@ typedef struct cli {
     const char *backends[8];
     int n_backends;
     const char *model;
+    const char *csv;  /* bench --csv */
     const char *kind; /* plugin-check --kind */
     int runs;
     int threads;
@@ -138,6 +140,10 @@ static int parse_args(int argc, char **argv, cli *c)
             if (t < 0)
                 return usage_error("%s needs a model file", a);
             c->model = val;
+        } else if ((t = TAKE("--csv")) != 0) {
+            if (t < 0 || !*val)
+                return usage_error("%s needs a file name", a);
+            c->csv = val;
         } else if ((t = TAKE("--runs")) != 0) {
             if (t < 0 || parse_int(val, 1, 1000, &c->runs))
                 return usage_error("--runs needs an integer in 1..1000, got '%s'", t < 0 ? "" : val);
@@ -308,7 +314,8 @@ int main(int argc, char **argv)
             goto out;
         }
         pl_bench_opts bo = {.model = c.model ? c.model : "configs/models/simple_cnn.yaml",
-                            .runs = c.runs, .threads = c.threads, .n_backends = c.n_backends};
+                            .runs = c.runs, .threads = c.threads, .n_backends = c.n_backends,
+                            .csv_path = c.csv};
         for (int i = 0; i < c.n_backends; i++)
             bo.backends[i] = c.backends[i];
         pl_status s = pl_bench_run(reg, &bo, stdout, &err);

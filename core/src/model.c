@@ -67,8 +67,11 @@ static void free_optim(pl_layer *l)
     l->opt_m_w = l->opt_v_w = l->opt_m_b = l->opt_v_b = NULL;
 }
 
+static void csr_free(pl_layer *l);
+
 static void free_layer(pl_layer *l)
 {
+    csr_free(l);
     free_acts(l);
     free_optim(l);
     free(l->w);
@@ -102,8 +105,10 @@ static pl_status infer(pl_model *m, const char *file, pl_error *err)
 {
     int c = m->in_c, h = m->in_h, w = m->in_w;
     if (c < 1 || h < 1 || w < 1 || (int64_t)c * h * w > PL__MAX_ELEMS)
-        return pl_error_set(err, PL_ECONFIG, "%s: input %dx%dx%d is empty or too large", file, c, h,
-                            w);
+        return pl_error_set(err, PL_ECONFIG,
+                            "%s: input %dx%dx%d is empty or too large (at most %lld values per "
+                            "image)",
+                            file, c, h, w, (long long)PL__MAX_ELEMS);
     for (int i = 0; i < m->n_layers; i++) {
         pl_layer *l = &m->layers[i];
         l->in_c = c;
@@ -117,7 +122,9 @@ static pl_status infer(pl_model *m, const char *file, pl_error *err)
             int64_t oh64 = eh >= l->kh ? (eh - l->kh) / l->sh + 1 : 0;
             int64_t ow64 = ew >= l->kw ? (ew - l->kw) / l->sw + 1 : 0;
             if (oh64 > PL__MAX_ELEMS || ow64 > PL__MAX_ELEMS)
-                return pl_error_set(err, PL_ECONFIG, "%s: layer %s: padding %d,%d is too large",
+                return pl_error_set(err, PL_ECONFIG,
+                                    "%s: layer %s: padding %d,%d is too large (padding adds "
+                                    "that many zeros on each side; keep it below the kernel size)",
                                     file, l->name, l->ph, l->pw);
             int oh = (int)oh64, ow = (int)ow64;
             if (oh < 1 || ow < 1)
@@ -177,8 +184,8 @@ static pl_status infer(pl_model *m, const char *file, pl_error *err)
     if (c * h * w != m->classes)
         return pl_error_set(err, PL_ECONFIG,
                             "%s: the last layer produces %d values per image but the model has %d "
-                            "classes",
-                            file, c * h * w, m->classes);
+                            "classes (set the last layer's out: to %d, or classes: to %d)",
+                            file, c * h * w, m->classes, m->classes, c * h * w);
     return PL_OK;
 }
 
@@ -319,6 +326,7 @@ pl_status pl_model_clone(const pl_model *src, pl_model **out, pl_error *err)
         const pl_layer *s = &src->layers[i];
         pl_layer *l = &m->layers[i];
         *l = *s;
+        l->csr = NULL; /* built again on demand, never shared */
         l->out = NULL;
         l->argmax = NULL;
         l->aux = l->bn_mean = l->bn_invstd = NULL;
@@ -540,6 +548,104 @@ static pl_status be_fail(pl_error *err, const char *layer, const char *op, pl_st
                         pl_status_str(st));
 }
 
+/* ---- sparse linear layers in evaluation (ABI 1.1 linear_forward_csr) ------------------
+
+   A linear layer whose mask prunes at least PL_CSR_MIN_SPARSITY of its
+   weights is evaluated from a CSR copy of its nonzero weights, when the
+   backend offers linear_forward_csr and the layer has at least
+   PL_CSR_MIN_WEIGHTS weights. The choice depends on shapes and sparsity
+   only. The threshold comes from timing simd's two kernels on LeNet-300-100
+   shapes in batches of 1000 (bench/README.md): the sparse one wins from
+   about PL_CSR_MIN_SPARSITY on.
+
+   The copy is only used in PL_MODE_EVAL and is rebuilt whenever the weights
+   differ from the ones it was made from (memcmp against a saved copy, once
+   per forward of a whole batch: a small fraction of the sparse product it
+   guards). A counter bumped by training steps would miss weights changed
+   outside training: pruning zeroes weights between two evaluations. */
+#define PL_CSR_MIN_SPARSITY 0.6
+#define PL_CSR_MIN_WEIGHTS 4096
+
+typedef struct pl__csr_cache {
+    float *w;          /* the weights it was built from [out][in] */
+    int64_t nw;
+    int64_t *row_ptr;
+    int32_t *col_idx;
+    float *values;
+    pl_csr csr;
+} pl__csr_cache;
+
+static void csr_free(pl_layer *l)
+{
+    pl__csr_cache *c = l->csr;
+    if (!c)
+        return;
+    free(c->w);
+    free(c->row_ptr);
+    free(c->col_idx);
+    free(c->values);
+    free(c);
+    l->csr = NULL;
+}
+
+/* The CSR form of l's weights for this evaluation, or NULL for the dense
+ * kernel (not sparse enough, no backend support, or out of memory). */
+static const pl_csr *csr_for(pl_model *m, pl_layer *l)
+{
+    if (!l->mask || !m->be->linear_forward_csr || l->nw < PL_CSR_MIN_WEIGHTS)
+        return NULL;
+    pl__csr_cache *c = l->csr;
+    if (c && c->nw == l->nw && c->csr.rows == l->out_c && c->csr.cols == l->in_c &&
+        !memcmp(c->w, l->w, (size_t)l->nw * sizeof(float)))
+        return &c->csr;
+    csr_free(l);
+    int64_t pruned = 0, nnz = 0;
+    for (int64_t i = 0; i < l->nw; i++) {
+        pruned += l->mask[i] == 0.0f;
+        nnz += l->w[i] != 0.0f;
+    }
+    if ((double)pruned < PL_CSR_MIN_SPARSITY * (double)l->nw)
+        return NULL;
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->nw = l->nw;
+    c->w = fdup(l->w, l->nw);
+    c->row_ptr = xcalloc(l->out_c + 1, sizeof(int64_t));
+    c->col_idx = xcalloc(nnz ? nnz : 1, sizeof(int32_t));
+    c->values = falloc(nnz ? nnz : 1);
+    l->csr = c;
+    if (!c->w || !c->row_ptr || !c->col_idx || !c->values) {
+        csr_free(l);
+        return NULL;
+    }
+    int64_t e = 0;
+    for (int o = 0; o < l->out_c; o++) {
+        const float *wr = l->w + (int64_t)o * l->in_c;
+        for (int i = 0; i < l->in_c; i++)
+            if (wr[i] != 0.0f) {
+                c->col_idx[e] = i;
+                c->values[e++] = wr[i];
+            }
+        c->row_ptr[o + 1] = e;
+    }
+    c->csr = (pl_csr){.rows = l->out_c, .cols = l->in_c, .nnz = nnz, .row_ptr = c->row_ptr,
+                      .col_idx = c->col_idx, .values = c->values};
+    return &c->csr;
+}
+
+/* A ReLU right after layer i that the backend can fuse into it (ABI 1.1). */
+static int relu_follows(const pl_model *m, int i)
+{
+    return i + 1 < m->n_layers && m->layers[i + 1].type == PL_LAYER_RELU;
+}
+
+/* ... and max pooling right after that ReLU */
+static int relu_maxpool_follow(const pl_model *m, int i)
+{
+    return relu_follows(m, i) && i + 2 < m->n_layers && m->layers[i + 2].type == PL_LAYER_MAXPOOL2D;
+}
+
 const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, pl_error *err)
 {
     if (n > m->batch_cap || !m->be) {
@@ -555,16 +661,46 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
         m->dropout_calls++;
     for (int i = 0; i < m->n_layers; i++) {
         pl_layer *l = &m->layers[i];
+        int fused = 0; /* the next layers (ReLU, max pooling) computed too */
         switch (l->type) {
         case PL_LAYER_CONV2D: {
             pl_conv2d_shape cs;
             conv_shape(l, n, &cs);
-            s = be->conv2d_forward(st, &cs, in, l->w, l->b, l->out);
+            /* ABI 1.1: conv + ReLU (+ max pooling) in one pass, straight
+             * into the ReLU's (and the pool's) buffers. The conv's own buffer
+             * is then left unwritten: nothing reads a pre-activation (a
+             * ReLU's backward uses its output). */
+            if (relu_maxpool_follow(m, i) && be->conv2d_forward_relu_maxpool) {
+                pl_layer *pool = &m->layers[i + 2];
+                pl_pool2d_shape ps;
+                pool_shape(pool, n, &ps);
+                s = be->conv2d_forward_relu_maxpool(st, &cs, in, l->w, l->b, m->layers[i + 1].out,
+                                                    &ps, pool->out,
+                                                    mode == PL_MODE_TRAIN ? pool->argmax : NULL);
+                fused = 2;
+            } else if (relu_follows(m, i) && be->conv2d_forward_relu) {
+                s = be->conv2d_forward_relu(st, &cs, in, l->w, l->b, m->layers[i + 1].out);
+                fused = 1;
+            } else {
+                s = be->conv2d_forward(st, &cs, in, l->w, l->b, l->out);
+            }
             break;
         }
-        case PL_LAYER_LINEAR:
-            s = be->linear_forward(st, n, l->in_c, l->out_c, in, l->w, l->b, l->out);
+        case PL_LAYER_LINEAR: {
+            /* ABI 1.1: a pruned layer in evaluation may run from its CSR
+             * form; otherwise linear + ReLU may be fused as for conv */
+            const pl_csr *csr = mode == PL_MODE_EVAL ? csr_for(m, l) : NULL;
+            if (csr) {
+                s = be->linear_forward_csr(st, n, l->in_c, l->out_c, in, csr, l->b, l->out);
+            } else if (relu_follows(m, i) && be->linear_forward_relu) {
+                s = be->linear_forward_relu(st, n, l->in_c, l->out_c, in, l->w, l->b,
+                                            m->layers[i + 1].out);
+                fused = 1;
+            } else {
+                s = be->linear_forward(st, n, l->in_c, l->out_c, in, l->w, l->b, l->out);
+            }
             break;
+        }
         case PL_LAYER_MAXPOOL2D: {
             pl_pool2d_shape ps;
             pool_shape(l, n, &ps);
@@ -597,6 +733,8 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
             be_fail(err, l->name, "forward", s);
             return NULL;
         }
+        if (fused)
+            l = &m->layers[i += fused];
         in = l->out;
     }
     return in;

@@ -203,10 +203,22 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
     for (size_t k = 0; k < cfg->n_layers; k++) {
         const pl_layer_target *lt = &cfg->layers[k];
         int i = pl_model_find(m, lt->layer);
-        if (i < 0)
+        if (i < 0) {
+            char names[512] = "";
+            size_t used = 0;
+            for (int q = 0; q < m->n_layers; q++)
+                if (pl_model_is_prunable(m, q) && layer_fits(&m->layers[q], p->gran)) {
+                    int w = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "",
+                                     m->layers[q].name);
+                    if (w > 0 && (size_t)w < sizeof names - used)
+                        used += (size_t)w;
+                }
             return pl_error_set(err, PL_ECONFIG,
-                                "%s:%d:%d: prune.layers names '%s', which model %s does not have",
-                                lt->file, lt->line, lt->col, lt->layer, m->name);
+                                "%s:%d:%d: prune.layers names '%s', which model %s does not have "
+                                "(layers prunable at %s granularity: %s)",
+                                lt->file, lt->line, lt->col, lt->layer, m->name,
+                                pl_granularity_name(p->gran), used ? names : "none");
+        }
         if (!pl_model_is_prunable(m, i) || !layer_fits(&m->layers[i], p->gran))
             return pl_error_set(err, PL_ECONFIG,
                                 "%s:%d:%d: layer '%s' (%s) cannot be pruned at %s granularity%s",

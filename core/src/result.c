@@ -480,7 +480,10 @@ static pl_status pl__jp_fail_at(pl__jp *j, const char *at, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return pl_error_set(j->err, PL_EFORMAT, "%s:%d:%d: %s", j->path, line, col, msg);
+    return pl_error_set(j->err, PL_EFORMAT,
+                        "%s:%d:%d: %s (a damaged run record: delete it and rerun the "
+                        "experiment to redo that run)",
+                        j->path, line, col, msg);
 }
 
 #define PL__JP_FAIL(j, ...) pl__jp_fail_at((j), (j)->p, __VA_ARGS__)

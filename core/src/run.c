@@ -510,6 +510,11 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
     int plots = 1, printed_header = 0;
     size_t done = 0, skipped = 0;
     FILE *out = o->out ? o->out : stdout;
+    /* everything a run needs is checked before the first one trains, so a
+     * bad run late in a sweep costs nothing and writes nothing */
+    pl_status vs = pl_validate_config(reg, cfg, NULL, err);
+    if (vs)
+        return vs;
     for (size_t i = 0; i < n; i++) {
         if (o->shard_n > 1 && (int)(i % (size_t)o->shard_n) != o->shard_i - 1)
             continue;
@@ -687,7 +692,7 @@ pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, 
         pl_pruner pr = {0};
         if (!s && x->prune.enabled)
             s = pl_pruner_init(&pr, m, &x->prune, e.crit, e.sched, err);
-        if (!s && (i == 0 || n <= 12)) {
+        if (!s && out && (i == 0 || n <= 12)) {
             if (i == 0) {
                 fprintf(out, "experiment %s (%s): %zu run(s)\n", x->name, x->file, n);
                 size_t na = pl_config_sweep_axes(cfg);
@@ -745,7 +750,7 @@ pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, 
         if (s)
             return s;
     }
-    if (n > 12)
+    if (out && n > 12)
         fprintf(out, "... and %zu more run(s), all valid\n", n - 1);
     return PL_OK;
 }

@@ -33,7 +33,8 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
                         pl_error *err);
 
 /* `prunelab validate`: checks every run (plugins found, parameters valid,
- * model fits, prune targets resolve) and prints the resolved plan. */
+ * model fits, prune targets resolve) and prints the resolved plan to `out`
+ * (NULL: check only; `run` does that before its first run). */
 pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_error *err);
 
 /* `prunelab report DIR`: rebuilds the tables from the records in DIR/runs. */

@@ -106,17 +106,18 @@ check_line() {
 }
 
 # expect NAME STATUS FILE POS CAUSE -- ARGS...
-# Runs prunelab ARGS with the pre-existing report folder checksummed around
-# it; STATUS is the exact exit status wanted.
+# Runs prunelab ARGS with the report folder $KEEP (default: the
+# pre-existing report) checksummed around it; STATUS is the exact exit
+# status wanted.
 expect() {
-    local name=$1 want=$2 file=$3 pos=$4 cause=$5
+    local name=$1 want=$2 file=$3 pos=$4 cause=$5 keep=${KEEP:-$REPORT}
     shift 5
     [[ $1 == -- ]] && shift
     local before after rc
-    before=$(snapshot "$REPORT")
+    before=$(snapshot "$keep")
     timeout 120 "$PL" "$@" >"$OUT" 2>"$ERR"
     rc=$?
-    after=$(snapshot "$REPORT")
+    after=$(snapshot "$keep")
     if ((rc >= 124)); then
         not_ok "$name" "exit status $rc (crash, signal or timeout; want $want)"
         return
@@ -130,8 +131,8 @@ expect() {
         not_ok "$name" "files in the report folder changed: $(diff <(echo "$before") <(echo "$after") | grep '^[<>]' | head -3 | tr '\n' ' ')"
         return
     fi
-    if [[ -n $(tmp_files "$REPORT") ]]; then
-        not_ok "$name" "temporary files left: $(tmp_files "$REPORT" | head -3 | tr '\n' ' ')"
+    if [[ -n $(tmp_files "$keep") ]]; then
+        not_ok "$name" "temporary files left: $(tmp_files "$keep" | head -3 | tr '\n' ' ')"
         return
     fi
     ok "$name"
@@ -148,7 +149,8 @@ fi
 y() { # y NAME FIXTURE POS CAUSE: `prunelab run FIXTURE --out REPORT`, status 2
     expect "yaml: $1" 2 "$FX/$2" "$3" "$4" -- run "$FX/$2" --out "$REPORT"
 }
-y "not YAML at all (text)" not_yaml.yaml pos "unknown key|map"
+y "not YAML at all (markup)" not_yaml.yaml pos "unknown key|map"
+y "not YAML at all (prose)" prose.yaml pos "map"
 y "not YAML at all (binary)" binary.yaml pos "not a YAML|control|invalid"
 y "empty file" empty.yaml - "empty"
 y "tab-indented" tab.yaml pos "tab"
@@ -181,11 +183,14 @@ expect "yaml: --set of an out-of-range value" 2 "--set prune.sparsity=1.5" - "sp
     run "$FX/base.yaml" --set prune.sparsity=1.5 --out "$REPORT"
 expect "yaml: experiment file does not exist" 2 "$FX/no_such_experiment.yaml" - "no such file|cannot open" -- \
     run "$FX/no_such_experiment.yaml" --out "$REPORT"
-# a model whose sizes overflow int in shape inference (found by fuzz_model)
+# models whose sizes overflow int in shape inference (pad_overflow and
+# flatten_overflow written by hand, conv_output_overflow found by fuzz_model)
 expect "model: padding near INT_MAX (validate)" 2 "$FX/models/pad_overflow.yaml" - "padding|too large|fit" -- \
     validate "$FX/model_pad_overflow.yaml"
 expect "model: padding near INT_MAX (run)" 2 "$FX/models/pad_overflow.yaml" - "padding|too large|fit" -- \
     run "$FX/model_pad_overflow.yaml" --out "$REPORT"
+expect "model: conv output over INT_MAX values (validate)" 2 "$FX/models/conv_output_overflow.yaml" - "too large|overflow|fit" -- \
+    validate "$FX/model_conv_output_overflow.yaml"
 expect "model: flatten size over INT_MAX (validate)" 2 "$FX/models/flatten_overflow.yaml" - "too large|overflow|fit|values" -- \
     validate "$FX/model_flatten_overflow.yaml"
 
@@ -275,6 +280,29 @@ expect "plugin: --plugin-path with a .so that is not a shared object" 2 "$T/plug
 expect "plugin: init() fails" 2 "$FX/plugin_init_fail.yaml" pos "initiali[sz]e|std" -- \
     run "$FX/plugin_init_fail.yaml" --out "$REPORT"
 
+# ---- checkpoints and records in a report folder ---------------------------------------
+# a corrupt cached baseline: the next run that would reuse it must refuse it
+cp -r "$REPORT" "$T/ckpt"
+for f in "$T"/ckpt/cache/baseline-*.ckpt; do
+    poke "$f" 100 '\377\377\377\377'
+done
+f=$(compgen -G "$T/ckpt/cache/baseline-*.ckpt" | head -n 1)
+KEEP="$T/ckpt" expect "checkpoint: corrupt cached baseline" 2 "${f:-$T/ckpt/cache/baseline}" - "checksum|corrupt" -- \
+    run "$FX/base.yaml" --set prune.sparsity=0.25 --out "$T/ckpt"
+cp -r "$REPORT" "$T/ckpt2"
+for f in "$T"/ckpt2/cache/baseline-*.ckpt; do
+    head -c 40 "$f" >"$f.cut" && mv "$f.cut" "$f"
+done
+f=$(compgen -G "$T/ckpt2/cache/baseline-*.ckpt" | head -n 1)
+KEEP="$T/ckpt2" expect "checkpoint: truncated cached baseline" 2 "${f:-$T/ckpt2/cache/baseline}" - "truncated" -- \
+    run "$FX/base.yaml" --set prune.sparsity=0.25 --out "$T/ckpt2"
+cp -r "$REPORT" "$T/records"
+for f in "$T"/records/runs/*.json; do
+    head -c 50 "$f" >"$f.cut" && mv "$f.cut" "$f"
+done
+f=$(compgen -G "$T/records/runs/*.json" | head -n 1)
+KEEP="$T/records" expect "record: a truncated run record" 2 "${f:-$T/records/runs/}" - "." -- report "$T/records"
+
 # ---- runtime ---------------------------------------------------------------------------
 # a 2-run sweep whose second run diverges: the sweep finishes, the row says
 # diverged, exit 1
@@ -327,7 +355,7 @@ wait "$BG"
 rc=$?
 BG=""
 after=$(snapshot "$T/intr/runs")
-kept=$(comm -23 <(echo "$records") <(echo "$after"))
+kept=$(comm -23 <(LC_ALL=C sort <<<"$records") <(LC_ALL=C sort <<<"$after"))
 if [[ -z $records ]]; then
     not_ok "$name" "no run record appeared before the sweep ended (exit $rc)"
 elif ((rc == 0 || rc >= 124)); then

@@ -7,6 +7,9 @@
  * input to a file in its scratch directory and hands the loader that path,
  * exactly as the command line would.
  *
+ * The scratch folder is removed at exit, or by the next harness process
+ * when its owner died without running atexit handlers.
+ *
  * Allocations above 256 MiB return NULL instead of aborting: a file may ask
  * for a large model, and the loaders must answer with PL_ENOMEM, not crash.
  */
@@ -14,6 +17,8 @@
 #define PL_FUZZ_UTIL_H
 
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,10 +40,10 @@ const char *__ubsan_default_options(void)
 
 static char pl_fuzz_dir_buf[256];
 
-/* Empties and removes the scratch directory (at exit). */
-static void pl_fuzz_cleanup(void)
+/* Empties and removes a scratch directory (it holds only files). */
+static void pl_fuzz_rmdir(const char *dir)
 {
-    DIR *d = opendir(pl_fuzz_dir_buf);
+    DIR *d = opendir(dir);
     if (!d)
         return;
     struct dirent *e;
@@ -46,11 +51,35 @@ static void pl_fuzz_cleanup(void)
         char p[600];
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
-        snprintf(p, sizeof p, "%s/%s", pl_fuzz_dir_buf, e->d_name);
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         unlink(p);
     }
     closedir(d);
-    rmdir(pl_fuzz_dir_buf);
+    rmdir(dir);
+}
+
+static void pl_fuzz_cleanup(void) { pl_fuzz_rmdir(pl_fuzz_dir_buf); }
+
+/* libFuzzer leaves some processes through _Exit (crashes, timeouts, the
+ * jobs of -fork mode), which skips atexit: remove the scratch folders of
+ * processes that no longer run. Names are prunelab-fuzz-<pid>-XXXXXX. */
+static void pl_fuzz_sweep(const char *base)
+{
+    DIR *d = opendir(base);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid;
+        char p[600];
+        if (sscanf(e->d_name, "prunelab-fuzz-%ld-", &pid) != 1 || pid <= 0)
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", base, e->d_name);
+        pl_fuzz_rmdir(p);
+    }
+    closedir(d);
 }
 
 /* The scratch directory, created on first use and removed at exit. */
@@ -60,7 +89,10 @@ static const char *pl_fuzz_dir(void)
     if (dir[0])
         return dir;
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(dir, sizeof pl_fuzz_dir_buf, "%s/prunelab-fuzz-XXXXXX", base && *base ? base : "/tmp");
+    if (!base || !*base)
+        base = "/tmp";
+    pl_fuzz_sweep(base);
+    snprintf(dir, sizeof pl_fuzz_dir_buf, "%s/prunelab-fuzz-%ld-XXXXXX", base, (long)getpid());
     if (!mkdtemp(dir)) {
         perror("prunelab fuzz: mkdtemp");
         abort();
