@@ -1,25 +1,195 @@
-/* bench.c — timed training epochs and inference per backend. */
+/* bench.c — `prunelab bench` (protocol in bench.h). */
 #include "bench.h"
 #include "config.h"
 #include "model.h"
+#include "result.h"
 #include "train.h"
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
-typedef struct bench_result {
-    int ok;
-    double epoch_med, epoch_min, epoch_max;
-    double infer_med, infer_min, infer_max;
-    double acc;
-    long peak_rss_kb;
-    char msg[1100];
-} bench_result;
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#define BT_MAX 2        /* thread counts per backend: 1 and T */
+#define VGG_STEPS 10    /* timed vgg_mini training steps per repetition */
+#define VGG_CONVS 8     /* conv layers reported */
+#define PROBE_SECONDS 0.03
+#define SPARSITY 0.9
+
+static double now_s(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- FMA probe -------------------------------------------------------------------
+ * 12 independent chains a = a*m + c per thread: enough to cover the FMA
+ * latency on every core we know (4 cycles x 2 ports needs 8). The values
+ * converge to c/(1-m) and never become denormal. */
+
+#define PROBE_CHAINS 12
+#define PROBE_BODY(V, FMA, SET1, KEEP)                                                     \
+    V m = SET1(0.999f), c = SET1(0.001f);                                                   \
+    V a0 = SET1(0.0f), a1 = SET1(0.1f), a2 = SET1(0.2f), a3 = SET1(0.3f), a4 = SET1(0.4f),  \
+      a5 = SET1(0.5f), a6 = SET1(0.6f), a7 = SET1(0.7f), a8 = SET1(0.8f), a9 = SET1(0.9f),  \
+      a10 = SET1(1.0f), a11 = SET1(1.1f);                                                   \
+    for (long k = 0; k < iters; k++) {                                                      \
+        a0 = FMA(a0, m, c), a1 = FMA(a1, m, c), a2 = FMA(a2, m, c), a3 = FMA(a3, m, c);     \
+        a4 = FMA(a4, m, c), a5 = FMA(a5, m, c), a6 = FMA(a6, m, c), a7 = FMA(a7, m, c);     \
+        a8 = FMA(a8, m, c), a9 = FMA(a9, m, c), a10 = FMA(a10, m, c), a11 = FMA(a11, m, c); \
+        KEEP;                                                                               \
+    }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PROBE_X86 1
+#define KEEP_REGS                                                                          \
+    __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),       \
+                     "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11))
+__attribute__((target("avx512f"))) static float probe_avx512(long iters)
+{
+    PROBE_BODY(__m512, _mm512_fmadd_ps, _mm512_set1_ps, KEEP_REGS)
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx2,fma"))) static float probe_avx2(long iters)
+{
+    PROBE_BODY(__m256, _mm256_fmadd_ps, _mm256_set1_ps, KEEP_REGS)
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    float f[8];
+    _mm256_storeu_ps(f, s);
+    return f[0] + f[1] + f[2] + f[3] + f[4] + f[5] + f[6] + f[7];
+}
+#endif
+
+/* any architecture: 4-lane vectors, multiply then add (2 flops a lane too) */
+typedef float v4f __attribute__((vector_size(16)));
+static inline v4f v4_set1(float f) { return (v4f){f, f, f, f}; }
+static inline v4f v4_fma(v4f a, v4f b, v4f c) { return a * b + c; }
+static float probe_vector(long iters)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__))
+#define KEEP_V KEEP_REGS_V
+#define KEEP_REGS_V                                                                        \
+    __asm__ volatile("" : "+w"(a0), "+w"(a1), "+w"(a2), "+w"(a3), "+w"(a4), "+w"(a5),       \
+                     "+w"(a6), "+w"(a7), "+w"(a8), "+w"(a9), "+w"(a10), "+w"(a11))
+#endif
+#if defined(__x86_64__)
+#undef KEEP_V
+#define KEEP_V                                                                             \
+    __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5),       \
+                     "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11))
+#endif
+#ifndef KEEP_V
+#define KEEP_V ((void)0)
+#endif
+    PROBE_BODY(v4f, v4_fma, v4_set1, KEEP_V)
+    v4f s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
+    return s[0] + s[1] + s[2] + s[3];
+}
+
+typedef float (*probe_fn)(long);
+
+static probe_fn probe_pick(const char **isa, int *lanes)
+{
+#if defined(PROBE_X86)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        *isa = "avx512", *lanes = 16;
+        return probe_avx512;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        *isa = "avx2", *lanes = 8;
+        return probe_avx2;
+    }
+#endif
+    *isa = "vector", *lanes = 4;
+    return probe_vector;
+}
+
+typedef struct probe_arg {
+    probe_fn fn;
+    long iters;
+    pthread_barrier_t *go;
+    volatile float sink;
+} probe_arg;
+
+static void *probe_thread(void *p)
+{
+    probe_arg *a = p;
+    pthread_barrier_wait(a->go);
+    a->sink = a->fn(a->iters);
+    return NULL;
+}
+
+double pl_bench_fma_probe(int threads, double seconds, const char **isa)
+{
+    const char *name;
+    int lanes;
+    probe_fn fn = probe_pick(&name, &lanes);
+    if (isa)
+        *isa = name;
+    if (threads < 1)
+        threads = 1;
+    if (threads > 64)
+        threads = 64;
+    /* size the run on one thread: about `seconds` of work per thread */
+    long iters = 1 << 16;
+    double t;
+    for (;;) {
+        double t0 = now_s(CLOCK_MONOTONIC);
+        volatile float sink = fn(iters);
+        (void)sink;
+        t = now_s(CLOCK_MONOTONIC) - t0;
+        if (t > seconds / 4 || iters > (1L << 40))
+            break;
+        iters *= 4;
+    }
+    iters = (long)((double)iters * seconds / (t > 0 ? t : 1e-9));
+    if (iters < 1)
+        iters = 1;
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+    probe_arg args[64];
+    pthread_t tid[64];
+    int started = 0;
+    for (int i = 0; i < threads; i++) {
+        args[i] = (probe_arg){.fn = fn, .iters = iters, .go = &go};
+        if (pthread_create(&tid[i], NULL, probe_thread, &args[i]) != 0)
+            break;
+        started++;
+    }
+    /* threads that failed to start are counted as absent from the barrier */
+    for (int i = started; i < threads; i++)
+        pthread_barrier_wait(&go);
+    double t0 = now_s(CLOCK_MONOTONIC);
+    pthread_barrier_wait(&go);
+    for (int i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    double el = now_s(CLOCK_MONOTONIC) - t0;
+    pthread_barrier_destroy(&go);
+    return (double)started * (double)iters * PROBE_CHAINS * lanes * 2.0 / (el > 0 ? el : 1e-9) / 1e9;
+}
+
+/* ---- statistics and counting -------------------------------------------------------- */
+
+typedef struct st3 {
+    double med, min, max;
+} st3;
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -27,91 +197,637 @@ static int cmp_d(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n)
+static st3 stats(double *v, int n)
 {
+    st3 s = {0, 0, 0};
+    if (n < 1)
+        return s;
     qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    s.min = v[0];
+    s.max = v[n - 1];
+    s.med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    return s;
 }
 
-/* Runs in the child: everything for one (backend, threads). */
-static void bench_child(pl_registry *reg, const pl_bench_opts *o, const char *backend, int threads,
-                        bench_result *r)
+/* FLOPs of one training image: forward, weight gradient, and input
+ * gradient of every conv/linear layer but the first one (the model's input
+ * needs none), 2 per MAC. */
+static double train_flops_per_image(const pl_model *m)
 {
+    double f = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        pl_counts c;
+        pl_layer_count(&m->layers[i], &c);
+        f += 2.0 * (double)c.macs * (i == 0 ? 2 : 3);
+    }
+    return f;
+}
+
+static double infer_flops_per_image(const pl_model *m)
+{
+    pl_counts c;
+    pl_model_count(m, &c);
+    return 2.0 * (double)c.macs;
+}
+
+static uint64_t weights_digest(const pl_model *m)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < m->n_layers; i++) {
+        const pl_layer *l = &m->layers[i];
+        const float *arr[2] = {l->w, l->b};
+        int64_t len[2] = {l->nw, l->nb};
+        for (int k = 0; k < 2; k++) {
+            const unsigned char *p = (const unsigned char *)arr[k];
+            for (int64_t j = 0; p && j < len[k] * (int64_t)sizeof(float); j++)
+                h = (h ^ p[j]) * 1099511628211ull;
+        }
+    }
+    return h;
+}
+
+/* ---- one backend, in a child process --------------------------------------------------- */
+
+typedef struct tc_res {
+    int threads;
+    st3 probe;            /* GFLOP/s */
+    st3 epoch, cpu, infer;
+    double acc;
+    uint64_t digest;
+    int same;             /* every repetition gave `digest` */
+    int vgg;              /* the vgg_mini section ran */
+    st3 vgg_step;
+    int nconv;
+    double conv_gfs[VGG_CONVS][3];
+    char conv_desc[VGG_CONVS][48];
+    int sparse;           /* the backend has linear_forward_csr */
+    st3 dense, sparse_t;  /* seconds for the test set */
+    double max_diff, max_ref;
+} tc_res;
+
+typedef struct bench_result {
+    int ok;
+    char msg[1100];
+    int nt;
+    tc_res tc[BT_MAX];
+    double train_flop, infer_flop, vgg_flop; /* per image */
+    double achieved_sparsity;
+    long peak_rss_kb;
+} bench_result;
+
+typedef struct child {
+    pl_registry *reg;
+    const pl_bench_opts *o;
+    const char *backend;
+    int nt;
+    int threads[BT_MAX];
+    pl_instance *be[BT_MAX];
+    pl_data train, test;
+    float *tx;            /* test images */
+    int32_t *ty;
+    int64_t n_test;
     pl_error err;
-    pl_error_clear(&err);
-    pl_model_spec *spec = NULL;
-    pl_instance *be = NULL, *ds = NULL;
-    pl_data train = {0}, test = {0};
-    pl_model *m = NULL;
-    float *tx = NULL;
-    double *ep = calloc((size_t)o->runs, sizeof *ep), *inf = calloc((size_t)o->runs, sizeof *inf);
-    pl_status s = (!ep || !inf) ? pl_error_set(&err, PL_ENOMEM, "out of memory") : PL_OK;
-    pl_plugin_ref bref = {.plugin = (char *)backend, .file = "bench"};
-    pl_kv dkv = {.key = "path", .value = (char *)(o->data ? o->data : "data/mnist"), .file = "bench"};
-    pl_plugin_ref dref = {.plugin = "idx", .file = "bench", .params = &dkv, .n_params = 1};
-    if (!s)
-        s = pl_model_spec_load(o->model, &spec, &err);
-    if (!s)
-        s = pl_instance_new(reg, PL_KIND_BACKEND, &bref, 1, threads, &be, &err);
-    if (!s)
-        s = pl_instance_new(reg, PL_KIND_DATASET, &dref, 1, threads, &ds, &err);
-    if (!s)
-        s = pl_data_open(ds, PL_SPLIT_TRAIN, &train, &err);
-    if (!s)
-        s = pl_data_open(ds, PL_SPLIT_TEST, &test, &err);
+} child;
+
+static pl_status infer_all(pl_model *m, const float *tx, int64_t n, double *secs, pl_error *err)
+{
+    pl_status s = pl_model_reserve(m, 1000, err);
+    if (s)
+        return s;
+    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
+    double t0 = now_s(CLOCK_MONOTONIC);
+    for (int64_t f = 0; f < n; f += 1000)
+        if (!pl_model_forward(m, tx + f * img, (int)(n - f < 1000 ? n - f : 1000), PL_MODE_EVAL, err))
+            return err->code ? err->code : PL_EPLUGIN;
+    *secs = now_s(CLOCK_MONOTONIC) - t0;
+    return PL_OK;
+}
+
+static void bind(pl_model *m, pl_instance *in)
+{
+    pl_model_bind(m, pl_instance_ops(in), pl_instance_state(in));
+}
+
+/* order of the thread counts in repetition `rep`: 1,T then T,1 ... */
+static int tc_at(const child *c, int rep, int k)
+{
+    return rep % 2 ? c->nt - 1 - k : k;
+}
+
+static pl_status section_epoch(child *c, const pl_model_spec *spec, bench_result *r)
+{
+    const pl_bench_opts *o = c->o;
+    pl_error *err = &c->err;
     pl_phase_cfg ph = {.epochs = 1, .batch_size = 64,
                        .optim = {.type = PL_OPTIM_ADAM, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999,
                                  .eps = 1e-8, .lr_schedule = PL_LR_CONSTANT}};
-    for (int rep = -1; rep < o->runs && !s; rep++) {
-        pl_model_free(m);
-        m = NULL;
-        s = pl_model_new(spec, 1, &m, &err);
-        if (s)
-            break;
-        pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
-        pl_phase_stats st;
-        s = pl_train_phase(m, &train, &ph, 1, "bench", NULL, &st, &err);
-        if (rep >= 0)
-            ep[rep] = st.seconds;
+    int R = o->runs;
+    double *v = calloc((size_t)R * BT_MAX * 4, sizeof *v);
+    pl_model *m[BT_MAX] = {0};
+    pl_status s = v ? PL_OK : pl_error_set(err, PL_ENOMEM, "out of memory");
+    double *pr = v, *ep = v + R * BT_MAX, *cpu = ep + R * BT_MAX, *inf = cpu + R * BT_MAX;
+    int have = 0; /* the first trained model's digest is the reference */
+    for (int rep = -1; rep < R && !s; rep++)
+        for (int k = 0; k < c->nt && !s; k++) {
+            int t = tc_at(c, rep < 0 ? 0 : rep, k);
+            tc_res *tr = &r->tc[t];
+            double p = pl_bench_fma_probe(c->threads[t], PROBE_SECONDS, NULL);
+            pl_model_free(m[t]);
+            m[t] = NULL;
+            if ((s = pl_model_new(spec, 1, &m[t], err)))
+                break;
+            bind(m[t], c->be[t]);
+            pl_phase_stats st;
+            double c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+            if ((s = pl_train_phase(m[t], &c->train, &ph, 1, "bench", NULL, &st, err)))
+                break;
+            double c1 = now_s(CLOCK_PROCESS_CPUTIME_ID), secs;
+            if ((s = infer_all(m[t], c->tx, c->n_test, &secs, err)))
+                break;
+            uint64_t d = weights_digest(m[t]);
+            if (!have)
+                r->tc[0].digest = d, have = 1;
+            tr->same &= d == r->tc[0].digest;
+            if (rep < 0) /* warm-up */
+                continue;
+            pr[t * R + rep] = p;
+            ep[t * R + rep] = st.seconds;
+            cpu[t * R + rep] = c1 - c0;
+            inf[t * R + rep] = secs;
+        }
+    for (int t = 0; t < c->nt && !s; t++) {
+        tc_res *tr = &r->tc[t];
+        tr->probe = stats(pr + t * R, R);
+        tr->epoch = stats(ep + t * R, R);
+        tr->cpu = stats(cpu + t * R, R);
+        tr->infer = stats(inf + t * R, R);
+        tr->digest = r->tc[0].digest;
+        s = pl_evaluate(m[t], &c->test, 1000, &tr->acc, NULL, err);
     }
-    if (!s)
-        s = pl_evaluate(m, &test, 1000, &r->acc, NULL, &err);
+    if (!s && m[0])
+        r->train_flop = train_flops_per_image(m[0]), r->infer_flop = infer_flops_per_image(m[0]);
+    for (int t = 0; t < BT_MAX; t++)
+        pl_model_free(m[t]);
+    free(v);
+    return s;
+}
+
+/* One training step as train.c takes it (forward, softmax cross-entropy,
+ * backward, Adam on every parameter tensor). */
+static pl_status train_step(pl_model *m, const float *x, const int32_t *y, int n, int64_t step,
+                            float *dl, pl_error *err)
+{
+    const pl_backend_ops *be = m->be;
+    const float *logits = pl_model_forward(m, x, n, PL_MODE_TRAIN, err);
+    if (!logits)
+        return err->code ? err->code : PL_EPLUGIN;
+    double loss;
+    int64_t right;
+    pl_status s = be->softmax_xent(m->be_state, n, m->classes, logits, y, 1.0f / (float)n, dl,
+                                   &loss, &right);
+    if (s)
+        return pl_error_set(err, PL_EPLUGIN, "backend softmax_xent failed: %s", pl_status_str(s));
+    if ((s = pl_model_backward(m, x, dl, n, err)))
+        return s;
+    pl_adam_hparams h = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = step};
+    for (int i = 0; i < m->n_layers && !s; i++) {
+        pl_layer *l = &m->layers[i];
+        if (l->nw)
+            s = be->adam_update(m->be_state, &h, l->nw, l->w, l->gw, l->opt_m_w, l->opt_v_w, l->mask);
+        if (!s && l->nb)
+            s = be->adam_update(m->be_state, &h, l->nb, l->b, l->gb, l->opt_m_b, l->opt_v_b, NULL);
+    }
+    return s ? pl_error_set(err, PL_EPLUGIN, "backend adam_update failed: %s", pl_status_str(s)) : PL_OK;
+}
+
+static float *rnd_buf(size_t n, uint64_t *st)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; p && i < n; i++) {
+        *st ^= *st << 13, *st ^= *st >> 7, *st ^= *st << 17;
+        p[i] = (float)((double)(*st >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+    }
+    return p;
+}
+
+/* Times one conv layer's three kernels at batch 64: GFLOP/s of each. */
+static pl_status conv_kernels(const pl_backend_ops *ops, void *st, const pl_conv2d_shape *s,
+                              double gfs[3], pl_error *err)
+{
+    uint64_t seed = 42;
+    size_t nx = (size_t)s->n * s->cin * s->h * s->w, ny = (size_t)s->n * s->cout * s->oh * s->ow;
+    size_t nw = (size_t)s->cout * s->cin * s->kh * s->kw;
+    float *x = rnd_buf(nx, &seed), *w = rnd_buf(nw, &seed), *dy = rnd_buf(ny, &seed);
+    float *y = malloc(sizeof(float) * ny), *dx = malloc(sizeof(float) * nx);
+    float *dw = malloc(sizeof(float) * nw), *db = malloc(sizeof(float) * s->cout);
+    pl_status r = (x && w && dy && y && dx && dw && db) ? PL_OK : pl_error_set(err, PL_ENOMEM, "out of memory");
+    double flop = 2.0 * (double)ny * s->cin * s->kh * s->kw;
+    for (int k = 0; k < 3 && !r; k++) {
+        double best = 0;
+        for (int rep = 0; rep < 4 && !r; rep++) { /* first call warms up */
+            double t0 = now_s(CLOCK_MONOTONIC);
+            pl_status e = k == 0 ? ops->conv2d_forward(st, s, x, w, NULL, y)
+                        : k == 1 ? ops->conv2d_backward_data(st, s, dy, w, dx)
+                                 : ops->conv2d_backward_weight(st, s, x, dy, dw, db);
+            double t = now_s(CLOCK_MONOTONIC) - t0;
+            if (e)
+                r = pl_error_set(err, PL_EPLUGIN, "backend conv kernel failed: %s", pl_status_str(e));
+            if (rep > 0 && flop / t / 1e9 > best)
+                best = flop / t / 1e9;
+        }
+        gfs[k] = best;
+    }
+    free(x), free(w), free(dy), free(y), free(dx), free(dw), free(db);
+    return r;
+}
+
+static pl_status section_vgg(child *c, bench_result *r)
+{
+    pl_error *err = &c->err;
+    const char *path = "configs/models/vgg_mini.yaml";
+    if (access(path, R_OK) != 0)
+        return PL_OK; /* not in this tree: the section is skipped */
+    pl_model_spec *spec = NULL;
+    pl_status s = pl_model_spec_load(path, &spec, err);
+    int R = c->o->runs, B = 64, need = (VGG_STEPS + 2) * B;
+    pl_model *m[BT_MAX] = {0};
+    double *v = calloc((size_t)R * BT_MAX, sizeof *v);
+    float *x = NULL, *dl = NULL;
+    int32_t *y = NULL;
+    if (!s && !v)
+        s = pl_error_set(err, PL_ENOMEM, "out of memory");
     if (!s) {
-        int64_t img = (int64_t)m->in_c * m->in_h * m->in_w, n = test.info.count;
-        tx = malloc((size_t)(img * n) * sizeof(float));
-        int32_t y[1000];
-        s = tx ? PL_OK : pl_error_set(&err, PL_ENOMEM, "out of memory");
-        for (int64_t f = 0; f < n && !s; f += 1000)
-            s = pl_data_read(&test, NULL, f, (int)(n - f < 1000 ? n - f : 1000), tx + f * img, y, &err);
-        for (int rep = 0; rep < o->runs && !s; rep++) {
-            double ms;
-            s = pl_measure_latency(m, tx, n, 1, &ms, &err);
-            inf[rep] = ms * (double)n / 1000.0 / 1000.0; /* seconds for the whole set */
+        x = malloc(sizeof(float) * 784 * (size_t)need);
+        y = malloc(sizeof(int32_t) * (size_t)need);
+        dl = malloc(sizeof(float) * 10 * (size_t)B);
+        s = x && y && dl ? PL_OK : pl_error_set(err, PL_ENOMEM, "out of memory");
+    }
+    for (int f = 0; f < need && !s; f += 1000)
+        s = pl_data_read(&c->train, NULL, f, need - f < 1000 ? need - f : 1000, x + (size_t)f * 784,
+                         y + f, err);
+    for (int t = 0; t < c->nt && !s; t++) {
+        if ((s = pl_model_new(spec, 1, &m[t], err)))
+            break;
+        bind(m[t], c->be[t]);
+        if ((s = pl_model_reserve(m[t], B, err)) || (s = pl_model_optim_reset(m[t], err)))
+            break;
+    }
+    int64_t step[BT_MAX] = {0};
+    for (int rep = -1; rep < R && !s; rep++)
+        for (int k = 0; k < c->nt && !s; k++) {
+            int t = tc_at(c, rep < 0 ? 0 : rep, k);
+            int n0 = rep < 0 ? 2 : VGG_STEPS;
+            double t0 = now_s(CLOCK_MONOTONIC);
+            for (int i = 0; i < n0 && !s; i++) {
+                int at = (rep < 0 ? i : 2 + i) * B;
+                s = train_step(m[t], x + (size_t)at * 784, y + at, B, ++step[t], dl, err);
+            }
+            if (rep >= 0)
+                v[t * R + rep] = (now_s(CLOCK_MONOTONIC) - t0) / VGG_STEPS;
+        }
+    for (int t = 0; t < c->nt && !s; t++) {
+        tc_res *tr = &r->tc[t];
+        tr->vgg = 1;
+        tr->vgg_step = stats(v + t * R, R);
+        const pl_backend_ops *ops = pl_instance_ops(c->be[t]);
+        for (int i = 0; i < m[t]->n_layers && tr->nconv < VGG_CONVS && !s; i++) {
+            const pl_layer *l = &m[t]->layers[i];
+            if (l->type != PL_LAYER_CONV2D)
+                continue;
+            pl_conv2d_shape cs = {.n = B, .cin = l->in_c, .h = l->in_h, .w = l->in_w, .cout = l->out_c,
+                                  .kh = l->kh, .kw = l->kw, .stride_h = l->sh, .stride_w = l->sw,
+                                  .pad_h = l->ph, .pad_w = l->pw, .oh = l->out_h, .ow = l->out_w};
+            snprintf(tr->conv_desc[tr->nconv], sizeof tr->conv_desc[0], "%s %d->%d %dx%d", l->name,
+                     l->in_c, l->out_c, l->in_h, l->in_w);
+            s = conv_kernels(ops, pl_instance_state(c->be[t]), &cs, tr->conv_gfs[tr->nconv], err);
+            tr->nconv++;
         }
     }
-    if (!s) {
-        r->ok = 1;
-        r->epoch_med = median(ep, o->runs);
-        r->epoch_min = ep[0];
-        r->epoch_max = ep[o->runs - 1];
-        r->infer_med = median(inf, o->runs);
-        r->infer_min = inf[0];
-        r->infer_max = inf[o->runs - 1];
-    } else {
-        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+    if (!s && m[0])
+        r->vgg_flop = train_flops_per_image(m[0]);
+    for (int t = 0; t < BT_MAX; t++)
+        pl_model_free(m[t]);
+    pl_model_spec_free(spec);
+    free(v), free(x), free(y), free(dl);
+    return s;
+}
+
+/* Prunes `sparsity` of every prunable layer's weights, smallest |w| first
+ * (ties broken by position), as a weight-granularity l1 pruning would. */
+static pl_status prune_smallest(pl_model *m, double sparsity, double *achieved, pl_error *err)
+{
+    int64_t pruned = 0, total = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        pl_layer *l = &m->layers[i];
+        if (!pl_model_is_prunable(m, i) || !l->nw)
+            continue;
+        double *key = malloc(sizeof(double) * l->nw);
+        l->mask = l->mask ? l->mask : malloc(sizeof(float) * l->nw);
+        if (!key || !l->mask) {
+            free(key);
+            return pl_error_set(err, PL_ENOMEM, "out of memory");
+        }
+        for (int64_t j = 0; j < l->nw; j++)
+            key[j] = fabs((double)l->w[j]);
+        qsort(key, (size_t)l->nw, sizeof *key, cmp_d);
+        int64_t drop = (int64_t)(sparsity * (double)l->nw), ties = 0;
+        double cut = drop > 0 ? key[drop - 1] : -1.0;
+        for (int64_t j = 0; j < drop; j++)
+            ties += key[j] == cut; /* how many at the cut go, in index order */
+        for (int64_t j = 0; j < l->nw; j++) {
+            double a = fabs((double)l->w[j]);
+            int off = a < cut || (a == cut && ties-- > 0);
+            l->mask[j] = off ? 0.0f : 1.0f;
+            if (off)
+                l->w[j] = 0.0f;
+            pruned += off;
+        }
+        total += l->nw;
+        free(key);
     }
+    *achieved = total ? (double)pruned / (double)total : 0;
+    return PL_OK;
+}
+
+static pl_status section_sparse(child *c, bench_result *r)
+{
+    pl_error *err = &c->err;
+    const char *path = "configs/models/lenet_300_100.yaml";
+    const pl_backend_ops *ops = pl_instance_ops(c->be[0]);
+    if (access(path, R_OK) != 0 || !ops->linear_forward_csr)
+        return PL_OK; /* nothing to compare */
+    pl_model_spec *spec = NULL;
+    pl_status s = pl_model_spec_load(path, &spec, err);
+    int R = c->o->runs;
+    pl_model *m[BT_MAX] = {0};
+    pl_backend_ops dense_ops[BT_MAX];
+    double *v = calloc((size_t)R * BT_MAX * 2, sizeof *v);
+    float *ref = NULL;
+    if (!s && !v)
+        s = pl_error_set(err, PL_ENOMEM, "out of memory");
+    for (int t = 0; t < c->nt && !s; t++) {
+        if ((s = pl_model_new(spec, 1, &m[t], err)))
+            break;
+        s = prune_smallest(m[t], SPARSITY, &r->achieved_sparsity, err);
+        /* the same backend with its CSR kernel hidden: the dense baseline */
+        dense_ops[t] = *(const pl_backend_ops *)pl_instance_ops(c->be[t]);
+        r->tc[t].sparse = dense_ops[t].linear_forward_csr != NULL;
+        dense_ops[t].linear_forward_csr = NULL;
+    }
+    for (int rep = -1; rep < R && !s; rep++)
+        for (int k = 0; k < c->nt && !s; k++) {
+            int t = tc_at(c, rep < 0 ? 0 : rep, k);
+            double sd = 0, ss = 0;
+            pl_model_bind(m[t], &dense_ops[t], pl_instance_state(c->be[t]));
+            if ((s = infer_all(m[t], c->tx, c->n_test, &sd, err)))
+                break;
+            bind(m[t], c->be[t]);
+            if ((s = infer_all(m[t], c->tx, c->n_test, &ss, err)))
+                break;
+            if (rep >= 0)
+                v[(t * 2) * R + rep] = sd, v[(t * 2 + 1) * R + rep] = ss;
+        }
+    /* the two paths agree: logits of the first 1000 images */
+    for (int t = 0; t < c->nt && !s; t++) {
+        tc_res *tr = &r->tc[t];
+        tr->dense = stats(v + (t * 2) * R, R);
+        tr->sparse_t = stats(v + (t * 2 + 1) * R, R);
+        size_t nl = (size_t)1000 * m[t]->classes;
+        free(ref);
+        ref = malloc(sizeof(float) * nl);
+        if (!ref) {
+            s = pl_error_set(err, PL_ENOMEM, "out of memory");
+            break;
+        }
+        pl_model_bind(m[t], &dense_ops[t], pl_instance_state(c->be[t]));
+        const float *a = pl_model_forward(m[t], c->tx, 1000, PL_MODE_EVAL, err);
+        if (!a) {
+            s = err->code ? err->code : PL_EPLUGIN;
+            break;
+        }
+        memcpy(ref, a, sizeof(float) * nl);
+        bind(m[t], c->be[t]);
+        const float *b = pl_model_forward(m[t], c->tx, 1000, PL_MODE_EVAL, err);
+        if (!b) {
+            s = err->code ? err->code : PL_EPLUGIN;
+            break;
+        }
+        for (size_t i = 0; i < nl; i++) { /* a and b are the same buffer: compare with the copy */
+            tr->max_diff = fmax(tr->max_diff, fabs((double)ref[i] - b[i]));
+            tr->max_ref = fmax(tr->max_ref, fabs((double)ref[i]));
+        }
+    }
+    for (int t = 0; t < BT_MAX; t++)
+        pl_model_free(m[t]);
+    pl_model_spec_free(spec);
+    free(v), free(ref);
+    return s;
+}
+
+static void bench_child(pl_registry *reg, const pl_bench_opts *o, const char *backend,
+                        bench_result *r)
+{
+    child c = {.reg = reg, .o = o, .backend = backend};
+    pl_error_clear(&c.err);
+    pl_error *err = &c.err;
+    pl_model_spec *spec = NULL;
+    pl_instance *ds = NULL;
+    c.threads[0] = 1;
+    c.nt = 1;
+    if (o->threads > 1 && strcmp(backend, "ref")) /* ref's kernels are single-threaded */
+        c.threads[c.nt++] = o->threads;
+    r->nt = c.nt;
+    for (int t = 0; t < c.nt; t++) {
+        r->tc[t].threads = c.threads[t];
+        r->tc[t].same = 1;
+    }
+    pl_plugin_ref bref = {.plugin = (char *)backend, .file = "bench"};
+    pl_kv dkv = {.key = "path", .value = (char *)(o->data ? o->data : "data/mnist"), .file = "bench"};
+    pl_plugin_ref dref = {.plugin = "idx", .file = "bench", .params = &dkv, .n_params = 1};
+    pl_status s = pl_model_spec_load(o->model, &spec, err);
+    for (int t = 0; t < c.nt && !s; t++)
+        s = pl_instance_new(reg, PL_KIND_BACKEND, &bref, 1, c.threads[t], &c.be[t], err);
+    if (!s)
+        s = pl_instance_new(reg, PL_KIND_DATASET, &dref, 1, 1, &ds, err);
+    if (!s)
+        s = pl_data_open(ds, PL_SPLIT_TRAIN, &c.train, err);
+    if (!s)
+        s = pl_data_open(ds, PL_SPLIT_TEST, &c.test, err);
+    if (!s) {
+        const pl_dataset_info *di = &c.test.info;
+        int64_t img = (int64_t)di->channels * di->height * di->width;
+        c.n_test = di->count;
+        c.tx = malloc(sizeof(float) * (size_t)(img * c.n_test));
+        c.ty = malloc(sizeof(int32_t) * (size_t)c.n_test);
+        s = c.tx && c.ty ? PL_OK : pl_error_set(err, PL_ENOMEM, "out of memory");
+        for (int64_t f = 0; f < c.n_test && !s; f += 1000)
+            s = pl_data_read(&c.test, NULL, f, (int)(c.n_test - f < 1000 ? c.n_test - f : 1000),
+                             c.tx + f * img, c.ty + f, err);
+    }
+    if (!s)
+        s = section_epoch(&c, spec, r);
+    if (!s && strcmp(backend, "ref"))
+        s = section_vgg(&c, r);
+    if (!s && c.n_test && c.test.info.channels * c.test.info.height * c.test.info.width == 784)
+        s = section_sparse(&c, r);
+    if (!s)
+        r->ok = 1;
+    else
+        snprintf(r->msg, sizeof r->msg, "%s", err->msg);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     r->peak_rss_kb = ru.ru_maxrss;
-    free(tx);
-    free(ep);
-    free(inf);
-    pl_model_free(m);
-    pl_data_close(&train);
-    pl_data_close(&test);
+    free(c.tx);
+    free(c.ty);
+    pl_data_close(&c.train);
+    pl_data_close(&c.test);
     pl_instance_free(ds);
-    pl_instance_free(be);
+    for (int t = 0; t < c.nt; t++)
+        pl_instance_free(c.be[t]);
     pl_model_spec_free(spec);
+}
+
+/* ---- the report ----------------------------------------------------------------------------- */
+
+typedef struct csv {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} csv;
+
+static void csv_add(csv *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void csv_add(csv *c, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(c->buf ? c->buf + c->len : NULL, c->buf ? c->cap - c->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            c->failed = 1;
+            return;
+        }
+        if (c->buf && c->len + (size_t)n < c->cap) {
+            c->len += (size_t)n;
+            return;
+        }
+        size_t cap = (c->cap + (size_t)n + 1) * 2;
+        char *p = realloc(c->buf, cap);
+        if (!p) {
+            c->failed = 1;
+            return;
+        }
+        c->buf = p;
+        c->cap = cap;
+    }
+}
+
+static void csv_row(csv *c, const char *section, const char *model, const char *backend, int threads,
+                    const char *metric, st3 v, const char *unit)
+{
+    csv_add(c, "%s,%s,%s,%d,%s,%.6g,%.6g,%.6g,%s\n", section, model, backend, threads, metric, v.med,
+            v.min, v.max, unit);
+}
+
+static st3 scale3(st3 v, double k) /* k/v turns seconds into a rate: min and max swap */
+{
+    return (st3){k / v.med, k / v.max, k / v.min};
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static void report(FILE *out, csv *cv, const pl_bench_opts *o, const char *be, const bench_result *r)
+{
+    const char *model = base_name(o->model);
+    double ntrain = 60000, ntest = 10000;
+    fprintf(out, "\n### %s\n\n", be);
+    fprintf(out, "| threads | FMA probe GFLOP/s | epoch s | min..max | CPU s | images/s | GFLOP/s | %% of probe "
+                 "| infer 10k ms | min..max | test acc %% | weights |\n"
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int t = 0; t < r->nt; t++) {
+        const tc_res *x = &r->tc[t];
+        double gf = r->train_flop * ntrain / x->epoch.med / 1e9;
+        fprintf(out, "| %d | %.0f | %.3f | %.3f..%.3f | %.3f | %.0f | %.1f | %.1f | %.1f | %.1f..%.1f | %.2f | %s |\n",
+                x->threads, x->probe.med, x->epoch.med, x->epoch.min, x->epoch.max, x->cpu.med,
+                ntrain / x->epoch.med, gf, 100.0 * gf / x->probe.med, x->infer.med * 1e3,
+                x->infer.min * 1e3, x->infer.max * 1e3, x->acc, x->same ? "identical" : "DIFFER");
+        csv_row(cv, "probe", "-", be, x->threads, "fma_gflops", x->probe, "GFLOP/s");
+        csv_row(cv, "train", model, be, x->threads, "epoch_seconds", x->epoch, "s");
+        csv_row(cv, "train", model, be, x->threads, "epoch_cpu_seconds", x->cpu, "s");
+        csv_row(cv, "train", model, be, x->threads, "images_per_second", scale3(x->epoch, ntrain), "1/s");
+        csv_row(cv, "train", model, be, x->threads, "gflops", scale3(x->epoch, r->train_flop * ntrain / 1e9),
+                "GFLOP/s");
+        csv_row(cv, "train", model, be, x->threads, "fraction_of_probe",
+                (st3){gf / x->probe.med, gf / x->probe.med, gf / x->probe.med}, "1");
+        csv_row(cv, "infer", model, be, x->threads, "test_set_ms",
+                (st3){x->infer.med * 1e3, x->infer.min * 1e3, x->infer.max * 1e3}, "ms");
+        csv_row(cv, "infer", model, be, x->threads, "gflops", scale3(x->infer, r->infer_flop * ntest / 1e9),
+                "GFLOP/s");
+        csv_row(cv, "train", model, be, x->threads, "test_accuracy", (st3){x->acc, x->acc, x->acc}, "%");
+    }
+    if (r->nt == 2)
+        fprintf(out, "\n%d threads vs 1: epoch %.2fx, inference %.2fx, probe %.2fx\n", r->tc[1].threads,
+                r->tc[0].epoch.med / r->tc[1].epoch.med, r->tc[0].infer.med / r->tc[1].infer.med,
+                r->tc[1].probe.med / r->tc[0].probe.med);
+    if (r->tc[0].vgg) {
+        fprintf(out, "\nvgg_mini, %d training steps of batch 64 (%.2f GFLOP each):\n\n"
+                     "| threads | s/step | min..max | images/s | GFLOP/s | %% of probe |\n|---|---|---|---|---|---|\n",
+                VGG_STEPS, r->vgg_flop * 64 / 1e9);
+        for (int t = 0; t < r->nt; t++) {
+            const tc_res *x = &r->tc[t];
+            double gf = r->vgg_flop * 64 / x->vgg_step.med / 1e9;
+            fprintf(out, "| %d | %.4f | %.4f..%.4f | %.0f | %.1f | %.1f |\n", x->threads, x->vgg_step.med,
+                    x->vgg_step.min, x->vgg_step.max, 64 / x->vgg_step.med, gf, 100 * gf / x->probe.med);
+            csv_row(cv, "train", "vgg_mini", be, x->threads, "step_seconds", x->vgg_step, "s");
+            csv_row(cv, "train", "vgg_mini", be, x->threads, "gflops",
+                    scale3(x->vgg_step, r->vgg_flop * 64 / 1e9), "GFLOP/s");
+        }
+        fprintf(out, "\nvgg_mini convolutions alone, batch 64 (best of 3 calls; %% of the probe at the same "
+                     "thread count):\n\n| layer | threads | forward GFLOP/s | %% | backward data | %% | backward "
+                     "weight | %% |\n|---|---|---|---|---|---|---|---|\n");
+        static const char *const kn[3] = {"conv_forward", "conv_backward_data", "conv_backward_weight"};
+        for (int i = 0; i < r->tc[0].nconv; i++)
+            for (int t = 0; t < r->nt; t++) {
+                const tc_res *x = &r->tc[t];
+                fprintf(out, "| %s | %d | %.1f | %.0f | %.1f | %.0f | %.1f | %.0f |\n", x->conv_desc[i],
+                        x->threads, x->conv_gfs[i][0], 100 * x->conv_gfs[i][0] / x->probe.med,
+                        x->conv_gfs[i][1], 100 * x->conv_gfs[i][1] / x->probe.med, x->conv_gfs[i][2],
+                        100 * x->conv_gfs[i][2] / x->probe.med);
+                for (int k = 0; k < 3; k++) {
+                    char metric[96];
+                    snprintf(metric, sizeof metric, "%s %s", x->conv_desc[i], kn[k]);
+                    double g = x->conv_gfs[i][k];
+                    csv_row(cv, "conv", "vgg_mini", be, x->threads, metric, (st3){g, g, g}, "GFLOP/s");
+                }
+            }
+    }
+    if (r->tc[0].dense.med > 0) {
+        fprintf(out, "\nLeNet-300-100 inference, 10,000 test images in batches of 1,000, %.0f%% of the prunable "
+                     "weights pruned (smallest |w|):\n\n| threads | dense ms | sparse (CSR) ms | speed-up | max "
+                     "|logit diff| |\n|---|---|---|---|---|\n",
+                100 * r->achieved_sparsity);
+        for (int t = 0; t < r->nt; t++) {
+            const tc_res *x = &r->tc[t];
+            if (!x->sparse) {
+                fprintf(out, "| %d | %.2f | (no CSR kernel) | - | - |\n", x->threads, x->dense.med * 1e3);
+                continue;
+            }
+            fprintf(out, "| %d | %.2f | %.2f | %.2fx | %.2g (of %.3g) |\n", x->threads, x->dense.med * 1e3,
+                    x->sparse_t.med * 1e3, x->dense.med / x->sparse_t.med, x->max_diff, x->max_ref);
+            csv_row(cv, "sparse", "lenet_300_100", be, x->threads, "dense_ms",
+                    (st3){x->dense.med * 1e3, x->dense.min * 1e3, x->dense.max * 1e3}, "ms");
+            csv_row(cv, "sparse", "lenet_300_100", be, x->threads, "csr_ms",
+                    (st3){x->sparse_t.med * 1e3, x->sparse_t.min * 1e3, x->sparse_t.max * 1e3}, "ms");
+            double sp = x->dense.med / x->sparse_t.med;
+            csv_row(cv, "sparse", "lenet_300_100", be, x->threads, "speedup", (st3){sp, sp, sp}, "x");
+        }
+    }
+    fprintf(out, "\npeak RSS %.1f MB\n", (double)r->peak_rss_kb / 1024.0);
+    fflush(out);
 }
 
 pl_status pl_bench_run(pl_registry *reg, const pl_bench_opts *o, FILE *out, pl_error *err)
@@ -119,64 +835,85 @@ pl_status pl_bench_run(pl_registry *reg, const pl_bench_opts *o, FILE *out, pl_e
     static const char *const defaults[] = {"ref", "simd"};
     const char *const *bes = o->n_backends ? o->backends : defaults;
     int nb = o->n_backends ? o->n_backends : 2;
-    pl_model_spec *spec;
-    pl_status s = pl_model_spec_load(o->model, &spec, err);
-    if (s)
-        return s;
-    pl_model *m;
-    s = pl_model_new(spec, 1, &m, err);
-    pl_model_spec_free(spec);
-    if (s)
-        return s;
-    pl_counts cnt;
-    pl_model_count(m, &cnt);
-    pl_model_free(m);
-    double train_flop_per_img = 3.0 * 2.0 * (double)cnt.macs; /* fwd + 2 bwd GEMMs */
-    fprintf(out, "bench: %s, MNIST 60000 train / 10000 test, batch 64, Adam; median of %d (min..max)\n\n",
-            o->model, o->runs);
-    fprintf(out, "| backend | threads | epoch s | min..max | images/s | train GFLOP/s | infer 10k ms | "
-                 "min..max | peak RSS MB | test acc |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    double load0[3] = {0, 0, 0}, load1[3] = {0, 0, 0};
+    if (getloadavg(load0, 3) < 0)
+        load0[0] = -1;
+    const char *isa;
+    pl_bench_fma_probe(1, 0.001, &isa);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    fprintf(out, "prunelab bench: training %s on MNIST (60,000 images, batch 64, Adam lr 1e-3), inference on "
+                 "the 10,000 test images; median of %d after a warm-up (min..max), thread counts "
+                 "alternating.\nmachine: %ld CPUs, FMA probe %s with %d chains; load average %.2f at the "
+                 "start\n",
+            o->model, o->runs, ncpu, isa, PROBE_CHAINS, load0[0]);
     fflush(out);
-    double ref_epoch = 0;
-    for (int b = 0; b < nb; b++) {
-        int tlist[2] = {1, o->threads}, nt = o->threads > 1 && strcmp(bes[b], "ref") ? 2 : 1;
-        for (int ti = 0; ti < nt; ti++) {
-            int fds[2];
-            if (pipe(fds))
-                return pl_error_set(err, PL_EIO, "bench: pipe: %s", strerror(errno));
-            fflush(out);
-            pid_t pid = fork();
-            if (pid < 0)
-                return pl_error_set(err, PL_EIO, "bench: fork: %s", strerror(errno));
-            if (pid == 0) {
-                close(fds[0]);
-                bench_result r;
-                memset(&r, 0, sizeof r);
-                bench_child(reg, o, bes[b], tlist[ti], &r);
-                ssize_t w = write(fds[1], &r, sizeof r);
-                close(fds[1]);
-                _exit(w == (ssize_t)sizeof r ? 0 : 1);
+    csv cv = {0};
+    csv_add(&cv, "section,model,backend,threads,metric,median,min,max,unit\n");
+    pl_status s = PL_OK;
+    for (int b = 0; b < nb && !s; b++) {
+        int fds[2];
+        if (pipe(fds)) {
+            s = pl_error_set(err, PL_EIO, "bench: pipe: %s", strerror(errno));
+            break;
+        }
+        fflush(out);
+        pid_t pid = fork();
+        if (pid < 0) {
+            close(fds[0]), close(fds[1]);
+            s = pl_error_set(err, PL_EIO, "bench: fork: %s", strerror(errno));
+            break;
+        }
+        if (pid == 0) {
+            close(fds[0]);
+            bench_result *r = calloc(1, sizeof *r);
+            int ok = 0;
+            if (r) {
+                bench_child(reg, o, bes[b], r);
+                const char *p = (const char *)r;
+                size_t left = sizeof *r;
+                while (left) {
+                    ssize_t w = write(fds[1], p, left);
+                    if (w <= 0)
+                        break;
+                    p += w, left -= (size_t)w;
+                }
+                ok = left == 0;
             }
             close(fds[1]);
-            bench_result r;
-            memset(&r, 0, sizeof r);
-            ssize_t got = read(fds[0], &r, sizeof r);
-            close(fds[0]);
-            int status;
-            waitpid(pid, &status, 0);
-            if (got != (ssize_t)sizeof r || !r.ok)
-                return pl_error_set(err, PL_EPLUGIN, "bench %s: %s", bes[b],
-                                    got == (ssize_t)sizeof r ? r.msg : "child process failed");
-            if (!strcmp(bes[b], "ref"))
-                ref_epoch = r.epoch_med;
-            fprintf(out, "| %s | %d | %.3f | %.3f..%.3f | %.0f | %.2f | %.1f | %.1f..%.1f | %.1f | %.2f |\n",
-                    bes[b], tlist[ti], r.epoch_med, r.epoch_min, r.epoch_max, 60000.0 / r.epoch_med,
-                    train_flop_per_img * 60000.0 / r.epoch_med / 1e9, r.infer_med * 1e3,
-                    r.infer_min * 1e3, r.infer_max * 1e3, (double)r.peak_rss_kb / 1024.0, r.acc);
-            fflush(out);
-            if (ref_epoch > 0 && strcmp(bes[b], "ref"))
-                fprintf(out, "|   speed-up vs ref | | %.1fx | | | | | | | |\n", ref_epoch / r.epoch_med);
+            _exit(ok ? 0 : 1);
         }
+        close(fds[1]);
+        bench_result *r = calloc(1, sizeof *r);
+        size_t got = 0;
+        while (r && got < sizeof *r) {
+            ssize_t n = read(fds[0], (char *)r + got, sizeof *r - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        close(fds[0]);
+        int status;
+        waitpid(pid, &status, 0);
+        if (!r || got != sizeof *r || !r->ok)
+            s = pl_error_set(err, PL_EPLUGIN, "bench %s: %s", bes[b],
+                             r && got == sizeof *r ? r->msg : "the benchmark process failed");
+        else
+            report(out, &cv, o, bes[b], r);
+        free(r);
     }
-    return PL_OK;
+    if (getloadavg(load1, 3) < 0)
+        load1[0] = -1;
+    fprintf(out, "\nload average %.2f at the end (%.2f at the start): on a loaded machine wall times and the "
+                 "2-thread speed-up suffer first; the CPU seconds and %% of probe much less.\n",
+            load1[0], load0[0]);
+    if (!s && o->csv_path) {
+        if (cv.failed)
+            s = pl_error_set(err, PL_ENOMEM, "out of memory for the CSV");
+        else
+            s = pl_write_atomic(o->csv_path, cv.buf, cv.len, err);
+        if (!s)
+            fprintf(out, "wrote %s\n", o->csv_path);
+    }
+    free(cv.buf);
+    return s;
 }

@@ -59,6 +59,8 @@ typedef struct pl_layer {
     /* pruning bookkeeping */
     int orig_units;           /* out_c at construction (before surgery) */
     int removed_units;        /* structurally removed so far */
+    /* linear: sparse copy of the weights for evaluation (model.c), or NULL */
+    struct pl__csr_cache *csr;
 } pl_layer;
 
 typedef struct pl_model {

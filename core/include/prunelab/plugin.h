@@ -58,7 +58,7 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------ */
 
 #define PL_ABI_MAJOR 1 /* bumped on any incompatible change; host refuses others */
-#define PL_ABI_MINOR 0 /* bumped when slots are appended; host refuses newer */
+#define PL_ABI_MINOR 1 /* bumped when slots are appended; host refuses newer */
 
 #define PL_PLUGIN_SYMBOL "prunelab_plugin_desc"
 
@@ -332,6 +332,19 @@ typedef struct pl_sgd_hparams {
     int first_step; /* 1: momentum buffer is initialised to the gradient */
 } pl_sgd_hparams;
 
+/* A sparse matrix [rows][cols] in compressed sparse row form: the entries
+ * of row r are values[row_ptr[r] .. row_ptr[r+1]) at columns col_idx[...],
+ * columns ascending within a row; entries not stored are zero. Built and
+ * owned by the host; a kernel only reads it (ABI 1.1). */
+typedef struct pl_csr {
+    int rows, cols;
+    int64_t nnz;              /* row_ptr[rows] */
+    const int64_t *row_ptr;   /* [rows + 1], row_ptr[0] == 0, non-decreasing */
+    const int32_t *col_idx;   /* [nnz], in [0, cols) */
+    const float *values;      /* [nnz] */
+    const void *reserved[4];
+} pl_csr;
+
 typedef struct pl_backend_ops {
     /* y = b + Σ_{ci,ky,kx} w[co][ci][ky][kx] · x[ci][oy*sh-ph+ky][ox*sw-pw+kx]
      * (zero padding). b may be NULL. required */
@@ -398,8 +411,45 @@ typedef struct pl_backend_ops {
     pl_status (*sgd_update)(void *st, const pl_sgd_hparams *h, int64_t n,
                             float *p, const float *g, float *buf,
                             const float *mask);
-    void *reserved[16];
+
+    /* ---- ABI 1.1: optional slots. NULL (as in every table built against
+     * ABI 1.0, whose reserved slots are zero) means "not provided"; the host
+     * then uses the required kernels above. */
+
+    /* conv2d_forward followed by ReLU in one pass: y = max(conv(x) + b, 0),
+     * bit-identical to conv2d_forward then relu_forward on this backend.
+     * optional */
+    pl_status (*conv2d_forward_relu)(void *st, const pl_conv2d_shape *s,
+                                     const float *x, const float *w,
+                                     const float *b, float *y);
+    /* linear_forward followed by ReLU, bit-identical to the two calls.
+     * optional */
+    pl_status (*linear_forward_relu)(void *st, int n, int in, int out,
+                                     const float *x, const float *w,
+                                     const float *b, float *y);
+    /* y[n][out] = b + x[n][in] · Wᵀ with W[out][in] given as CSR (rows ==
+     * out, cols == in); b may be NULL. Each y element sums its row's stored
+     * entries in a fixed order. Entries not stored contribute nothing, not
+     * even when x holds Inf or NaN (0·Inf is not formed). optional */
+    pl_status (*linear_forward_csr)(void *st, int n, int in, int out,
+                                    const float *x, const pl_csr *w,
+                                    const float *b, float *y);
+    /* conv2d_forward_relu, then max pooling of its output: yr exactly as
+     * conv2d_forward_relu makes it, yp and argmax (may be NULL) exactly as
+     * maxpool2d_forward(p, yr) makes them; p describes yr (p->n == s->n,
+     * p->c == s->cout, p->h == s->oh, p->w == s->ow). optional */
+    pl_status (*conv2d_forward_relu_maxpool)(void *st, const pl_conv2d_shape *s,
+                                             const float *x, const float *w,
+                                             const float *b, float *yr,
+                                             const pl_pool2d_shape *p,
+                                             float *yp, int32_t *argmax);
+    void *reserved[12];
 } pl_backend_ops;
+
+#ifndef __cplusplus
+/* appending slots never changes the size: 15 required + 16 (now 4 + 12) */
+_Static_assert(sizeof(pl_backend_ops) == 31 * sizeof(void *), "pl_backend_ops keeps its size");
+#endif
 
 /* ========================================================================= */
 /* descriptor                                                                  */

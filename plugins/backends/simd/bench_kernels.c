@@ -3,8 +3,10 @@
  * seed SimpleCNN (MNIST 1x28x28, batch 64, Adam) for ref and simd at 1 and
  * 2 threads, and the vgg_mini convolutions for simd. Prints medians.
  *
- *   bench_kernels [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--only ref|simd|vgg]
+ *   bench_kernels [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--unfused] [--only ref|simd|vgg]
  *
+ * --unfused calls conv, relu and pool one by one even where the backend
+ * offers the ABI 1.1 fused slots (the host uses them).
  * --cpu times with the calling thread's CPU clock instead of the wall clock
  * (useful on a shared machine for single-thread tuning; with 2 threads it
  * counts the caller's share only).
@@ -22,6 +24,7 @@
 #include <time.h>
 
 static const char *g_isa = "auto";
+static int g_fused = 1; /* use the ABI 1.1 fused slots when the backend has them */
 
 static void *h_alloc(size_t n) { return n ? malloc(n) : NULL; }
 static void *h_calloc(size_t n, size_t s) { return calloc(n, s); }
@@ -214,14 +217,22 @@ static void net_step(const backend *be, net *n, int64_t step, double *kt)
     int B = n->B;
     double loss;
     int64_t right;
-    T(K_C1F, o->conv2d_forward(s, &n->c1, n->x, n->w1, n->b1, n->a1));
-    T(K_R1F, o->relu_forward(s, (int64_t)B * 4 * 784, n->a1, n->r1));
-    T(K_P1F, o->maxpool2d_forward(s, &n->p1, n->r1, n->q1, n->am1));
-    T(K_C2F, o->conv2d_forward(s, &n->c2, n->q1, n->w2, n->b2, n->a2));
-    T(K_R2F, o->relu_forward(s, (int64_t)B * 8 * 196, n->a2, n->r2));
-    T(K_P2F, o->maxpool2d_forward(s, &n->p2, n->r2, n->q2, n->am2));
-    T(K_L1F, o->linear_forward(s, B, 392, 64, n->q2, n->w3, n->b3, n->h3));
-    T(K_R3F, o->relu_forward(s, (int64_t)B * 64, n->h3, n->r3));
+    if (g_fused && o->conv2d_forward_relu_maxpool && o->linear_forward_relu) {
+        /* as the host calls an ABI 1.1 backend: conv+relu+pool and
+         * linear+relu in one call each (timed under the conv/linear rows) */
+        T(K_C1F, o->conv2d_forward_relu_maxpool(s, &n->c1, n->x, n->w1, n->b1, n->r1, &n->p1, n->q1, n->am1));
+        T(K_C2F, o->conv2d_forward_relu_maxpool(s, &n->c2, n->q1, n->w2, n->b2, n->r2, &n->p2, n->q2, n->am2));
+        T(K_L1F, o->linear_forward_relu(s, B, 392, 64, n->q2, n->w3, n->b3, n->r3));
+    } else {
+        T(K_C1F, o->conv2d_forward(s, &n->c1, n->x, n->w1, n->b1, n->a1));
+        T(K_R1F, o->relu_forward(s, (int64_t)B * 4 * 784, n->a1, n->r1));
+        T(K_P1F, o->maxpool2d_forward(s, &n->p1, n->r1, n->q1, n->am1));
+        T(K_C2F, o->conv2d_forward(s, &n->c2, n->q1, n->w2, n->b2, n->a2));
+        T(K_R2F, o->relu_forward(s, (int64_t)B * 8 * 196, n->a2, n->r2));
+        T(K_P2F, o->maxpool2d_forward(s, &n->p2, n->r2, n->q2, n->am2));
+        T(K_L1F, o->linear_forward(s, B, 392, 64, n->q2, n->w3, n->b3, n->h3));
+        T(K_R3F, o->relu_forward(s, (int64_t)B * 64, n->h3, n->r3));
+    }
     T(K_L2F, o->linear_forward(s, B, 64, 10, n->r3, n->w4, n->b4, n->z));
     T(K_XENT, o->softmax_xent(s, B, 10, n->z, n->lab, 1.0f / B, n->dz, &loss, &right));
     T(K_L2W, o->linear_backward_weight(s, B, 64, 10, n->r3, n->dz, n->dw[6], n->dw[7]));
@@ -345,10 +356,12 @@ int main(int argc, char **argv)
             g_isa = argv[++i];
         else if (!strcmp(argv[i], "--cpu"))
             g_clock = CLOCK_THREAD_CPUTIME_ID;
+        else if (!strcmp(argv[i], "--unfused"))
+            g_fused = 0;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--only ref|simd|vgg]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--unfused] [--only ref|simd|vgg]\n", argv[0]);
             return 2;
         }
     }

@@ -2,11 +2,18 @@
  * kernels.c — the simd backend's kernels, compiled once per instruction set
  * (see vec.h and simd_internal.h).
  *
- * Two micro-kernels do all the multiply-accumulate work:
+ * Two micro-kernels do the multiply-accumulate work:
  *   gemm_rows  C[i][q] = init + Σ_k A(i,k) · B[boff[k] + q]: A broadcast, B
- *              loaded as vectors along q, one fma chain per element in k order.
- *   dot_nt     C[i][j] = init + Σ_q A[i][q] · B[boff[j] + q]: lane-wise
- *              partial sums along q, then a fixed horizontal-sum tree.
+ *              loaded as vectors along q, one fma chain per element in k
+ *              order. Tiles are 8 rows x 3 vectors (AVX-512) or up to 4 rows
+ *              x 6 vectors when there are fewer than 8 rows (SimpleCNN's
+ *              convolutions have 4 and 8 channels). Convolutions, linear
+ *              layers (forward over the transposed weights) and their
+ *              input gradients.
+ *   dw_tile    C[i][j] = Σ_q A[i][q] · B[boff[j] + q] for weight gradients:
+ *              lane-wise partial sums along q (which can carry over from
+ *              one group of images to the next), then a fixed
+ *              horizontal-sum tree.
  * gemm_rows walks q as rows (output rows of a convolution, or one long row).
  * Tile sizes, partial vectors and cache blocking never change the order of
  * operations of any element (a K-blocked gemm reloads the exact float it
@@ -16,16 +23,25 @@
  * padded to Hp x Wp, output row oy of tap (ci, ky, kx) reads the contiguous
  * src[ci*Hp*Wp + (oy+ky)*Wp + kx ...], so no im2col is needed; the forward
  * pass packs several short output rows into one micro-tile and writes them
- * in place. The weight gradient runs over q = oy*Wp + ox as one long row,
- * with dy copied to pitch Wp (zeros in the Wp - ow gaps), in fixed chunks
- * of the batch whose partial sums are added in chunk order. Backward data
- * for stride 1 is the forward conv of dy with the flipped, transposed
- * weights. Other strides use im2col (and col2im).
+ * in place (with ReLU applied in the same epilogue for the fused slot). The
+ * weight gradient runs over q = oy*Wp + ox as one long row, with dy copied
+ * to pitch Wp (zeros in the Wp - ow gaps; db is summed during that copy), in
+ * fixed chunks of the batch whose partial sums are added in chunk order.
+ * Backward data for stride 1 is the forward conv of dy with the flipped,
+ * transposed weights. Other strides use im2col (vectorised for stride 2)
+ * and col2im. Copies into scratch use full-vector stores only where the
+ * rows are read back at once: a masked store there stalls the loads that
+ * follow (no store forwarding).
  *
  * Pooling. Windows that lie inside the row are vectorised along the output
  * row (stride 1 or 2), edges go through the same comparisons one by one;
  * 2x2 stride-2 max pooling, the common case, has its own forward and
- * backward (compare the argmax, interleave back) without any scatter.
+ * backward (compare the argmax, interleave back) without any scatter. Other
+ * backward passes add each tap's dy row (masked to the argmax for max
+ * pooling) into the input row it came from, for stride 1 and 2.
+ *
+ * Sparse linear (CSR): blocks of images are transposed so that one stored
+ * weight multiplies a block with contiguous loads (see csr_task).
  */
 #include "simd_internal.h"
 #include "vec.h"
@@ -46,7 +62,15 @@
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
-#define MR 4                      /* gemm micro-tile rows */
+#if PL_SIMD_ISA == 3
+#define MR 8   /* gemm micro-tile rows: 8 x 3 vectors (24 of 32 registers) */
+#define NV8 3  /* vectors per tile when it has 8 rows */
+#define NVW 6  /* vectors per tile of at most 4 rows (4 x 6 accumulators) */
+#else
+#define MR 4
+#define NV8 NV
+#define NVW NV
+#endif
 #define KC (8192 / (NV * VL))     /* gemm k block: B panel of KC x NV*VL floats stays in L1 */
 #define ROUND_VL(n) (((n) + VL - 1) / VL * VL)
 
@@ -92,32 +116,62 @@ static inline void copy_row_pad(float *d, const float *s, int n, int m)
     }
 }
 
+/* d[0..n) = s[0..n), d[n..m) = 0 with full-vector stores only: writes up
+ * to ROUND_VL(m) floats (the caller has that room; a later row overwrites
+ * what spills into it). A masked store here would make the loads that
+ * soon read the row wait for it to reach the cache (no store forwarding). */
+static inline void copy_row_over(float *d, const float *s, int n, int m)
+{
+    int i = 0;
+    for (; i + VL <= n; i += VL)
+        vstore(d + i, vload(s + i));
+    for (; i < m; i += VL)
+        vstore(d + i, i < n ? vload_t(s + i, vtail_make(n - i)) : vzero());
+}
+
+/* VL x VL transpose of r[0..VL) in log2(VL) rounds of interleaves: after
+ * round k, vector j holds pairs of the inputs (j / 2) and (j / 2 + VL/2). */
+INLINE void transpose_vl(vf *r)
+{
+#pragma GCC unroll 4
+    for (int round = 1; round < VL; round *= 2) {
+        vf t[VL];
+#pragma GCC unroll 16
+        for (int j = 0; j < VL / 2; j++) {
+            t[2 * j] = vzip_lo(r[j], r[j + VL / 2]);
+            t[2 * j + 1] = vzip_hi(r[j], r[j + VL / 2]);
+        }
+#pragma GCC unroll 16
+        for (int j = 0; j < VL; j++)
+            r[j] = t[j];
+    }
+}
+
 /* ---- gemm ---------------------------------------------------------------- */
 
 /* One micro-tile: mr rows of C times nv vectors, vector j at column offset
  * co[j] of C and bo[j] of every B row (so a tile may span several short
- * output rows). masked: vector j keeps only the lanes of tv[j].
+ * output rows). Vector j keeps only the lanes of tv[j]: for the stores when
+ * mst, for the B loads too when mld (without mld the B rows must be
+ * readable VL floats past their end: the lanes read there are computed and
+ * dropped). relu: the stored values are max(v, 0) as relu_forward makes them.
  *   C[i][co[j] + l] = init_i + Σ_{k<kn} A[i*sam + k*sak] · B[boff[k] + bo[j] + l] */
-INLINE void nn_tile(const int mr, const int nv, const int masked, const vtail *tv,
+INLINE void nn_tile(const int mr, const int nv, const int mld, const int mst, const vtail *tv,
                     const ptrdiff_t *bo, const ptrdiff_t *co, int kn, const float *A,
                     ptrdiff_t sam, ptrdiff_t sak, const float *B, const ptrdiff_t *boff, float *C,
-                    ptrdiff_t ldc, int init, const float *bias)
+                    ptrdiff_t ldc, int init, const float *bias, int relu)
 {
-    vf acc[MR][NV];
-    ptrdiff_t bo_[NV], co_[NV];
-    vtail tv_[NV];
-#pragma GCC unroll 4
-    for (int j = 0; j < nv; j++) {
+    vf acc[MR][NVW];
+    ptrdiff_t bo_[NVW];
+#pragma GCC unroll 8
+    for (int j = 0; j < nv; j++)
         bo_[j] = bo[j];
-        co_[j] = co[j];
-        tv_[j] = tv[j];
-    }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int j = 0; j < nv; j++) {
             if (init == INIT_LOAD)
-                acc[i][j] = masked ? vload_t(C + i * ldc + co_[j], tv_[j]) : vload(C + i * ldc + co_[j]);
+                acc[i][j] = mst ? vload_t(C + i * ldc + co[j], tv[j]) : vload(C + i * ldc + co[j]);
             else if (init == INIT_BIAS)
                 acc[i][j] = vset1(bias[i]);
             else
@@ -126,186 +180,139 @@ INLINE void nn_tile(const int mr, const int nv, const int masked, const vtail *t
     for (int k = 0; k < kn; k++) {
         const float *b = B + boff[k];
         const float *a = A + k * sak;
-        vf bv[NV];
-#pragma GCC unroll 4
+        vf bv[NVW];
+#pragma GCC unroll 8
         for (int j = 0; j < nv; j++)
-            bv[j] = masked ? vload_t(b + bo_[j], tv_[j]) : vload(b + bo_[j]);
-#pragma GCC unroll 4
+            bv[j] = mld ? vload_t(b + bo_[j], tv[j]) : vload(b + bo_[j]);
+#pragma GCC unroll 8
         for (int i = 0; i < mr; i++) {
             vf av = vset1(a[i * sam]);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int j = 0; j < nv; j++)
                 acc[i][j] = vfma(av, bv[j], acc[i][j]);
         }
     }
-#pragma GCC unroll 4
+    if (relu) { /* as relu_forward: (0 > v) ? 0 : v */
+        const vf z = vzero();
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+            for (int j = 0; j < nv; j++)
+                acc[i][j] = vsel(vgt(z, acc[i][j]), acc[i][j], z);
+    }
+#pragma GCC unroll 8
     for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int j = 0; j < nv; j++) {
-            if (masked)
-                vstore_t(C + i * ldc + co_[j], acc[i][j], tv_[j]);
+            if (mst)
+                vstore_t(C + i * ldc + co[j], acc[i][j], tv[j]);
             else
-                vstore(C + i * ldc + co_[j], acc[i][j]);
+                vstore(C + i * ldc + co[j], acc[i][j]);
         }
 }
 
-#define NN_ARGS tv, bo, co, kn, A, sam, sak, B, boff, C, ldc, init, bias
-#define NN_MR(nv, masked)                                                          \
-    switch (mr) {                                                                  \
-    case 4: nn_tile(4, nv, masked, NN_ARGS); break;                                \
-    case 3: nn_tile(3, nv, masked, NN_ARGS); break;                                \
-    case 2: nn_tile(2, nv, masked, NN_ARGS); break;                                \
-    default: nn_tile(1, nv, masked, NN_ARGS); break;                               \
-    }
-#define NN_FN(name, masked)                                                        \
+#define NN_ARGS tv, bo, co, kn, A, sam, sak, B, boff, C, ldc, init, bias, relu
+#define NN_CASE(m, v, ld, st)                                                      \
+    case (m) * 8 + (v): nn_tile(m, v, ld, st, NN_ARGS); break;
+#define NN_ROWS(v, ld, st)                                                         \
+    NN_CASE(4, v, ld, st) NN_CASE(3, v, ld, st) NN_CASE(2, v, ld, st) NN_CASE(1, v, ld, st)
+#if NVW >= 4
+#define NN_WIDE4(ld, st) NN_ROWS(3, ld, st) NN_ROWS(4, ld, st)
+#else
+#define NN_WIDE4(ld, st)
+#endif
+#if NVW >= 6
+#define NN_WIDE6(ld, st) NN_ROWS(5, ld, st) NN_ROWS(6, ld, st)
+#else
+#define NN_WIDE6(ld, st)
+#endif
+#if MR == 8
+#define NN_TALL(ld, st) NN_CASE(8, 1, ld, st) NN_CASE(8, 2, ld, st) NN_CASE(8, 3, ld, st)
+#else
+#define NN_TALL(ld, st)
+#endif
+/* mr in {MR, 4, 3, 2, 1}; nv <= NVW (<= NV8 when mr == 8) */
+#define NN_FN(name, ld, st)                                                        \
     static void name(int mr, int nv, const vtail *tv, const ptrdiff_t *bo,         \
                      const ptrdiff_t *co, int kn, const float *A, ptrdiff_t sam,    \
                      ptrdiff_t sak, const float *B, const ptrdiff_t *boff, float *C, \
-                     ptrdiff_t ldc, int init, const float *bias)                   \
+                     ptrdiff_t ldc, int init, const float *bias, int relu)         \
     {                                                                              \
-        switch (nv) {                                                              \
-        case 1: NN_MR(1, masked) break;                                            \
-        case 2: NN_MR(2, masked) break;                                            \
-        NN_WIDE(masked)                                                            \
+        switch (mr * 8 + nv) {                                                     \
+        NN_ROWS(1, ld, st)                                                         \
+        NN_ROWS(2, ld, st)                                                         \
+        NN_WIDE4(ld, st)                                                           \
+        NN_WIDE6(ld, st)                                                           \
+        NN_TALL(ld, st)                                                            \
+        default: break;                                                            \
         }                                                                          \
     }
-#if NV == 4
-#define NN_WIDE(masked)                                                            \
-    case 3: NN_MR(3, masked) break;                                                \
-    default: NN_MR(4, masked) break;
-#else
-#define NN_WIDE(masked)
-#endif
-NN_FN(nn_full, 0)
-NN_FN(nn_masked, 1)
+NN_FN(nn_full, 0, 0)
+NN_FN(nn_mstore, 0, 1)
+NN_FN(nn_masked, 1, 1)
+
+typedef void (*nn_fn)(int mr, int nv, const vtail *tv, const ptrdiff_t *bo, const ptrdiff_t *co,
+                      int kn, const float *A, ptrdiff_t sam, ptrdiff_t sak, const float *B,
+                      const ptrdiff_t *boff, float *C, ptrdiff_t ldc, int init, const float *bias,
+                      int relu);
+
+static inline int tile_rows(int left)
+{
+    return left >= MR ? MR : left >= 4 ? 4 : left;
+}
 
 /* Row-structured gemm: for r < nrows, c < rowlen,
  *   C[i][r*cp + c] = (bias ? bias[i] : 0) + Σ_{k<K} A[i*sam + k*sak] · B[boff[k] + r*bp + c]
  * Short rows are packed several to a micro-tile, long rows are cut into
- * pieces of NV vectors. Each element is one fma chain in k order. */
+ * pieces. Each element is one fma chain in k order. slack: every B row
+ * may be read VL floats past its end (see nn_tile). relu: store max(C, 0). */
 static void gemm_rows(int M, int nrows, int rowlen, ptrdiff_t bp, ptrdiff_t cp, int K,
                       const float *A, ptrdiff_t sam, ptrdiff_t sak, const float *B,
-                      const ptrdiff_t *boff, float *C, ptrdiff_t ldc, const float *bias)
+                      const ptrdiff_t *boff, float *C, ptrdiff_t ldc, const float *bias, int slack,
+                      int relu)
 {
     int V = (rowlen + VL - 1) / VL; /* vectors per row */
-    int masked = rowlen % VL != 0;
+    int ragged = rowlen % VL != 0;
+    int nvmax = M >= MR ? NV8 : NVW;  /* tall tiles are narrower */
     vtail tfull = vtail_make(VL), tlast = vtail_make(rowlen - (V - 1) * VL);
-    int R = V <= NV ? NV / V : 1;          /* rows per tile */
-    int pieces = V <= NV ? 1 : (V + NV - 1) / NV;
+    int R = V <= nvmax ? nvmax / V : 1;          /* rows per tile */
+    int pieces = V <= nvmax ? 1 : (V + nvmax - 1) / nvmax;
     for (int k0 = 0; k0 < K; k0 += KC) {
         int kn = imin(KC, K - k0);
         int init = k0 ? INIT_LOAD : bias ? INIT_BIAS : INIT_ZERO;
+        int act = relu && k0 + kn == K; /* on the last k block only */
         const float *Ak = A + k0 * sak;
         const ptrdiff_t *bk = boff + k0;
-        for (int r0 = 0; r0 < nrows; r0 += R)
-            for (int p = 0; p < pieces; p++) {
-                ptrdiff_t bo[NV], co[NV];
-                vtail tv[NV];
-                int nv = 0, last = 0;
-                for (int r = r0; r < imin(r0 + R, nrows); r++)
-                    for (int v = p * NV; v < imin(V, (p + 1) * NV); v++, nv++) {
-                        bo[nv] = r * bp + v * VL;
-                        co[nv] = r * cp + v * VL;
-                        tv[nv] = v == V - 1 ? tlast : tfull;
-                        last |= v == V - 1;
-                    }
-                for (int i = 0; i < M; i += MR) {
-                    if (masked && last)
-                        nn_masked(imin(MR, M - i), nv, tv, bo, co, kn, Ak + i * sam, sam, sak, B, bk,
-                                  C + i * ldc, ldc, init, bias ? bias + i : NULL);
-                    else
-                        nn_full(imin(MR, M - i), nv, tv, bo, co, kn, Ak + i * sam, sam, sak, B, bk,
-                                C + i * ldc, ldc, init, bias ? bias + i : NULL);
+        for (int p = 0; p < pieces; p++) {
+            ptrdiff_t bo[NVW], co[NVW];
+            vtail tv[NVW];
+            int nv = 0, have = -1; /* rows the geometry was made for */
+            nn_fn fn = nn_full;
+            for (int r0 = 0; r0 < nrows; r0 += R) {
+                int rows = imin(R, nrows - r0);
+                if (rows != have) { /* relative to the tile's first row: same for every full tile */
+                    nv = 0;
+                    int last = 0;
+                    for (int r = 0; r < rows; r++)
+                        for (int v = p * nvmax; v < imin(V, (p + 1) * nvmax); v++, nv++) {
+                            bo[nv] = r * bp + v * VL;
+                            co[nv] = r * cp + v * VL;
+                            tv[nv] = v == V - 1 ? tlast : tfull;
+                            last |= v == V - 1;
+                        }
+                    fn = !(ragged && last) ? nn_full : slack ? nn_mstore : nn_masked;
+                    have = rows;
+                }
+                const float *Br = B + r0 * bp;
+                float *Cr = C + r0 * cp;
+                for (int i = 0, mr; i < M; i += mr) {
+                    mr = tile_rows(M - i);
+                    fn(mr, nv, tv, bo, co, kn, Ak + i * sam, sam, sak, Br, bk, Cr + i * ldc, ldc,
+                       init, bias ? bias + i : NULL, act);
                 }
             }
+        }
     }
-}
-
-/* ---- dot ------------------------------------------------------------------ */
-
-/* C[i][j] (i < M, j in [j0, j0+nr)) = (bias ? bias[j] : 0) +
- *   Σ_{g<ng} Σ_{q<Q} A[g*ag + i*lda + q] · B[g*bg + boff[j] + q]
- * Lane-wise partial sums, then a fixed horizontal-sum tree. Rows i past M
- * are computed as duplicates of row M-1 and not stored. */
-INLINE void dot_tile(const int nr, int i0, int j0, int M, int ng, int Q, const float *A,
-                     ptrdiff_t lda, ptrdiff_t ag, const float *B, const ptrdiff_t *boff,
-                     ptrdiff_t bg, float *C, ptrdiff_t ldc, const float *bias)
-{
-    const float *pa[DMR], *pb[DNR];
-    vf acc[DMR][DNR];
-    int qf = Q / VL * VL;
-    vtail tm = vtail_make(Q > qf ? Q - qf : VL);
-#pragma GCC unroll 4
-    for (int r = 0; r < DMR; r++)
-        pa[r] = A + (ptrdiff_t)imin(i0 + r, M - 1) * lda;
-#pragma GCC unroll 4
-    for (int c = 0; c < nr; c++)
-        pb[c] = B + boff[j0 + c];
-#pragma GCC unroll 4
-    for (int r = 0; r < DMR; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < nr; c++)
-            acc[r][c] = vzero();
-    for (int g = 0; g < ng; g++) {
-        int q = 0;
-        for (; q < qf; q += VL) {
-            vf av[DMR], bv[DNR];
-#pragma GCC unroll 4
-            for (int r = 0; r < DMR; r++)
-                av[r] = vload(pa[r] + q);
-#pragma GCC unroll 4
-            for (int c = 0; c < nr; c++)
-                bv[c] = vload(pb[c] + q);
-#pragma GCC unroll 4
-            for (int r = 0; r < DMR; r++)
-#pragma GCC unroll 4
-                for (int c = 0; c < nr; c++)
-                    acc[r][c] = vfma(av[r], bv[c], acc[r][c]);
-        }
-        if (q < Q) {
-            vf av[DMR], bv[DNR];
-#pragma GCC unroll 4
-            for (int r = 0; r < DMR; r++)
-                av[r] = vload_t(pa[r] + q, tm);
-#pragma GCC unroll 4
-            for (int c = 0; c < nr; c++)
-                bv[c] = vload_t(pb[c] + q, tm);
-#pragma GCC unroll 4
-            for (int r = 0; r < DMR; r++)
-#pragma GCC unroll 4
-                for (int c = 0; c < nr; c++)
-                    acc[r][c] = vfma(av[r], bv[c], acc[r][c]);
-        }
-#pragma GCC unroll 4
-        for (int r = 0; r < DMR; r++)
-            pa[r] += ag;
-#pragma GCC unroll 4
-        for (int c = 0; c < nr; c++)
-            pb[c] += bg;
-    }
-    for (int r = 0; r < DMR && i0 + r < M; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < nr; c++) {
-            float s = vhsum(acc[r][c]);
-            C[(ptrdiff_t)(i0 + r) * ldc + j0 + c] = bias ? bias[j0 + c] + s : s;
-        }
-}
-
-static void dot_nt(int M, int N, int ng, int Q, const float *A, ptrdiff_t lda, ptrdiff_t ag,
-                   const float *B, const ptrdiff_t *boff, ptrdiff_t bg, float *C, ptrdiff_t ldc,
-                   const float *bias)
-{
-    for (int i0 = 0; i0 < M; i0 += DMR)
-        for (int j0 = 0; j0 < N; j0 += DNR) {
-#define DOT_ARGS i0, j0, M, ng, Q, A, lda, ag, B, boff, bg, C, ldc, bias
-            switch (imin(DNR, N - j0)) {
-            case 1: dot_tile(1, DOT_ARGS); break;
-            case 2: dot_tile(2, DOT_ARGS); break;
-            case 3: dot_tile(3, DOT_ARGS); break;
-            default: dot_tile(DNR, DOT_ARGS); break;
-            }
-#undef DOT_ARGS
-        }
 }
 
 /* ---- convolution geometry -------------------------------------------------- */
@@ -323,7 +330,8 @@ typedef struct conv_plan {
     ptrdiff_t bp;
     int K;             /* cin*kh*kw */
     ptrdiff_t *boff;   /* [K] offset of tap k in the source */
-    size_t src_floats; /* per-image source buffer (0: the input is the source) */
+    size_t src_floats; /* per-image source buffer incl. slack (0: the input is the source) */
+    size_t src_used;   /* floats of it that are the padded planes or columns */
     size_t in_img;     /* floats per input image */
 } conv_plan;
 
@@ -344,7 +352,10 @@ static pl_status conv_plan_make(pl__simd *s, const pl_conv2d_shape *sh, int slot
         p->nrows = sh->oh;
         p->rowlen = sh->ow;
         p->bp = p->Wp;
-        p->src_floats = p->copy ? (size_t)sh->cin * p->Hp * p->Wp : 0;
+        p->src_used = p->copy ? (size_t)sh->cin * p->Hp * p->Wp : 0;
+        /* slack: tiles read up to VL floats past a row (nn_tile), and the
+         * copy below runs pad_w floats past the last plane */
+        p->src_floats = p->copy ? p->src_used + VL + p->Wp : 0;
         int k = 0;
         for (int ci = 0; ci < sh->cin; ci++)
             for (int ky = 0; ky < sh->kh; ky++)
@@ -355,7 +366,8 @@ static pl_status conv_plan_make(pl__simd *s, const pl_conv2d_shape *sh, int slot
         p->nrows = 1;
         p->rowlen = sh->oh * sh->ow;
         p->bp = 0;
-        p->src_floats = (size_t)p->K * Qs;
+        p->src_used = (size_t)p->K * Qs;
+        p->src_floats = p->src_used + VL;
         for (int k = 0; k < p->K; k++)
             p->boff[k] = (ptrdiff_t)k * Qs;
     }
@@ -369,12 +381,14 @@ static const float *conv_source(const conv_plan *p, const float *x, float *buf)
     if (p->direct && !p->copy)
         return x;
     if (p->direct) {
+        /* zeroing all of it with full stores, then copying the rows, beats
+         * writing each float once with ragged masked stores */
         zero_row(buf, (int)p->src_floats);
         for (int ci = 0; ci < s->cin; ci++) {
             float *d = buf + ((size_t)ci * p->Hp + s->pad_h) * p->Wp + s->pad_w;
             const float *xs = x + (size_t)ci * s->h * s->w;
-            for (int iy = 0; iy < s->h; iy++)
-                copy_row(d + (size_t)iy * p->Wp, xs + (size_t)iy * s->w, s->w);
+            for (int iy = 0; iy < s->h; iy++) /* spills zeros into the padding */
+                copy_row_over(d + (size_t)iy * p->Wp, xs + (size_t)iy * s->w, s->w, s->w);
         }
         return buf;
     }
@@ -393,10 +407,33 @@ static const float *conv_source(const conv_plan *p, const float *x, float *buf)
                         continue;
                     }
                     const float *xr = xs + (size_t)iy * s->w;
-                    for (int ox = 0; ox < s->ow; ox++) {
-                        int ix = ox * s->stride_w - s->pad_w + kx;
-                        c[ox] = ix >= 0 && ix < s->w ? xr[ix] : 0.0f;
+                    /* columns whose source lies inside the row: [oxa, oxb) */
+                    int sw = s->stride_w, lo = s->pad_w - kx, hi = s->w - 1 + s->pad_w - kx;
+                    int oxa = imin(lo > 0 ? (lo + sw - 1) / sw : 0, s->ow);
+                    int oxb = hi < 0 ? 0 : imin(s->ow, hi / sw + 1);
+                    if (oxb < oxa)
+                        oxb = oxa;
+                    for (int ox = 0; ox < oxa; ox++)
+                        c[ox] = 0.0f;
+                    if (sw == 1) {
+                        copy_row(c + oxa, xr + oxa - s->pad_w + kx, oxb - oxa);
+                    } else if (sw == 2) { /* the even floats of a span of 2*len - 1 */
+                        for (int ox = oxa; ox < oxb; ox += VL) {
+                            int len = imin(VL, oxb - ox), span = 2 * len - 1;
+                            const float *r = xr + 2 * ox - s->pad_w + kx;
+                            vf a = span >= VL ? vload(r) : vload_t(r, vtail_make(span));
+                            vf b = span > VL ? vload_t(r + VL, vtail_make(span - VL)) : vzero();
+                            if (len == VL)
+                                vstore(c + ox, veven(a, b));
+                            else
+                                vstore_t(c + ox, veven(a, b), vtail_make(len));
+                        }
+                    } else {
+                        for (int ox = oxa; ox < oxb; ox++)
+                            c[ox] = xr[ox * sw - s->pad_w + kx];
                     }
+                    for (int ox = oxb; ox < s->ow; ox++)
+                        c[ox] = 0.0f;
                 }
             }
     return buf;
@@ -409,6 +446,10 @@ typedef struct conv_fwd_job {
     const conv_plan *p;
     const float *x, *w, *b;
     float *y;
+    int relu;
+    /* optional: run on each finished image's output planes [p0, p1) */
+    void (*after)(const void *ctx, int64_t p0, int64_t p1);
+    const void *after_ctx;
 } conv_fwd_job;
 
 static void conv_fwd_task(void *ctx, int64_t t, int worker)
@@ -419,11 +460,15 @@ static void conv_fwd_task(void *ctx, int64_t t, int worker)
     size_t plane = (size_t)s->oh * s->ow;
     const float *src = conv_source(p, j->x + (size_t)t * p->in_img, pl__simd_wbuf(j->s, worker));
     gemm_rows(s->cout, p->nrows, p->rowlen, p->bp, p->rowlen, p->K, j->w, p->K, 1, src, p->boff,
-              j->y + (size_t)t * s->cout * plane, (ptrdiff_t)plane, j->b);
+              j->y + (size_t)t * s->cout * plane, (ptrdiff_t)plane, j->b, p->src_floats != 0, j->relu);
+    if (j->after)
+        j->after(j->after_ctx, t * s->cout, (t + 1) * s->cout);
 }
 
 static pl_status conv_forward_plan(pl__simd *s, const pl_conv2d_shape *sh, const float *x,
-                                   const float *w, const float *b, float *y)
+                                   const float *w, const float *b, float *y, int relu,
+                                   void (*after)(const void *, int64_t, int64_t),
+                                   const void *after_ctx)
 {
     conv_plan p;
     pl_status st = conv_plan_make(s, sh, SLOT_OFF, &p);
@@ -431,7 +476,8 @@ static pl_status conv_forward_plan(pl__simd *s, const pl_conv2d_shape *sh, const
         return st;
     if ((st = pl__simd_reserve(s, p.src_floats)))
         return st;
-    conv_fwd_job j = {.s = s, .p = &p, .x = x, .w = w, .b = b, .y = y};
+    conv_fwd_job j = {.s = s, .p = &p, .x = x, .w = w, .b = b, .y = y, .relu = relu,
+                      .after = after, .after_ctx = after_ctx};
     pl__simd_run(s, sh->n, 2.0 * sh->n * sh->cout * p.K * sh->oh * sh->ow, conv_fwd_task, &j);
     return PL_OK;
 }
@@ -441,7 +487,17 @@ static pl_status k_conv2d_forward(pl__simd *s, const pl_conv2d_shape *sh, const 
 {
     if (!pl__simd_conv_shape_ok(sh))
         return pl__simd_fail(s, PL_EINVAL, "conv2d: inconsistent shape");
-    return conv_forward_plan(s, sh, x, w, b, y);
+    return conv_forward_plan(s, sh, x, w, b, y, 0, NULL, NULL);
+}
+
+/* the same with ReLU applied in the tile epilogue: y never makes a round
+ * trip through memory between the two */
+static pl_status k_conv2d_forward_relu(pl__simd *s, const pl_conv2d_shape *sh, const float *x,
+                                       const float *w, const float *b, float *y)
+{
+    if (!pl__simd_conv_shape_ok(sh))
+        return pl__simd_fail(s, PL_EINVAL, "conv2d: inconsistent shape");
+    return conv_forward_plan(s, sh, x, w, b, y, 1, NULL, NULL);
 }
 
 /* ---- conv2d backward data ------------------------------------------------- */
@@ -465,7 +521,7 @@ static void conv_bwd_col_task(void *ctx, int64_t t, int worker)
     float *dx = j->dx + (size_t)t * p->in_img;
     int Qs = ROUND_VL((int)P);
     gemm_rows(p->K, 1, (int)P, 0, 0, s->cout, j->w, 1, p->K, j->dy + (size_t)t * s->cout * P,
-              j->dyoff, dcol, Qs, NULL);
+              j->dyoff, dcol, Qs, NULL, 0, 0);
     memset(dx, 0, sizeof(float) * p->in_img);
     int k = 0;
     for (int ci = 0; ci < s->cin; ci++)
@@ -506,7 +562,7 @@ static pl_status k_conv2d_backward_data(pl__simd *s, const pl_conv2d_shape *sh,
                              .stride_h = 1, .stride_w = 1,
                              .pad_h = sh->kh - 1 - sh->pad_h, .pad_w = sh->kw - 1 - sh->pad_w,
                              .oh = sh->h, .ow = sh->w};
-        return conv_forward_plan(s, &t, dy, wt, NULL, dx);
+        return conv_forward_plan(s, &t, dy, wt, NULL, dx, 0, NULL, NULL);
     }
     conv_plan p;
     pl_status st = conv_plan_make(s, sh, SLOT_OFF, &p);
@@ -526,98 +582,273 @@ static pl_status k_conv2d_backward_data(pl__simd *s, const pl_conv2d_shape *sh,
 
 /* ---- conv2d backward weight ------------------------------------------------- */
 
+#if PL_SIMD_ISA == 3
+#define WMR 4 /* weight-gradient tile: 4 output channels x 6 taps */
+#define WNR 6
+#elif PL_SIMD_ISA == 2
+#define WMR 2
+#define WNR 5
+#else
+#define WMR 2
+#define WNR 4
+#endif
+
+/* Lane-wise partial sums of an mr x nr tile of dw over gn images:
+ *   acc[r][c] += Σ_g Σ_row Σ_v  A(g, r, row, v) · B(g, c, row, v)
+ * where A(g, r, ...) is row `row` of dy's channel i0+r of image g (pitch
+ * ap) and B(g, c, ...) the same row of tap j0+c of the image's source
+ * (pitch bp). The ragged last vector of a row is loaded with both operands
+ * zero-filled, so lanes past the row add exactly nothing. acc starts at 0
+ * (first) or from `lane` ([r][c][VL], row pitch ldl); it ends in `lane`,
+ * or, when final, as its horizontal sums in out[r*ldo + c]. */
+INLINE void dw_tile(const int mr, const int nr, int gn, int nrows, int rowlen, const float *A,
+                    ptrdiff_t ag, ptrdiff_t lda, ptrdiff_t ap, const float *B, ptrdiff_t bg,
+                    const ptrdiff_t *boff, ptrdiff_t bp, float *lane, ptrdiff_t ldl, int first,
+                    int final, float *out, ptrdiff_t ldo)
+{
+    vf acc[WMR][WNR];
+    int vf_ = rowlen / VL * VL;
+    vtail tm = vtail_make(rowlen > vf_ ? rowlen - vf_ : VL);
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < nr; c++)
+            acc[r][c] = first ? vzero() : vload(lane + r * ldl + c * VL);
+    for (int g = 0; g < gn; g++) {
+        const float *pa[WMR], *pb[WNR];
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++)
+            pa[r] = A + g * ag + r * lda;
+#pragma GCC unroll 8
+        for (int c = 0; c < nr; c++)
+            pb[c] = B + g * bg + boff[c];
+        for (int row = 0; row < nrows; row++) {
+            int q = 0;
+            for (; q < vf_; q += VL) {
+                vf av[WMR];
+#pragma GCC unroll 8
+                for (int r = 0; r < mr; r++)
+                    av[r] = vload(pa[r] + q);
+#pragma GCC unroll 8
+                for (int c = 0; c < nr; c++) {
+                    vf bv = vload(pb[c] + q);
+#pragma GCC unroll 8
+                    for (int r = 0; r < mr; r++)
+                        acc[r][c] = vfma(av[r], bv, acc[r][c]);
+                }
+            }
+            if (q < rowlen) {
+                vf av[WMR];
+#pragma GCC unroll 8
+                for (int r = 0; r < mr; r++)
+                    av[r] = vload_t(pa[r] + q, tm);
+#pragma GCC unroll 8
+                for (int c = 0; c < nr; c++) {
+                    vf bv = vload_t(pb[c] + q, tm);
+#pragma GCC unroll 8
+                    for (int r = 0; r < mr; r++)
+                        acc[r][c] = vfma(av[r], bv, acc[r][c]);
+                }
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < mr; r++)
+                pa[r] += ap;
+#pragma GCC unroll 8
+            for (int c = 0; c < nr; c++)
+                pb[c] += bp;
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < nr; c++) {
+            if (final)
+                out[r * ldo + c] = vhsum(acc[r][c]);
+            else
+                vstore(lane + r * ldl + c * VL, acc[r][c]);
+        }
+}
+
+#define DW_ARGS gn, nrows, rowlen, A, ag, lda, ap, B, bg, boff, bp, lane, ldl, first, final, out, ldo
+#define DW_COLS(m)                                                                 \
+    switch (nr) {                                                                  \
+    case 1: dw_tile(m, 1, DW_ARGS); break;                                         \
+    case 2: dw_tile(m, 2, DW_ARGS); break;                                         \
+    case 3: dw_tile(m, 3, DW_ARGS); break;                                         \
+    DW_WIDE(m)                                                                     \
+    default: dw_tile(m, WNR, DW_ARGS); break;                                      \
+    }
+#if WNR == 6
+#define DW_WIDE(m) case 4: dw_tile(m, 4, DW_ARGS); break; case 5: dw_tile(m, 5, DW_ARGS); break;
+#elif WNR == 5
+#define DW_WIDE(m) case 4: dw_tile(m, 4, DW_ARGS); break;
+#else
+#define DW_WIDE(m)
+#endif
+static void dw_tiles(int mr, int nr, int gn, int nrows, int rowlen, const float *A, ptrdiff_t ag,
+                     ptrdiff_t lda, ptrdiff_t ap, const float *B, ptrdiff_t bg,
+                     const ptrdiff_t *boff, ptrdiff_t bp, float *lane, ptrdiff_t ldl, int first,
+                     int final, float *out, ptrdiff_t ldo)
+{
+#if WMR == 4
+    if (mr == 4) {
+        DW_COLS(4)
+        return;
+    }
+    if (mr == 3) {
+        DW_COLS(3)
+        return;
+    }
+#endif
+    if (mr == 2) {
+        DW_COLS(2)
+    } else {
+        DW_COLS(1)
+    }
+}
+
 typedef struct conv_dw_job {
     pl__simd *s;
     const conv_plan *p;
     const float *x, *dy;
     float *part; /* [chunks][cout*K + cout] */
     int chunk;   /* images per chunk */
+    int group;   /* images per pass over the tiles */
     int want_db;
 } conv_dw_job;
 
-/* Per chunk of images, in q space (direct form: q = oy*Wp + ox, with dy
- * copied to rows of pitch Wp whose Wp - ow extra columns are zero):
- *   part_dw[co][k] = Σ_img Σ_q dyq[co][q] · src[boff[k] + q],  part_db[co] = Σ_img Σ dy[co] */
+/* Per chunk of images:
+ *   part_dw[co][k] = Σ_img Σ_(oy,ox) dy[co][oy][ox] · src[boff[k] + oy*bp + ox]
+ *   part_db[co]    = Σ_img Σ dy[co]
+ * The direct form with output rows wider than a vector reads dy and the
+ * source row by row (the ragged end of each row zero-filled in both). With
+ * narrower rows it runs over q = oy*Wp + ox as one long row, with dy copied
+ * to pitch Wp and zeros in the Wp - ow gap columns (so only the very last
+ * vector is ragged; a gap lane adds 0 · src, exactly nothing for finite
+ * inputs): a masked load per 14-float row would cost more than the copy.
+ * im2col runs over one row of oh*ow. The chunk's images are taken `group`
+ * at a time so that their dy and sources stay in L1 across all tiles;
+ * lane-wise partial sums carry over between groups in the worker buffer. */
+static int dw_by_rows(const conv_plan *p)
+{
+    return p->direct && p->Wp != p->s->ow && p->s->ow > VL;
+}
+
+static int dw_repitch(const conv_plan *p)
+{
+    return p->direct && p->Wp != p->s->ow && !dw_by_rows(p);
+}
+
 static void conv_dw_task(void *ctx, int64_t t, int worker)
 {
     conv_dw_job *j = ctx;
     const conv_plan *p = j->p;
     const pl_conv2d_shape *s = p->s;
     int i0 = (int)t * j->chunk, ng = imin(j->chunk, s->n - i0);
+    int M = s->cout, N = p->K;
     size_t P = (size_t)s->oh * s->ow;
+    int repitch = dw_repitch(p), by_rows = dw_by_rows(p);
+    int Q = repitch ? (s->oh - 1) * p->Wp + s->ow : (int)P;
+    /* dy floats per channel as read; a repitched channel has VL floats of
+     * room for the spill of its last row */
+    size_t LQ = repitch ? (size_t)ROUND_VL(Q) + VL : P;
     float *buf = pl__simd_wbuf(j->s, worker);
-    float *part = j->part + (size_t)t * ((size_t)s->cout * p->K + s->cout);
-
-    const float *src;
-    ptrdiff_t bg;
-    if (p->src_floats == 0) {
-        src = j->x + (size_t)i0 * p->in_img;
-        bg = (ptrdiff_t)p->in_img;
-    } else {
-        for (int g = 0; g < ng; g++)
-            conv_source(p, j->x + (size_t)(i0 + g) * p->in_img, buf + (size_t)g * p->src_floats);
-        src = buf;
-        bg = (ptrdiff_t)p->src_floats;
-    }
-    const float *dy = j->dy + (size_t)i0 * s->cout * P;
-    const float *a = dy;
-    ptrdiff_t lda = (ptrdiff_t)P, ag = (ptrdiff_t)(s->cout * P);
-    int Q = (int)P;
-    if (p->direct && p->Wp != s->ow) {
-        float *dq = buf + (size_t)ng * p->src_floats;
-        Q = (s->oh - 1) * p->Wp + s->ow;
-        lda = ROUND_VL(Q);
-        ag = lda * s->cout;
-        for (int g = 0; g < ng; g++)
-            for (int co = 0; co < s->cout; co++) {
-                float *d = dq + g * ag + co * lda;
-                const float *ds = dy + ((size_t)g * s->cout + co) * P;
-                for (int oy = 0; oy < s->oh; oy++)
-                    copy_row_pad(d + (size_t)oy * p->Wp, ds + (size_t)oy * s->ow, s->ow,
-                                 oy + 1 < s->oh ? p->Wp : s->ow);
+    float *dq = buf + (size_t)j->group * p->src_floats;
+    float *lane = dq + (repitch ? (size_t)j->group * M * LQ : 0);
+    float *part = j->part + (size_t)t * ((size_t)M * N + M);
+    for (int g0 = 0; g0 < ng; g0 += j->group) {
+        int gn = imin(j->group, ng - g0);
+        const float *src;
+        ptrdiff_t bg;
+        if (p->src_floats == 0) {
+            src = j->x + (size_t)(i0 + g0) * p->in_img;
+            bg = (ptrdiff_t)p->in_img;
+        } else {
+            for (int g = 0; g < gn; g++)
+                conv_source(p, j->x + (size_t)(i0 + g0 + g) * p->in_img, buf + (size_t)g * p->src_floats);
+            src = buf;
+            bg = (ptrdiff_t)p->src_floats;
+        }
+        const float *dy = j->dy + (size_t)(i0 + g0) * M * P;
+        if (repitch) {
+            /* copy (see copy_row_over) and, while dy is in registers, add it
+             * up for db: four chains rotating over the row vectors */
+            int of = s->ow / VL * VL;
+            vtail tr = vtail_make(s->ow > of ? s->ow - of : VL);
+            for (int co = 0; co < M; co++) {
+                vf ch[4] = {vzero(), vzero(), vzero(), vzero()};
+                int c = 0;
+                for (int g = 0; g < gn; g++) {
+                    float *d = dq + ((size_t)g * M + co) * LQ;
+                    const float *ds = dy + ((size_t)g * M + co) * P;
+                    for (int oy = 0; oy < s->oh; oy++, d += p->Wp, ds += s->ow) {
+                        int m = oy + 1 < s->oh ? p->Wp : s->ow, i = 0;
+                        for (; i < of; i += VL, c = (c + 1) & 3) {
+                            vf v = vload(ds + i);
+                            vstore(d + i, v);
+                            ch[c] = vadd(ch[c], v);
+                        }
+                        if (i < s->ow) {
+                            vf v = vload_t(ds + i, tr);
+                            vstore(d + i, v);
+                            ch[c] = vadd(ch[c], v);
+                            c = (c + 1) & 3;
+                            i += VL;
+                        }
+                        for (; i < m; i += VL)
+                            vstore(d + i, vzero());
+                    }
+                }
+                if (j->want_db) {
+                    float sum = vhsum(vadd(vadd(ch[0], ch[1]), vadd(ch[2], ch[3])));
+                    part[(size_t)M * N + co] = g0 == 0 ? sum : part[(size_t)M * N + co] + sum;
+                }
             }
-        a = dq;
+            dy = dq;
+        }
+        int first = g0 == 0, final = g0 + gn >= ng;
+        for (int r0 = 0, mr; r0 < M; r0 += mr) {
+            mr = imin(WMR, M - r0);
+            for (int c0 = 0; c0 < N; c0 += WNR)
+                dw_tiles(mr, imin(WNR, N - c0), gn, by_rows ? s->oh : 1, by_rows ? s->ow : Q,
+                         dy + (size_t)r0 * LQ, (ptrdiff_t)(M * LQ), (ptrdiff_t)LQ,
+                         by_rows ? s->ow : 0, src, bg, p->boff + c0, by_rows ? p->bp : 0,
+                         lane + ((size_t)r0 * N + c0) * VL, (ptrdiff_t)N * VL, first, final,
+                         part + (size_t)r0 * N + c0, N);
+        }
     }
-    dot_nt(s->cout, p->K, ng, Q, a, lda, ag, src, p->boff, bg, part, p->K, NULL);
-    if (j->want_db) {
+    if (j->want_db && !repitch) {
+        const float *dy = j->dy + (size_t)i0 * M * P;
         int pf = (int)P / VL * VL;
         vtail tm = vtail_make((int)P > pf ? (int)P - pf : VL);
-        for (int co = 0; co < s->cout; co++) {
-            vf acc = vzero();
+        for (int co = 0; co < M; co++) { /* four chains: an add's latency is 4 cycles */
+            vf acc[4] = {vzero(), vzero(), vzero(), vzero()};
             for (int g = 0; g < ng; g++) {
-                const float *r = dy + ((size_t)g * s->cout + co) * P;
+                const float *r = dy + ((size_t)g * M + co) * P;
                 int q = 0;
+                for (; q + 4 * VL <= pf; q += 4 * VL)
+                    for (int u = 0; u < 4; u++)
+                        acc[u] = vadd(acc[u], vload(r + q + u * VL));
                 for (; q < pf; q += VL)
-                    acc = vadd(acc, vload(r + q));
+                    acc[0] = vadd(acc[0], vload(r + q));
                 if (q < (int)P)
-                    acc = vadd(acc, vload_t(r + q, tm));
+                    acc[1] = vadd(acc[1], vload_t(r + q, tm));
             }
-            part[(size_t)s->cout * p->K + co] = vhsum(acc);
+            part[(size_t)M * N + co] = vhsum(vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
         }
     }
 }
 
-typedef struct sum_job {
-    const float *part;
-    size_t stride, n; /* elements per chunk partial, elements to sum */
-    int chunks;
-    float *out;
-} sum_job;
-
-#define SUM_BLOCK 4096
-
-/* out[e] = Σ_c part[c][e], c ascending */
-static void sum_task(void *ctx, int64_t t, int worker)
+/* out[e] = Σ_c part[c*stride + e], c ascending */
+static void sum_parts(const float *part, size_t stride, size_t n, int chunks, float *out)
 {
-    sum_job *j = ctx;
-    size_t e0 = (size_t)t * SUM_BLOCK, e1 = e0 + SUM_BLOCK < j->n ? e0 + SUM_BLOCK : j->n;
-    for (size_t e = e0; e < e1; e += VL) {
-        int len = (int)(e1 - e < VL ? e1 - e : VL);
+    for (size_t e = 0; e < n; e += VL) {
+        int len = (int)(n - e < VL ? n - e : VL);
         vtail tm = vtail_make(len);
-        vf acc = vload_t(j->part + e, tm);
-        for (int c = 1; c < j->chunks; c++)
-            acc = vadd(acc, vload_t(j->part + (size_t)c * j->stride + e, tm));
-        vstore_t(j->out + e, acc, tm);
+        vf acc = vload_t(part + e, tm);
+        for (int c = 1; c < chunks; c++)
+            acc = vadd(acc, vload_t(part + (size_t)c * stride + e, tm));
+        vstore_t(out + e, acc, tm);
     }
 }
 
@@ -634,43 +865,92 @@ static pl_status k_conv2d_backward_weight(pl__simd *s, const pl_conv2d_shape *sh
     /* fixed chunks of the batch (from n alone), summed in chunk order */
     int chunk = imin(8, sh->n / 8 > 0 ? sh->n / 8 : 1);
     int chunks = (sh->n + chunk - 1) / chunk;
-    size_t stride = (size_t)sh->cout * p.K + sh->cout;
+    size_t M = (size_t)sh->cout, N = (size_t)p.K, P = (size_t)sh->oh * sh->ow;
+    size_t stride = M * N + M;
     float *part = pl__simd_slot(s, SLOT_PART, stride * chunks);
     if (!part)
         return PL_ENOMEM;
-    size_t dq = p.direct && p.Wp != sh->ow ? (size_t)sh->cout * ROUND_VL((sh->oh - 1) * p.Wp + sh->ow) : 0;
-    if ((st = pl__simd_reserve(s, (p.src_floats + dq) * chunk)))
+    /* images per pass: as many as keep one pass's dy and sources within
+     * about 32 KB; a lane buffer too large for L2 is not worth it */
+    int repitch = dw_repitch(&p);
+    size_t dq = repitch ? M * ((size_t)ROUND_VL((sh->oh - 1) * p.Wp + sh->ow) + VL) : 0;
+    size_t per_img = (M * P + dq + (p.src_floats ? p.src_floats : p.in_img)) * sizeof(float);
+    size_t lane = M * N * VL;
+    int group = (int)(32768 / per_img);
+    group = group < 1 ? 1 : group > chunk ? chunk : group;
+    if (group < chunk && lane * sizeof(float) > 262144)
+        group = chunk;
+    if ((st = pl__simd_reserve(s, (p.src_floats + dq) * group + (group < chunk ? lane : 0))))
         return st;
-    conv_dw_job j = {.s = s, .p = &p, .x = x, .dy = dy, .part = part, .chunk = chunk, .want_db = db != NULL};
-    pl__simd_run(s, chunks, 2.0 * sh->n * sh->cout * p.K * sh->oh * sh->ow, conv_dw_task, &j);
-    size_t nw = (size_t)sh->cout * p.K;
-    sum_job sj = {.part = part, .stride = stride, .n = nw, .chunks = chunks, .out = dw};
-    pl__simd_run(s, (int64_t)((nw + SUM_BLOCK - 1) / SUM_BLOCK), (double)nw * chunks, sum_task, &sj);
-    if (db) {
-        sum_job bj = {.part = part + nw, .stride = stride, .n = (size_t)sh->cout, .chunks = chunks, .out = db};
-        sum_task(&bj, 0, 0);
-    }
+    conv_dw_job j = {.s = s, .p = &p, .x = x, .dy = dy, .part = part, .chunk = chunk,
+                     .group = group, .want_db = db != NULL};
+    pl__simd_run(s, chunks, 2.0 * sh->n * M * N * P, conv_dw_task, &j);
+    sum_parts(part, stride, M * N, chunks, dw);
+    if (db)
+        sum_parts(part + M * N, stride, M, chunks, db);
     return PL_OK;
 }
 
 /* ---- linear -------------------------------------------------------------- */
 
-#define LIN_ROWS 8 /* rows per task (a multiple of MR and DMR) */
+#define LIN_ROWS 8 /* rows per task (a multiple of MR) */
 
 typedef struct lin_job {
     int n, in, out;
     const float *a, *b, *bias;
     const ptrdiff_t *off;
     float *c;
+    int relu;
 } lin_job;
 
-/* y[r][o] = b[o] + Σ_i x[r][i] w[o][i], rows [8t, 8t+8) */
+/* y[r][o] = b[o] + Σ_i x[r][i] w[o][i], rows [8t, 8t+8): a gemm over the
+ * transposed weights wt[i][o] (x broadcast, wt loaded along o; one fma
+ * chain per element in i order), then bias and ReLU in a pass over the
+ * rows while they are in L1 */
 static void lin_fwd_task(void *ctx, int64_t t, int worker)
 {
     lin_job *j = ctx;
-    int r0 = (int)t * LIN_ROWS, m = imin(LIN_ROWS, j->n - r0);
-    dot_nt(m, j->out, 1, j->in, j->a + (size_t)r0 * j->in, j->in, 0, j->b, j->off, 0,
-           j->c + (size_t)r0 * j->out, j->out, j->bias);
+    int r0 = (int)t * LIN_ROWS, m = imin(LIN_ROWS, j->n - r0), out = j->out;
+    float *y = j->c + (size_t)r0 * out;
+    for (int i = 0; i < m; i += 4) /* 4 rows x up to 6 vectors of outputs per tile */
+        gemm_rows(imin(4, m - i), 1, out, 0, 0, j->in, j->a + (size_t)(r0 + i) * j->in, j->in, 1,
+                  j->b, j->off, y + (size_t)i * out, out, NULL, 1, 0);
+    if (!j->bias && !j->relu)
+        return;
+    const vf z = vzero();
+    for (int r = 0; r < m; r++)
+        for (int o = 0; o < out; o += VL) {
+            int len = imin(VL, out - o);
+            vtail tl = vtail_make(len);
+            float *yr = y + (size_t)r * out + o;
+            vf v = len == VL ? vload(yr) : vload_t(yr, tl);
+            if (j->bias) /* b + Σ, as ref adds it */
+                v = vadd(len == VL ? vload(j->bias + o) : vload_t(j->bias + o, tl), v);
+            if (j->relu)
+                v = vsel(vgt(z, v), v, z);
+            if (len == VL)
+                vstore(yr, v);
+            else
+                vstore_t(yr, v, tl);
+        }
+}
+
+/* wt[i][o] = w[o][i], rows of ldw floats (zeros past out) */
+static void transpose_weights(const float *w, int out, int in, float *wt, int ldw)
+{
+    for (int o0 = 0; o0 < ldw; o0 += VL)
+        for (int i0 = 0; i0 < in; i0 += VL) {
+            int ni = imin(VL, in - i0), no = imin(VL, out - o0);
+            vtail ti = vtail_make(ni);
+            vf r[VL];
+            for (int k = 0; k < VL; k++) {
+                const float *wr = w + (size_t)(o0 + k) * in + i0;
+                r[k] = k >= no ? vzero() : ni == VL ? vload(wr) : vload_t(wr, ti);
+            }
+            transpose_vl(r);
+            for (int c = 0; c < ni; c++)
+                vstore(wt + (size_t)(i0 + c) * ldw + o0, r[c]);
+        }
 }
 
 static ptrdiff_t *row_offsets(pl__simd *s, int slot, int rows, ptrdiff_t stride)
@@ -682,16 +962,158 @@ static ptrdiff_t *row_offsets(pl__simd *s, int slot, int rows, ptrdiff_t stride)
     return off;
 }
 
-static pl_status k_linear_forward(pl__simd *s, int n, int in, int out, const float *x,
-                                  const float *w, const float *b, float *y)
+static pl_status linear_forward(pl__simd *s, int n, int in, int out, const float *x,
+                                const float *w, const float *b, float *y, int relu)
 {
     if (n < 1 || in < 1 || out < 1)
         return pl__simd_fail(s, PL_EINVAL, "linear: sizes must be positive");
-    ptrdiff_t *off = row_offsets(s, SLOT_OFF, out, in);
-    if (!off)
+    int ldw = ROUND_VL(out);
+    ptrdiff_t *off = row_offsets(s, SLOT_OFF, in, ldw);
+    float *wt = pl__simd_slot(s, SLOT_W, (size_t)in * ldw);
+    if (!off || !wt)
         return PL_ENOMEM;
-    lin_job j = {.n = n, .in = in, .out = out, .a = x, .b = w, .bias = b, .off = off, .c = y};
+    transpose_weights(w, out, in, wt, ldw);
+    lin_job j = {.n = n, .in = in, .out = out, .a = x, .b = wt, .bias = b, .off = off, .c = y,
+                 .relu = relu};
     pl__simd_run(s, (n + LIN_ROWS - 1) / LIN_ROWS, 2.0 * n * in * out, lin_fwd_task, &j);
+    return PL_OK;
+}
+
+static pl_status k_linear_forward(pl__simd *s, int n, int in, int out, const float *x,
+                                  const float *w, const float *b, float *y)
+{
+    return linear_forward(s, n, in, out, x, w, b, y, 0);
+}
+
+static pl_status k_linear_forward_relu(pl__simd *s, int n, int in, int out, const float *x,
+                                       const float *w, const float *b, float *y)
+{
+    return linear_forward(s, n, in, out, x, w, b, y, 1);
+}
+
+/* ---- sparse linear (CSR) ---------------------------------------------------- */
+
+#define CSR_NV 2               /* vectors of images per block */
+#define CSR_NB (CSR_NV * VL)   /* images per block (task) */
+
+typedef struct csr_job {
+    pl__simd *s;
+    int n, in, out;
+    const float *x, *b;
+    const pl_csr *w;
+    float *y;
+} csr_job;
+
+/* One block of CSR_NB images: x transposed to xt[in][CSR_NB] (image-minor,
+ * so one stored weight multiplies CSR_NB images with contiguous loads),
+ *   yt[o][r] = b[o] + Σ_{even e} v[e]·xt[c[e]][r] + Σ_{odd e} v[e]·xt[c[e]][r]
+ * (entries of row o in order; two chains hide the fma latency), and yt
+ * transposed back VL outputs at a time. */
+static void csr_task(void *ctx, int64_t t, int worker)
+{
+    csr_job *j = ctx;
+    const int in = j->in, out = j->out, r0 = (int)t * CSR_NB, nr = imin(CSR_NB, j->n - r0);
+    const int64_t *rp = j->w->row_ptr;
+    const int32_t *ci = j->w->col_idx;
+    const float *val = j->w->values;
+    float *xt = pl__simd_wbuf(j->s, worker), *tb = xt + (size_t)in * CSR_NB;
+    for (int g = 0; g < CSR_NV; g++) {
+        const float *xg = j->x + (size_t)(r0 + g * VL) * in;
+        int rows = imin(VL, nr - g * VL); /* images of this vector that exist */
+        for (int i0 = 0; i0 < in; i0 += VL) {
+            int ni = imin(VL, in - i0);
+            vf r[VL];
+            if (rows == VL && ni == VL) {
+#pragma GCC unroll 16
+                for (int k = 0; k < VL; k++)
+                    r[k] = vload(xg + (size_t)k * in + i0);
+            } else {
+                vtail ti = vtail_make(ni);
+                for (int k = 0; k < VL; k++)
+                    r[k] = k < rows ? vload_t(xg + (size_t)k * in + i0, ti) : vzero();
+            }
+            transpose_vl(r);
+            float *d = xt + (size_t)i0 * CSR_NB + g * VL;
+            if (ni == VL) {
+#pragma GCC unroll 16
+                for (int c = 0; c < VL; c++)
+                    vstore(d + (size_t)c * CSR_NB, r[c]);
+            } else {
+                for (int c = 0; c < ni; c++)
+                    vstore(d + (size_t)c * CSR_NB, r[c]);
+            }
+        }
+    }
+    for (int o0 = 0; o0 < out; o0 += VL) {
+        int no = imin(VL, out - o0);
+        for (int oo = 0; oo < no; oo++) {
+            int o = o0 + oo;
+            vf a[CSR_NV], c2[CSR_NV];
+            vf b0 = j->b ? vset1(j->b[o]) : vzero();
+#pragma GCC unroll 4
+            for (int g = 0; g < CSR_NV; g++) {
+                a[g] = b0;
+                c2[g] = vzero();
+            }
+            int64_t e = rp[o], e1 = rp[o + 1];
+            for (; e + 1 < e1; e += 2) {
+                const float *xa = xt + (size_t)ci[e] * CSR_NB, *xb = xt + (size_t)ci[e + 1] * CSR_NB;
+                vf va = vset1(val[e]), vb = vset1(val[e + 1]);
+#pragma GCC unroll 4
+                for (int g = 0; g < CSR_NV; g++) {
+                    a[g] = vfma(va, vload(xa + g * VL), a[g]);
+                    c2[g] = vfma(vb, vload(xb + g * VL), c2[g]);
+                }
+            }
+            if (e < e1) {
+                const float *xa = xt + (size_t)ci[e] * CSR_NB;
+                vf va = vset1(val[e]);
+#pragma GCC unroll 4
+                for (int g = 0; g < CSR_NV; g++)
+                    a[g] = vfma(va, vload(xa + g * VL), a[g]);
+            }
+#pragma GCC unroll 4
+            for (int g = 0; g < CSR_NV; g++)
+                vstore(tb + ((size_t)g * VL + oo) * VL, vadd(a[g], c2[g]));
+        }
+        vtail to = vtail_make(no);
+        for (int g = 0; g < CSR_NV && g * VL < nr; g++) {
+            vf r[VL];
+#pragma GCC unroll 16
+            for (int k = 0; k < VL; k++)
+                r[k] = k < no ? vload(tb + ((size_t)g * VL + k) * VL) : vzero();
+            transpose_vl(r);
+            for (int k = 0; k < VL && g * VL + k < nr; k++) {
+                float *yr = j->y + (size_t)(r0 + g * VL + k) * out + o0;
+                if (no == VL)
+                    vstore(yr, r[k]);
+                else
+                    vstore_t(yr, r[k], to);
+            }
+        }
+    }
+}
+
+static pl_status k_linear_forward_csr(pl__simd *s, int n, int in, int out, const float *x,
+                                      const pl_csr *w, const float *b, float *y)
+{
+    if (n < 1 || in < 1 || out < 1)
+        return pl__simd_fail(s, PL_EINVAL, "linear: sizes must be positive");
+    if (!w || w->rows != out || w->cols != in || !w->row_ptr || w->row_ptr[0] != 0 ||
+        w->row_ptr[out] != w->nnz || (w->nnz && (!w->col_idx || !w->values)))
+        return pl__simd_fail(s, PL_EINVAL, "linear_forward_csr: the matrix does not match the shape");
+    for (int o = 0; o < out; o++)
+        if (w->row_ptr[o + 1] < w->row_ptr[o])
+            return pl__simd_fail(s, PL_EINVAL, "linear_forward_csr: row_ptr decreases");
+    for (int64_t e = 0; e < w->nnz; e++)
+        if ((uint32_t)w->col_idx[e] >= (uint32_t)in)
+            return pl__simd_fail(s, PL_EINVAL, "linear_forward_csr: column index out of range");
+    pl_status st = pl__simd_reserve(s, (size_t)in * CSR_NB + (size_t)CSR_NV * VL * VL);
+    if (st)
+        return st;
+    csr_job j = {.s = s, .n = n, .in = in, .out = out, .x = x, .b = b, .w = w, .y = y};
+    pl__simd_run(s, (n + CSR_NB - 1) / CSR_NB, 2.0 * n * (double)w->nnz + 4.0 * n * in,
+                 csr_task, &j);
     return PL_OK;
 }
 
@@ -701,7 +1123,7 @@ static void lin_bwd_data_task(void *ctx, int64_t t, int worker)
     lin_job *j = ctx;
     int r0 = (int)t * LIN_ROWS, m = imin(LIN_ROWS, j->n - r0);
     gemm_rows(m, 1, j->in, 0, 0, j->out, j->a + (size_t)r0 * j->out, j->out, 1, j->b, j->off,
-              j->c + (size_t)r0 * j->in, j->in, NULL);
+              j->c + (size_t)r0 * j->in, j->in, NULL, 0, 0);
 }
 
 static pl_status k_linear_backward_data(pl__simd *s, int n, int in, int out, const float *dy,
@@ -723,7 +1145,7 @@ static void lin_bwd_weight_task(void *ctx, int64_t t, int worker)
     lin_job *j = ctx;
     int o0 = (int)t * LIN_ROWS, m = imin(LIN_ROWS, j->out - o0);
     gemm_rows(m, 1, j->in, 0, 0, j->n, j->a + o0, 1, j->out, j->b, j->off,
-              j->c + (size_t)o0 * j->in, j->in, NULL);
+              j->c + (size_t)o0 * j->in, j->in, NULL, 0, 0);
 }
 
 static pl_status k_linear_backward_weight(pl__simd *s, int n, int in, int out, const float *x,
@@ -920,15 +1342,12 @@ static void maxpool2x2_plane(const pl_pool2d_shape *s, const float *xp, float *y
         }
 }
 
-static void pool_task(void *ctx, int64_t t, int worker)
+/* pools planes [p0, p1) */
+static void pool_planes(const pool_job *j, int64_t p0, int64_t p1)
 {
-    pool_job *j = ctx;
     const pl_pool2d_shape *s = j->s;
     if (j->is_max && is_pool2x2(s)) {
         const vi ramp2 = viramp(2);
-        int64_t p0 = t * POOL_PLANES, p1 = p0 + POOL_PLANES;
-        if (p1 > (int64_t)s->n * s->c)
-            p1 = (int64_t)s->n * s->c;
         for (int64_t p = p0; p < p1; p++)
             maxpool2x2_plane(s, j->x + (size_t)p * s->h * s->w, j->y + (size_t)p * s->oh * s->ow,
                              j->am ? j->am + (size_t)p * s->oh * s->ow : NULL, ramp2);
@@ -943,9 +1362,6 @@ static void pool_task(void *ctx, int64_t t, int worker)
     if (sw > 2 || oxa > oxb)
         oxa = oxb = s->ow;
     const vi ramp = viramp(sw);
-    int64_t p0 = t * POOL_PLANES, p1 = p0 + POOL_PLANES;
-    if (p1 > (int64_t)s->n * s->c)
-        p1 = (int64_t)s->n * s->c;
     for (int64_t p = p0; p < p1; p++) {
         const float *xp = j->x + (size_t)p * s->h * s->w;
         float *yp = j->y + (size_t)p * s->oh * s->ow;
@@ -966,6 +1382,36 @@ static void pool_task(void *ctx, int64_t t, int worker)
                 pool_scalar(j, xp, oy, ox, ky0, ky1, yr + ox, ar ? ar + ox : NULL);
         }
     }
+}
+
+static void pool_task(void *ctx, int64_t t, int worker)
+{
+    const pool_job *j = ctx;
+    int64_t p0 = t * POOL_PLANES, p1 = p0 + POOL_PLANES;
+    if (p1 > (int64_t)j->s->n * j->s->c)
+        p1 = (int64_t)j->s->n * j->s->c;
+    pool_planes(j, p0, p1);
+}
+
+/* conv + ReLU + max pooling: each image's ReLU output is pooled by the task
+ * that made it, while its planes are still in L1 */
+static void pool_after_conv(const void *pool, int64_t p0, int64_t p1)
+{
+    pool_planes(pool, p0, p1);
+}
+
+static pl_status k_conv2d_forward_relu_maxpool(pl__simd *s, const pl_conv2d_shape *sh,
+                                               const float *x, const float *w, const float *b,
+                                               float *yr, const pl_pool2d_shape *ps, float *yp,
+                                               int32_t *argmax)
+{
+    if (!pl__simd_conv_shape_ok(sh))
+        return pl__simd_fail(s, PL_EINVAL, "conv2d: inconsistent shape");
+    if (!pl__simd_pool_shape_ok(ps) || ps->n != sh->n || ps->c != sh->cout || ps->h != sh->oh ||
+        ps->w != sh->ow)
+        return pl__simd_fail(s, PL_EINVAL, "conv2d_forward_relu_maxpool: the pool does not fit the conv's output");
+    pool_job pj = {.s = ps, .x = yr, .y = yp, .am = argmax, .is_max = 1};
+    return conv_forward_plan(s, sh, x, w, b, yr, 1, pool_after_conv, &pj);
 }
 
 static pl_status pool_forward(pl__simd *s, const pl_pool2d_shape *sh, const float *x, float *y,
@@ -1025,6 +1471,106 @@ static void maxpool2x2_bwd_plane(const pl_pool2d_shape *s, const float *dy, cons
         zero_row(dx + 2 * s->oh * s->w, (s->h - 2 * s->oh) * s->w);
 }
 
+/* dx[x0 + sw*l] += v[l] for l < len, sw 1 or 2 (a stride-2 row adds the
+ * interleave of v with zeros over 2*len - 1 floats; +0 leaves a sum
+ * unchanged: dx starts at +0 and never holds -0) */
+INLINE void row_scatter_add(float *d, int sw, int len, vf v)
+{
+    if (sw == 1) {
+        if (len == VL)
+            vstore(d, vadd(vload(d), v));
+        else {
+            vtail t = vtail_make(len);
+            vstore_t(d, vadd(vload_t(d, t), v), t);
+        }
+        return;
+    }
+    int span = 2 * len - 1;
+    vf lo = vzip_lo(v, vzero()), hi = vzip_hi(v, vzero());
+    if (span >= VL) {
+        vstore(d, vadd(vload(d), lo));
+        if (span > VL) {
+            vtail t = vtail_make(span - VL);
+            vstore_t(d + VL, vadd(vload_t(d + VL, t), hi), t);
+        }
+    } else {
+        vtail t = vtail_make(span);
+        vstore_t(d, vadd(vload_t(d, t), lo), t);
+    }
+}
+
+/* Outputs ox whose tap kx lands inside the row: [*a, *b). */
+static inline void tap_range(const pl_pool2d_shape *s, int kx, int *a, int *b)
+{
+    int sw = s->stride_w, lo = s->pad_w - kx, hi = s->w - 1 + s->pad_w - kx;
+    *a = lo > 0 ? (lo + sw - 1) / sw : 0;
+    *b = hi < 0 ? 0 : imin(s->ow, hi / sw + 1);
+}
+
+/* Pooling backward, any window with stride_w 1 or 2, vectorised along the
+ * output row: for each output row oy and tap (ky, kx), the dy row (times
+ * 1/(kh*kw) for average pooling; masked to the outputs whose argmax is
+ * this tap for max pooling) is added into the input row it came from. */
+static void pool_bwd_rows(const pl_pool2d_shape *s, const float *dy, const int32_t *am, float *dx)
+{
+    int sw = s->stride_w;
+    const vf inv = vset1(1.0f / (float)(s->kh * s->kw)), z = vzero();
+    const vi ramp = viramp(sw);
+    zero_row(dx, s->h * s->w);
+    for (int oy = 0; oy < s->oh; oy++) {
+        const float *g = dy + (size_t)oy * s->ow;
+        const int32_t *ar = am ? am + (size_t)oy * s->ow : NULL;
+        for (int ky = 0; ky < s->kh; ky++) {
+            int iy = oy * s->stride_h - s->pad_h + ky;
+            if (iy < 0 || iy >= s->h)
+                continue;
+            float *drow = dx + (size_t)iy * s->w;
+            for (int kx = 0; kx < s->kw; kx++) {
+                int oxa, oxb;
+                tap_range(s, kx, &oxa, &oxb);
+                for (int ox = oxa; ox < oxb; ox += VL) {
+                    int len = imin(VL, oxb - ox), ix = ox * sw - s->pad_w + kx;
+                    vtail tl = vtail_make(len);
+                    vf v = len == VL ? vload(g + ox) : vload_t(g + ox, tl);
+                    if (ar) {
+                        vi idx = viadd(viset1(iy * s->w + ix), ramp);
+                        v = vsel(vieq(viload_t(ar + ox, tl), idx), z, v);
+                    } else {
+                        v = vmul(v, inv);
+                    }
+                    row_scatter_add(drow + ix, sw, len, v);
+                }
+            }
+        }
+    }
+}
+
+/* dx = 0; dx[argmax] += dy in output order (strides other than 1 and 2) */
+static void pool_bwd_scalar(const pl_pool2d_shape *s, const float *dy, const int32_t *am, float *dx)
+{
+    size_t plane = (size_t)s->h * s->w, oplane = (size_t)s->oh * s->ow;
+    memset(dx, 0, sizeof(float) * plane);
+    if (am) {
+        for (size_t o = 0; o < oplane; o++)
+            if ((uint32_t)am[o] < plane)
+                dx[am[o]] += dy[o];
+        return;
+    }
+    float inv = 1.0f / (float)(s->kh * s->kw);
+    for (int oy = 0; oy < s->oh; oy++) {
+        int y0 = oy * s->stride_h - s->pad_h;
+        int ky0 = y0 < 0 ? -y0 : 0, ky1 = imin(s->kh, s->h - y0);
+        for (int ox = 0; ox < s->ow; ox++) {
+            int x0 = ox * s->stride_w - s->pad_w;
+            int kx0 = x0 < 0 ? -x0 : 0, kx1 = imin(s->kw, s->w - x0);
+            float gv = dy[oy * s->ow + ox] * inv;
+            for (int ky = ky0; ky < ky1; ky++)
+                for (int kx = kx0; kx < kx1; kx++)
+                    dx[(y0 + ky) * s->w + x0 + kx] += gv;
+        }
+    }
+}
+
 static void maxpool_bwd_task(void *ctx, int64_t t, int worker)
 {
     pool_bwd_job *j = ctx;
@@ -1033,43 +1579,54 @@ static void maxpool_bwd_task(void *ctx, int64_t t, int worker)
     int64_t p0 = t * POOL_PLANES, p1 = p0 + POOL_PLANES;
     if (p1 > (int64_t)s->n * s->c)
         p1 = (int64_t)s->n * s->c;
-    if (is_pool2x2(s)) {
+    if (j->am && is_pool2x2(s)) {
         const vi ramp2 = viramp(2);
         for (int64_t p = p0; p < p1; p++)
             maxpool2x2_bwd_plane(s, j->dy + p * oplane, j->am + p * oplane, j->dx + p * plane, ramp2);
         return;
     }
-    /* dx = 0; dx[argmax] += dy in output order */
-    memset(j->dx + p0 * plane, 0, sizeof(float) * plane * (size_t)(p1 - p0));
     for (int64_t p = p0; p < p1; p++) {
-        float *dx = j->dx + p * plane;
-        const float *dy = j->dy + p * oplane;
-        const int32_t *am = j->am + p * oplane;
-        for (size_t o = 0; o < oplane; o++) {
-            if ((uint32_t)am[o] >= plane) {
-                atomic_store_explicit(&j->bad, 1, memory_order_relaxed);
-                continue;
-            }
-            dx[am[o]] += dy[o];
-        }
+        const int32_t *am = j->am ? j->am + p * oplane : NULL;
+        if (am)
+            for (size_t o = 0; o < oplane; o++)
+                if ((uint32_t)am[o] >= plane)
+                    atomic_store_explicit(&j->bad, 1, memory_order_relaxed);
+        if (s->stride_w <= 2)
+            pool_bwd_rows(s, j->dy + p * oplane, am, j->dx + p * plane);
+        else
+            pool_bwd_scalar(s, j->dy + p * oplane, am, j->dx + p * plane);
     }
+}
+
+static pl_status pool_backward(pl__simd *s, const pl_pool2d_shape *sh, const float *dy,
+                               const int32_t *argmax, float *dx)
+{
+    if (!pl__simd_pool_shape_ok(sh))
+        return pl__simd_fail(s, PL_EINVAL, "pool2d: inconsistent shape");
+    pool_bwd_job j = {.s = sh, .dy = dy, .am = argmax, .dx = dx};
+    atomic_init(&j.bad, 0);
+    int64_t planes = (int64_t)sh->n * sh->c;
+    pl__simd_run(s, (planes + POOL_PLANES - 1) / POOL_PLANES,
+                 (double)planes * (sh->h * sh->w + 2.0 * sh->oh * sh->ow * sh->kh * sh->kw),
+                 maxpool_bwd_task, &j);
+    if (atomic_load(&j.bad))
+        return pl__simd_fail(s, PL_EINVAL, "maxpool2d_backward: argmax out of range");
+    return PL_OK;
 }
 
 static pl_status k_maxpool2d_backward(pl__simd *s, const pl_pool2d_shape *sh, const float *dy,
                                       const int32_t *argmax, float *dx)
 {
-    if (!pl__simd_pool_shape_ok(sh))
-        return pl__simd_fail(s, PL_EINVAL, "pool2d: inconsistent shape");
     if (!argmax)
         return pl__simd_fail(s, PL_EINVAL, "maxpool2d_backward: argmax is required");
-    pool_bwd_job j = {.s = sh, .dy = dy, .am = argmax, .dx = dx};
-    atomic_init(&j.bad, 0);
-    int64_t planes = (int64_t)sh->n * sh->c;
-    pl__simd_run(s, (planes + POOL_PLANES - 1) / POOL_PLANES,
-                 (double)planes * (sh->h * sh->w + 2 * sh->oh * sh->ow), maxpool_bwd_task, &j);
-    if (atomic_load(&j.bad))
-        return pl__simd_fail(s, PL_EINVAL, "maxpool2d_backward: argmax out of range");
-    return PL_OK;
+    return pool_backward(s, sh, dy, argmax, dx);
+}
+
+/* dx[window] += dy / (kh*kw) */
+static pl_status k_avgpool2d_backward(pl__simd *s, const pl_pool2d_shape *sh, const float *dy,
+                                      float *dx)
+{
+    return pool_backward(s, sh, dy, NULL, dx);
 }
 
 static pl_status k_avgpool2d_forward(pl__simd *s, const pl_pool2d_shape *sh, const float *x,
@@ -1078,13 +1635,147 @@ static pl_status k_avgpool2d_forward(pl__simd *s, const pl_pool2d_shape *sh, con
     return pool_forward(s, sh, x, y, NULL, 0);
 }
 
+/* ---- softmax cross-entropy --------------------------------------------------- */
+
+/* e^x, for the x <= 0 of a softmax: x = n·ln2 + r with |r| <= ln2/2 and
+ * e^r from Cephes' degree-6 polynomial (about 2 ulp). Below -87 the result
+ * is e^-87 ~ 1.6e-38 instead of 0; NaN stays NaN (vmax returns its second
+ * operand when one is NaN). */
+INLINE vf vexp_neg(vf x)
+{
+    x = vmax(vset1(-87.0f), x);
+    vf n = vfrom_i(vround_i(vmul(x, vset1(1.44269504088896341f))));
+    vf r = vfma(n, vset1(-0.693359375f), x);
+    r = vfma(n, vset1(2.12194440e-4f), r);
+    vf p = vset1(1.9875691500e-4f);
+    p = vfma(p, r, vset1(1.3981999507e-3f));
+    p = vfma(p, r, vset1(8.3334519073e-3f));
+    p = vfma(p, r, vset1(4.1665795894e-2f));
+    p = vfma(p, r, vset1(1.6666665459e-1f));
+    p = vfma(p, r, vset1(5.0000001201e-1f));
+    p = vfma(p, vmul(r, r), vadd(r, vset1(1.0f)));
+    return vmul(p, vpow2i(vround_i(n)));
+}
+
+typedef struct xent_job {
+    int n, classes;
+    const float *logits;
+    const int32_t *labels;
+    float scale;
+    float *dlogits;
+    double *row_loss;
+    int32_t *row_right;
+} xent_job;
+
+#define XENT_ROWS 32
+
+/* per row: m = the first maximum; loss = log Σ e^(z-m) - (z_label - m);
+ * dlogits = (e^(z-m) / Σ - onehot) · scale, VL classes at a time */
+static void xent_task(void *ctx, int64_t t, int worker)
+{
+    xent_job *j = ctx;
+    int C = j->classes;
+    int r1 = imin((int)(t + 1) * XENT_ROWS, j->n);
+    for (int r = (int)t * XENT_ROWS; r < r1; r++) {
+        const float *z = j->logits + (size_t)r * C;
+        int arg = 0;
+        for (int c = 1; c < C; c++)
+            if (z[c] > z[arg])
+                arg = c;
+        float m = z[arg];
+        const vf mv = vset1(m);
+        float *d = j->dlogits ? j->dlogits + (size_t)r * C : NULL;
+        vf sum = vzero();
+        for (int c = 0; c < C; c += VL) {
+            int len = imin(VL, C - c);
+            vtail tl = vtail_make(len);
+            vf e = vexp_neg(vsub(len == VL ? vload(z + c) : vload_t(z + c, tl), mv));
+            if (len < VL) /* lanes past the row: e^(0 - m) must not count */
+                e = vsel(vgt(vfrom_i(viramp(1)), vset1((float)len - 0.5f)), e, vzero());
+            sum = vadd(sum, e);
+            if (d) {
+                if (len == VL)
+                    vstore(d + c, e);
+                else
+                    vstore_t(d + c, e, tl);
+            }
+        }
+        float total = vhsum(sum);
+        int label = j->labels[r];
+        j->row_loss[r] = log((double)total) - (double)(z[label] - m);
+        j->row_right[r] = arg == label;
+        if (d) {
+            const vf inv = vset1(1.0f / total), sc = vset1(j->scale), one = vset1(1.0f);
+            const vi lab = viset1(label);
+            for (int c = 0; c < C; c += VL) {
+                int len = imin(VL, C - c);
+                vtail tl = vtail_make(len);
+                vf p = vmul(len == VL ? vload(d + c) : vload_t(d + c, tl), inv);
+                p = vsel(vieq(viadd(viramp(1), viset1(c)), lab), p, vsub(p, one));
+                vf v = vmul(p, sc);
+                if (len == VL)
+                    vstore(d + c, v);
+                else
+                    vstore_t(d + c, v, tl);
+            }
+        }
+    }
+}
+
+static pl_status k_softmax_xent(pl__simd *s, int n, int classes, const float *logits,
+                                const int32_t *labels, float grad_scale, float *dlogits,
+                                double *loss_sum, int64_t *correct)
+{
+    if (n < 1 || classes < 1)
+        return pl__simd_fail(s, PL_EINVAL, "softmax_xent: sizes must be positive");
+    for (int r = 0; r < n; r++)
+        if (labels[r] < 0 || labels[r] >= classes)
+            return pl__simd_fail(s, PL_EINVAL, "softmax_xent: label out of range");
+    /* per-row results land in scratch and are summed in row order */
+    size_t words = (size_t)n * (sizeof(double) + sizeof(int32_t)) / sizeof(float) + 2;
+    float *scratch = pl__simd_slot(s, SLOT_OFF, words);
+    if (!scratch)
+        return PL_ENOMEM;
+    xent_job j = {.n = n, .classes = classes, .logits = logits, .labels = labels,
+                  .scale = grad_scale, .dlogits = dlogits, .row_loss = (double *)(void *)scratch,
+                  .row_right = (int32_t *)(void *)((double *)(void *)scratch + n)};
+    pl__simd_run(s, (n + XENT_ROWS - 1) / XENT_ROWS, 40.0 * n * classes, xent_task, &j);
+    double loss = 0.0;
+    int64_t right = 0;
+    for (int r = 0; r < n; r++) {
+        loss += j.row_loss[r];
+        right += j.row_right[r];
+    }
+    *loss_sum = loss;
+    *correct = right;
+    return PL_OK;
+}
+
 /* ---- element-wise ---------------------------------------------------------- */
 
-#define EW_BLOCK 16384 /* elements per task (relu) */
-#define OPT_BLOCK 4096 /* elements per task (optimizers: ~10 cycles per element) */
+#define EW_BLOCK 8192  /* least elements per task (relu) */
+#define OPT_BLOCK 2048 /* least elements per task (optimizers: ~10 cycles per element) */
+
+/* Element-wise work is cut into an even number of equal blocks (at most
+ * 16, from n alone), so that two threads get equal halves, and for a
+ * batch-major tensor the half of the images their core already holds. Any
+ * cut gives the same results. */
+static int64_t ew_block(int64_t n, int64_t least, int64_t *ntasks)
+{
+    if (n <= 0) {
+        *ntasks = 0;
+        return VL;
+    }
+    int64_t nt = n / least;
+    nt = nt > 16 ? 16 : nt > 1 ? nt & ~(int64_t)1 : 1;
+    int64_t b = ((n + nt - 1) / nt + VL - 1) / VL * VL;
+    *ntasks = (n + b - 1) / b;
+    return b;
+}
 
 typedef struct ew_job {
     int64_t n;
+    int64_t block;
     const float *a, *b;
     float *c;
     const void *h;
@@ -1100,8 +1791,8 @@ typedef struct ew_job {
         (void)tm;                                                                  \
         __VA_ARGS__                                                                \
     }
-#define EW_LOOP(...) EW_LOOP_B(EW_BLOCK, __VA_ARGS__)
-#define OPT_LOOP(...) EW_LOOP_B(OPT_BLOCK, __VA_ARGS__)
+#define EW_LOOP(...) EW_LOOP_B(j->block, __VA_ARGS__)
+#define OPT_LOOP(...) EW_LOOP_B(j->block, __VA_ARGS__)
 #define LD(p) (len == VL ? vload(p) : vload_t(p, tm))
 #define ST(p, v) (len == VL ? vstore(p, v) : vstore_t(p, v, tm))
 
@@ -1130,16 +1821,18 @@ static void relu_bwd_task(void *ctx, int64_t t, int worker)
 
 static pl_status k_relu_forward(pl__simd *s, int64_t n, const float *x, float *y)
 {
-    ew_job j = {.n = n, .a = x, .c = y};
-    pl__simd_run(s, (n + EW_BLOCK - 1) / EW_BLOCK, 2.0 * n, relu_fwd_task, &j);
+    int64_t nt;
+    ew_job j = {.n = n, .block = ew_block(n, EW_BLOCK, &nt), .a = x, .c = y};
+    pl__simd_run(s, nt, 2.0 * n, relu_fwd_task, &j);
     return PL_OK;
 }
 
 static pl_status k_relu_backward(pl__simd *s, int64_t n, const float *y, const float *dy,
                                  float *dx)
 {
-    ew_job j = {.n = n, .a = y, .b = dy, .c = dx};
-    pl__simd_run(s, (n + EW_BLOCK - 1) / EW_BLOCK, 2.0 * n, relu_bwd_task, &j);
+    int64_t nt;
+    ew_job j = {.n = n, .block = ew_block(n, EW_BLOCK, &nt), .a = y, .b = dy, .c = dx};
+    pl__simd_run(s, nt, 2.0 * n, relu_bwd_task, &j);
     return PL_OK;
 }
 
@@ -1190,8 +1883,10 @@ static pl_status k_adam_update(pl__simd *s, const pl_adam_hparams *h, int64_t n,
     adam_consts k = {.b1 = h->beta1, .b2 = h->beta2, .omb1 = 1.0f - h->beta1,
                      .omb2 = 1.0f - h->beta2, .neg_step = (float)(-((double)h->lr / bc1)),
                      .bc2_sqrt = (float)sqrt(bc2), .eps = h->eps, .wd = h->weight_decay};
-    ew_job j = {.n = n, .a = g, .c = p, .h = &k, .m = m, .v = v, .mask = mask};
-    pl__simd_run(s, (n + OPT_BLOCK - 1) / OPT_BLOCK, 20.0 * n, adam_task, &j);
+    int64_t nt;
+    ew_job j = {.n = n, .block = ew_block(n, OPT_BLOCK, &nt), .a = g, .c = p, .h = &k, .m = m,
+                .v = v, .mask = mask};
+    pl__simd_run(s, nt, 20.0 * n, adam_task, &j);
     return PL_OK;
 }
 
@@ -1238,8 +1933,10 @@ static pl_status k_sgd_update(pl__simd *s, const pl_sgd_hparams *h, int64_t n, f
         return pl__simd_fail(s, PL_EINVAL, "sgd: momentum needs a buffer");
     sgd_consts k = {.mom = h->momentum, .omd = 1.0f - h->dampening, .neg_lr = -h->lr,
                     .wd = h->weight_decay, .nesterov = h->nesterov, .first = h->first_step};
-    ew_job j = {.n = n, .a = g, .c = p, .h = &k, .m = buf, .mask = mask};
-    pl__simd_run(s, (n + OPT_BLOCK - 1) / OPT_BLOCK, 20.0 * n, sgd_task, &j);
+    int64_t nt;
+    ew_job j = {.n = n, .block = ew_block(n, OPT_BLOCK, &nt), .a = g, .c = p, .h = &k, .m = buf,
+                .mask = mask};
+    pl__simd_run(s, nt, 20.0 * n, sgd_task, &j);
     return PL_OK;
 }
 
@@ -1249,6 +1946,10 @@ const pl__simd_impl ISA_TABLE = {
     .conv2d_backward_data = k_conv2d_backward_data,
     .conv2d_backward_weight = k_conv2d_backward_weight,
     .linear_forward = k_linear_forward,
+    .linear_forward_relu = k_linear_forward_relu,
+    .linear_forward_csr = k_linear_forward_csr,
+    .conv2d_forward_relu = k_conv2d_forward_relu,
+    .conv2d_forward_relu_maxpool = k_conv2d_forward_relu_maxpool,
     .linear_backward_data = k_linear_backward_data,
     .linear_backward_weight = k_linear_backward_weight,
     .maxpool2d_forward = k_maxpool2d_forward,
@@ -1257,5 +1958,7 @@ const pl__simd_impl ISA_TABLE = {
     .relu_forward = k_relu_forward,
     .relu_backward = k_relu_backward,
     .adam_update = k_adam_update,
+    .avgpool2d_backward = k_avgpool2d_backward,
+    .softmax_xent = k_softmax_xent,
     .sgd_update = k_sgd_update,
 };

@@ -16,6 +16,14 @@
  * the caller never waits for a worker that is asleep. Workers spin briefly
  * for the next job (kernels come back to back in training) and then sleep
  * on a condition variable.
+ *
+ * Task placement. Thread w first takes the tasks of its home range
+ * [w*n/T, (w+1)*n/T) in order, then steals what is left of the others'.
+ * Kernels cut work the same way in every call (by image, or by element of
+ * a batch-major tensor), so when no thread is late the same core touches
+ * the same images in every layer and their activations stay in its L2;
+ * when one is descheduled (a loaded machine) the other finishes its range.
+ * Which thread runs a task never changes the result.
  */
 #include "simd_internal.h"
 
@@ -38,7 +46,14 @@
 #define PL_SIMD_MAX_THREADS 64
 #define PL_SIMD_SPIN_NS 300000      /* a worker spins this long before sleeping */
 #define PL_SIMD_SERIAL_FLOPS 150000 /* smaller jobs run on the caller only */
-#define PL_SIMD_YIELD_SPINS 4096    /* a waiting caller yields its core after this many spins */
+/* A waiting thread spins on PAUSE for about PL_SIMD_YIELD_AFTER spins
+ * (tens of microseconds: the kernels of a training step follow each other
+ * closer than that), then offers its core to others every
+ * PL_SIMD_YIELD_SPINS spins: on a loaded machine the pool's two threads may
+ * share one core, and a spinning worker would otherwise halve the caller's
+ * speed. On an idle core sched_yield returns at once. */
+#define PL_SIMD_YIELD_AFTER 512
+#define PL_SIMD_YIELD_SPINS 64
 
 typedef struct pl__buf {
     float *p;
@@ -63,11 +78,16 @@ struct pl__simd {
     _Atomic int sleepers;
     _Atomic int active;
     _Atomic int stop;
-    _Atomic int64_t next;
     _Atomic int64_t done;
     pl__simd_task_fn fn;
     void *fn_ctx;
     int64_t ntasks;
+    /* next task of each home range, one cache line each */
+    struct {
+        _Atomic int64_t next;
+        int64_t end;
+        char pad[64 - sizeof(int64_t) - sizeof(_Atomic int64_t)];
+    } home[PL_SIMD_MAX_THREADS] __attribute__((aligned(64)));
 };
 
 typedef struct pl__worker_arg {
@@ -134,7 +154,7 @@ static uint64_t now_ns(void)
 
 static void spin_or_yield(unsigned spins)
 {
-    if (spins < PL_SIMD_YIELD_SPINS)
+    if (spins < PL_SIMD_YIELD_AFTER || spins % PL_SIMD_YIELD_SPINS)
         PL_CPU_RELAX();
     else
         sched_yield();
@@ -144,14 +164,23 @@ static void run_tasks(pl__simd *s, int worker)
 {
     pl__simd_task_fn fn = s->fn;
     void *ctx = s->fn_ctx;
-    int64_t n = s->ntasks;
-    for (;;) {
-        int64_t t = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
-        if (t >= n)
-            break;
-        fn(ctx, t, worker);
-        atomic_fetch_add_explicit(&s->done, 1, memory_order_release);
+    int T = s->threads;
+    int64_t ran = 0;
+    for (int k = 0; k < T; k++) {
+        int v = worker + k < T ? worker + k : worker + k - T; /* home range first */
+        int64_t end = s->home[v].end;
+        if (atomic_load_explicit(&s->home[v].next, memory_order_relaxed) >= end)
+            continue;
+        for (;;) {
+            int64_t t = atomic_fetch_add_explicit(&s->home[v].next, 1, memory_order_relaxed);
+            if (t >= end)
+                break;
+            fn(ctx, t, worker);
+            ran++;
+        }
     }
+    if (ran)
+        atomic_fetch_add_explicit(&s->done, ran, memory_order_release);
 }
 
 static void *worker_main(void *arg)
@@ -205,7 +234,10 @@ void pl__simd_run(pl__simd *s, int64_t ntasks, double flops, pl__simd_task_fn fn
     s->fn = fn;
     s->fn_ctx = ctx;
     s->ntasks = ntasks;
-    atomic_store_explicit(&s->next, 0, memory_order_relaxed);
+    for (int v = 0; v < s->threads; v++) {
+        atomic_store_explicit(&s->home[v].next, ntasks * v / s->threads, memory_order_relaxed);
+        s->home[v].end = ntasks * (v + 1) / s->threads;
+    }
     atomic_store_explicit(&s->done, 0, memory_order_relaxed);
     atomic_fetch_add(&s->state, 1); /* open */
     if (atomic_load(&s->sleepers) > 0) {
@@ -260,95 +292,6 @@ int pl__simd_pool_shape_ok(const pl_pool2d_shape *s)
         return 0;
     return s->oh == (s->h + 2 * s->pad_h - s->kh) / s->stride_h + 1 &&
            s->ow == (s->w + 2 * s->pad_w - s->kw) / s->stride_w + 1;
-}
-
-/* ---- portable kernels (scatter and loss: no vector arithmetic) ---------- */
-
-#define PLANES_PER_TASK 8
-
-typedef struct pool_bwd_job {
-    const pl_pool2d_shape *sh;
-    const float *dy;
-    float *dx;
-} pool_bwd_job;
-
-/* dx[window] += dy * (1/(kh*kw)), plane by plane in output order */
-static void avgpool_bwd_task(void *ctx, int64_t t, int worker)
-{
-    pool_bwd_job *j = ctx;
-    const pl_pool2d_shape *s = j->sh;
-    size_t plane = (size_t)s->h * s->w, oplane = (size_t)s->oh * s->ow;
-    float inv = 1.0f / (float)(s->kh * s->kw);
-    int64_t p0 = t * PLANES_PER_TASK, p1 = p0 + PLANES_PER_TASK;
-    if (p1 > (int64_t)s->n * s->c)
-        p1 = (int64_t)s->n * s->c;
-    memset(j->dx + p0 * plane, 0, sizeof(float) * plane * (size_t)(p1 - p0));
-    for (int64_t p = p0; p < p1; p++) {
-        float *dx = j->dx + p * plane;
-        const float *dy = j->dy + p * oplane;
-        for (int oy = 0; oy < s->oh; oy++) {
-            int y0 = oy * s->stride_h - s->pad_h;
-            int ky0 = y0 < 0 ? -y0 : 0, ky1 = s->kh < s->h - y0 ? s->kh : s->h - y0;
-            for (int ox = 0; ox < s->ow; ox++) {
-                int x0 = ox * s->stride_w - s->pad_w;
-                int kx0 = x0 < 0 ? -x0 : 0, kx1 = s->kw < s->w - x0 ? s->kw : s->w - x0;
-                float g = dy[oy * s->ow + ox] * inv;
-                for (int ky = ky0; ky < ky1; ky++)
-                    for (int kx = kx0; kx < kx1; kx++)
-                        dx[(y0 + ky) * s->w + x0 + kx] += g;
-            }
-        }
-    }
-}
-
-static pl_status avgpool_bwd(pl__simd *s, const pl_pool2d_shape *sh, const float *dy, float *dx)
-{
-    if (!pl__simd_pool_shape_ok(sh))
-        return pl__simd_fail(s, PL_EINVAL, "pool2d: inconsistent shape");
-    pool_bwd_job j = {.sh = sh, .dy = dy, .dx = dx};
-    int64_t planes = (int64_t)sh->n * sh->c;
-    double work = (double)planes * (sh->h * sh->w + sh->oh * sh->ow * sh->kh * sh->kw);
-    pl__simd_run(s, (planes + PLANES_PER_TASK - 1) / PLANES_PER_TASK, work, avgpool_bwd_task, &j);
-    return PL_OK;
-}
-
-typedef struct xent_job {
-    int n, classes;
-    const float *logits;
-    const int32_t *labels;
-    float scale;
-    float *dlogits;
-    double *row_loss;
-    int32_t *row_right;
-} xent_job;
-
-#define XENT_ROWS 32
-
-/* per row: loss = log Σ exp(z - max) - (z_label - max); dlogits = (p - onehot)*scale */
-static void xent_task(void *ctx, int64_t t, int worker)
-{
-    xent_job *j = ctx;
-    int r1 = (int)(t + 1) * XENT_ROWS < j->n ? (int)(t + 1) * XENT_ROWS : j->n;
-    for (int r = (int)t * XENT_ROWS; r < r1; r++) {
-        const float *z = j->logits + (size_t)r * j->classes;
-        int arg = 0;
-        for (int c = 1; c < j->classes; c++)
-            if (z[c] > z[arg])
-                arg = c;
-        float m = z[arg];
-        double sum = 0.0;
-        for (int c = 0; c < j->classes; c++)
-            sum += expf(z[c] - m);
-        int label = j->labels[r];
-        j->row_loss[r] = log(sum) - (double)(z[label] - m);
-        j->row_right[r] = arg == label;
-        if (j->dlogits) {
-            float inv = (float)(1.0 / sum);
-            float *d = j->dlogits + (size_t)r * j->classes;
-            for (int c = 0; c < j->classes; c++)
-                d[c] = (expf(z[c] - m) * inv - (c == label ? 1.0f : 0.0f)) * j->scale;
-        }
-    }
 }
 
 /* ---- ops table ----------------------------------------------------------- */
@@ -412,7 +355,8 @@ static pl_status s_avgpool2d_forward(void *st, const pl_pool2d_shape *sh, const 
 static pl_status s_avgpool2d_backward(void *st, const pl_pool2d_shape *sh,
                                       const float *dy, float *dx)
 {
-    return avgpool_bwd(st, sh, dy, dx);
+    pl__simd *s = st;
+    return s->impl->avgpool2d_backward(s, sh, dy, dx);
 }
 static pl_status s_relu_forward(void *st, int64_t n, const float *x, float *y)
 {
@@ -430,29 +374,8 @@ static pl_status s_softmax_xent(void *st, int n, int classes, const float *logit
                                 double *loss_sum, int64_t *correct)
 {
     pl__simd *s = st;
-    if (n < 1 || classes < 1)
-        return pl__simd_fail(s, PL_EINVAL, "softmax_xent: sizes must be positive");
-    for (int r = 0; r < n; r++)
-        if (labels[r] < 0 || labels[r] >= classes)
-            return pl__simd_fail(s, PL_EINVAL, "softmax_xent: label out of range");
-    /* per-row results land in scratch and are summed in row order */
-    size_t words = (size_t)n * (sizeof(double) + sizeof(int32_t)) / sizeof(float) + 2;
-    float *scratch = pl__simd_slot(s, 0, words);
-    if (!scratch)
-        return PL_ENOMEM;
-    xent_job j = {.n = n, .classes = classes, .logits = logits, .labels = labels,
-                  .scale = grad_scale, .dlogits = dlogits, .row_loss = (double *)(void *)scratch,
-                  .row_right = (int32_t *)(void *)((double *)(void *)scratch + n)};
-    pl__simd_run(s, (n + XENT_ROWS - 1) / XENT_ROWS, 40.0 * n * classes, xent_task, &j);
-    double loss = 0.0;
-    int64_t right = 0;
-    for (int r = 0; r < n; r++) {
-        loss += j.row_loss[r];
-        right += j.row_right[r];
-    }
-    *loss_sum = loss;
-    *correct = right;
-    return PL_OK;
+    return s->impl->softmax_xent(s, n, classes, logits, labels, grad_scale, dlogits, loss_sum,
+                                 correct);
 }
 static pl_status s_adam_update(void *st, const pl_adam_hparams *h, int64_t n, float *p,
                                const float *g, float *m, float *v, const float *mask)
@@ -465,6 +388,34 @@ static pl_status s_sgd_update(void *st, const pl_sgd_hparams *h, int64_t n, floa
 {
     pl__simd *s = st;
     return s->impl->sgd_update(s, h, n, p, g, buf, mask);
+}
+
+static pl_status s_conv2d_forward_relu(void *st, const pl_conv2d_shape *sh, const float *x,
+                                       const float *w, const float *b, float *y)
+{
+    pl__simd *s = st;
+    return s->impl->conv2d_forward_relu(s, sh, x, w, b, y);
+}
+static pl_status s_linear_forward_relu(void *st, int n, int in, int out, const float *x,
+                                       const float *w, const float *b, float *y)
+{
+    pl__simd *s = st;
+    return s->impl->linear_forward_relu(s, n, in, out, x, w, b, y);
+}
+static pl_status s_linear_forward_csr(void *st, int n, int in, int out, const float *x,
+                                      const pl_csr *w, const float *b, float *y)
+{
+    pl__simd *s = st;
+    return s->impl->linear_forward_csr(s, n, in, out, x, w, b, y);
+}
+
+static pl_status s_conv2d_forward_relu_maxpool(void *st, const pl_conv2d_shape *sh,
+                                               const float *x, const float *w, const float *b,
+                                               float *yr, const pl_pool2d_shape *ps, float *yp,
+                                               int32_t *argmax)
+{
+    pl__simd *s = st;
+    return s->impl->conv2d_forward_relu_maxpool(s, sh, x, w, b, yr, ps, yp, argmax);
 }
 
 static const pl_backend_ops simd_ops = {
@@ -483,6 +434,10 @@ static const pl_backend_ops simd_ops = {
     .softmax_xent = s_softmax_xent,
     .adam_update = s_adam_update,
     .sgd_update = s_sgd_update,
+    .conv2d_forward_relu = s_conv2d_forward_relu,
+    .linear_forward_relu = s_linear_forward_relu,
+    .linear_forward_csr = s_linear_forward_csr,
+    .conv2d_forward_relu_maxpool = s_conv2d_forward_relu_maxpool,
     .reserved = {0},
 };
 
@@ -513,9 +468,10 @@ static const pl__simd_impl *const all_impls[] = {
 static pl_status simd_init(const pl_env *env, void **state)
 {
     const pl_host_api *api = env->api;
-    pl__simd *s = api->calloc(1, sizeof *s);
+    pl__simd *s = api->alloc_aligned(sizeof *s); /* the home counters are cache-line aligned */
     if (!s)
         return PL_ENOMEM;
+    memset(s, 0, sizeof *s);
     s->api = api;
     s->ctx = env->ctx;
 
@@ -529,7 +485,7 @@ static pl_status simd_init(const pl_env *env, void **state)
     if (!s->impl) {
         api->set_error(env->ctx, "isa '%s' is unknown or not supported by this CPU "
                        "(choose auto, avx512, avx2 or base)", want);
-        api->free(s);
+        api->free_aligned(s);
         return PL_EUNSUPPORTED;
     }
 
@@ -542,7 +498,7 @@ static pl_status simd_init(const pl_env *env, void **state)
     if (!s->wbuf || !s->tids) {
         api->free(s->wbuf);
         api->free(s->tids);
-        api->free(s);
+        api->free_aligned(s);
         return PL_ENOMEM;
     }
     pthread_mutex_init(&s->mu, NULL);
@@ -551,8 +507,9 @@ static pl_status simd_init(const pl_env *env, void **state)
     atomic_init(&s->sleepers, 0);
     atomic_init(&s->active, 0);
     atomic_init(&s->stop, 0);
-    atomic_init(&s->next, 0);
     atomic_init(&s->done, 0);
+    for (int v = 0; v < PL_SIMD_MAX_THREADS; v++)
+        atomic_init(&s->home[v].next, 0);
     for (int i = 1; i < threads; i++) {
         pl__worker_arg *a = api->alloc(sizeof *a);
         if (!a)
@@ -587,7 +544,7 @@ static void simd_fini(void *state)
             s->api->free_aligned(s->wbuf[i].p);
     s->api->free(s->wbuf);
     s->api->free(s->tids);
-    s->api->free(s);
+    s->api->free_aligned(s);
 }
 
 static const pl_param_spec simd_params[] = {
@@ -601,7 +558,7 @@ PL_PLUGIN_EXPORT const pl_plugin_desc prunelab_plugin_desc = {
     PL_PLUGIN_DESC_HEADER,
     .kind = PL_KIND_BACKEND,
     .name = "simd",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .description = "SIMD (AVX-512/AVX2/SSE2/NEON via SIMDe), multi-threaded, deterministic kernels",
     .params = simd_params,
     .init = simd_init,

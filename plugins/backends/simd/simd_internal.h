@@ -54,6 +54,22 @@ typedef struct pl__simd_impl {
                              const float *g, float *m, float *v, const float *mask);
     pl_status (*sgd_update)(pl__simd *s, const pl_sgd_hparams *h, int64_t n, float *p,
                             const float *g, float *buf, const float *mask);
+    pl_status (*avgpool2d_backward)(pl__simd *s, const pl_pool2d_shape *sh, const float *dy,
+                                    float *dx);
+    pl_status (*softmax_xent)(pl__simd *s, int n, int classes, const float *logits,
+                              const int32_t *labels, float grad_scale, float *dlogits,
+                              double *loss_sum, int64_t *correct);
+    /* ABI 1.1 optional slots */
+    pl_status (*conv2d_forward_relu)(pl__simd *s, const pl_conv2d_shape *sh, const float *x,
+                                     const float *w, const float *b, float *y);
+    pl_status (*linear_forward_relu)(pl__simd *s, int n, int in, int out, const float *x,
+                                     const float *w, const float *b, float *y);
+    pl_status (*linear_forward_csr)(pl__simd *s, int n, int in, int out, const float *x,
+                                    const pl_csr *w, const float *b, float *y);
+    pl_status (*conv2d_forward_relu_maxpool)(pl__simd *s, const pl_conv2d_shape *sh,
+                                             const float *x, const float *w, const float *b,
+                                             float *yr, const pl_pool2d_shape *ps, float *yp,
+                                             int32_t *argmax);
 } pl__simd_impl;
 
 extern const pl__simd_impl pl__simd_impl_avx512;

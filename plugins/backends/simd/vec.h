@@ -12,6 +12,9 @@
  *   vhsum         horizontal sum with a fixed reduction tree
  *   veven, vodd   lanes 0,2,4,... / 1,3,5,... of the 2*VL floats lo:hi
  *   vzip_lo/hi    a0 b0 a1 b1 ...: the two halves of the interleave of a, b
+ *   vmax          lane-wise maximum (softmax's range reduction only)
+ *   vround_i      float to int32, rounding to nearest even; vfrom_i the way back
+ *   vpow2i        2^n as a float for int32 lanes n in [-126, 127]
  * Only static inline functions: every build gets its own copies.
  */
 #ifndef PL_SIMD_VEC_H
@@ -29,8 +32,6 @@ typedef simde__mmask16 vmask;
 typedef simde__mmask16 vtail;
 #define VL 16
 #define NV 4  /* gemm micro-tile: 4 rows x NV vectors */
-#define DMR 4 /* dot micro-tile rows */
-#define DNR 4 /* dot micro-tile columns */
 
 static inline vf vzero(void) { return simde_mm512_setzero_ps(); }
 static inline vf vset1(float a) { return simde_mm512_set1_ps(a); }
@@ -133,6 +134,38 @@ static inline vi viload_t(const int32_t *p, vtail t)
 #endif
 }
 
+static inline vf vmax(vf a, vf b) { return simde_mm512_max_ps(a, b); }
+static inline vi vround_i(vf a)
+{
+#if defined(SIMDE_X86_AVX512F_NATIVE)
+    return _mm512_cvtps_epi32(a);
+#else
+    float f[16];
+    int32_t r[16];
+    simde_mm512_storeu_ps(f, a);
+    simde_mm256_storeu_si256((void *)r, simde_mm256_cvtps_epi32(simde_mm256_loadu_ps(f)));
+    simde_mm256_storeu_si256((void *)(r + 8), simde_mm256_cvtps_epi32(simde_mm256_loadu_ps(f + 8)));
+    return simde_mm512_loadu_si512(r);
+#endif
+}
+static inline vf vfrom_i(vi a)
+{
+#if defined(SIMDE_X86_AVX512F_NATIVE)
+    return _mm512_cvtepi32_ps(a);
+#else
+    int32_t r[16];
+    float f[16];
+    simde_mm512_storeu_si512(r, a);
+    simde_mm256_storeu_ps(f, simde_mm256_cvtepi32_ps(simde_mm256_loadu_si256((const void *)r)));
+    simde_mm256_storeu_ps(f + 8, simde_mm256_cvtepi32_ps(simde_mm256_loadu_si256((const void *)(r + 8))));
+    return simde_mm512_loadu_ps(f);
+#endif
+}
+static inline vf vpow2i(vi n)
+{
+    return simde_mm512_castsi512_ps(simde_mm512_slli_epi32(simde_mm512_add_epi32(n, simde_mm512_set1_epi32(127)), 23));
+}
+
 #elif PL_SIMD_ISA == 2
 /* ------------------------------------------------------------ AVX2+FMA --- */
 #include <simde/x86/avx2.h>
@@ -144,8 +177,6 @@ typedef simde__m256 vmask;
 typedef simde__m256i vtail;
 #define VL 8
 #define NV 2
-#define DMR 2
-#define DNR 4
 
 static const int32_t pl__tail_bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 
@@ -205,6 +236,14 @@ static inline vf vzip_hi(vf a, vf b)
 static inline vmask vieq(vi a, vi b) { return simde_mm256_castsi256_ps(simde_mm256_cmpeq_epi32(a, b)); }
 static inline vi viload_t(const int32_t *p, vtail t) { return simde_mm256_maskload_epi32(p, t); }
 
+static inline vf vmax(vf a, vf b) { return simde_mm256_max_ps(a, b); }
+static inline vi vround_i(vf a) { return simde_mm256_cvtps_epi32(a); }
+static inline vf vfrom_i(vi a) { return simde_mm256_cvtepi32_ps(a); }
+static inline vf vpow2i(vi n)
+{
+    return simde_mm256_castsi256_ps(simde_mm256_slli_epi32(simde_mm256_add_epi32(n, simde_mm256_set1_epi32(127)), 23));
+}
+
 #else
 /* ------------------------------------------------ base: SSE2 / NEON ------ */
 #include <simde/x86/sse4.1.h>
@@ -216,8 +255,6 @@ typedef simde__m128 vmask;
 typedef int vtail;
 #define VL 4
 #define NV 2
-#define DMR 2
-#define DNR 4
 
 static inline vf vzero(void) { return simde_mm_setzero_ps(); }
 static inline vf vset1(float a) { return simde_mm_set1_ps(a); }
@@ -275,6 +312,13 @@ static inline vi viload_t(const int32_t *p, vtail n)
     int32_t tmp[VL] = {0};
     memcpy(tmp, p, sizeof(int32_t) * (size_t)n);
     return simde_mm_loadu_si128((const void *)tmp);
+}
+static inline vf vmax(vf a, vf b) { return simde_mm_max_ps(a, b); }
+static inline vi vround_i(vf a) { return simde_mm_cvtps_epi32(a); }
+static inline vf vfrom_i(vi a) { return simde_mm_cvtepi32_ps(a); }
+static inline vf vpow2i(vi n)
+{
+    return simde_mm_castsi128_ps(simde_mm_slli_epi32(simde_mm_add_epi32(n, simde_mm_set1_epi32(127)), 23));
 }
 #endif
 

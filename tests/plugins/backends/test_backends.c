@@ -2,7 +2,10 @@
  * Backend kernels: the `ref` oracle checked against finite differences and
  * hand-computed optimizer steps; the `simd` backend checked against `ref`
  * on odd shapes (every instruction set this CPU runs) and checked for
- * bit-identical results at 1, 2 and 3 threads.
+ * bit-identical results at 1, 2 and 3 threads. The ABI 1.1 optional slots
+ * (fused conv/linear + ReLU, conv + ReLU + max pooling, CSR linear) are
+ * checked against the unfused simd calls bit for bit and against ref's
+ * dense kernels.
  *
  * Tolerances (float32 kernels against ref's double accumulation):
  *  - simd vs ref: max|simd - ref| <= 1e-4 * (1 + max|ref|) per output
@@ -619,17 +622,216 @@ Test(backends, simd_optimizers_match_ref)
     be_close(&ref);
 }
 
+/* ---- ABI 1.1 optional slots ------------------------------------------------------ */
+
+/* A random [rows][cols] matrix with about `density` of its entries kept
+ * (rows 0 and 3, when they exist, are left empty), as CSR and as the dense
+ * matrix with zeros where nothing is stored. */
+typedef struct csr_mat {
+    pl_csr csr;
+    int64_t *row_ptr;
+    int32_t *col_idx;
+    float *values, *dense;
+} csr_mat;
+
+static csr_mat csr_random(int rows, int cols, double density)
+{
+    csr_mat m;
+    m.row_ptr = malloc(sizeof(int64_t) * (rows + 1));
+    m.col_idx = malloc(sizeof(int32_t) * ((size_t)rows * cols + 1));
+    m.values = malloc(sizeof(float) * ((size_t)rows * cols + 1));
+    m.dense = calloc((size_t)rows * cols, sizeof(float));
+    cr_assert(m.row_ptr && m.col_idx && m.values && m.dense);
+    int64_t e = 0;
+    m.row_ptr[0] = 0;
+    for (int r = 0; r < rows; r++) {
+        for (int c = 0; c < cols; c++)
+            if (r != 0 && r != 3 && urand() < density) {
+                float v = frand();
+                m.col_idx[e] = c;
+                m.values[e++] = v;
+                m.dense[(size_t)r * cols + c] = v;
+            }
+        m.row_ptr[r + 1] = e;
+    }
+    m.csr = (pl_csr){.rows = rows, .cols = cols, .nnz = e, .row_ptr = m.row_ptr,
+                     .col_idx = m.col_idx, .values = m.values};
+    return m;
+}
+
+static void csr_mat_free(csr_mat *m)
+{
+    free(m->row_ptr), free(m->col_idx), free(m->values), free(m->dense);
+}
+
+static void relu_in_place(float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = 0.0f > y[i] ? 0.0f : y[i];
+}
+
+Test(backends, optional_slots_are_declared)
+{
+    be ref = be_open("ref", 1), sd = be_open("simd", 1);
+    /* ref predates ABI 1.1: its zero reserved slots read as "not provided" */
+    cr_assert_null(ref.ops->conv2d_forward_relu);
+    cr_assert_null(ref.ops->linear_forward_csr);
+    cr_assert_not_null(sd.ops->conv2d_forward_relu);
+    cr_assert_not_null(sd.ops->linear_forward_relu);
+    cr_assert_not_null(sd.ops->linear_forward_csr);
+    cr_assert_not_null(sd.ops->conv2d_forward_relu_maxpool);
+    be_close(&ref);
+    be_close(&sd);
+}
+
+/* conv + ReLU in one call: bit for bit the two calls on simd, and ref's
+ * conv followed by ReLU within the usual tolerance */
+Test(backends, simd_fused_relu_matches_unfused)
+{
+    be ref = be_open("ref", 1);
+    for (int i = 0; i < N_ISAS; i++) {
+        be sd;
+        if (!be_try(&sd, "simd", 2, isas[i]))
+            continue;
+        rng_reset(31);
+        for (size_t k = 0; k < N_CONV; k++) {
+            pl_conv2d_shape s = conv_shape(CONV_ARGS(conv_table[k]));
+            size_t nx = conv_nx(&s), ny = conv_ny(&s), nw = conv_nw(&s);
+            float *x = rnd(nx), *w = rnd(nw), *b = rnd((size_t)s.cout);
+            float *ry = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny), *yf = galloc(ny);
+            cr_assert_eq(ref.ops->conv2d_forward(ref.st, &s, x, w, b, ry), PL_OK);
+            relu_in_place(ry, ny);
+            cr_assert_eq(sd.ops->conv2d_forward(sd.st, &s, x, w, b, y), PL_OK);
+            cr_assert_eq(sd.ops->relu_forward(sd.st, (int64_t)ny, y, y), PL_OK);
+            cr_assert_eq(sd.ops->conv2d_forward_relu(sd.st, &s, x, w, k % 2 ? NULL : b, yf), PL_OK);
+            gcheck(yf, ny, "conv relu");
+            if (k % 2 == 0) {
+                cr_assert(!memcmp(y, yf, sizeof(float) * ny), "[%s] fused conv+relu differs (shape %zu)",
+                          isas[i], k);
+                close_enough(ry, yf, ny, TOL, "fused conv+relu vs ref");
+            }
+            free(x), free(w), free(b), free(ry), free(y), gfree(yf);
+        }
+        for (size_t k = 0; k < N_LINEAR; k++) {
+            int n = linear_table[k][0], in = linear_table[k][1], out = linear_table[k][2];
+            float *x = rnd((size_t)n * in), *w = rnd((size_t)out * in), *b = rnd((size_t)out);
+            float *y = malloc(sizeof(float) * n * out), *yf = galloc((size_t)n * out);
+            cr_assert_eq(sd.ops->linear_forward(sd.st, n, in, out, x, w, b, y), PL_OK);
+            cr_assert_eq(sd.ops->relu_forward(sd.st, (int64_t)n * out, y, y), PL_OK);
+            cr_assert_eq(sd.ops->linear_forward_relu(sd.st, n, in, out, x, w, b, yf), PL_OK);
+            gcheck(yf, (size_t)n * out, "linear relu");
+            cr_assert(!memcmp(y, yf, sizeof(float) * n * out), "[%s] fused linear+relu differs", isas[i]);
+            free(x), free(w), free(b), free(y), gfree(yf);
+        }
+        be_close(&sd);
+    }
+    be_close(&ref);
+}
+
+/* conv + ReLU + max pooling in one call: bit for bit conv2d_forward_relu
+ * then maxpool2d_forward, argmax included, for 2x2 and other windows */
+Test(backends, simd_fused_relu_maxpool_matches_unfused)
+{
+    static const int pools[][6] = {
+        /* kh kw sh sw ph pw */
+        {2, 2, 2, 2, 0, 0}, {3, 3, 2, 2, 1, 1}, {2, 3, 1, 2, 1, 1},
+    };
+    for (int i = 0; i < N_ISAS; i++) {
+        be sd;
+        if (!be_try(&sd, "simd", 2, isas[i]))
+            continue;
+        rng_reset(33);
+        for (size_t k = 0; k < N_CONV; k++)
+            for (size_t q = 0; q < sizeof pools / sizeof pools[0]; q++) {
+                pl_conv2d_shape s = conv_shape(CONV_ARGS(conv_table[k]));
+                const int *pq = pools[q];
+                if (s.oh + 2 * pq[4] < pq[0] || s.ow + 2 * pq[5] < pq[1])
+                    continue;
+                pl_pool2d_shape ps = pool_shape(s.n, s.cout, s.oh, s.ow, pq[0], pq[1], pq[2], pq[3], pq[4], pq[5]);
+                size_t nx = conv_nx(&s), ny = conv_ny(&s), nw = conv_nw(&s);
+                size_t np = (size_t)ps.n * ps.c * ps.oh * ps.ow;
+                float *x = rnd(nx), *w = rnd(nw), *b = rnd((size_t)s.cout);
+                float *yr = malloc(sizeof(float) * ny), *yp = malloc(sizeof(float) * np);
+                int32_t *am = malloc(sizeof(int32_t) * np);
+                float *fr = galloc(ny), *fp = galloc(np);
+                int32_t *fam = galloc(np);
+                cr_assert_eq(sd.ops->conv2d_forward_relu(sd.st, &s, x, w, b, yr), PL_OK);
+                cr_assert_eq(sd.ops->maxpool2d_forward(sd.st, &ps, yr, yp, am), PL_OK);
+                cr_assert_eq(sd.ops->conv2d_forward_relu_maxpool(sd.st, &s, x, w, b, fr, &ps, fp, fam), PL_OK);
+                gcheck(fr, ny, "fused relu"), gcheck(fp, np, "fused pool"), gcheck(fam, np, "fused argmax");
+                cr_assert(!memcmp(yr, fr, sizeof(float) * ny), "[%s] conv %zu pool %zu: relu output differs", isas[i], k, q);
+                cr_assert(!memcmp(yp, fp, sizeof(float) * np), "[%s] conv %zu pool %zu: pool output differs", isas[i], k, q);
+                cr_assert(!memcmp(am, fam, sizeof(int32_t) * np), "[%s] conv %zu pool %zu: argmax differs", isas[i], k, q);
+                cr_assert_eq(sd.ops->conv2d_forward_relu_maxpool(sd.st, &s, x, w, NULL, fr, &ps, fp, NULL), PL_OK);
+                free(x), free(w), free(b), free(yr), free(yp), free(am), gfree(fr), gfree(fp), gfree(fam);
+            }
+        /* a pool that does not describe the conv's output is refused */
+        pl_conv2d_shape s = conv_shape(1, 1, 6, 6, 2, 3, 3, 1, 1, 1, 1);
+        pl_pool2d_shape ps = pool_shape(1, 3, 6, 6, 2, 2, 2, 2, 0, 0);
+        float buf[256] = {0};
+        cr_assert_eq(sd.ops->conv2d_forward_relu_maxpool(sd.st, &s, buf, buf, NULL, buf + 64, &ps, buf + 160, NULL),
+                     PL_EINVAL);
+        be_close(&sd);
+    }
+}
+
+/* CSR against ref's dense kernel on the matrix with zeros where nothing is
+ * stored: odd batch sizes (not multiples of a block), empty rows, an empty
+ * matrix, with and without bias */
+Test(backends, simd_csr_matches_ref)
+{
+    be ref = be_open("ref", 1);
+    static const struct { int n, in, out; double density; } cases[] = {
+        {5, 37, 13, 0.3}, {1, 1, 1, 1.0}, {64, 392, 64, 0.1}, {100, 300, 100, 0.05},
+        {37, 33, 20, 0.0}, {1000, 784, 30, 0.1}, {3, 17, 5, 0.9}, {70, 100, 10, 0.5},
+    };
+    for (int i = 0; i < N_ISAS; i++) {
+        be sd;
+        if (!be_try(&sd, "simd", 2, isas[i]))
+            continue;
+        rng_reset(32);
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            int n = cases[k].n, in = cases[k].in, out = cases[k].out;
+            char what[96];
+            snprintf(what, sizeof what, "[%s] csr n%d in%d out%d density %.2f", isas[i], n, in, out,
+                     cases[k].density);
+            csr_mat m = csr_random(out, in, cases[k].density);
+            float *x = rnd((size_t)n * in), *b = rnd((size_t)out);
+            float *ry = malloc(sizeof(float) * n * out), *y = galloc((size_t)n * out);
+            for (int bias = 0; bias < 2; bias++) {
+                cr_assert_eq(ref.ops->linear_forward(ref.st, n, in, out, x, m.dense, bias ? b : NULL, ry), PL_OK);
+                cr_assert_eq(sd.ops->linear_forward_csr(sd.st, n, in, out, x, &m.csr, bias ? b : NULL, y),
+                             PL_OK, "%s", what);
+                gcheck(y, (size_t)n * out, what);
+                close_enough(ry, y, (size_t)n * out, TOL, what);
+            }
+            free(x), free(b), free(ry), gfree(y), csr_mat_free(&m);
+        }
+        /* a matrix that does not fit the call is refused */
+        csr_mat m = csr_random(4, 6, 0.5);
+        float x[12] = {0}, y[8];
+        cr_assert_eq(sd.ops->linear_forward_csr(sd.st, 2, 6, 5, x, &m.csr, NULL, y), PL_EINVAL);
+        if (m.csr.nnz) {
+            m.col_idx[0] = 6;
+            cr_assert_eq(sd.ops->linear_forward_csr(sd.st, 2, 6, 4, x, &m.csr, NULL, y), PL_EINVAL);
+        }
+        csr_mat_free(&m);
+        be_close(&sd);
+    }
+    be_close(&ref);
+}
+
 /* ---- determinism across thread counts ------------------------------------------ */
 
 typedef struct outs {
-    float *buf[32];
-    size_t n[32];
+    float *buf[40];
+    size_t n[40];
     int count;
 } outs;
 
 static float *out_new(outs *o, size_t n)
 {
-    cr_assert(o->count < 32);
+    cr_assert(o->count < 40);
     o->n[o->count] = n;
     o->buf[o->count] = galloc(n);
     return o->buf[o->count++];
@@ -647,6 +849,13 @@ static void run_all(be *b, outs *o)
         pl_conv2d_shape *s = &cs[i];
         float *x = rnd(conv_nx(s)), *w = rnd(conv_nw(s)), *bi = rnd((size_t)s->cout), *dy = rnd(conv_ny(s));
         cr_assert_eq(b->ops->conv2d_forward(b->st, s, x, w, bi, out_new(o, conv_ny(s))), PL_OK);
+        if (b->ops->conv2d_forward_relu_maxpool) {
+            pl_pool2d_shape ps = pool_shape(s->n, s->cout, s->oh, s->ow, 2, 2, 2, 2, 0, 0);
+            size_t np = (size_t)ps.n * ps.c * ps.oh * ps.ow;
+            float *yr = out_new(o, conv_ny(s)), *yp = out_new(o, np);
+            int32_t *am = (int32_t *)(void *)out_new(o, np);
+            cr_assert_eq(b->ops->conv2d_forward_relu_maxpool(b->st, s, x, w, bi, yr, &ps, yp, am), PL_OK);
+        }
         cr_assert_eq(b->ops->conv2d_backward_data(b->st, s, dy, w, out_new(o, conv_nx(s))), PL_OK);
         float *dw = out_new(o, conv_nw(s));
         cr_assert_eq(b->ops->conv2d_backward_weight(b->st, s, x, dy, dw, out_new(o, (size_t)s->cout)), PL_OK);
@@ -656,6 +865,13 @@ static void run_all(be *b, outs *o)
         int n = 100, in = 392, out = 64;
         float *x = rnd((size_t)n * in), *w = rnd((size_t)out * in), *bi = rnd((size_t)out), *dy = rnd((size_t)n * out);
         cr_assert_eq(b->ops->linear_forward(b->st, n, in, out, x, w, bi, out_new(o, (size_t)n * out)), PL_OK);
+        if (b->ops->linear_forward_relu)
+            cr_assert_eq(b->ops->linear_forward_relu(b->st, n, in, out, x, w, bi, out_new(o, (size_t)n * out)), PL_OK);
+        if (b->ops->linear_forward_csr) {
+            csr_mat c = csr_random(out, in, 0.2);
+            cr_assert_eq(b->ops->linear_forward_csr(b->st, n, in, out, x, &c.csr, bi, out_new(o, (size_t)n * out)), PL_OK);
+            csr_mat_free(&c);
+        }
         cr_assert_eq(b->ops->linear_backward_data(b->st, n, in, out, dy, w, out_new(o, (size_t)n * in)), PL_OK);
         float *dw = out_new(o, (size_t)out * in);
         cr_assert_eq(b->ops->linear_backward_weight(b->st, n, in, out, x, dy, dw, out_new(o, (size_t)out)), PL_OK);
