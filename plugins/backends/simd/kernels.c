@@ -863,7 +863,7 @@ static pl_status k_conv2d_backward_weight(pl__simd *s, const pl_conv2d_shape *sh
     if (st)
         return st;
     /* fixed chunks of the batch (from n alone), summed in chunk order */
-    int chunk = imin(8, sh->n / 8 > 0 ? sh->n / 8 : 1);
+    int chunk = imin(4, sh->n / 16 > 0 ? sh->n / 16 : 1); /* 16 chunks of a batch of 64 */
     int chunks = (sh->n + chunk - 1) / chunk;
     size_t M = (size_t)sh->cout, N = (size_t)p.K, P = (size_t)sh->oh * sh->ow;
     size_t stride = M * N + M;

@@ -31,7 +31,7 @@ typedef simde__m512i vi;
 typedef simde__mmask16 vmask;
 typedef simde__mmask16 vtail;
 #define VL 16
-#define NV 4  /* gemm micro-tile: 4 rows x NV vectors */
+#define NV 4  /* gemm micro-tile vectors (its rows: MR in kernels.c) */
 
 static inline vf vzero(void) { return simde_mm512_setzero_ps(); }
 static inline vf vset1(float a) { return simde_mm512_set1_ps(a); }
