@@ -28,14 +28,18 @@ run: setup build
 # every unit, integration and sanitizer test
 test: setup build test-fast test-asan
 
+# ctest shows a test's output only when it fails; the Criterion and CLI
+# summaries of every test are printed from its log afterwards.
 test-fast: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS); rc=$$?; \
+	  grep -hE '^\[====\] Synthesis|^[0-9]+ passed, [0-9]+ failed' Testing/Temporary/LastTest.log; exit $$rc
 
 test-asan:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPL_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		PL_SANITIZED=1 ctest --output-on-failure -j $(JOBS)
+		PL_SANITIZED=1 ctest --output-on-failure -j $(JOBS); rc=$$?; \
+	  grep -hE '^\[====\] Synthesis|^[0-9]+ passed, [0-9]+ failed' Testing/Temporary/LastTest.log; exit $$rc
 
 bench: setup build
 	./$(BUILD)/prunelab bench
