@@ -185,44 +185,6 @@ pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *c
     return PL_OK;
 }
 
-/* Calibration gradients for criteria that need them: g[k][b] = layer t[k]'s
- * gw on batch b (the stream "calibration:<step>", as for other granularities). */
-static pl_status calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t seed, int step, float ***g,
-                           pl_error *err)
-{
-    pl_model *m = p->m;
-    int B = p->calib_batches;
-    int64_t N = train->info.count;
-    if (batch > N)
-        batch = (int)N;
-    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
-    float *x = malloc((size_t)(img * batch) * sizeof(float));
-    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
-    int64_t *idx = malloc((size_t)batch * sizeof(int64_t));
-    pl_status s = (!x || !y || !idx) ? pl_error_set(err, PL_ENOMEM, "out of memory") : PL_OK;
-    char stream[64];
-    snprintf(stream, sizeof stream, "calibration:%d", step);
-    pl_rng r;
-    pl_rng_seed(&r, seed, stream);
-    for (int b = 0; b < B && !s; b++) {
-        for (int i = 0; i < batch; i++)
-            idx[i] = (int64_t)pl_rng_below(&r, (uint64_t)N);
-        s = pl_data_read(train, idx, 0, batch, x, y, err);
-        if (!s)
-            s = pl_model_gradients(m, x, y, batch, NULL, err);
-        for (int k = 0; k < p->n && !s; k++) {
-            if (p->t[k].removed)
-                continue;
-            const pl_layer *l = &m->layers[p->t[k].layer];
-            memcpy(g[k][b], l->gw, (size_t)l->nw * sizeof(float));
-        }
-    }
-    free(x);
-    free(y);
-    free(idx);
-    return s;
-}
-
 /* Normalised score of candidate k: criterion(layer as one unit) / weights. */
 static pl_status score_block(pl_pruner *p, int k, float **grads, double *out, pl_error *err)
 {
@@ -283,7 +245,7 @@ pl_status pl__layer_pruner_step(pl_pruner *p, int step, pl_data *train, int batc
                     s = pl_error_set(err, PL_ENOMEM, "out of memory for calibration gradients");
         }
         if (!s)
-            s = calibrate(p, train, batch, seed, step, g, err);
+            s = pl__pruner_calibrate(p, train, batch, seed, step, g, err);
     }
     double *sc = malloc((size_t)p->n * sizeof *sc);
     int *order = malloc((size_t)p->n * sizeof *order);

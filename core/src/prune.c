@@ -336,7 +336,42 @@ static int cmp_cand(const void *a, const void *b)
     return (x->unit > y->unit) - (x->unit < y->unit);
 }
 
-/* Calibration gradients: grads[b][k] = copy of layer t[k]'s gw on batch b. */
+pl_status pl__pruner_calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t seed, int step,
+                               float ***g, pl_error *err)
+{
+    pl_model *m = p->m;
+    int64_t N = train->info.count;
+    if (batch > N)
+        batch = (int)N;
+    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
+    float *x = malloc((size_t)(img * batch) * sizeof(float));
+    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
+    int64_t *idx = malloc((size_t)batch * sizeof(int64_t));
+    pl_status s = (!x || !y || !idx) ? pl_error_set(err, PL_ENOMEM, "out of memory") : PL_OK;
+    char stream[64];
+    snprintf(stream, sizeof stream, "calibration:%d", step);
+    pl_rng r;
+    pl_rng_seed(&r, seed, stream);
+    for (int b = 0; b < p->calib_batches && !s; b++) {
+        for (int i = 0; i < batch; i++)
+            idx[i] = (int64_t)pl_rng_below(&r, (uint64_t)N);
+        s = pl_data_read(train, idx, 0, batch, x, y, err);
+        if (!s)
+            s = pl_model_gradients(m, x, y, batch, NULL, err);
+        for (int k = 0; k < p->n && !s; k++) {
+            if (!g[k])
+                continue;
+            const pl_layer *l = &m->layers[p->t[k].layer];
+            memcpy(g[k][b], l->gw, (size_t)l->nw * sizeof(float));
+        }
+    }
+    free(x);
+    free(y);
+    free(idx);
+    return s;
+}
+
+/* Calibration gradients: grads[k][b] = copy of layer t[k]'s gw on batch b. */
 static pl_status calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t seed, int step,
                            float ****out, pl_error *err)
 {
@@ -356,33 +391,7 @@ static pl_status calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t see
                 return pl_error_set(err, PL_ENOMEM, "out of memory for calibration gradients");
         }
     }
-    int64_t N = train->info.count;
-    if (batch > N)
-        batch = (int)N;
-    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
-    float *x = malloc((size_t)(img * batch) * sizeof(float));
-    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
-    int64_t *idx = malloc((size_t)batch * sizeof(int64_t));
-    pl_status s = (!x || !y || !idx) ? pl_error_set(err, PL_ENOMEM, "out of memory") : PL_OK;
-    char stream[64];
-    snprintf(stream, sizeof stream, "calibration:%d", step);
-    pl_rng r;
-    pl_rng_seed(&r, seed, stream);
-    for (int b = 0; b < B && !s; b++) {
-        for (int i = 0; i < batch; i++)
-            idx[i] = (int64_t)pl_rng_below(&r, (uint64_t)N);
-        s = pl_data_read(train, idx, 0, batch, x, y, err);
-        if (!s)
-            s = pl_model_gradients(m, x, y, batch, NULL, err);
-        for (int k = 0; k < p->n && !s; k++) {
-            const pl_layer *l = &m->layers[p->t[k].layer];
-            memcpy(g[k][b], l->gw, (size_t)l->nw * sizeof(float));
-        }
-    }
-    free(x);
-    free(y);
-    free(idx);
-    return s;
+    return pl__pruner_calibrate(p, train, batch, seed, step, g, err);
 }
 
 static void free_calib(pl_pruner *p, float ***g)

@@ -105,6 +105,11 @@ int pl_layer_blocks(const pl_model *m, int *head, int *len, int cap);
  * span's input and output shapes differ or it holds the output layer. */
 pl_status pl_model_remove_layers(pl_model *m, int first, int len, pl_error *err);
 /* pl_pruner_init / pl_pruner_step for PL_GRAN_LAYER (prune.c routes here). */
+/* Fills g[k][b] (every k with g[k] != NULL) with layer t[k]'s weight
+ * gradient on calibration batch b (RNG stream "calibration:<step>", training
+ * split). Shared by the unit and the layer pruner. */
+pl_status pl__pruner_calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t seed, int step,
+                               float ***g, pl_error *err);
 pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg,
                                 pl_instance *sched, pl_error *err);
 pl_status pl__layer_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed,
