@@ -43,7 +43,6 @@
 #define PL_CPU_RELAX() ((void)0)
 #endif
 
-#define PL_SIMD_MAX_THREADS 64
 #define PL_SIMD_SPIN_NS 300000      /* a worker spins this long before sleeping */
 #define PL_SIMD_SERIAL_FLOPS 150000 /* smaller jobs run on the caller only */
 /* A waiting thread spins on PAUSE for about PL_SIMD_YIELD_AFTER spins

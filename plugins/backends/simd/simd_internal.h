@@ -23,6 +23,8 @@
 
 typedef struct pl__simd pl__simd;
 
+#define PL_SIMD_MAX_THREADS 64 /* workers per instance, the caller included */
+
 /* One task of a parallel region; `worker` in [0, threads) names the
  * per-worker scratch buffer the task may use. */
 typedef void (*pl__simd_task_fn)(void *ctx, int64_t task, int worker);

@@ -204,6 +204,8 @@ static const int conv_table[][11] = {
 static const int linear_table[][3] = {
     /* n in out */
     {5, 37, 13}, {1, 1, 1}, {3, 100, 70}, {9, 17, 33}, {64, 392, 64}, {13, 5, 2},
+    /* several forward row blocks: narrow (whole-width blocks) and wide (ragged column blocks) */
+    {70, 19, 33}, {130, 50, 90},
 };
 #define N_LINEAR (sizeof linear_table / sizeof linear_table[0])
 
@@ -824,14 +826,14 @@ Test(backends, simd_csr_matches_ref)
 /* ---- determinism across thread counts ------------------------------------------ */
 
 typedef struct outs {
-    float *buf[40];
-    size_t n[40];
+    float *buf[64];
+    size_t n[64];
     int count;
 } outs;
 
 static float *out_new(outs *o, size_t n)
 {
-    cr_assert(o->count < 40);
+    cr_assert(o->count < 64);
     o->n[o->count] = n;
     o->buf[o->count] = galloc(n);
     return o->buf[o->count++];
@@ -861,8 +863,8 @@ static void run_all(be *b, outs *o)
         cr_assert_eq(b->ops->conv2d_backward_weight(b->st, s, x, dy, dw, out_new(o, (size_t)s->cout)), PL_OK);
         free(x), free(w), free(bi), free(dy);
     }
-    {
-        int n = 100, in = 392, out = 64;
+    for (int shape = 0; shape < 2; shape++) {
+        int n = shape ? 64 : 100, in = shape ? 77 : 392, out = shape ? 300 : 64;
         float *x = rnd((size_t)n * in), *w = rnd((size_t)out * in), *bi = rnd((size_t)out), *dy = rnd((size_t)n * out);
         cr_assert_eq(b->ops->linear_forward(b->st, n, in, out, x, w, bi, out_new(o, (size_t)n * out)), PL_OK);
         if (b->ops->linear_forward_relu)
