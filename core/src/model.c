@@ -749,8 +749,7 @@ pl_status pl_model_backward(pl_model *m, const float *x, const float *dlogits, i
         pl_layer *l = &m->layers[i];
         const float *in = i ? m->layers[i - 1].out : x;
         float *dx = i == 0 ? NULL : (dy == m->grad_a ? m->grad_b : m->grad_a);
-        /* nothing upstream needs a gradient once only parameter-free layers
-         * remain; stop early */
+        int fused = 0; /* layers before this one whose backward it did too */
         pl_status s = PL_OK;
         switch (l->type) {
         case PL_LAYER_CONV2D: {
@@ -769,8 +768,14 @@ pl_status pl_model_backward(pl_model *m, const float *x, const float *dlogits, i
         case PL_LAYER_MAXPOOL2D: {
             pl_pool2d_shape ps;
             pool_shape(l, n, &ps);
-            if (dx)
+            /* ABI 1.2: through the ReLU before it in the same pass (its
+             * output is the pool's input); the ReLU is then done */
+            if (dx && i >= 2 && m->layers[i - 1].type == PL_LAYER_RELU && be->maxpool2d_relu_backward) {
+                s = be->maxpool2d_relu_backward(st, &ps, dy, l->argmax, in, dx);
+                fused = 1;
+            } else if (dx) {
                 s = be->maxpool2d_backward(st, &ps, dy, l->argmax, dx);
+            }
             break;
         }
         case PL_LAYER_AVGPOOL2D: {
@@ -804,6 +809,7 @@ pl_status pl_model_backward(pl_model *m, const float *x, const float *dlogits, i
         if (s)
             return be_fail(err, l->name, "backward", s);
         dy = dx;
+        i -= fused;
     }
     return PL_OK;
 }

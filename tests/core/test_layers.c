@@ -268,3 +268,72 @@ Test(init, seeded_and_per_layer_streams)
     pl_model_free(b);
     pl_model_free(c);
 }
+
+/* ---- the host's fused paths ------------------------------------------------------ */
+
+/* One training step on simd with every optional slot (conv+ReLU(+max pool),
+ * linear+ReLU forward, max pool+ReLU backward) against the same step with
+ * those slots hidden, so the host calls the required kernels one by one:
+ * logits and every gradient must be bit for bit the same. */
+Test(fused, optional_slots_change_no_bit)
+{
+    const char *yaml = MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                             "  - {name: r1, type: relu}\n"
+                             "  - {name: p1, type: maxpool2d, kernel: 2}\n"
+                             "  - {name: c2, type: conv2d, out: 5, kernel: 3, padding: 1}\n"
+                             "  - {name: r2, type: relu}\n"
+                             "  - {name: p2, type: maxpool2d, kernel: 3, stride: 1}\n"
+                             "  - {name: f, type: flatten}\n"
+                             "  - {name: l1, type: linear, out: 6}\n"
+                             "  - {name: r3, type: relu}\n"
+                             "  - {name: l2, type: linear, out: 3}\n");
+    pl_instance *sd = pltest_instance(PL_KIND_BACKEND, "simd", NULL, 1, 2);
+    const pl_backend_ops *full = pl_instance_ops(sd);
+    pl_backend_ops plain = *full;
+    cr_assert(plain.conv2d_forward_relu_maxpool && plain.linear_forward_relu && plain.maxpool2d_relu_backward);
+    plain.conv2d_forward_relu = NULL;
+    plain.linear_forward_relu = NULL;
+    plain.conv2d_forward_relu_maxpool = NULL;
+    plain.maxpool2d_relu_backward = NULL;
+    const pl_backend_ops *ops[2] = {full, &plain};
+    pl_model *m[2];
+    float *logits[2], *dl[2];
+    enum { B = 9 };
+    float x[B * 2 * 7 * 7];
+    int32_t y[B];
+    pl_rng r;
+    pl_rng_seed(&r, 3, "fused");
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = (float)pl_rng_normal(&r);
+    for (int i = 0; i < B; i++)
+        y[i] = (int32_t)pl_rng_below(&r, 3);
+    for (int k = 0; k < 2; k++) {
+        pl_error err;
+        m[k] = pltest_model(yaml, 11);
+        pl_model_bind(m[k], ops[k], pl_instance_state(sd));
+        cr_assert_eq(pl_model_reserve(m[k], B, &err), PL_OK, "%s", err.msg);
+        const float *z = pl_model_forward(m[k], x, B, PL_MODE_TRAIN, &err);
+        cr_assert(z, "%s", err.msg);
+        logits[k] = malloc(sizeof(float) * B * 3);
+        dl[k] = malloc(sizeof(float) * B * 3);
+        memcpy(logits[k], z, sizeof(float) * B * 3);
+        double loss;
+        int64_t c;
+        cr_assert_eq(ops[k]->softmax_xent(pl_instance_state(sd), B, 3, z, y, 1.0f / B, dl[k], &loss, &c), PL_OK);
+        cr_assert_eq(pl_model_backward(m[k], x, dl[k], B, &err), PL_OK, "%s", err.msg);
+    }
+    cr_assert(!memcmp(logits[0], logits[1], sizeof(float) * B * 3), "logits differ");
+    for (int li = 0; li < m[0]->n_layers; li++) {
+        const pl_layer *a = &m[0]->layers[li], *b = &m[1]->layers[li];
+        if (a->nw)
+            cr_assert(!memcmp(a->gw, b->gw, sizeof(float) * (size_t)a->nw), "%s: weight gradient differs", a->name);
+        if (a->nb)
+            cr_assert(!memcmp(a->gb, b->gb, sizeof(float) * (size_t)a->nb), "%s: bias gradient differs", a->name);
+    }
+    for (int k = 0; k < 2; k++) {
+        free(logits[k]);
+        free(dl[k]);
+        pl_model_free(m[k]);
+    }
+    pl_instance_free(sd);
+}

@@ -58,7 +58,7 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------ */
 
 #define PL_ABI_MAJOR 1 /* bumped on any incompatible change; host refuses others */
-#define PL_ABI_MINOR 1 /* bumped when slots are appended; host refuses newer */
+#define PL_ABI_MINOR 2 /* bumped when slots are appended; host refuses newer */
 
 #define PL_PLUGIN_SYMBOL "prunelab_plugin_desc"
 
@@ -443,11 +443,22 @@ typedef struct pl_backend_ops {
                                              const float *b, float *yr,
                                              const pl_pool2d_shape *p,
                                              float *yp, int32_t *argmax);
-    void *reserved[12];
+
+    /* ---- ABI 1.2: optional slots */
+
+    /* The backward of ReLU followed by max pooling, in one pass:
+     * dx = relu_backward(yr, maxpool2d_backward(p, dy, argmax)),
+     * bit-identical to the two calls on this backend. yr is the ReLU's
+     * output, i.e. the pooling's input; argmax comes from the forward pass
+     * over yr (dx fully overwritten). optional */
+    pl_status (*maxpool2d_relu_backward)(void *st, const pl_pool2d_shape *p,
+                                         const float *dy, const int32_t *argmax,
+                                         const float *yr, float *dx);
+    void *reserved[11];
 } pl_backend_ops;
 
 #ifndef __cplusplus
-/* appending slots never changes the size: 15 required + 16 (now 4 + 12) */
+/* appending slots never changes the size: 15 required + 16 (now 5 + 11) */
 _Static_assert(sizeof(pl_backend_ops) == 31 * sizeof(void *), "pl_backend_ops keeps its size");
 #endif
 

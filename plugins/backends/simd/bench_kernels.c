@@ -6,7 +6,7 @@
  *   bench_kernels [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--unfused] [--only ref|simd|vgg]
  *
  * --unfused calls conv, relu and pool one by one even where the backend
- * offers the ABI 1.1 fused slots (the host uses them).
+ * offers the fused slots (ABI 1.1 forward, 1.2 backward; the host uses them).
  * --cpu times with the calling thread's CPU clock instead of the wall clock
  * (useful on a shared machine for single-thread tuning; with 2 threads it
  * counts the caller's share only).
@@ -240,12 +240,20 @@ static void net_step(const backend *be, net *n, int64_t step, double *kt)
     T(K_R3B, o->relu_backward(s, (int64_t)B * 64, n->r3, n->dr3, n->dr3));
     T(K_L1W, o->linear_backward_weight(s, B, 392, 64, n->q2, n->dr3, n->dw[4], n->dw[5]));
     T(K_L1D, o->linear_backward_data(s, B, 392, 64, n->dr3, n->w3, n->dq2));
-    T(K_P2B, o->maxpool2d_backward(s, &n->p2, n->dq2, n->am2, n->dr2));
-    T(K_R2B, o->relu_backward(s, (int64_t)B * 8 * 196, n->r2, n->dr2, n->dr2));
+    if (g_fused && o->maxpool2d_relu_backward) { /* ABI 1.2: timed under the pool rows */
+        T(K_P2B, o->maxpool2d_relu_backward(s, &n->p2, n->dq2, n->am2, n->r2, n->dr2));
+    } else {
+        T(K_P2B, o->maxpool2d_backward(s, &n->p2, n->dq2, n->am2, n->dr2));
+        T(K_R2B, o->relu_backward(s, (int64_t)B * 8 * 196, n->r2, n->dr2, n->dr2));
+    }
     T(K_C2W, o->conv2d_backward_weight(s, &n->c2, n->q1, n->dr2, n->dw[2], n->dw[3]));
     T(K_C2D, o->conv2d_backward_data(s, &n->c2, n->dr2, n->w2, n->dq1));
-    T(K_P1B, o->maxpool2d_backward(s, &n->p1, n->dq1, n->am1, n->dr1));
-    T(K_R1B, o->relu_backward(s, (int64_t)B * 4 * 784, n->r1, n->dr1, n->dr1));
+    if (g_fused && o->maxpool2d_relu_backward) {
+        T(K_P1B, o->maxpool2d_relu_backward(s, &n->p1, n->dq1, n->am1, n->r1, n->dr1));
+    } else {
+        T(K_P1B, o->maxpool2d_backward(s, &n->p1, n->dq1, n->am1, n->dr1));
+        T(K_R1B, o->relu_backward(s, (int64_t)B * 4 * 784, n->r1, n->dr1, n->dr1));
+    }
     T(K_C1W, o->conv2d_backward_weight(s, &n->c1, n->x, n->dr1, n->dw[0], n->dw[1]));
     pl_adam_hparams h = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                          .weight_decay = 0, .step = step};

@@ -1466,9 +1466,23 @@ typedef struct pool_bwd_job {
     const pl_pool2d_shape *s;
     const float *dy;
     const int32_t *am;
+    const float *yr; /* maxpool2d_relu_backward: the ReLU output, else NULL */
     float *dx;
     _Atomic int bad;
 } pool_bwd_job;
+
+/* dx = dy · [y > 0] over n floats in place, as relu_bwd_task computes it */
+static void relu_mask(const float *y, float *dx, size_t n)
+{
+    const vf z = vzero();
+    size_t i = 0;
+    for (; i + VL <= n; i += VL)
+        vstore(dx + i, vsel(vgt(vload(y + i), z), z, vload(dx + i)));
+    if (i < n) {
+        vtail tm = vtail_make((int)(n - i));
+        vstore_t(dx + i, vsel(vgt(vload_t(y + i, tm), z), z, vload_t(dx + i, tm)), tm);
+    }
+}
 
 /* 2x2 stride 2: dx[window] = dy where the window's argmax points, else 0;
  * rows/columns no window covers are 0. (argmax must come from the forward
@@ -1609,8 +1623,11 @@ static void maxpool_bwd_task(void *ctx, int64_t t, int worker)
         p1 = (int64_t)s->n * s->c;
     if (j->am && is_pool2x2(s)) {
         const vi ramp2 = viramp(2);
-        for (int64_t p = p0; p < p1; p++)
+        for (int64_t p = p0; p < p1; p++) {
             maxpool2x2_bwd_plane(s, j->dy + p * oplane, j->am + p * oplane, j->dx + p * plane, ramp2);
+            if (j->yr) /* fused ReLU backward while the plane is in L1 */
+                relu_mask(j->yr + p * plane, j->dx + p * plane, plane);
+        }
         return;
     }
     for (int64_t p = p0; p < p1; p++) {
@@ -1623,15 +1640,17 @@ static void maxpool_bwd_task(void *ctx, int64_t t, int worker)
             pool_bwd_rows(s, j->dy + p * oplane, am, j->dx + p * plane);
         else
             pool_bwd_scalar(s, j->dy + p * oplane, am, j->dx + p * plane);
+        if (j->yr)
+            relu_mask(j->yr + p * plane, j->dx + p * plane, plane);
     }
 }
 
 static pl_status pool_backward(pl__simd *s, const pl_pool2d_shape *sh, const float *dy,
-                               const int32_t *argmax, float *dx)
+                               const int32_t *argmax, const float *yr, float *dx)
 {
     if (!pl__simd_pool_shape_ok(sh))
         return pl__simd_fail(s, PL_EINVAL, "pool2d: inconsistent shape");
-    pool_bwd_job j = {.s = sh, .dy = dy, .am = argmax, .dx = dx};
+    pool_bwd_job j = {.s = sh, .dy = dy, .am = argmax, .yr = yr, .dx = dx};
     atomic_init(&j.bad, 0);
     int64_t planes = (int64_t)sh->n * sh->c;
     pl__simd_run(s, (planes + POOL_PLANES - 1) / POOL_PLANES,
@@ -1647,14 +1666,23 @@ static pl_status k_maxpool2d_backward(pl__simd *s, const pl_pool2d_shape *sh, co
 {
     if (!argmax)
         return pl__simd_fail(s, PL_EINVAL, "maxpool2d_backward: argmax is required");
-    return pool_backward(s, sh, dy, argmax, dx);
+    return pool_backward(s, sh, dy, argmax, NULL, dx);
+}
+
+/* maxpool2d_backward then relu_backward(yr), plane by plane in one pass */
+static pl_status k_maxpool2d_relu_backward(pl__simd *s, const pl_pool2d_shape *sh, const float *dy,
+                                           const int32_t *argmax, const float *yr, float *dx)
+{
+    if (!argmax || !yr)
+        return pl__simd_fail(s, PL_EINVAL, "maxpool2d_relu_backward: argmax and yr are required");
+    return pool_backward(s, sh, dy, argmax, yr, dx);
 }
 
 /* dx[window] += dy / (kh*kw) */
 static pl_status k_avgpool2d_backward(pl__simd *s, const pl_pool2d_shape *sh, const float *dy,
                                       float *dx)
 {
-    return pool_backward(s, sh, dy, NULL, dx);
+    return pool_backward(s, sh, dy, NULL, NULL, dx);
 }
 
 static pl_status k_avgpool2d_forward(pl__simd *s, const pl_pool2d_shape *sh, const float *x,
@@ -1978,6 +2006,7 @@ const pl__simd_impl ISA_TABLE = {
     .linear_forward_csr = k_linear_forward_csr,
     .conv2d_forward_relu = k_conv2d_forward_relu,
     .conv2d_forward_relu_maxpool = k_conv2d_forward_relu_maxpool,
+    .maxpool2d_relu_backward = k_maxpool2d_relu_backward,
     .linear_backward_data = k_linear_backward_data,
     .linear_backward_weight = k_linear_backward_weight,
     .maxpool2d_forward = k_maxpool2d_forward,

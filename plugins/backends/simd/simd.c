@@ -417,6 +417,13 @@ static pl_status s_conv2d_forward_relu_maxpool(void *st, const pl_conv2d_shape *
     return s->impl->conv2d_forward_relu_maxpool(s, sh, x, w, b, yr, ps, yp, argmax);
 }
 
+static pl_status s_maxpool2d_relu_backward(void *st, const pl_pool2d_shape *ps, const float *dy,
+                                           const int32_t *argmax, const float *yr, float *dx)
+{
+    pl__simd *s = st;
+    return s->impl->maxpool2d_relu_backward(s, ps, dy, argmax, yr, dx);
+}
+
 static const pl_backend_ops simd_ops = {
     .conv2d_forward = s_conv2d_forward,
     .conv2d_backward_data = s_conv2d_backward_data,
@@ -437,6 +444,7 @@ static const pl_backend_ops simd_ops = {
     .linear_forward_relu = s_linear_forward_relu,
     .linear_forward_csr = s_linear_forward_csr,
     .conv2d_forward_relu_maxpool = s_conv2d_forward_relu_maxpool,
+    .maxpool2d_relu_backward = s_maxpool2d_relu_backward,
     .reserved = {0},
 };
 

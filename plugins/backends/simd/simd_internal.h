@@ -72,6 +72,9 @@ typedef struct pl__simd_impl {
                                              const float *x, const float *w, const float *b,
                                              float *yr, const pl_pool2d_shape *ps, float *yp,
                                              int32_t *argmax);
+    /* ABI 1.2 */
+    pl_status (*maxpool2d_relu_backward)(pl__simd *s, const pl_pool2d_shape *sh, const float *dy,
+                                         const int32_t *argmax, const float *yr, float *dx);
 } pl__simd_impl;
 
 extern const pl__simd_impl pl__simd_impl_avx512;

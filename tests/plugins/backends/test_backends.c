@@ -682,6 +682,8 @@ Test(backends, optional_slots_are_declared)
     cr_assert_not_null(sd.ops->linear_forward_relu);
     cr_assert_not_null(sd.ops->linear_forward_csr);
     cr_assert_not_null(sd.ops->conv2d_forward_relu_maxpool);
+    cr_assert_null(ref.ops->maxpool2d_relu_backward);
+    cr_assert_not_null(sd.ops->maxpool2d_relu_backward);
     be_close(&ref);
     be_close(&sd);
 }
@@ -773,6 +775,40 @@ Test(backends, simd_fused_relu_maxpool_matches_unfused)
         float buf[256] = {0};
         cr_assert_eq(sd.ops->conv2d_forward_relu_maxpool(sd.st, &s, buf, buf, NULL, buf + 64, &ps, buf + 160, NULL),
                      PL_EINVAL);
+        be_close(&sd);
+    }
+}
+
+/* ReLU + max pooling backward in one call: bit for bit maxpool2d_backward
+ * then relu_backward on simd, for every pooling shape (the 2x2 fast path
+ * and the general ones); half of the ReLU outputs are zero, as after a
+ * real ReLU */
+Test(backends, simd_fused_maxpool_relu_backward_matches_unfused)
+{
+    for (int i = 0; i < N_ISAS; i++) {
+        be sd;
+        if (!be_try(&sd, "simd", 2, isas[i]))
+            continue;
+        rng_reset(35);
+        for (size_t k = 0; k < N_POOL; k++) {
+            const int *t = pool_table[k];
+            pl_pool2d_shape ps = pool_shape(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9]);
+            size_t nx = (size_t)ps.n * ps.c * ps.h * ps.w, ny = (size_t)ps.n * ps.c * ps.oh * ps.ow;
+            float *yr = rnd(nx), *yp = malloc(sizeof(float) * ny), *dy = rnd(ny);
+            for (size_t e = 0; e < nx; e++)
+                yr[e] = yr[e] > 0 ? yr[e] : 0;
+            int32_t *am = malloc(sizeof(int32_t) * ny);
+            float *dp = galloc(nx), *dx = galloc(nx), *fx = galloc(nx);
+            cr_assert_eq(sd.ops->maxpool2d_forward(sd.st, &ps, yr, yp, am), PL_OK);
+            cr_assert_eq(sd.ops->maxpool2d_backward(sd.st, &ps, dy, am, dp), PL_OK);
+            cr_assert_eq(sd.ops->relu_backward(sd.st, (int64_t)nx, yr, dp, dx), PL_OK);
+            cr_assert_eq(sd.ops->maxpool2d_relu_backward(sd.st, &ps, dy, am, yr, fx), PL_OK);
+            gcheck(fx, nx, "fused maxpool+relu backward");
+            cr_assert(!memcmp(dx, fx, sizeof(float) * nx), "[%s] pool %zu: fused backward differs", isas[i], k);
+            cr_assert_eq(sd.ops->maxpool2d_relu_backward(sd.st, &ps, dy, NULL, yr, fx), PL_EINVAL);
+            cr_assert_eq(sd.ops->maxpool2d_relu_backward(sd.st, &ps, dy, am, NULL, fx), PL_EINVAL);
+            free(yr), free(yp), free(dy), free(am), gfree(dp), gfree(dx), gfree(fx);
+        }
         be_close(&sd);
     }
 }
@@ -886,6 +922,8 @@ static void run_all(be *b, outs *o)
         int32_t *am = (int32_t *)(void *)out_new(o, ny);
         cr_assert_eq(b->ops->maxpool2d_forward(b->st, &s, x, out_new(o, ny), am), PL_OK);
         cr_assert_eq(b->ops->maxpool2d_backward(b->st, &s, dy, am, out_new(o, nx)), PL_OK);
+        if (b->ops->maxpool2d_relu_backward)
+            cr_assert_eq(b->ops->maxpool2d_relu_backward(b->st, &s, dy, am, x, out_new(o, nx)), PL_OK);
         cr_assert_eq(b->ops->avgpool2d_backward(b->st, &s, dy, out_new(o, nx)), PL_OK);
         free(x), free(dy);
     }
