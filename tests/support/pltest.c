@@ -1,6 +1,8 @@
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "pltest.h"
 #include "model.h"
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +50,35 @@ pl_instance *pltest_instance(pl_kind kind, const char *name, const char *const *
     return in;
 }
 
+/* Directories made by pltest_tmpdir, removed when the test process exits. */
+static char *g_tmpdirs[256];
+static int g_ntmpdirs;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_tmpdirs(void)
+{
+    for (int i = 0; i < g_ntmpdirs; i++) {
+        nftw(g_tmpdirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(g_tmpdirs[i]);
+    }
+    g_ntmpdirs = 0;
+}
+
 char *pltest_tmpdir(void)
 {
     char *t = strdup("/tmp/pltest.XXXXXX");
     cr_assert(t && mkdtemp(t));
+    if (g_ntmpdirs < (int)(sizeof g_tmpdirs / sizeof g_tmpdirs[0])) {
+        if (!g_ntmpdirs)
+            atexit(rm_tmpdirs);
+        g_tmpdirs[g_ntmpdirs++] = strdup(t);
+    }
     return t;
 }
 

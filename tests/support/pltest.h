@@ -5,7 +5,8 @@
  *                    plugins/ and testplugins/ (PL_BUILD_DIR).
  * pltest_instance()  instantiate a built plugin with "key=value" params
  *                    (NULL-terminated, may be NULL); asserts on failure.
- * pltest_tmpdir()    a fresh directory under /tmp (caller frees the string).
+ * pltest_tmpdir()    a fresh directory under /tmp (caller frees the string),
+ *                    removed with its contents when the test process exits.
  * pltest_run()       run a shell command, capture stdout+stderr, return the
  *                    exit status (caller frees *out).
  */
