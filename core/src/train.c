@@ -57,6 +57,45 @@ void pl_data_close(pl_data *d)
         d->handle = NULL;
 }
 
+/* A batch read split over the backend's threads: chunks of consecutive
+ * examples, each one read() call into its own slice of x and y, so the
+ * bytes are those of a single call. */
+#define PL_READ_CHUNKS 16
+typedef struct read_job {
+    pl_data *d;
+    const int64_t *idx;
+    int n, chunk;
+    int64_t img;
+    float *x;
+    int32_t *y;
+    pl_status st[PL_READ_CHUNKS];
+} read_job;
+
+static void read_chunk(void *ctx, int64_t t, int worker)
+{
+    (void)worker;
+    read_job *j = ctx;
+    int a = (int)t * j->chunk, b = a + j->chunk < j->n ? a + j->chunk : j->n;
+    j->st[t] = j->d->ops->read(pl_instance_state(j->d->inst), j->d->handle, j->idx + a, b - a,
+                               j->x + (size_t)(a * j->img), j->y + a);
+}
+
+static pl_status read_parallel(pl_data *d, const int64_t *idx, int n, float *x, int32_t *y)
+{
+    read_job j = {.d = d, .idx = idx, .n = n, .x = x, .y = y,
+                  .img = (int64_t)d->info.channels * d->info.height * d->info.width};
+    j.chunk = (n + PL_READ_CHUNKS - 1) / PL_READ_CHUNKS;
+    j.chunk = j.chunk < 4 ? 4 : j.chunk;
+    int64_t tasks = (n + j.chunk - 1) / j.chunk;
+    /* about 4 flops per value decides whether the pool is worth waking */
+    if (d->par->parallel_for(d->par_state, tasks, 4.0 * (double)j.img * n, read_chunk, &j))
+        return PL_EPLUGIN;
+    for (int64_t t = 0; t < tasks; t++)
+        if (j.st[t])
+            return j.st[t];
+    return PL_OK;
+}
+
 pl_status pl_data_read(pl_data *d, const int64_t *idx, int64_t first, int n, float *x, int32_t *y,
                        pl_error *err)
 {
@@ -69,7 +108,16 @@ pl_status pl_data_read(pl_data *d, const int64_t *idx, int64_t first, int n, flo
             local[i] = first + i;
         use = local;
     }
-    pl_status st = d->ops->read(pl_instance_state(d->inst), d->handle, use, n, x, y);
+    pl_status st = PL_EINVAL;
+    /* in parallel where the dataset allows it; any failure is read again
+     * on this thread, so the error message is the plugin's own, once */
+    int valid = d->par && d->par->parallel_for && (d->info.flags & PL_DATASET_CONCURRENT_READ) && n >= 8;
+    for (int i = 0; valid && i < n; i++) /* a bad index: the plugin reports it, serially */
+        valid = use[i] >= 0 && use[i] < d->info.count;
+    if (valid)
+        st = read_parallel(d, use, n, x, y);
+    if (st)
+        st = d->ops->read(pl_instance_state(d->inst), d->handle, use, n, x, y);
     if (st)
         return ds_error(d->inst, st, "read", err);
     for (int i = 0; i < n; i++)
@@ -203,6 +251,7 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
     }
     double t_phase = pl_now();
     int64_t step = 0;
+    train->par = m->be, train->par_state = m->be_state;
     for (int ep = 0; ep < cfg->epochs && s == PL_OK; ep++) {
         char stream[96];
         snprintf(stream, sizeof stream, "shuffle:%s:%d", phase, ep);
@@ -296,6 +345,7 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
     if (s && mode == PL_PROGRESS_BAR)
         fputc('\n', out);
     st->seconds = pl_now() - t_phase;
+    train->par = NULL, train->par_state = NULL;
     pl_regularizer_deinit(&reg);
     free(x);
     free(dl);
@@ -352,6 +402,7 @@ pl_status pl_evaluate(pl_model *m, pl_data *test, int batch, double *acc, double
     }
     double ls = 0;
     int64_t correct = 0;
+    test->par = m->be, test->par_state = m->be_state;
     for (int64_t first = 0; first < N && !s; first += batch) {
         int n = (int)(N - first < batch ? N - first : batch);
         s = pl_data_read(test, NULL, first, n, x, y, err);
@@ -370,6 +421,7 @@ pl_status pl_evaluate(pl_model *m, pl_data *test, int batch, double *acc, double
         ls += l;
         correct += c;
     }
+    test->par = NULL, test->par_state = NULL;
     free(x);
     free(y);
     if (!s) {

@@ -24,6 +24,11 @@ typedef struct pl_data {
     void *handle;
     pl_dataset_info info;
     pl_split split;
+    /* set while a phase runs (pl_train_phase, pl_evaluate): a backend with
+     * parallel_for over whose threads reads of a concurrent-read dataset
+     * are split; NULL = read on the calling thread */
+    const pl_backend_ops *par;
+    void *par_state;
 } pl_data;
 
 pl_status pl_data_open(pl_instance *ds, pl_split split, pl_data *out, pl_error *err);

@@ -282,8 +282,14 @@ typedef struct pl_dataset_info {
     int channels, height, width;
     int classes;
     char checksum[72];       /* e.g. "sha256:…" or "fnv64:…" of the source, for the manifest */
-    int reserved[8];
+    uint32_t flags;          /* PL_DATASET_* (ABI 1.2; 0 from older plugins) */
+    int reserved[7];
 } pl_dataset_info;
+
+/* read() may run on several threads at once on the same handle, for
+ * disjoint outputs; the host then splits a batch over the backend's
+ * threads (backend parallel_for). */
+#define PL_DATASET_CONCURRENT_READ 1u
 
 typedef struct pl_dataset_ops {
     /* required: open a split; *handle is passed back to read/close */
@@ -454,11 +460,18 @@ typedef struct pl_backend_ops {
     pl_status (*maxpool2d_relu_backward)(void *st, const pl_pool2d_shape *p,
                                          const float *dy, const int32_t *argmax,
                                          const float *yr, float *dx);
-    void *reserved[11];
+    /* Runs fn(ctx, i, worker) for every i in [0, n) on the instance's
+     * threads and returns when all are done (worker in [0, threads)). The
+     * host uses it for its own work between kernels (reading a batch);
+     * fn never calls back into the backend. `work` is a rough cost in
+     * flops: a backend may run small jobs on the calling thread. optional */
+    pl_status (*parallel_for)(void *st, int64_t n, double work,
+                              void (*fn)(void *ctx, int64_t i, int worker), void *ctx);
+    void *reserved[10];
 } pl_backend_ops;
 
 #ifndef __cplusplus
-/* appending slots never changes the size: 15 required + 16 (now 5 + 11) */
+/* appending slots never changes the size: 15 required + 16 (now 6 + 10) */
 _Static_assert(sizeof(pl_backend_ops) == 31 * sizeof(void *), "pl_backend_ops keeps its size");
 #endif
 

@@ -424,6 +424,16 @@ static pl_status s_maxpool2d_relu_backward(void *st, const pl_pool2d_shape *ps, 
     return s->impl->maxpool2d_relu_backward(s, ps, dy, argmax, yr, dx);
 }
 
+static pl_status s_parallel_for(void *st, int64_t n, double work,
+                                void (*fn)(void *ctx, int64_t i, int worker), void *ctx)
+{
+    pl__simd *s = st;
+    if (n < 0 || !fn)
+        return pl__simd_fail(s, PL_EINVAL, "parallel_for: negative count or no function");
+    pl__simd_run(s, n, work, fn, ctx);
+    return PL_OK;
+}
+
 static const pl_backend_ops simd_ops = {
     .conv2d_forward = s_conv2d_forward,
     .conv2d_backward_data = s_conv2d_backward_data,
@@ -445,6 +455,7 @@ static const pl_backend_ops simd_ops = {
     .linear_forward_csr = s_linear_forward_csr,
     .conv2d_forward_relu_maxpool = s_conv2d_forward_relu_maxpool,
     .maxpool2d_relu_backward = s_maxpool2d_relu_backward,
+    .parallel_for = s_parallel_for,
     .reserved = {0},
 };
 

@@ -588,6 +588,7 @@ static pl_status idx_open(void *state, pl_split split, void **handle, pl_dataset
     info->height = sp->height;
     info->width = sp->width;
     info->classes = st->classes;
+    info->flags = PL_DATASET_CONCURRENT_READ; /* handles are immutable after open */
     char hex[65];
     idx_sha256_hex(&img->sha, hex);
     snprintf(info->checksum, sizeof info->checksum, "sha256:%s", hex);

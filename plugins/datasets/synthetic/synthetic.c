@@ -208,6 +208,7 @@ static pl_status syn_open(void *state, pl_split split, void **handle, pl_dataset
     info->height = st->height;
     info->width = st->width;
     info->classes = st->classes;
+    info->flags = PL_DATASET_CONCURRENT_READ; /* read() only reads the handle */
     snprintf(info->checksum, sizeof info->checksum, "%s", st->checksum);
     *handle = sp;
     return PL_OK;
