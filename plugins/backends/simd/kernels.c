@@ -1145,13 +1145,18 @@ static pl_status k_linear_forward_csr(pl__simd *s, int n, int in, int out, const
     return PL_OK;
 }
 
-/* dx[r][i] = Σ_o dy[r][o] w[o][i], rows [8t, 8t+8) */
+/* The backward passes cut their output into column blocks of LIN_COLS
+ * floats, all rows at once: a task streams only its columns of the B
+ * operand (w for dx, x for dw), once, from L1 for every row tile, and the
+ * two threads share B half and half instead of each reading all of it. */
+#define LIN_COLS (NV8 * VL)
+
+/* dx[r][i] = Σ_o dy[r][o] w[o][i], columns [LIN_COLS t, LIN_COLS (t+1)) */
 static void lin_bwd_data_task(void *ctx, int64_t t, int worker)
 {
     lin_job *j = ctx;
-    int r0 = (int)t * LIN_ROWS, m = imin(LIN_ROWS, j->n - r0);
-    gemm_rows(m, 1, j->in, 0, 0, j->out, j->a + (size_t)r0 * j->out, j->out, 1, j->b, j->off,
-              j->c + (size_t)r0 * j->in, j->in, NULL, 0, 0);
+    int i0 = (int)t * LIN_COLS, w = imin(LIN_COLS, j->in - i0);
+    gemm_rows(j->n, 1, w, 0, 0, j->out, j->a, j->out, 1, j->b + i0, j->off, j->c + i0, j->in, NULL, 0, 0);
 }
 
 static pl_status k_linear_backward_data(pl__simd *s, int n, int in, int out, const float *dy,
@@ -1163,17 +1168,16 @@ static pl_status k_linear_backward_data(pl__simd *s, int n, int in, int out, con
     if (!off)
         return PL_ENOMEM;
     lin_job j = {.n = n, .in = in, .out = out, .a = dy, .b = w, .off = off, .c = dx};
-    pl__simd_run(s, (n + LIN_ROWS - 1) / LIN_ROWS, 2.0 * n * in * out, lin_bwd_data_task, &j);
+    pl__simd_run(s, (in + LIN_COLS - 1) / LIN_COLS, 2.0 * n * in * out, lin_bwd_data_task, &j);
     return PL_OK;
 }
 
-/* dw[o][i] = Σ_r dy[r][o] x[r][i], output rows [8t, 8t+8) */
+/* dw[o][i] = Σ_r dy[r][o] x[r][i], columns [LIN_COLS t, LIN_COLS (t+1)) */
 static void lin_bwd_weight_task(void *ctx, int64_t t, int worker)
 {
     lin_job *j = ctx;
-    int o0 = (int)t * LIN_ROWS, m = imin(LIN_ROWS, j->out - o0);
-    gemm_rows(m, 1, j->in, 0, 0, j->n, j->a + o0, 1, j->out, j->b, j->off,
-              j->c + (size_t)o0 * j->in, j->in, NULL, 0, 0);
+    int i0 = (int)t * LIN_COLS, w = imin(LIN_COLS, j->in - i0);
+    gemm_rows(j->out, 1, w, 0, 0, j->n, j->a, 1, j->out, j->b + i0, j->off, j->c + i0, j->in, NULL, 0, 0);
 }
 
 static pl_status k_linear_backward_weight(pl__simd *s, int n, int in, int out, const float *x,
@@ -1185,7 +1189,7 @@ static pl_status k_linear_backward_weight(pl__simd *s, int n, int in, int out, c
     if (!off)
         return PL_ENOMEM;
     lin_job j = {.n = n, .in = in, .out = out, .a = dy, .b = x, .off = off, .c = dw};
-    pl__simd_run(s, (out + LIN_ROWS - 1) / LIN_ROWS, 2.0 * n * in * out, lin_bwd_weight_task, &j);
+    pl__simd_run(s, (in + LIN_COLS - 1) / LIN_COLS, 2.0 * n * in * out, lin_bwd_weight_task, &j);
     if (db) /* db[o] = Σ_r dy[r][o], rows in order */
         for (int o = 0; o < out; o += VL) {
             vtail tm = vtail_make(imin(VL, out - o));
