@@ -52,40 +52,16 @@ trap 'rm -rf "$tmp"' EXIT
 
 for t in $tlist; do
     echo "== PyTorch $($py -c 'import torch; print(torch.__version__)'), $t thread(s), $epochs epochs after a warm-up"
-    "$py" - "$root/data/mnist" "$t" "$epochs" > "$tmp/torch_$t" <<'PY'
+    PYTHONPATH="$root/bench" "$py" - "$root/data/mnist" "$t" "$epochs" > "$tmp/torch_$t" <<'PY'
 import sys, time, statistics
-import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from mnist_simplecnn import SimpleCNN, load
 
 path, threads, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
 torch.manual_seed(1)
-
-def idx(name, offset):
-    with open(f"{path}/{name}", "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
-
-def images(name):
-    x = idx(name, 16).reshape(-1, 1, 28, 28).astype(np.float32) / 255.0
-    return torch.from_numpy((x - 0.1307) / 0.3081)
-
-X, Y = images("train-images-idx3-ubyte"), torch.from_numpy(idx("train-labels-idx1-ubyte", 8).astype(np.int64))
-Xt, Yt = images("t10k-images-idx3-ubyte"), torch.from_numpy(idx("t10k-labels-idx1-ubyte", 8).astype(np.int64))
-
-class SimpleCNN(nn.Module):  # the seed's network
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
-        self.conv2 = nn.Conv2d(4, 8, 3, padding=1)
-        self.fc1 = nn.Linear(8 * 7 * 7, 64)
-        self.fc2 = nn.Linear(64, 10)
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = F.relu(self.fc1(x.flatten(1)))
-        return self.fc2(x)
+X, Y, Xt, Yt = load(path)
 
 times = []
 for ep in range(epochs + 1):  # epoch 0 warms up

@@ -40,40 +40,18 @@ echo "|---|---|---|---|---|---|"
 for s in $(seq "$first" "$last"); do
     build/prunelab run experiments/seed.yaml --set seed="$s" --out "$tmp/pl$s" --quiet >/dev/null
     pl=$(awk -F, 'NR==1{for(i=1;i<=NF;i++)h[$i]=i} NR==2{print $h["acc_baseline"], $h["acc_final"]}' "$tmp/pl$s/results.csv")
-    th=$("$py" - data/mnist "$s" "$threads" <<'PY'
+    th=$(PYTHONPATH="$root/bench" "$py" - data/mnist "$s" "$threads" <<'PY'
 import sys
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mnist_simplecnn import SimpleCNN, load, test
 
 path, seed, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
+X, Y, Xt, Yt = load(path)
 
-def idx(name, offset):
-    with open(f"{path}/{name}", "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
-
-def images(name):  # ToTensor (x/255 in float32), then Normalize
-    x = torch.from_numpy(idx(name, 16).reshape(-1, 1, 28, 28).astype(np.float32)) / 255.0
-    return (x - 0.1307) / 0.3081
-
-X, Y = images("train-images-idx3-ubyte"), torch.from_numpy(idx("train-labels-idx1-ubyte", 8).astype(np.int64))
-Xt, Yt = images("t10k-images-idx3-ubyte"), torch.from_numpy(idx("t10k-labels-idx1-ubyte", 8).astype(np.int64))
-
-class SimpleCNN(nn.Module):  # the seed's network
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
-        self.conv2 = nn.Conv2d(4, 8, 3, padding=1)
-        self.fc1 = nn.Linear(8 * 7 * 7, 64)
-        self.fc2 = nn.Linear(64, 10)
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc2(F.relu(self.fc1(x.view(x.size(0), -1))))
-
-def epoch(model):
+def epoch(model):  # a fresh Adam each time, as the seed's code does
     opt = torch.optim.Adam(model.parameters(), lr=0.001)
     model.train()
     for b in torch.randperm(len(X)).split(64):
@@ -81,18 +59,12 @@ def epoch(model):
         F.cross_entropy(model(X[b]), Y[b]).backward()
         opt.step()
 
-def test(model):
-    model.eval()
-    with torch.no_grad():
-        return 100.0 * sum((model(Xt[i:i + 1000]).argmax(1) == Yt[i:i + 1000]).sum().item()
-                           for i in range(0, len(Xt), 1000)) / len(Xt)
-
 out = []
 for keep_bias in (False, True):
     torch.manual_seed(seed)
     model = SimpleCNN()
     epoch(model)
-    base = test(model)
+    base = test(model, Xt, Yt)
     order = torch.argsort(model.conv1.weight.data.abs().sum(dim=[1, 2, 3]))[2:]
     w1, b1 = model.conv1.weight.data[order], model.conv1.bias.data[order]
     w2, b2 = model.conv2.weight.data[:, order], model.conv2.bias.data.clone()
@@ -103,7 +75,7 @@ for keep_bias in (False, True):
     if keep_bias:
         model.conv2.bias.data = b2
     epoch(model)
-    out.append(test(model))
+    out.append(test(model, Xt, Yt))
 print(f"{base:.2f} {out[0]:.2f} {out[1]:.2f}")
 PY
 )
