@@ -9,19 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void open_synthetic(pl_data *d)
+static pl_instance *open_synthetic(pl_data *d)
 {
     const char *kv[] = {"height=9", "width=7", "classes=5", "train_count=700", "test_count=10", NULL};
     pl_instance *ds = pltest_instance(PL_KIND_DATASET, "synthetic", kv, 5, 1);
     pl_error err;
     cr_assert_eq(pl_data_open(ds, PL_SPLIT_TRAIN, d, &err), PL_OK, "%s", err.msg);
     cr_assert(d->info.flags & PL_DATASET_CONCURRENT_READ);
+    return ds;
 }
 
 Test(data, parallel_read_matches_serial)
 {
     pl_data d;
-    open_synthetic(&d);
+    pl_instance *ds = open_synthetic(&d);
     pl_instance *be = pltest_instance(PL_KIND_BACKEND, "simd", NULL, 1, 2);
     const pl_backend_ops *ops = pl_instance_ops(be);
     cr_assert_not_null(ops->parallel_for);
@@ -47,12 +48,13 @@ Test(data, parallel_read_matches_serial)
     free(xs), free(xp), free(idx);
     pl_instance_free(be);
     pl_data_close(&d);
+    pl_instance_free(ds);
 }
 
 Test(data, parallel_read_bad_index_is_the_plugins_error)
 {
     pl_data d;
-    open_synthetic(&d);
+    pl_instance *ds = open_synthetic(&d);
     pl_instance *be = pltest_instance(PL_KIND_BACKEND, "simd", NULL, 1, 2);
     d.par = pl_instance_ops(be), d.par_state = pl_instance_state(be);
     int64_t idx[64];
@@ -67,4 +69,5 @@ Test(data, parallel_read_bad_index_is_the_plugins_error)
     free(x);
     pl_instance_free(be);
     pl_data_close(&d);
+    pl_instance_free(ds);
 }
