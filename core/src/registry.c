@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,17 +73,26 @@ static void host_log(int level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Formatted on the caller's stack and copied under a lock: a dataset with
+ * concurrent reads may fail on two threads at once (the host then reads the
+ * message after the parallel region, on its own thread). */
+static pthread_mutex_t g_error_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void host_set_error(pl_ctx *ctx, const char *fmt, ...)
 {
     if (!ctx)
         return;
+    char msg[sizeof ctx->msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx->msg, sizeof ctx->msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    for (char *p = ctx->msg; *p; p++)
+    for (char *p = msg; *p; p++)
         if (*p == '\n')
             *p = ' ';
+    pthread_mutex_lock(&g_error_mu);
+    memcpy(ctx->msg, msg, sizeof msg);
+    pthread_mutex_unlock(&g_error_mu);
 }
 
 static void *host_alloc(size_t n) { return n ? malloc(n) : NULL; }

@@ -288,7 +288,9 @@ typedef struct pl_dataset_info {
 
 /* read() may run on several threads at once on the same handle, for
  * disjoint outputs; the host then splits a batch over the backend's
- * threads (backend parallel_for). */
+ * threads (backend parallel_for). set_error may be called from such
+ * concurrent reads; the host reports a failed batch by reading it again
+ * on one thread. */
 #define PL_DATASET_CONCURRENT_READ 1u
 
 typedef struct pl_dataset_ops {
