@@ -296,9 +296,10 @@ pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out,
     }
     for (int i = 0; i < m->n_layers; i++) {
         pl_layer *l = &m->layers[i];
-        if (alloc_params(l)) {
+        if (alloc_params(l)) { /* the message names the layer: set it before freeing */
+            pl_status e = pl_error_set(err, PL_ENOMEM, "%s: out of memory for layer %s", file, l->name);
             pl_model_free(m);
-            return pl_error_set(err, PL_ENOMEM, "%s: out of memory for layer %s", file, l->name);
+            return e;
         }
         init_params(l, seed);
         l->orig_units = l->out_c;

@@ -71,3 +71,27 @@ Test(data, parallel_read_bad_index_is_the_plugins_error)
     pl_data_close(&d);
     pl_instance_free(ds);
 }
+
+/* Chunks fail on both threads at once (examples 40..63 of a 64-example
+ * batch are "corrupt"): the error is the plugin's message from one serial
+ * read, which stops at the first bad example in batch order */
+Test(data, parallel_read_failure_reports_the_first_bad_example)
+{
+    pl_instance *ds = pltest_instance(PL_KIND_DATASET, "read_fails", NULL, 1, 1);
+    pl_data d;
+    pl_error err;
+    cr_assert_eq(pl_data_open(ds, PL_SPLIT_TRAIN, &d, &err), PL_OK, "%s", err.msg);
+    pl_instance *be = pltest_instance(PL_KIND_BACKEND, "simd", NULL, 1, 2);
+    d.par = pl_instance_ops(be), d.par_state = pl_instance_state(be);
+    float x[64 * 4];
+    int32_t y[64];
+    for (int rep = 0; rep < 20; rep++) {
+        cr_assert_eq(pl_data_read(&d, NULL, 0, 64, x, y, &err), PL_EFORMAT);
+        cr_assert(strstr(err.msg, "example 40 is corrupt"), "%s", err.msg);
+    }
+    cr_assert_eq(pl_data_read(&d, NULL, 0, 40, x, y, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(x[4 * 39], 39.0f);
+    pl_instance_free(be);
+    pl_data_close(&d);
+    pl_instance_free(ds);
+}
