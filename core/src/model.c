@@ -438,78 +438,115 @@ pl_status pl_model_optim_reset(pl_model *m, pl_error *err)
 /* ---- layers that live in the host ---------------------------------------------- */
 
 /* y = gamma·(x − mean)/sqrt(var + eps) + beta, per channel over (n, h, w). */
-static void bn_forward(pl_layer *l, const float *x, int n, pl_mode mode)
+/* Host work over channels: on the backend's threads when it offers
+ * parallel_for (ABI 1.2), else in a loop. Each channel is one task with a
+ * fixed order of operations, so results never depend on the threads. */
+static void for_channels(const pl_model *m, int C, double work, void (*fn)(void *, int64_t, int), void *ctx)
 {
-    int C = l->in_c;
+    if (m->be && m->be->parallel_for && m->be->parallel_for(m->be_state, C, work, fn, ctx) == PL_OK)
+        return;
+    for (int c = 0; c < C; c++)
+        fn(ctx, c, 0);
+}
+
+typedef struct bn_job {
+    pl_layer *l;
+    const float *x, *dy;
+    float *dx;
+    int n;
+    pl_mode mode;
+} bn_job;
+
+/* channel c of y = gamma·(x − mean)/sqrt(var + eps) + beta over (n, h, w) */
+static void bn_forward_channel(void *ctx, int64_t ci, int worker)
+{
+    (void)worker;
+    const bn_job *j = ctx;
+    pl_layer *l = j->l;
+    const float *x = j->x;
+    int C = l->in_c, n = j->n, c = (int)ci;
     int64_t hw = (int64_t)l->in_h * l->in_w, M = hw * n;
-    for (int c = 0; c < C; c++) {
-        double mean, var;
-        if (mode == PL_MODE_TRAIN) {
-            double s = 0, s2 = 0;
-            for (int b = 0; b < n; b++) {
-                const float *p = x + ((int64_t)b * C + c) * hw;
-                for (int64_t i = 0; i < hw; i++)
-                    s += p[i];
-            }
-            mean = s / (double)M;
-            for (int b = 0; b < n; b++) {
-                const float *p = x + ((int64_t)b * C + c) * hw;
-                for (int64_t i = 0; i < hw; i++) {
-                    double d = p[i] - mean;
-                    s2 += d * d;
-                }
-            }
-            var = s2 / (double)M;
-            double unbiased = M > 1 ? s2 / (double)(M - 1) : var;
-            l->run_mean[c] = (float)((1 - l->momentum) * l->run_mean[c] + l->momentum * mean);
-            l->run_var[c] = (float)((1 - l->momentum) * l->run_var[c] + l->momentum * unbiased);
-        } else {
-            mean = l->run_mean[c];
-            var = l->run_var[c];
-        }
-        float invstd = (float)(1.0 / sqrt(var + l->eps));
-        float g = l->w[c], be = l->b[c], mu = (float)mean;
-        if (mode == PL_MODE_TRAIN) {
-            l->bn_mean[c] = mu;
-            l->bn_invstd[c] = invstd;
-        }
+    double mean, var;
+    if (j->mode == PL_MODE_TRAIN) {
+        double s = 0, s2 = 0;
         for (int b = 0; b < n; b++) {
-            int64_t off = ((int64_t)b * C + c) * hw;
+            const float *p = x + ((int64_t)b * C + c) * hw;
+            for (int64_t i = 0; i < hw; i++)
+                s += p[i];
+        }
+        mean = s / (double)M;
+        for (int b = 0; b < n; b++) {
+            const float *p = x + ((int64_t)b * C + c) * hw;
             for (int64_t i = 0; i < hw; i++) {
-                float xh = (x[off + i] - mu) * invstd;
-                if (mode == PL_MODE_TRAIN)
-                    l->aux[off + i] = xh;
-                l->out[off + i] = g * xh + be;
+                double d = p[i] - mean;
+                s2 += d * d;
             }
+        }
+        var = s2 / (double)M;
+        double unbiased = M > 1 ? s2 / (double)(M - 1) : var;
+        l->run_mean[c] = (float)((1 - l->momentum) * l->run_mean[c] + l->momentum * mean);
+        l->run_var[c] = (float)((1 - l->momentum) * l->run_var[c] + l->momentum * unbiased);
+    } else {
+        mean = l->run_mean[c];
+        var = l->run_var[c];
+    }
+    float invstd = (float)(1.0 / sqrt(var + l->eps));
+    float g = l->w[c], be = l->b[c], mu = (float)mean;
+    if (j->mode == PL_MODE_TRAIN) {
+        l->bn_mean[c] = mu;
+        l->bn_invstd[c] = invstd;
+    }
+    for (int b = 0; b < n; b++) {
+        int64_t off = ((int64_t)b * C + c) * hw;
+        for (int64_t i = 0; i < hw; i++) {
+            float xh = (x[off + i] - mu) * invstd;
+            if (j->mode == PL_MODE_TRAIN)
+                l->aux[off + i] = xh;
+            l->out[off + i] = g * xh + be;
         }
     }
 }
 
-/* dγ = Σ dy·x̂, dβ = Σ dy, dx = γ·invstd/M · (M·dy − dβ − x̂·dγ). */
-static void bn_backward(pl_layer *l, const float *dy, float *dx, int n)
+static void bn_forward(const pl_model *m, pl_layer *l, const float *x, int n, pl_mode mode)
 {
-    int C = l->in_c;
+    bn_job j = {.l = l, .x = x, .n = n, .mode = mode};
+    for_channels(m, l->in_c, 10.0 * n * l->in_c * l->in_h * l->in_w, bn_forward_channel, &j);
+}
+
+/* channel c of dγ = Σ dy·x̂, dβ = Σ dy, dx = γ·invstd/M · (M·dy − dβ − x̂·dγ) */
+static void bn_backward_channel(void *ctx, int64_t ci, int worker)
+{
+    (void)worker;
+    const bn_job *j = ctx;
+    pl_layer *l = j->l;
+    const float *dy = j->dy;
+    float *dx = j->dx;
+    int C = l->in_c, n = j->n, c = (int)ci;
     int64_t hw = (int64_t)l->in_h * l->in_w, M = hw * n;
-    for (int c = 0; c < C; c++) {
-        double dg = 0, db = 0;
-        for (int b = 0; b < n; b++) {
-            int64_t off = ((int64_t)b * C + c) * hw;
-            for (int64_t i = 0; i < hw; i++) {
-                dg += (double)dy[off + i] * l->aux[off + i];
-                db += dy[off + i];
-            }
-        }
-        l->gw[c] = (float)dg;
-        l->gb[c] = (float)db;
-        if (!dx)
-            continue;
-        double k = (double)l->w[c] * l->bn_invstd[c] / (double)M;
-        for (int b = 0; b < n; b++) {
-            int64_t off = ((int64_t)b * C + c) * hw;
-            for (int64_t i = 0; i < hw; i++)
-                dx[off + i] = (float)(k * ((double)M * dy[off + i] - db - l->aux[off + i] * dg));
+    double dg = 0, db = 0;
+    for (int b = 0; b < n; b++) {
+        int64_t off = ((int64_t)b * C + c) * hw;
+        for (int64_t i = 0; i < hw; i++) {
+            dg += (double)dy[off + i] * l->aux[off + i];
+            db += dy[off + i];
         }
     }
+    l->gw[c] = (float)dg;
+    l->gb[c] = (float)db;
+    if (!dx)
+        return;
+    double k = (double)l->w[c] * l->bn_invstd[c] / (double)M;
+    for (int b = 0; b < n; b++) {
+        int64_t off = ((int64_t)b * C + c) * hw;
+        for (int64_t i = 0; i < hw; i++)
+            dx[off + i] = (float)(k * ((double)M * dy[off + i] - db - l->aux[off + i] * dg));
+    }
+}
+
+static void bn_backward(const pl_model *m, pl_layer *l, const float *dy, float *dx, int n)
+{
+    bn_job j = {.l = l, .dy = dy, .dx = dx, .n = n};
+    for_channels(m, l->in_c, 10.0 * n * l->in_c * l->in_h * l->in_w, bn_backward_channel, &j);
 }
 
 static void dropout_forward(pl_model *m, pl_layer *l, const float *x, int n)
@@ -721,7 +758,7 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
             l->out = (float *)in; /* alias: flatten moves no data */
             break;
         case PL_LAYER_BATCHNORM2D:
-            bn_forward(l, in, n, mode);
+            bn_forward(m, l, in, n, mode);
             break;
         case PL_LAYER_DROPOUT:
             if (mode == PL_MODE_TRAIN && l->p > 0)
@@ -794,7 +831,7 @@ pl_status pl_model_backward(pl_model *m, const float *x, const float *dlogits, i
             dx = (float *)dy; /* pass the gradient through unchanged */
             break;
         case PL_LAYER_BATCHNORM2D:
-            bn_backward(l, dy, dx, n);
+            bn_backward(m, l, dy, dx, n);
             break;
         case PL_LAYER_DROPOUT:
             if (dx) {

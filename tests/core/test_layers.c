@@ -272,33 +272,27 @@ Test(init, seeded_and_per_layer_streams)
 /* ---- the host's fused paths ------------------------------------------------------ */
 
 /* One training step on simd with every optional slot (conv+ReLU(+max pool),
- * linear+ReLU forward, max pool+ReLU backward) against the same step with
- * those slots hidden, so the host calls the required kernels one by one:
- * logits and every gradient must be bit for bit the same. */
-Test(fused, optional_slots_change_no_bit)
+ * linear+ReLU forward, max pool+ReLU backward, parallel_for for the host's
+ * batchnorm) against the same step with those slots hidden, so the host
+ * calls the required kernels one by one and runs its own work in a loop:
+ * logits, every gradient and the batchnorm running statistics must be bit
+ * for bit the same. */
+static void optional_slots_change_no_bit(const char *yaml)
 {
-    const char *yaml = MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
-                             "  - {name: r1, type: relu}\n"
-                             "  - {name: p1, type: maxpool2d, kernel: 2}\n"
-                             "  - {name: c2, type: conv2d, out: 5, kernel: 3, padding: 1}\n"
-                             "  - {name: r2, type: relu}\n"
-                             "  - {name: p2, type: maxpool2d, kernel: 3, stride: 1}\n"
-                             "  - {name: f, type: flatten}\n"
-                             "  - {name: l1, type: linear, out: 6}\n"
-                             "  - {name: r3, type: relu}\n"
-                             "  - {name: l2, type: linear, out: 3}\n");
     pl_instance *sd = pltest_instance(PL_KIND_BACKEND, "simd", NULL, 1, 2);
     const pl_backend_ops *full = pl_instance_ops(sd);
     pl_backend_ops plain = *full;
-    cr_assert(plain.conv2d_forward_relu_maxpool && plain.linear_forward_relu && plain.maxpool2d_relu_backward);
+    cr_assert(plain.conv2d_forward_relu_maxpool && plain.linear_forward_relu && plain.maxpool2d_relu_backward &&
+              plain.parallel_for);
     plain.conv2d_forward_relu = NULL;
     plain.linear_forward_relu = NULL;
     plain.conv2d_forward_relu_maxpool = NULL;
     plain.maxpool2d_relu_backward = NULL;
+    plain.parallel_for = NULL;
     const pl_backend_ops *ops[2] = {full, &plain};
     pl_model *m[2];
     float *logits[2], *dl[2];
-    enum { B = 9 };
+    enum { B = 64 }; /* batchnorm over 6 channels of 7x7 is then big enough to run on both threads */
     float x[B * 2 * 7 * 7];
     int32_t y[B];
     pl_rng r;
@@ -329,6 +323,10 @@ Test(fused, optional_slots_change_no_bit)
             cr_assert(!memcmp(a->gw, b->gw, sizeof(float) * (size_t)a->nw), "%s: weight gradient differs", a->name);
         if (a->nb)
             cr_assert(!memcmp(a->gb, b->gb, sizeof(float) * (size_t)a->nb), "%s: bias gradient differs", a->name);
+        if (a->run_mean) {
+            cr_assert(!memcmp(a->run_mean, b->run_mean, sizeof(float) * (size_t)a->in_c), "%s: running mean differs", a->name);
+            cr_assert(!memcmp(a->run_var, b->run_var, sizeof(float) * (size_t)a->in_c), "%s: running var differs", a->name);
+        }
     }
     for (int k = 0; k < 2; k++) {
         free(logits[k]);
@@ -336,4 +334,31 @@ Test(fused, optional_slots_change_no_bit)
         pl_model_free(m[k]);
     }
     pl_instance_free(sd);
+}
+
+Test(fused, optional_slots_change_no_bit)
+{
+    optional_slots_change_no_bit(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                                       "  - {name: r1, type: relu}\n"
+                                       "  - {name: p1, type: maxpool2d, kernel: 2}\n"
+                                       "  - {name: c2, type: conv2d, out: 5, kernel: 3, padding: 1}\n"
+                                       "  - {name: r2, type: relu}\n"
+                                       "  - {name: p2, type: maxpool2d, kernel: 3, stride: 1}\n"
+                                       "  - {name: f, type: flatten}\n"
+                                       "  - {name: l1, type: linear, out: 6}\n"
+                                       "  - {name: r3, type: relu}\n"
+                                       "  - {name: l2, type: linear, out: 3}\n"));
+}
+
+Test(fused, optional_slots_change_no_bit_batchnorm)
+{
+    optional_slots_change_no_bit(MODEL("  - {name: c1, type: conv2d, out: 6, kernel: 3, padding: 1}\n"
+                                       "  - {name: bn1, type: batchnorm2d}\n"
+                                       "  - {name: r1, type: relu}\n"
+                                       "  - {name: c2, type: conv2d, out: 5, kernel: 3}\n"
+                                       "  - {name: bn2, type: batchnorm2d}\n"
+                                       "  - {name: r2, type: relu}\n"
+                                       "  - {name: p2, type: maxpool2d, kernel: 2}\n"
+                                       "  - {name: f, type: flatten}\n"
+                                       "  - {name: l2, type: linear, out: 3}\n"));
 }

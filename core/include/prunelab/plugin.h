@@ -464,9 +464,11 @@ typedef struct pl_backend_ops {
                                          const float *yr, float *dx);
     /* Runs fn(ctx, i, worker) for every i in [0, n) on the instance's
      * threads and returns when all are done (worker in [0, threads)). The
-     * host uses it for its own work between kernels (reading a batch);
-     * fn never calls back into the backend. `work` is a rough cost in
-     * flops: a backend may run small jobs on the calling thread. optional */
+     * host uses it for its own work between kernels (reading a batch,
+     * batchnorm); fn never calls back into the backend. `work` is a rough
+     * cost in flops: a backend may run small jobs on the calling thread.
+     * A status other than PL_OK means fn was not called at all (the host
+     * then does the work itself). optional */
     pl_status (*parallel_for)(void *st, int64_t n, double work,
                               void (*fn)(void *ctx, int64_t i, int worker), void *ctx);
     void *reserved[10];
