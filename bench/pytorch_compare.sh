@@ -18,15 +18,7 @@ build=${1:-$root/build}
 epochs=${2:-3}
 prunelab=$build/prunelab
 
-# The interpreter with torch: `python3` first; Debian installs python3-torch
-# for /usr/bin/python3, which a pyenv shim on PATH may hide.
-py=""
-for cand in python3 /usr/bin/python3; do
-    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import torch, numpy' >/dev/null 2>&1; then
-        py=$cand
-        break
-    fi
-done
+. "$root/bench/torch_python.sh"
 if [ -z "$py" ]; then
     echo "pytorch_compare: PyTorch (with numpy) is not installed for python3: nothing to compare."
     echo "  (Debian: apt-get install python3-torch; this script never installs it)"

@@ -18,13 +18,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 first=${1:-1}
 last=${2:-5}
 threads=${3:-1}
-py=""
-for cand in python3 /usr/bin/python3; do
-    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import torch, numpy' >/dev/null 2>&1; then
-        py=$cand
-        break
-    fi
-done
+. "$root/bench/torch_python.sh"
 if [ -z "$py" ]; then
     echo "pytorch_seed: PyTorch (with numpy) is not installed for python3: nothing to compare."
     exit 0

@@ -34,26 +34,9 @@ int pl_layer_blocks(const pl_model *m, int *head, int *len, int cap)
     return n;
 }
 
-/* Frees everything a layer owns (model.c keeps its own copy private). */
 static void drop_layer(pl_layer *l)
 {
-    if (l->type != PL_LAYER_FLATTEN)
-        free(l->out);
-    free(l->argmax);
-    free(l->aux);
-    free(l->bn_mean);
-    free(l->bn_invstd);
-    free(l->opt_m_w);
-    free(l->opt_v_w);
-    free(l->opt_m_b);
-    free(l->opt_v_b);
-    free(l->w);
-    free(l->b);
-    free(l->gw);
-    free(l->gb);
-    free(l->mask);
-    free(l->run_mean);
-    free(l->run_var);
+    pl_layer_free(l);
     memset(l, 0, sizeof *l);
 }
 
@@ -161,26 +144,9 @@ pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *c
     }
     p->requested = cfg->has_sparsity ? cfg->sparsity : (double)p->layer_goal / (double)p->n;
     /* the plan: how many of the blocks go at each step */
-    pl_schedule_query q = {.target_sparsity = p->requested, .n_layers = p->n};
-    const pl_schedule_ops *so = pl_instance_ops(sched);
-    const pl_plugin_desc *sd = pl_plugin_get_desc(pl_instance_plugin(sched));
-    pl_status st = so->plan(pl_instance_state(sched), &q, &p->plan);
-    if (st) {
-        const char *msg = pl_instance_take_error(sched);
-        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s' failed to plan: %s", sd->name,
-                            msg[0] ? msg : pl_status_str(st));
-    }
-    pl_schedule_plan *pl = &p->plan;
-    if (pl->n_steps < 1 || pl->n_steps > PL_MAX_STEPS)
-        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s' planned %d steps (allowed 1..%d)", sd->name,
-                            pl->n_steps, PL_MAX_STEPS);
-    for (int k = 0; k < pl->n_steps; k++)
-        if (!(pl->progress[k] > 0 && pl->progress[k] <= 1) || (k && pl->progress[k] < pl->progress[k - 1]))
-            return pl_error_set(err, PL_EPLUGIN,
-                                "schedule plugin '%s': progress[%d] = %g is not in (0,1] and non-decreasing",
-                                sd->name, k, pl->progress[k]);
-    if (pl->progress[pl->n_steps - 1] != 1.0)
-        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s': the last step must reach 1", sd->name);
+    pl_status st = pl__schedule_plan(sched, p->requested, p->n, &p->plan, err);
+    if (st)
+        return st;
     p->global = 0; /* one ranking over the model whatever the schedule's scope */
     return PL_OK;
 }

@@ -69,7 +69,7 @@ static void free_optim(pl_layer *l)
 
 static void csr_free(pl_layer *l);
 
-static void free_layer(pl_layer *l)
+void pl_layer_free(pl_layer *l)
 {
     csr_free(l);
     free_acts(l);
@@ -88,7 +88,7 @@ void pl_model_free(pl_model *m)
     if (!m)
         return;
     for (int i = 0; i < m->n_layers; i++)
-        free_layer(&m->layers[i]);
+        pl_layer_free(&m->layers[i]);
     free(m->layers);
     free(m->grad_a);
     free(m->grad_b);

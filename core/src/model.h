@@ -83,6 +83,9 @@ typedef struct pl_model {
  * RNG stream "init:<layer>" of `seed`. */
 pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out, pl_error *err);
 void pl_model_free(pl_model *m);
+/* Frees everything one layer owns (parameters, gradients, mask, optimizer
+ * state, activations, CSR copy); the pl_layer itself is the caller's. */
+void pl_layer_free(pl_layer *l);
 /* A deep copy of parameters, masks and stats (not activations/optimizer). */
 pl_status pl_model_clone(const pl_model *m, pl_model **out, pl_error *err);
 void pl_model_bind(pl_model *m, const pl_backend_ops *be, void *be_state);

@@ -173,6 +173,41 @@ double pl_layer_sparsity(const pl_layer *l, pl_granularity g)
 
 static int64_t round_half_up(double x) { return (int64_t)floor(x + 0.5); }
 
+/* Asks the schedule for its plan and checks it: 1..PL_MAX_STEPS steps,
+ * progress in (0, 1], non-decreasing, ending at 1; for a global scope a
+ * floor in [0, 1) and a cap in (0, 1]. Shared by the unit and the layer
+ * pruner. */
+pl_status pl__schedule_plan(pl_instance *sched, double requested, int n_layers, pl_schedule_plan *pl,
+                            pl_error *err)
+{
+    pl_schedule_query q = {.target_sparsity = requested, .n_layers = n_layers};
+    const pl_schedule_ops *so = pl_instance_ops(sched);
+    const pl_plugin_desc *sd = pl_plugin_get_desc(pl_instance_plugin(sched));
+    pl_status st = so->plan(pl_instance_state(sched), &q, pl);
+    if (st) {
+        const char *msg = pl_instance_take_error(sched);
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s' failed to plan: %s", sd->name,
+                            msg[0] ? msg : pl_status_str(st));
+    }
+    if (pl->n_steps < 1 || pl->n_steps > PL_MAX_STEPS)
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s' planned %d steps (allowed 1..%d)",
+                            sd->name, pl->n_steps, PL_MAX_STEPS);
+    for (int s = 0; s < pl->n_steps; s++)
+        if (!(pl->progress[s] > 0 && pl->progress[s] <= 1) ||
+            (s && pl->progress[s] < pl->progress[s - 1]))
+            return pl_error_set(err, PL_EPLUGIN,
+                                "schedule plugin '%s': progress[%d] = %g is not in (0,1] and "
+                                "non-decreasing",
+                                sd->name, s, pl->progress[s]);
+    if (pl->progress[pl->n_steps - 1] != 1.0)
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s': the last step must reach 1",
+                            sd->name);
+    if (pl->scope == PL_SCOPE_GLOBAL && (!(pl->floor >= 0 && pl->floor < 1) || !(pl->cap > 0 && pl->cap <= 1)))
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s': floor %g / cap %g out of range",
+                            sd->name, pl->floor, pl->cap);
+    return PL_OK;
+}
+
 pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_instance *crit,
                          pl_instance *sched, pl_error *err)
 {
@@ -282,33 +317,10 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
         rem += p->t[k].remove;
     }
     p->requested = cfg->has_sparsity ? cfg->sparsity : total ? (double)rem / (double)total : 0;
-    pl_schedule_query q = {.target_sparsity = p->requested, .n_layers = p->n};
-    const pl_schedule_ops *so = pl_instance_ops(sched);
-    const pl_plugin_desc *sd = pl_plugin_get_desc(pl_instance_plugin(sched));
-    pl_status st = so->plan(pl_instance_state(sched), &q, &p->plan);
-    if (st) {
-        const char *msg = pl_instance_take_error(sched);
-        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s' failed to plan: %s", sd->name,
-                            msg[0] ? msg : pl_status_str(st));
-    }
-    pl_schedule_plan *pl = &p->plan;
-    if (pl->n_steps < 1 || pl->n_steps > PL_MAX_STEPS)
-        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s' planned %d steps (allowed 1..%d)",
-                            sd->name, pl->n_steps, PL_MAX_STEPS);
-    for (int s = 0; s < pl->n_steps; s++)
-        if (!(pl->progress[s] > 0 && pl->progress[s] <= 1) ||
-            (s && pl->progress[s] < pl->progress[s - 1]))
-            return pl_error_set(err, PL_EPLUGIN,
-                                "schedule plugin '%s': progress[%d] = %g is not in (0,1] and "
-                                "non-decreasing",
-                                sd->name, s, pl->progress[s]);
-    if (pl->progress[pl->n_steps - 1] != 1.0)
-        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s': the last step must reach 1",
-                            sd->name);
-    p->global = pl->scope == PL_SCOPE_GLOBAL;
-    if (p->global && (!(pl->floor >= 0 && pl->floor < 1) || !(pl->cap > 0 && pl->cap <= 1)))
-        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s': floor %g / cap %g out of range",
-                            sd->name, pl->floor, pl->cap);
+    pl_status st = pl__schedule_plan(sched, p->requested, p->n, &p->plan, err);
+    if (st)
+        return st;
+    p->global = p->plan.scope == PL_SCOPE_GLOBAL;
     return PL_OK;
 }
 

@@ -110,6 +110,9 @@ pl_status pl_model_remove_layers(pl_model *m, int first, int len, pl_error *err)
  * split). Shared by the unit and the layer pruner. */
 pl_status pl__pruner_calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t seed, int step,
                                float ***g, pl_error *err);
+/* The schedule's plan for `requested` over n_layers, checked (prune.c). */
+pl_status pl__schedule_plan(pl_instance *sched, double requested, int n_layers, pl_schedule_plan *plan,
+                            pl_error *err);
 pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg,
                                 pl_instance *sched, pl_error *err);
 pl_status pl__layer_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed,

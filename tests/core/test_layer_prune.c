@@ -35,16 +35,6 @@
 #define CONV4_BLOCK_PARAMS (36928 + 128)
 #define SAME_CONV_MACS 7225344LL
 
-static pl_model *load_model(const char *path, uint64_t seed)
-{
-    pl_model_spec *spec;
-    pl_model *m;
-    pl_error err;
-    cr_assert_eq(pl_model_spec_load(path, &spec, &err), PL_OK, "%s", err.msg);
-    cr_assert_eq(pl_model_new(spec, seed, &m, &err), PL_OK, "%s", err.msg);
-    pl_model_spec_free(spec);
-    return m;
-}
 
 static pl_instance *ref_backend(void)
 {
@@ -78,7 +68,7 @@ static void check_forward(pl_model *m)
 
 Test(layer_prune, vgg_mini_has_two_same_width_blocks)
 {
-    pl_model *m = load_model("configs/models/vgg_mini.yaml", 1);
+    pl_model *m = pltest_model_file("configs/models/vgg_mini.yaml", 1);
     int head[8], len[8];
     cr_assert_eq(pl_layer_blocks(m, head, len, 8), 2);
     cr_expect_str_eq(m->layers[head[0]].name, "conv2");
@@ -97,7 +87,7 @@ Test(layer_prune, removing_a_block_keeps_a_working_model_and_counts_by_hand)
     const char *heads[2] = {"conv2", "conv4"};
     int64_t params[2] = {VGG_PARAMS - CONV2_BLOCK_PARAMS, VGG_PARAMS - CONV4_BLOCK_PARAMS};
     for (int k = 0; k < 2; k++) {
-        pl_model *m = load_model("configs/models/vgg_mini.yaml", 1);
+        pl_model *m = pltest_model_file("configs/models/vgg_mini.yaml", 1);
         pl_model *orig;
         pl_error err;
         cr_assert_eq(pl_model_clone(m, &orig, &err), PL_OK);
@@ -126,7 +116,7 @@ Test(layer_prune, removing_a_block_keeps_a_working_model_and_counts_by_hand)
 
 Test(layer_prune, a_span_with_different_shapes_or_the_output_layer_is_refused)
 {
-    pl_model *m = load_model("configs/models/vgg_mini.yaml", 1);
+    pl_model *m = pltest_model_file("configs/models/vgg_mini.yaml", 1);
     pl_error err;
     cr_expect_eq(pl_model_remove_layers(m, pl_model_find(m, "conv3"), 3, &err), PL_EINVAL);
     cr_expect(strstr(err.msg, "shapes match"), "%s", err.msg);
@@ -194,7 +184,7 @@ Test(layer_prune, ranking_removes_the_lowest_score_per_weight)
     struct { float v2, v4; const char *gone, *kept; } c[] = {{0.1f, 0.05f, "conv4", "conv2"},
                                                           {0.01f, 0.05f, "conv2", "conv4"}};
     for (int k = 0; k < 2; k++) {
-        pl_model *m = load_model("configs/models/vgg_mini.yaml", 1);
+        pl_model *m = pltest_model_file("configs/models/vgg_mini.yaml", 1);
         fill(m, "conv2", c[k].v2);
         fill(m, "conv4", c[k].v4);
         pl_pruner p;
@@ -217,7 +207,7 @@ Test(layer_prune, ranking_removes_the_lowest_score_per_weight)
 
 Test(layer_prune, sparsity_include_and_l2_at_layer_granularity)
 {
-    pl_model *m = load_model("configs/models/vgg_mini.yaml", 1);
+    pl_model *m = pltest_model_file("configs/models/vgg_mini.yaml", 1);
     char *only[] = {"conv2"};
     pl_prune_cfg cfg = {.enabled = 1, .granularity = PL_GRAN_LAYER, .count = -1, .has_sparsity = 1,
                         .sparsity = 0.9, .include = only, .n_include = 1};
@@ -235,7 +225,7 @@ Test(layer_prune, sparsity_include_and_l2_at_layer_granularity)
 
 Test(layer_prune, no_removable_layer_is_a_clear_config_error)
 {
-    pl_model *m = load_model("configs/models/simple_cnn.yaml", 1);
+    pl_model *m = pltest_model_file("configs/models/simple_cnn.yaml", 1);
     pl_prune_cfg cfg = {.enabled = 1, .granularity = PL_GRAN_LAYER, .count = 1};
     pl_pruner p;
     pl_error err;
@@ -244,7 +234,7 @@ Test(layer_prune, no_removable_layer_is_a_clear_config_error)
     pl_pruner_free(&p);
     pl_model_free(m);
 
-    m = load_model("configs/models/vgg_mini.yaml", 1);
+    m = pltest_model_file("configs/models/vgg_mini.yaml", 1);
     cfg.count = 3;
     cr_expect_eq(init_pruner(&p, m, &cfg, "l1", &err), PL_ECONFIG);
     cr_expect(strstr(err.msg, "only 2 removable layer(s) (conv2, conv4)"), "%s", err.msg);

@@ -124,15 +124,21 @@ char *pltest_write_temp(const char *text, const char *suffix)
     return path;
 }
 
-pl_model *pltest_model(const char *yaml, uint64_t seed)
+pl_model *pltest_model_file(const char *path, uint64_t seed)
 {
-    char *path = pltest_write_temp(yaml, ".yaml");
     pl_model_spec *spec;
     pl_model *m;
     pl_error err;
     cr_assert_eq(pl_model_spec_load(path, &spec, &err), PL_OK, "%s", err.msg);
     cr_assert_eq(pl_model_new(spec, seed, &m, &err), PL_OK, "%s", err.msg);
     pl_model_spec_free(spec);
+    return m;
+}
+
+pl_model *pltest_model(const char *yaml, uint64_t seed)
+{
+    char *path = pltest_write_temp(yaml, ".yaml");
+    pl_model *m = pltest_model_file(path, seed);
     unlink(path);
     free(path);
     return m;

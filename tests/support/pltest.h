@@ -30,6 +30,7 @@ const char *pltest_build_dir(void);
  * through pl_model_spec_load), initialised with `seed`; asserts on error. */
 struct pl_model;
 struct pl_model *pltest_model(const char *yaml, uint64_t seed);
+struct pl_model *pltest_model_file(const char *path, uint64_t seed); /* a model YAML file */
 /* Writes text to a new temp file; returns its path (caller frees). */
 char *pltest_write_temp(const char *text, const char *suffix);
 
