@@ -167,3 +167,14 @@ Test(model_spec, errors_carry_positions)
     expect_err("tests/fixtures/config/empty.yaml", "tests/fixtures/config/empty.yaml: empty model file");
     expect_err("tests/fixtures/config/tab.yaml", "tests/fixtures/config/tab.yaml:4:1: invalid YAML");
 }
+
+Test(model_spec, vgg_mini_cifar_counts_match_its_comment)
+{
+    pl_model_spec *m = load_ok("configs/models/vgg_mini_cifar.yaml");
+    long params, macs;
+    count(m, &params, &macs);
+    cr_assert_eq(params, 591658);
+    cr_assert_eq(macs, 25003264);
+    cr_assert_eq(m->in_c, 3);
+    pl_model_spec_free(m);
+}
