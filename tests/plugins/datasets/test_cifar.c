@@ -313,6 +313,9 @@ Test(cifar, a_directory_or_a_fifo_is_not_a_file)
     snprintf(p, sizeof p, "%s/dir.bin", g_dir);
     cr_assert_eq(mkdir(p, 0755), 0);
     expect_open_error("train_files=dir.bin", NULL, PL_EIO, "not a regular file", NULL);
+    snprintf(p, sizeof p, "%s/fifo.bin", g_dir);
+    cr_assert_eq(mkfifo(p, 0600), 0);
+    expect_open_error("train_files=fifo.bin", NULL, PL_EIO, "not a regular file", NULL); /* no hang */
 }
 
 Test(cifar, slash_in_a_file_name_is_refused)
