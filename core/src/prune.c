@@ -2,6 +2,7 @@
 #include "prune.h"
 #include "rng.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,8 @@ double pl_layer_sparsity(const pl_layer *l, pl_granularity g)
 
 static int64_t round_half_up(double x) { return (int64_t)floor(x + 0.5); }
 
+
+
 /* Asks the schedule for its plan and checks it: 1..PL_MAX_STEPS steps,
  * progress in (0, 1], non-decreasing, ending at 1; for a global scope a
  * floor in [0, 1) and a cap in (0, 1]. Shared by the unit and the layer
@@ -182,6 +185,7 @@ pl_status pl__schedule_plan(pl_instance *sched, double requested, int n_layers, 
 {
     pl_schedule_query q = {.target_sparsity = requested, .n_layers = n_layers};
     const pl_schedule_ops *so = pl_instance_ops(sched);
+    memset(pl, 0, sizeof *pl); /* fields a plugin of an older ABI does not know read as 0 */
     const pl_plugin_desc *sd = pl_plugin_get_desc(pl_instance_plugin(sched));
     pl_status st = so->plan(pl_instance_state(sched), &q, pl);
     if (st) {
@@ -205,6 +209,10 @@ pl_status pl__schedule_plan(pl_instance *sched, double requested, int n_layers, 
     if (pl->scope == PL_SCOPE_GLOBAL && (!(pl->floor >= 0 && pl->floor < 1) || !(pl->cap > 0 && pl->cap <= 1)))
         return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s': floor %g / cap %g out of range",
                             sd->name, pl->floor, pl->cap);
+    if (pl->scope == PL_SCOPE_GLOBAL && pl->normalize != PL_NORM_MEAN && pl->normalize != PL_NORM_LAMP &&
+        pl->normalize != PL_NORM_NONE)
+        return pl_error_set(err, PL_EPLUGIN, "schedule plugin '%s': normalize %d is not a pl_norm value",
+                            sd->name, pl->normalize);
     return PL_OK;
 }
 
@@ -346,6 +354,41 @@ static int cmp_cand(const void *a, const void *b)
     if (x->target != y->target)
         return x->target - y->target;
     return (x->unit > y->unit) - (x->unit < y->unit);
+}
+
+/* Makes one layer's alive candidates c[0..n) comparable across layers
+ * (pl_norm, documented in plugin.h). The sums run in double in a fixed
+ * order, so the ranking is reproducible. */
+static pl_status normalize_layer(int mode, cand *c, int64_t n, pl_error *err)
+{
+    if (mode == PL_NORM_NONE || n == 0)
+        return PL_OK;
+    if (mode == PL_NORM_MEAN) {
+        double mean = 0;
+        for (int64_t i = 0; i < n; i++)
+            mean += c[i].score;
+        mean /= (double)n;
+        if (mean > 0)
+            for (int64_t i = 0; i < n; i++)
+                c[i].score /= mean;
+        return PL_OK;
+    }
+    assert(mode == PL_NORM_LAMP); /* pl__schedule_plan refused others */
+    /* ascending by score, ties by unit index (one layer: cmp_cand's order);
+     * the suffix sums of s² are the denominators */
+    qsort(c, (size_t)n, sizeof *c, cmp_cand);
+    double *suffix = malloc((size_t)n * sizeof *suffix);
+    if (!suffix)
+        return pl_error_set(err, PL_ENOMEM, "out of memory ranking %lld units", (long long)n);
+    double acc = 0;
+    for (int64_t i = n - 1; i >= 0; i--) {
+        acc += c[i].score * c[i].score;
+        suffix[i] = acc;
+    }
+    for (int64_t i = 0; i < n; i++)
+        c[i].score = suffix[i] > 0 ? c[i].score * c[i].score / suffix[i] : 0;
+    free(suffix);
+    return PL_OK;
 }
 
 pl_status pl__pruner_calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t seed, int step,
@@ -564,7 +607,7 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
             free(c);
         }
     } else if (!s) {
-        /* global: normalise by the layer's mean alive score, rank together */
+        /* global: normalise each layer's alive scores (plan.normalize), rank together */
         int64_t total_remove = 0, removed = 0, ncand = 0;
         for (int k = 0; k < p->n; k++) {
             total_remove += p->t[k].remove;
@@ -579,14 +622,7 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
         int64_t nc = 0;
         for (int k = 0; k < p->n && !s; k++) {
             const pl_layer *l = &m->layers[p->t[k].layer];
-            int64_t units = layer_units(l, p->gran), alive = 0;
-            double mean = 0;
-            for (int64_t u = 0; u < units; u++)
-                if (unit_alive(p, l, u)) {
-                    mean += sc[k][u];
-                    alive++;
-                }
-            mean = alive ? mean / (double)alive : 0;
+            int64_t units = layer_units(l, p->gran);
             int64_t orig = p->t[k].units;
             int64_t keep_min = (int64_t)ceil(p->plan.floor * (double)orig);
             if (keep_min < 1)
@@ -595,9 +631,11 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
             if (max_removed > orig - keep_min)
                 max_removed = orig - keep_min;
             room[k] = max_removed - p->t[k].removed;
+            int64_t first = nc;
             for (int64_t u = 0; u < units; u++)
                 if (unit_alive(p, l, u))
-                    c[nc++] = (cand){mean > 0 ? sc[k][u] / mean : sc[k][u], k, u};
+                    c[nc++] = (cand){sc[k][u], k, u};
+            s = normalize_layer(p->plan.normalize, c + first, nc - first, err);
         }
         if (!s) {
             qsort(c, (size_t)nc, sizeof *c, cmp_cand);

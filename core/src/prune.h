@@ -19,9 +19,9 @@
  * Selection rules: a unit's score comes from the criterion (higher = keep);
  * the lowest-scored alive units go first, ties broken by lower index. Per
  * layer at step t the target is round(progress[t] · remove_l) units removed
- * in total. Global scope: scores are divided by the mean score of the
- * layer's alive units (so layers of different scale compare), ranked
- * together, and each layer keeps at least max(1, ceil(floor·units)) and
+ * in total. Global scope: each layer's alive scores are normalised as the
+ * plan says (pl_norm in plugin.h: divided by the layer's mean, LAMP, or
+ * raw) so layers of different scale compare, ranked together, and each layer keeps at least max(1, ceil(floor·units)) and
  * loses at most floor(cap·units) units. No layer ever loses all its units;
  * the output layer is never pruned.
  */

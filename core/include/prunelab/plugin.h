@@ -58,7 +58,7 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------ */
 
 #define PL_ABI_MAJOR 1 /* bumped on any incompatible change; host refuses others */
-#define PL_ABI_MINOR 2 /* bumped when slots are appended; host refuses newer */
+#define PL_ABI_MINOR 3 /* bumped when slots are appended; host refuses newer */
 
 #define PL_PLUGIN_SYMBOL "prunelab_plugin_desc"
 
@@ -255,13 +255,28 @@ typedef struct pl_schedule_query {
  * turns that into unit counts per layer (scope LAYER) or one global count
  * (scope GLOBAL: normalised scores compared across layers, every layer keeps
  * at least max(1, ceil(floor*units)) units and loses at most cap*units). */
+/* GLOBAL: how a layer's scores are made comparable with other layers'
+ * (ABI 1.3; 0 from older plugins, which is the 1.2 behaviour). The score
+ * s_u of each alive unit u of a layer becomes:
+ *   MEAN  s_u / (mean of the layer's alive scores)
+ *   LAMP  s_u² / Σ_{v ranked at or above u} s_v²  (Lee et al. 2021: rank
+ *         the layer's alive units by score, ascending, ties by index; the
+ *         layer's best unit scores 1, so no layer is emptied by ranking)
+ *   NONE  s_u as it is (torch.nn.utils.prune.global_unstructured) */
+typedef enum pl_norm { /* persisted; append only */
+    PL_NORM_MEAN = 0,
+    PL_NORM_LAMP = 1,
+    PL_NORM_NONE = 2
+} pl_norm;
+
 typedef struct pl_schedule_plan {
     int n_steps;
     double progress[PL_MAX_STEPS];
     pl_scope scope;
     double floor; /* GLOBAL: min kept fraction per layer, in [0,1) */
     double cap;   /* GLOBAL: max pruned fraction per layer, in (0,1] */
-    int reserved[8];
+    int normalize; /* GLOBAL: a pl_norm (ABI 1.3) */
+    int reserved[7];
 } pl_schedule_plan;
 
 typedef struct pl_schedule_ops {

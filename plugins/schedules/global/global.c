@@ -3,10 +3,13 @@
  * per-layer ratios, in `steps` steps on a linear or cubic ramp (as
  * iterative; steps 1 is one-shot global pruning).
  *
- * The host does the ranking (scope GLOBAL): it divides each layer's scores
- * by that layer's mean score, so layers of different size and scale compare
- * fairly, and prunes the lowest normalised scores network-wide until the
- * step's target is met. Per layer it keeps at least
+ * The host does the ranking (scope GLOBAL): it normalises each layer's
+ * scores so layers of different size and scale compare (`normalize`:
+ * `mean` divides by the layer's mean score; `lamp` is Lee et al. 2021's
+ * layer-adaptive score s²/Σ of the s² ranked at or above it; `none` ranks
+ * the raw scores, as torch.nn.utils.prune.global_unstructured does), and
+ * prunes the lowest normalised scores network-wide until the step's target
+ * is met. Per layer it keeps at least
  * max(1, ceil(floor·units)) of the layer's original units and prunes at
  * most cap·units of them. This plugin only validates floor/cap and hands
  * them over in the plan.
@@ -21,6 +24,7 @@ typedef struct global_state {
     int cubic;    /* 0 linear, 1 cubic */
     double floor; /* min kept fraction per layer, [0,1) */
     double cap;   /* max pruned fraction per layer, (0,1] */
+    int normalize; /* pl_norm */
 } global_state;
 
 /* progress after step i of T: linear i/T, cubic 1 − (1 − i/T)^3 */
@@ -40,6 +44,18 @@ static pl_status global_init(const pl_env *env, void **state)
     const char *ramp = api->param_str(env->params, "ramp");
     const double keep_floor = api->param_float(env->params, "floor");
     const double prune_cap = api->param_float(env->params, "cap");
+    const char *norm = api->param_str(env->params, "normalize");
+    int normalize = -1;
+    if (norm && strcmp(norm, "mean") == 0)
+        normalize = PL_NORM_MEAN;
+    else if (norm && strcmp(norm, "lamp") == 0)
+        normalize = PL_NORM_LAMP;
+    else if (norm && strcmp(norm, "none") == 0)
+        normalize = PL_NORM_NONE;
+    if (normalize < 0) {
+        api->set_error(env->ctx, "unknown normalize '%s' (allowed: mean, lamp, none)", norm ? norm : "");
+        return PL_EINVAL;
+    }
     if (steps < 1 || steps > PL_MAX_STEPS) {
         api->set_error(env->ctx, "steps must be in 1..%d, got %lld", PL_MAX_STEPS, (long long)steps);
         return PL_EINVAL;
@@ -62,7 +78,7 @@ static pl_status global_init(const pl_env *env, void **state)
         return PL_ENOMEM;
     }
     *s = (global_state){.api = api, .steps = (int)steps, .cubic = strcmp(ramp, "cubic") == 0,
-                        .floor = keep_floor, .cap = prune_cap};
+                        .floor = keep_floor, .cap = prune_cap, .normalize = normalize};
     *state = s;
     return PL_OK;
 }
@@ -82,7 +98,7 @@ static pl_status global_plan(void *state, const pl_schedule_query *q,
     if (!s || !out)
         return PL_EINVAL;
     *out = (pl_schedule_plan){.n_steps = s->steps, .scope = PL_SCOPE_GLOBAL,
-                              .floor = s->floor, .cap = s->cap};
+                              .floor = s->floor, .cap = s->cap, .normalize = s->normalize};
     for (int i = 1; i <= s->steps; i++)
         out->progress[i - 1] = global_ramp(s->cubic, i, s->steps);
     out->progress[s->steps - 1] = 1.0; /* exactly, whatever the rounding */
@@ -98,6 +114,8 @@ static const pl_param_spec global_params[] = {
      .doc = "min fraction of each layer's original units kept, in [0,1) (at least 1 unit always)"},
     {.name = "cap", .type = PL_PARAM_FLOAT, .def = "1.0", .min = 0, .max = 1,
      .doc = "max fraction of each layer's units pruned, in (0,1]"},
+    {.name = "normalize", .type = PL_PARAM_STRING, .def = "mean",
+     .doc = "how layers' scores are made comparable: mean (score / layer mean), lamp (Lee et al. 2021), none (raw)"},
     {.name = NULL},
 };
 
@@ -110,8 +128,8 @@ PL_PLUGIN_EXPORT const pl_plugin_desc prunelab_plugin_desc = {
     PL_PLUGIN_DESC_HEADER,
     .kind = PL_KIND_SCHEDULE,
     .name = "global",
-    .version = "1.0.0",
-    .description = "one ranking across layers of scores divided by each layer's mean score, with per-layer floor and cap",
+    .version = "1.1.0",
+    .description = "one ranking across layers of scores normalised per layer (mean, LAMP or none), with per-layer floor and cap",
     .params = global_params,
     .init = global_init,
     .fini = global_fini,

@@ -166,3 +166,18 @@ Test(schedules, global_description_names_the_normalisation)
     cr_expect(strstr(d->description, "mean") != NULL, "%s", d->description);
     pl_instance_free(in);
 }
+
+Test(schedules, global_normalize_values)
+{
+    static const char *const lamp[] = {"normalize=lamp", NULL};
+    static const char *const none[] = {"normalize=none", NULL};
+    static const char *const mean[] = {"normalize=mean", NULL};
+    cr_expect_eq(plan_of("global", NULL).normalize, PL_NORM_MEAN, "mean stays the default");
+    cr_expect_eq(plan_of("global", mean).normalize, PL_NORM_MEAN);
+    cr_expect_eq(plan_of("global", lamp).normalize, PL_NORM_LAMP);
+    cr_expect_eq(plan_of("global", none).normalize, PL_NORM_NONE);
+    cr_expect_eq(plan_of("iterative", NULL).normalize, 0, "layer-scope plans leave it 0");
+    static const char *const bad[] = {"normalize=median", NULL};
+    const char *msg = refused("global", bad);
+    cr_expect(strstr(msg, "median") && strstr(msg, "lamp") && strstr(msg, "none"), "message: %s", msg);
+}
