@@ -1,0 +1,335 @@
+/* plugin_check_criterion.c — plugin-check rows for criterion plugins (what is
+ * checked: plugin_check.h). */
+#include "plugin_check_kinds.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct ck_layer {
+    char desc[64];
+    char name[16];
+    pl_unit_view v;
+    float *w, *b, *mask, *g[2];
+} ck_layer;
+
+static void ck_layer_free(ck_layer *L)
+{
+    free(L->w);
+    free(L->b);
+    free(L->mask);
+    free(L->g[0]);
+    free(L->g[1]);
+    memset(L, 0, sizeof *L);
+}
+
+/* flags for ck_layer_make */
+enum { CK_ZERO = 1, CK_MASKED = 2 };
+
+/* A layer of weight shape s (conv [cout,cin,kh,kw], linear [out,in,1,1]),
+ * scored at granularity g, with random (or all-zero) weights and, for
+ * criteria that need them, n_grads synthetic gradient batches. */
+static int ck_layer_make(ck_layer *L, pl_layer_type type, pl_granularity g, const int64_t s[4],
+                         int flags, int n_grads)
+{
+    static const char *const gname[] = {"", "weight", "channel", "neuron", "layer"};
+    memset(L, 0, sizeof *L);
+    const int64_t n = s[0] * s[1] * s[2] * s[3];
+    snprintf(L->name, sizeof L->name, "%s", type == PL_LAYER_CONV2D ? "conv1" : "fc1");
+    if (type == PL_LAYER_CONV2D)
+        snprintf(L->desc, sizeof L->desc, "conv %lldx%lldx%lldx%lld %s", (long long)s[0],
+                 (long long)s[1], (long long)s[2], (long long)s[3], gname[g]);
+    else
+        snprintf(L->desc, sizeof L->desc, "linear %lldx%lld %s", (long long)s[0], (long long)s[1],
+                 gname[g]);
+    L->w = pl__ck_randn(n, L->desc, 0.1f);
+    L->b = pl__ck_randn(s[0], "bias", 0.1f);
+    if (!L->w || !L->b)
+        return 0;
+    if (flags & CK_ZERO)
+        memset(L->w, 0, (size_t)n * sizeof *L->w);
+    if (flags & CK_MASKED) {
+        if (!(L->mask = malloc((size_t)n * sizeof *L->mask)))
+            return 0;
+        for (int64_t i = 0; i < n; i++) {
+            L->mask[i] = i % 3 == 1 ? 0.0f : 1.0f;
+            if (L->mask[i] == 0.0f)
+                L->w[i] = 0.0f; /* the host keeps masked weights at zero */
+        }
+    }
+    for (int k = 0; k < n_grads; k++)
+        if (!(L->g[k] = pl__ck_randn(n, k ? "grad1" : "grad0", 0.01f)))
+            return 0;
+    L->v = (pl_unit_view){.layer = L->name, .layer_index = type == PL_LAYER_CONV2D ? 0 : 2,
+                          .layer_type = type, .granularity = g,
+                          .units = g == PL_GRAN_WEIGHT ? n : s[0],
+                          .unit_size = g == PL_GRAN_WEIGHT ? 1 : n / s[0],
+                          .weight = L->w, .bias = g == PL_GRAN_WEIGHT ? NULL : L->b,
+                          .mask = L->mask, .n_grads = n_grads,
+                          .grads = n_grads ? (const float *const *)L->g : NULL,
+                          .shape = {s[0], s[1], s[2], s[3]}};
+    return 1;
+}
+
+/* Scores L once through a guarded output. Returns 1 when every rule held
+ * (scores copied to out if non-NULL, time to *ms if non-NULL), else 0 with
+ * the broken rules in why. */
+static int ck_score(pl_instance *in, const ck_layer *L, double *out, double *ms, char *why,
+                    size_t wn)
+{
+    const pl_criterion_ops *ops = pl_instance_ops(in);
+    const pl_unit_view *v = &L->v;
+    const int64_t U = v->units, n = U * v->unit_size;
+    double *sc = pl__ck_dguard_new(U);
+    float *w0 = malloc((size_t)n * sizeof *w0);
+    if (!sc || !w0) {
+        pl__ck_dguard_free(sc);
+        free(w0);
+        pl__ck_why(why, wn, "%s: out of memory in plugin-check", L->desc);
+        return 0;
+    }
+    memcpy(w0, v->weight, (size_t)n * sizeof *w0);
+    int64_t n_out = -1;
+    const double t0 = pl__ck_now_ms();
+    pl_status st = ops->score(pl_instance_state(in), v, sc, &n_out);
+    const double t1 = pl__ck_now_ms();
+    size_t len0 = strlen(why);
+    if (st != PL_OK) {
+        pl__ck_why(why, wn, "%s: score() returned %d (%s)", L->desc, (int)st, pl__ck_plugin_error(in, st));
+    } else {
+        int before = 0, after = 0;
+        int64_t first_after = -1;
+        for (int i = 0; i < CK_GUARD; i++) {
+            before += !pl__ck_dis_sentinel(&sc[-CK_GUARD + i]);
+            if (!pl__ck_dis_sentinel(&sc[U + i])) {
+                after++;
+                if (first_after < 0)
+                    first_after = U + i;
+            }
+        }
+        if (n_out != U)
+            pl__ck_why(why, wn, "%s: *n_out = %lld, expected %lld", L->desc, (long long)n_out,
+                   (long long)U);
+        if (before)
+            pl__ck_why(why, wn, "%s: wrote %d value(s) before the start of its output", L->desc, before);
+        if (after)
+            pl__ck_why(why, wn, "%s: wrote %d value(s) past the end of its output (first: scores[%lld] of %lld)",
+                   L->desc, after, (long long)first_after, (long long)U);
+        int64_t unwritten = 0, nonfinite = 0, first_u = -1, first_nf = -1;
+        for (int64_t u = 0; u < U; u++) {
+            if (pl__ck_dis_sentinel(&sc[u])) {
+                if (!unwritten++)
+                    first_u = u;
+            } else if (!isfinite(sc[u])) {
+                if (!nonfinite++)
+                    first_nf = u;
+            }
+        }
+        if (unwritten)
+            pl__ck_why(why, wn, "%s: %lld score(s) not written (first: unit %lld)", L->desc,
+                   (long long)unwritten, (long long)first_u);
+        if (nonfinite)
+            pl__ck_why(why, wn, "%s: %lld non-finite score(s) (first: unit %lld = %g)", L->desc,
+                   (long long)nonfinite, (long long)first_nf, sc[first_nf]);
+        if (memcmp(w0, v->weight, (size_t)n * sizeof *w0))
+            pl__ck_why(why, wn, "%s: modified its input weights", L->desc);
+    }
+    int ok = strlen(why) == len0;
+    if (ok && out)
+        memcpy(out, sc, (size_t)U * sizeof *out);
+    if (ms)
+        *ms = t1 - t0;
+    pl__ck_dguard_free(sc);
+    free(w0);
+    return ok;
+}
+
+#define CK_N_STD 4
+
+/* What the rows of one criterion check share: the instance under test, the
+ * four standard layers (conv channel, linear neuron, conv weight, linear
+ * weight), their first scores and whether they scored cleanly. */
+typedef struct ck_crit {
+    pl__ck *c;
+    pl_instance *a;
+    int ng;            /* synthetic gradient batches given (0 or 2) */
+    ck_layer std[CK_N_STD];
+    double *ref[CK_N_STD];
+    int std_ok[CK_N_STD];
+} ck_crit;
+
+static const int64_t ck_conv[4] = {32, 16, 3, 3}, ck_lin[4] = {64, 128, 1, 1};
+
+/* Row "score <layer>": one standard layer scored into a guarded output. */
+static void ck_crit_standard(ck_crit *k, int i)
+{
+    char name[48], why[960] = "";
+    snprintf(name, sizeof name, "score %s", k->std[i].desc);
+    pl__ck_begin(k->c, name);
+    k->std_ok[i] = ck_score(k->a, &k->std[i], k->ref[i], NULL, why, sizeof why);
+    if (k->std_ok[i])
+        pl__ck_row(k->c, CK_PASS, name, "%lld scores, all finite, guards intact, input untouched%s",
+                   (long long)k->std[i].v.units, k->ng ? " (2 synthetic gradient batches)" : "");
+    else
+        pl__ck_row(k->c, CK_FAIL, name, "%s", why);
+}
+
+/* Row "masked weights": a third of the weights masked (and zero). */
+static void ck_crit_masked(ck_crit *k)
+{
+    char why[960] = "";
+    ck_layer extra[2];
+    memset(extra, 0, sizeof extra);
+    pl__ck_begin(k->c, "masked weights");
+    int ok = ck_layer_make(&extra[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, ck_conv, CK_MASKED, k->ng) &&
+             ck_layer_make(&extra[1], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, ck_lin, CK_MASKED, k->ng);
+    if (!ok)
+        pl__ck_why(why, sizeof why, "plugin-check ran out of memory");
+    else {
+        ck_score(k->a, &extra[0], NULL, NULL, why, sizeof why);
+        ck_score(k->a, &extra[1], NULL, NULL, why, sizeof why);
+    }
+    if (why[0])
+        pl__ck_row(k->c, CK_FAIL, "masked weights", "%s", why);
+    else
+        pl__ck_row(k->c, CK_PASS, "masked weights",
+                   "a third of the weights masked (conv channel, linear weight): counts right, all finite");
+    ck_layer_free(&extra[0]);
+    ck_layer_free(&extra[1]);
+}
+
+/* Row "deterministic": the same instance twice, then a second instance
+ * with the same seed, bit for bit against the first scores. */
+static void ck_crit_deterministic(ck_crit *k)
+{
+    char why[960] = "", ewhy[1024] = "";
+    pl__ck_begin(k->c, "deterministic");
+    pl_instance *b = pl__ck_instance(k->c, 1, ewhy, sizeof ewhy);
+    int compared = 0;
+    if (!b)
+        pl__ck_why(why, sizeof why, "a second instance failed: %s", ewhy);
+    for (int i = 0; b && i < CK_N_STD && !why[0]; i++) {
+        if (!k->std_ok[i])
+            continue;
+        compared++;
+        double *cmp = malloc((size_t)k->std[i].v.units * sizeof(double));
+        if (!cmp) {
+            pl__ck_why(why, sizeof why, "plugin-check ran out of memory");
+            break;
+        }
+        for (int pass = 0; pass < 2 && !why[0]; pass++) {
+            char swhy[960] = "";
+            if (!ck_score(pass ? b : k->a, &k->std[i], cmp, NULL, swhy, sizeof swhy))
+                pl__ck_why(why, sizeof why, "%s", swhy);
+            else
+                for (int64_t u = 0; u < k->std[i].v.units; u++)
+                    if (memcmp(&cmp[u], &k->ref[i][u], sizeof cmp[u])) {
+                        pl__ck_why(why, sizeof why, "%s: unit %lld scored %.17g, then %.17g %s",
+                                   k->std[i].desc, (long long)u, k->ref[i][u], cmp[u],
+                                   pass ? "by a second instance with the same seed"
+                                        : "when the same instance scored it again");
+                        break;
+                    }
+        }
+        free(cmp);
+    }
+    pl_instance_free(b);
+    if (why[0])
+        pl__ck_row(k->c, CK_FAIL, "deterministic", "%s", why);
+    else if (!compared)
+        pl__ck_row(k->c, CK_SKIP, "deterministic", "no standard layer scored cleanly");
+    else
+        pl__ck_row(k->c, CK_PASS, "deterministic",
+                   "bit-identical when scored twice and by a second instance with seed %d (%d layers)", CK_SEED,
+                   compared);
+}
+
+/* Rows "all-zero weights" (one_unit 0) and "one unit" (one_unit 1):
+ * degenerate layers neither fail nor give NaN. */
+static void ck_crit_degenerate(ck_crit *k, int one_unit)
+{
+    static const int64_t conv1[4] = {1, 16, 3, 3}, lin1[4] = {1, 128, 1, 1}, one[4] = {1, 1, 1, 1};
+    const char *name = one_unit ? "one unit" : "all-zero weights";
+    char why[960] = "";
+    ck_layer extra[3];
+    memset(extra, 0, sizeof extra);
+    pl__ck_begin(k->c, name);
+    int ok = one_unit ? ck_layer_make(&extra[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, conv1, 0, k->ng) &&
+                            ck_layer_make(&extra[1], PL_LAYER_LINEAR, PL_GRAN_NEURON, lin1, 0, k->ng) &&
+                            ck_layer_make(&extra[2], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, one, 0, k->ng)
+                      : ck_layer_make(&extra[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, ck_conv, CK_ZERO, k->ng) &&
+                            ck_layer_make(&extra[1], PL_LAYER_LINEAR, PL_GRAN_NEURON, ck_lin, CK_ZERO, k->ng) &&
+                            ck_layer_make(&extra[2], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, ck_lin, CK_ZERO, k->ng);
+    if (!ok)
+        pl__ck_why(why, sizeof why, "plugin-check ran out of memory");
+    else
+        for (int i = 0; i < 3; i++)
+            ck_score(k->a, &extra[i], NULL, NULL, why, sizeof why);
+    if (why[0])
+        pl__ck_row(k->c, CK_FAIL, name, "%s", why);
+    else
+        pl__ck_row(k->c, CK_PASS, name, "%s, %s, %s: no error, all finite", extra[0].desc, extra[1].desc,
+                   extra[2].desc);
+    for (int i = 0; i < 3; i++)
+        ck_layer_free(&extra[i]);
+}
+
+/* Row "time" (informational): median of 5 on the channel and neuron layers. */
+static void ck_crit_time(ck_crit *k)
+{
+    pl__ck_begin(k->c, "time");
+    if (!k->std_ok[0] || !k->std_ok[1]) {
+        pl__ck_row(k->c, CK_SKIP, "time", "the standard layers did not score cleanly");
+        return;
+    }
+    double med[2];
+    char why[960] = "";
+    for (int i = 0; i < 2; i++) {
+        double t[5];
+        for (int r = 0; r < 5; r++)
+            ck_score(k->a, &k->std[i], NULL, &t[r], why, sizeof why);
+        qsort(t, 5, sizeof t[0], pl__ck_cmp_double);
+        med[i] = t[2];
+    }
+    if (why[0])
+        pl__ck_row(k->c, CK_FAIL, "time", "%s", why);
+    else
+        pl__ck_row(k->c, CK_PASS, "time", "median of 5: %s %.3f ms, %s %.3f ms", k->std[0].desc, med[0],
+                   k->std[1].desc, med[1]);
+}
+
+void pl__ck_criterion(pl__ck *c)
+{
+    const pl_criterion_ops *ops = pl_plugin_get_desc(c->plugin)->ops;
+    ck_crit k;
+    memset(&k, 0, sizeof k);
+    k.c = c;
+    k.ng = (ops->needs & PL_NEEDS_GRAD) ? 2 : 0;
+    if (!(k.a = pl__ck_params(c, 1))) {
+        pl__ck_row(c, CK_SKIP, "criterion checks", "no instance to check");
+        return;
+    }
+    int made = ck_layer_make(&k.std[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, ck_conv, 0, k.ng) &
+               ck_layer_make(&k.std[1], PL_LAYER_LINEAR, PL_GRAN_NEURON, ck_lin, 0, k.ng) &
+               ck_layer_make(&k.std[2], PL_LAYER_CONV2D, PL_GRAN_WEIGHT, ck_conv, 0, k.ng) &
+               ck_layer_make(&k.std[3], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, ck_lin, 0, k.ng);
+    for (int i = 0; i < CK_N_STD; i++)
+        made &= (k.ref[i] = malloc((size_t)k.std[i].v.units * sizeof(double))) != NULL;
+    if (!made) {
+        pl__ck_row(c, CK_FAIL, "criterion checks", "plugin-check ran out of memory");
+    } else {
+        for (int i = 0; i < CK_N_STD; i++)
+            ck_crit_standard(&k, i);
+        ck_crit_masked(&k);
+        ck_crit_deterministic(&k);
+        ck_crit_degenerate(&k, 0);
+        ck_crit_degenerate(&k, 1);
+        ck_crit_time(&k);
+    }
+    for (int i = 0; i < CK_N_STD; i++) {
+        ck_layer_free(&k.std[i]);
+        free(k.ref[i]);
+    }
+    pl_instance_free(k.a);
+}
