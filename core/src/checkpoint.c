@@ -280,16 +280,6 @@ static pl_status get_f32s(rd *r, int64_t n, float **dst, const char *what)
     return PL_OK;
 }
 
-static float *zeros(int64_t n) { return n > 0 ? calloc((size_t)n, sizeof(float)) : NULL; }
-
-/* a*b for non-negative a, b; 0 when the product exceeds INT64_MAX. */
-static int mul_ok(int64_t a, int64_t b, int64_t *out)
-{
-    if (a < 0 || b < 0 || (a != 0 && b > INT64_MAX / a))
-        return 0;
-    *out = a * b;
-    return 1;
-}
 
 static int known_type(uint32_t t)
 {
@@ -307,8 +297,8 @@ static int known_type(uint32_t t)
     return 0;
 }
 
-/* Recomputes what layer l must look like given its input c×h×w (the same
- * rules as the model's shape inference) and compares. */
+/* Checks what the shape rule cannot know (hyper-parameters in range) and
+ * then that layer l is what the shape rule makes of its input c×h×w. */
 static pl_status check_layer(rd *r, const pl_layer *l, int c, int h, int w)
 {
     if (l->kh < 1 || l->kw < 1 || l->sh < 1 || l->sw < 1 || l->ph < 0 || l->pw < 0)
@@ -322,71 +312,21 @@ static pl_status check_layer(rd *r, const pl_layer *l, int c, int h, int w)
     if (l->orig_units < 0 || l->removed_units < 0)
         return bad(r, PL_EFORMAT, "negative unit counts (%d original, %d removed)", l->orig_units,
                    l->removed_units);
-    int64_t oc = c, oh = h, ow = w, nw = 0, nb = 0;
-    switch (l->type) {
-    case PL_LAYER_CONV2D:
-    case PL_LAYER_MAXPOOL2D:
-    case PL_LAYER_AVGPOOL2D: {
-        int64_t hp = (int64_t)h + 2 * (int64_t)l->ph, wp = (int64_t)w + 2 * (int64_t)l->pw;
-        if (hp < l->kh || wp < l->kw)
-            return bad(r, PL_EFORMAT, "kernel %dx%d does not fit its %dx%d input (padding %d,%d)",
-                       l->kh, l->kw, h, w, l->ph, l->pw);
-        if (hp > INT_MAX || wp > INT_MAX || (int64_t)l->kh * l->kw > INT_MAX)
-            return bad(r, PL_EFORMAT, "kernel %dx%d or padding %d,%d too large", l->kh, l->kw,
-                       l->ph, l->pw);
-        if (l->type != PL_LAYER_CONV2D && (l->ph * 2 > l->kh || l->pw * 2 > l->kw))
-            return bad(r, PL_EFORMAT, "pool padding %d,%d exceeds half the %dx%d kernel", l->ph,
-                       l->pw, l->kh, l->kw);
-        oh = (hp - l->kh) / l->sh + 1;
-        ow = (wp - l->kw) / l->sw + 1;
-        if (l->type == PL_LAYER_CONV2D) {
-            oc = l->out_c;
-            if (oc < 1)
-                return bad(r, PL_EFORMAT, "%d output channels", l->out_c);
-            int64_t t;
-            if (!mul_ok(oc, c, &t) || !mul_ok(t, l->kh, &t) || !mul_ok(t, l->kw, &nw))
-                return bad(r, PL_EFORMAT, "weight count overflows (%dx%dx%dx%d)", l->out_c, c,
-                           l->kh, l->kw);
-            nb = l->has_bias ? oc : 0;
-        }
-        break;
-    }
-    case PL_LAYER_LINEAR:
-        if (h != 1 || w != 1)
-            return bad(r, PL_EFORMAT, "a linear layer gets a %dx%dx%d input", c, h, w);
-        oc = l->out_c;
-        if (oc < 1)
-            return bad(r, PL_EFORMAT, "%d output units", l->out_c);
-        nw = oc * c; /* both < 2^31 */
-        nb = l->has_bias ? oc : 0;
-        break;
-    case PL_LAYER_FLATTEN:
-        oc = (int64_t)c * h * w; /* checked <= INT_MAX by the caller */
-        oh = ow = 1;
-        break;
-    case PL_LAYER_BATCHNORM2D:
-        nw = nb = c;
-        if (!(l->eps > 0 && isfinite(l->eps)) || !(l->momentum >= 0 && l->momentum <= 1))
-            return bad(r, PL_EFORMAT, "batchnorm eps %g or momentum %g out of range", l->eps,
-                       l->momentum);
-        break;
-    case PL_LAYER_DROPOUT:
-        if (!(l->p >= 0 && l->p < 1))
-            return bad(r, PL_EFORMAT, "dropout probability %g is not in [0,1)", l->p);
-        break;
-    case PL_LAYER_RELU:
-        break;
-    }
-    if (l->out_c != oc || l->out_h != oh || l->out_w != ow)
-        return bad(r, PL_EFORMAT, "output shape %dx%dx%d should be %lldx%lldx%lld", l->out_c,
-                   l->out_h, l->out_w, (long long)oc, (long long)oh, (long long)ow);
-    int64_t sz;
-    if (!mul_ok(oc, oh, &sz) || !mul_ok(sz, ow, &sz) || sz > INT_MAX)
-        return bad(r, PL_EFORMAT, "output of %lldx%lldx%lld values per image is too large",
-                   (long long)oc, (long long)oh, (long long)ow);
-    if (l->nw != nw || l->nb != nb)
+    if (l->type == PL_LAYER_BATCHNORM2D &&
+        (!(l->eps > 0 && isfinite(l->eps)) || !(l->momentum >= 0 && l->momentum <= 1)))
+        return bad(r, PL_EFORMAT, "batchnorm eps %g or momentum %g out of range", l->eps, l->momentum);
+    if (l->type == PL_LAYER_DROPOUT && !(l->p >= 0 && l->p < 1))
+        return bad(r, PL_EFORMAT, "dropout probability %g is not in [0,1)", l->p);
+    pl_layer_dims d;
+    char why[256];
+    if (pl_layer_dims_of(l, c, h, w, &d, why, sizeof why))
+        return bad(r, PL_EFORMAT, "%s", why);
+    if (l->out_c != d.out_c || l->out_h != d.out_h || l->out_w != d.out_w)
+        return bad(r, PL_EFORMAT, "output shape %dx%dx%d should be %dx%dx%d", l->out_c, l->out_h,
+                   l->out_w, d.out_c, d.out_h, d.out_w);
+    if (l->nw != d.nw || l->nb != d.nb)
         return bad(r, PL_EFORMAT, "%lld weights and %lld biases where its shape has %lld and %lld",
-                   (long long)l->nw, (long long)l->nb, (long long)nw, (long long)nb);
+                   (long long)l->nw, (long long)l->nb, (long long)d.nw, (long long)d.nb);
     return PL_OK;
 }
 
@@ -444,7 +384,7 @@ static pl_status get_layer(rd *r, pl_layer *l, int idx, int c, int h, int w, uns
     if ((s = get_f32s(r, l->nw, alloc ? &l->w : NULL, "the weights")) ||
         (s = get_f32s(r, l->nb, alloc ? &l->b : NULL, "the biases")))
         return s;
-    if (alloc && ((l->nw && !(l->gw = zeros(l->nw))) || (l->nb && !(l->gb = zeros(l->nb)))))
+    if (alloc && pl_layer_scratch_reset(l))
         return bad(r, PL_ENOMEM, "out of memory for gradients");
     uint8_t has_mask = 0;
     if ((s = get_bytes(r, &has_mask, 1, "the mask flag")))
@@ -505,9 +445,8 @@ static pl_status get_model(rd *r, unsigned flags, pl_model **mout, char **meta)
         (s = get_u64(r, &hdr.dropout_calls, "the model header")) ||
         (s = get_u32(r, &nl, "the model header")))
         goto fail;
-    int64_t insz;
     if (hdr.in_c < 1 || hdr.in_h < 1 || hdr.in_w < 1 ||
-        !mul_ok((int64_t)hdr.in_c * hdr.in_h, hdr.in_w, &insz) || insz > INT_MAX) {
+        (int64_t)hdr.in_c * hdr.in_h > PL_MAX_ELEMS / hdr.in_w) {
         s = bad(r, PL_EFORMAT, "input shape %dx%dx%d out of range", hdr.in_c, hdr.in_h, hdr.in_w);
         goto fail;
     }

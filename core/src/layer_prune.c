@@ -7,63 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passes_through(pl_layer_type t)
-{
-    return t == PL_LAYER_BATCHNORM2D || t == PL_LAYER_RELU || t == PL_LAYER_DROPOUT;
-}
-
-int pl_layer_blocks(const pl_model *m, int *head, int *len, int cap)
-{
-    int n = 0, out = pl_model_output_layer(m);
-    for (int h = 0; h < m->n_layers; h++) {
-        const pl_layer *l = &m->layers[h];
-        if ((l->type != PL_LAYER_CONV2D && l->type != PL_LAYER_LINEAR) || h == out)
-            continue;
-        int e = h;
-        while (e + 1 < m->n_layers && passes_through(m->layers[e + 1].type))
-            e++;
-        const pl_layer *last = &m->layers[e];
-        if (l->in_c != last->out_c || l->in_h != last->out_h || l->in_w != last->out_w)
-            continue;
-        if (n < cap) {
-            head[n] = h;
-            len[n] = e - h + 1;
-        }
-        n++;
-    }
-    return n;
-}
-
-static void drop_layer(pl_layer *l)
-{
-    pl_layer_free(l);
-    memset(l, 0, sizeof *l);
-}
-
-pl_status pl_model_remove_layers(pl_model *m, int first, int len, pl_error *err)
-{
-    if (first < 0 || len < 1 || first + len > m->n_layers)
-        return pl_error_set(err, PL_EINVAL, "model %s: no layers [%d, %d) to remove (it has %d)", m->name,
-                            first, first + len, m->n_layers);
-    const pl_layer *a = &m->layers[first], *b = &m->layers[first + len - 1];
-    int out = pl_model_output_layer(m);
-    if (out >= first && out < first + len)
-        return pl_error_set(err, PL_EINVAL, "model %s: layer %s is the output layer and is never removed",
-                            m->name, m->layers[out].name);
-    if (a->in_c != b->out_c || a->in_h != b->out_h || a->in_w != b->out_w)
-        return pl_error_set(err, PL_EINVAL,
-                            "model %s: layers %s..%s map %dx%dx%d to %dx%dx%d; only a span whose input and "
-                            "output shapes match can be removed",
-                            m->name, a->name, b->name, a->in_c, a->in_h, a->in_w, b->out_c, b->out_h, b->out_w);
-    for (int i = first; i < first + len; i++)
-        drop_layer(&m->layers[i]);
-    memmove(&m->layers[first], &m->layers[first + len],
-            (size_t)(m->n_layers - first - len) * sizeof *m->layers);
-    m->n_layers -= len;
-    memset(&m->layers[m->n_layers], 0, (size_t)len * sizeof *m->layers);
-    return pl_model_reshape(m, err);
-}
-
 /* ---- the pruner -------------------------------------------------------------------- */
 
 static int name_in(const char *name, char **list, size_t n)
@@ -75,16 +18,6 @@ static int name_in(const char *name, char **list, size_t n)
 }
 
 static int64_t round_half_up(double x) { return (int64_t)floor(x + 0.5); }
-
-/* Block length of the candidate whose head is at `h` (recomputed: the
- * layers around a block never change when other blocks go). */
-static int block_len(const pl_model *m, int h)
-{
-    int e = h;
-    while (e + 1 < m->n_layers && passes_through(m->layers[e + 1].type))
-        e++;
-    return e - h + 1;
-}
 
 pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_instance *sched,
                                 pl_error *err)
@@ -236,7 +169,7 @@ pl_status pl__layer_pruner_step(pl_pruner *p, int step, pl_data *train, int batc
             order[j] = k;
         }
         for (int i = 0; i < nc && i < need && !s; i++) {
-            int k = order[i], h = p->t[k].layer, len = block_len(m, h);
+            int k = order[i], h = p->t[k].layer, len = pl_layer_block_len(m, h);
             s = pl_model_remove_layers(m, h, len, err);
             if (s)
                 break;

@@ -97,87 +97,110 @@ void pl_model_free(pl_model *m)
 
 /* ---- shapes ------------------------------------------------------------------ */
 
-#define PL__MAX_ELEMS ((int64_t)1 << 28) /* 1 GiB of floats per tensor and image */
+/* a*b for non-negative a, b; 0 when the product exceeds INT64_MAX. */
+static int mul_ok(int64_t a, int64_t b, int64_t *out)
+{
+    if (a < 0 || b < 0 || (a != 0 && b > INT64_MAX / a))
+        return 0;
+    *out = a * b;
+    return 1;
+}
+
+pl_status pl_layer_dims_of(const pl_layer *l, int c, int h, int w, pl_layer_dims *d, char *why, size_t n)
+{
+    int64_t oc = c, oh = h, ow = w, nw = 0, nb = 0;
+    switch (l->type) {
+    case PL_LAYER_CONV2D:
+    case PL_LAYER_MAXPOOL2D:
+    case PL_LAYER_AVGPOOL2D: {
+        int64_t eh = (int64_t)h + 2 * (int64_t)l->ph, ew = (int64_t)w + 2 * (int64_t)l->pw;
+        oh = eh >= l->kh ? (eh - l->kh) / l->sh + 1 : 0;
+        ow = ew >= l->kw ? (ew - l->kw) / l->sw + 1 : 0;
+        if (oh > PL_MAX_ELEMS || ow > PL_MAX_ELEMS) {
+            snprintf(why, n, "padding %d,%d is too large (padding adds that many zeros on each side; keep it "
+                     "below the kernel size)", l->ph, l->pw);
+            return PL_ECONFIG;
+        }
+        if (oh < 1 || ow < 1) {
+            snprintf(why, n, "kernel %dx%d does not fit its %dx%d input (padding %d,%d); the model does not fit "
+                     "the input shape", l->kh, l->kw, h, w, l->ph, l->pw);
+            return PL_ECONFIG;
+        }
+        if (l->type != PL_LAYER_CONV2D && (l->ph * 2 > l->kh || l->pw * 2 > l->kw)) {
+            snprintf(why, n, "pool padding %d,%d exceeds half the %dx%d kernel", l->ph, l->pw, l->kh, l->kw);
+            return PL_ECONFIG;
+        }
+        if (l->type == PL_LAYER_CONV2D) {
+            oc = l->out_c;
+            int64_t t;
+            if (!mul_ok(oc, c, &t) || !mul_ok(t, l->kh, &t) || !mul_ok(t, l->kw, &nw))
+                nw = INT64_MAX; /* refused as too large below */
+            nb = l->has_bias ? oc : 0;
+        }
+        break;
+    }
+    case PL_LAYER_LINEAR:
+        if (h != 1 || w != 1) {
+            snprintf(why, n, "input %dx%dx%d is not a vector; put a flatten layer before it", c, h, w);
+            return PL_ECONFIG;
+        }
+        oc = l->out_c;
+        nw = oc * c; /* both below 2^31 */
+        nb = l->has_bias ? oc : 0;
+        break;
+    case PL_LAYER_FLATTEN:
+        oc = (int64_t)c * h * w; /* the input passed this same check */
+        oh = ow = 1;
+        break;
+    case PL_LAYER_BATCHNORM2D:
+        nw = nb = c;
+        break;
+    case PL_LAYER_RELU:
+    case PL_LAYER_DROPOUT:
+        break;
+    }
+    /* sizes stay far below int overflow: every activation of one image and
+     * every parameter tensor must fit in PL_MAX_ELEMS floats */
+    int64_t act;
+    if (!mul_ok(oc, oh, &act) || !mul_ok(act, ow, &act))
+        act = INT64_MAX;
+    if (oc < 1) {
+        snprintf(why, n, "%lld output %s", (long long)oc, l->type == PL_LAYER_LINEAR ? "units" : "channels");
+        return PL_ECONFIG;
+    }
+    if (act > PL_MAX_ELEMS || nw > PL_MAX_ELEMS) {
+        snprintf(why, n, "too large (%lld activations, %lld weights per image; the limit is %lld)",
+                 (long long)act, (long long)nw, (long long)PL_MAX_ELEMS);
+        return PL_ECONFIG;
+    }
+    *d = (pl_layer_dims){.out_c = (int)oc, .out_h = (int)oh, .out_w = (int)ow, .nw = nw, .nb = nb};
+    return PL_OK;
+}
 
 /* Walks the layers from the model input, setting every in/out shape and
- * checking that parameter shapes fit. */
+ * parameter count by the shape rule. */
 static pl_status infer(pl_model *m, const char *file, pl_error *err)
 {
     int c = m->in_c, h = m->in_h, w = m->in_w;
-    if (c < 1 || h < 1 || w < 1 || (int64_t)c * h * w > PL__MAX_ELEMS)
+    if (c < 1 || h < 1 || w < 1 || (int64_t)c * h * w > PL_MAX_ELEMS)
         return pl_error_set(err, PL_ECONFIG,
                             "%s: input %dx%dx%d is empty or too large (at most %lld values per "
                             "image)",
-                            file, c, h, w, (long long)PL__MAX_ELEMS);
+                            file, c, h, w, (long long)PL_MAX_ELEMS);
     for (int i = 0; i < m->n_layers; i++) {
         pl_layer *l = &m->layers[i];
+        pl_layer_dims d;
+        char why[256];
+        if (pl_layer_dims_of(l, c, h, w, &d, why, sizeof why))
+            return pl_error_set(err, PL_ECONFIG, "%s: layer %s (%s): %s", file, l->name, type_name(l->type), why);
         l->in_c = c;
         l->in_h = h;
         l->in_w = w;
-        switch (l->type) {
-        case PL_LAYER_CONV2D:
-        case PL_LAYER_MAXPOOL2D:
-        case PL_LAYER_AVGPOOL2D: {
-            int64_t eh = (int64_t)h + 2 * (int64_t)l->ph, ew = (int64_t)w + 2 * (int64_t)l->pw;
-            int64_t oh64 = eh >= l->kh ? (eh - l->kh) / l->sh + 1 : 0;
-            int64_t ow64 = ew >= l->kw ? (ew - l->kw) / l->sw + 1 : 0;
-            if (oh64 > PL__MAX_ELEMS || ow64 > PL__MAX_ELEMS)
-                return pl_error_set(err, PL_ECONFIG,
-                                    "%s: layer %s: padding %d,%d is too large (padding adds "
-                                    "that many zeros on each side; keep it below the kernel size)",
-                                    file, l->name, l->ph, l->pw);
-            int oh = (int)oh64, ow = (int)ow64;
-            if (oh < 1 || ow < 1)
-                return pl_error_set(err, PL_ECONFIG,
-                                    "%s: layer %s (%s): kernel %dx%d does not fit its %dx%d input "
-                                    "(padding %d,%d); the model does not fit the input shape",
-                                    file, l->name, type_name(l->type), l->kh, l->kw, h, w, l->ph,
-                                    l->pw);
-            if (l->type != PL_LAYER_CONV2D && (l->ph * 2 > l->kh || l->pw * 2 > l->kw))
-                return pl_error_set(err, PL_ECONFIG,
-                                    "%s: layer %s: pool padding must be at most half the kernel",
-                                    file, l->name);
-            l->out_h = oh;
-            l->out_w = ow;
-            if (l->type != PL_LAYER_CONV2D)
-                l->out_c = c;
-            break;
-        }
-        case PL_LAYER_LINEAR:
-            if (h != 1 || w != 1)
-                return pl_error_set(err, PL_ECONFIG,
-                                    "%s: layer %s (linear) gets a %dx%dx%d input; put a flatten "
-                                    "layer before it",
-                                    file, l->name, c, h, w);
-            l->out_h = l->out_w = 1;
-            break;
-        case PL_LAYER_FLATTEN:
-            l->out_c = (int)((int64_t)c * h * w); /* bounded by the checks below */
-            l->out_h = l->out_w = 1;
-            break;
-        case PL_LAYER_RELU:
-        case PL_LAYER_DROPOUT:
-        case PL_LAYER_BATCHNORM2D:
-            l->out_c = c;
-            l->out_h = h;
-            l->out_w = w;
-            break;
-        }
-        /* sizes stay far below int overflow: every activation of one image and
-         * every parameter tensor must fit in PL__MAX_ELEMS floats */
-        int64_t act = (int64_t)l->out_c * l->out_h * l->out_w;
-        int64_t par = l->type == PL_LAYER_CONV2D   ? (int64_t)l->out_c * l->in_c * l->kh * l->kw
-                      : l->type == PL_LAYER_LINEAR ? (int64_t)l->out_c * c * h * w
-                                                   : 0;
-        if (l->out_c < 1 || act > PL__MAX_ELEMS || par > PL__MAX_ELEMS)
-            return pl_error_set(err, PL_ECONFIG,
-                                "%s: layer %s is too large (%lld activations, %lld weights per "
-                                "image; the limit is %lld)",
-                                file, l->name, (long long)act, (long long)par,
-                                (long long)PL__MAX_ELEMS);
-        c = l->out_c;
-        h = l->out_h;
-        w = l->out_w;
+        l->out_c = c = d.out_c;
+        l->out_h = h = d.out_h;
+        l->out_w = w = d.out_w;
+        l->nw = d.nw;
+        l->nb = d.nb;
     }
     if (m->n_layers == 0)
         return pl_error_set(err, PL_ECONFIG, "%s: the model has no layers", file);
@@ -191,41 +214,33 @@ static pl_status infer(pl_model *m, const char *file, pl_error *err)
 
 /* ---- construction -------------------------------------------------------------- */
 
+/* Parameters and their gradients at the counts infer() set; batchnorm
+ * running statistics start at mean 0, variance 1. */
 static pl_status alloc_params(pl_layer *l)
 {
-    switch (l->type) {
-    case PL_LAYER_CONV2D:
-        l->nw = (int64_t)l->out_c * l->in_c * l->kh * l->kw;
-        l->nb = l->has_bias ? l->out_c : 0;
-        break;
-    case PL_LAYER_LINEAR:
-        l->nw = (int64_t)l->out_c * l->in_c;
-        l->nb = l->has_bias ? l->out_c : 0;
-        break;
-    case PL_LAYER_BATCHNORM2D:
-        l->nw = l->nb = l->in_c;
+    if (l->type == PL_LAYER_BATCHNORM2D) {
         l->run_mean = falloc(l->in_c);
         l->run_var = falloc(l->in_c);
         if (!l->run_mean || !l->run_var)
             return PL_ENOMEM;
         for (int i = 0; i < l->in_c; i++)
             l->run_var[i] = 1.0f;
-        break;
-    default:
-        l->nw = l->nb = 0;
-        return PL_OK;
     }
-    l->w = falloc(l->nw);
-    l->gw = falloc(l->nw);
-    if (!l->w || !l->gw)
+    if (l->nw && !(l->w = falloc(l->nw)))
         return PL_ENOMEM;
-    if (l->nb) {
-        l->b = falloc(l->nb);
-        l->gb = falloc(l->nb);
-        if (!l->b || !l->gb)
-            return PL_ENOMEM;
-    }
-    return PL_OK;
+    if (l->nb && !(l->b = falloc(l->nb)))
+        return PL_ENOMEM;
+    return pl_layer_scratch_reset(l);
+}
+
+pl_status pl_layer_scratch_reset(pl_layer *l)
+{
+    free(l->gw);
+    free(l->gb);
+    l->gw = l->nw ? falloc(l->nw) : NULL;
+    l->gb = l->nb ? falloc(l->nb) : NULL;
+    free_optim(l);
+    return (l->nw && !l->gw) || (l->nb && !l->gb) ? PL_ENOMEM : PL_OK;
 }
 
 static void init_params(pl_layer *l, uint64_t seed)

@@ -77,12 +77,35 @@ typedef struct pl_model {
     uint64_t seed;
 } pl_model;
 
+/* Every activation of one image and every parameter tensor must fit in
+ * this many floats (1 GiB): sizes stay far from int overflow. */
+#define PL_MAX_ELEMS ((int64_t)1 << 28)
+
+/* ---- the shape rule: the one place that knows how a layer's output shape
+ * and parameter counts follow from its input ---- */
+typedef struct pl_layer_dims {
+    int out_c, out_h, out_w;
+    int64_t nw, nb;           /* weights, biases (batchnorm: gamma, beta) */
+} pl_layer_dims;
+/* Given l's type and hyper-parameters (kh, kw, sh, sw, ph, pw, has_bias,
+ * and out_c for conv2d/linear) and a per-image input c×h×w, computes the
+ * output shape and parameter counts into *d. PL_ECONFIG when the layer
+ * cannot take that input or exceeds PL_MAX_ELEMS, with the reason as one
+ * phrase in why ("kernel 5x5 does not fit its 3x3 input ...", "too
+ * large (...)"); callers prefix the layer. Used by model construction,
+ * reshaping after surgery and checkpoint validation. */
+pl_status pl_layer_dims_of(const pl_layer *l, int c, int h, int w, pl_layer_dims *d, char *why, size_t n);
+
 /* Builds the model, infers and checks shapes (errors name the model file
  * and layer position), initialises parameters like PyTorch (weights and
  * biases uniform in ±1/sqrt(fan_in), batchnorm gamma 1, beta 0) from the
  * RNG stream "init:<layer>" of `seed`. */
 pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out, pl_error *err);
 void pl_model_free(pl_model *m);
+/* (Re)allocates the layer's gradient buffers at its current nw/nb (zeroed)
+ * and drops its optimizer state: what surgery and checkpoint loading need
+ * after parameter counts change. PL_ENOMEM leaves the layer freeable. */
+pl_status pl_layer_scratch_reset(pl_layer *l);
 /* Frees everything one layer owns (parameters, gradients, mask, optimizer
  * state, activations, CSR copy); the pl_layer itself is the caller's. */
 void pl_layer_free(pl_layer *l);
@@ -122,12 +145,5 @@ void pl_layer_count(const pl_layer *l, pl_counts *c);
 const char *pl_layer_type_name(pl_layer_type t);
 /* Prints the shape table (layer, type, output shape, params, MACs). */
 void pl_model_print(const pl_model *m, FILE *f);
-
-/* ---- structural surgery (prune.c) ---- */
-/* Removes output units of layer `li` whose keep[u] == 0 (keep has out_c
- * entries) and every dependent input of downstream layers (batchnorm
- * channels, next conv's input channels, flatten→linear column blocks, next
- * linear's columns). Surviving weights and biases are kept exactly. */
-pl_status pl_model_remove_units(pl_model *m, int li, const uint8_t *keep, pl_error *err);
 
 #endif

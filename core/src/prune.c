@@ -1,4 +1,5 @@
-/* prune.c — targets, scoring, selection, masks and structural surgery. */
+/* prune.c — targets, scoring, selection and masks; the cuts themselves are
+ * surgery.c's. */
 #include "prune.h"
 #include "rng.h"
 
@@ -16,121 +17,6 @@ const char *pl_granularity_name(pl_granularity g)
     case PL_GRAN_LAYER: return "layer";
     }
     return "?";
-}
-
-/* ---- surgery -------------------------------------------------------------------- */
-
-/* Keeps rows r (of `cols` floats each) with keep[r] != 0. In place. */
-static void keep_rows(float *a, int rows, int64_t cols, const uint8_t *keep)
-{
-    if (!a)
-        return;
-    int64_t o = 0;
-    for (int r = 0; r < rows; r++)
-        if (keep[r]) {
-            if (o != (int64_t)r * cols)
-                memmove(a + o, a + (int64_t)r * cols, (size_t)cols * sizeof(float));
-            o += cols;
-        }
-}
-
-/* a is [rows][groups][inner]; keeps groups g with keep[g] != 0. In place. */
-static void keep_groups(float *a, int64_t rows, int groups, int64_t inner, const uint8_t *keep)
-{
-    if (!a)
-        return;
-    int64_t o = 0;
-    for (int64_t r = 0; r < rows; r++)
-        for (int g = 0; g < groups; g++)
-            if (keep[g]) {
-                int64_t src = (r * groups + g) * inner;
-                if (o != src)
-                    memmove(a + o, a + src, (size_t)inner * sizeof(float));
-                o += inner;
-            }
-}
-
-static void shrink_grads(pl_layer *l)
-{
-    /* gradient and optimizer buffers are scratch: reallocate at new size */
-    free(l->gw);
-    free(l->gb);
-    l->gw = l->nw ? calloc((size_t)l->nw, sizeof(float)) : NULL;
-    l->gb = l->nb ? calloc((size_t)l->nb, sizeof(float)) : NULL;
-    free(l->opt_m_w);
-    free(l->opt_v_w);
-    free(l->opt_m_b);
-    free(l->opt_v_b);
-    l->opt_m_w = l->opt_v_w = l->opt_m_b = l->opt_v_b = NULL;
-}
-
-pl_status pl_model_remove_units(pl_model *m, int li, const uint8_t *keep, pl_error *err)
-{
-    pl_layer *l = &m->layers[li];
-    if (l->type != PL_LAYER_CONV2D && l->type != PL_LAYER_LINEAR)
-        return pl_error_set(err, PL_EINVAL, "layer %s: only conv2d and linear units can be removed",
-                            l->name);
-    if (li == pl_model_output_layer(m))
-        return pl_error_set(err, PL_EINVAL, "layer %s is the output layer and is never pruned",
-                            l->name);
-    int old = l->out_c, kept = 0;
-    for (int u = 0; u < old; u++)
-        kept += keep[u] != 0;
-    if (kept == 0)
-        return pl_error_set(err, PL_EINVAL, "layer %s: refusing to remove all %d units", l->name, old);
-    if (kept == old)
-        return PL_OK;
-    /* the layer's own output units */
-    int64_t row = l->nw / old;
-    keep_rows(l->w, old, row, keep);
-    keep_rows(l->mask, old, row, keep);
-    keep_rows(l->b, old, 1, keep);
-    l->out_c = kept;
-    l->nw = row * kept;
-    l->nb = l->has_bias ? kept : 0;
-    l->removed_units += old - kept;
-    shrink_grads(l);
-    /* dependents downstream, up to and including the next conv/linear */
-    int64_t block = 1; /* input columns per channel after a flatten */
-    for (int j = li + 1; j < m->n_layers; j++) {
-        pl_layer *d = &m->layers[j];
-        if (d->type == PL_LAYER_BATCHNORM2D) {
-            keep_rows(d->w, old, 1, keep);
-            keep_rows(d->b, old, 1, keep);
-            keep_rows(d->run_mean, old, 1, keep);
-            keep_rows(d->run_var, old, 1, keep);
-            d->nw = d->nb = kept;
-            shrink_grads(d);
-            continue;
-        }
-        if (d->type == PL_LAYER_FLATTEN) {
-            block = (int64_t)d->in_h * d->in_w;
-            continue;
-        }
-        if (d->type == PL_LAYER_CONV2D) {
-            /* w[cout][cin][kh][kw]: drop input channel groups */
-            int64_t inner = (int64_t)d->kh * d->kw;
-            keep_groups(d->w, d->out_c, old, inner, keep);
-            keep_groups(d->mask, d->out_c, old, inner, keep);
-            d->in_c = kept;
-            d->nw = (int64_t)d->out_c * kept * inner;
-            shrink_grads(d);
-            break;
-        }
-        if (d->type == PL_LAYER_LINEAR) {
-            /* w[out][in], in = old*block: drop blocks of `block` columns */
-            keep_groups(d->w, d->out_c, old, block, keep);
-            keep_groups(d->mask, d->out_c, old, block, keep);
-            d->in_c = (int)(kept * block);
-            d->nw = (int64_t)d->out_c * d->in_c;
-            shrink_grads(d);
-            break;
-        }
-        /* relu, pools, dropout: channel count passes through */
-    }
-    if ((l->nw && !l->gw) || (l->nb && !l->gb))
-        return pl_error_set(err, PL_ENOMEM, "out of memory during surgery");
-    return pl_model_reshape(m, err);
 }
 
 /* ---- targets ---------------------------------------------------------------------- */

@@ -1,8 +1,8 @@
 /*
  * prune.h — the host's half of pruning: which layers and how many units
  * (targets), scoring through the criterion plugin, selection (per layer or
- * one global ranking), masking (weight granularity) and structural surgery
- * (channel/neuron granularity, see pl_model_remove_units in model.h).
+ * one global ranking), masking (weight granularity) and, through
+ * surgery.h, structural surgery (channel/neuron/layer granularity).
  *
  * The schedule plugin decides when and how much (its plan's progress per
  * step); the criterion plugin scores units; this file selects and cuts.
@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "model.h"
+#include "surgery.h"
 #include "registry.h"
 #include "train.h"
 
@@ -97,13 +98,6 @@ void pl_pruner_free(pl_pruner *p);
  * compares removed blocks with N. A model without a removable block is
  * PL_ECONFIG naming the model. */
 
-/* Candidate blocks of m: writes up to `cap` head indices and block lengths
- * (layers, head included); returns how many there are. */
-int pl_layer_blocks(const pl_model *m, int *head, int *len, int cap);
-/* Removes layers [first, first + len) and reconnects the graph (shapes are
- * recomputed; the rest of the model keeps every weight). PL_EINVAL when the
- * span's input and output shapes differ or it holds the output layer. */
-pl_status pl_model_remove_layers(pl_model *m, int first, int len, pl_error *err);
 /* pl_pruner_init / pl_pruner_step for PL_GRAN_LAYER (prune.c routes here). */
 /* Fills g[k][b] (every k with g[k] != NULL) with layer t[k]'s weight
  * gradient on calibration batch b (RNG stream "calibration:<step>", training

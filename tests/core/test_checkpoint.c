@@ -529,13 +529,22 @@ Test(checkpoint, huge_counts_are_refused_without_allocating)
     crafted_fails(bad, b, len, "1000000000000 weights");
 
     /* shapes that agree with each other and ask for 4 * 12 * 10^9 bytes:
-     * refused because the payload is far shorter, before any allocation */
+     * beyond the shape rule's limit of 2^28 values per tensor */
     memcpy(b, good, len);
     wr32(b + fc + F_OUT_C, 1000000000u);
     wr64(b + fc + F_NW, 12000000000ull);
     wr64(b + fc + F_NB, 1000000000ull);
     reseal(b, len);
-    crafted_fails(bad, b, len, "12000000000 values claimed");
+    crafted_fails(bad, b, len, "layer 8 (fc): too large");
+
+    /* within that limit (4 * 12 * 10^7 bytes): refused because the payload
+     * is far shorter, before any allocation */
+    memcpy(b, good, len);
+    wr32(b + fc + F_OUT_C, 10000000u);
+    wr64(b + fc + F_NW, 120000000ull);
+    wr64(b + fc + F_NB, 10000000ull);
+    reseal(b, len);
+    crafted_fails(bad, b, len, "120000000 values claimed");
 
     /* a conv with an enormous kernel, padding and channel count */
     size_t c1 = layer_off(good, len, "conv1");

@@ -7,6 +7,7 @@
  * count.
  */
 #include "model.h"
+#include "surgery.h"
 #include "pltest.h"
 #include "rng.h"
 

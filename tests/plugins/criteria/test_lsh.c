@@ -11,6 +11,7 @@
  * conv→flatten→linear, including a twin that is a scaled copy.
  */
 #include "model.h"
+#include "surgery.h"
 #include "pltest.h"
 #include "rng.h"
 

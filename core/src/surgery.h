@@ -1,0 +1,42 @@
+/*
+ * surgery.h — structural surgery: a model physically loses output units of
+ * one layer (and every input that read them), or a whole block of layers.
+ * The pruner (prune.c, layer_prune.c) decides what goes; this cuts.
+ *
+ *     uint8_t keep[] = {1, 0, 1, 1};          // drop conv1's channel 1
+ *     pl_model_remove_units(m, pl_model_find(m, "conv1"), keep, &err);
+ *
+ * Surviving weights, biases, masks and batchnorm statistics are kept
+ * exactly (moved, never recomputed); gradients and optimizer state are
+ * scratch and start again at zero (pl_layer_scratch_reset); activation
+ * buffers are dropped (pl_model_reserve again). Shapes are recomputed by
+ * the model's shape rule, so a valid model stays valid.
+ */
+#ifndef PL_SURGERY_H
+#define PL_SURGERY_H
+
+#include "model.h"
+
+/* Removes output units of layer `li` whose keep[u] == 0 (keep has out_c
+ * entries) and every dependent input of downstream layers (batchnorm
+ * channels, the next conv's input channels, flatten→linear column blocks,
+ * the next linear's columns). PL_EINVAL for a layer without units to cut,
+ * the output layer, or a keep[] that removes every unit. */
+pl_status pl_model_remove_units(pl_model *m, int li, const uint8_t *keep, pl_error *err);
+
+/* A removable block starts at a conv2d or linear layer that is not the
+ * output layer and takes with it the batchnorm2d, relu and dropout layers
+ * that directly follow; it is removable when its input shape equals its
+ * output shape. Writes up to `cap` head indices and block lengths (layers,
+ * head included); returns how many blocks there are. */
+int pl_layer_blocks(const pl_model *m, int *head, int *len, int cap);
+/* Layers in the block headed by layer `head`: the head and the batchnorm2d,
+ * relu and dropout layers that directly follow it. */
+int pl_layer_block_len(const pl_model *m, int head);
+
+/* Removes layers [first, first + len) and reconnects the graph (shapes are
+ * recomputed; the rest of the model keeps every weight). PL_EINVAL when the
+ * span's input and output shapes differ or it holds the output layer. */
+pl_status pl_model_remove_layers(pl_model *m, int first, int len, pl_error *err);
+
+#endif
