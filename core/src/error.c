@@ -1,6 +1,7 @@
 #include "error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 pl_status pl_error_setv(pl_error *e, pl_status code, const char *fmt, va_list ap)
@@ -76,4 +77,11 @@ int pl_status_exit_code(pl_status s)
     default:
         return 1;
     }
+}
+
+_Noreturn void pl__assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "prunelab: internal error at %s:%d: %s does not hold (please report this)\n", file, line,
+            cond);
+    abort();
 }

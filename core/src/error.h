@@ -34,4 +34,12 @@ const char *pl_status_str(pl_status s);
  * EIO on input files, EPLUGIN on load); 1 run failures. */
 int pl_status_exit_code(pl_status s);
 
+/* Invariants: a programmer error (a table out of step with its enum, an
+ * ABI promise the host itself broke), never bad input, which gets a
+ * pl_status. Kept in release builds: the checks are cheap and a wrong
+ * result is worse than a stop. Prints one line and aborts. */
+#define PL_ASSERT(cond)                                                        \
+    ((cond) ? (void)0 : pl__assert_fail(#cond, __FILE__, __LINE__))
+_Noreturn void pl__assert_fail(const char *cond, const char *file, int line);
+
 #endif

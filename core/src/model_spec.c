@@ -137,6 +137,8 @@ _Static_assert(N_LAYER_TYPES == PL_LAYER_DROPOUT, "layer_types must list every p
 
 static const char *const layer_keys[] = {"name", "type", "out", "kernel", "stride", "padding",
                                          "bias", "p", "eps", "momentum"};
+#define N_LAYER_KEYS (sizeof layer_keys / sizeof layer_keys[0])
+_Static_assert(N_LAYER_KEYS == 10, "keys_for's bits follow layer_keys one for one");
 
 /* Which keys a layer type accepts (bit i = layer_keys[i]). */
 static unsigned keys_for(pl_layer_type t)
@@ -172,7 +174,7 @@ static pl_status dec_layer(const pl_node *m, size_t idx, pl_model_spec *ms, int 
     snprintf(path, sizeof path, "layers[%zu]", idx);
     if (m->type != PL_NODE_MAP)
         return at_node(e, m, "%s: expected a map {type: ..., ...} (got %s)", path, what(m));
-    if ((st = check_keys(m, "in a layer", layer_keys, sizeof layer_keys / sizeof *layer_keys, e)))
+    if ((st = check_keys(m, "in a layer", layer_keys, N_LAYER_KEYS, e)))
         return st;
     l->line = m->line;
     l->col = m->col;
@@ -195,8 +197,9 @@ static pl_status dec_layer(const pl_node *m, size_t idx, pl_model_spec *ms, int 
     unsigned ok = keys_for(l->type);
     for (size_t i = 0; i < m->n; i++) {
         size_t k = 0;
-        while (strcmp(m->keys[i], layer_keys[k]))
+        while (k < N_LAYER_KEYS && strcmp(m->keys[i], layer_keys[k]))
             k++;
+        PL_ASSERT(k < N_LAYER_KEYS); /* check_keys let only these through */
         if (!(ok & (1u << k)))
             return pl_error_set(e, PL_ECONFIG, "%s:%d:%d: key '%s' does not apply to %s layers", m->file,
                                 m->key_line[i], m->key_col[i], m->keys[i], layer_types[ti]);

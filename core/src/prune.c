@@ -3,7 +3,6 @@
 #include "prune.h"
 #include "rng.h"
 
-#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,7 +258,7 @@ static pl_status normalize_layer(int mode, cand *c, int64_t n, pl_error *err)
                 c[i].score /= mean;
         return PL_OK;
     }
-    assert(mode == PL_NORM_LAMP); /* pl__schedule_plan refused others */
+    PL_ASSERT(mode == PL_NORM_LAMP); /* pl__schedule_plan refused others */
     /* ascending by score, ties by unit index (one layer: cmp_cand's order);
      * the suffix sums of s² are the denominators */
     qsort(c, (size_t)n, sizeof *c, cmp_cand);
