@@ -765,7 +765,8 @@ static const char *const optim_names[] = {"adam", "sgd"};
 static const char *const lrs_names[] = {"constant", "step", "cosine"};
 static const char *const gran_names[] = {"weight", "channel", "neuron", "layer"};
 /* ---- regularize: names indexed by pl_reg_type ---- */
-static const char *const reg_names[] = {"none", "l1", "l2", "group_lasso"};
+static const char *const reg_names[] = {"none", "l1", "l2", "group_lasso", "bn_l1"};
+_Static_assert(sizeof reg_names / sizeof reg_names[0] == PL_REG_BN_L1 + 1, "reg_names follows pl_reg_type");
 
 static pl_status dec_names(const pl_node *n, const char *path, const char *extra, char ***out, size_t *count,
                            pl_error *e);
@@ -780,10 +781,10 @@ static pl_status dec_reg(const pl_node *m, const char *sec, pl_reg_cfg *r, pl_er
         return st;
     const pl_node *t = pl_node_get(m, "type"), *c = pl_node_get(m, "coef"), *l = pl_node_get(m, "layers");
     if (!t)
-        return at_node(e, m, "%s: missing 'type' (none, l1, l2 or group_lasso)", path);
+        return at_node(e, m, "%s: missing 'type' (none, l1, l2, group_lasso or bn_l1)", path);
     int ti;
     snprintf(p, sizeof p, "%s.type", path);
-    if ((st = get_enum(t, p, reg_names, 4, &ti, e)))
+    if ((st = get_enum(t, p, reg_names, sizeof reg_names / sizeof reg_names[0], &ti, e)))
         return st;
     if (ti == PL_REG_NONE)
         return PL_OK;
@@ -1317,7 +1318,7 @@ static void dump_phase(sbuf *b, const char *s, const pl_phase_cfg *p)
     sb_printf(b, "%s.lr_schedule.gamma: %.17g\n%s.lr_schedule.min_lr: %.17g\n", s, o->gamma, s, o->min_lr);
     /* regularize: only when set, so run ids of runs without one stay as they were */
     const pl_reg_cfg *r = &p->reg;
-    if (r->type > PL_REG_NONE && r->type <= PL_REG_GROUP_LASSO) {
+    if (r->type > PL_REG_NONE && r->type <= PL_REG_BN_L1) {
         sb_printf(b, "%s.regularize.type: %s\n%s.regularize.coef: %.17g\n%s.regularize.layers: [", s,
                   reg_names[r->type], s, r->coef, s);
         for (size_t i = 0; i < r->n_layers; i++) {

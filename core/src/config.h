@@ -141,7 +141,8 @@ typedef enum pl_reg_type {
     PL_REG_NONE = 0,        /* no penalty (the default) */
     PL_REG_L1 = 1,          /* coef * sum |w| */
     PL_REG_L2 = 2,          /* coef/2 * sum w^2 */
-    PL_REG_GROUP_LASSO = 3  /* coef * sum over filters/neurons of ||w_unit||_2 */
+    PL_REG_GROUP_LASSO = 3, /* coef * sum over filters/neurons of ||w_unit||_2 */
+    PL_REG_BN_L1 = 4        /* coef * sum |gamma| over batchnorm layers (network slimming) */
 } pl_reg_type;
 
 typedef struct pl_reg_cfg {

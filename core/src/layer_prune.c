@@ -24,6 +24,11 @@ pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *c
 {
     if (m->n_layers < 1)
         return pl_error_set(err, PL_ECONFIG, "prune: model %s has no layers", m->name);
+    if (p->needs & (PL_NEEDS_ACTIVATIONS | PL_NEEDS_BATCHNORM))
+        return pl_error_set(err, PL_ECONFIG,
+                            "prune: criterion '%s' scores channels or neurons from activations or batchnorm "
+                            "and cannot rank whole layers; use granularity channel or neuron, or l1/l2/taylor",
+                            pl_plugin_get_desc(pl_instance_plugin(p->crit))->name);
     int *head = malloc((size_t)m->n_layers * sizeof *head), *len = malloc((size_t)m->n_layers * sizeof *len);
     p->t = calloc((size_t)m->n_layers, sizeof *p->t);
     if (!head || !len || !p->t) {

@@ -12,6 +12,9 @@ typedef struct ck_layer {
     char name[16];
     pl_unit_view v;
     float *w, *b, *mask, *g[2];
+    float *gamma;                 /* PL_NEEDS_BATCHNORM */
+    double *amean, *asq, *azero;  /* PL_NEEDS_ACTIVATIONS */
+    pl_act_stats act;
 } ck_layer;
 
 static void ck_layer_free(ck_layer *L)
@@ -21,18 +24,32 @@ static void ck_layer_free(ck_layer *L)
     free(L->mask);
     free(L->g[0]);
     free(L->g[1]);
+    free(L->gamma);
+    free(L->amean);
+    free(L->asq);
+    free(L->azero);
     memset(L, 0, sizeof *L);
 }
 
 /* flags for ck_layer_make */
 enum { CK_ZERO = 1, CK_MASKED = 2 };
 
-/* A layer of weight shape s (conv [cout,cin,kh,kw], linear [out,in,1,1]),
- * scored at granularity g, with random (or all-zero) weights and, for
- * criteria that need them, n_grads synthetic gradient batches. */
-static int ck_layer_make(ck_layer *L, pl_layer_type type, pl_granularity g, const int64_t s[4],
-                         int flags, int n_grads)
+/* Would the host ever ask a criterion with these needs to score a layer
+ * at granularity g? (PL_NEEDS_BATCHNORM: channels and neurons only.) */
+static int ck_applies(unsigned needs, pl_granularity g)
 {
+    return !(needs & PL_NEEDS_BATCHNORM) || g != PL_GRAN_WEIGHT;
+}
+
+/* A layer of weight shape s (conv [cout,cin,kh,kw], linear [out,in,1,1]),
+ * scored at granularity g, with random (or all-zero) weights and what the
+ * criterion's needs ask for: 2 synthetic gradient batches, activation
+ * statistics (an all-zero layer's units are always zero), batchnorm
+ * scales. */
+static int ck_layer_make(ck_layer *L, pl_layer_type type, pl_granularity g, const int64_t s[4],
+                         int flags, unsigned needs)
+{
+    const int n_grads = (needs & PL_NEEDS_GRAD) ? 2 : 0;
     static const char *const gname[] = {"", "weight", "channel", "neuron", "layer"};
     memset(L, 0, sizeof *L);
     const int64_t n = s[0] * s[1] * s[2] * s[3];
@@ -61,6 +78,27 @@ static int ck_layer_make(ck_layer *L, pl_layer_type type, pl_granularity g, cons
     for (int k = 0; k < n_grads; k++)
         if (!(L->g[k] = pl__ck_randn(n, k ? "grad1" : "grad0", 0.01f)))
             return 0;
+    if (needs & PL_NEEDS_ACTIVATIONS) {
+        float *u = pl__ck_randn(s[0], "activations", 1.0f);
+        L->amean = malloc((size_t)s[0] * sizeof *L->amean);
+        L->asq = malloc((size_t)s[0] * sizeof *L->asq);
+        L->azero = malloc((size_t)s[0] * sizeof *L->azero);
+        if (!u || !L->amean || !L->asq || !L->azero) {
+            free(u);
+            return 0;
+        }
+        for (int64_t i = 0; i < s[0]; i++) {
+            double z = (flags & CK_ZERO) ? 1.0 : 0.5 + 0.45 * tanh((double)u[i]);
+            L->amean[i] = (1.0 - z) * fabs((double)u[i]);
+            L->asq[i] = L->amean[i] * L->amean[i] * 1.5;
+            L->azero[i] = z;
+        }
+        free(u);
+        L->act = (pl_act_stats){.units = s[0], .samples = 1024, .mean = L->amean, .sq = L->asq,
+                                .zero = L->azero};
+    }
+    if ((needs & PL_NEEDS_BATCHNORM) && !(L->gamma = pl__ck_randn(s[0], "gamma", 1.0f)))
+        return 0;
     L->v = (pl_unit_view){.layer = L->name, .layer_index = type == PL_LAYER_CONV2D ? 0 : 2,
                           .layer_type = type, .granularity = g,
                           .units = g == PL_GRAN_WEIGHT ? n : s[0],
@@ -68,7 +106,9 @@ static int ck_layer_make(ck_layer *L, pl_layer_type type, pl_granularity g, cons
                           .weight = L->w, .bias = g == PL_GRAN_WEIGHT ? NULL : L->b,
                           .mask = L->mask, .n_grads = n_grads,
                           .grads = n_grads ? (const float *const *)L->g : NULL,
-                          .shape = {s[0], s[1], s[2], s[3]}};
+                          .shape = {s[0], s[1], s[2], s[3]},
+                          .act = (needs & PL_NEEDS_ACTIVATIONS) ? &L->act : NULL,
+                          .bn_gamma = L->gamma};
     return 1;
 }
 
@@ -153,7 +193,7 @@ static int ck_score(pl_instance *in, const ck_layer *L, double *out, double *ms,
 typedef struct ck_crit {
     pl__ck *c;
     pl_instance *a;
-    int ng;            /* synthetic gradient batches given (0 or 2) */
+    unsigned needs;    /* the criterion's PL_NEEDS_* */
     ck_layer std[CK_N_STD];
     double *ref[CK_N_STD];
     int std_ok[CK_N_STD];
@@ -167,10 +207,17 @@ static void ck_crit_standard(ck_crit *k, int i)
     char name[48], why[960] = "";
     snprintf(name, sizeof name, "score %s", k->std[i].desc);
     pl__ck_begin(k->c, name);
+    if (!ck_applies(k->needs, k->std[i].v.granularity)) {
+        pl__ck_row(k->c, CK_SKIP, name, "the host never asks a PL_NEEDS_BATCHNORM criterion for single weights");
+        return;
+    }
     k->std_ok[i] = ck_score(k->a, &k->std[i], k->ref[i], NULL, why, sizeof why);
     if (k->std_ok[i])
         pl__ck_row(k->c, CK_PASS, name, "%lld scores, all finite, guards intact, input untouched%s",
-                   (long long)k->std[i].v.units, k->ng ? " (2 synthetic gradient batches)" : "");
+                   (long long)k->std[i].v.units,
+                   (k->needs & PL_NEEDS_GRAD) ? " (2 synthetic gradient batches)"
+                   : (k->needs & PL_NEEDS_ACTIVATIONS) ? " (synthetic activation statistics)"
+                   : (k->needs & PL_NEEDS_BATCHNORM) ? " (synthetic batchnorm scales)" : "");
     else
         pl__ck_row(k->c, CK_FAIL, name, "%s", why);
 }
@@ -182,13 +229,14 @@ static void ck_crit_masked(ck_crit *k)
     ck_layer extra[2];
     memset(extra, 0, sizeof extra);
     pl__ck_begin(k->c, "masked weights");
-    int ok = ck_layer_make(&extra[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, ck_conv, CK_MASKED, k->ng) &&
-             ck_layer_make(&extra[1], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, ck_lin, CK_MASKED, k->ng);
+    int ok = ck_layer_make(&extra[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, ck_conv, CK_MASKED, k->needs) &&
+             ck_layer_make(&extra[1], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, ck_lin, CK_MASKED, k->needs);
     if (!ok)
         pl__ck_why(why, sizeof why, "plugin-check ran out of memory");
     else {
         ck_score(k->a, &extra[0], NULL, NULL, why, sizeof why);
-        ck_score(k->a, &extra[1], NULL, NULL, why, sizeof why);
+        if (ck_applies(k->needs, PL_GRAN_WEIGHT))
+            ck_score(k->a, &extra[1], NULL, NULL, why, sizeof why);
     }
     if (why[0])
         pl__ck_row(k->c, CK_FAIL, "masked weights", "%s", why);
@@ -255,17 +303,18 @@ static void ck_crit_degenerate(ck_crit *k, int one_unit)
     ck_layer extra[3];
     memset(extra, 0, sizeof extra);
     pl__ck_begin(k->c, name);
-    int ok = one_unit ? ck_layer_make(&extra[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, conv1, 0, k->ng) &&
-                            ck_layer_make(&extra[1], PL_LAYER_LINEAR, PL_GRAN_NEURON, lin1, 0, k->ng) &&
-                            ck_layer_make(&extra[2], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, one, 0, k->ng)
-                      : ck_layer_make(&extra[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, ck_conv, CK_ZERO, k->ng) &&
-                            ck_layer_make(&extra[1], PL_LAYER_LINEAR, PL_GRAN_NEURON, ck_lin, CK_ZERO, k->ng) &&
-                            ck_layer_make(&extra[2], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, ck_lin, CK_ZERO, k->ng);
+    int ok = one_unit ? ck_layer_make(&extra[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, conv1, 0, k->needs) &&
+                            ck_layer_make(&extra[1], PL_LAYER_LINEAR, PL_GRAN_NEURON, lin1, 0, k->needs) &&
+                            ck_layer_make(&extra[2], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, one, 0, k->needs)
+                      : ck_layer_make(&extra[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, ck_conv, CK_ZERO, k->needs) &&
+                            ck_layer_make(&extra[1], PL_LAYER_LINEAR, PL_GRAN_NEURON, ck_lin, CK_ZERO, k->needs) &&
+                            ck_layer_make(&extra[2], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, ck_lin, CK_ZERO, k->needs);
     if (!ok)
         pl__ck_why(why, sizeof why, "plugin-check ran out of memory");
     else
         for (int i = 0; i < 3; i++)
-            ck_score(k->a, &extra[i], NULL, NULL, why, sizeof why);
+            if (ck_applies(k->needs, extra[i].v.granularity))
+                ck_score(k->a, &extra[i], NULL, NULL, why, sizeof why);
     if (why[0])
         pl__ck_row(k->c, CK_FAIL, name, "%s", why);
     else
@@ -305,15 +354,15 @@ void pl__ck_criterion(pl__ck *c)
     ck_crit k;
     memset(&k, 0, sizeof k);
     k.c = c;
-    k.ng = (ops->needs & PL_NEEDS_GRAD) ? 2 : 0;
+    k.needs = ops->needs;
     if (!(k.a = pl__ck_params(c, 1))) {
         pl__ck_row(c, CK_SKIP, "criterion checks", "no instance to check");
         return;
     }
-    int made = ck_layer_make(&k.std[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, ck_conv, 0, k.ng) &
-               ck_layer_make(&k.std[1], PL_LAYER_LINEAR, PL_GRAN_NEURON, ck_lin, 0, k.ng) &
-               ck_layer_make(&k.std[2], PL_LAYER_CONV2D, PL_GRAN_WEIGHT, ck_conv, 0, k.ng) &
-               ck_layer_make(&k.std[3], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, ck_lin, 0, k.ng);
+    int made = ck_layer_make(&k.std[0], PL_LAYER_CONV2D, PL_GRAN_CHANNEL, ck_conv, 0, k.needs) &
+               ck_layer_make(&k.std[1], PL_LAYER_LINEAR, PL_GRAN_NEURON, ck_lin, 0, k.needs) &
+               ck_layer_make(&k.std[2], PL_LAYER_CONV2D, PL_GRAN_WEIGHT, ck_conv, 0, k.needs) &
+               ck_layer_make(&k.std[3], PL_LAYER_LINEAR, PL_GRAN_WEIGHT, ck_lin, 0, k.needs);
     for (int i = 0; i < CK_N_STD; i++)
         made &= (k.ref[i] = malloc((size_t)k.std[i].v.units * sizeof(double))) != NULL;
     if (!made) {

@@ -1,6 +1,7 @@
 /* prune.c — targets, scoring, selection and masks; the cuts themselves are
  * surgery.c's. */
 #include "prune.h"
+#include "activations.h"
 #include "rng.h"
 
 #include <math.h>
@@ -112,9 +113,9 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
     const pl_criterion_ops *co = pl_instance_ops(crit);
     p->needs = co->needs;
     p->calib_batches = 0;
-    if (p->needs & PL_NEEDS_GRAD) {
-        /* convention: a gradient criterion's INT parameter `batches` says how
-         * many calibration batches it wants (default 8) */
+    if (p->needs & (PL_NEEDS_GRAD | PL_NEEDS_ACTIVATIONS)) {
+        /* convention: a gradient or activation criterion's INT parameter
+         * `batches` says how many calibration batches it wants (default 8) */
         const pl_plugin_desc *d = pl_plugin_get_desc(pl_instance_plugin(crit));
         p->calib_batches = 8;
         for (const pl_param_spec *s = d->params; s && s->name; s++)
@@ -203,6 +204,20 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                             p->gran == PL_GRAN_CHANNEL ? ": channel pruning needs conv2d layers"
                             : p->gran == PL_GRAN_NEURON ? ": neuron pruning needs hidden linear layers"
                                                         : "");
+    if (p->needs & PL_NEEDS_BATCHNORM)
+        for (int k = 0; k < p->n; k++) {
+            int i = p->t[k].layer;
+            if (p->gran == PL_GRAN_WEIGHT || i + 1 >= m->n_layers ||
+                m->layers[i + 1].type != PL_LAYER_BATCHNORM2D)
+                return pl_error_set(err, PL_ECONFIG,
+                                    "prune: criterion '%s' ranks units by the batchnorm2d right after their "
+                                    "layer, and %s (layer %s); prune conv layers followed by batchnorm at channel "
+                                    "granularity (prune.include/exclude), or use another criterion",
+                                    pl_plugin_get_desc(pl_instance_plugin(crit))->name,
+                                    p->gran == PL_GRAN_WEIGHT ? "weight granularity has no such unit"
+                                                              : "a pruned layer has none after it",
+                                    m->layers[i].name);
+        }
     /* the plan */
     int64_t total = 0, rem = 0;
     for (int k = 0; k < p->n; k++) {
@@ -347,14 +362,21 @@ static void free_calib(pl_pruner *p, float ***g)
     free(g);
 }
 
-/* Scores of target k's current units into sc[units]. */
-static pl_status score_layer(pl_pruner *p, int k, float **grads, double *sc, pl_error *err)
+/* Scores of target k's current units into sc[units]; act is its
+ * activation statistics (PL_NEEDS_ACTIVATIONS) or NULL. */
+static pl_status score_layer(pl_pruner *p, int k, float **grads, const pl_act *act, double *sc, pl_error *err)
 {
     pl_layer *l = &p->m->layers[p->t[k].layer];
+    pl_act_stats as;
+    if (act)
+        as = (pl_act_stats){.units = act->units, .samples = act->samples, .mean = act->mean, .sq = act->sq,
+                            .zero = act->zero};
     pl_unit_view v = {.layer = l->name, .layer_index = p->t[k].layer, .layer_type = l->type,
                       .granularity = p->gran, .weight = l->w, .mask = l->mask,
                       .n_grads = grads ? p->calib_batches : 0,
-                      .grads = (const float *const *)grads};
+                      .grads = (const float *const *)grads, .act = act ? &as : NULL};
+    if (p->needs & PL_NEEDS_BATCHNORM) /* pl_pruner_init made sure it is there */
+        v.bn_gamma = p->m->layers[p->t[k].layer + 1].w;
     if (p->gran == PL_GRAN_WEIGHT) {
         v.units = l->nw;
         v.unit_size = 1;
@@ -453,6 +475,26 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
             return s;
         }
     }
+    pl_act *act = NULL;
+    if (p->needs & PL_NEEDS_ACTIVATIONS) {
+        int *layers = malloc((size_t)p->n * sizeof *layers);
+        act = calloc((size_t)p->n, sizeof *act);
+        if (!layers || !act)
+            s = pl_error_set(err, PL_ENOMEM, "out of memory");
+        for (int k = 0; k < p->n && !s; k++)
+            layers[k] = p->t[k].layer;
+        char stream[64];
+        snprintf(stream, sizeof stream, "activations:%d", step);
+        if (!s)
+            s = pl_activations_collect(m, train, layers, p->n, p->calib_batches, batch, seed, stream, act, err);
+        free(layers);
+        if (s) {
+            pl_act_free(act, act ? p->n : 0);
+            free(act);
+            free_calib(p, grads);
+            return s;
+        }
+    }
     /* score every target layer */
     double **sc = calloc((size_t)p->n, sizeof *sc);
     uint8_t **drop = calloc((size_t)p->n, sizeof *drop);
@@ -466,7 +508,7 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
             s = pl_error_set(err, PL_ENOMEM, "out of memory for scores");
             break;
         }
-        s = score_layer(p, k, grads ? grads[k] : NULL, sc[k], err);
+        s = score_layer(p, k, grads ? grads[k] : NULL, act ? &act[k] : NULL, sc[k], err);
     }
     if (!s && !p->global) {
         for (int k = 0; k < p->n && !s; k++) {
@@ -547,6 +589,8 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
     free(sc);
     free(drop);
     free_calib(p, grads);
+    pl_act_free(act, act ? p->n : 0);
+    free(act);
     return s;
 }
 

@@ -7,29 +7,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *reg_name(pl_reg_type t)
+const char *pl_reg_type_name(pl_reg_type t)
 {
     switch (t) {
     case PL_REG_NONE: return "none";
     case PL_REG_L1: return "l1";
     case PL_REG_L2: return "l2";
     case PL_REG_GROUP_LASSO: return "group_lasso";
+    case PL_REG_BN_L1: return "bn_l1";
     }
     return "?";
 }
 
-static int has_weights(const pl_layer *l)
+/* Can penalty t apply to layer l? bn_l1: a batchnorm2d's scales; the
+ * others: conv2d/linear weights. */
+static int has_weights(pl_reg_type t, const pl_layer *l)
 {
+    if (t == PL_REG_BN_L1)
+        return l->type == PL_LAYER_BATCHNORM2D && l->nw > 0;
     return (l->type == PL_LAYER_CONV2D || l->type == PL_LAYER_LINEAR) && l->nw > 0 && l->out_c > 0;
 }
 
-/* Does cfg cover layer i of m? (the default: every conv2d/linear but the output layer) */
+/* Does cfg cover layer i of m? (the default: every conv2d/linear but the
+ * output layer; for bn_l1 every batchnorm2d) */
 static int reg_covers(const pl_reg_cfg *cfg, const pl_model *m, int i)
 {
     if (!cfg || cfg->type == PL_REG_NONE)
         return 0;
     if (!cfg->n_layers)
-        return pl_model_is_prunable(m, i);
+        return cfg->type == PL_REG_BN_L1 || pl_model_is_prunable(m, i);
     for (size_t k = 0; k < cfg->n_layers; k++)
         if (!strcmp(cfg->layers[k], m->layers[i].name))
             return 1;
@@ -48,24 +54,27 @@ pl_status pl_regularizer_init(pl_regularizer *r, const pl_model *m, const pl_reg
             return pl_error_set(err, PL_ECONFIG,
                                 "%s.regularize.layers names '%s', which model %s does not have", phase,
                                 cfg->layers[k], m->name);
-        if (!has_weights(&m->layers[i]))
+        if (!has_weights(cfg->type, &m->layers[i]))
             return pl_error_set(err, PL_ECONFIG,
-                                "%s.regularize.layers names '%s' (%s), which has no conv2d/linear weights "
-                                "to penalise",
-                                phase, cfg->layers[k], pl_layer_type_name(m->layers[i].type));
+                                "%s.regularize.layers names '%s' (%s), which has no %s to penalise",
+                                phase, cfg->layers[k], pl_layer_type_name(m->layers[i].type),
+                                cfg->type == PL_REG_BN_L1 ? "batchnorm2d scales" : "conv2d/linear weights");
     }
     r->layers = malloc((size_t)(m->n_layers > 0 ? m->n_layers : 1) * sizeof *r->layers);
     if (!r->layers)
         return pl_error_set(err, PL_ENOMEM, "out of memory");
     for (int i = 0; i < m->n_layers; i++)
-        if (has_weights(&m->layers[i]) && reg_covers(cfg, m, i))
+        if (has_weights(cfg->type, &m->layers[i]) && reg_covers(cfg, m, i))
             r->layers[r->n++] = i;
     if (!r->n) {
         free(r->layers);
         r->layers = NULL;
         return pl_error_set(err, PL_ECONFIG,
-                            "%s.regularize: model %s has no conv2d/linear layer besides the output layer "
-                            "(name the layers with %s.regularize.layers)",
+                            cfg->type == PL_REG_BN_L1
+                                ? "%s.regularize: model %s has no batchnorm2d layer for bn_l1 (use l1, l2 or "
+                                  "group_lasso on its weights%.0s)"
+                                : "%s.regularize: model %s has no conv2d/linear layer besides the output layer "
+                                  "(name the layers with %s.regularize.layers)",
                             phase, m->name, phase);
     }
     r->type = cfg->type;
@@ -86,6 +95,7 @@ static double layer_penalty(pl_reg_type t, double coef, const pl_layer *l, float
     const float *w = l->w;
     switch (t) {
     case PL_REG_L1:
+    case PL_REG_BN_L1: /* on a batchnorm2d, w is gamma */
         for (int64_t i = 0; i < l->nw; i++) {
             p += fabs((double)w[i]);
             if (g && w[i] != 0.0f)
@@ -151,7 +161,7 @@ void pl_regularizer_describe(const pl_regularizer *r, const pl_model *m, char *b
         snprintf(buf, n, "none");
         return;
     }
-    size_t k = (size_t)snprintf(buf, n, "%s %g on ", reg_name(r->type), r->coef);
+    size_t k = (size_t)snprintf(buf, n, "%s %g on ", pl_reg_type_name(r->type), r->coef);
     for (int i = 0; i < r->n && k < n; i++)
         k += (size_t)snprintf(buf + k, n - k, "%s%s", i ? "," : "", m->layers[r->layers[i]].name);
 }
@@ -179,7 +189,7 @@ pl_status pl_norms_compute(const pl_model *m, pl_norm_stats **out, int *n, pl_er
     *n = 0;
     int count = 0, maxu = 1;
     for (int i = 0; i < m->n_layers; i++)
-        if (has_weights(&m->layers[i])) {
+        if (has_weights(PL_REG_L1, &m->layers[i])) { /* conv2d/linear */
             count++;
             if (m->layers[i].out_c > maxu)
                 maxu = m->layers[i].out_c;
@@ -194,7 +204,7 @@ pl_status pl_norms_compute(const pl_model *m, pl_norm_stats **out, int *n, pl_er
     int k = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const pl_layer *l = &m->layers[i];
-        if (!has_weights(l))
+        if (!has_weights(PL_REG_L1, l))
             continue;
         pl_norm_stats *t = &s[k++];
         snprintf(t->layer, sizeof t->layer, "%s", l->name);
@@ -249,7 +259,7 @@ void pl_norms_csv_rows(FILE *f, const char *run_id, const char *stage, const pl_
             pen = reg->type == PL_REG_L1 ? reg->coef * t->l1
                   : reg->type == PL_REG_L2 ? 0.5 * reg->coef * t->l2sq
                                             : reg->coef * t->group;
-            snprintf(what, sizeof what, "%s:%g", reg_name(reg->type), reg->coef);
+            snprintf(what, sizeof what, "%s:%g", pl_reg_type_name(reg->type), reg->coef);
         }
         fprintf(f, "%s,%s,%s,%s,%d,%lld,%.9g,%.9g,%.9g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f,%s,%.9g\n", run_id,
                 stage, t->layer, t->type, t->units, (long long)t->weights, t->l1, t->l2sq, t->group, t->q[0],

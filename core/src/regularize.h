@@ -9,6 +9,8 @@
  *   l1           P = λ · Σ_l Σ |w|                 ∂P/∂w = λ · sign(w)   (0 at w = 0)
  *   l2           P = λ/2 · Σ_l Σ w²                ∂P/∂w = λ · w
  *   group_lasso  P = λ · Σ_l Σ_u ‖w_u‖₂            ∂P/∂w = λ · w / ‖w_u‖₂ (0 when ‖w_u‖₂ = 0)
+ *   bn_l1        P = λ · Σ_l Σ |γ|                 ∂P/∂γ = λ · sign(γ)   over batchnorm2d layers
+ *                (network slimming, Liu et al. 2017; default: every batchnorm2d)
  *
  * where u runs over a layer's output units: conv filters w[u][cin][kh][kw],
  * linear rows w[u][in]. Group lasso (Yuan & Lin 2006; Wen et al. 2016 for
@@ -65,6 +67,8 @@ double pl_regularizer_penalty(const pl_regularizer *r, const pl_model *m);
  * (and 0 is returned) for PL_REG_NONE or coef 0, so a zero coefficient
  * leaves training bit for bit unchanged. */
 double pl_regularizer_add_grad(const pl_regularizer *r, pl_model *m);
+/* "l1", "group_lasso", "bn_l1", ... */
+const char *pl_reg_type_name(pl_reg_type t);
 /* "group_lasso 0.001 on conv1,conv2" (or "none") into buf. */
 void pl_regularizer_describe(const pl_regularizer *r, const pl_model *m, char *buf, size_t n);
 

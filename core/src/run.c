@@ -666,12 +666,11 @@ static void print_phase(FILE *f, const char *name, const pl_phase_cfg *p)
     if (p->optim.type == PL_OPTIM_SGD && p->optim.momentum)
         fprintf(f, ", momentum %g%s", p->optim.momentum, p->optim.nesterov ? " (nesterov)" : "");
     if (p->reg.type) { /* regularize */
-        static const char *const rn[] = {"none", "l1", "l2", "group_lasso"};
-        fprintf(f, ", regularize %s %g on ", rn[p->reg.type], p->reg.coef);
+        fprintf(f, ", regularize %s %g on ", pl_reg_type_name(p->reg.type), p->reg.coef);
         for (size_t i = 0; i < p->reg.n_layers; i++)
             fprintf(f, "%s%s", i ? "," : "", p->reg.layers[i]);
         if (!p->reg.n_layers)
-            fprintf(f, "all but the output layer");
+            fprintf(f, p->reg.type == PL_REG_BN_L1 ? "every batchnorm2d" : "all but the output layer");
     }
     fputc('\n', f);
 }

@@ -31,7 +31,7 @@ out_lacks() { grep -Eq -- "$1" "$T/out" && no "stdout has /$1/: $(grep -E -- "$1
 err_has() { grep -Eq -- "$1" "$T/err" && ok || no "stderr lacks /$1/: $(head -c 400 "$T/err")"; }
 
 # ---- every bundled plugin passes ------------------------------------------------
-for name in l1 l2 random taylor lsh fpgm oneshot iterative global ref simd synthetic idx cifar; do
+for name in l1 l2 random taylor lsh fpgm apoz bn_scale oneshot iterative global ref simd synthetic idx cifar; do
     run plugin-check "$name"
     rc_is 0
     out_has "^plugin-check: [a-z]+ '$name' "

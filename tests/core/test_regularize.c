@@ -425,3 +425,75 @@ Test(regularize_config, bad_values_are_config_errors)
     cr_expect_eq(load_text(empty, NULL, 0, &x, &err), PL_ECONFIG);
     cr_expect(strstr(err.msg, "train.regularize.layers is empty"), "%s", err.msg);
 }
+
+/* ---- bn_l1 (network slimming) ------------------------------------------------------ */
+
+static const char *BN_YAML = "name: bn\n"
+                             "input: [1, 5, 5]\n"
+                             "classes: 3\n"
+                             "layers:\n"
+                             "  - {name: conv1, type: conv2d, out: 3, kernel: 3, padding: 1}\n"
+                             "  - {name: bn1, type: batchnorm2d}\n"
+                             "  - {type: relu}\n"
+                             "  - {name: conv2, type: conv2d, out: 2, kernel: 3}\n"
+                             "  - {name: bn2, type: batchnorm2d}\n"
+                             "  - {type: flatten}\n"
+                             "  - {name: fc, type: linear, out: 3}\n";
+
+Test(regularize_bn_l1, penalty_and_gradient_on_every_batchnorm_scale)
+{
+    pl_model *m = pltest_model(BN_YAML, 5);
+    pl_layer *b1 = &m->layers[1], *b2 = &m->layers[4];
+    const float g1[3] = {0.5f, -2.0f, 0.0f}, g2[2] = {1.5f, -0.25f};
+    memcpy(b1->w, g1, sizeof g1);
+    memcpy(b2->w, g2, sizeof g2);
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].gw)
+            memset(m->layers[i].gw, 0, (size_t)m->layers[i].nw * sizeof(float));
+    pl_error err;
+    pl_regularizer r;
+    pl_reg_cfg cfg = reg_cfg(PL_REG_BN_L1, 0.1);
+    cr_assert_eq(pl_regularizer_init(&r, m, &cfg, "train", &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(r.n, 2, "default: every batchnorm2d");
+    double p = pl_regularizer_add_grad(&r, m);
+    cr_assert_float_eq(p, 0.1 * (0.5 + 2.0 + 0.0 + 1.5 + 0.25), 1e-12);
+    const float want1[3] = {0.1f, -0.1f, 0.0f}, want2[2] = {0.1f, -0.1f};
+    for (int i = 0; i < 3; i++)
+        cr_assert_float_eq(b1->gw[i], want1[i], 1e-7, "bn1 gamma %d", i);
+    for (int i = 0; i < 2; i++)
+        cr_assert_float_eq(b2->gw[i], want2[i], 1e-7, "bn2 gamma %d", i);
+    for (int i = 0; i < m->layers[0].nw; i++)
+        cr_assert_eq(m->layers[0].gw[i], 0.0f, "conv weights are not penalised");
+    for (int i = 0; i < b1->nb; i++)
+        cr_assert_eq(b1->gb[i], 0.0f, "beta is not penalised");
+    pl_regularizer_deinit(&r);
+    char buf[128];
+    cr_assert_eq(pl_regularizer_init(&r, m, &cfg, "train", &err), PL_OK);
+    pl_regularizer_describe(&r, m, buf, sizeof buf);
+    cr_assert(strstr(buf, "bn_l1 0.1 on bn1,bn2"), "%s", buf);
+    pl_regularizer_deinit(&r);
+    pl_model_free(m);
+}
+
+Test(regularize_bn_l1, names_a_batchnorm_or_nothing)
+{
+    pl_model *m = pltest_model(BN_YAML, 5);
+    pl_error err;
+    pl_regularizer r;
+    const char *conv[] = {"conv1"};
+    pl_reg_cfg cfg = {.type = PL_REG_BN_L1, .coef = 1, .layers = (char **)conv, .n_layers = 1};
+    cr_assert_eq(pl_regularizer_init(&r, m, &cfg, "train", &err), PL_ECONFIG);
+    cr_assert(strstr(err.msg, "'conv1' (conv2d), which has no batchnorm2d scales"), "%s", err.msg);
+    const char *bn2[] = {"bn2"};
+    cfg.layers = (char **)bn2;
+    cr_assert_eq(pl_regularizer_init(&r, m, &cfg, "train", &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(r.n, 1);
+    pl_regularizer_deinit(&r);
+    pl_model_free(m);
+    /* a model without batchnorm */
+    m = smooth_model();
+    pl_reg_cfg all = reg_cfg(PL_REG_BN_L1, 1);
+    cr_assert_eq(pl_regularizer_init(&r, m, &all, "train", &err), PL_ECONFIG);
+    cr_assert(strstr(err.msg, "no batchnorm2d layer for bn_l1"), "%s", err.msg);
+    pl_model_free(m);
+}

@@ -205,7 +205,25 @@ typedef enum pl_layer_type { /* persisted; append only */
 } pl_layer_type;
 
 #define PL_NEEDS_GRAD 1u        /* fill pl_unit_view.grads */
-#define PL_NEEDS_ACTIVATIONS 2u /* reserved */
+#define PL_NEEDS_ACTIVATIONS 2u /* fill pl_unit_view.act (ABI 1.3) */
+#define PL_NEEDS_BATCHNORM 4u   /* fill pl_unit_view.bn_gamma (ABI 1.3); the host
+                                 * refuses layers without a batchnorm2d after them */
+
+/* Per-unit activation statistics (ABI 1.3, PL_NEEDS_ACTIVATIONS). A unit's
+ * activation is its output after the layer's nonlinearity (the relu that
+ * follows, through a batchnorm2d if one sits between; the raw output when
+ * no relu follows), measured in evaluation mode on calibration batches
+ * from the training split over every image and position. One entry per
+ * output channel/neuron of the layer (for weight granularity, weight i
+ * belongs to output unit i / (shape[1]*shape[2]*shape[3])). */
+typedef struct pl_act_stats {
+    int64_t units;       /* the layer's output channels/neurons */
+    int64_t samples;     /* activations averaged per unit */
+    const double *mean;  /* [units] E[a] */
+    const double *sq;    /* [units] E[a²] */
+    const double *zero;  /* [units] fraction of a == 0 (APoZ) */
+    const void *reserved[4];
+} pl_act_stats;
 
 /* The units of one layer to score. Weights are laid out unit-major:
  * unit u owns weight[u*unit_size .. (u+1)*unit_size). For PL_GRAN_WEIGHT,
@@ -223,7 +241,10 @@ typedef struct pl_unit_view {
     int n_grads;              /* calibration batches (PL_NEEDS_GRAD), else 0 */
     const float *const *grads;/* n_grads arrays laid out like weight: dL_b/dw */
     int64_t shape[4];         /* the layer's weight shape: conv [cout,cin,kh,kw], linear [out,in,1,1] */
-    const void *reserved[6];
+    /* ABI 1.3 (NULL from older hosts and when not asked for): */
+    const pl_act_stats *act;  /* PL_NEEDS_ACTIVATIONS */
+    const float *bn_gamma;    /* PL_NEEDS_BATCHNORM: γ[shape[0]] of the batchnorm2d after the layer */
+    const void *reserved[4];
 } pl_unit_view;
 
 typedef struct pl_criterion_ops {
