@@ -423,6 +423,13 @@ static pl_status dispatcher(mpi_state *s, const pl_executor_job *job)
         pthread_cond_destroy(&box.cv);
         pthread_mutex_destroy(&box.mu);
     }
+    if (!first && !job->quiet) {
+        char ela[32];
+        fmt_secs(ela, sizeof ela, now() - d.t0);
+        printf("[mpi] all done: %zu run(s) and %zu baseline(s) on %d rank(s) in %s; rank 0 writes the report\n",
+               d.n_r, d.n_b, s->size, ela);
+        fflush(stdout);
+    }
     free(d.bstate), free(d.rstate), free(d.bfirst), free(busy);
     if (first) {
         s->env->api->set_error(s->env->ctx, "%s", why);
