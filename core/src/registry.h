@@ -5,7 +5,7 @@
  * (--plugin-path, then the experiment's plugin_path:), $PRUNELAB_PLUGIN_PATH
  * (':' separated), then paths relative to the executable (<exe>/plugins — build tree;
  * <exe>/../<libdir>/prunelab/plugins — install tree). In each dir a plugin of kind K named N is the file
- * <dir>/<kinds>/<N>.so (kinds: criteria, schedules, datasets, backends) or
+ * <dir>/<kinds>/<N>.so (kinds: criteria, schedules, datasets, backends, executors) or
  * <dir>/<N>.so directly. The first hit on the path wins.
  *
  * dlopen(RTLD_NOW|RTLD_LOCAL) and the descriptor's static data are checked
@@ -59,6 +59,15 @@ pl_status pl_registry_load_file(pl_registry *r, const char *path, pl_kind expect
 typedef void (*pl_plugin_visit_fn)(void *ud, const pl_plugin *p, const char *shadowed);
 typedef void (*pl_plugin_bad_fn)(void *ud, const char *path, const pl_error *why);
 void pl_registry_each(pl_registry *r, pl_plugin_visit_fn fn, pl_plugin_bad_fn bad, void *ud);
+
+/* The search path as "dir1, dir2, ..." into buf (for "not found" messages);
+ * returns the length written. */
+size_t pl_registry_search_path(const pl_registry *r, char *buf, size_t n);
+
+/* Descriptors of plugins compiled into the host (executor.c). They are found
+ * by name before the search path and listed by `prunelab plugins` as
+ * "(built-in)". */
+extern const pl_plugin_desc pl__executor_local_desc;
 
 const pl_plugin_desc *pl_plugin_get_desc(const pl_plugin *p);
 const char *pl_plugin_path(const pl_plugin *p);

@@ -1,6 +1,7 @@
 /* run.c — the experiment loop: baseline, prune, retrain, fine-tune, report. */
 #include "run.h"
 #include "checkpoint.h"
+#include "claim.h"
 #include "prune.h"
 #include "regularize.h"
 
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- helpers --------------------------------------------------------------------- */
@@ -218,6 +220,58 @@ static void layer_shape(const pl_layer *l, char *buf, size_t n)
 
 /* ---- baseline ---------------------------------------------------------------------- */
 
+/* Sleeps a tenth of a second unless interrupted; PL_EINTR when it was. */
+static pl_status claim_nap(const pl_run_opts *o, pl_error *err)
+{
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    if (!(o->interrupted && *o->interrupted))
+        nanosleep(&ts, NULL);
+    if (o->interrupted && *o->interrupted)
+        return pl_error_set(err, PL_EINTR, "interrupted while waiting for another process");
+    return PL_OK;
+}
+
+/* Another process sharing the cache may be training this baseline: its
+ * claim (claim.h) makes us wait for the checkpoint instead of training it
+ * a second time. Returns with *have_claim = 1 when this process must train
+ * it (the claim is then in *claim), 0 when the checkpoint now exists. */
+static pl_status claim_baseline(const pl_run_opts *o, const char *dir, const char *path, pl_claim *claim,
+                                int *have_claim, pl_error *err)
+{
+    char cpath[4500], who[300];
+    snprintf(cpath, sizeof cpath, "%s.claim", path);
+    *have_claim = 0;
+    pl_status s = mkdir_p(dir, err);
+    double t0 = pl_now(), limit = pl_claim_wait_limit();
+    int said = 0;
+    while (!s) {
+        if (access(path, R_OK) == 0)
+            return PL_OK;
+        int got;
+        s = pl_claim_try(cpath, claim, &got, who, sizeof who, err);
+        if (s)
+            return s;
+        if (got) {
+            /* saved between our check and the claim? then use it */
+            if (access(path, R_OK) == 0) {
+                pl_claim_release(claim);
+                return PL_OK;
+            }
+            *have_claim = 1;
+            return PL_OK;
+        }
+        if (!said++)
+            say(o, "baseline: waiting for %s, which is training %s\n", who, path);
+        if (pl_now() - t0 > limit)
+            return pl_error_set(err, PL_EIO,
+                                "%s: gave up after %.0f s waiting for %s to train this baseline (if that process "
+                                "is gone, remove %s; PRUNELAB_CLAIM_WAIT sets the wait)",
+                                path, limit, who, cpath);
+        s = claim_nap(o, err);
+    }
+    return s;
+}
+
 static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_runenv *e,
                               pl_model **out, double *baseline_seconds, pl_error *err)
 {
@@ -225,7 +279,14 @@ static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_r
     cache_dir(x, o, dir, sizeof dir);
     pl_experiment_baseline_key(x, key);
     snprintf(path, sizeof path, "%s/baseline-%s.ckpt", dir, key);
-    if (access(path, R_OK) == 0) {
+    pl_claim claim = {.held = 0};
+    int have_claim = 0;
+    if (access(path, R_OK) != 0) {
+        pl_status s = claim_baseline(o, dir, path, &claim, &have_claim, err);
+        if (s)
+            return s;
+    }
+    if (!have_claim) {
         char *meta = NULL;
         pl_model *m;
         pl_status s = pl_checkpoint_load(path, &m, &meta, err);
@@ -240,14 +301,17 @@ static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_r
     }
     pl_model *m;
     pl_status s = pl_model_new(e->spec, x->seed, &m, err);
-    if (s)
+    if (s) {
+        pl_claim_release(&claim);
         return s;
+    }
     pl_model_bind(m, pl_instance_ops(e->be), pl_instance_state(e->be));
     pl_phase_stats ps;
     pl_train_opts to = {.progress = o->quiet ? PL_PROGRESS_NONE : o->progress, .out = o->out,
                         .interrupted = o->interrupted};
     s = pl_train_phase(m, &e->train, &x->train, x->seed, "train", &to, &ps, err);
     if (s) {
+        pl_claim_release(&claim);
         pl_model_free(m);
         return s;
     }
@@ -257,6 +321,7 @@ static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_r
     s = mkdir_p(dir, err);
     if (!s)
         s = pl_checkpoint_save(path, m, meta, 0, err);
+    pl_claim_release(&claim); /* after the rename: waiters find the checkpoint */
     if (s) {
         pl_model_free(m);
         return s;
@@ -502,119 +567,346 @@ static int record_exists(const char *dir, const char *run_id)
     return access(p, R_OK) == 0;
 }
 
-pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opts *o, pl_error *err)
+/* The job handed to the executor (plugin.h, pl_executor_job): the runs this
+ * process was asked for (after --shard and resume) and the baselines they
+ * start from. The executor decides the order and the process; these
+ * callbacks do the work. */
+typedef struct pl_sweep {
+    pl_registry *reg;
+    const pl_config *cfg;
+    const pl_run_opts *o;
+    size_t n;           /* runs in the whole sweep */
+    size_t n_runs;      /* runs to execute here */
+    size_t *idx;        /* [n_runs] each one's index in the sweep */
+    size_t *base;       /* [n_runs] each one's baseline */
+    char (*ids)[17];    /* [n_runs] run ids */
+    size_t n_base;
+    char (*bkeys)[17];  /* [n_base] baseline keys */
+    size_t *bfirst;     /* [n_base] the first run starting from it */
+    char dir[4096];
+    int plots;
+    size_t done, skipped;
+    pl_status worst;    /* the first flagged run's status ... */
+    pl_error worst_err; /* ... and why */
+    pl_error err;       /* why the last callback failed */
+    int printed_header;
+} pl_sweep;
+
+static void sweep_free(pl_sweep *w)
 {
-    size_t n = pl_config_run_count(cfg);
-    pl_status worst = PL_OK;
-    char dir[4096] = "";
-    int plots = 1, printed_header = 0;
-    size_t done = 0, skipped = 0;
-    FILE *out = o->out ? o->out : stdout;
-    /* everything a run needs is checked before the first one trains, so a
-     * bad run late in a sweep costs nothing and writes nothing */
-    pl_status vs = pl_validate_config(reg, cfg, NULL, err);
-    if (vs)
-        return vs;
-    for (size_t i = 0; i < n; i++) {
+    free(w->idx);
+    free(w->base);
+    free(w->ids);
+    free(w->bkeys);
+    free(w->bfirst);
+}
+
+static pl_status sweep_init(pl_sweep *w, pl_registry *reg, const pl_config *cfg, const pl_run_opts *o,
+                            pl_error *err)
+{
+    memset(w, 0, sizeof *w);
+    w->reg = reg;
+    w->cfg = cfg;
+    w->o = o;
+    w->plots = 1;
+    w->n = pl_config_run_count(cfg);
+    size_t n = w->n ? w->n : 1;
+    w->idx = malloc(n * sizeof *w->idx);
+    w->base = malloc(n * sizeof *w->base);
+    w->ids = malloc(n * sizeof *w->ids);
+    w->bkeys = malloc(n * sizeof *w->bkeys);
+    w->bfirst = malloc(n * sizeof *w->bfirst);
+    if (!w->idx || !w->base || !w->ids || !w->bkeys || !w->bfirst)
+        return pl_error_set(err, PL_ENOMEM, "out of memory for a sweep of %zu runs", w->n);
+    for (size_t i = 0; i < w->n; i++) {
         if (o->shard_n > 1 && (int)(i % (size_t)o->shard_n) != o->shard_i - 1)
             continue;
         pl_experiment *x;
         pl_status s = pl_config_expand(cfg, i, &x, err);
         if (s)
             return s;
-        if (o->interrupted && *o->interrupted) {
-            pl_error_set(err, PL_EINTR,
-                         "%s: interrupted before run %zu/%zu; %zu finished run(s) kept in %s/runs (rerun the "
-                         "same command to resume)", x->file, i + 1, n, done + skipped, report_dir(x, o));
-            pl_experiment_free(x);
-            return PL_EINTR;
+        if (!w->dir[0]) {
+            snprintf(w->dir, sizeof w->dir, "%s", report_dir(x, o));
+            w->plots = x->report.plots;
         }
-        snprintf(dir, sizeof dir, "%s", report_dir(x, o));
-        plots = x->report.plots;
-        if (record_exists(dir, x->run_id)) {
-            skipped++;
+        if (record_exists(w->dir, x->run_id)) {
+            w->skipped++;
             pl_experiment_free(x);
             continue;
         }
-        s = mkdir_p(dir, err);
-        if (s) {
-            pl_experiment_free(x);
-            return s;
+        char key[17];
+        pl_experiment_baseline_key(x, key);
+        size_t b = 0;
+        while (b < w->n_base && strcmp(w->bkeys[b], key))
+            b++;
+        if (b == w->n_base) {
+            memcpy(w->bkeys[b], key, sizeof key);
+            w->bfirst[b] = w->n_runs;
+            w->n_base++;
         }
-        if (n > 1)
-            say(o, "\n== run %zu/%zu %s %s\n", i + 1, n, x->run_id, x->sweep_desc);
-        pl_run_result r;
-        pl_error rerr;
-        pl_error_clear(&rerr);
-        int started = 0;
-        s = run_one(reg, x, o, &r, &started, &rerr);
-        if (started && (s == PL_EDIVERGED || s == PL_EPLUGIN || s == PL_ENOMEM || s == PL_EMISSED ||
-                        s == PL_EUNSUPPORTED || s == PL_EINVAL)) {
-            /* this run failed on its own (not its configuration or data): its row
-             * says why and the sweep goes on */
-            copy_str(r.status, sizeof r.status, s == PL_EDIVERGED ? "diverged" : "failed");
-            copy_str(r.message, sizeof r.message, rerr.msg);
-            say(o, "run %s: %s: %s\n", x->run_id, r.status, rerr.msg);
-            s = PL_OK;
-        } else if (s == PL_EINTR) {
-            pl_error_set(err, s, "%s: interrupted during run %zu/%zu (%s); %zu finished run(s) kept in %s/runs "
-                         "(rerun the same command to resume)", x->file, i + 1, n, rerr.msg, done + skipped, dir);
-            pl_run_result_free(&r);
-            pl_experiment_free(x);
-            return s;
-        } else if (s) {
-            *err = rerr;
-            pl_run_result_free(&r);
-            pl_experiment_free(x);
-            return s;
-        }
-        s = pl_record_write(dir, &r, err);
-        if (s) {
-            pl_run_result_free(&r);
-            pl_experiment_free(x);
-            return s;
-        }
-        if (strcmp(r.status, "ok")) {
-            pl_status flag = !strcmp(r.status, "diverged")        ? PL_EDIVERGED
-                             : !strcmp(r.status, "missed_target") ? PL_EMISSED
-                                                                  : PL_EPLUGIN;
-            if (worst == PL_OK) {
-                worst = flag;
-                pl_error_set(err, flag, "%s: run %zu/%zu %s%s%s%s: %s: %s", x->file, i + 1, n, r.run_id,
-                             x->sweep_desc[0] ? " (" : "", x->sweep_desc, x->sweep_desc[0] ? ")" : "", r.status,
-                             r.message);
-            }
-        }
-        {
-            if (!printed_header)
-                print_row_header(out);
-            printed_header = 1;
-            print_row(out, &r);
-        }
-        done++;
-        pl_run_result_free(&r);
+        w->idx[w->n_runs] = i;
+        w->base[w->n_runs] = b;
+        memcpy(w->ids[w->n_runs], x->run_id, sizeof w->ids[0]);
+        w->n_runs++;
         pl_experiment_free(x);
     }
-    if (skipped)
-        say(o, "resumed: %zu finished run(s) kept from %s/runs\n", skipped, dir);
-    if (dir[0]) {
-        pl_run_result *runs;
-        size_t nr;
-        pl_status s = pl_records_load(dir, &runs, &nr, err);
-        if (!s) {
-            s = pl_report_write(dir, runs, nr, plots, err);
-            for (size_t i = 0; i < nr; i++)
-                pl_run_result_free(&runs[i]);
-            free(runs);
-        }
-        if (!s) /* regularize: DIR/norms.csv from every run's norms */
-            s = pl_norms_gather(dir, err);
-        if (s)
-            return s;
-        say(o, "\nreport: %s/results.csv, results.md, layers.csv (%zu run(s) this time, %zu in the report)\n",
-            dir, done, nr);
+    return PL_OK;
+}
+
+static const char *sweep_run_id(void *host, size_t k) { return ((pl_sweep *)host)->ids[k]; }
+static size_t sweep_run_baseline(void *host, size_t k) { return ((pl_sweep *)host)->base[k]; }
+static const char *sweep_error(void *host) { return ((pl_sweep *)host)->err.msg; }
+
+/* Trains baseline b here (or finds it cached, or waits for the process that
+ * claimed it). A baseline that fails on its own (diverged, ...) is left to
+ * the runs: each of them meets the failure again and records it, as in a
+ * one-process sweep. */
+static pl_status sweep_execute_baseline(void *host, size_t b, unsigned flags)
+{
+    pl_sweep *w = host;
+    pl_run_opts o = *w->o;
+    if (flags & PL_EXEC_QUIET)
+        o.quiet = 1;
+    pl_experiment *x;
+    pl_status s = pl_config_expand(w->cfg, w->idx[w->bfirst[b]], &x, &w->err);
+    if (s)
+        return s;
+    char dir[4096], path[4400];
+    cache_dir(x, &o, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/baseline-%s.ckpt", dir, w->bkeys[b]);
+    if (access(path, R_OK) == 0) {
+        pl_experiment_free(x);
+        return PL_OK;
     }
-    return worst;
+    pl_runenv e;
+    s = runenv_open(w->reg, x, o.threads, 1, &e, &w->err);
+    if (!s) {
+        pl_model *m = NULL;
+        double secs;
+        s = get_baseline(x, &o, &e, &m, &secs, &w->err);
+        if (s == PL_EDIVERGED || s == PL_EPLUGIN || s == PL_ENOMEM || s == PL_EUNSUPPORTED || s == PL_EINVAL)
+            s = PL_OK;
+        pl_model_free(m);
+        runenv_free(&e);
+    }
+    pl_experiment_free(x);
+    return s;
+}
+
+static pl_status sweep_execute_run(void *host, size_t k, unsigned flags, int *outcome)
+{
+    pl_sweep *w = host;
+    pl_run_opts ol = *w->o;
+    if (flags & PL_EXEC_QUIET)
+        ol.quiet = 1;
+    const pl_run_opts *o = &ol;
+    pl_error *err = &w->err;
+    size_t i = w->idx[k], n = w->n;
+    int dummy;
+    outcome = outcome ? outcome : &dummy;
+    *outcome = PL_RUN_DONE;
+    pl_experiment *x;
+    pl_status s = pl_config_expand(w->cfg, i, &x, err);
+    if (s)
+        return s;
+    const char *dir = w->dir;
+    if (o->interrupted && *o->interrupted) {
+        pl_error_set(err, PL_EINTR,
+                     "%s: interrupted before run %zu/%zu; %zu finished run(s) kept in %s/runs (rerun the "
+                     "same command to resume)", x->file, i + 1, n, w->done + w->skipped, dir);
+        pl_experiment_free(x);
+        return PL_EINTR;
+    }
+    /* claim the run, so processes sharing DIR never execute it twice */
+    char cdir[4200], cpath[4400], who[300];
+    snprintf(cdir, sizeof cdir, "%s/claims", dir);
+    snprintf(cpath, sizeof cpath, "%s/%s.claim", cdir, x->run_id);
+    s = mkdir_p(cdir, err);
+    pl_claim claim = {.held = 0};
+    double t0 = pl_now(), limit = pl_claim_wait_limit();
+    for (int said = 0; !s;) {
+        if (record_exists(dir, x->run_id)) {
+            *outcome = PL_RUN_SKIPPED;
+            break;
+        }
+        int got;
+        s = pl_claim_try(cpath, &claim, &got, who, sizeof who, err);
+        if (s)
+            break;
+        if (got) {
+            if (record_exists(dir, x->run_id)) { /* finished between the check and the claim */
+                pl_claim_release(&claim);
+                *outcome = PL_RUN_SKIPPED;
+            }
+            break;
+        }
+        if (!(flags & PL_EXEC_WAIT)) {
+            *outcome = PL_RUN_CLAIMED;
+            break;
+        }
+        if (!said++)
+            say(o, "run %s: waiting for %s, which is running it\n", x->run_id, who);
+        if (pl_now() - t0 > limit) {
+            s = pl_error_set(err, PL_EIO,
+                             "%s: gave up after %.0f s waiting for %s to finish run %s (if that process is "
+                             "gone, remove %s; PRUNELAB_CLAIM_WAIT sets the wait)",
+                             x->file, limit, who, x->run_id, cpath);
+            break;
+        }
+        s = claim_nap(o, err);
+    }
+    if (s || *outcome != PL_RUN_DONE) {
+        if (*outcome == PL_RUN_SKIPPED)
+            w->skipped++;
+        pl_experiment_free(x);
+        return s;
+    }
+    if (n > 1)
+        say(o, "\n== run %zu/%zu %s %s\n", i + 1, n, x->run_id, x->sweep_desc);
+    pl_run_result r;
+    pl_error rerr;
+    pl_error_clear(&rerr);
+    int started = 0;
+    s = run_one(w->reg, x, o, &r, &started, &rerr);
+    if (started && (s == PL_EDIVERGED || s == PL_EPLUGIN || s == PL_ENOMEM || s == PL_EMISSED ||
+                    s == PL_EUNSUPPORTED || s == PL_EINVAL)) {
+        /* this run failed on its own (not its configuration or data): its row
+         * says why and the sweep goes on */
+        copy_str(r.status, sizeof r.status, s == PL_EDIVERGED ? "diverged" : "failed");
+        copy_str(r.message, sizeof r.message, rerr.msg);
+        say(o, "run %s: %s: %s\n", x->run_id, r.status, rerr.msg);
+        s = PL_OK;
+    } else if (s == PL_EINTR) {
+        pl_error_set(err, s, "%s: interrupted during run %zu/%zu (%s); %zu finished run(s) kept in %s/runs "
+                     "(rerun the same command to resume)", x->file, i + 1, n, rerr.msg, w->done + w->skipped, dir);
+    } else if (s) {
+        *err = rerr;
+    }
+    if (!s)
+        s = pl_record_write(dir, &r, err);
+    pl_claim_release(&claim); /* after the record's rename: nobody redoes it */
+    if (s) {
+        pl_run_result_free(&r);
+        pl_experiment_free(x);
+        return s;
+    }
+    if (strcmp(r.status, "ok")) {
+        pl_status flag = !strcmp(r.status, "diverged")        ? PL_EDIVERGED
+                         : !strcmp(r.status, "missed_target") ? PL_EMISSED
+                                                              : PL_EPLUGIN;
+        *outcome = PL_RUN_FLAGGED;
+        if (w->worst == PL_OK) {
+            w->worst = flag;
+            pl_error_set(&w->worst_err, flag, "%s: run %zu/%zu %s%s%s%s: %s: %s", x->file, i + 1, n, r.run_id,
+                         x->sweep_desc[0] ? " (" : "", x->sweep_desc, x->sweep_desc[0] ? ")" : "", r.status,
+                         r.message);
+        }
+    }
+    if (!(flags & PL_EXEC_QUIET)) {
+        FILE *out = o->out ? o->out : stdout;
+        if (!w->printed_header)
+            print_row_header(out);
+        w->printed_header = 1;
+        print_row(out, &r);
+    }
+    w->done++;
+    pl_run_result_free(&r);
+    pl_experiment_free(x);
+    return PL_OK;
+}
+
+static pl_status sweep_write_report(void *host)
+{
+    pl_sweep *w = host;
+    const pl_run_opts *o = w->o;
+    pl_error *err = &w->err;
+    if (w->skipped)
+        say(o, "resumed: %zu finished run(s) kept from %s/runs\n", w->skipped, w->dir);
+    if (!w->dir[0])
+        return PL_OK;
+    pl_run_result *runs;
+    size_t nr;
+    pl_status s = pl_records_load(w->dir, &runs, &nr, err);
+    if (!s) {
+        s = pl_report_write(w->dir, runs, nr, w->plots, err);
+        for (size_t i = 0; i < nr; i++)
+            pl_run_result_free(&runs[i]);
+        free(runs);
+    }
+    if (!s) /* regularize: DIR/norms.csv from every run's norms */
+        s = pl_norms_gather(w->dir, err);
+    if (s)
+        return s;
+    say(o, "\nreport: %s/results.csv, results.md, layers.csv (%zu run(s) this time, %zu in the report)\n",
+        w->dir, w->done, nr);
+    return PL_OK;
+}
+
+/* The executor named by --executor (default: the built-in `local`). */
+static pl_status executor_new(pl_registry *reg, const pl_run_opts *o, pl_instance **out, pl_error *err)
+{
+    const char *name = o->executor ? o->executor : "local";
+    const pl_plugin *p;
+    pl_status s = pl_registry_find(reg, PL_KIND_EXECUTOR, name, &p, err);
+    if (s == PL_ENOTFOUND) {
+        char path[2048];
+        pl_registry_search_path(reg, path, sizeof path);
+        return pl_error_set(err, PL_ENOTFOUND,
+                            "--executor %s: no executor plugin '%s' (looked for executors/%s.so and %s.so in: %s; "
+                            "the mpi executor is built only when CMake finds MPI: install libopenmpi-dev and "
+                            "openmpi-bin, then rebuild)",
+                            name, name, name, name, path);
+    }
+    if (s)
+        return s;
+    return pl_instance_new_kv(p, NULL, 0, o->threads, out, err);
+}
+
+pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opts *o, pl_error *err)
+{
+    /* everything a run needs is checked before the first one trains, so a
+     * bad run late in a sweep costs nothing and writes nothing */
+    pl_status s = pl_validate_config(reg, cfg, NULL, err);
+    if (s)
+        return s;
+    pl_instance *ex = NULL;
+    s = executor_new(reg, o, &ex, err);
+    if (s)
+        return s;
+    pl_sweep w;
+    s = sweep_init(&w, reg, cfg, o, err);
+    if (!s) {
+        pl_executor_job job = {
+            .struct_size = sizeof job,
+            .host = &w,
+            .n_runs = w.n_runs,
+            .n_baselines = w.n_base,
+            .report_dir = w.dir,
+            .quiet = o->quiet,
+            .interrupted = o->interrupted,
+            .run_id = sweep_run_id,
+            .run_baseline = sweep_run_baseline,
+            .execute_baseline = sweep_execute_baseline,
+            .execute_run = sweep_execute_run,
+            .write_report = sweep_write_report,
+            .error = sweep_error,
+        };
+        const pl_executor_ops *ops = pl_instance_ops(ex);
+        s = ops->run(pl_instance_state(ex), &job);
+        if (s) {
+            const char *why = pl_instance_take_error(ex);
+            if (why[0])
+                pl_error_set(err, s, "executor '%s': %s", pl_instance_plugin(ex) ? pl_plugin_get_desc(pl_instance_plugin(ex))->name : "?", why);
+            else
+                pl_error_set(err, s, "%s", w.err.msg[0] ? w.err.msg : pl_status_str(s));
+        } else if (w.worst) {
+            *err = w.worst_err;
+            s = w.worst;
+        }
+    }
+    sweep_free(&w);
+    pl_instance_free(ex);
+    return s;
 }
 
 pl_status pl_report_rebuild(const char *dir, int plots, FILE *out, pl_error *err)

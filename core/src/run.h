@@ -6,6 +6,10 @@
  *
  * Resume: a run whose record already exists is skipped. Shards: with
  * shard_n > 1 only runs k with k % shard_n == shard_i - 1 are executed.
+ * Which process executes which run is the executor's choice (plugin.h,
+ * pl_executor_ops; the built-in `local` one runs them in order here).
+ * Processes sharing a report folder or a baseline cache claim runs and
+ * baselines (claim.h), so none is executed or trained twice.
  */
 #ifndef PL_RUN_H
 #define PL_RUN_H
@@ -23,6 +27,7 @@ typedef struct pl_run_opts {
     int shard_i, shard_n;               /* 1-based; 0/0 = all */
     volatile sig_atomic_t *interrupted;
     FILE *out;                          /* human output (stdout) */
+    const char *executor;               /* --executor NAME; NULL = the built-in "local" */
 } pl_run_opts;
 
 /* Runs every run of cfg. Returns PL_OK when all runs are ok, PL_EDIVERGED /

@@ -48,6 +48,7 @@
 #ifndef PRUNELAB_PLUGIN_H
 #define PRUNELAB_PLUGIN_H
 
+#include <signal.h> /* sig_atomic_t (pl_executor_job) */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -100,7 +101,8 @@ typedef enum pl_kind { /* persisted; append only */
     PL_KIND_CRITERION = 1,
     PL_KIND_SCHEDULE = 2,
     PL_KIND_DATASET = 3,
-    PL_KIND_BACKEND = 4
+    PL_KIND_BACKEND = 4,
+    PL_KIND_EXECUTOR = 5 /* ABI 1.3 */
 } pl_kind;
 
 /* ---- plugin parameters ------------------------------------------------------
@@ -516,6 +518,72 @@ _Static_assert(sizeof(pl_backend_ops) == 31 * sizeof(void *), "pl_backend_ops ke
 #endif
 
 /* ========================================================================= */
+/* executor (ABI 1.3)                                                          */
+/* ========================================================================= */
+/* The host owns what a run is (the expanded config, the phases, the record,
+ * the report); an executor owns which run goes where and when. The host
+ * hands it a job: the runs this process was asked for (after --shard and
+ * resume) and the distinct baselines they need, plus callbacks that do the
+ * work *in the calling process*. The built-in `local` executor calls
+ * execute_run for k = 0..n_runs-1 in order and then write_report; the `mpi`
+ * plugin spreads the same calls over the ranks of an MPI job.
+ *
+ * Every callback returns PL_OK or an error that should stop the whole job
+ * (configuration, I/O, interrupted); its message is then job->error(host).
+ * A run that fails on its own is recorded as failed and execute_run
+ * returns PL_OK. Callbacks never call into MPI or any transport. */
+
+#define PL_EXEC_WAIT 1u  /* execute_run: wait for a run another process claimed */
+#define PL_EXEC_QUIET 2u /* execute_*: no per-epoch lines or table rows */
+
+typedef struct pl_executor_job {
+    uint32_t struct_size;  /* sizeof(pl_executor_job) as the host knows it */
+    void *host;            /* pass back to every callback */
+    size_t n_runs;         /* runs to execute here */
+    size_t n_baselines;    /* distinct baselines those runs start from */
+    const char *report_dir;/* where records and the report go */
+    int quiet;             /* --quiet was given */
+    volatile const sig_atomic_t *interrupted; /* non-zero after SIGINT/SIGTERM; may be NULL */
+    /* required: the run's id (16 hex digits) and the index in
+     * [0, n_baselines) of the baseline it starts from */
+    const char *(*run_id)(void *host, size_t k);
+    size_t (*run_baseline)(void *host, size_t k);
+    /* required: trains baseline b (or finds it in the cache) and leaves it
+     * there for every run that needs it; concurrent callers of the same
+     * baseline in other processes wait for one another (claims). */
+    pl_status (*execute_baseline)(void *host, size_t b, unsigned flags);
+    /* required: executes run k and writes its record. *outcome (may be
+     * NULL) is set to PL_RUN_* below. Without PL_EXEC_WAIT a run that a
+     * live process has claimed is left to it (PL_RUN_CLAIMED). */
+    pl_status (*execute_run)(void *host, size_t k, unsigned flags, int *outcome);
+    /* required: rebuilds the report from every record in report_dir */
+    pl_status (*write_report)(void *host);
+    /* required: the message of the last failed callback ("" if none) */
+    const char *(*error)(void *host);
+    void *reserved[8];
+} pl_executor_job;
+
+enum {
+    PL_RUN_DONE = 0,     /* executed here; its record is written */
+    PL_RUN_FLAGGED = 1,  /* executed here; failed, diverged or missed its target (recorded) */
+    PL_RUN_SKIPPED = 2,  /* a record already existed */
+    PL_RUN_CLAIMED = 3   /* another live process is executing it */
+};
+
+typedef struct pl_executor_ops {
+    /* required: execute the job. Returns PL_OK when every callback did;
+     * otherwise the first error (its message from job->error or set with
+     * api->set_error). Whether this process writes the report is the
+     * executor's choice (exactly one process of a job should). */
+    pl_status (*run)(void *state, const pl_executor_job *job);
+    void *reserved[8];
+} pl_executor_ops;
+
+#ifndef __cplusplus
+_Static_assert(sizeof(pl_executor_ops) == 9 * sizeof(void *), "pl_executor_ops keeps its size");
+#endif
+
+/* ========================================================================= */
 /* descriptor                                                                  */
 /* ========================================================================= */
 
@@ -534,7 +602,7 @@ typedef struct pl_plugin_desc {
     /* optional: destroy the instance state */
     void (*fini)(void *state);
     /* required: the kind's table (pl_criterion_ops, pl_schedule_ops,
-     * pl_dataset_ops or pl_backend_ops) */
+     * pl_dataset_ops, pl_backend_ops or, from ABI 1.3, pl_executor_ops) */
     const void *ops;
     const void *reserved[8];
 } pl_plugin_desc;
