@@ -647,6 +647,7 @@ void pl_experiment_free(pl_experiment *x)
     free(x->file);
     free(x->name);
     free(x->model);
+    free(x->identity);
     plugin_ref_free(&x->dataset);
     plugin_ref_free(&x->backend);
     plugin_ref_free(&x->prune.criterion);
@@ -1406,21 +1407,31 @@ static int has_prefix(const char *line, const char *prefix)
     return !strncmp(line, prefix, strlen(prefix));
 }
 
-/* FNV-1a-64 over the dump lines that `keep` accepts, as 16 hex digits. */
-static void hash_lines(const char *dump, int (*keep)(const char *), char out[17])
+/* FNV-1a-64 over the dump lines that `keep` accepts, then over the identity
+ * lines that `keep_id` accepts (none when NULL), as 16 hex digits. */
+static void hash_lines2(const char *dump, int (*keep)(const char *), const char *identity,
+                        int (*keep_id)(const char *), char out[17])
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (const char *l = dump; l && *l;) {
-        const char *end = strchr(l, '\n');
-        size_t n = end ? (size_t)(end - l) + 1 : strlen(l);
-        if (keep(l))
-            for (size_t i = 0; i < n; i++) {
-                h ^= (unsigned char)l[i];
-                h *= 0x100000001b3ull;
-            }
-        l += n;
-    }
+    const char *texts[2] = {dump, identity};
+    int (*keeps[2])(const char *) = {keep, keep_id};
+    for (int t = 0; t < 2; t++)
+        for (const char *l = keeps[t] ? texts[t] : NULL; l && *l;) {
+            const char *end = strchr(l, '\n');
+            size_t n = end ? (size_t)(end - l) + 1 : strlen(l);
+            if (keeps[t](l))
+                for (size_t i = 0; i < n; i++) {
+                    h ^= (unsigned char)l[i];
+                    h *= 0x100000001b3ull;
+                }
+            l += n;
+        }
     snprintf(out, 17, "%016" PRIx64, h);
+}
+
+static void hash_lines(const char *dump, int (*keep)(const char *), char out[17])
+{
+    hash_lines2(dump, keep, NULL, NULL, out);
 }
 
 static int run_line(const char *l)
@@ -1435,10 +1446,49 @@ static int baseline_line(const char *l)
            has_prefix(l, "backend.") || has_prefix(l, "train.");
 }
 
+/* With an identity the model's content stands in for its path, so the same
+ * file named two ways is one run. */
+static int run_line_content(const char *l)
+{
+    return run_line(l) && !has_prefix(l, "model:");
+}
+
+static int baseline_line_content(const char *l)
+{
+    return baseline_line(l) && !has_prefix(l, "model:");
+}
+
+/* identity lines in run_id: all but the plugin file hashes */
+static int run_id_line(const char *l)
+{
+    return !has_prefix(l, "file.");
+}
+
+/* identity lines in the baseline key: what training the baseline reads */
+static int baseline_id_line(const char *l)
+{
+    return has_prefix(l, "model.") || has_prefix(l, "dataset.") || has_prefix(l, "plugin.backend:") ||
+           has_prefix(l, "plugin.dataset:") || has_prefix(l, "file.backend:") || has_prefix(l, "file.dataset:");
+}
+
 void pl_experiment_baseline_key(const pl_experiment *x, char out[17])
 {
     char *d = pl_experiment_dump(x);
-    hash_lines(d ? d : "", baseline_line, out);
+    if (x->identity)
+        hash_lines2(d ? d : "", baseline_line_content, x->identity, baseline_id_line, out);
+    else
+        hash_lines(d ? d : "", baseline_line, out);
+    free(d);
+}
+
+void pl_experiment_set_identity(pl_experiment *x, char *identity)
+{
+    free(x->identity);
+    x->identity = identity;
+    char *d = pl_experiment_dump(x);
+    if (d)
+        hash_lines2(d, identity ? run_line_content : run_line, identity, identity ? run_id_line : NULL,
+                    x->run_id);
     free(d);
 }
 

@@ -1,5 +1,6 @@
 /* registry.c — plugin discovery, validation, parameters and the host API. */
 #include "registry.h"
+#include "identity.h"
 #include "rng.h"
 
 #include <dirent.h>
@@ -22,6 +23,7 @@ struct pl_plugin {
     const pl_plugin_desc *desc;
     char *path;
     pl_plugin *next;
+    char sha256[72]; /* "sha256:<hex>" of the file as loaded (identity) */
 };
 
 struct pl_registry {
@@ -450,6 +452,14 @@ static pl_status load_path(pl_registry *r, const char *path, pl_kind expect,
     }
     p->dl = dl;
     p->desc = d;
+    /* hashed once per process: part of every run's identity, so a rebuilt
+     * or shadowing plugin never reuses results made by another file */
+    if (pl__file_sha256(real, p->sha256, err)) {
+        free(p->path);
+        free(p);
+        dlclose(dl);
+        return PL_EPLUGIN;
+    }
     p->next = r->loaded;
     r->loaded = p;
     *out = p;
@@ -622,6 +632,8 @@ void pl_registry_each(pl_registry *r, pl_plugin_visit_fn fn, pl_plugin_bad_fn ba
 
 const pl_plugin_desc *pl_plugin_get_desc(const pl_plugin *p) { return p->desc; }
 const char *pl_plugin_path(const pl_plugin *p) { return p->path; }
+
+const char *pl_plugin_sha256(const pl_plugin *p) { return p->sha256; }
 
 /* ---- parameters ------------------------------------------------------------ */
 

@@ -1,6 +1,7 @@
 /* run.c — the experiment loop: baseline, prune, retrain, fine-tune, report. */
 #include "run.h"
 #include "checkpoint.h"
+#include "identity.h"
 #include "prune.h"
 #include "regularize.h"
 
@@ -70,12 +71,15 @@ typedef struct pl_runenv {
     pl_data train, test;
     float *test_x;
     int64_t test_n;
+    int borrowed_data; /* train/test belong to the pl_identity (never closed here) */
 } pl_runenv;
 
 static void runenv_free(pl_runenv *e)
 {
-    pl_data_close(&e->train);
-    pl_data_close(&e->test);
+    if (!e->borrowed_data) {
+        pl_data_close(&e->train);
+        pl_data_close(&e->test);
+    }
     pl_instance_free(e->crit);
     pl_instance_free(e->sched);
     pl_instance_free(e->ds);
@@ -146,7 +150,7 @@ static pl_status check_fit(const pl_experiment *x, const pl_runenv *e, pl_error 
 }
 
 static pl_status runenv_open(pl_registry *reg, const pl_experiment *x, int threads, int open_data,
-                             pl_runenv *e, pl_error *err)
+                             pl_identity *id, pl_runenv *e, pl_error *err)
 {
     memset(e, 0, sizeof *e);
     pl_status s = pl_model_spec_load(x->model, &e->spec, err);
@@ -158,20 +162,23 @@ static pl_status runenv_open(pl_registry *reg, const pl_experiment *x, int threa
     }
     if (!s)
         s = instance_new(reg, PL_KIND_BACKEND, &x->backend, x, threads, &e->be, err);
-    if (!s)
+    /* the splits the identity opened to learn their checksums serve the run */
+    if (!s && open_data && pl_identity_borrow_data(id, x, &e->train, &e->test))
+        e->borrowed_data = 1;
+    if (!s && !e->borrowed_data)
         s = instance_new(reg, PL_KIND_DATASET, &x->dataset, x, threads, &e->ds, err);
     if (!s && x->prune.enabled) {
         s = instance_new(reg, PL_KIND_CRITERION, &x->prune.criterion, x, threads, &e->crit, err);
         if (!s)
             s = instance_new(reg, PL_KIND_SCHEDULE, &x->prune.schedule, x, threads, &e->sched, err);
     }
-    if (!s && open_data) {
+    if (!s && open_data && !e->borrowed_data) {
         s = pl_data_open(e->ds, PL_SPLIT_TRAIN, &e->train, err);
         if (!s)
             s = pl_data_open(e->ds, PL_SPLIT_TEST, &e->test, err);
-        if (!s)
-            s = check_fit(x, e, err);
     }
+    if (!s && open_data)
+        s = check_fit(x, e, err);
     if (s)
         runenv_free(e);
     return s;
@@ -231,6 +238,12 @@ static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_r
         pl_status s = pl_checkpoint_load(path, &m, &meta, err);
         if (s)
             return s;
+        /* the key says which model it should be; the contents must agree */
+        if ((s = pl_identity_check_checkpoint(path, m, e->spec, err))) {
+            pl_model_free(m);
+            free(meta);
+            return s;
+        }
         const char *bs = meta ? strstr(meta, "baseline_seconds=") : NULL;
         *baseline_seconds = bs ? strtod(bs + 17, NULL) : NAN;
         free(meta);
@@ -336,13 +349,13 @@ static pl_status record_layers(const pl_model *before, const pl_model *after, pl
 
 /* *started is set once setup (model file, plugins, data) succeeded: errors
  * before that are configuration/input errors, after it run failures. */
-static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opts *o,
+static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opts *o, pl_identity *id,
                          pl_run_result *r, int *started, pl_error *err)
 {
     fill_identity(x, o, r);
     *started = 0;
     pl_runenv e;
-    pl_status s = runenv_open(reg, x, o->threads, 1, &e, err);
+    pl_status s = runenv_open(reg, x, o->threads, 1, id, &e, err);
     if (s)
         return s;
     *started = 1;
@@ -502,7 +515,11 @@ static int record_exists(const char *dir, const char *run_id)
     return access(p, R_OK) == 0;
 }
 
-pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opts *o, pl_error *err)
+static pl_status validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_identity *id,
+                                 pl_error *err);
+
+static pl_status run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opts *o, pl_identity *id,
+                            pl_error *err)
 {
     size_t n = pl_config_run_count(cfg);
     pl_status worst = PL_OK;
@@ -512,7 +529,7 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
     FILE *out = o->out ? o->out : stdout;
     /* everything a run needs is checked before the first one trains, so a
      * bad run late in a sweep costs nothing and writes nothing */
-    pl_status vs = pl_validate_config(reg, cfg, NULL, err);
+    pl_status vs = validate_config(reg, cfg, NULL, id, err);
     if (vs)
         return vs;
     for (size_t i = 0; i < n; i++) {
@@ -528,6 +545,10 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
                          "same command to resume)", x->file, i + 1, n, done + skipped, report_dir(x, o));
             pl_experiment_free(x);
             return PL_EINTR;
+        }
+        if ((s = pl_identity_apply(id, x, err))) {
+            pl_experiment_free(x);
+            return s;
         }
         snprintf(dir, sizeof dir, "%s", report_dir(x, o));
         plots = x->report.plots;
@@ -547,7 +568,7 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
         pl_error rerr;
         pl_error_clear(&rerr);
         int started = 0;
-        s = run_one(reg, x, o, &r, &started, &rerr);
+        s = run_one(reg, x, o, id, &r, &started, &rerr);
         if (started && (s == PL_EDIVERGED || s == PL_EPLUGIN || s == PL_ENOMEM || s == PL_EMISSED ||
                         s == PL_EUNSUPPORTED || s == PL_EINVAL)) {
             /* this run failed on its own (not its configuration or data): its row
@@ -617,6 +638,16 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
     return worst;
 }
 
+pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opts *o, pl_error *err)
+{
+    pl_identity *id = pl_identity_new(reg);
+    if (!id)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    pl_status s = run_config(reg, cfg, o, id, err);
+    pl_identity_free(id);
+    return s;
+}
+
 pl_status pl_report_rebuild(const char *dir, int plots, FILE *out, pl_error *err)
 {
     pl_run_result *runs;
@@ -678,6 +709,17 @@ static void print_phase(FILE *f, const char *name, const pl_phase_cfg *p)
 
 pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_error *err)
 {
+    pl_identity *id = pl_identity_new(reg);
+    if (!id)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    pl_status s = validate_config(reg, cfg, out, id, err);
+    pl_identity_free(id);
+    return s;
+}
+
+static pl_status validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_identity *id,
+                                 pl_error *err)
+{
     size_t n = pl_config_run_count(cfg);
     for (size_t i = 0; i < n; i++) {
         pl_experiment *x;
@@ -685,13 +727,16 @@ pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, 
         if (s)
             return s;
         pl_runenv e;
-        s = runenv_open(reg, x, 1, 0, &e, err);
+        s = runenv_open(reg, x, 1, 0, NULL, &e, err);
         pl_model *m = NULL;
         if (!s)
             s = pl_model_new(e.spec, x->seed, &m, err);
         pl_pruner pr = {0};
         if (!s && x->prune.enabled)
             s = pl_pruner_init(&pr, m, &x->prune, e.crit, e.sched, err);
+        /* after the checks above, so their errors come first; opens the data */
+        if (!s)
+            s = pl_identity_apply(id, x, err);
         if (!s && out && (i == 0 || n <= 12)) {
             if (i == 0) {
                 fprintf(out, "experiment %s (%s): %zu run(s)\n", x->name, x->file, n);

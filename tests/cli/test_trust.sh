@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# test_trust.sh BUILD_DIR SOURCE_DIR — trustworthy runs (issue 14): a run's
+# identity comes from what it reads (model content, dataset checksum,
+# plugin files), cached baselines are checked against the model they must
+# be, and the failure paths a careless or hostile user finds. Each case
+# failed before its fix. Same one-line-error rules as test_bad_inputs.sh.
+set -u
+if (($# != 2)); then
+    echo "usage: $0 BUILD_DIR SOURCE_DIR" >&2
+    exit 2
+fi
+BUILD=$(cd "$1" && pwd) || exit 2
+SRC=$(cd "$2" && pwd) || exit 2
+cd "$SRC" || exit 2
+PL="$BUILD/prunelab"
+FX=tests/fixtures/bad
+unset PRUNELAB_PLUGIN_PATH
+T=$(cd "$(mktemp -d "${TMPDIR:-/tmp}/prunelab-trust.XXXXXX")" && pwd -P) || exit 2
+trap 'chmod -R u+w "$T" 2>/dev/null; [[ -n ${KEEPT:-} ]] || rm -rf "$T"' EXIT
+passed=0
+failed=0
+ERR="$T/stderr"
+OUT="$T/stdout"
+ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
+not_ok() {
+    failed=$((failed + 1))
+    printf 'FAIL %s: %s\n' "$1" "$2"
+    [[ -s $ERR ]] && sed -n '1,8p' "$ERR" | sed 's/^/     stderr| /'
+}
+# one line on stderr, "prunelab: ", naming $2, matching regex $3
+one_line() {
+    local lines
+    lines=$(awk 'END { print NR }' "$ERR")
+    [[ $lines == 1 ]] || { not_ok "$1" "expected one line on stderr, got $lines"; return 1; }
+    grep -q "^prunelab: .*$2" "$ERR" || { not_ok "$1" "the line does not name $2"; return 1; }
+    grep -qiE -- "$3" "$ERR" || { not_ok "$1" "the line does not give the cause /$3/"; return 1; }
+    return 0
+}
+# expect NAME STATUS FILE CAUSE -- ARGS...: exact exit status and one line
+expect() {
+    local name=$1 want=$2 file=$3 cause=$4 rc
+    shift 4
+    [[ $1 == -- ]] && shift
+    timeout 120 "$PL" "$@" >"$OUT" 2>"$ERR"
+    rc=$?
+    if ((rc != want)); then
+        not_ok "$name" "exit status $rc, want $want"
+        return 1
+    fi
+    one_line "$name" "$file" "$cause" && ok "$name"
+}
+col() { # col FILE COLUMN: that column of every data row of a results.csv
+    awk -F, -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next } { print $k }' "$1"
+}
+
+# ---- identity from content -------------------------------------------------------------
+# Editing the model file (fc1 16 -> 8) must not resume the old record.
+cp "$FX/models/tiny.yaml" "$T/model.yaml"
+run_model() { "$PL" run "$FX/base.yaml" --set "model=$T/model.yaml" --out "$T/edit" "$@" >"$OUT" 2>"$ERR"; }
+name="identity: an edited model file is a new run, not a resumed one"
+if run_model; then
+    p1=$(col "$T/edit/results.csv" params_before)
+    sed -i 's/out: 16/out: 8/' "$T/model.yaml"
+    if ! run_model; then
+        not_ok "$name" "second run failed (exit $?)"
+    elif grep -q resumed "$OUT"; then
+        not_ok "$name" "the edited model resumed the old record"
+    elif ! col "$T/edit/results.csv" params_before | grep -qx 556; then
+        not_ok "$name" "no row with the edited model's 556 params (had $p1)"
+    else
+        ok "$name"
+    fi
+else
+    not_ok "$name" "first run failed"
+fi
+
+# The same model path and data path with other contents (input 8x8 -> 12x12):
+# the cached baseline of the old model was loaded into the new shapes and
+# idx_read overflowed the batch buffer.
+mkidx() { # mkidx DIR SIZE: a 4-class IDX dataset of SIZE x SIZE images (64 train, 32 test)
+    mkdir -p "$1"
+    python3 - "$1" "$2" <<'PY'
+import struct, sys, random
+d, s = sys.argv[1], int(sys.argv[2])
+random.seed(1)
+for split, n in (("train", 64), ("t10k", 32)):
+    labels = [i % 4 for i in range(n)]
+    with open(f"{d}/{split}-images-idx3-ubyte", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, s, s))
+        for y in labels:
+            f.write(bytes((40 * y + random.randrange(60)) % 256 for _ in range(s * s)))
+    with open(f"{d}/{split}-labels-idx1-ubyte", "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + bytes(labels))
+PY
+}
+mkidx "$T/shape" 8
+cp "$FX/models/tiny.yaml" "$T/shape.yaml"
+shape_run() {
+    timeout 120 "$PL" run "$FX/idx.yaml" --set "dataset.path=$T/shape" --set "model=$T/shape.yaml" \
+        --set prune.criterion=l1 --set prune.granularity=neuron --set prune.sparsity=0.5 --out "$T/shaperep" "$@" >"$OUT" 2>"$ERR"
+}
+name="identity: a cached baseline is never reused for a model of another shape"
+if ! shape_run; then
+    not_ok "$name" "first run failed"
+else
+    rm -rf "$T/shape"
+    mkidx "$T/shape" 12
+    sed -i 's/\[1, 8, 8\]/[1, 12, 12]/' "$T/shape.yaml"
+    shape_run --set prune.sparsity=0.25
+    rc=$?
+    if ((rc != 0)); then
+        not_ok "$name" "exit status $rc"
+    elif grep -q "reusing" "$OUT"; then
+        not_ok "$name" "the old baseline was reused"
+    elif ! col "$T/shaperep/results.csv" params_before | grep -qx 2388; then
+        not_ok "$name" "no row with the 12x12 model's 2,388 params"
+    else
+        ok "$name"
+    fi
+fi
+
+# A cached baseline whose contents do not match its model (planted under the
+# right name) is refused with the checkpoint named.
+name="identity: a planted baseline of another architecture is refused, naming it"
+"$PL" run "$FX/base.yaml" --out "$T/plant" >"$OUT" 2>"$ERR"
+f=$(compgen -G "$T/plant/cache/baseline-*.ckpt" | head -n 1)
+sed 's/out: 16/out: 32/' "$FX/models/tiny.yaml" >"$T/wide.yaml"
+"$PL" run "$FX/base.yaml" --set "model=$T/wide.yaml" --out "$T/other" >"$OUT" 2>"$ERR"
+g=$(compgen -G "$T/other/cache/baseline-*.ckpt" | head -n 1)
+if [[ -z $f || -z $g ]]; then
+    not_ok "$name" "no baselines to plant"
+else
+    cp "$g" "$f"
+    rm -rf "$T/plant/runs"
+    expect "$name" 2 "$f" "does not match|architecture|layer" -- run "$FX/base.yaml" --out "$T/plant"
+fi
+
+echo
+echo "$passed passed, $failed failed"
+((failed == 0))
