@@ -135,6 +135,61 @@ else
     expect "$name" 2 "$f" "does not match|architecture|layer" -- run "$FX/base.yaml" --out "$T/plant"
 fi
 
+# ---- the dataset checksum cache ---------------------------------------------------------
+mkidx "$T/cache" 8
+crun() { timeout 120 "$PL" validate "$FX/idx.yaml" --set "dataset.path=$T/cache" >"$OUT" 2>"$ERR"; awk '/run id/ { print $3 }' "$OUT"; }
+C="$T/cache/.train-images-idx3-ubyte.prunelab-sha256"
+id0=$(crun)
+name="checksum cache: written beside the data, same identity when read back"
+if [[ ! -f $C ]]; then
+    not_ok "$name" "no cache file $C"
+elif [[ -z $id0 || $(crun) != "$id0" ]]; then
+    not_ok "$name" "run id changed on the cached read"
+else
+    ok "$name"
+fi
+name="checksum cache: a planted digest with a wrong CRC is recomputed, not trusted"
+sed -i -e 's/^crc32 .*/crc32 00000000/' -e 's/^sha256 .*/sha256 '"$(printf '0%.0s' {1..64})"'/' "$C"
+id1=$(crun)
+if [[ $id1 != "$id0" ]]; then
+    not_ok "$name" "run id $id1, want $id0"
+elif grep -q '^crc32 00000000' "$C"; then
+    not_ok "$name" "the bad entry was not rewritten"
+else
+    ok "$name"
+fi
+name="checksum cache: a group-writable entry is ignored"
+sed -i -e 's/^sha256 .*/sha256 '"$(printf '1%.0s' {1..64})"'/' "$C"
+chmod g+w "$C"
+if [[ $(crun) != "$id0" ]]; then
+    not_ok "$name" "the group-writable entry was trusted"
+else
+    ok "$name"
+fi
+name="checksum cache: edited data (same size, mtime restored) gets a new checksum"
+rm -f "$C"
+crun >/dev/null
+m=$(stat -c %y "$T/cache/train-images-idx3-ubyte")
+printf '\377' | dd of="$T/cache/train-images-idx3-ubyte" bs=1 seek=100 conv=notrunc status=none
+touch -d "$m" "$T/cache/train-images-idx3-ubyte"
+id2=$(crun)
+if [[ -z $id2 || $id2 == "$id0" ]]; then
+    not_ok "$name" "same run id $id2 after the data changed"
+else
+    ok "$name"
+fi
+name="checksum cache: an unwritable cache place is no error and leaves no temporary file"
+rm -rf "$T/cache"/.*.prunelab-sha256
+mkdir "$C"
+id3=$(crun)
+if [[ $id3 != "$id2" ]]; then
+    not_ok "$name" "run id $id3, want $id2 (exit/err: $(cat "$ERR"))"
+elif compgen -G "$T/cache/*.tmp.*" >/dev/null || compgen -G "$T/cache/.*.tmp.*" >/dev/null; then
+    not_ok "$name" "temporary files left"
+else
+    ok "$name"
+fi
+
 echo
 echo "$passed passed, $failed failed"
 ((failed == 0))
