@@ -9,6 +9,7 @@
  * the JSON type each field needs; errors are "file:line:col: cause".
  */
 #include "result.h"
+#include "manifest.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -313,10 +314,11 @@ static const pl__field pl__layer_fields[] = {
 #define PL__N_LAYER_FIELDS (sizeof pl__layer_fields / sizeof pl__layer_fields[0])
 
 /* bits of the "seen" mask beyond the table fields */
+#define PL__SEEN_MANIFEST (UINT64_C(1) << 60)
 #define PL__SEEN_FORMAT (UINT64_C(1) << 61)
 #define PL__SEEN_VERSION (UINT64_C(1) << 62)
 #define PL__SEEN_LAYERS (UINT64_C(1) << 63)
-_Static_assert(PL__N_RUN_FIELDS < 61, "seen mask holds every run field");
+_Static_assert(PL__N_RUN_FIELDS < 60, "seen mask holds every run field");
 _Static_assert(PL__N_LAYER_FIELDS < 61, "seen mask holds every layer field");
 
 void pl_run_result_free(pl_run_result *r)
@@ -326,6 +328,7 @@ void pl_run_result_free(pl_run_result *r)
     free(r->layers);
     r->layers = NULL;
     r->n_layers = 0;
+    pl_manifest_free(r);
 }
 
 /* ---- writer -------------------------------------------------------------- */
@@ -435,7 +438,18 @@ pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err
         }
         pl__buf_puts(&b, "}");
     }
-    pl__buf_puts(&b, r->n_layers ? "\n  ]\n}\n" : "]\n}\n");
+    pl__buf_puts(&b, r->n_layers ? "\n  ]" : "]");
+    if (r->n_manifest) { /* manifest.h */
+        pl__buf_puts(&b, ",\n  \"manifest\": {");
+        for (size_t k = 0; k < r->n_manifest; k++) {
+            pl__buf_puts(&b, k ? ",\n    " : "\n    ");
+            pl__json_string(&b, r->manifest[2 * k], SIZE_MAX);
+            pl__buf_puts(&b, ": ");
+            pl__json_string(&b, r->manifest[2 * k + 1], SIZE_MAX);
+        }
+        pl__buf_puts(&b, "\n  }");
+    }
+    pl__buf_puts(&b, "\n}\n");
 
     pl__buf path = {0};
     pl__buf_printf(&path, "%s/runs", dir);
@@ -873,6 +887,24 @@ static pl_status pl__jp_layers(pl__jp *j, pl_run_result *r)
     }
 }
 
+/* one "key": "string" of a record's manifest (manifest.h) */
+static pl_status pl__manifest_member(pl__jp *j, const char *key, const char *key_at, void *vctx)
+{
+    pl_run_result *r = vctx;
+    if (pl_manifest_get(r, key))
+        return pl__jp_fail_at(j, key_at, "duplicate manifest key \"%s\"", key);
+    if (r->n_manifest >= 256)
+        return pl__jp_fail_at(j, key_at, "more than 256 manifest entries");
+    if (pl__jp_peek(j) != '"')
+        return PL__JP_FAIL(j, "manifest \"%s\" must be a string", key);
+    pl_status st = pl__jp_string(j);
+    if (st)
+        return st;
+    if (pl_manifest_add(r, key, j->str.data))
+        return pl_error_set(j->err, PL_ENOMEM, "%s: out of memory", j->path);
+    return PL_OK;
+}
+
 static pl_status pl__run_member(pl__jp *j, const char *key, const char *key_at, void *vctx)
 {
     pl__run_ctx *c = vctx;
@@ -886,6 +918,8 @@ static pl_status pl__run_member(pl__jp *j, const char *key, const char *key_at, 
         bit = PL__SEEN_VERSION;
     else if (strcmp(key, "layers") == 0)
         bit = PL__SEEN_LAYERS;
+    else if (strcmp(key, "manifest") == 0)
+        bit = PL__SEEN_MANIFEST;
     else
         return pl__jp_fail_at(j, key_at, "unknown key \"%s\"", key);
     if (c->seen & bit)
@@ -896,6 +930,8 @@ static pl_status pl__run_member(pl__jp *j, const char *key, const char *key_at, 
         return pl__jp_field_value(j, &pl__run_fields[i], c->r);
     if (bit == PL__SEEN_LAYERS)
         return pl__jp_layers(j, c->r);
+    if (bit == PL__SEEN_MANIFEST)
+        return pl__jp_object(j, pl__manifest_member, c->r);
 
     const char *at = j->p;
     pl_status st;

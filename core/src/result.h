@@ -52,9 +52,13 @@ typedef struct pl_run_result {
     size_t run_index;         /* position in the sweep (orders the tables) */
     pl_layer_result *layers;
     size_t n_layers;
+    /* the run manifest (manifest.h): n_manifest (key, value) pairs stored as
+     * manifest[2k], manifest[2k+1]; none in records made before it */
+    char **manifest;
+    size_t n_manifest;
 } pl_run_result;
 
-void pl_run_result_free(pl_run_result *r); /* frees layers (not r itself) */
+void pl_run_result_free(pl_run_result *r); /* frees layers and manifest (not r itself) */
 
 /* Records (DIR/runs/<run_id>.json): write atomically (tmp + fsync + rename). */
 pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err);

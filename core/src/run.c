@@ -2,6 +2,7 @@
 #include "run.h"
 #include "checkpoint.h"
 #include "identity.h"
+#include "manifest.h"
 #include "prune.h"
 #include "regularize.h"
 
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- helpers --------------------------------------------------------------------- */
@@ -508,11 +510,27 @@ static void print_row(FILE *f, const pl_run_result *r)
 
 /* ---- the sweep ------------------------------------------------------------------------------ */
 
-static int record_exists(const char *dir, const char *run_id)
+/* 1 when x's record exists and may be kept: its manifest's identity (which
+ * includes the plugin file hashes that run_id leaves out) equals x's. A
+ * record made by another build of a plugin is run again. A record that
+ * cannot be read is kept here; the report step names what is wrong. */
+static int record_exists(const char *dir, const pl_experiment *x, const pl_run_opts *o)
 {
     char p[4400];
-    snprintf(p, sizeof p, "%s/runs/%s.json", dir, run_id);
-    return access(p, R_OK) == 0;
+    snprintf(p, sizeof p, "%s/runs/%s.json", dir, x->run_id);
+    if (access(p, R_OK) != 0)
+        return 0;
+    pl_run_result old;
+    pl_error e;
+    if (pl_record_read(p, &old, &e))
+        return 1;
+    const char *id = pl_manifest_get(&old, "identity");
+    int keep = !id || !x->identity || !strcmp(id, x->identity);
+    pl_run_result_free(&old);
+    if (!keep)
+        say(o, "run %s: its record was made with other plugin files (rebuilt or shadowed); running it again\n",
+            x->run_id);
+    return keep;
 }
 
 static pl_status validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_identity *id,
@@ -552,7 +570,7 @@ static pl_status run_config(pl_registry *reg, const pl_config *cfg, const pl_run
         }
         snprintf(dir, sizeof dir, "%s", report_dir(x, o));
         plots = x->report.plots;
-        if (record_exists(dir, x->run_id)) {
+        if (record_exists(dir, x, o)) {
             skipped++;
             pl_experiment_free(x);
             continue;
@@ -568,6 +586,7 @@ static pl_status run_config(pl_registry *reg, const pl_config *cfg, const pl_run
         pl_error rerr;
         pl_error_clear(&rerr);
         int started = 0;
+        time_t t_start = time(NULL);
         s = run_one(reg, x, o, id, &r, &started, &rerr);
         if (started && (s == PL_EDIVERGED || s == PL_EPLUGIN || s == PL_ENOMEM || s == PL_EMISSED ||
                         s == PL_EUNSUPPORTED || s == PL_EINVAL)) {
@@ -589,7 +608,9 @@ static pl_status run_config(pl_registry *reg, const pl_config *cfg, const pl_run
             pl_experiment_free(x);
             return s;
         }
-        s = pl_record_write(dir, &r, err);
+        s = pl_manifest_build(&r, reg, x, o->threads, t_start, time(NULL), err);
+        if (!s)
+            s = pl_record_write(dir, &r, err);
         if (s) {
             pl_run_result_free(&r);
             pl_experiment_free(x);

@@ -190,6 +190,45 @@ else
     ok "$name"
 fi
 
+# ---- the run manifest --------------------------------------------------------------------
+name="manifest: every record carries one; results.csv and results.md carry the essentials"
+"$PL" run "$FX/base.yaml" --out "$T/man" --threads 1 >"$OUT" 2>"$ERR"
+rec=$(compgen -G "$T/man/runs/*.json" | head -n 1)
+missing=""
+for k in prunelab_version abi compiler flags cpu isa threads start end config identity dataset.train \
+    dataset.test plugin.backend plugin.dataset plugin.criterion plugin.schedule; do
+    grep -q "^    \"$k\": " "$rec" || missing="$missing $k"
+done
+if [[ -n $missing ]]; then
+    not_ok "$name" "record lacks:$missing"
+elif ! head -1 "$T/man/results.csv" | grep -q ',status,sweep,prunelab_version,dataset_checksum$'; then
+    not_ok "$name" "results.csv header: $(head -1 "$T/man/results.csv")"
+elif [[ -z $(col "$T/man/results.csv" prunelab_version) ]]; then
+    not_ok "$name" "empty prunelab_version cell"
+elif ! grep -q '^## Provenance' "$T/man/results.md" || ! grep -q '^| threads | 1 |' "$T/man/results.md"; then
+    not_ok "$name" "results.md has no provenance footnote with the thread count"
+else
+    ok "$name"
+fi
+
+name="manifest: a record made by another build of a plugin is not reused"
+mkdir -p "$T/plugins"
+cp -r "$BUILD/plugins/criteria" "$T/plugins/"
+chmod -R go-w "$T/plugins"
+"$PL" run "$FX/base.yaml" --plugin-path "$T/plugins" --out "$T/rebuilt" >"$OUT" 2>"$ERR"
+printf '\0' >>"$T/plugins/criteria/l1.so" # another file, same name and version
+"$PL" run "$FX/base.yaml" --plugin-path "$T/plugins" --out "$T/rebuilt" >"$OUT" 2>"$ERR"
+rc=$?
+if ((rc != 0)); then
+    not_ok "$name" "exit status $rc"
+elif grep -q resumed "$OUT" || ! grep -q "other plugin files" "$OUT"; then
+    not_ok "$name" "the old record was kept"
+elif ! grep -q "$(sha256sum "$T/plugins/criteria/l1.so" | cut -c1-64)" "$T"/rebuilt/runs/*.json; then
+    not_ok "$name" "the new record does not carry the new file's hash"
+else
+    ok "$name"
+fi
+
 echo
 echo "$passed passed, $failed failed"
 ((failed == 0))
