@@ -225,6 +225,15 @@ static void layer_shape(const pl_layer *l, char *buf, size_t n)
         snprintf(buf, n, "%dx%dx%d", l->out_c, l->out_h, l->out_w);
 }
 
+/* Divergence by accuracy (README "Divergence"): after training, test
+ * accuracy no better than 1.1 x chance (100/classes %) means the model
+ * learnt nothing. Only on a test split of at least 100 examples per class:
+ * on a handful of examples chance-level accuracy is sampling noise. */
+static int at_chance(double acc, int classes, int64_t n_test)
+{
+    return classes >= 2 && n_test >= 100 * (int64_t)classes && !isnan(acc) && acc <= 1.1 * 100.0 / classes;
+}
+
 /* ---- baseline ---------------------------------------------------------------------- */
 
 static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_runenv *e,
@@ -373,6 +382,12 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
     if (s)
         goto done;
     say(o, "baseline: test accuracy %.2f%%\n", r->acc_baseline);
+    if (x->train.epochs > 0 && at_chance(r->acc_baseline, base->classes, e.test.info.count)) {
+        s = pl_error_set(err, PL_EDIVERGED, "train diverged: test accuracy %.2f%% is at chance (%.2f%% for %d "
+                         "classes) after training (lower the learning rate)", r->acc_baseline,
+                         100.0 / base->classes, base->classes);
+        goto done;
+    }
     s = preload_test(&e, err);
     if (!s)
         s = pl_measure_latency(base, e.test_x, e.test_n, x->report.latency_runs, &r->latency_ms_before,
@@ -460,6 +475,13 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
             copy_str(r->status, sizeof r->status, "missed_target");
             copy_str(r->message, sizeof r->message, miss.msg);
         }
+    }
+    if (((x->prune.enabled && x->retrain.epochs > 0) || x->finetune.epochs > 0) &&
+        at_chance(r->acc_final, m->classes, e.test.info.count)) {
+        copy_str(r->status, sizeof r->status, "diverged");
+        snprintf(r->message, sizeof r->message,
+                 "test accuracy %.2f%% is at chance (%.2f%% for %d classes) after retraining (lower the "
+                 "retrain/finetune learning rate)", r->acc_final, 100.0 / m->classes, m->classes);
     }
     /* the final model beside the records */
     {

@@ -229,6 +229,30 @@ else
     ok "$name"
 fi
 
+# ---- divergence is a status ---------------------------------------------------------------
+name="divergence: lr 50 explodes the loss (finite): row diverged, exit 1, one line"
+timeout 120 "$PL" run "$FX/base.yaml" --set train.optimizer.lr=50 --out "$T/div" >"$OUT" 2>"$ERR"
+rc=$?
+if ((rc != 1)); then
+    not_ok "$name" "exit status $rc, want 1"
+elif one_line "$name" "$FX/base.yaml" "diverged.*times its starting"; then
+    if [[ $(col "$T/div/results.csv" status) != diverged ]]; then
+        not_ok "$name" "status $(col "$T/div/results.csv" status)"
+    else
+        ok "$name"
+    fi
+fi
+if [[ -f data/mnist/train-images-idx3-ubyte || -f data/mnist/train-images-idx3-ubyte.gz ]]; then
+    name="divergence: MNIST at lr 0.1 ends at chance accuracy: diverged, exit 1"
+    timeout 300 "$PL" run experiments/seed.yaml --set train.optimizer.lr=0.1 --out "$T/chance" >"$OUT" 2>"$ERR"
+    rc=$?
+    if ((rc != 1)); then
+        not_ok "$name" "exit status $rc, want 1"
+    elif one_line "$name" "experiments/seed.yaml" "at chance" && [[ $(col "$T/chance/results.csv" status) == diverged ]]; then
+        ok "$name"
+    fi
+fi
+
 echo
 echo "$passed passed, $failed failed"
 ((failed == 0))
