@@ -1554,6 +1554,34 @@ const char *pl_config_sweep_value(const pl_config *cfg, size_t axis, size_t v)
     return cfg->axes[axis].values->items[v]->scalar;
 }
 
+static int cmp_scalar_node(const void *a, const void *b)
+{
+    const pl_node *x = *(const pl_node *const *)a, *y = *(const pl_node *const *)b;
+    int c = strcmp(x->scalar, y->scalar);
+    return c ? c : x->line != y->line ? (x->line < y->line ? -1 : 1) : (x->col > y->col) - (x->col < y->col);
+}
+
+/* A value listed twice makes two identical runs (one run_id): the second
+ * would be reported as "resumed". Sorted, so 100,000 values cost nothing. */
+static pl_status sweep_unique(const char *key, const pl_node *v, pl_error *e)
+{
+    if (v->n < 2)
+        return PL_OK;
+    const pl_node **s = malloc(v->n * sizeof *s);
+    if (!s)
+        return oom(e);
+    for (size_t j = 0; j < v->n; j++)
+        s[j] = v->items[j];
+    qsort(s, v->n, sizeof *s, cmp_scalar_node);
+    pl_status st = PL_OK;
+    for (size_t j = 1; j < v->n && !st; j++)
+        if (!strcmp(s[j - 1]->scalar, s[j]->scalar))
+            st = at_node(e, s[j], "sweep '%.100s' lists '%.60s' again (first at line %d:%d); each value once, or "
+                         "the runs are the same run", key, s[j]->scalar, s[j - 1]->line, s[j - 1]->col);
+    free(s);
+    return st;
+}
+
 static pl_status load_sweep(pl_config *cfg, pl_error *e)
 {
     const pl_node *sw = pl_node_get(cfg->root, "sweep");
@@ -1582,6 +1610,8 @@ static pl_status load_sweep(pl_config *cfg, pl_error *e)
                 return at_node(e, v->items[j], "sweep '%.100s': values must be single values (got %s)", a->key,
                                got(v->items[j], g, sizeof g));
         a->values = v;
+        if ((st = sweep_unique(a->key, v, e)))
+            return st;
     }
     int64_t max_runs;
     if ((st = dec_limits(pl_node_get(cfg->root, "limits"), &max_runs, e)))

@@ -491,6 +491,10 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
         s = mkdir_p(dir, err);
         if (!s)
             s = pl_checkpoint_save(path, m, x->run_id, 0, err);
+        if (s) { /* no record follows: leave no orphan norms file either */
+            snprintf(path, sizeof path, "%s/norms/%s.csv", report_dir(x, o), x->run_id);
+            unlink(path);
+        }
     }
 done:
     pl_pruner_free(&pr);
@@ -659,6 +663,9 @@ static pl_status run_config(pl_registry *reg, const pl_config *cfg, const pl_run
         pl_run_result_free(&r);
         pl_experiment_free(x);
     }
+    if (o->shard_n > 1 && (size_t)o->shard_i > n)
+        say(o, "shard %d/%d has no runs: the sweep expands to %zu run(s); nothing to do\n", o->shard_i, o->shard_n,
+            n);
     if (skipped)
         say(o, "resumed: %zu finished run(s) kept from %s/runs\n", skipped, dir);
     if (dir[0]) {

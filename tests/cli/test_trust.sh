@@ -253,6 +253,79 @@ if [[ -f data/mnist/train-images-idx3-ubyte || -f data/mnist/train-images-idx3-u
     fi
 fi
 
+# ---- inputs that are not regular files ----------------------------------------------------
+mkfifo "$T/fifo.yaml" "$T/fifo.csv"
+expect "fifo: experiment" 2 "$T/fifo.yaml" "FIFO" -- validate "$T/fifo.yaml"
+expect "fifo: model" 2 "$T/fifo.yaml" "FIFO" -- validate "$FX/base.yaml" --set "model=$T/fifo.yaml"
+expect "fifo: compare input" 2 "$T/fifo.csv" "FIFO" -- compare tests/fixtures/report/results.csv.golden "$T/fifo.csv"
+expect "device: compare reads /dev/zero" 2 "/dev/zero" "device" -- compare tests/fixtures/report/results.csv.golden /dev/zero
+"$PL" run "$FX/base.yaml" --out "$T/fiforec" >"$OUT" 2>"$ERR"
+mkfifo "$T/fiforec/runs/0000000000000000.json"
+expect "fifo: a run record" 2 "$T/fiforec/runs/0000000000000000.json" "FIFO" -- report "$T/fiforec"
+rm -f "$T/fiforec/runs/0000000000000000.json"
+
+# ---- compare fails closed -------------------------------------------------------------------
+G=tests/fixtures/report/results.csv.golden
+for bad in nan inf -inf 1e300 -5 100.5; do
+    awk -F, -v OFS=, -v b="$bad" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "acc_final") c = i }
+                                  NR == 2 { $c = b } { print }' "$G" >"$T/cur.csv"
+    expect "compare: acc_final $bad fails closed" 2 "$T/cur.csv" "finite|outside" -- compare "$G" "$T/cur.csv"
+done
+
+# ---- stdout that cannot be written ------------------------------------------------------------
+name="stdout: validate > /dev/full exits non-zero"
+"$PL" validate "$FX/base.yaml" >/dev/full 2>"$ERR"
+rc=$?
+if ((rc == 0)); then
+    not_ok "$name" "exit status 0"
+elif one_line "$name" "standard output" "write error"; then
+    ok "$name"
+fi
+
+# ---- --shard -----------------------------------------------------------------------------------
+for sh in 99999999999/99999999999 1/4294967297 0/1 2/1 1/2x " 1/2" 1/; do
+    expect "shard: '$sh' refused" 2 "--shard" "I/N" -- run "$FX/base.yaml" --shard "$sh" --out "$T/shard"
+done
+name="shard: a shard with no runs says so"
+"$PL" run "$FX/base.yaml" --shard 3/4 --out "$T/shard" >"$OUT" 2>"$ERR"
+rc=$?
+if ((rc != 0)) || ! grep -q "shard 3/4 has no runs" "$OUT"; then
+    not_ok "$name" "exit $rc; stdout: $(head -2 "$OUT")"
+else
+    ok "$name"
+fi
+
+# ---- encodings, sweeps, records ----------------------------------------------------------------
+printf '\xfe\xff\x00n\x00a' >"$T/utf16.yaml"
+expect "encoding: UTF-16 experiment" 2 "$T/utf16.yaml" "UTF-16" -- validate "$T/utf16.yaml"
+{ printf '\xef\xbb\xbf\xef\xbb\xbf'; cat "$FX/base.yaml"; } >"$T/bom2.yaml"
+expect "encoding: two UTF-8 BOMs" 2 "$T/bom2.yaml" "byte-order" -- validate "$T/bom2.yaml"
+{ printf '\xef\xbb\xbf'; cat "$FX/base.yaml"; } >"$T/bom1.yaml"
+name="encoding: one UTF-8 BOM is fine"
+if "$PL" validate "$T/bom1.yaml" >"$OUT" 2>"$ERR"; then ok "$name"; else not_ok "$name" "exit $?"; fi
+{ cat "$FX/base.yaml"; printf 'sweep:\n  seed: [1, 2, 1]\n'; } >"$T/dup.yaml"
+expect "sweep: a value listed twice" 2 "$T/dup.yaml" "lists '1' again" -- run "$T/dup.yaml" --out "$T/dup"
+"$PL" run "$FX/base.yaml" --out "$T/range" >"$OUT" 2>"$ERR"
+rec=$(compgen -G "$T/range/runs/*.json" | head -n 1)
+sed -i 's/"acc_final": [0-9.e+-]*/"acc_final": 1e300/' "$rec"
+expect "record: accuracy 1e300" 2 "$rec" "acc_final.*outside" -- report "$T/range"
+sed -i 's/"acc_final": 1e300/"acc_final": 50/; s/"params_before": [0-9]*/"params_before": -5/' "$rec"
+expect "record: negative params" 2 "$rec" "params_before -5" -- report "$T/range"
+
+# ---- no orphan files ---------------------------------------------------------------------------
+mkdir -p "$T/orphan"
+printf 'not a folder\n' >"$T/orphan/models"
+name="orphans: the final checkpoint cannot be written: no norms file is left"
+"$PL" run "$FX/base.yaml" --out "$T/orphan" >"$OUT" 2>"$ERR"
+rc=$?
+if ((rc == 0)); then
+    not_ok "$name" "exit 0"
+elif compgen -G "$T/orphan/norms/*.csv" >/dev/null || compgen -G "$T/orphan/runs/*" >/dev/null; then
+    not_ok "$name" "left: $(cd "$T/orphan" && find norms runs -type f 2>/dev/null | tr '\n' ' ')"
+else
+    ok "$name"
+fi
+
 echo
 echo "$passed passed, $failed failed"
 ((failed == 0))
