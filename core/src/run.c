@@ -6,6 +6,7 @@
 #include "prune.h"
 #include "regularize.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -536,6 +537,47 @@ static void print_row(FILE *f, const pl_run_result *r)
 
 /* ---- the sweep ------------------------------------------------------------------------------ */
 
+/* The folder a run writes into must be new, empty, or a prunelab report
+ * (its marker file, or a runs/ folder from before markers existed), so a
+ * user's own results.csv is never overwritten. Marks it as a report. */
+#define PL_REPORT_MARKER ".prunelab-report"
+
+static pl_status claim_report_dir(const char *dir, pl_error *err)
+{
+    char p[4400];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/" PL_REPORT_MARKER, dir);
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && access(p, F_OK) != 0) {
+        snprintf(p, sizeof p, "%s/runs", dir);
+        int ours = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+        DIR *d = ours ? NULL : opendir(dir);
+        const struct dirent *de;
+        const char *foreign = NULL;
+        while (d && (de = readdir(d)) && !foreign)
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                foreign = de->d_name;
+        pl_status s = foreign ? pl_error_set(err, PL_ECONFIG,
+                                             "%s: the folder holds files prunelab did not write (e.g. %.100s) "
+                                             "and is not a prunelab report (no %s); choose a new or empty folder "
+                                             "with --out or report.dir",
+                                             dir, foreign, PL_REPORT_MARKER)
+                              : PL_OK;
+        if (d)
+            closedir(d);
+        if (s)
+            return s;
+    }
+    pl_status s = mkdir_p(dir, err);
+    if (s)
+        return s;
+    snprintf(p, sizeof p, "%s/" PL_REPORT_MARKER, dir);
+    if (access(p, F_OK) != 0) {
+        static const char text[] = "This folder is a prunelab report (runs/, results.csv, ...).\n";
+        s = pl_write_atomic(p, text, sizeof text - 1, err);
+    }
+    return s;
+}
+
 /* 1 when x's record exists and may be kept: its manifest's identity (which
  * includes the plugin file hashes that run_id leaves out) equals x's. A
  * record made by another build of a plugin is run again. A record that
@@ -591,6 +633,10 @@ static pl_status run_config(pl_registry *reg, const pl_config *cfg, const pl_run
             return PL_EINTR;
         }
         if ((s = pl_identity_apply(id, x, err))) {
+            pl_experiment_free(x);
+            return s;
+        }
+        if (strcmp(dir, report_dir(x, o)) && (s = claim_report_dir(report_dir(x, o), err))) {
             pl_experiment_free(x);
             return s;
         }

@@ -326,6 +326,41 @@ else
     ok "$name"
 fi
 
+# ---- --out into a folder that is not a prunelab report --------------------------------------
+mkdir -p "$T/mine"
+printf 'my own results\n' >"$T/mine/results.csv"
+expect "out: a non-empty folder that is not a report is refused" 2 "$T/mine" "not a prunelab report" -- \
+    run "$FX/base.yaml" --out "$T/mine"
+name="out: the user's file is untouched, a report folder carries the marker and is reused"
+if [[ $(cat "$T/mine/results.csv") != "my own results" ]]; then
+    not_ok "$name" "results.csv changed"
+elif [[ ! -f $T/man/.prunelab-report ]]; then
+    not_ok "$name" "no marker in a report folder"
+elif ! "$PL" run "$FX/base.yaml" --out "$T/man" >"$OUT" 2>"$ERR"; then
+    not_ok "$name" "rerun into a report folder failed"
+else
+    ok "$name"
+fi
+
+# ---- plugin folders checked like OpenSSH StrictModes -------------------------------------------
+mkdir -p "$T/ww/a/b/criteria"
+cp "$BUILD/plugins/criteria/l1.so" "$T/ww/a/b/criteria/"
+chmod 755 "$T/ww/a" "$T/ww/a/b" "$T/ww/a/b/criteria"
+chmod 777 "$T/ww"
+expect "plugins: a world-writable ancestor folder is refused" 2 "$T/ww" "world-writable directory" -- \
+    validate "$FX/base.yaml" --plugin-path "$T/ww/a/b"
+chmod 775 "$T/ww"
+expect "plugins: a group-writable ancestor folder is refused" 2 "$T/ww" "writable by its group" -- \
+    validate "$FX/base.yaml" --plugin-path "$T/ww/a/b"
+chmod 755 "$T/ww"
+name="plugins: 60 search-path entries do not drop the bundled plugins"
+many=$(printf "$T/none%d:" $(seq 1 60))
+if PRUNELAB_PLUGIN_PATH="$many" "$PL" validate "$FX/base.yaml" >"$OUT" 2>"$ERR"; then
+    ok "$name"
+else
+    not_ok "$name" "exit $?"
+fi
+
 echo
 echo "$passed passed, $failed failed"
 ((failed == 0))
