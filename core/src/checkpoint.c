@@ -1,5 +1,6 @@
 /* checkpoint.c — versioned, checksummed model files (format in checkpoint.h). */
 #include "checkpoint.h"
+#include "fileio.h"
 #include "rng.h"
 
 #include <errno.h>
@@ -635,10 +636,12 @@ pl_status pl_checkpoint_save(const char *path, const pl_model *m, const char *me
 
 pl_status pl_checkpoint_load(const char *path, pl_model **out, char **meta, pl_error *err)
 {
-    FILE *f = fopen(path, "rb");
+    int oe;
+    FILE *f = pl__fopen_regular(path, "the checkpoint", &oe, err);
+    if (!f && oe)
+        return pl_error_set(err, PL_EIO, "%s: cannot open the checkpoint (%s)", path, strerror(oe));
     if (!f)
-        return pl_error_set(err, PL_EIO, "%s: cannot open the checkpoint (%s)", path,
-                            strerror(errno));
+        return PL_EIO;
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);

@@ -345,6 +345,10 @@ static pl_status pl__parse_num(const pl__table *t, size_t row, const char *col, 
         if (stop == s || *stop)
             return pl_error_set(err, PL_EFORMAT, "%s:%d: column %s: \"%s\" is not a number",
                                 t->path, t->line[row], col, s);
+        /* a gate fails closed: NaN or infinity is never "within tolerance" */
+        if (!isfinite(v))
+            return pl_error_set(err, PL_EFORMAT, "%s:%d: column %s: \"%s\" is not a finite number (a "
+                                "corrupt or hand-edited file; regenerate it)", t->path, t->line[row], col, s);
         *d = v;
     }
     return PL_OK;
@@ -384,6 +388,16 @@ static pl_status pl__compare_cell(const pl__table *bt, size_t brow, const pl__ta
     if ((st = pl__parse_num(bt, brow, M->col, bs, integral, &b, &bi, err)) ||
         (st = pl__parse_num(ct, crow, M->col, cs, integral, &c, &ci, err)))
         return st;
+    /* the current file must hold values a run can produce; the baseline only
+     * must not be negative (a high baseline can only fail, never pass) */
+    double hi = M->kind == PL__M_ACC ? 100 : M->kind == PL__M_SPARSITY ? 1 : INFINITY;
+    for (int k = 0; k < 2; k++) {
+        double x = k ? c : b;
+        if (x < 0 || (k && x > hi))
+            return pl_error_set(err, PL_EFORMAT, "%s:%d: column %s: %s is outside [0, %g] (a corrupt or "
+                                "hand-edited file; regenerate it)", k ? ct->path : bt->path,
+                                k ? ct->line[crow] : bt->line[brow], M->col, k ? cs : bs, hi);
+    }
     if (integral) {
         int64_t d = ci - bi;
         if (d == 0)

@@ -647,6 +647,7 @@ void pl_experiment_free(pl_experiment *x)
     free(x->file);
     free(x->name);
     free(x->model);
+    free(x->identity);
     plugin_ref_free(&x->dataset);
     plugin_ref_free(&x->backend);
     plugin_ref_free(&x->prune.criterion);
@@ -1407,21 +1408,31 @@ static int has_prefix(const char *line, const char *prefix)
     return !strncmp(line, prefix, strlen(prefix));
 }
 
-/* FNV-1a-64 over the dump lines that `keep` accepts, as 16 hex digits. */
-static void hash_lines(const char *dump, int (*keep)(const char *), char out[17])
+/* FNV-1a-64 over the dump lines that `keep` accepts, then over the identity
+ * lines that `keep_id` accepts (none when NULL), as 16 hex digits. */
+static void hash_lines2(const char *dump, int (*keep)(const char *), const char *identity,
+                        int (*keep_id)(const char *), char out[17])
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (const char *l = dump; l && *l;) {
-        const char *end = strchr(l, '\n');
-        size_t n = end ? (size_t)(end - l) + 1 : strlen(l);
-        if (keep(l))
-            for (size_t i = 0; i < n; i++) {
-                h ^= (unsigned char)l[i];
-                h *= 0x100000001b3ull;
-            }
-        l += n;
-    }
+    const char *texts[2] = {dump, identity};
+    int (*keeps[2])(const char *) = {keep, keep_id};
+    for (int t = 0; t < 2; t++)
+        for (const char *l = keeps[t] ? texts[t] : NULL; l && *l;) {
+            const char *end = strchr(l, '\n');
+            size_t n = end ? (size_t)(end - l) + 1 : strlen(l);
+            if (keeps[t](l))
+                for (size_t i = 0; i < n; i++) {
+                    h ^= (unsigned char)l[i];
+                    h *= 0x100000001b3ull;
+                }
+            l += n;
+        }
     snprintf(out, 17, "%016" PRIx64, h);
+}
+
+static void hash_lines(const char *dump, int (*keep)(const char *), char out[17])
+{
+    hash_lines2(dump, keep, NULL, NULL, out);
 }
 
 static int run_line(const char *l)
@@ -1436,10 +1447,49 @@ static int baseline_line(const char *l)
            has_prefix(l, "backend.") || has_prefix(l, "train.");
 }
 
+/* With an identity the model's content stands in for its path, so the same
+ * file named two ways is one run. */
+static int run_line_content(const char *l)
+{
+    return run_line(l) && !has_prefix(l, "model:");
+}
+
+static int baseline_line_content(const char *l)
+{
+    return baseline_line(l) && !has_prefix(l, "model:");
+}
+
+/* identity lines in run_id: all but the plugin file hashes */
+static int run_id_line(const char *l)
+{
+    return !has_prefix(l, "file.");
+}
+
+/* identity lines in the baseline key: what training the baseline reads */
+static int baseline_id_line(const char *l)
+{
+    return has_prefix(l, "model.") || has_prefix(l, "dataset.") || has_prefix(l, "plugin.backend:") ||
+           has_prefix(l, "plugin.dataset:") || has_prefix(l, "file.backend:") || has_prefix(l, "file.dataset:");
+}
+
 void pl_experiment_baseline_key(const pl_experiment *x, char out[17])
 {
     char *d = pl_experiment_dump(x);
-    hash_lines(d ? d : "", baseline_line, out);
+    if (x->identity)
+        hash_lines2(d ? d : "", baseline_line_content, x->identity, baseline_id_line, out);
+    else
+        hash_lines(d ? d : "", baseline_line, out);
+    free(d);
+}
+
+void pl_experiment_set_identity(pl_experiment *x, char *identity)
+{
+    free(x->identity);
+    x->identity = identity;
+    char *d = pl_experiment_dump(x);
+    if (d)
+        hash_lines2(d, identity ? run_line_content : run_line, identity, identity ? run_id_line : NULL,
+                    x->run_id);
     free(d);
 }
 
@@ -1505,6 +1555,34 @@ const char *pl_config_sweep_value(const pl_config *cfg, size_t axis, size_t v)
     return cfg->axes[axis].values->items[v]->scalar;
 }
 
+static int cmp_scalar_node(const void *a, const void *b)
+{
+    const pl_node *x = *(const pl_node *const *)a, *y = *(const pl_node *const *)b;
+    int c = strcmp(x->scalar, y->scalar);
+    return c ? c : x->line != y->line ? (x->line < y->line ? -1 : 1) : (x->col > y->col) - (x->col < y->col);
+}
+
+/* A value listed twice makes two identical runs (one run_id): the second
+ * would be reported as "resumed". Sorted, so 100,000 values cost nothing. */
+static pl_status sweep_unique(const char *key, const pl_node *v, pl_error *e)
+{
+    if (v->n < 2)
+        return PL_OK;
+    const pl_node **s = malloc(v->n * sizeof *s);
+    if (!s)
+        return oom(e);
+    for (size_t j = 0; j < v->n; j++)
+        s[j] = v->items[j];
+    qsort(s, v->n, sizeof *s, cmp_scalar_node);
+    pl_status st = PL_OK;
+    for (size_t j = 1; j < v->n && !st; j++)
+        if (!strcmp(s[j - 1]->scalar, s[j]->scalar))
+            st = at_node(e, s[j], "sweep '%.100s' lists '%.60s' again (first at line %d:%d); each value once, or "
+                         "the runs are the same run", key, s[j]->scalar, s[j - 1]->line, s[j - 1]->col);
+    free(s);
+    return st;
+}
+
 static pl_status load_sweep(pl_config *cfg, pl_error *e)
 {
     const pl_node *sw = pl_node_get(cfg->root, "sweep");
@@ -1533,6 +1611,8 @@ static pl_status load_sweep(pl_config *cfg, pl_error *e)
                 return at_node(e, v->items[j], "sweep '%.100s': values must be single values (got %s)", a->key,
                                got(v->items[j], g, sizeof g));
         a->values = v;
+        if ((st = sweep_unique(a->key, v, e)))
+            return st;
     }
     int64_t max_runs;
     if ((st = dec_limits(pl_node_get(cfg->root, "limits"), &max_runs, e)))

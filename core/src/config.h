@@ -206,6 +206,11 @@ typedef struct pl_experiment {
     size_t run_index;           /* 0-based position in the sweep */
     char run_id[17];            /* short hash of the resolved config */
     char *sweep_desc;           /* "prune.criterion=l1 seed=2" or "" */
+    /* what the run reads (identity.c): "key: value" lines for the model's
+     * canonical content, the dataset checksums and each plugin's name,
+     * version ("plugin.*") and file hash ("file.*"); NULL until
+     * pl_experiment_set_identity */
+    char *identity;
 } pl_experiment;
 
 /* ---- loading, overrides and sweeps -------------------------------------- */
@@ -228,6 +233,12 @@ const char *pl_config_sweep_key(const pl_config *cfg, size_t axis, size_t *n_val
 /* Value v of an axis as written (borrowed from cfg); NULL if out of range. */
 const char *pl_config_sweep_value(const pl_config *cfg, size_t axis, size_t v);
 void pl_experiment_free(pl_experiment *x);
+/* Takes ownership of `identity` (see pl_experiment.identity) and recomputes
+ * run_id from the resolved config and every identity line except the
+ * plugin file hashes ("file.*": a rebuild of the same plugin source keeps
+ * run_ids comparable across machines; records remember the hashes and are
+ * not reused when they differ). */
+void pl_experiment_set_identity(pl_experiment *x, char *identity);
 
 /* Canonical text of the resolved experiment (all defaults filled, stable
  * key order); what run_id hashes and what the manifest stores. Caller frees.

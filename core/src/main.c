@@ -8,6 +8,9 @@
 #include "result.h"
 #include "run.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,9 +155,14 @@ static int parse_args(int argc, char **argv, cli *c)
             if (t < 0 || parse_int(val, 1, 256, &c->threads))
                 return usage_error("--threads needs an integer in 1..256, got '%s'", t < 0 ? "" : val);
         } else if ((t = TAKE("--shard")) != 0) {
-            int si, sn;
-            char extra;
-            if (t < 0 || sscanf(val, "%d/%d%c", &si, &sn, &extra) != 2 || sn < 1 || si < 1 || si > sn)
+            /* whole numbers only, range-checked (sscanf's %d overflowed) */
+            int si = 0, sn = 0;
+            char num[32];
+            const char *sl = t < 0 ? NULL : strchr(val, '/');
+            if (!sl || (size_t)(sl - val) >= sizeof num ||
+                (snprintf(num, sizeof num, "%.*s", (int)(sl - val), val), parse_int(num, 1, INT_MAX, &si)) ||
+                parse_int(sl + 1, 1, INT_MAX, &sn) || si > sn || !isdigit((unsigned char)val[0]) ||
+                !isdigit((unsigned char)sl[1]))
                 return usage_error("--shard needs I/N with 1 <= I <= N, got '%s'", t < 0 ? "" : val);
             c->shard_i = si;
             c->shard_n = sn;
@@ -213,7 +221,24 @@ static int fail(const pl_error *e)
     return pl_status_exit_code(e->code);
 }
 
+static int run_command(int argc, char **argv);
+
+/* Output that never arrived is a failure: `validate > /dev/full` or a full
+ * disk must not exit 0 with an empty file. */
 int main(int argc, char **argv)
+{
+    int code = run_command(argc, argv);
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "prunelab: standard output: write error: %s (disk full, or the output closed?); the "
+                "output is incomplete\n", errno ? strerror(errno) : "a write failed");
+        if (code == 0)
+            code = pl_status_exit_code(PL_EIO);
+    }
+    return code;
+}
+
+static int run_command(int argc, char **argv)
 {
     cli c;
     int rc = parse_args(argc, argv, &c);

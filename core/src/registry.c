@@ -1,5 +1,6 @@
 /* registry.c — plugin discovery, validation, parameters and the host API. */
 #include "registry.h"
+#include "identity.h"
 #include "rng.h"
 
 #include <dirent.h>
@@ -22,6 +23,7 @@ struct pl_plugin {
     const pl_plugin_desc *desc;
     char *path;
     pl_plugin *next;
+    char sha256[72]; /* "sha256:<hex>" of the file as loaded (identity) */
 };
 
 struct pl_registry {
@@ -284,7 +286,8 @@ static int search_dirs(const pl_registry *r, char out[][PATH_MAX], int max)
     const char *env = getenv("PRUNELAB_PLUGIN_PATH");
     if (env && *env) {
         const char *p = env;
-        while (*p && n < max) {
+        /* the two bundled folders always keep their place at the end */
+        while (*p && n < max - 2) {
             const char *e = strchr(p, ':');
             size_t len = e ? (size_t)(e - p) : strlen(p);
             if (len > 0 && len < PATH_MAX) {
@@ -396,6 +399,48 @@ static pl_status validate_desc(const pl_plugin_desc *d, const char *path, pl_kin
     return PL_OK;
 }
 
+/* OpenSSH StrictModes for plugins: `abs` (an absolute, resolved path) and
+ * each folder above it up to / must be owned by root or by us, and writable
+ * by no other user or group; a folder with the sticky bit (like /tmp) may
+ * be world-writable, since others cannot replace what they do not own.
+ * `what` names the plugin in the error. */
+static pl_status check_path_modes(const char *what, const char *abs, pl_error *err)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s", abs);
+    uid_t me = geteuid();
+    for (;;) {
+        struct stat st;
+        const char *at = p[0] ? p : "/";
+        if (stat(at, &st) != 0)
+            return pl_error_set(err, PL_EPLUGIN, "%s: cannot check %s: %s (refusing to load it)", what, at,
+                                strerror(errno));
+        if (st.st_uid != 0 && st.st_uid != me)
+            return pl_error_set(err, PL_EPLUGIN,
+                                "%s: refusing a plugin whose path has %s owned by another user (uid %ld) who could "
+                                "replace it; move the plugin or chown the folder",
+                                what, at, (long)st.st_uid);
+        int sticky = S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX);
+        if ((st.st_mode & S_IWOTH) && !sticky)
+            return pl_error_set(err, PL_EPLUGIN,
+                                "%s: refusing a plugin in a world-writable directory %s (anyone could replace "
+                                "it); chmod o-w the directory",
+                                what, at);
+        if ((st.st_mode & S_IWGRP) && !sticky)
+            return pl_error_set(err, PL_EPLUGIN,
+                                "%s: refusing a plugin whose path has %s writable by its group (anyone in it "
+                                "could replace the code); chmod g-w it",
+                                what, at);
+        char *sl = strrchr(p, '/');
+        if (!sl || !p[0] || !strcmp(p, "/"))
+            return PL_OK;
+        if (sl == p)
+            p[1] = 0; /* "/x" -> "/" */
+        else
+            *sl = 0;
+    }
+}
+
 static const pl_plugin *find_loaded(const pl_registry *r, const char *path)
 {
     for (const pl_plugin *p = r->loaded; p; p = p->next)
@@ -425,24 +470,22 @@ static pl_status load_path(pl_registry *r, const char *path, pl_kind expect,
                             "%s: refusing a world-writable plugin file (anyone could replace the "
                             "code); chmod o-w it",
                             real);
-    /* the folder of the file and, when it was reached through a symlink,
-     * the folder of the link: anyone who can write either can swap the code */
-    const char *via[2] = {real, path};
-    for (int v = 0; v < 2; v++) {
-        char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", via[v]);
-        char *sl = strrchr(dir, '/');
+    /* the file and every folder above it and, when it was reached through a
+     * symlink, above the link: anyone who can write one can swap the code */
+    pl_status ps = check_path_modes(real, real, err);
+    if (!ps) {
+        char link_dir[PATH_MAX], resolved[PATH_MAX];
+        snprintf(link_dir, sizeof link_dir, "%s", path);
+        char *sl = strrchr(link_dir, '/');
         if (!sl)
-            snprintf(dir, sizeof dir, ".");
+            snprintf(link_dir, sizeof link_dir, ".");
         else
-            *sl = 0;
-        struct stat ds;
-        if (stat(dir[0] ? dir : "/", &ds) == 0 && (ds.st_mode & S_IWOTH) && !(ds.st_mode & S_ISVTX))
-            return pl_error_set(err, PL_EPLUGIN,
-                                "%s: refusing a plugin in a world-writable directory %s (anyone "
-                                "could replace it); chmod o-w the directory",
-                                via[v], dir[0] ? dir : "/");
+            *sl = sl == link_dir ? (sl[1] = 0, '/') : 0;
+        if (realpath(link_dir, resolved))
+            ps = check_path_modes(path, resolved, err);
     }
+    if (ps)
+        return ps;
     dlerror();
     void *dl = dlopen(real, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
@@ -471,6 +514,14 @@ static pl_status load_path(pl_registry *r, const char *path, pl_kind expect,
     }
     p->dl = dl;
     p->desc = d;
+    /* hashed once per process: part of every run's identity, so a rebuilt
+     * or shadowing plugin never reuses results made by another file */
+    if (pl__file_sha256(real, p->sha256, err)) {
+        free(p->path);
+        free(p);
+        dlclose(dl);
+        return PL_EPLUGIN;
+    }
     p->next = r->loaded;
     r->loaded = p;
     *out = p;
@@ -674,6 +725,8 @@ size_t pl_registry_search_path(const pl_registry *r, char *buf, size_t n)
 
 const pl_plugin_desc *pl_plugin_get_desc(const pl_plugin *p) { return p->desc; }
 const char *pl_plugin_path(const pl_plugin *p) { return p->path; }
+
+const char *pl_plugin_sha256(const pl_plugin *p) { return p->sha256; }
 
 /* ---- parameters ------------------------------------------------------------ */
 

@@ -71,6 +71,8 @@ extern const pl_plugin_desc pl__executor_local_desc;
 
 const pl_plugin_desc *pl_plugin_get_desc(const pl_plugin *p);
 const char *pl_plugin_path(const pl_plugin *p);
+/* "sha256:<64 hex>" of the plugin's file, computed once when it was loaded. */
+const char *pl_plugin_sha256(const pl_plugin *p);
 
 /* Validates `ref`'s parameters against the plugin's spec (file:line:col
  * errors), calls init. */

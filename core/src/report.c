@@ -10,6 +10,7 @@
  * it the report is still complete and a warning says how to get plots.
  */
 #include "result.h"
+#include "manifest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +35,7 @@ static const char pl__results_header[] =
     "target_sparsity,achieved_sparsity,params_before,params_after,nonzero_params_after,"
     "macs_before,macs_after,macs_after_physical,flops_before,flops_after,"
     "acc_baseline,acc_pruned,acc_retrained,acc_final,latency_ms_before,latency_ms_after,"
-    "train_seconds,baseline_seconds,status,sweep\n";
+    "train_seconds,baseline_seconds,status,sweep,prunelab_version,dataset_checksum\n";
 
 static const char pl__layers_header[] =
     "run_id,layer,type,shape_before,shape_after,params_before,params_after,nonzero_after,"
@@ -120,6 +121,12 @@ static void pl__csv_results(pl__buf *b, const pl_run_result *const *runs, size_t
         pl__csv_str(b, r->status);
         pl__buf_add(b, ",", 1);
         pl__csv_str(b, r->sweep);
+        /* appended columns: provenance from the manifest (empty without one) */
+        const char *ver = pl_manifest_get(r, "prunelab_version"), *sum = pl_manifest_get(r, "dataset.train");
+        pl__buf_add(b, ",", 1);
+        pl__csv_str(b, ver ? ver : "");
+        pl__buf_add(b, ",", 1);
+        pl__csv_str(b, sum ? sum : "");
         pl__buf_add(b, "\n", 1);
     }
 }
@@ -643,6 +650,7 @@ static void pl__md_results(pl__buf *b, const pl__layout *L, int plots)
         pl__buf_puts(b, "\n## Plots\n\n![accuracy vs sparsity](acc_vs_sparsity.svg)\n\n"
                         "![accuracy vs MACs](acc_vs_macs.svg)\n");
     pl__buf_puts(b, "\nEvery run: results.csv. Every layer of every run: layers.csv.\n");
+    pl_manifest_md(b, (const pl_run_result *const *)L->runs, L->n);
 }
 
 /* ---- plots ------------------------------------------------------------------ */

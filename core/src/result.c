@@ -9,6 +9,8 @@
  * the JSON type each field needs; errors are "file:line:col: cause".
  */
 #include "result.h"
+#include "manifest.h"
+#include "fileio.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -126,15 +128,24 @@ pl_status pl__read_file(const char *path, char **data, size_t *len, pl_error *er
     *data = NULL;
     if (len)
         *len = 0;
-    FILE *f = fopen(path, "rb");
+    int oe;
+    FILE *f = pl__fopen_regular(path, "the file", &oe, err);
     if (!f)
-        return pl__io_error(err, path, errno);
+        return oe ? pl__io_error(err, path, oe) : err->code;
     pl__buf b = {0};
     char chunk[65536];
     size_t k;
     pl__buf_add(&b, "", 0);
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+    /* bounded like the YAML loader: a file that grows while read (or a
+     * huge one) is refused, not read into all memory */
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= PL__READ_MAX_BYTES)
         pl__buf_add(&b, chunk, k);
+    if (b.len > PL__READ_MAX_BYTES) {
+        fclose(f);
+        pl__buf_free(&b);
+        return pl_error_set(err, PL_EIO, "%s: larger than %d MiB (not a prunelab file; give the right file)",
+                            path, PL__READ_MAX_BYTES >> 20);
+    }
     int failed = ferror(f), e = errno;
     fclose(f);
     if (failed) {
@@ -313,10 +324,11 @@ static const pl__field pl__layer_fields[] = {
 #define PL__N_LAYER_FIELDS (sizeof pl__layer_fields / sizeof pl__layer_fields[0])
 
 /* bits of the "seen" mask beyond the table fields */
+#define PL__SEEN_MANIFEST (UINT64_C(1) << 60)
 #define PL__SEEN_FORMAT (UINT64_C(1) << 61)
 #define PL__SEEN_VERSION (UINT64_C(1) << 62)
 #define PL__SEEN_LAYERS (UINT64_C(1) << 63)
-_Static_assert(PL__N_RUN_FIELDS < 61, "seen mask holds every run field");
+_Static_assert(PL__N_RUN_FIELDS < 60, "seen mask holds every run field");
 _Static_assert(PL__N_LAYER_FIELDS < 61, "seen mask holds every layer field");
 
 void pl_run_result_free(pl_run_result *r)
@@ -326,6 +338,7 @@ void pl_run_result_free(pl_run_result *r)
     free(r->layers);
     r->layers = NULL;
     r->n_layers = 0;
+    pl_manifest_free(r);
 }
 
 /* ---- writer -------------------------------------------------------------- */
@@ -435,7 +448,18 @@ pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err
         }
         pl__buf_puts(&b, "}");
     }
-    pl__buf_puts(&b, r->n_layers ? "\n  ]\n}\n" : "]\n}\n");
+    pl__buf_puts(&b, r->n_layers ? "\n  ]" : "]");
+    if (r->n_manifest) { /* manifest.h */
+        pl__buf_puts(&b, ",\n  \"manifest\": {");
+        for (size_t k = 0; k < r->n_manifest; k++) {
+            pl__buf_puts(&b, k ? ",\n    " : "\n    ");
+            pl__json_string(&b, r->manifest[2 * k], SIZE_MAX);
+            pl__buf_puts(&b, ": ");
+            pl__json_string(&b, r->manifest[2 * k + 1], SIZE_MAX);
+        }
+        pl__buf_puts(&b, "\n  }");
+    }
+    pl__buf_puts(&b, "\n}\n");
 
     pl__buf path = {0};
     pl__buf_printf(&path, "%s/runs", dir);
@@ -873,6 +897,24 @@ static pl_status pl__jp_layers(pl__jp *j, pl_run_result *r)
     }
 }
 
+/* one "key": "string" of a record's manifest (manifest.h) */
+static pl_status pl__manifest_member(pl__jp *j, const char *key, const char *key_at, void *vctx)
+{
+    pl_run_result *r = vctx;
+    if (pl_manifest_get(r, key))
+        return pl__jp_fail_at(j, key_at, "duplicate manifest key \"%s\"", key);
+    if (r->n_manifest >= 256)
+        return pl__jp_fail_at(j, key_at, "more than 256 manifest entries");
+    if (pl__jp_peek(j) != '"')
+        return PL__JP_FAIL(j, "manifest \"%s\" must be a string", key);
+    pl_status st = pl__jp_string(j);
+    if (st)
+        return st;
+    if (pl_manifest_add(r, key, j->str.data))
+        return pl_error_set(j->err, PL_ENOMEM, "%s: out of memory", j->path);
+    return PL_OK;
+}
+
 static pl_status pl__run_member(pl__jp *j, const char *key, const char *key_at, void *vctx)
 {
     pl__run_ctx *c = vctx;
@@ -886,6 +928,8 @@ static pl_status pl__run_member(pl__jp *j, const char *key, const char *key_at, 
         bit = PL__SEEN_VERSION;
     else if (strcmp(key, "layers") == 0)
         bit = PL__SEEN_LAYERS;
+    else if (strcmp(key, "manifest") == 0)
+        bit = PL__SEEN_MANIFEST;
     else
         return pl__jp_fail_at(j, key_at, "unknown key \"%s\"", key);
     if (c->seen & bit)
@@ -896,6 +940,8 @@ static pl_status pl__run_member(pl__jp *j, const char *key, const char *key_at, 
         return pl__jp_field_value(j, &pl__run_fields[i], c->r);
     if (bit == PL__SEEN_LAYERS)
         return pl__jp_layers(j, c->r);
+    if (bit == PL__SEEN_MANIFEST)
+        return pl__jp_object(j, pl__manifest_member, c->r);
 
     const char *at = j->p;
     pl_status st;
@@ -916,6 +962,55 @@ static pl_status pl__run_member(pl__jp *j, const char *key, const char *key_at, 
     if (!integral || strcmp(tok, "1") != 0)
         return pl__jp_fail_at(j, at, "record version %s is not supported (this prunelab reads version %d)",
                               tok, PL__RECORD_VERSION);
+    return PL_OK;
+}
+
+/* Values a run can produce; anything else is a corrupt or hand-edited
+ * record, refused before it reaches a report or a comparison. */
+static pl_status pl__record_check(const char *path, const pl_run_result *r, pl_error *err)
+{
+#define PL__BAD(...)                                                                                         \
+    do {                                                                                                     \
+        char why_[200];                                                                                      \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                                                            \
+        return pl_error_set(err, PL_EFORMAT, "%s: %s (a corrupt or hand-edited record; delete it to run that " \
+                            "run again)", path, why_);                                                       \
+    } while (0)
+    if (!pl__run_id_ok(r->run_id))
+        PL__BAD("run_id \"%.20s\" is not 1-16 characters of [A-Za-z0-9_-]", r->run_id);
+    const struct {
+        const char *name;
+        int64_t v;
+    } counts[] = {{"params_before", r->params_before}, {"params_after", r->params_after},
+                  {"nonzero_params_after", r->nonzero_params_after}, {"macs_before", r->macs_before},
+                  {"macs_after", r->macs_after}, {"macs_after_physical", r->macs_after_physical}};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        if (counts[i].v < 0 || counts[i].v > INT64_MAX / 2) /* flops = 2 x macs must fit */
+            PL__BAD("%s %" PRId64 " is out of range", counts[i].name, counts[i].v);
+    const struct {
+        const char *name;
+        double v, hi;
+    } reals[] = {{"acc_baseline", r->acc_baseline, 100},       {"acc_pruned", r->acc_pruned, 100},
+                 {"acc_retrained", r->acc_retrained, 100},     {"acc_final", r->acc_final, 100},
+                 {"target_sparsity", r->target_sparsity, 1},   {"achieved_sparsity", r->achieved_sparsity, 1},
+                 {"latency_ms_before", r->latency_ms_before, 1e12}, {"latency_ms_after", r->latency_ms_after, 1e12},
+                 {"train_seconds", r->train_seconds, 1e12},    {"baseline_seconds", r->baseline_seconds, 1e12}};
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++)
+        if (!isnan(reals[i].v) && !(reals[i].v >= 0 && reals[i].v <= reals[i].hi))
+            PL__BAD("%s %g is outside [0, %g]", reals[i].name, reals[i].v, reals[i].hi);
+    static const char *const statuses[] = {"ok", "diverged", "missed_target", "failed"};
+    int known = 0;
+    for (size_t i = 0; i < 4; i++)
+        known |= !strcmp(r->status, statuses[i]);
+    if (!known)
+        PL__BAD("status \"%.20s\" is not ok, diverged, missed_target or failed", r->status);
+    for (size_t k = 0; k < r->n_layers; k++) {
+        const pl_layer_result *l = &r->layers[k];
+        if (l->params_before < 0 || l->params_after < 0 || l->nonzero_after < 0 || l->macs_before < 0 ||
+            l->macs_after < 0 || !(l->sparsity >= 0 && l->sparsity <= 1))
+            PL__BAD("layer %.64s has a negative count or a sparsity outside [0, 1]", l->name);
+    }
+#undef PL__BAD
     return PL_OK;
 }
 
@@ -1016,6 +1111,8 @@ pl_status pl_records_load(const char *dir, pl_run_result **out, size_t *n, pl_er
         if ((st = pl_record_read(path.data, &v[count], err)))
             break;
         count++;
+        if ((st = pl__record_check(path.data, &v[count - 1], err)))
+            break;
         if (strlen(v[count - 1].run_id) != len - 5 ||
             strncmp(v[count - 1].run_id, name, len - 5) != 0) {
             st = pl_error_set(err, PL_EFORMAT, "%s: run_id \"%s\" does not match the file name",

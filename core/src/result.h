@@ -52,9 +52,13 @@ typedef struct pl_run_result {
     size_t run_index;         /* position in the sweep (orders the tables) */
     pl_layer_result *layers;
     size_t n_layers;
+    /* the run manifest (manifest.h): n_manifest (key, value) pairs stored as
+     * manifest[2k], manifest[2k+1]; none in records made before it */
+    char **manifest;
+    size_t n_manifest;
 } pl_run_result;
 
-void pl_run_result_free(pl_run_result *r); /* frees layers (not r itself) */
+void pl_run_result_free(pl_run_result *r); /* frees layers and manifest (not r itself) */
 
 /* Records (DIR/runs/<run_id>.json): write atomically (tmp + fsync + rename). */
 pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err);
@@ -62,7 +66,9 @@ pl_status pl_record_read(const char *path, pl_run_result *r, pl_error *err);
 /* All records in DIR/runs, sorted by run_index then run_id. Caller frees
  * each with pl_run_result_free and the array with free(). Files named
  * *.tmp.* (unfinished atomic writes) are ignored; a missing DIR/runs gives
- * zero records; a malformed record is PL_EFORMAT naming the file. */
+ * zero records; a malformed record, or one holding values no run produces
+ * (negative counts, accuracies outside [0, 100], sparsity outside [0, 1],
+ * an unknown status), is PL_EFORMAT naming the file. */
 pl_status pl_records_load(const char *dir, pl_run_result **out, size_t *n, pl_error *err);
 
 /* Writes results.csv, results.md, layers.csv (and plots when gnuplot is
@@ -106,7 +112,9 @@ void pl__buf_puts(pl__buf *b, const char *s);
 void pl__buf_printf(pl__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pl__buf_free(pl__buf *b);
 
-/* Reads a whole file into a NUL-terminated heap copy (caller frees *data). */
+/* Reads a whole regular file (fileio.h) of at most PL__READ_MAX_BYTES into
+ * a NUL-terminated heap copy (caller frees *data); PL_EIO otherwise. */
+#define PL__READ_MAX_BYTES (256 << 20)
 pl_status pl__read_file(const char *path, char **data, size_t *len, pl_error *err);
 
 /* Fills err with "path: strerror(errnum) (hint)" and returns PL_EIO. */

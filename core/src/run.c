@@ -2,9 +2,12 @@
 #include "run.h"
 #include "checkpoint.h"
 #include "claim.h"
+#include "identity.h"
+#include "manifest.h"
 #include "prune.h"
 #include "regularize.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -72,12 +75,15 @@ typedef struct pl_runenv {
     pl_data train, test;
     float *test_x;
     int64_t test_n;
+    int borrowed_data; /* train/test belong to the pl_identity (never closed here) */
 } pl_runenv;
 
 static void runenv_free(pl_runenv *e)
 {
-    pl_data_close(&e->train);
-    pl_data_close(&e->test);
+    if (!e->borrowed_data) {
+        pl_data_close(&e->train);
+        pl_data_close(&e->test);
+    }
     pl_instance_free(e->crit);
     pl_instance_free(e->sched);
     pl_instance_free(e->ds);
@@ -148,7 +154,7 @@ static pl_status check_fit(const pl_experiment *x, const pl_runenv *e, pl_error 
 }
 
 static pl_status runenv_open(pl_registry *reg, const pl_experiment *x, int threads, int open_data,
-                             pl_runenv *e, pl_error *err)
+                             pl_identity *id, pl_runenv *e, pl_error *err)
 {
     memset(e, 0, sizeof *e);
     pl_status s = pl_model_spec_load(x->model, &e->spec, err);
@@ -160,20 +166,23 @@ static pl_status runenv_open(pl_registry *reg, const pl_experiment *x, int threa
     }
     if (!s)
         s = instance_new(reg, PL_KIND_BACKEND, &x->backend, x, threads, &e->be, err);
-    if (!s)
+    /* the splits the identity opened to learn their checksums serve the run */
+    if (!s && open_data && pl_identity_borrow_data(id, x, &e->train, &e->test))
+        e->borrowed_data = 1;
+    if (!s && !e->borrowed_data)
         s = instance_new(reg, PL_KIND_DATASET, &x->dataset, x, threads, &e->ds, err);
     if (!s && x->prune.enabled) {
         s = instance_new(reg, PL_KIND_CRITERION, &x->prune.criterion, x, threads, &e->crit, err);
         if (!s)
             s = instance_new(reg, PL_KIND_SCHEDULE, &x->prune.schedule, x, threads, &e->sched, err);
     }
-    if (!s && open_data) {
+    if (!s && open_data && !e->borrowed_data) {
         s = pl_data_open(e->ds, PL_SPLIT_TRAIN, &e->train, err);
         if (!s)
             s = pl_data_open(e->ds, PL_SPLIT_TEST, &e->test, err);
-        if (!s)
-            s = check_fit(x, e, err);
     }
+    if (!s && open_data)
+        s = check_fit(x, e, err);
     if (s)
         runenv_free(e);
     return s;
@@ -216,6 +225,15 @@ static void layer_shape(const pl_layer *l, char *buf, size_t n)
         snprintf(buf, n, "%dx%d", l->out_c, l->in_c);
     else
         snprintf(buf, n, "%dx%dx%d", l->out_c, l->out_h, l->out_w);
+}
+
+/* Divergence by accuracy (README "Divergence"): after training, test
+ * accuracy no better than 1.1 x chance (100/classes %) means the model
+ * learnt nothing. Only on a test split of at least 100 examples per class:
+ * on a handful of examples chance-level accuracy is sampling noise. */
+static int at_chance(double acc, int classes, int64_t n_test)
+{
+    return classes >= 2 && n_test >= 100 * (int64_t)classes && !isnan(acc) && acc <= 1.1 * 100.0 / classes;
 }
 
 /* ---- baseline ---------------------------------------------------------------------- */
@@ -292,6 +310,12 @@ static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_r
         pl_status s = pl_checkpoint_load(path, &m, &meta, err);
         if (s)
             return s;
+        /* the key says which model it should be; the contents must agree */
+        if ((s = pl_identity_check_checkpoint(path, m, e->spec, err))) {
+            pl_model_free(m);
+            free(meta);
+            return s;
+        }
         const char *bs = meta ? strstr(meta, "baseline_seconds=") : NULL;
         *baseline_seconds = bs ? strtod(bs + 17, NULL) : NAN;
         free(meta);
@@ -401,13 +425,13 @@ static pl_status record_layers(const pl_model *before, const pl_model *after, pl
 
 /* *started is set once setup (model file, plugins, data) succeeded: errors
  * before that are configuration/input errors, after it run failures. */
-static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opts *o,
+static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opts *o, pl_identity *id,
                          pl_run_result *r, int *started, pl_error *err)
 {
     fill_identity(x, o, r);
     *started = 0;
     pl_runenv e;
-    pl_status s = runenv_open(reg, x, o->threads, 1, &e, err);
+    pl_status s = runenv_open(reg, x, o->threads, 1, id, &e, err);
     if (s)
         return s;
     *started = 1;
@@ -423,6 +447,12 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
     if (s)
         goto done;
     say(o, "baseline: test accuracy %.2f%%\n", r->acc_baseline);
+    if (x->train.epochs > 0 && at_chance(r->acc_baseline, base->classes, e.test.info.count)) {
+        s = pl_error_set(err, PL_EDIVERGED, "train diverged: test accuracy %.2f%% is at chance (%.2f%% for %d "
+                         "classes) after training (lower the learning rate)", r->acc_baseline,
+                         100.0 / base->classes, base->classes);
+        goto done;
+    }
     s = preload_test(&e, err);
     if (!s)
         s = pl_measure_latency(base, e.test_x, e.test_n, x->report.latency_runs, &r->latency_ms_before,
@@ -511,6 +541,13 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
             copy_str(r->message, sizeof r->message, miss.msg);
         }
     }
+    if (((x->prune.enabled && x->retrain.epochs > 0) || x->finetune.epochs > 0) &&
+        at_chance(r->acc_final, m->classes, e.test.info.count)) {
+        copy_str(r->status, sizeof r->status, "diverged");
+        snprintf(r->message, sizeof r->message,
+                 "test accuracy %.2f%% is at chance (%.2f%% for %d classes) after retraining (lower the "
+                 "retrain/finetune learning rate)", r->acc_final, 100.0 / m->classes, m->classes);
+    }
     /* the final model beside the records */
     {
         char dir[4400], path[4500];
@@ -519,6 +556,10 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
         s = mkdir_p(dir, err);
         if (!s)
             s = pl_checkpoint_save(path, m, x->run_id, 0, err);
+        if (s) { /* no record follows: leave no orphan norms file either */
+            snprintf(path, sizeof path, "%s/norms/%s.csv", report_dir(x, o), x->run_id);
+            unlink(path);
+        }
     }
 done:
     pl_pruner_free(&pr);
@@ -560,11 +601,80 @@ static void print_row(FILE *f, const pl_run_result *r)
 
 /* ---- the sweep ------------------------------------------------------------------------------ */
 
-static int record_exists(const char *dir, const char *run_id)
+/* The folder a run writes into must be new, empty, or a prunelab report
+ * (its marker file, or a runs/ folder from before markers existed), so a
+ * user's own results.csv is never overwritten. Marks it as a report. */
+#define PL_REPORT_MARKER ".prunelab-report"
+
+/* Names prunelab itself puts in a report folder first: a process that
+ * shares the folder (a shard, an MPI rank) may be creating them right now;
+ * slurm/ holds scripts/slurm-array.sh's logs. */
+static int prunelab_entry(const char *name)
+{
+    static const char *const ours[] = {".", "..", "runs", "claims", "cache", "models", "norms", "slurm"};
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
+        if (!strcmp(name, ours[i]))
+            return 1;
+    return !strncmp(name, PL_REPORT_MARKER, sizeof PL_REPORT_MARKER - 1); /* the marker and its temp file */
+}
+
+static pl_status claim_report_dir(const char *dir, pl_error *err)
 {
     char p[4400];
-    snprintf(p, sizeof p, "%s/runs/%s.json", dir, run_id);
-    return access(p, R_OK) == 0;
+    struct stat st;
+    snprintf(p, sizeof p, "%s/" PL_REPORT_MARKER, dir);
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && access(p, F_OK) != 0) {
+        snprintf(p, sizeof p, "%s/runs", dir);
+        int ours = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+        DIR *d = ours ? NULL : opendir(dir);
+        const struct dirent *de;
+        const char *foreign = NULL;
+        while (d && (de = readdir(d)) && !foreign)
+            if (!prunelab_entry(de->d_name))
+                foreign = de->d_name;
+        pl_status s = foreign ? pl_error_set(err, PL_ECONFIG,
+                                             "%s: the folder holds files prunelab did not write (e.g. %.100s) "
+                                             "and is not a prunelab report (no %s); choose a new or empty folder "
+                                             "with --out or report.dir",
+                                             dir, foreign, PL_REPORT_MARKER)
+                              : PL_OK;
+        if (d)
+            closedir(d);
+        if (s)
+            return s;
+    }
+    pl_status s = mkdir_p(dir, err);
+    if (s)
+        return s;
+    snprintf(p, sizeof p, "%s/" PL_REPORT_MARKER, dir);
+    if (access(p, F_OK) != 0) {
+        static const char text[] = "This folder is a prunelab report (runs/, results.csv, ...).\n";
+        s = pl_write_atomic(p, text, sizeof text - 1, err);
+    }
+    return s;
+}
+
+/* 1 when x's record exists and may be kept: its manifest's identity (which
+ * includes the plugin file hashes that run_id leaves out) equals x's. A
+ * record made by another build of a plugin is run again. A record that
+ * cannot be read is kept here; the report step names what is wrong. */
+static int record_exists(const char *dir, const pl_experiment *x, const pl_run_opts *o)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/runs/%s.json", dir, x->run_id);
+    if (access(p, R_OK) != 0)
+        return 0;
+    pl_run_result old;
+    pl_error e;
+    if (pl_record_read(p, &old, &e))
+        return 1;
+    const char *id = pl_manifest_get(&old, "identity");
+    int keep = !id || !x->identity || !strcmp(id, x->identity);
+    pl_run_result_free(&old);
+    if (!keep)
+        say(o, "run %s: its record was made with other plugin files (rebuilt or shadowed); running it again\n",
+            x->run_id);
+    return keep;
 }
 
 /* The job handed to the executor (plugin.h, pl_executor_job): the runs this
@@ -575,6 +685,7 @@ typedef struct pl_sweep {
     pl_registry *reg;
     const pl_config *cfg;
     const pl_run_opts *o;
+    pl_identity *id;    /* what each run reads (identity.h) */
     size_t n;           /* runs in the whole sweep */
     size_t n_runs;      /* runs to execute here */
     size_t *idx;        /* [n_runs] each one's index in the sweep */
@@ -601,13 +712,26 @@ static void sweep_free(pl_sweep *w)
     free(w->bfirst);
 }
 
+/* Run i of the sweep with its identity (run_id and baseline key from what
+ * it reads). */
+static pl_status sweep_expand(pl_sweep *w, size_t i, pl_experiment **x, pl_error *err)
+{
+    pl_status s = pl_config_expand(w->cfg, i, x, err);
+    if (!s && (s = pl_identity_apply(w->id, *x, err))) {
+        pl_experiment_free(*x);
+        *x = NULL;
+    }
+    return s;
+}
+
 static pl_status sweep_init(pl_sweep *w, pl_registry *reg, const pl_config *cfg, const pl_run_opts *o,
-                            pl_error *err)
+                            pl_identity *id, pl_error *err)
 {
     memset(w, 0, sizeof *w);
     w->reg = reg;
     w->cfg = cfg;
     w->o = o;
+    w->id = id;
     w->plots = 1;
     w->n = pl_config_run_count(cfg);
     size_t n = w->n ? w->n : 1;
@@ -622,14 +746,18 @@ static pl_status sweep_init(pl_sweep *w, pl_registry *reg, const pl_config *cfg,
         if (o->shard_n > 1 && (int)(i % (size_t)o->shard_n) != o->shard_i - 1)
             continue;
         pl_experiment *x;
-        pl_status s = pl_config_expand(cfg, i, &x, err);
+        pl_status s = sweep_expand(w, i, &x, err);
         if (s)
             return s;
         if (!w->dir[0]) {
+            if ((s = claim_report_dir(report_dir(x, o), err))) {
+                pl_experiment_free(x);
+                return s;
+            }
             snprintf(w->dir, sizeof w->dir, "%s", report_dir(x, o));
             w->plots = x->report.plots;
         }
-        if (record_exists(w->dir, x->run_id)) {
+        if (record_exists(w->dir, x, o)) {
             w->skipped++;
             pl_experiment_free(x);
             continue;
@@ -668,7 +796,7 @@ static pl_status sweep_execute_baseline(void *host, size_t b, unsigned flags)
     if (flags & PL_EXEC_QUIET)
         o.quiet = 1;
     pl_experiment *x;
-    pl_status s = pl_config_expand(w->cfg, w->idx[w->bfirst[b]], &x, &w->err);
+    pl_status s = sweep_expand(w, w->idx[w->bfirst[b]], &x, &w->err);
     if (s)
         return s;
     char dir[4096], path[4400];
@@ -679,7 +807,7 @@ static pl_status sweep_execute_baseline(void *host, size_t b, unsigned flags)
         return PL_OK;
     }
     pl_runenv e;
-    s = runenv_open(w->reg, x, o.threads, 1, &e, &w->err);
+    s = runenv_open(w->reg, x, o.threads, 1, w->id, &e, &w->err);
     if (!s) {
         pl_model *m = NULL;
         double secs;
@@ -706,7 +834,7 @@ static pl_status sweep_execute_run(void *host, size_t k, unsigned flags, int *ou
     outcome = outcome ? outcome : &dummy;
     *outcome = PL_RUN_DONE;
     pl_experiment *x;
-    pl_status s = pl_config_expand(w->cfg, i, &x, err);
+    pl_status s = sweep_expand(w, i, &x, err);
     if (s)
         return s;
     const char *dir = w->dir;
@@ -725,7 +853,7 @@ static pl_status sweep_execute_run(void *host, size_t k, unsigned flags, int *ou
     pl_claim claim = {.held = 0};
     double t0 = pl_now(), limit = pl_claim_wait_limit();
     for (int said = 0; !s;) {
-        if (record_exists(dir, x->run_id)) {
+        if (record_exists(dir, x, o)) {
             *outcome = PL_RUN_SKIPPED;
             break;
         }
@@ -734,7 +862,7 @@ static pl_status sweep_execute_run(void *host, size_t k, unsigned flags, int *ou
         if (s)
             break;
         if (got) {
-            if (record_exists(dir, x->run_id)) { /* finished between the check and the claim */
+            if (record_exists(dir, x, o)) { /* finished between the check and the claim */
                 pl_claim_release(&claim);
                 *outcome = PL_RUN_SKIPPED;
             }
@@ -767,7 +895,8 @@ static pl_status sweep_execute_run(void *host, size_t k, unsigned flags, int *ou
     pl_error rerr;
     pl_error_clear(&rerr);
     int started = 0;
-    s = run_one(w->reg, x, o, &r, &started, &rerr);
+    time_t t_start = time(NULL);
+    s = run_one(w->reg, x, o, w->id, &r, &started, &rerr);
     if (started && (s == PL_EDIVERGED || s == PL_EPLUGIN || s == PL_ENOMEM || s == PL_EMISSED ||
                     s == PL_EUNSUPPORTED || s == PL_EINVAL)) {
         /* this run failed on its own (not its configuration or data): its row
@@ -782,6 +911,8 @@ static pl_status sweep_execute_run(void *host, size_t k, unsigned flags, int *ou
     } else if (s) {
         *err = rerr;
     }
+    if (!s)
+        s = pl_manifest_build(&r, w->reg, x, o->threads, t_start, time(NULL), err);
     if (!s)
         s = pl_record_write(dir, &r, err);
     pl_claim_release(&claim); /* after the record's rename: nobody redoes it */
@@ -862,19 +993,30 @@ static pl_status executor_new(pl_registry *reg, const pl_run_opts *o, pl_instanc
     return pl_instance_new_kv(p, NULL, 0, o->threads, out, err);
 }
 
+static pl_status validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_identity *id,
+                                 pl_error *err);
+
 pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opts *o, pl_error *err)
 {
+    pl_identity *id = pl_identity_new(reg);
+    if (!id)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
     /* everything a run needs is checked before the first one trains, so a
      * bad run late in a sweep costs nothing and writes nothing */
-    pl_status s = pl_validate_config(reg, cfg, NULL, err);
-    if (s)
-        return s;
+    pl_status s = validate_config(reg, cfg, NULL, id, err);
     pl_instance *ex = NULL;
-    s = executor_new(reg, o, &ex, err);
-    if (s)
+    if (!s)
+        s = executor_new(reg, o, &ex, err);
+    if (s) {
+        pl_identity_free(id);
         return s;
+    }
+    size_t n_all = pl_config_run_count(cfg);
+    if (o->shard_n > 1 && (size_t)o->shard_i > n_all)
+        say(o, "shard %d/%d has no runs: the sweep expands to %zu run(s); nothing to do\n", o->shard_i, o->shard_n,
+            n_all);
     pl_sweep w;
-    s = sweep_init(&w, reg, cfg, o, err);
+    s = sweep_init(&w, reg, cfg, o, id, err);
     if (!s) {
         pl_executor_job job = {
             .struct_size = sizeof job,
@@ -906,6 +1048,7 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
     }
     sweep_free(&w);
     pl_instance_free(ex);
+    pl_identity_free(id);
     return s;
 }
 
@@ -969,6 +1112,17 @@ static void print_phase(FILE *f, const char *name, const pl_phase_cfg *p)
 
 pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_error *err)
 {
+    pl_identity *id = pl_identity_new(reg);
+    if (!id)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    pl_status s = validate_config(reg, cfg, out, id, err);
+    pl_identity_free(id);
+    return s;
+}
+
+static pl_status validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_identity *id,
+                                 pl_error *err)
+{
     size_t n = pl_config_run_count(cfg);
     for (size_t i = 0; i < n; i++) {
         pl_experiment *x;
@@ -976,13 +1130,16 @@ pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, 
         if (s)
             return s;
         pl_runenv e;
-        s = runenv_open(reg, x, 1, 0, &e, err);
+        s = runenv_open(reg, x, 1, 0, NULL, &e, err);
         pl_model *m = NULL;
         if (!s)
             s = pl_model_new(e.spec, x->seed, &m, err);
         pl_pruner pr = {0};
         if (!s && x->prune.enabled)
             s = pl_pruner_init(&pr, m, &x->prune, e.crit, e.sched, err);
+        /* after the checks above, so their errors come first; opens the data */
+        if (!s)
+            s = pl_identity_apply(id, x, err);
         if (!s && out && (i == 0 || n <= 12)) {
             if (i == 0) {
                 fprintf(out, "experiment %s (%s): %zu run(s)\n", x->name, x->file, n);

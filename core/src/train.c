@@ -252,6 +252,12 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
     double t_phase = pl_now();
     int64_t step = 0;
     train->par = m->be, train->par_state = m->be_state;
+    /* divergence (README "Divergence"): the phase's starting loss is that of
+     * its first batch (before any update), never taken below ln(classes), the
+     * loss of a uniform guess; an epoch whose mean loss exceeds
+     * PL_DIVERGE_FACTOR times it diverged, finite or not */
+    double start_sum = 0, start_loss = 0;
+    int start_n = 0;
     for (int ep = 0; ep < cfg->epochs && s == PL_OK; ep++) {
         char stream[96];
         snprintf(stream, sizeof stream, "shuffle:%s:%d", phase, ep);
@@ -299,6 +305,10 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
             loss_sum += ls;
             correct += c;
             seen += n;
+            if (start_n < PL_DIVERGE_START && ep == 0) {
+                start_sum += ls / n; /* ls sums over the batch */
+                start_loss = fmax(start_sum / ++start_n, log((double)m->classes));
+            }
             s = pl_model_backward(m, x, dl, n, err);
             if (s)
                 break;
@@ -327,6 +337,13 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
             break;
         double secs = pl_now() - t0;
         st->last.loss = loss_sum / (double)seen;
+        if (st->last.loss > PL_DIVERGE_FACTOR * start_loss) {
+            s = pl_error_set(err, PL_EDIVERGED,
+                             "%s diverged: mean loss %.4g at epoch %d is over %g times its starting %.4g (lower the "
+                             "learning rate)",
+                             phase, st->last.loss, ep + 1, PL_DIVERGE_FACTOR, start_loss);
+            break;
+        }
         st->last.acc = 100.0 * (double)correct / (double)seen;
         st->last.seconds = secs;
         st->last.images_per_s = secs > 0 ? (double)seen / secs : 0;
@@ -344,6 +361,13 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
     }
     if (s && mode == PL_PROGRESS_BAR)
         fputc('\n', out);
+    for (int l = 0; l < m->n_layers && !s; l++) { /* a finite loss can hide an overflowed weight */
+        const pl_layer *L = &m->layers[l];
+        for (int64_t i = 0; i < L->nw + L->nb && !s; i++)
+            if (!isfinite(i < L->nw ? L->w[i] : L->b[i - L->nw]))
+                s = pl_error_set(err, PL_EDIVERGED, "%s diverged: layer %s holds a non-finite %s (lower the "
+                                 "learning rate)", phase, L->name, i < L->nw ? "weight" : "bias");
+    }
     st->seconds = pl_now() - t_phase;
     train->par = NULL, train->par_state = NULL;
     pl_regularizer_deinit(&reg);

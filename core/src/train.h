@@ -58,8 +58,15 @@ typedef struct pl_phase_stats {
     double seconds;  /* whole phase */
 } pl_phase_stats;
 
+/* Divergence rule (README "Divergence"): see pl_train_phase. */
+#define PL_DIVERGE_FACTOR 10.0 /* epoch mean loss over this x the starting loss */
+#define PL_DIVERGE_START 1     /* batches whose mean loss is the starting loss: the first
+                                * only, since one step at a huge lr already explodes */
+
 /* Trains `m` (bound to a backend) for cfg->epochs. Returns PL_EDIVERGED on
- * a non-finite loss, PL_EINTR when interrupted. */
+ * a non-finite loss, penalty, weight or bias, or when an epoch's mean loss
+ * exceeds PL_DIVERGE_FACTOR x the phase's starting loss (its first batch's
+ * loss before any update, at least ln(classes)); PL_EINTR when interrupted. */
 pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, uint64_t seed,
                          const char *phase, const pl_train_opts *opts, pl_phase_stats *st,
                          pl_error *err);

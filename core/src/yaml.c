@@ -7,6 +7,7 @@
  * borrows (node->file).
  */
 #include "config.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -443,10 +444,13 @@ pl_status pl_yaml_parse_string(const char *name, const char *text, pl_node **out
 pl_status pl_yaml_parse_file(const char *path, pl_node **out, pl_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
+    int oe;
+    FILE *f = pl__fopen_regular(path, "the file", &oe, err);
+    if (!f && !oe)
+        return err->code;
     if (!f)
-        return pl_error_set(err, errno == ENOENT ? PL_ENOTFOUND : PL_EIO, "%s: cannot open: %s",
-                            path, strerror(errno));
+        return pl_error_set(err, oe == ENOENT ? PL_ENOTFOUND : PL_EIO, "%s: cannot open: %s",
+                            path, strerror(oe));
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     pl_status st = PL_OK;
@@ -480,7 +484,14 @@ pl_status pl_yaml_parse_file(const char *path, pl_node **out, pl_error *err)
     if (st == PL_OK) {
         buf[len] = '\0';
         const char *nul = memchr(buf, '\0', len);
-        if (nul) {
+        const unsigned char *u = (const unsigned char *)buf;
+        if (len >= 2 && ((u[0] == 0xFE && u[1] == 0xFF) || (u[0] == 0xFF && u[1] == 0xFE))) {
+            st = pl_error_set(err, PL_ECONFIG, "%s:1:1: the file is UTF-16 or UTF-32 encoded (byte-order mark); "
+                              "save it as UTF-8", path);
+        } else if (len >= 6 && !memcmp(buf, "\xef\xbb\xbf\xef\xbb\xbf", 6)) {
+            st = pl_error_set(err, PL_ECONFIG, "%s:1:1: the file starts with two UTF-8 byte-order marks; remove "
+                              "them (an editor or a conversion added them)", path);
+        } else if (nul) {
             size_t line = 1, col = 1;
             for (const char *c = buf; c < nul; c++) {
                 if (*c == '\n') {

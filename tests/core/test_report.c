@@ -263,7 +263,9 @@ Test(report, results_csv_contract)
         "target_sparsity,achieved_sparsity,params_before,params_after,nonzero_params_after,"
         "macs_before,macs_after,macs_after_physical,flops_before,flops_after,acc_baseline,"
         "acc_pruned,acc_retrained,acc_final,latency_ms_before,latency_ms_after,train_seconds,"
-        "baseline_seconds,status,sweep\n";
+        "baseline_seconds,status,sweep,"
+        /* appended (issue 14): provenance from the run manifest */
+        "prunelab_version,dataset_checksum\n";
     cr_assert_eq(strncmp(csv, header, strlen(header)), 0, "header differs:\n%.600s", csv);
     /* first row is run_index 0; the dataset cell is RFC 4180 quoted; flops = 2 x macs */
     cr_assert(strstr(csv, "\n0a1b2c3d4e5f6071,compare-criteria,simple_cnn,"

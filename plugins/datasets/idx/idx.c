@@ -10,6 +10,10 @@
  * .gz buffer grows only as real data arrives, so a lying header costs an
  * error message, not an allocation.
  *
+ * The split's checksum (pl_dataset_info.checksum, part of every run's
+ * identity) is SHA-256 over the SHA-256 digests of its images and labels
+ * files; each file's digest is cached beside it (see "checksum cache").
+ *
  * Pixels stay uint8 in memory; read() normalises per batch through a
  * 256-entry table: x = (b/255 - mean)/std. Handles are immutable after
  * open(), so read() on different (or the same) handles is thread-safe.
@@ -19,10 +23,13 @@
 #include "sha256.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -76,8 +83,151 @@ typedef struct idx_src {
     z_stream zs;
     int zs_live, member_done, in_eof;
     idx_sha256 sha;
+    /* checksum cache (see "checksum cache" below) */
+    struct stat sb;       /* the open file, for the cache key */
+    char cached[65];      /* SHA-256 hex from a valid cache entry, else "" */
+    uint32_t cached_crc;  /* the entry's CRC-32 of the same bytes */
+    uint32_t crc;         /* CRC-32 of the bytes read */
+    uint64_t hashed;      /* bytes read from disk */
     unsigned char in[IDX_BUF];
 } idx_src;
+
+/* ---- checksum cache ------------------------------------------------------
+ * SHA-256 of a 47 MB file costs more than reading it (0.1-0.6 s per open),
+ * so each file's digest is kept beside it in ".<file>.prunelab-sha256",
+ * keyed by the file's size, mtime, ctime, inode and device. ctime cannot be
+ * set by a user, and any write, rename-over or chmod changes it, so an
+ * edited file never matches a stale entry. An entry is used only if it is a
+ * regular file (not a link) owned by us or root and writable by no one
+ * else, parses exactly, and — checked after reading — the CRC-32 of the
+ * bytes just read equals the CRC-32 it records: a stale or planted entry is
+ * then recomputed, never trusted. Writing is best effort (tmp + rename);
+ * an unwritable data folder simply has no cache. */
+
+#define IDX_CACHE_MAGIC "prunelab idx checksum cache 1"
+
+static int cache_path(char *out, size_t cap, const char *path)
+{
+    const char *sl = strrchr(path, '/');
+    int n = sl ? snprintf(out, cap, "%.*s/.%s.prunelab-sha256", (int)(sl - path), path, sl + 1)
+               : snprintf(out, cap, ".%s.prunelab-sha256", path);
+    return n > 0 && (size_t)n < cap;
+}
+
+static int cache_key(const struct stat *sb, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "size %lld mtime %lld.%09ld ctime %lld.%09ld ino %llu dev %llu",
+                     (long long)sb->st_size, (long long)sb->st_mtim.tv_sec, (long)sb->st_mtim.tv_nsec,
+                     (long long)sb->st_ctim.tv_sec, (long)sb->st_ctim.tv_nsec, (unsigned long long)sb->st_ino,
+                     (unsigned long long)sb->st_dev);
+    return n > 0 && (size_t)n < cap;
+}
+
+static int is_hex(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static void cache_read(idx_src *s)
+{
+    char cp[4200], key[256], text[512], want[512];
+    s->cached[0] = 0;
+    if (!cache_path(cp, sizeof cp, s->path) || !cache_key(&s->sb, key, sizeof key))
+        return;
+    int fd = open(cp, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat cs;
+    ssize_t n = -1;
+    if (fstat(fd, &cs) == 0 && S_ISREG(cs.st_mode) && (cs.st_uid == geteuid() || cs.st_uid == 0) &&
+        !(cs.st_mode & (S_IWGRP | S_IWOTH)) && cs.st_size < (off_t)sizeof text)
+        n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    text[n] = 0;
+    /* exactly: magic, key, crc32 <8 hex>, sha256 <64 hex>, one line each */
+    int w = snprintf(want, sizeof want, "%s\n%s\ncrc32 ", IDX_CACHE_MAGIC, key);
+    if (w <= 0 || (size_t)w >= sizeof want || strncmp(text, want, (size_t)w) != 0)
+        return;
+    const char *p = text + w;
+    if (strlen(p) != 8 + 1 + 7 + 64 + 1 || !is_hex(p, 8) || strncmp(p + 8, "\nsha256 ", 8) != 0 ||
+        !is_hex(p + 16, 64) || p[80] != '\n')
+        return;
+    s->cached_crc = (uint32_t)strtoul(p, NULL, 16);
+    memcpy(s->cached, p + 16, 64);
+    s->cached[64] = 0;
+}
+
+static void cache_write(const idx_src *s, const char *hex)
+{
+    char cp[4200], tmp[4300], key[256], text[512];
+    if (!cache_path(cp, sizeof cp, s->path) || !cache_key(&s->sb, key, sizeof key))
+        return;
+    int n = snprintf(text, sizeof text, "%s\n%s\ncrc32 %08" PRIx32 "\nsha256 %s\n", IDX_CACHE_MAGIC, key, s->crc,
+                     hex);
+    int t = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cp, (long)getpid());
+    if (n <= 0 || (size_t)n >= sizeof text || t <= 0 || (size_t)t >= sizeof tmp)
+        return;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return; /* a read-only data folder: no cache, no error */
+    int ok = write(fd, text, (size_t)n) == n;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, cp) != 0)
+        unlink(tmp);
+}
+
+/* Hashes a whole file again (a cache entry that failed its CRC check). */
+static int rehash(const char *path, char hex[65])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    idx_sha256 h;
+    idx_sha256_init(&h);
+    unsigned char buf[IDX_BUF];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+        idx_sha256_update(&h, buf, r);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return 0;
+    idx_sha256_hex(&h, hex);
+    return 1;
+}
+
+static void note_read(idx_src *s, const void *p, size_t n)
+{
+    if (!s->cached[0])
+        idx_sha256_update(&s->sha, p, n);
+    s->crc = (uint32_t)crc32(s->crc, p, (uInt)n);
+    s->hashed += n;
+}
+
+/* The file's SHA-256 after every byte was read: from the cache when its
+ * CRC-32 agrees with what was read, else computed (and cached). 0 on a
+ * read error while re-hashing. */
+static int src_digest(idx_src *s, char hex[65])
+{
+    if (s->cached[0]) {
+        if (s->crc == s->cached_crc && s->hashed == (uint64_t)s->sb.st_size) {
+            memcpy(hex, s->cached, 65);
+            return 1;
+        }
+        if (!rehash(s->path, hex))
+            return 0;
+    } else {
+        idx_sha256_hex(&s->sha, hex);
+    }
+    if (s->hashed == (uint64_t)s->sb.st_size)
+        cache_write(s, hex);
+    return 1;
+}
 
 /* ---- reading ----------------------------------------------------------- */
 
@@ -107,6 +257,9 @@ static pl_status src_open(const idx_state *st, const char *name, idx_src *s)
     s->f = NULL;
     s->gz = s->zs_live = s->member_done = s->in_eof = 0;
     s->out_total = 0;
+    s->cached[0] = 0;
+    s->crc = 0;
+    s->hashed = 0;
     idx_sha256_init(&s->sha);
     if (!path_join(raw, sizeof raw, st->dir, name, "") ||
         !path_join(s->path, sizeof s->path, st->dir, name, ".gz")) {
@@ -138,6 +291,8 @@ static pl_status src_open(const idx_state *st, const char *name, idx_src *s)
     if (fstat(fileno(s->f), &sb) != 0)
         return src_fail(st, PL_EIO, s, "cannot stat: %s", strerror(errno));
     s->disk_size = (uint64_t)sb.st_size;
+    s->sb = sb;
+    cache_read(s);
     if (s->disk_size == 0)
         return src_fail(st, PL_EFORMAT, s, "%s; the file is truncated or corrupt — " IDX_FETCH_HINT, "file is empty");
     if (s->gz) {
@@ -169,7 +324,7 @@ static pl_status src_refill(const idx_state *st, idx_src *s)
             return src_fail(st, PL_EIO, s, "read error: %s", strerror(errno));
         s->in_eof = 1;
     }
-    idx_sha256_update(&s->sha, s->in, r);
+    note_read(s, s->in, r);
     s->zs.next_in = s->in;
     s->zs.avail_in = (uInt)r;
     return PL_OK;
@@ -189,7 +344,7 @@ static pl_status src_read(const idx_state *st, idx_src *s, void *buf, size_t n, 
                     return src_fail(st, PL_EIO, s, "read error: %s", strerror(errno));
                 s->in_eof = 1;
             }
-            idx_sha256_update(&s->sha, (unsigned char *)buf + *got, r);
+            note_read(s, (unsigned char *)buf + *got, r);
             *got += r;
         }
         s->out_total += *got;
@@ -589,8 +744,18 @@ static pl_status idx_open(void *state, pl_split split, void **handle, pl_dataset
     info->width = sp->width;
     info->classes = st->classes;
     info->flags = PL_DATASET_CONCURRENT_READ; /* handles are immutable after open */
-    char hex[65];
-    idx_sha256_hex(&img->sha, hex);
+    /* the split is both files: SHA-256 over "<images sha256> <labels sha256>" */
+    char pair[131], hex[65];
+    if (!src_digest(img, pair) || !src_digest(lbl, pair + 65)) {
+        api->set_error(st->ctx, "%s: read error while hashing: %s", img->path, strerror(errno));
+        rc = PL_EIO;
+        goto done;
+    }
+    pair[64] = ' ';
+    idx_sha256 both;
+    idx_sha256_init(&both);
+    idx_sha256_update(&both, pair, 129);
+    idx_sha256_hex(&both, hex);
     snprintf(info->checksum, sizeof info->checksum, "sha256:%s", hex);
 done:
     src_close(img);
