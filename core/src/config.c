@@ -200,8 +200,14 @@ static pl_status unknown_key(pl_error *e, const char *file, int line, int col, c
         snprintf(where, sizeof where, "in %s", path);
     else
         snprintf(where, sizeof where, "at top level");
+    const field *deeper = NULL; /* a key of a section one level down: sparsity -> prune.sparsity */
+    for (const field *f = tbl; !s && !deeper && f->key; f++)
+        if (f->kind == F_MAP && f->sub && field_find(f->sub, key))
+            deeper = f;
     if (s) {
         snprintf(hint, sizeof hint, "did you mean '%s'?", s);
+    } else if (deeper) {
+        snprintf(hint, sizeof hint, "did you mean '%s%s%s.%.100s'?", path, *path ? "." : "", deeper->key, key);
     } else {
         size_t k = (size_t)snprintf(hint, sizeof hint, "valid keys:");
         for (size_t i = 0; i < n && k < sizeof hint; i++)
@@ -401,6 +407,32 @@ static pl_status tree_set(pl_node *root, const keyinfo *ki, pl_node *val, const 
     return PL_OK;
 }
 
+/* `--set key=null`: removes the key (and its whole subtree) so a default or
+ * an exclusive alternative can take over, e.g. --set prune.layers=null
+ * --set prune.sparsity=0.5. A key that is not there is not an error. */
+static void tree_remove(pl_node *root, const keyinfo *ki)
+{
+    pl_node *cur = root;
+    for (size_t i = 0; i < ki->n && cur && cur->type == PL_NODE_MAP; i++) {
+        long idx = map_index(cur, ki->part[i]);
+        if (idx < 0)
+            return;
+        if (i + 1 < ki->n) {
+            cur = cur->items[idx];
+            continue;
+        }
+        pl_node_free(cur->items[idx]);
+        free(cur->keys[idx]);
+        size_t rest = cur->n - (size_t)idx - 1;
+        memmove(&cur->keys[idx], &cur->keys[idx + 1], rest * sizeof *cur->keys);
+        memmove(&cur->items[idx], &cur->items[idx + 1], rest * sizeof *cur->items);
+        memmove(&cur->key_line[idx], &cur->key_line[idx + 1], rest * sizeof *cur->key_line);
+        memmove(&cur->key_col[idx], &cur->key_col[idx + 1], rest * sizeof *cur->key_col);
+        cur->n--;
+        return;
+    }
+}
+
 /* Parses "key=value" and applies it; `label` ("--set key=value") becomes
  * the file name of the nodes it creates. */
 static pl_status apply_set(pl_node *root, const char *set, const char *label, pl_error *e)
@@ -420,7 +452,10 @@ static pl_status apply_set(pl_node *root, const char *set, const char *label, pl
     free(key);
     if (st == PL_OK) {
         pl_node *val = pl_node_new(PL_NODE_SCALAR, label, 0, 0, text);
-        if (!val) {
+        if (val && !quoted && is_null(val) && *text) {
+            pl_node_free(val); /* key=null (or ~): remove the key */
+            tree_remove(root, &ki);
+        } else if (!val) {
             st = oom(e);
         } else {
             val->quoted = quoted;
@@ -437,6 +472,9 @@ static pl_status apply_set(pl_node *root, const char *set, const char *label, pl
 static pl_status need_scalar(const pl_node *n, const char *path, const char *what, pl_error *e)
 {
     char g[96];
+    if (n->type == PL_NODE_SEQ) /* seed: [1, 2] — several values are a sweep */
+        return at_node(e, n, "%s: expected %s (got a list; to run several values, list them under "
+                             "sweep: {%s: [...]})", path, what, path);
     if (n->type != PL_NODE_SCALAR || is_null(n))
         return at_node(e, n, "%s: expected %s (got %s)", path, what, got(n, g, sizeof g));
     return PL_OK;
@@ -976,6 +1014,13 @@ static pl_status dec_layers(xbuild *xb, const pl_node *m, pl_prune_cfg *pr, pl_e
         t->line = v->line;
         t->col = v->col;
         const pl_node *f = pl_node_get(v, "fraction"), *c = pl_node_get(v, "count");
+        if (f || c) { /* blame the value (which may come from a --set) */
+            const pl_node *at_v = f ? f : c;
+            if (!(t->file = xb_file(xb, at_v->file)))
+                return oom(e);
+            t->line = at_v->line;
+            t->col = at_v->col;
+        }
         if (f && c)
             return at_node(e, c, "%s: give fraction or count, not both", p);
         if (!f && !c)
@@ -1046,6 +1091,8 @@ static pl_status dec_prune(xbuild *xb, const pl_node *m, pl_error *e)
     /* ---- end granularity layer ---- */
     if (sp && ly) {
         const pl_node *later = ly->line > sp->line || (ly->line == sp->line && ly->col > sp->col) ? ly : sp;
+        if (sp->line == 0 || ly->line == 0) /* a --set (line 0) comes after the whole file */
+            later = sp->line == 0 ? sp : ly;
         return at_node(e, later,
                        "prune: give either sparsity (one fraction for every prunable layer) or layers "
                        "(per-layer targets), not both");

@@ -208,9 +208,21 @@ pl_status pl__schedule_plan(pl_instance *sched, double requested, int n_layers, 
     return PL_OK;
 }
 
+
+/* "file:line:col" of a prune.layers target, or just "file" when it has no
+ * line (a value given with --set names the --set, never "label:0:0"). */
+static const char *target_where(const pl_layer_target *lt, char *buf, size_t cap)
+{
+    if (lt->line > 0)
+        snprintf(buf, cap, "%s:%d:%d", lt->file, lt->line, lt->col);
+    else
+        snprintf(buf, cap, "%s", lt->file);
+    return buf;
+}
 pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_instance *crit,
                          pl_instance *sched, pl_error *err)
 {
+    char wb[600]; /* target_where */
     memset(p, 0, sizeof *p);
     p->m = m;
     p->gran = cfg->granularity;
@@ -249,15 +261,15 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                         used += (size_t)w;
                 }
             return pl_error_set(err, PL_ECONFIG,
-                                "%s:%d:%d: prune.layers names '%s', which model %s does not have "
+                                "%s: prune.layers names '%s', which model %s does not have "
                                 "(layers prunable at %s granularity: %s)",
-                                lt->file, lt->line, lt->col, lt->layer, m->name,
+                                target_where(lt, wb, sizeof wb), lt->layer, m->name,
                                 pl_granularity_name(p->gran), used ? names : "none");
         }
         if (!pl_model_is_prunable(m, i) || !layer_fits(&m->layers[i], p->gran))
             return pl_error_set(err, PL_ECONFIG,
-                                "%s:%d:%d: layer '%s' (%s) cannot be pruned at %s granularity%s",
-                                lt->file, lt->line, lt->col, lt->layer,
+                                "%s: layer '%s' (%s) cannot be pruned at %s granularity%s",
+                                target_where(lt, wb, sizeof wb), lt->layer,
                                 pl_layer_type_name(m->layers[i].type), pl_granularity_name(p->gran),
                                 i == pl_model_output_layer(m) ? " (it is the output layer)" : "");
     }
@@ -290,9 +302,9 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                 remove = lt->count;
                 if (remove >= units)
                     return pl_error_set(err, PL_ECONFIG,
-                                        "%s:%d:%d: count %lld would remove every unit of layer "
+                                        "%s: count %lld would remove every unit of layer "
                                         "'%s' (it has %lld); at least one must stay",
-                                        lt->file, lt->line, lt->col, (long long)remove, l->name,
+                                        target_where(lt, wb, sizeof wb), (long long)remove, l->name,
                                         (long long)units);
             } else {
                 remove = round_half_up(lt->fraction * (double)units);

@@ -77,6 +77,11 @@ pl_status pl_report_write(const char *dir, const pl_run_result *runs, size_t n, 
  * (PL_EFORMAT), or the tolerance string is bad (PL_ECONFIG). */
 pl_status pl_compare_files(const char *baseline_csv, const char *current_csv,
                            const char *tolerance, FILE *out, int *regressed, pl_error *err);
+/* The same; only_common != 0 compares only the run_ids present in both
+ * files (a shard against a full baseline) and counts the others as skipped. */
+pl_status pl_compare_files_ex(const char *baseline_csv, const char *current_csv,
+                              const char *tolerance, int only_common, FILE *out, int *regressed,
+                              pl_error *err);
 
 /* Atomic file write helper used by every report file: writes `len` bytes to
  * path.tmp.<pid>, fsyncs, renames over path. */

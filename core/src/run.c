@@ -676,16 +676,29 @@ static void print_phase(FILE *f, const char *name, const pl_phase_cfg *p)
     fputc('\n', f);
 }
 
+/* validate: the dataset reference as one string, so its data is opened
+ * (paths exist, shapes fit) once per distinct dataset of a sweep */
+static void dataset_key(const pl_plugin_ref *r, char *buf, size_t cap)
+{
+    size_t k = (size_t)snprintf(buf, cap, "%s", r->plugin);
+    for (size_t i = 0; i < r->n_params && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "\n%s=%s", r->params[i].key, r->params[i].value);
+}
+
 pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_error *err)
 {
     size_t n = pl_config_run_count(cfg);
+    char last_ds[2048] = "", ds[2048];
     for (size_t i = 0; i < n; i++) {
         pl_experiment *x;
         pl_status s = pl_config_expand(cfg, i, &x, err);
         if (s)
             return s;
         pl_runenv e;
-        s = runenv_open(reg, x, 1, 0, &e, err);
+        dataset_key(&x->dataset, ds, sizeof ds);
+        int open_data = i == 0 || strcmp(ds, last_ds) != 0;
+        snprintf(last_ds, sizeof last_ds, "%s", ds);
+        s = runenv_open(reg, x, 1, open_data, &e, err);
         pl_model *m = NULL;
         if (!s)
             s = pl_model_new(e.spec, x->seed, &m, err);
