@@ -338,6 +338,8 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
 
 void pl_pruner_free(pl_pruner *p)
 {
+    for (int k = 0; p->t && k < p->n; k++)
+        free(p->t[k].orig);
     free(p->t);
     p->t = NULL;
 }
@@ -510,9 +512,20 @@ static pl_status apply(pl_pruner *p, int k, const uint8_t *drop, pl_error *err)
     uint8_t *keep = malloc((size_t)l->out_c);
     if (!keep)
         return pl_error_set(err, PL_ENOMEM, "out of memory");
+    if (!p->t[k].orig) { /* the record lists the original indices each layer kept */
+        if (!(p->t[k].orig = malloc((size_t)l->out_c * sizeof *p->t[k].orig))) {
+            free(keep);
+            return pl_error_set(err, PL_ENOMEM, "out of memory");
+        }
+        for (int u = 0; u < l->out_c; u++)
+            p->t[k].orig[u] = u;
+    }
+    int nk = 0;
     for (int u = 0; u < l->out_c; u++) {
         keep[u] = !drop[u];
         n += drop[u] != 0;
+        if (keep[u])
+            p->t[k].orig[nk++] = p->t[k].orig[u];
     }
     pl_status s = pl_model_remove_units(p->m, p->t[k].layer, keep, err);
     free(keep);
@@ -682,4 +695,14 @@ pl_status pl_pruner_check(const pl_pruner *p, pl_error *err)
                                 (long long)t->units, (long long)t->remove);
     }
     return PL_OK;
+}
+
+const int *pl_pruner_kept(const pl_pruner *p, int layer, int *n)
+{
+    for (int k = 0; p->t && k < p->n; k++)
+        if (p->t[k].layer == layer && p->t[k].orig) {
+            *n = p->m->layers[layer].out_c;
+            return p->t[k].orig;
+        }
+    return NULL;
 }

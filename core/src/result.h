@@ -28,7 +28,21 @@ typedef struct pl_layer_result {
     int64_t nonzero_after;
     int64_t macs_before, macs_after; /* macs_after effective */
     double sparsity;          /* achieved, per the granularity's definition */
+    char *kept;               /* conv/linear: original indices of the output units kept,
+                               * as ranges "0-3,5,7-9" (heap; NULL = not recorded) */
 } pl_layer_result;
+
+/* One row of a run's history (history.c): an epoch of a training phase, or
+ * a prune step. Accuracies are test-set/training-set percentages; NaN = not
+ * measured (a prune row has no training loss). */
+typedef struct pl_history_row {
+    char phase[16];           /* train | prune | retrain | finetune */
+    int64_t step;             /* prune step (1-based); 0 before pruning */
+    int64_t epoch;            /* 1-based epoch of the phase; 0 for a prune row */
+    double sparsity;          /* achieved sparsity at that point (0 before pruning) */
+    double loss, train_acc;   /* mean training loss and accuracy over the epoch */
+    double test_loss, test_acc;
+} pl_history_row;
 
 typedef struct pl_run_result {
     char run_id[17];
@@ -52,9 +66,11 @@ typedef struct pl_run_result {
     size_t run_index;         /* position in the sweep (orders the tables) */
     pl_layer_result *layers;
     size_t n_layers;
+    pl_history_row *history;  /* every epoch and prune step, in order (heap) */
+    size_t n_history;
 } pl_run_result;
 
-void pl_run_result_free(pl_run_result *r); /* frees layers (not r itself) */
+void pl_run_result_free(pl_run_result *r); /* frees layers and history (not r itself) */
 
 /* Records (DIR/runs/<run_id>.json): write atomically (tmp + fsync + rename). */
 pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err);

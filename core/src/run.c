@@ -1,6 +1,7 @@
 /* run.c — the experiment loop: baseline, prune, retrain, fine-tune, report. */
 #include "run.h"
 #include "checkpoint.h"
+#include "history.h"
 #include "prune.h"
 #include "regularize.h"
 
@@ -219,7 +220,8 @@ static void layer_shape(const pl_layer *l, char *buf, size_t n)
 /* ---- baseline ---------------------------------------------------------------------- */
 
 static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_runenv *e,
-                              pl_model **out, double *baseline_seconds, pl_error *err)
+                              pl_model **out, double *baseline_seconds, pl_run_result *hist,
+                              pl_error *err)
 {
     char dir[4096], path[4400], key[17];
     cache_dir(x, o, dir, sizeof dir);
@@ -233,7 +235,12 @@ static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_r
             return s;
         const char *bs = meta ? strstr(meta, "baseline_seconds=") : NULL;
         *baseline_seconds = bs ? strtod(bs + 17, NULL) : NAN;
+        s = pl__history_meta_decode(meta, hist, err); /* the baseline's epochs */
         free(meta);
+        if (s) {
+            pl_model_free(m);
+            return s;
+        }
         say(o, "baseline: reusing %s\n", path);
         *out = m;
         return PL_OK;
@@ -244,19 +251,23 @@ static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_r
         return s;
     pl_model_bind(m, pl_instance_ops(e->be), pl_instance_state(e->be));
     pl_phase_stats ps;
+    pl__history_ctx hc = {.r = hist, .m = m, .test = &e->test};
     pl_train_opts to = {.progress = o->quiet ? PL_PROGRESS_NONE : o->progress, .out = o->out,
-                        .interrupted = o->interrupted};
+                        .interrupted = o->interrupted, .on_epoch = pl__history_on_epoch,
+                        .on_epoch_ud = &hc};
     s = pl_train_phase(m, &e->train, &x->train, x->seed, "train", &to, &ps, err);
     if (s) {
         pl_model_free(m);
         return s;
     }
     *baseline_seconds = ps.seconds;
-    char meta[256];
-    snprintf(meta, sizeof meta, "key=%s\nbaseline_seconds=%.17g\n", key, ps.seconds);
-    s = mkdir_p(dir, err);
+    pl__buf meta = {0};
+    pl__buf_printf(&meta, "key=%s\nbaseline_seconds=%.17g\n", key, ps.seconds);
+    pl__history_meta_encode(&meta, hist);
+    s = meta.failed ? pl_error_set(err, PL_ENOMEM, "out of memory") : mkdir_p(dir, err);
     if (!s)
-        s = pl_checkpoint_save(path, m, meta, 0, err);
+        s = pl_checkpoint_save(path, m, meta.data, 0, err);
+    pl__buf_free(&meta);
     if (s) {
         pl_model_free(m);
         return s;
@@ -350,7 +361,7 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
     pl_pruner pr = {0};
     pl_train_opts to = {.progress = o->quiet ? PL_PROGRESS_NONE : o->progress, .out = o->out,
                         .interrupted = o->interrupted};
-    s = get_baseline(x, o, &e, &base, &r->baseline_seconds, err);
+    s = get_baseline(x, o, &e, &base, &r->baseline_seconds, r, err);
     if (s)
         goto done;
     pl_model_bind(base, pl_instance_ops(e.be), pl_instance_state(e.be));
@@ -372,6 +383,9 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
     if (s)
         goto done;
     pl_model_bind(m, pl_instance_ops(e.be), pl_instance_state(e.be));
+    pl__history_ctx hc = {.r = r, .m = m, .test = &e.test};
+    to.on_epoch = pl__history_on_epoch;
+    to.on_epoch_ud = &hc;
     double t_train = pl_now();
     if (x->prune.enabled) {
         s = pl_pruner_init(&pr, m, &x->prune, e.crit, e.sched, err);
@@ -381,17 +395,17 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
             s = pl_pruner_step(&pr, step, &e.train, x->train.batch_size, x->seed, err);
             if (s)
                 break;
-            double tgt, ach;
+            double tgt, ach, acc;
             pl_pruner_sparsity(&pr, &tgt, &ach);
-            if (step == pr.plan.n_steps - 1) {
-                s = pl_evaluate(m, &e.test, 1000, &r->acc_pruned, NULL, err);
-                if (s)
-                    break;
-                say(o, "prune step %d/%d: sparsity %.4f, test accuracy %.2f%% before retraining\n",
-                    step + 1, pr.plan.n_steps, ach, r->acc_pruned);
-            } else {
-                say(o, "prune step %d/%d: sparsity %.4f\n", step + 1, pr.plan.n_steps, ach);
-            }
+            hc.step = step + 1; /* history: every step gets a test accuracy */
+            hc.sparsity = ach;
+            s = pl__history_prune_step(&hc, &acc, err);
+            if (s)
+                break;
+            if (step == pr.plan.n_steps - 1)
+                r->acc_pruned = acc;
+            say(o, "prune step %d/%d: sparsity %.4f, test accuracy %.2f%% before retraining\n",
+                step + 1, pr.plan.n_steps, ach, acc);
             char phase[32];
             snprintf(phase, sizeof phase, "retrain%d", step + 1);
             pl_phase_stats ps;
@@ -430,6 +444,8 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
         s = pl_error_set(err, PL_ENOMEM, "out of memory");
         goto done;
     }
+    if ((s = pl__history_record_kept(r, m, &pr, err)))
+        goto done;
     /* regularize: filter-norm distribution of baseline and final model (DIR/norms/) */
     s = pl_norms_write_run(report_dir(x, o), x->run_id, base, m, &x->train.reg,
                            !o->quiet && (x->train.reg.type || x->retrain.reg.type || x->finetune.reg.type)
@@ -489,7 +505,7 @@ static void print_row(FILE *f, const pl_run_result *r)
     fprintf(f, "| %s | %s | %s | %s | %.4f | %.4f | %lld → %lld | %lld → %lld | %s | %s | %s | %.2f → %.2f | %s |\n",
             r->run_id, r->criterion[0] ? r->criterion : "-", r->schedule[0] ? r->schedule : "-",
             r->granularity[0] ? r->granularity : "-", r->target_sparsity, r->achieved_sparsity,
-            (long long)r->params_before, (long long)r->params_after, (long long)r->macs_before,
+            (long long)r->params_before, (long long)r->nonzero_params_after, (long long)r->macs_before,
             (long long)r->macs_after, a, b, c, r->latency_ms_before, r->latency_ms_after, r->status);
 }
 
@@ -698,13 +714,17 @@ pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, 
         dataset_key(&x->dataset, ds, sizeof ds);
         int open_data = i == 0 || strcmp(ds, last_ds) != 0;
         snprintf(last_ds, sizeof last_ds, "%s", ds);
-        s = runenv_open(reg, x, 1, open_data, &e, err);
+        s = runenv_open(reg, x, 1, 0, &e, err);
         pl_model *m = NULL;
         if (!s)
             s = pl_model_new(e.spec, x->seed, &m, err);
         pl_pruner pr = {0};
         if (!s && x->prune.enabled)
             s = pl_pruner_init(&pr, m, &x->prune, e.crit, e.sched, err);
+        /* the data after the model: the dataset must exist and fit it */
+        if (!s && open_data && !(s = pl_data_open(e.ds, PL_SPLIT_TRAIN, &e.train, err)) &&
+            !(s = pl_data_open(e.ds, PL_SPLIT_TEST, &e.test, err)))
+            s = check_fit(x, &e, err);
         if (!s && out && (i == 0 || n <= 12)) {
             if (i == 0) {
                 fprintf(out, "experiment %s (%s): %zu run(s)\n", x->name, x->file, n);
