@@ -29,6 +29,7 @@
 #define PL__PM "\xc2\xb1"        /* ± */
 #define PL__TIMES "\xc3\x97"     /* × */
 #define PL__ARROW "\xe2\x86\x92" /* → */
+#define PL__DELTA "\xce\x94"     /* Δ */
 
 static const char pl__results_header[] =
     "run_id,experiment,model,dataset,backend,seed,criterion,schedule,granularity,"
@@ -303,20 +304,6 @@ static double pl__shown(double v, int decimals)
     return strtod(t, NULL);
 }
 
-static void pl__md_stat(pl__buf *b, pl__stat s, size_t group_n, int decimals)
-{
-    if (!s.n) {
-        pl__buf_puts(b, PL__DASH);
-        return;
-    }
-    if (s.n > 1)
-        pl__buf_printf(b, "%.*f " PL__PM " %.*f", decimals, s.mean, decimals, s.sd);
-    else
-        pl__buf_printf(b, "%.*f", decimals, s.mean);
-    if (s.n < group_n)
-        pl__buf_printf(b, " (n=%zu)", s.n);
-}
-
 static void pl__bold_open(pl__buf *b, int bold)
 {
     if (bold)
@@ -473,26 +460,414 @@ static void pl__md_distinct(pl__buf *b, const pl__layout *L, size_t off, size_t 
     }
 }
 
-static void pl__md_row_start(pl__buf *b, const pl__layout *L, const pl_run_result *key,
-                             const char *criterion, const char *schedule, const char *gran,
-                             const char *sweep)
+/* ---- the paper table (results.md and results.tex) ----------------------------
+ *
+ * One row per dense model and per pruned configuration, the same cells in
+ * Markdown and in LaTeX (booktabs). Compression ratio and theoretical
+ * speed-up follow Blalock et al. 2020 ("What is the state of neural network
+ * pruning?"): original parameters / remaining (nonzero) parameters, and
+ * original multiply-accumulates / remaining ones; they are the params and
+ * MACs reduction ratios. Δacc is acc_final − acc_baseline of each run (the
+ * same seed's baseline), averaged over the seeds. A value is bold only when
+ * it beats the runner-up configuration of its model by more than the seed
+ * spread (the larger of the two standard deviations), so a bold cell is a
+ * difference the seeds support. */
+
+typedef struct pl__cell {
+    pl__buf md, tex;
+    int bold;
+} pl__cell;
+
+enum { PL__C_MAX = 20 };
+
+typedef struct pl__table {
+    size_t n_cols, n_rows, cap;
+    const char *md_head[PL__C_MAX], *tex_head[PL__C_MAX];
+    char align[PL__C_MAX]; /* 'l' or 'r' */
+    pl__cell *cells;       /* n_rows x n_cols */
+    size_t *section_end;   /* rows after which a section ends (tex \midrule) */
+    int failed;
+} pl__table;
+
+static pl__cell *pl__tcell(pl__table *T, size_t row, size_t col) { return &T->cells[row * T->n_cols + col]; }
+
+static void pl__tex_text(pl__buf *b, const char *s)
 {
-    pl__buf_puts(b, "| ");
-    pl__md_text(b, key->model);
-    if (L->dataset_col) {
-        pl__buf_puts(b, " | ");
-        pl__md_text(b, key->dataset);
+    if (!*s) {
+        pl__buf_puts(b, "---");
+        return;
     }
-    pl__buf_puts(b, " | ");
-    pl__md_text(b, criterion);
-    pl__buf_puts(b, " | ");
-    pl__md_text(b, schedule);
-    pl__buf_puts(b, " | ");
-    pl__md_text(b, gran);
-    if (L->sweep_col) {
-        pl__buf_puts(b, " | ");
-        pl__md_text(b, sweep);
+    for (const char *p = s; *p; p++) {
+        if (strchr("&%$#_{}", *p))
+            pl__buf_printf(b, "\\%c", *p);
+        else if (*p == '~')
+            pl__buf_puts(b, "\\textasciitilde{}");
+        else if (*p == '^')
+            pl__buf_puts(b, "\\textasciicircum{}");
+        else if (*p == '\\')
+            pl__buf_puts(b, "\\textbackslash{}");
+        else if (*p == '\n' || *p == '\r')
+            pl__buf_add(b, " ", 1);
+        else
+            pl__buf_add(b, p, 1);
     }
+}
+
+static void pl__c_text(pl__cell *c, const char *s)
+{
+    pl__md_text(&c->md, s);
+    pl__tex_text(&c->tex, s);
+}
+
+static void pl__c_dash(pl__cell *c)
+{
+    pl__buf_puts(&c->md, PL__DASH);
+    pl__buf_puts(&c->tex, "---");
+}
+
+static void pl__c_count(pl__cell *c, double v)
+{
+    pl__md_count(&c->md, v);
+    pl__buf tmp = {0};
+    pl__md_count(&tmp, v);
+    for (size_t i = 0; !tmp.failed && i < tmp.len; i++) {
+        if (tmp.data[i] == ',')
+            pl__buf_puts(&c->tex, "{,}");
+        else if (!strncmp(tmp.data + i, PL__DASH, 3)) {
+            pl__buf_puts(&c->tex, "---");
+            i += 2;
+        } else
+            pl__buf_add(&c->tex, &tmp.data[i], 1);
+    }
+    pl__buf_free(&tmp);
+}
+
+static void pl__c_num(pl__cell *c, double v, int decimals, const char *suffix_md, const char *suffix_tex)
+{
+    if (isnan(v) || isinf(v)) {
+        pl__c_dash(c);
+        return;
+    }
+    pl__buf_printf(&c->md, "%.*f%s", decimals, v, suffix_md);
+    pl__buf_printf(&c->tex, "%.*f%s", decimals, v, suffix_tex);
+}
+
+static void pl__c_stat(pl__cell *c, pl__stat s, size_t group_n, int decimals, int sign)
+{
+    if (!s.n) {
+        pl__c_dash(c);
+        return;
+    }
+    const char *fmt = sign ? "%+.*f" : "%.*f";
+    pl__buf_printf(&c->md, fmt, decimals, s.mean);
+    pl__buf_puts(&c->tex, "$");
+    pl__buf_printf(&c->tex, fmt, decimals, s.mean);
+    if (s.n > 1) {
+        pl__buf_printf(&c->md, " " PL__PM " %.*f", decimals, s.sd);
+        pl__buf_printf(&c->tex, " \\pm %.*f", decimals, s.sd);
+    }
+    pl__buf_puts(&c->tex, "$");
+    if (s.n < group_n) {
+        pl__buf_printf(&c->md, " (n=%zu)", s.n);
+        pl__buf_printf(&c->tex, " (n=%zu)", s.n);
+    }
+}
+
+/* "configs/models/simple_cnn.yaml" -> "simple_cnn" */
+static void pl__model_short(const char *model, char *out, size_t cap)
+{
+    const char *base = strrchr(model, '/');
+    base = base ? base + 1 : model;
+    size_t n = strlen(base);
+    if (n > 5 && !strcmp(base + n - 5, ".yaml"))
+        n -= 5;
+    else if (n > 4 && !strcmp(base + n - 4, ".yml"))
+        n -= 4;
+    snprintf(out, cap, "%.*s", (int)n, base);
+}
+
+typedef double (*pl__run_fn)(const pl_run_result *r);
+static double pl__f_compression(const pl_run_result *r)
+{
+    return r->nonzero_params_after > 0 ? (double)r->params_before / (double)r->nonzero_params_after : NAN;
+}
+static double pl__f_speedup(const pl_run_result *r)
+{
+    return r->macs_after > 0 ? (double)r->macs_before / (double)r->macs_after : NAN;
+}
+static double pl__f_delta(const pl_run_result *r) { return r->acc_final - r->acc_baseline; }
+
+/* mean and sample std of fn over the runs of group g */
+static pl__stat pl__stat_fn(const pl__layout *L, int g, pl__run_fn fn)
+{
+    pl__stat s = {NAN, NAN, 0};
+    double sum = 0, ss = 0;
+    for (size_t i = 0; i < L->n; i++) {
+        double v = L->group[i] == g ? fn(L->runs[i]) : NAN;
+        if (!isnan(v)) {
+            sum += v;
+            s.n++;
+        }
+    }
+    if (!s.n)
+        return s;
+    s.mean = sum / (double)s.n;
+    for (size_t i = 0; i < L->n; i++) {
+        double v = L->group[i] == g ? fn(L->runs[i]) : NAN;
+        if (!isnan(v))
+            ss += (v - s.mean) * (v - s.mean);
+    }
+    s.sd = s.n > 1 ? sqrt(ss / (double)(s.n - 1)) : NAN;
+    return s;
+}
+
+/* Marks the best of stats[0..n) (higher or lower is better) when it beats
+ * the runner-up by more than the larger standard deviation; values are
+ * compared as displayed (`decimals`). */
+static void pl__mark_best(const pl__stat *st, size_t n, int higher, int decimals, int *bold)
+{
+    size_t best = SIZE_MAX, second = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        bold[i] = 0;
+        if (!st[i].n || isnan(st[i].mean))
+            continue;
+        double v = pl__shown(st[i].mean, decimals);
+        if (best == SIZE_MAX || (higher ? v > pl__shown(st[best].mean, decimals)
+                                        : v < pl__shown(st[best].mean, decimals))) {
+            second = best;
+            best = i;
+        } else if (second == SIZE_MAX || (higher ? v > pl__shown(st[second].mean, decimals)
+                                                 : v < pl__shown(st[second].mean, decimals))) {
+            second = i;
+        }
+    }
+    if (best == SIZE_MAX || second == SIZE_MAX)
+        return;
+    double gap = fabs(pl__shown(st[best].mean, decimals) - pl__shown(st[second].mean, decimals));
+    double sb = st[best].n > 1 && !isnan(st[best].sd) ? st[best].sd : 0;
+    double s2 = st[second].n > 1 && !isnan(st[second].sd) ? st[second].sd : 0;
+    if (gap > (sb > s2 ? sb : s2) && gap > 0)
+        bold[best] = 1;
+}
+
+static void pl__table_free(pl__table *T)
+{
+    for (size_t i = 0; T->cells && i < T->n_rows * T->n_cols; i++) {
+        pl__buf_free(&T->cells[i].md);
+        pl__buf_free(&T->cells[i].tex);
+    }
+    free(T->cells);
+    free(T->section_end);
+}
+
+static pl__cell *pl__table_row(pl__table *T)
+{
+    if (T->n_rows == T->cap) {
+        size_t ncap = T->cap ? T->cap * 2 : 16;
+        pl__cell *nc = realloc(T->cells, ncap * T->n_cols * sizeof *nc);
+        if (!nc) {
+            T->failed = 1;
+            return NULL;
+        }
+        memset(nc + T->cap * T->n_cols, 0, (ncap - T->cap) * T->n_cols * sizeof *nc);
+        T->cells = nc;
+        T->cap = ncap;
+    }
+    return pl__tcell(T, T->n_rows++, 0);
+}
+
+static void pl__col(pl__table *T, const char *md, const char *tex, char align)
+{
+    T->md_head[T->n_cols] = md;
+    T->tex_head[T->n_cols] = tex;
+    T->align[T->n_cols++] = align;
+}
+
+/* Fills T with the table of L (ok runs only). */
+static void pl__table_build(pl__table *T, const pl__layout *L)
+{
+    memset(T, 0, sizeof *T);
+    pl__col(T, "model", "Model", 'l');
+    if (L->dataset_col)
+        pl__col(T, "dataset", "Dataset", 'l');
+    pl__col(T, "criterion", "Criterion", 'l');
+    pl__col(T, "schedule", "Schedule", 'l');
+    pl__col(T, "granularity", "Gran.", 'l');
+    if (L->sweep_col)
+        pl__col(T, "sweep", "Sweep", 'l');
+    size_t c_num = T->n_cols;
+    pl__col(T, "target", "Target", 'r');
+    pl__col(T, "achieved", "Achieved", 'r');
+    pl__col(T, "params", "Params", 'r');
+    pl__col(T, "compression", "Compr.", 'r');
+    pl__col(T, "MACs", "MACs", 'r');
+    pl__col(T, "speed-up", "Speed-up", 'r');
+    pl__col(T, "acc baseline", "Acc.\\ base", 'r');
+    pl__col(T, "acc pruned", "Acc.\\ pruned", 'r');
+    pl__col(T, "acc final", "Acc.\\ final", 'r');
+    pl__col(T, PL__DELTA "acc", "$\\Delta$Acc.", 'r');
+    pl__col(T, "latency ms before " PL__ARROW " after", "Latency (ms)", 'r');
+    pl__col(T, "seeds (n)", "$n$", 'r');
+    T->section_end = calloc(L->n_sections + 1, sizeof *T->section_end);
+    int *bold = malloc(5 * (L->n_groups ? L->n_groups : 1) * sizeof *bold);
+    pl__stat *st = malloc(5 * (L->n_groups ? L->n_groups : 1) * sizeof *st);
+    if (!T->section_end || !bold || !st) {
+        T->failed = 1;
+        free(bold);
+        free(st);
+        return;
+    }
+    char model[256];
+    for (size_t s = 0; s < L->n_sections; s++) {
+        const pl__section *S = &L->sections[s];
+        pl__model_short(S->key->model, model, sizeof model);
+        pl__cell *c = pl__table_row(T);
+        if (!c)
+            break;
+        size_t k = 0;
+        pl__c_text(&c[k++], model);
+        if (L->dataset_col)
+            pl__c_text(&c[k++], S->key->dataset);
+        pl__c_text(&c[k++], "dense baseline");
+        pl__c_dash(&c[k++]);
+        pl__c_dash(&c[k++]);
+        if (L->sweep_col)
+            pl__c_dash(&c[k++]);
+        pl__c_dash(&c[k++]);
+        pl__c_dash(&c[k++]);
+        pl__c_count(&c[k++], S->params.mean);
+        pl__c_num(&c[k++], 1.0, 1, PL__TIMES, "$\\times$");
+        pl__c_count(&c[k++], S->macs.mean);
+        pl__c_num(&c[k++], 1.0, 1, PL__TIMES, "$\\times$");
+        pl__c_stat(&c[k++], S->acc, S->n_base, 2, 0);
+        pl__c_dash(&c[k++]);
+        pl__c_dash(&c[k++]);
+        pl__c_dash(&c[k++]);
+        pl__c_num(&c[k++], S->lat.n ? S->lat.mean : NAN, 3, "", "");
+        pl__buf_printf(&c[k].md, "%zu", S->n_base);
+        pl__buf_printf(&c[k++].tex, "%zu", S->n_base);
+
+        /* the section's groups and their bold cells */
+        size_t ng = 0;
+        int gid[1024];
+        for (size_t g = 0; g < L->n_groups && ng < 1024; g++)
+            if (L->groups[g].section == (int)s)
+                gid[ng++] = (int)g;
+        for (size_t i = 0; i < ng; i++) {
+            st[0 * ng + i] = pl__stat_fn(L, gid[i], pl__f_compression);
+            st[1 * ng + i] = pl__stat_fn(L, gid[i], pl__f_speedup);
+            st[2 * ng + i] = L->groups[gid[i]].acc_final;
+            st[3 * ng + i] = pl__stat_fn(L, gid[i], pl__f_delta);
+            st[4 * ng + i] = L->groups[gid[i]].lat_after;
+        }
+        static const int higher[5] = {1, 1, 1, 1, 0}, decs[5] = {1, 1, 2, 2, 3};
+        for (int col = 0; col < 5; col++)
+            pl__mark_best(&st[col * ng], ng, higher[col], decs[col], &bold[col * ng]);
+        for (size_t i = 0; i < ng; i++) {
+            const pl__group *G = &L->groups[gid[i]];
+            const pl_run_result *key = G->key;
+            if (!(c = pl__table_row(T)))
+                break;
+            k = 0;
+            pl__c_text(&c[k++], model);
+            if (L->dataset_col)
+                pl__c_text(&c[k++], key->dataset);
+            pl__c_text(&c[k++], key->criterion);
+            pl__c_text(&c[k++], key->schedule);
+            pl__c_text(&c[k++], key->granularity);
+            if (L->sweep_col) {
+                char sweep[sizeof key->sweep];
+                pl__sweep_sans_seed(key->sweep, sweep, sizeof sweep);
+                pl__c_text(&c[k++], sweep);
+            }
+            pl__c_num(&c[k++], key->target_sparsity, 4, "", "");
+            pl__c_num(&c[k++], G->achieved.n ? G->achieved.mean : NAN, 4, "", "");
+            pl__c_count(&c[k++], G->nonzero.mean);
+            c[k].bold = bold[0 * ng + i];
+            pl__c_num(&c[k++], st[0 * ng + i].n ? st[0 * ng + i].mean : NAN, 1, PL__TIMES, "$\\times$");
+            pl__c_count(&c[k++], G->macs_after.mean);
+            c[k].bold = bold[1 * ng + i];
+            pl__c_num(&c[k++], st[1 * ng + i].n ? st[1 * ng + i].mean : NAN, 1, PL__TIMES, "$\\times$");
+            pl__c_stat(&c[k++], G->acc_base, G->n, 2, 0);
+            pl__c_stat(&c[k++], G->acc_pruned, G->n, 2, 0);
+            c[k].bold = bold[2 * ng + i];
+            pl__c_stat(&c[k++], G->acc_final, G->n, 2, 0);
+            c[k].bold = bold[3 * ng + i];
+            pl__c_stat(&c[k++], st[3 * ng + i], G->n, 2, 1);
+            c[k].bold = bold[4 * ng + i];
+            if (G->lat_before.n && G->lat_after.n) {
+                pl__buf_printf(&c[k].md, "%.3f " PL__ARROW " %.3f", G->lat_before.mean, G->lat_after.mean);
+                pl__buf_printf(&c[k].tex, "%.3f $\\to$ %.3f", G->lat_before.mean, G->lat_after.mean);
+                k++;
+            } else {
+                pl__c_dash(&c[k++]);
+            }
+            pl__buf_printf(&c[k].md, "%zu", G->n);
+            pl__buf_printf(&c[k++].tex, "%zu", G->n);
+        }
+        T->section_end[s] = T->n_rows;
+    }
+    (void)c_num;
+    for (size_t i = 0; T->cells && i < T->n_rows * T->n_cols; i++)
+        if (T->cells[i].md.failed || T->cells[i].tex.failed)
+            T->failed = 1;
+    free(bold);
+    free(st);
+}
+
+static void pl__table_md(pl__buf *b, const pl__table *T)
+{
+    for (size_t j = 0; j < T->n_cols; j++)
+        pl__buf_printf(b, "%s %s", j ? " |" : "|", T->md_head[j]);
+    pl__buf_puts(b, " |\n");
+    for (size_t j = 0; j < T->n_cols; j++)
+        pl__buf_puts(b, T->align[j] == 'r' ? "|--:" : "|---");
+    pl__buf_puts(b, "|\n");
+    for (size_t r = 0; r < T->n_rows; r++) {
+        for (size_t j = 0; j < T->n_cols; j++) {
+            const pl__cell *c = &T->cells[r * T->n_cols + j];
+            pl__buf_puts(b, j ? " | " : "| ");
+            pl__bold_open(b, c->bold);
+            pl__buf_add(b, c->md.data ? c->md.data : "", c->md.len);
+            pl__bold_open(b, c->bold);
+        }
+        pl__buf_puts(b, " |\n");
+    }
+}
+
+static void pl__table_tex(pl__buf *b, const pl__table *T, const char *experiment)
+{
+    pl__buf_puts(b, "% prunelab results table; needs \\usepackage{booktabs}. Mean $\\pm$ sample std over seeds.\n"
+                    "\\begin{table}[t]\n\\centering\n\\small\n\\caption{");
+    pl__tex_text(b, experiment);
+    pl__buf_puts(b, ": accuracy (test \\%), parameters and MACs per image after pruning. Compression "
+                    "and speed-up as defined by Blalock et al.\\ (2020); $\\Delta$Acc.\\ is final minus "
+                    "baseline accuracy of the same seed. Bold: beats the runner-up by more than the "
+                    "seed spread.}\n\\begin{tabular}{");
+    for (size_t j = 0; j < T->n_cols; j++)
+        pl__buf_add(b, &T->align[j], 1);
+    pl__buf_puts(b, "}\n\\toprule\n");
+    for (size_t j = 0; j < T->n_cols; j++)
+        pl__buf_printf(b, "%s%s", j ? " & " : "", T->tex_head[j]);
+    pl__buf_puts(b, " \\\\\n\\midrule\n");
+    size_t s = 0;
+    for (size_t r = 0; r < T->n_rows; r++) {
+        for (size_t j = 0; j < T->n_cols; j++) {
+            const pl__cell *c = &T->cells[r * T->n_cols + j];
+            pl__buf_puts(b, j ? " & " : "");
+            if (c->bold) /* \boldmath: the cells hold math ($\pm$) */
+                pl__buf_puts(b, "{\\boldmath\\bfseries ");
+            pl__buf_add(b, c->tex.data ? c->tex.data : "", c->tex.len);
+            if (c->bold)
+                pl__buf_puts(b, "}");
+        }
+        pl__buf_puts(b, " \\\\\n");
+        if (T->section_end && r + 1 == T->section_end[s] && r + 1 < T->n_rows) {
+            pl__buf_puts(b, "\\midrule\n");
+            s++;
+        }
+    }
+    pl__buf_puts(b, "\\bottomrule\n\\end{tabular}\n\\end{table}\n");
 }
 
 static void pl__md_results(pl__buf *b, const pl__layout *L, int plots)
@@ -529,98 +904,25 @@ static void pl__md_results(pl__buf *b, const pl__layout *L, int plots)
 
     pl__buf_puts(b,
                  "Mean " PL__PM " sample standard deviation over seeds. Accuracy: test-set %. "
-                 "Params after: nonzero parameters. MACs: per image; after pruning only "
-                 "surviving weights count, with the reduction against the dense model. "
-                 "Latency: ms per 1,000 images. **Bold**: the best pruned configuration of a "
-                 "model per column (highest final accuracy; fewest params and MACs; lowest "
-                 "latency).");
+                 "Params: nonzero parameters after pruning. MACs: per image, after pruning only "
+                 "surviving weights count. Compression and speed-up as defined by Blalock et al. "
+                 "2020: original / remaining parameters, and original / remaining MACs "
+                 "(theoretical speed-up). " PL__DELTA "acc: final minus baseline accuracy of the "
+                 "same seed. Latency: ms per 1,000 images. **Bold**: the best pruned "
+                 "configuration of a model in that column, shown only where it beats the "
+                 "runner-up by more than the seed spread (the larger standard deviation of the "
+                 "two).");
     if (n_ok < L->n)
         pl__buf_puts(b, " Runs whose status is not ok are left out and listed below.");
     pl__buf_puts(b, "\n\n");
 
-    pl__buf_printf(b, "| model%s | criterion | schedule | granularity%s | target | achieved | "
-                      "params after | MACs after | acc baseline | acc pruned | acc final | "
-                      "latency ms before " PL__ARROW " after | seeds (n) |\n",
-                   L->dataset_col ? " | dataset" : "", L->sweep_col ? " | sweep" : "");
-    pl__buf_printf(b, "|---%s|---|---|---%s|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
-                   L->dataset_col ? "|---" : "", L->sweep_col ? "|---" : "");
-
-    for (size_t s = 0; s < L->n_sections; s++) {
-        const pl__section *S = &L->sections[s];
-        pl__md_row_start(b, L, S->key, "dense baseline", "", "", "");
-        pl__buf_puts(b, " | " PL__DASH " | " PL__DASH " | ");
-        pl__md_count(b, S->params.mean);
-        pl__buf_puts(b, " | ");
-        pl__md_count(b, S->macs.mean);
-        pl__buf_puts(b, " | ");
-        pl__md_stat(b, S->acc, S->n_base, 2);
-        pl__buf_puts(b, " | " PL__DASH " | " PL__DASH " | ");
-        if (S->lat.n)
-            pl__buf_printf(b, "%.3f", S->lat.mean);
-        else
-            pl__buf_puts(b, PL__DASH);
-        pl__buf_printf(b, " | %zu |\n", S->n_base);
-
-        int mark = S->n_pruned > 1;
-        for (size_t g = 0; g < L->n_groups; g++) {
-            const pl__group *G = &L->groups[g];
-            if (G->section != (int)s)
-                continue;
-            const pl_run_result *k = G->key;
-            char sweep[sizeof k->sweep];
-            pl__sweep_sans_seed(k->sweep, sweep, sizeof sweep);
-            pl__md_row_start(b, L, k, k->criterion, k->schedule, k->granularity, sweep);
-            pl__buf_puts(b, " | ");
-            if (isnan(k->target_sparsity))
-                pl__buf_puts(b, PL__DASH);
-            else
-                pl__buf_printf(b, "%.4f", k->target_sparsity);
-            pl__buf_puts(b, " | ");
-            if (G->achieved.n)
-                pl__buf_printf(b, "%.4f", G->achieved.mean);
-            else
-                pl__buf_puts(b, PL__DASH);
-
-            int bold = mark && pl__shown(G->nonzero.mean, 0) == S->best_params;
-            pl__buf_puts(b, " | ");
-            pl__bold_open(b, bold);
-            pl__md_count(b, G->nonzero.mean);
-            pl__bold_open(b, bold);
-
-            bold = mark && pl__shown(G->macs_after.mean, 0) == S->best_macs;
-            pl__buf_puts(b, " | ");
-            pl__bold_open(b, bold);
-            pl__md_count(b, G->macs_after.mean);
-            if (G->macs_after.n && G->macs_after.mean > 0 && G->macs_before.n)
-                pl__buf_printf(b, " (%.1f" PL__TIMES ")", G->macs_before.mean / G->macs_after.mean);
-            pl__bold_open(b, bold);
-
-            pl__buf_puts(b, " | ");
-            pl__md_stat(b, G->acc_base, G->n, 2);
-            pl__buf_puts(b, " | ");
-            pl__md_stat(b, G->acc_pruned, G->n, 2);
-            bold = mark && pl__shown(G->acc_final.mean, 2) == S->best_acc;
-            pl__buf_puts(b, " | ");
-            pl__bold_open(b, bold);
-            pl__md_stat(b, G->acc_final, G->n, 2);
-            pl__bold_open(b, bold);
-
-            pl__buf_puts(b, " | ");
-            if (G->lat_before.n)
-                pl__buf_printf(b, "%.3f", G->lat_before.mean);
-            else
-                pl__buf_puts(b, PL__DASH);
-            pl__buf_puts(b, " " PL__ARROW " ");
-            bold = mark && pl__shown(G->lat_after.mean, 3) == S->best_lat;
-            pl__bold_open(b, bold);
-            if (G->lat_after.n)
-                pl__buf_printf(b, "%.3f", G->lat_after.mean);
-            else
-                pl__buf_puts(b, PL__DASH);
-            pl__bold_open(b, bold);
-            pl__buf_printf(b, " | %zu |\n", G->n);
-        }
-    }
+    pl__table T;
+    pl__table_build(&T, L);
+    if (T.failed)
+        b->failed = 1;
+    else
+        pl__table_md(b, &T);
+    pl__table_free(&T);
 
     if (n_ok < L->n) {
         pl__buf_puts(b, "\n## Failed or flagged runs\n\n"
@@ -1232,6 +1534,17 @@ pl_status pl_report_write(const char *dir, const pl_run_result *runs, size_t n, 
         b.len = 0;
         pl__md_results(&b, &L, made);
         st = pl__write_named(dir, "results.md", &b, err);
+    }
+    if (st == PL_OK) { /* the same table for a paper (booktabs) */
+        b.len = 0;
+        pl__table T;
+        pl__table_build(&T, &L);
+        if (T.failed)
+            b.failed = 1;
+        else
+            pl__table_tex(&b, &T, n && order[0]->experiment[0] ? order[0]->experiment : "prunelab");
+        pl__table_free(&T);
+        st = pl__write_named(dir, "results.tex", &b, err);
     }
     pl__buf_free(&b);
     pl__layout_free(&L);

@@ -260,6 +260,7 @@ Test(report, golden_files)
     check_golden(dir, "layers.csv");
     check_golden(dir, "results.md");
     check_golden(dir, "history.csv");
+    check_golden(dir, "results.tex");
     cr_assert_eq(count_named(dir, ".tmp."), 0, "temporary files left behind");
     cr_assert_eq(count_named(dir, ".svg"), 0, "plots written although plots=0");
     free_runs(runs, N_RUNS);
