@@ -8,6 +8,7 @@
 #include "registry.h"
 #include "result.h"
 #include "run.h"
+#include "share_path.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -300,7 +301,10 @@ int main(int argc, char **argv)
             goto out;
         }
         pl_config *cfg;
-        pl_status s = pl_config_load(c.args[0], c.sets, c.n_sets, &cfg, &err);
+        char xfile[4096]; /* `prunelab run seed`: a bundled recipe (share_path.c) */
+        pl_status s = pl_share_resolve(PL_SHARE_EXPERIMENTS, c.args[0], xfile, sizeof xfile, &err);
+        if (s == PL_OK)
+            s = pl_config_load(xfile, c.sets, c.n_sets, &cfg, &err);
         if (s == PL_ENOTFOUND || s == PL_EIO) {
             /* the file itself could not be read */
             char why[sizeof err.msg];

@@ -4,6 +4,7 @@
 #include "history.h"
 #include "prune.h"
 #include "regularize.h"
+#include "share_path.h"
 
 #include <errno.h>
 #include <math.h>
@@ -150,7 +151,13 @@ static pl_status runenv_open(pl_registry *reg, const pl_experiment *x, int threa
                              pl_runenv *e, pl_error *err)
 {
     memset(e, 0, sizeof *e);
-    pl_status s = pl_model_spec_load(x->model, &e->spec, err);
+    char model_file[4096]; /* model: simple_cnn finds the bundled file (share_path.c) */
+    pl_status s = pl_share_resolve(PL_SHARE_MODELS, x->model, model_file, sizeof model_file, err);
+    if (s) {
+        pl_error_prefix(err, "%s", x->file);
+        return s;
+    }
+    s = pl_model_spec_load(model_file, &e->spec, err);
     if (s == PL_EIO || s == PL_ENOTFOUND) {
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
