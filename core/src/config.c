@@ -1184,13 +1184,43 @@ static const pl_optim_cfg default_optim = {
     .weight_decay = 0, .momentum = 0, .dampening = 0, .nesterov = 0,
     .lr_schedule = PL_LR_CONSTANT, .step_size = 1, .gamma = 0.1, .min_lr = 0};
 
+static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb, pl_error *e);
+
+/* Where in `file` an error message points (line * 1e6 + col); messages of
+ * --set values and of other files sort after the whole file. */
+static long long error_pos(const pl_error *err, const char *file)
+{
+    size_t n = strlen(file);
+    int line, col;
+    if (!strncmp(err->msg, file, n) && sscanf(err->msg + n, ":%d:%d:", &line, &col) == 2)
+        return (long long)line * 1000000 + col;
+    return LLONG_MAX;
+}
+
+/* Unknown keys anywhere and bad values are both checked, and the one
+ * written first in the file is reported, so errors come in file order. */
 static pl_status decode(const pl_node *root, const char *file, xbuild *xb, pl_error *e)
+{
+    pl_error ke;
+    pl_error_clear(&ke);
+    pl_status kst = check_keys(root, "", root_f, &ke);
+    if (kst == PL_ENOMEM) {
+        *e = ke;
+        return kst;
+    }
+    pl_status st = decode_values(root, file, xb, e);
+    if (kst && (st == PL_OK || (st != PL_ENOMEM && error_pos(&ke, file) <= error_pos(e, file)))) {
+        *e = ke;
+        return kst;
+    }
+    return st;
+}
+
+static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb, pl_error *e)
 {
     pl_experiment *x = &xb->x;
     pl_status st;
     const pl_node *v;
-    if ((st = check_keys(root, "", root_f, e)))
-        return st;
     if (!(x->file = strdup(file)))
         return oom(e);
 
@@ -1215,16 +1245,31 @@ static pl_status decode(const pl_node *root, const char *file, xbuild *xb, pl_er
     if (!(x->model = strdup(s)))
         return oom(e);
 
+    /* the sections: each is checked even after another failed, and the
+     * error written first in the file wins (file order) */
+    pl_status first = PL_OK;
+    pl_error se;
+#define PL__SECTION(call)                                                                           \
+    do {                                                                                           \
+        pl_error_clear(&se);                                                                       \
+        pl_status s_ = (call);                                                                     \
+        if (s_ == PL_ENOMEM) {                                                                     \
+            *e = se;                                                                               \
+            return s_;                                                                             \
+        }                                                                                          \
+        if (s_ && (!first || error_pos(&se, file) < error_pos(e, file))) {                         \
+            *e = se;                                                                               \
+            first = s_;                                                                            \
+        }                                                                                          \
+    } while (0)
     static const char *const dataset_defaults[] = {"path", "data/mnist", NULL};
-    if ((st = dec_plugin(xb, pl_node_get(root, "dataset"), root, "dataset", "idx", dataset_defaults, &x->dataset, e)) ||
-        (st = dec_plugin(xb, pl_node_get(root, "backend"), root, "backend", "simd", NULL, &x->backend, e)))
-        return st;
+    PL__SECTION(dec_plugin(xb, pl_node_get(root, "dataset"), root, "dataset", "idx", dataset_defaults, &x->dataset, &se));
+    PL__SECTION(dec_plugin(xb, pl_node_get(root, "backend"), root, "backend", "simd", NULL, &x->backend, &se));
 
     x->train.epochs = 1;
     x->train.batch_size = 64;
     x->train.optim = default_optim;
-    if ((st = dec_phase(pl_node_get(root, "train"), "train", 1, &x->train, e)))
-        return st;
+    PL__SECTION(dec_phase(pl_node_get(root, "train"), "train", 1, &x->train, &se));
     x->retrain = x->train;
     x->retrain.epochs = 1;
     x->finetune = x->train;
@@ -1232,26 +1277,23 @@ static pl_status decode(const pl_node *root, const char *file, xbuild *xb, pl_er
     /* regularize: is per phase, never inherited (and never shared) */
     memset(&x->retrain.reg, 0, sizeof x->retrain.reg);
     memset(&x->finetune.reg, 0, sizeof x->finetune.reg);
-    if ((st = dec_phase(pl_node_get(root, "retrain"), "retrain", 0, &x->retrain, e)) ||
-        (st = dec_phase(pl_node_get(root, "finetune"), "finetune", 0, &x->finetune, e)))
-        return st;
+    PL__SECTION(dec_phase(pl_node_get(root, "retrain"), "retrain", 0, &x->retrain, &se));
+    PL__SECTION(dec_phase(pl_node_get(root, "finetune"), "finetune", 0, &x->finetune, &se));
 
     x->prune.granularity = PL_GRAN_CHANNEL;
     x->prune.count = -1;
-    if ((v = pl_node_get(root, "prune")) && (st = dec_prune(xb, v, e)))
-        return st;
+    if ((v = pl_node_get(root, "prune")))
+        PL__SECTION(dec_prune(xb, v, &se));
     if (!x->prune.enabled) { /* documented defaults, so dumps and tools see names */
         if (!(x->prune.criterion.plugin = strdup("l1")) || !(x->prune.schedule.plugin = strdup("oneshot")))
             return oom(e);
     }
-    if ((st = dec_report(xb, pl_node_get(root, "report"), e)))
-        return st;
-    if ((v = pl_node_get(root, "plugin_path")) &&
-        (st = dec_names(v, "plugin_path", NULL, &x->plugin_path, &x->n_plugin_path, e)))
-        return st;
-    if ((st = dec_limits(pl_node_get(root, "limits"), &x->max_runs, e)))
-        return st;
-    return PL_OK;
+    PL__SECTION(dec_report(xb, pl_node_get(root, "report"), &se));
+    if ((v = pl_node_get(root, "plugin_path")))
+        PL__SECTION(dec_names(v, "plugin_path", NULL, &x->plugin_path, &x->n_plugin_path, &se));
+    PL__SECTION(dec_limits(pl_node_get(root, "limits"), &x->max_runs, &se));
+#undef PL__SECTION
+    return first;
 }
 
 /* ---- dump and identity --------------------------------------------------------- */

@@ -91,6 +91,17 @@ printf 'name: a\nseed: [1, 2]\nmodel: configs/models/simple_cnn.yaml\n' >"$T/see
 run validate "$T/seeds.yaml"
 rc_is 2; one_line "seeds.yaml:2:7: seed: expected a non-negative integer (got a list; to run several values, list them under sweep: {seed: [...]})"
 
+# ---- errors in file order ------------------------------------------------------------
+printf 'name: a\nmodel: configs/models/simple_cnn.yaml\nprune:\n  sparsity: 1.5\ntrain:\n  epochz: 1\n' >"$T/order1.yaml"
+run validate "$T/order1.yaml"
+rc_is 2; one_line "order1.yaml:4:13: prune.sparsity must be in [0, 1)"
+printf 'name: a\nmodel: configs/models/simple_cnn.yaml\ntrain:\n  epochz: 1\nprune:\n  sparsity: 1.5\n' >"$T/order2.yaml"
+run validate "$T/order2.yaml"
+rc_is 2; one_line "order2.yaml:4:3: unknown key 'epochz' in train"
+printf 'name: a\nmodel: configs/models/simple_cnn.yaml\nretrain: {epochs: -1}\ntrain: {batch_size: 0}\n' >"$T/order3.yaml"
+run validate "$T/order3.yaml"
+rc_is 2; one_line "order3.yaml:3:"
+
 # ---- validate checks data and plugins ------------------------------------------
 run validate experiments/seed.yaml --set dataset.path="$T/no-such-dir"
 rc_is 2; one_line "no-such-dir"
