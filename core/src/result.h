@@ -5,7 +5,7 @@
  * DIR/runs/<run_id>.json (written atomically); the report (results.csv,
  * results.md, layers.csv, plots, manifest.json) is rebuilt from the set of
  * records, so resumed, sharded or merged sweeps give the same tables.
- * Column names and order of results.csv are a contract (DESIGN.md "Report").
+ * Column names and order of results.csv are a contract (docs/design.md "Reports").
  *
  * Accuracies are test-set percentages; NaN means "not measured" (written as
  * an empty CSV cell).

@@ -634,7 +634,7 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
             s = pl_norms_gather(dir, err);
         if (s)
             return s;
-        say(o, "\nreport: %s/results.csv, results.md, layers.csv (%zu run(s) this time, %zu in the report)\n",
+        say(o, "\nreport: %s/results.csv, results.md, results.tex, layers.csv, history.csv (%zu run(s) this time, %zu in the report)\n",
             dir, done, nr);
     }
     return worst;
@@ -656,7 +656,7 @@ pl_status pl_report_rebuild(const char *dir, int plots, FILE *out, pl_error *err
         print_row_header(out);
         for (size_t i = 0; i < nr; i++)
             print_row(out, &runs[i]);
-        fprintf(out, "\nreport: %s/results.csv, results.md, layers.csv (%zu runs)\n", dir, nr);
+        fprintf(out, "\nreport: %s/results.csv, results.md, results.tex, layers.csv, history.csv (%zu runs)\n", dir, nr);
     }
     for (size_t i = 0; i < nr; i++)
         pl_run_result_free(&runs[i]);
