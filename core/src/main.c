@@ -324,7 +324,18 @@ int main(int argc, char **argv)
             pl_experiment_free(x0);
         }
         if (!strcmp(c.cmd, "validate")) {
-            s = pl_validate_config(reg, cfg, stdout, &err);
+            /* the plan is printed only when everything checked out: an error
+             * is one line on stderr, never after half a plan */
+            char *plan = NULL;
+            size_t plan_len = 0;
+            FILE *mem = open_memstream(&plan, &plan_len);
+            s = pl_validate_config(reg, cfg, mem ? mem : stdout, &err);
+            if (mem) {
+                fclose(mem);
+                if (s == PL_OK && plan)
+                    fwrite(plan, 1, plan_len, stdout);
+                free(plan);
+            }
         } else {
             pl_run_opts o = {.threads = c.threads, .out_dir = c.out, .progress = PL_PROGRESS_AUTO,
                              .quiet = c.quiet, .shard_i = c.shard_i, .shard_n = c.shard_n,
@@ -367,7 +378,14 @@ int main(int argc, char **argv)
             code = usage_error("bench takes no arguments (got '%s'; use --model/--backend)", c.args[0]);
             goto out;
         }
-        pl_bench_opts bo = {.model = c.model ? c.model : "configs/models/simple_cnn.yaml",
+        char model_file[4096]; /* --model NAME: a bundled model (share_path.c) */
+        pl_status ms = pl_share_resolve(PL_SHARE_MODELS, c.model ? c.model : "simple_cnn", model_file,
+                                        sizeof model_file, &err);
+        if (ms) {
+            code = fail(&err);
+            goto out;
+        }
+        pl_bench_opts bo = {.model = model_file,
                             .runs = c.runs, .threads = c.threads, .n_backends = c.n_backends,
                             .csv_path = c.csv};
         for (int i = 0; i < c.n_backends; i++)

@@ -105,6 +105,7 @@ rc_is 2; one_line "order3.yaml:3:"
 # ---- validate checks data and plugins ------------------------------------------
 run validate experiments/seed.yaml --set dataset.path="$T/no-such-dir"
 rc_is 2; one_line "no-such-dir"
+[ ! -s "$T/out" ] && ok || no "half a plan on stdout before the error: $(head -c 200 "$T/out")"
 run validate experiments/seed.yaml --set prune.criterion=nope
 rc_is 2; one_line "unknown criterion plugin 'nope'"; one_line "searched: $B/plugins"
 
