@@ -1054,6 +1054,8 @@ static void pl__count_label(char *buf, size_t cap, double v)
 static void pl__log_tics(pl__buf *b, double lo, double hi)
 {
     static const double coarse[] = {1, 2, 5}, fine[] = {1, 1.5, 2, 3, 4, 5, 6, 8};
+    if (!(lo > 0) || !isfinite(hi) || hi < lo) /* nothing sensible to mark: gnuplot's own */
+        return;
     const double *mant[2] = {coarse, fine};
     size_t n_mant[2] = {3, 8};
     for (int pass = 0; pass < 2; pass++) {
@@ -1308,7 +1310,7 @@ static void pl__plot_script(pl__buf *b, const pl__layout *L, char outs[6][64], i
         pl__gp_quote(b, outs[t * 3 + 1]);
         pl__buf_puts(b, "\nset xlabel 'MACs per image after pruning (surviving weights; log scale)'\n"
                         "set logscale x\nset format x '%g'\n");
-        double lo = mac_lo / 1.3, hi = mac_hi * 1.3;
+        double lo = mac_lo > 0 ? mac_lo / 1.3 : 1, hi = mac_hi > lo ? mac_hi * 1.3 : lo * 10;
         pl__buf_printf(b, "set xrange [%.6g:%.6g]\n", lo, hi);
         pl__log_tics(b, lo, hi);
         pl__buf_add(b, plot_m.data, plot_m.len);

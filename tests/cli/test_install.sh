@@ -44,6 +44,16 @@ case="run quickstart from an empty folder"
     [ -f reports/quickstart/history.csv ] && ok || no "no report in $T/empty/reports/quickstart: $(ls -R . | head)"
 grep -q ',ok,' reports/quickstart/results.csv && ok || no "run not ok: $(cat reports/quickstart/results.csv)"
 
+# the history: every epoch and every prune step, with a test accuracy each
+case="history.csv of an iterative run"
+run "$PL" run quickstart --threads 1 --quiet --out it --set prune.schedule.plugin=iterative
+rc_is 0
+n_prune=$(awk -F, '$2 == "prune" && $9 != "" { n++ } END { print n + 0 }' it/history.csv)
+[ "$n_prune" -eq 3 ] && ok || no "want 3 prune rows with a test accuracy: $(cat it/history.csv)"
+n_rows=$(tail -n +2 it/history.csv | wc -l)
+[ "$n_rows" -eq 7 ] && ok || no "want 7 rows (1 train, 3 prune, 3 retrain): $(cat it/history.csv)"
+grep -q '"kept": "' it/runs/*.json && ok || no "the record lists no kept units"
+
 run "$PL" validate quickstart --set model=lenet5
 rc_is 0; out_has "model lenet5: input 1x28x28"
 run "$PL" validate quickstart --set model=resnet20
