@@ -470,6 +470,13 @@ static size_t pl__find_row(const pl__table *t, long id, const char *run_id)
 pl_status pl_compare_files(const char *baseline_csv, const char *current_csv,
                            const char *tolerance, FILE *out, int *regressed, pl_error *err)
 {
+    return pl_compare_files_ex(baseline_csv, current_csv, tolerance, 0, out, regressed, err);
+}
+
+pl_status pl_compare_files_ex(const char *baseline_csv, const char *current_csv,
+                              const char *tolerance, int only_common, FILE *out, int *regressed,
+                              pl_error *err)
+{
     double tol[PL__N_METRICS];
     pl__table bt, ct;
     pl_status st;
@@ -488,6 +495,7 @@ pl_status pl_compare_files(const char *baseline_csv, const char *current_csv,
     long bsweep = pl__col(&bt, "sweep"), csweep = pl__col(&ct, "sweep");
     pl__buf moved = {0}, sides = {0}, o = {0};
     size_t compared = 0, n_reg = 0, n_imp = 0, n_chg = 0, n_within = 0, n_new = 0, n_missing = 0;
+    size_t n_skipped = 0; /* --only-common: rows in one file only */
 
     if ((st = pl__require(&bt, "run_id", &bid, err)) || (st = pl__require(&ct, "run_id", &cid, err)))
         goto done;
@@ -504,6 +512,10 @@ pl_status pl_compare_files(const char *baseline_csv, const char *current_csv,
         const char *sweep = cr && csweep >= 0   ? pl__cell(&ct, cr, (size_t)csweep)
                             : bsweep >= 0 ? pl__cell(&bt, br, (size_t)bsweep)
                                           : "";
+        if (!cr && only_common) {
+            n_skipped++;
+            continue;
+        }
         if (!cr) {
             n_missing++;
             n_reg++;
@@ -544,6 +556,10 @@ pl_status pl_compare_files(const char *baseline_csv, const char *current_csv,
         const char *run_id = pl__cell(&ct, cr, (size_t)cid);
         if (pl__find_row(&bt, bid, run_id))
             continue;
+        if (only_common) {
+            n_skipped++;
+            continue;
+        }
         n_new++;
         pl__buf_puts(&sides, "| ");
         pl__md_cell(&sides, run_id);
@@ -588,6 +604,9 @@ pl_status pl_compare_files(const char *baseline_csv, const char *current_csv,
         pl__buf_puts(&o, ").\n");
     }
     (void)n_within;
+    if (only_common)
+        pl__buf_printf(&o, "Only rows present in both files were compared (--only-common); %zu "
+                           "row%s in one file only skipped.\n", n_skipped, n_skipped == 1 ? "" : "s");
     if (moved.failed || sides.failed || o.failed) {
         st = pl_error_set(err, PL_ENOMEM, "compare: out of memory");
         goto done;

@@ -200,8 +200,14 @@ static pl_status unknown_key(pl_error *e, const char *file, int line, int col, c
         snprintf(where, sizeof where, "in %s", path);
     else
         snprintf(where, sizeof where, "at top level");
+    const field *deeper = NULL; /* a key of a section one level down: sparsity -> prune.sparsity */
+    for (const field *f = tbl; !s && !deeper && f->key; f++)
+        if (f->kind == F_MAP && f->sub && field_find(f->sub, key))
+            deeper = f;
     if (s) {
         snprintf(hint, sizeof hint, "did you mean '%s'?", s);
+    } else if (deeper) {
+        snprintf(hint, sizeof hint, "did you mean '%s%s%s.%.100s'?", path, *path ? "." : "", deeper->key, key);
     } else {
         size_t k = (size_t)snprintf(hint, sizeof hint, "valid keys:");
         for (size_t i = 0; i < n && k < sizeof hint; i++)
@@ -401,6 +407,32 @@ static pl_status tree_set(pl_node *root, const keyinfo *ki, pl_node *val, const 
     return PL_OK;
 }
 
+/* `--set key=null`: removes the key (and its whole subtree) so a default or
+ * an exclusive alternative can take over, e.g. --set prune.layers=null
+ * --set prune.sparsity=0.5. A key that is not there is not an error. */
+static void tree_remove(pl_node *root, const keyinfo *ki)
+{
+    pl_node *cur = root;
+    for (size_t i = 0; i < ki->n && cur && cur->type == PL_NODE_MAP; i++) {
+        long idx = map_index(cur, ki->part[i]);
+        if (idx < 0)
+            return;
+        if (i + 1 < ki->n) {
+            cur = cur->items[idx];
+            continue;
+        }
+        pl_node_free(cur->items[idx]);
+        free(cur->keys[idx]);
+        size_t rest = cur->n - (size_t)idx - 1;
+        memmove(&cur->keys[idx], &cur->keys[idx + 1], rest * sizeof *cur->keys);
+        memmove(&cur->items[idx], &cur->items[idx + 1], rest * sizeof *cur->items);
+        memmove(&cur->key_line[idx], &cur->key_line[idx + 1], rest * sizeof *cur->key_line);
+        memmove(&cur->key_col[idx], &cur->key_col[idx + 1], rest * sizeof *cur->key_col);
+        cur->n--;
+        return;
+    }
+}
+
 /* Parses "key=value" and applies it; `label` ("--set key=value") becomes
  * the file name of the nodes it creates. */
 static pl_status apply_set(pl_node *root, const char *set, const char *label, pl_error *e)
@@ -420,7 +452,10 @@ static pl_status apply_set(pl_node *root, const char *set, const char *label, pl
     free(key);
     if (st == PL_OK) {
         pl_node *val = pl_node_new(PL_NODE_SCALAR, label, 0, 0, text);
-        if (!val) {
+        if (val && !quoted && is_null(val) && *text) {
+            pl_node_free(val); /* key=null (or ~): remove the key */
+            tree_remove(root, &ki);
+        } else if (!val) {
             st = oom(e);
         } else {
             val->quoted = quoted;
@@ -437,6 +472,9 @@ static pl_status apply_set(pl_node *root, const char *set, const char *label, pl
 static pl_status need_scalar(const pl_node *n, const char *path, const char *what, pl_error *e)
 {
     char g[96];
+    if (n->type == PL_NODE_SEQ) /* seed: [1, 2] — several values are a sweep */
+        return at_node(e, n, "%s: expected %s (got a list; to run several values, list them under "
+                             "sweep: {%s: [...]})", path, what, path);
     if (n->type != PL_NODE_SCALAR || is_null(n))
         return at_node(e, n, "%s: expected %s (got %s)", path, what, got(n, g, sizeof g));
     return PL_OK;
@@ -978,6 +1016,13 @@ static pl_status dec_layers(xbuild *xb, const pl_node *m, pl_prune_cfg *pr, pl_e
         t->line = v->line;
         t->col = v->col;
         const pl_node *f = pl_node_get(v, "fraction"), *c = pl_node_get(v, "count");
+        if (f || c) { /* blame the value (which may come from a --set) */
+            const pl_node *at_v = f ? f : c;
+            if (!(t->file = xb_file(xb, at_v->file)))
+                return oom(e);
+            t->line = at_v->line;
+            t->col = at_v->col;
+        }
         if (f && c)
             return at_node(e, c, "%s: give fraction or count, not both", p);
         if (!f && !c)
@@ -1048,6 +1093,8 @@ static pl_status dec_prune(xbuild *xb, const pl_node *m, pl_error *e)
     /* ---- end granularity layer ---- */
     if (sp && ly) {
         const pl_node *later = ly->line > sp->line || (ly->line == sp->line && ly->col > sp->col) ? ly : sp;
+        if (sp->line == 0 || ly->line == 0) /* a --set (line 0) comes after the whole file */
+            later = sp->line == 0 ? sp : ly;
         return at_node(e, later,
                        "prune: give either sparsity (one fraction for every prunable layer) or layers "
                        "(per-layer targets), not both");
@@ -1139,13 +1186,43 @@ static const pl_optim_cfg default_optim = {
     .weight_decay = 0, .momentum = 0, .dampening = 0, .nesterov = 0,
     .lr_schedule = PL_LR_CONSTANT, .step_size = 1, .gamma = 0.1, .min_lr = 0};
 
+static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb, pl_error *e);
+
+/* Where in `file` an error message points (line * 1e6 + col); messages of
+ * --set values and of other files sort after the whole file. */
+static long long error_pos(const pl_error *err, const char *file)
+{
+    size_t n = strlen(file);
+    int line, col;
+    if (!strncmp(err->msg, file, n) && sscanf(err->msg + n, ":%d:%d:", &line, &col) == 2)
+        return (long long)line * 1000000 + col;
+    return LLONG_MAX;
+}
+
+/* Unknown keys anywhere and bad values are both checked, and the one
+ * written first in the file is reported, so errors come in file order. */
 static pl_status decode(const pl_node *root, const char *file, xbuild *xb, pl_error *e)
+{
+    pl_error ke;
+    pl_error_clear(&ke);
+    pl_status kst = check_keys(root, "", root_f, &ke);
+    if (kst == PL_ENOMEM) {
+        *e = ke;
+        return kst;
+    }
+    pl_status st = decode_values(root, file, xb, e);
+    if (kst && (st == PL_OK || (st != PL_ENOMEM && error_pos(&ke, file) <= error_pos(e, file)))) {
+        *e = ke;
+        return kst;
+    }
+    return st;
+}
+
+static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb, pl_error *e)
 {
     pl_experiment *x = &xb->x;
     pl_status st;
     const pl_node *v;
-    if ((st = check_keys(root, "", root_f, e)))
-        return st;
     if (!(x->file = strdup(file)))
         return oom(e);
 
@@ -1170,16 +1247,31 @@ static pl_status decode(const pl_node *root, const char *file, xbuild *xb, pl_er
     if (!(x->model = strdup(s)))
         return oom(e);
 
+    /* the sections: each is checked even after another failed, and the
+     * error written first in the file wins (file order) */
+    pl_status first = PL_OK;
+    pl_error se;
+#define PL__SECTION(call)                                                                           \
+    do {                                                                                           \
+        pl_error_clear(&se);                                                                       \
+        pl_status s_ = (call);                                                                     \
+        if (s_ == PL_ENOMEM) {                                                                     \
+            *e = se;                                                                               \
+            return s_;                                                                             \
+        }                                                                                          \
+        if (s_ && (!first || error_pos(&se, file) < error_pos(e, file))) {                         \
+            *e = se;                                                                               \
+            first = s_;                                                                            \
+        }                                                                                          \
+    } while (0)
     static const char *const dataset_defaults[] = {"path", "data/mnist", NULL};
-    if ((st = dec_plugin(xb, pl_node_get(root, "dataset"), root, "dataset", "idx", dataset_defaults, &x->dataset, e)) ||
-        (st = dec_plugin(xb, pl_node_get(root, "backend"), root, "backend", "simd", NULL, &x->backend, e)))
-        return st;
+    PL__SECTION(dec_plugin(xb, pl_node_get(root, "dataset"), root, "dataset", "idx", dataset_defaults, &x->dataset, &se));
+    PL__SECTION(dec_plugin(xb, pl_node_get(root, "backend"), root, "backend", "simd", NULL, &x->backend, &se));
 
     x->train.epochs = 1;
     x->train.batch_size = 64;
     x->train.optim = default_optim;
-    if ((st = dec_phase(pl_node_get(root, "train"), "train", 1, &x->train, e)))
-        return st;
+    PL__SECTION(dec_phase(pl_node_get(root, "train"), "train", 1, &x->train, &se));
     x->retrain = x->train;
     x->retrain.epochs = 1;
     x->finetune = x->train;
@@ -1187,26 +1279,23 @@ static pl_status decode(const pl_node *root, const char *file, xbuild *xb, pl_er
     /* regularize: is per phase, never inherited (and never shared) */
     memset(&x->retrain.reg, 0, sizeof x->retrain.reg);
     memset(&x->finetune.reg, 0, sizeof x->finetune.reg);
-    if ((st = dec_phase(pl_node_get(root, "retrain"), "retrain", 0, &x->retrain, e)) ||
-        (st = dec_phase(pl_node_get(root, "finetune"), "finetune", 0, &x->finetune, e)))
-        return st;
+    PL__SECTION(dec_phase(pl_node_get(root, "retrain"), "retrain", 0, &x->retrain, &se));
+    PL__SECTION(dec_phase(pl_node_get(root, "finetune"), "finetune", 0, &x->finetune, &se));
 
     x->prune.granularity = PL_GRAN_CHANNEL;
     x->prune.count = -1;
-    if ((v = pl_node_get(root, "prune")) && (st = dec_prune(xb, v, e)))
-        return st;
+    if ((v = pl_node_get(root, "prune")))
+        PL__SECTION(dec_prune(xb, v, &se));
     if (!x->prune.enabled) { /* documented defaults, so dumps and tools see names */
         if (!(x->prune.criterion.plugin = strdup("l1")) || !(x->prune.schedule.plugin = strdup("oneshot")))
             return oom(e);
     }
-    if ((st = dec_report(xb, pl_node_get(root, "report"), e)))
-        return st;
-    if ((v = pl_node_get(root, "plugin_path")) &&
-        (st = dec_names(v, "plugin_path", NULL, &x->plugin_path, &x->n_plugin_path, e)))
-        return st;
-    if ((st = dec_limits(pl_node_get(root, "limits"), &x->max_runs, e)))
-        return st;
-    return PL_OK;
+    PL__SECTION(dec_report(xb, pl_node_get(root, "report"), &se));
+    if ((v = pl_node_get(root, "plugin_path")))
+        PL__SECTION(dec_names(v, "plugin_path", NULL, &x->plugin_path, &x->n_plugin_path, &se));
+    PL__SECTION(dec_limits(pl_node_get(root, "limits"), &x->max_runs, &se));
+#undef PL__SECTION
+    return first;
 }
 
 /* ---- dump and identity --------------------------------------------------------- */

@@ -1,5 +1,6 @@
 /* identity.c — run identity from content; checkpoint-against-model checks. */
 #include "identity.h"
+#include "share_path.h"
 #include "sha256.h"
 
 #include <errno.h>
@@ -180,10 +181,16 @@ char *pl_model_spec_canonical(const pl_model_spec *m)
     return b.p;
 }
 
-static pl_status load_spec(const pl_experiment *x, pl_model_spec **spec, pl_error *err)
+pl_status pl__experiment_model(const pl_experiment *x, pl_model_spec **spec, pl_error *err)
 {
-    pl_status s = pl_model_spec_load(x->model, spec, err);
-    if (s == PL_EIO || s == PL_ENOTFOUND) { /* as run.c says it */
+    char file[4096]; /* model: simple_cnn finds the bundled file (share_path.c) */
+    pl_status s = pl_share_resolve(PL_SHARE_MODELS, x->model, file, sizeof file, err);
+    if (s) {
+        pl_error_prefix(err, "%s", x->file);
+        return s;
+    }
+    s = pl_model_spec_load(file, spec, err);
+    if (s == PL_EIO || s == PL_ENOTFOUND) {
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
         pl_error_set(err, s, "%s (named by model: in %s; paths resolve against the working directory)", why,
@@ -200,7 +207,7 @@ static pl_status model_digest(pl_identity *id, const pl_experiment *x, const cha
             return PL_OK;
         }
     pl_model_spec *spec;
-    pl_status s = load_spec(x, &spec, err);
+    pl_status s = pl__experiment_model(x, &spec, err);
     if (s)
         return s;
     char *text = pl_model_spec_canonical(spec);

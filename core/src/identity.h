@@ -53,6 +53,10 @@ char *pl_model_spec_canonical(const pl_model_spec *spec);
 pl_status pl_identity_check_checkpoint(const char *path, const pl_model *got, const pl_model_spec *spec,
                                        pl_error *err);
 
+/* Loads the model file x names (a path, or a bundled model's name:
+ * share_path.h), with errors that name the experiment file. */
+pl_status pl__experiment_model(const pl_experiment *x, pl_model_spec **spec, pl_error *err);
+
 /* "sha256:<64 hex>" of a file's bytes (PL_EIO naming it on failure). */
 pl_status pl__file_sha256(const char *path, char out[72], pl_error *err);
 

@@ -2,11 +2,13 @@
  * chooses exit codes: 0 ok, 1 a run failed / compare found a regression,
  * 2 usage or configuration error. */
 #include "bench.h"
+#include "cli_help.h"
 #include "config.h"
 #include "plugin_check.h"
 #include "registry.h"
 #include "result.h"
 #include "run.h"
+#include "share_path.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -35,9 +37,9 @@ static const char usage[] =
     "  validate EXPERIMENT.yaml [--set key=value]...\n"
     "                         check the experiment and print the resolved plan\n"
     "  plugins                list the plugins found (kind, name, version, file)\n"
-    "  plugin-check NAME [--kind K]\n"
+    "  plugin-check NAME|FILE.so [--kind K]\n"
     "                         run a plugin (name or .so path) through its contract; exit 1 if a check fails\n"
-    "  compare BASELINE.csv CURRENT.csv [--tolerance acc=0.5,params=0,macs=0]\n"
+    "  compare BASELINE.csv CURRENT.csv [--tolerance acc=0.5,params=0,macs=0] [--only-common]\n"
     "                         exit 1 when a metric moved beyond tolerance\n"
     "  report DIR             rebuild results.csv/.md, layers.csv and plots from DIR/runs\n"
     "  bench [--backend NAME]... [--model FILE] [--runs N] [--csv FILE]\n"
@@ -48,7 +50,7 @@ static const char usage[] =
     "  --plugin-path DIR      search DIR for plugins first (repeatable)\n"
     "  --threads N            worker threads for the backend (default: all cores)\n"
     "  --quiet                only errors and the final table\n"
-    "  --help, --version\n"
+    "  --help, --version      (prunelab COMMAND --help: that command's options and an example)\n"
     "\n"
     "exit status: 0 success, 1 a run failed or compare found a regression, 2 usage or\n"
     "configuration error. See README.md for the experiment format.\n";
@@ -73,7 +75,20 @@ typedef struct cli {
     int quiet;
     int shard_i, shard_n;
     const char *executor; /* run --executor */
+    int help;              /* --help: the command's own help when one is given */
+    int only_common;       /* compare --only-common */
+    const char *given[16]; /* options given, checked against the command (cli_help.c) */
+    int n_given;
 } cli;
+
+static void note_option(cli *c, const char *opt)
+{
+    for (int i = 0; i < c->n_given; i++)
+        if (!strcmp(c->given[i], opt))
+            return;
+    if (c->n_given < 16)
+        c->given[c->n_given++] = opt;
+}
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -107,54 +122,68 @@ static int parse_args(int argc, char **argv, cli *c)
                      : (!strncmp(a, opt "=", sizeof(opt)) ? (val = a + sizeof(opt), 1) : 0))
         int t;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            c->cmd = "help";
-            return 0;
+            c->help = 1;
+        } else if (!strcmp(a, "--only-common")) {
+            c->only_common = 1;
+            note_option(c, "--only-common");
         } else if (!strcmp(a, "--version")) {
             c->cmd = "version";
             return 0;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             c->quiet = 1;
+            note_option(c, "--quiet");
         } else if ((t = TAKE("--set")) != 0) {
+            note_option(c, "--set");
             if (t < 0)
                 return usage_error("%s needs key=value", a);
             if (c->n_sets >= 256)
                 return usage_error("too many %s options", "--set");
             c->sets[c->n_sets++] = val;
         } else if ((t = TAKE("--plugin-path")) != 0) {
+            note_option(c, "--plugin-path");
             if (t < 0 || c->n_paths >= 32)
                 return usage_error("%s needs a directory (at most 32)", a);
             c->paths[c->n_paths++] = val;
         } else if ((t = TAKE("--out")) != 0) {
+            note_option(c, "--out");
             if (t < 0 || !*val)
                 return usage_error("%s needs a directory", a);
             c->out = val;
         } else if ((t = TAKE("--tolerance")) != 0) {
+            note_option(c, "--tolerance");
             if (t < 0)
                 return usage_error("%s needs key=value,...", a);
             c->tolerance = val;
         } else if ((t = TAKE("--backend")) != 0) {
+            note_option(c, "--backend");
             if (t < 0 || c->n_backends >= 8)
                 return usage_error("%s needs a backend name", a);
             c->backends[c->n_backends++] = val;
         } else if ((t = TAKE("--kind")) != 0) {
+            note_option(c, "--kind");
             if (t < 0)
                 return usage_error("%s needs criterion, schedule, dataset or backend", a);
             c->kind = val;
         } else if ((t = TAKE("--model")) != 0) {
+            note_option(c, "--model");
             if (t < 0)
                 return usage_error("%s needs a model file", a);
             c->model = val;
         } else if ((t = TAKE("--csv")) != 0) {
+            note_option(c, "--csv");
             if (t < 0 || !*val)
                 return usage_error("%s needs a file name", a);
             c->csv = val;
         } else if ((t = TAKE("--runs")) != 0) {
+            note_option(c, "--runs");
             if (t < 0 || parse_int(val, 1, 1000, &c->runs))
                 return usage_error("--runs needs an integer in 1..1000, got '%s'", t < 0 ? "" : val);
         } else if ((t = TAKE("--threads")) != 0) {
+            note_option(c, "--threads");
             if (t < 0 || parse_int(val, 1, 256, &c->threads))
                 return usage_error("--threads needs an integer in 1..256, got '%s'", t < 0 ? "" : val);
         } else if ((t = TAKE("--shard")) != 0) {
+            note_option(c, "--shard");
             /* whole numbers only, range-checked (sscanf's %d overflowed) */
             int si = 0, sn = 0;
             char num[32];
@@ -167,6 +196,7 @@ static int parse_args(int argc, char **argv, cli *c)
             c->shard_i = si;
             c->shard_n = sn;
         } else if ((t = TAKE("--executor")) != 0) {
+            note_option(c, "--executor");
             if (t < 0 || !*val)
                 return usage_error("%s needs an executor name (local, mpi)", a);
             c->executor = val;
@@ -181,6 +211,27 @@ static int parse_args(int argc, char **argv, cli *c)
         }
 #undef TAKE
     }
+    if (c->help) { /* `prunelab --help`, `prunelab run --help`, `prunelab help run` */
+        if (c->cmd && !strcmp(c->cmd, "help"))
+            c->cmd = c->n_args ? c->args[0] : NULL;
+        if (c->cmd && !pl__cli_help(c->cmd))
+            return usage_error("unknown command '%s'", c->cmd);
+        return 0;
+    }
+    if (c->cmd && !strcmp(c->cmd, "help")) {
+        if (c->n_args && !pl__cli_help(c->args[0]))
+            return usage_error("unknown command '%s'", c->args[0]);
+        c->help = 1;
+        c->cmd = c->n_args ? c->args[0] : NULL;
+        return 0;
+    }
+    if (c->cmd && pl__cli_help(c->cmd))
+        for (int i = 0; i < c->n_given; i++)
+            if (!pl__cli_option_applies(c->cmd, c->given[i])) {
+                fprintf(stderr, "prunelab: %s does not apply to '%s' (see prunelab %s --help)\n",
+                        c->given[i], c->cmd, c->cmd);
+                return 2;
+            }
     return 0;
 }
 
@@ -244,13 +295,13 @@ static int run_command(int argc, char **argv)
     int rc = parse_args(argc, argv, &c);
     if (rc)
         return rc;
+    if (c.help) {
+        fputs(c.cmd ? pl__cli_help(c.cmd) : usage, stdout);
+        return 0;
+    }
     if (!c.cmd) {
         fputs(usage, stderr);
         return 2;
-    }
-    if (!strcmp(c.cmd, "help")) {
-        fputs(usage, stdout);
-        return 0;
     }
     if (!strcmp(c.cmd, "version")) {
         printf("prunelab %s (commit %s, plugin ABI %d.%d)\n", PL_VERSION, PL_GIT_COMMIT, PL_ABI_MAJOR,
@@ -281,7 +332,10 @@ static int run_command(int argc, char **argv)
             goto out;
         }
         pl_config *cfg;
-        pl_status s = pl_config_load(c.args[0], c.sets, c.n_sets, &cfg, &err);
+        char xfile[4096]; /* `prunelab run seed`: a bundled recipe (share_path.c) */
+        pl_status s = pl_share_resolve(PL_SHARE_EXPERIMENTS, c.args[0], xfile, sizeof xfile, &err);
+        if (s == PL_OK)
+            s = pl_config_load(xfile, c.sets, c.n_sets, &cfg, &err);
         if (s == PL_ENOTFOUND || s == PL_EIO) {
             /* the file itself could not be read */
             char why[sizeof err.msg];
@@ -301,7 +355,18 @@ static int run_command(int argc, char **argv)
             pl_experiment_free(x0);
         }
         if (!strcmp(c.cmd, "validate")) {
-            s = pl_validate_config(reg, cfg, stdout, &err);
+            /* the plan is printed only when everything checked out: an error
+             * is one line on stderr, never after half a plan */
+            char *plan = NULL;
+            size_t plan_len = 0;
+            FILE *mem = open_memstream(&plan, &plan_len);
+            s = pl_validate_config(reg, cfg, mem ? mem : stdout, &err);
+            if (mem) {
+                fclose(mem);
+                if (s == PL_OK && plan)
+                    fwrite(plan, 1, plan_len, stdout);
+                free(plan);
+            }
         } else {
             pl_run_opts o = {.threads = c.threads, .out_dir = c.out, .progress = PL_PROGRESS_AUTO,
                              .quiet = c.quiet, .shard_i = c.shard_i, .shard_n = c.shard_n,
@@ -328,7 +393,8 @@ static int run_command(int argc, char **argv)
             goto out;
         }
         int regressed = 0;
-        pl_status s = pl_compare_files(c.args[0], c.args[1], c.tolerance, stdout, &regressed, &err);
+        pl_status s = pl_compare_files_ex(c.args[0], c.args[1], c.tolerance, c.only_common, stdout,
+                                          &regressed, &err);
         code = s ? fail(&err) : regressed ? 1 : 0;
     } else if (!strcmp(c.cmd, "report")) {
         if (c.n_args != 1) {
@@ -343,7 +409,14 @@ static int run_command(int argc, char **argv)
             code = usage_error("bench takes no arguments (got '%s'; use --model/--backend)", c.args[0]);
             goto out;
         }
-        pl_bench_opts bo = {.model = c.model ? c.model : "configs/models/simple_cnn.yaml",
+        char model_file[4096]; /* --model NAME: a bundled model (share_path.c) */
+        pl_status ms = pl_share_resolve(PL_SHARE_MODELS, c.model ? c.model : "simple_cnn", model_file,
+                                        sizeof model_file, &err);
+        if (ms) {
+            code = fail(&err);
+            goto out;
+        }
+        pl_bench_opts bo = {.model = model_file,
                             .runs = c.runs, .threads = c.threads, .n_backends = c.n_backends,
                             .csv_path = c.csv};
         for (int i = 0; i < c.n_backends; i++)

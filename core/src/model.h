@@ -16,7 +16,7 @@
  *     pl_model_backward(m, x, dlogits, n, &err);   // fills layer grads
  *     pl_model_free(m);
  *
- * Counting conventions (DESIGN.md, contract): params = weights + biases +
+ * Counting conventions (docs/design.md, a contract): params = weights + biases +
  * batchnorm affine parameters; MACs = conv Cout*Hout*Wout*Cin*kh*kw +
  * linear in*out per image; effective MACs count only unmasked weights.
  */

@@ -102,9 +102,21 @@ pl_status pl__schedule_plan(pl_instance *sched, double requested, int n_layers, 
     return PL_OK;
 }
 
+
+/* "file:line:col" of a prune.layers target, or just "file" when it has no
+ * line (a value given with --set names the --set, never "label:0:0"). */
+static const char *target_where(const pl_layer_target *lt, char *buf, size_t cap)
+{
+    if (lt->line > 0)
+        snprintf(buf, cap, "%s:%d:%d", lt->file, lt->line, lt->col);
+    else
+        snprintf(buf, cap, "%s", lt->file);
+    return buf;
+}
 pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_instance *crit,
                          pl_instance *sched, pl_error *err)
 {
+    char wb[600]; /* target_where */
     memset(p, 0, sizeof *p);
     p->m = m;
     p->gran = cfg->granularity;
@@ -143,15 +155,15 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                         used += (size_t)w;
                 }
             return pl_error_set(err, PL_ECONFIG,
-                                "%s:%d:%d: prune.layers names '%s', which model %s does not have "
+                                "%s: prune.layers names '%s', which model %s does not have "
                                 "(layers prunable at %s granularity: %s)",
-                                lt->file, lt->line, lt->col, lt->layer, m->name,
+                                target_where(lt, wb, sizeof wb), lt->layer, m->name,
                                 pl_granularity_name(p->gran), used ? names : "none");
         }
         if (!pl_model_is_prunable(m, i) || !layer_fits(&m->layers[i], p->gran))
             return pl_error_set(err, PL_ECONFIG,
-                                "%s:%d:%d: layer '%s' (%s) cannot be pruned at %s granularity%s",
-                                lt->file, lt->line, lt->col, lt->layer,
+                                "%s: layer '%s' (%s) cannot be pruned at %s granularity%s",
+                                target_where(lt, wb, sizeof wb), lt->layer,
                                 pl_layer_type_name(m->layers[i].type), pl_granularity_name(p->gran),
                                 i == pl_model_output_layer(m) ? " (it is the output layer)" : "");
     }
@@ -184,9 +196,9 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                 remove = lt->count;
                 if (remove >= units)
                     return pl_error_set(err, PL_ECONFIG,
-                                        "%s:%d:%d: count %lld would remove every unit of layer "
+                                        "%s: count %lld would remove every unit of layer "
                                         "'%s' (it has %lld); at least one must stay",
-                                        lt->file, lt->line, lt->col, (long long)remove, l->name,
+                                        target_where(lt, wb, sizeof wb), (long long)remove, l->name,
                                         (long long)units);
             } else {
                 remove = round_half_up(lt->fraction * (double)units);
@@ -234,6 +246,8 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
 
 void pl_pruner_free(pl_pruner *p)
 {
+    for (int k = 0; p->t && k < p->n; k++)
+        free(p->t[k].orig);
     free(p->t);
     p->t = NULL;
 }
@@ -448,9 +462,20 @@ static pl_status apply(pl_pruner *p, int k, const uint8_t *drop, pl_error *err)
     uint8_t *keep = malloc((size_t)l->out_c);
     if (!keep)
         return pl_error_set(err, PL_ENOMEM, "out of memory");
+    if (!p->t[k].orig) { /* the record lists the original indices each layer kept */
+        if (!(p->t[k].orig = malloc((size_t)l->out_c * sizeof *p->t[k].orig))) {
+            free(keep);
+            return pl_error_set(err, PL_ENOMEM, "out of memory");
+        }
+        for (int u = 0; u < l->out_c; u++)
+            p->t[k].orig[u] = u;
+    }
+    int nk = 0;
     for (int u = 0; u < l->out_c; u++) {
         keep[u] = !drop[u];
         n += drop[u] != 0;
+        if (keep[u])
+            p->t[k].orig[nk++] = p->t[k].orig[u];
     }
     pl_status s = pl_model_remove_units(p->m, p->t[k].layer, keep, err);
     free(keep);
@@ -637,4 +662,14 @@ pl_status pl_pruner_check(const pl_pruner *p, pl_error *err)
                                 (long long)t->units, (long long)t->remove);
     }
     return PL_OK;
+}
+
+const int *pl_pruner_kept(const pl_pruner *p, int layer, int *n)
+{
+    for (int k = 0; p->t && k < p->n; k++)
+        if (p->t[k].layer == layer && p->t[k].orig) {
+            *n = p->m->layers[layer].out_c;
+            return p->t[k].orig;
+        }
+    return NULL;
 }

@@ -39,6 +39,8 @@ typedef struct pl_prune_target {
     int64_t units;      /* original unit count (weights, channels or neurons) */
     int64_t remove;     /* final number of units to remove (requested) */
     int64_t removed;    /* removed so far */
+    int *orig;          /* channel/neuron: original index of each current unit
+                         * (NULL until the first surgery = identity) */
 } pl_prune_target;
 
 typedef struct pl_pruner {
@@ -74,6 +76,10 @@ void pl_pruner_sparsity(const pl_pruner *p, double *target, double *achieved);
  * more than the tolerance. */
 pl_status pl_pruner_check(const pl_pruner *p, pl_error *err);
 void pl_pruner_free(pl_pruner *p);
+/* The original output-unit indices layer `layer` (model index) still has
+ * after channel/neuron surgery, ascending, *n of them; NULL when the layer
+ * lost no unit (it kept every one of its units). */
+const int *pl_pruner_kept(const pl_pruner *p, int layer, int *n);
 
 /* ---- granularity layer (layer_prune.c) ----------------------------------------
  *

@@ -658,8 +658,17 @@ pl_status pl_registry_find(pl_registry *r, pl_kind kind, const char *name, const
     char hint[128] = "";
     if (sug)
         snprintf(hint, sizeof hint, "did you mean '%s'? ", sug);
-    return pl_error_set(err, PL_ENOTFOUND, "unknown %s plugin '%s' (%savailable: %s)",
-                        pl_kind_name(kind), name, hint, nl.n ? avail : "none found on the plugin path");
+    /* where we looked, so a user can tell a missing --plugin-path from a typo */
+    char searched[1536] = "";
+    size_t sl = 0;
+    for (int i = 0; i < nd && sl < sizeof searched; i++) {
+        int w = snprintf(searched + sl, sizeof searched - sl, "%s%s", i ? ", " : "", dirs[i]);
+        if (w > 0)
+            sl += (size_t)w;
+    }
+    return pl_error_set(err, PL_ENOTFOUND, "unknown %s plugin '%s' (%savailable: %s; searched: %s)",
+                        pl_kind_name(kind), name, hint, nl.n ? avail : "none found on the plugin path",
+                        nd ? searched : "no directories");
 }
 
 void pl_registry_each(pl_registry *r, pl_plugin_visit_fn fn, pl_plugin_bad_fn bad, void *ud)

@@ -9,6 +9,7 @@
  * another status get their own table. Plots need gnuplot on PATH; without
  * it the report is still complete and a warning says how to get plots.
  */
+#include "history.h"
 #include "result.h"
 #include "manifest.h"
 
@@ -29,6 +30,7 @@
 #define PL__PM "\xc2\xb1"        /* ± */
 #define PL__TIMES "\xc3\x97"     /* × */
 #define PL__ARROW "\xe2\x86\x92" /* → */
+#define PL__DELTA "\xce\x94"     /* Δ */
 
 static const char pl__results_header[] =
     "run_id,experiment,model,dataset,backend,seed,criterion,schedule,granularity,"
@@ -309,20 +311,6 @@ static double pl__shown(double v, int decimals)
     return strtod(t, NULL);
 }
 
-static void pl__md_stat(pl__buf *b, pl__stat s, size_t group_n, int decimals)
-{
-    if (!s.n) {
-        pl__buf_puts(b, PL__DASH);
-        return;
-    }
-    if (s.n > 1)
-        pl__buf_printf(b, "%.*f " PL__PM " %.*f", decimals, s.mean, decimals, s.sd);
-    else
-        pl__buf_printf(b, "%.*f", decimals, s.mean);
-    if (s.n < group_n)
-        pl__buf_printf(b, " (n=%zu)", s.n);
-}
-
 static void pl__bold_open(pl__buf *b, int bold)
 {
     if (bold)
@@ -479,26 +467,414 @@ static void pl__md_distinct(pl__buf *b, const pl__layout *L, size_t off, size_t 
     }
 }
 
-static void pl__md_row_start(pl__buf *b, const pl__layout *L, const pl_run_result *key,
-                             const char *criterion, const char *schedule, const char *gran,
-                             const char *sweep)
+/* ---- the paper table (results.md and results.tex) ----------------------------
+ *
+ * One row per dense model and per pruned configuration, the same cells in
+ * Markdown and in LaTeX (booktabs). Compression ratio and theoretical
+ * speed-up follow Blalock et al. 2020 ("What is the state of neural network
+ * pruning?"): original parameters / remaining (nonzero) parameters, and
+ * original multiply-accumulates / remaining ones; they are the params and
+ * MACs reduction ratios. Δacc is acc_final − acc_baseline of each run (the
+ * same seed's baseline), averaged over the seeds. A value is bold only when
+ * it beats the runner-up configuration of its model by more than the seed
+ * spread (the larger of the two standard deviations), so a bold cell is a
+ * difference the seeds support. */
+
+typedef struct pl__cell {
+    pl__buf md, tex;
+    int bold;
+} pl__cell;
+
+enum { PL__C_MAX = 20 };
+
+typedef struct pl__table {
+    size_t n_cols, n_rows, cap;
+    const char *md_head[PL__C_MAX], *tex_head[PL__C_MAX];
+    char align[PL__C_MAX]; /* 'l' or 'r' */
+    pl__cell *cells;       /* n_rows x n_cols */
+    size_t *section_end;   /* rows after which a section ends (tex \midrule) */
+    int failed;
+} pl__table;
+
+static pl__cell *pl__tcell(pl__table *T, size_t row, size_t col) { return &T->cells[row * T->n_cols + col]; }
+
+static void pl__tex_text(pl__buf *b, const char *s)
 {
-    pl__buf_puts(b, "| ");
-    pl__md_text(b, key->model);
-    if (L->dataset_col) {
-        pl__buf_puts(b, " | ");
-        pl__md_text(b, key->dataset);
+    if (!*s) {
+        pl__buf_puts(b, "---");
+        return;
     }
-    pl__buf_puts(b, " | ");
-    pl__md_text(b, criterion);
-    pl__buf_puts(b, " | ");
-    pl__md_text(b, schedule);
-    pl__buf_puts(b, " | ");
-    pl__md_text(b, gran);
-    if (L->sweep_col) {
-        pl__buf_puts(b, " | ");
-        pl__md_text(b, sweep);
+    for (const char *p = s; *p; p++) {
+        if (strchr("&%$#_{}", *p))
+            pl__buf_printf(b, "\\%c", *p);
+        else if (*p == '~')
+            pl__buf_puts(b, "\\textasciitilde{}");
+        else if (*p == '^')
+            pl__buf_puts(b, "\\textasciicircum{}");
+        else if (*p == '\\')
+            pl__buf_puts(b, "\\textbackslash{}");
+        else if (*p == '\n' || *p == '\r')
+            pl__buf_add(b, " ", 1);
+        else
+            pl__buf_add(b, p, 1);
     }
+}
+
+static void pl__c_text(pl__cell *c, const char *s)
+{
+    pl__md_text(&c->md, s);
+    pl__tex_text(&c->tex, s);
+}
+
+static void pl__c_dash(pl__cell *c)
+{
+    pl__buf_puts(&c->md, PL__DASH);
+    pl__buf_puts(&c->tex, "---");
+}
+
+static void pl__c_count(pl__cell *c, double v)
+{
+    pl__md_count(&c->md, v);
+    pl__buf tmp = {0};
+    pl__md_count(&tmp, v);
+    for (size_t i = 0; !tmp.failed && i < tmp.len; i++) {
+        if (tmp.data[i] == ',')
+            pl__buf_puts(&c->tex, "{,}");
+        else if (!strncmp(tmp.data + i, PL__DASH, 3)) {
+            pl__buf_puts(&c->tex, "---");
+            i += 2;
+        } else
+            pl__buf_add(&c->tex, &tmp.data[i], 1);
+    }
+    pl__buf_free(&tmp);
+}
+
+static void pl__c_num(pl__cell *c, double v, int decimals, const char *suffix_md, const char *suffix_tex)
+{
+    if (isnan(v) || isinf(v)) {
+        pl__c_dash(c);
+        return;
+    }
+    pl__buf_printf(&c->md, "%.*f%s", decimals, v, suffix_md);
+    pl__buf_printf(&c->tex, "%.*f%s", decimals, v, suffix_tex);
+}
+
+static void pl__c_stat(pl__cell *c, pl__stat s, size_t group_n, int decimals, int sign)
+{
+    if (!s.n) {
+        pl__c_dash(c);
+        return;
+    }
+    const char *fmt = sign ? "%+.*f" : "%.*f";
+    pl__buf_printf(&c->md, fmt, decimals, s.mean);
+    pl__buf_puts(&c->tex, "$");
+    pl__buf_printf(&c->tex, fmt, decimals, s.mean);
+    if (s.n > 1) {
+        pl__buf_printf(&c->md, " " PL__PM " %.*f", decimals, s.sd);
+        pl__buf_printf(&c->tex, " \\pm %.*f", decimals, s.sd);
+    }
+    pl__buf_puts(&c->tex, "$");
+    if (s.n < group_n) {
+        pl__buf_printf(&c->md, " (n=%zu)", s.n);
+        pl__buf_printf(&c->tex, " (n=%zu)", s.n);
+    }
+}
+
+/* "configs/models/simple_cnn.yaml" -> "simple_cnn" */
+static void pl__model_short(const char *model, char *out, size_t cap)
+{
+    const char *base = strrchr(model, '/');
+    base = base ? base + 1 : model;
+    size_t n = strlen(base);
+    if (n > 5 && !strcmp(base + n - 5, ".yaml"))
+        n -= 5;
+    else if (n > 4 && !strcmp(base + n - 4, ".yml"))
+        n -= 4;
+    snprintf(out, cap, "%.*s", (int)n, base);
+}
+
+typedef double (*pl__run_fn)(const pl_run_result *r);
+static double pl__f_compression(const pl_run_result *r)
+{
+    return r->nonzero_params_after > 0 ? (double)r->params_before / (double)r->nonzero_params_after : NAN;
+}
+static double pl__f_speedup(const pl_run_result *r)
+{
+    return r->macs_after > 0 ? (double)r->macs_before / (double)r->macs_after : NAN;
+}
+static double pl__f_delta(const pl_run_result *r) { return r->acc_final - r->acc_baseline; }
+
+/* mean and sample std of fn over the runs of group g */
+static pl__stat pl__stat_fn(const pl__layout *L, int g, pl__run_fn fn)
+{
+    pl__stat s = {NAN, NAN, 0};
+    double sum = 0, ss = 0;
+    for (size_t i = 0; i < L->n; i++) {
+        double v = L->group[i] == g ? fn(L->runs[i]) : NAN;
+        if (!isnan(v)) {
+            sum += v;
+            s.n++;
+        }
+    }
+    if (!s.n)
+        return s;
+    s.mean = sum / (double)s.n;
+    for (size_t i = 0; i < L->n; i++) {
+        double v = L->group[i] == g ? fn(L->runs[i]) : NAN;
+        if (!isnan(v))
+            ss += (v - s.mean) * (v - s.mean);
+    }
+    s.sd = s.n > 1 ? sqrt(ss / (double)(s.n - 1)) : NAN;
+    return s;
+}
+
+/* Marks the best of stats[0..n) (higher or lower is better) when it beats
+ * the runner-up by more than the larger standard deviation; values are
+ * compared as displayed (`decimals`). */
+static void pl__mark_best(const pl__stat *st, size_t n, int higher, int decimals, int *bold)
+{
+    size_t best = SIZE_MAX, second = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        bold[i] = 0;
+        if (!st[i].n || isnan(st[i].mean))
+            continue;
+        double v = pl__shown(st[i].mean, decimals);
+        if (best == SIZE_MAX || (higher ? v > pl__shown(st[best].mean, decimals)
+                                        : v < pl__shown(st[best].mean, decimals))) {
+            second = best;
+            best = i;
+        } else if (second == SIZE_MAX || (higher ? v > pl__shown(st[second].mean, decimals)
+                                                 : v < pl__shown(st[second].mean, decimals))) {
+            second = i;
+        }
+    }
+    if (best == SIZE_MAX || second == SIZE_MAX)
+        return;
+    double gap = fabs(pl__shown(st[best].mean, decimals) - pl__shown(st[second].mean, decimals));
+    double sb = st[best].n > 1 && !isnan(st[best].sd) ? st[best].sd : 0;
+    double s2 = st[second].n > 1 && !isnan(st[second].sd) ? st[second].sd : 0;
+    if (gap > (sb > s2 ? sb : s2) && gap > 0)
+        bold[best] = 1;
+}
+
+static void pl__table_free(pl__table *T)
+{
+    for (size_t i = 0; T->cells && i < T->n_rows * T->n_cols; i++) {
+        pl__buf_free(&T->cells[i].md);
+        pl__buf_free(&T->cells[i].tex);
+    }
+    free(T->cells);
+    free(T->section_end);
+}
+
+static pl__cell *pl__table_row(pl__table *T)
+{
+    if (T->n_rows == T->cap) {
+        size_t ncap = T->cap ? T->cap * 2 : 16;
+        pl__cell *nc = realloc(T->cells, ncap * T->n_cols * sizeof *nc);
+        if (!nc) {
+            T->failed = 1;
+            return NULL;
+        }
+        memset(nc + T->cap * T->n_cols, 0, (ncap - T->cap) * T->n_cols * sizeof *nc);
+        T->cells = nc;
+        T->cap = ncap;
+    }
+    return pl__tcell(T, T->n_rows++, 0);
+}
+
+static void pl__col(pl__table *T, const char *md, const char *tex, char align)
+{
+    T->md_head[T->n_cols] = md;
+    T->tex_head[T->n_cols] = tex;
+    T->align[T->n_cols++] = align;
+}
+
+/* Fills T with the table of L (ok runs only). */
+static void pl__table_build(pl__table *T, const pl__layout *L)
+{
+    memset(T, 0, sizeof *T);
+    pl__col(T, "model", "Model", 'l');
+    if (L->dataset_col)
+        pl__col(T, "dataset", "Dataset", 'l');
+    pl__col(T, "criterion", "Criterion", 'l');
+    pl__col(T, "schedule", "Schedule", 'l');
+    pl__col(T, "granularity", "Gran.", 'l');
+    if (L->sweep_col)
+        pl__col(T, "sweep", "Sweep", 'l');
+    size_t c_num = T->n_cols;
+    pl__col(T, "target", "Target", 'r');
+    pl__col(T, "achieved", "Achieved", 'r');
+    pl__col(T, "params", "Params", 'r');
+    pl__col(T, "compression", "Compr.", 'r');
+    pl__col(T, "MACs", "MACs", 'r');
+    pl__col(T, "speed-up", "Speed-up", 'r');
+    pl__col(T, "acc baseline", "Acc.\\ base", 'r');
+    pl__col(T, "acc pruned", "Acc.\\ pruned", 'r');
+    pl__col(T, "acc final", "Acc.\\ final", 'r');
+    pl__col(T, PL__DELTA "acc", "$\\Delta$Acc.", 'r');
+    pl__col(T, "latency ms before " PL__ARROW " after", "Latency (ms)", 'r');
+    pl__col(T, "seeds (n)", "$n$", 'r');
+    T->section_end = calloc(L->n_sections + 1, sizeof *T->section_end);
+    int *bold = malloc(5 * (L->n_groups ? L->n_groups : 1) * sizeof *bold);
+    pl__stat *st = malloc(5 * (L->n_groups ? L->n_groups : 1) * sizeof *st);
+    if (!T->section_end || !bold || !st) {
+        T->failed = 1;
+        free(bold);
+        free(st);
+        return;
+    }
+    char model[256];
+    for (size_t s = 0; s < L->n_sections; s++) {
+        const pl__section *S = &L->sections[s];
+        pl__model_short(S->key->model, model, sizeof model);
+        pl__cell *c = pl__table_row(T);
+        if (!c)
+            break;
+        size_t k = 0;
+        pl__c_text(&c[k++], model);
+        if (L->dataset_col)
+            pl__c_text(&c[k++], S->key->dataset);
+        pl__c_text(&c[k++], "dense baseline");
+        pl__c_dash(&c[k++]);
+        pl__c_dash(&c[k++]);
+        if (L->sweep_col)
+            pl__c_dash(&c[k++]);
+        pl__c_dash(&c[k++]);
+        pl__c_dash(&c[k++]);
+        pl__c_count(&c[k++], S->params.mean);
+        pl__c_num(&c[k++], 1.0, 1, PL__TIMES, "$\\times$");
+        pl__c_count(&c[k++], S->macs.mean);
+        pl__c_num(&c[k++], 1.0, 1, PL__TIMES, "$\\times$");
+        pl__c_stat(&c[k++], S->acc, S->n_base, 2, 0);
+        pl__c_dash(&c[k++]);
+        pl__c_dash(&c[k++]);
+        pl__c_dash(&c[k++]);
+        pl__c_num(&c[k++], S->lat.n ? S->lat.mean : NAN, 3, "", "");
+        pl__buf_printf(&c[k].md, "%zu", S->n_base);
+        pl__buf_printf(&c[k++].tex, "%zu", S->n_base);
+
+        /* the section's groups and their bold cells */
+        size_t ng = 0;
+        int gid[1024];
+        for (size_t g = 0; g < L->n_groups && ng < 1024; g++)
+            if (L->groups[g].section == (int)s)
+                gid[ng++] = (int)g;
+        for (size_t i = 0; i < ng; i++) {
+            st[0 * ng + i] = pl__stat_fn(L, gid[i], pl__f_compression);
+            st[1 * ng + i] = pl__stat_fn(L, gid[i], pl__f_speedup);
+            st[2 * ng + i] = L->groups[gid[i]].acc_final;
+            st[3 * ng + i] = pl__stat_fn(L, gid[i], pl__f_delta);
+            st[4 * ng + i] = L->groups[gid[i]].lat_after;
+        }
+        static const int higher[5] = {1, 1, 1, 1, 0}, decs[5] = {1, 1, 2, 2, 3};
+        for (int col = 0; col < 5; col++)
+            pl__mark_best(&st[col * ng], ng, higher[col], decs[col], &bold[col * ng]);
+        for (size_t i = 0; i < ng; i++) {
+            const pl__group *G = &L->groups[gid[i]];
+            const pl_run_result *key = G->key;
+            if (!(c = pl__table_row(T)))
+                break;
+            k = 0;
+            pl__c_text(&c[k++], model);
+            if (L->dataset_col)
+                pl__c_text(&c[k++], key->dataset);
+            pl__c_text(&c[k++], key->criterion);
+            pl__c_text(&c[k++], key->schedule);
+            pl__c_text(&c[k++], key->granularity);
+            if (L->sweep_col) {
+                char sweep[sizeof key->sweep];
+                pl__sweep_sans_seed(key->sweep, sweep, sizeof sweep);
+                pl__c_text(&c[k++], sweep);
+            }
+            pl__c_num(&c[k++], key->target_sparsity, 4, "", "");
+            pl__c_num(&c[k++], G->achieved.n ? G->achieved.mean : NAN, 4, "", "");
+            pl__c_count(&c[k++], G->nonzero.mean);
+            c[k].bold = bold[0 * ng + i];
+            pl__c_num(&c[k++], st[0 * ng + i].n ? st[0 * ng + i].mean : NAN, 1, PL__TIMES, "$\\times$");
+            pl__c_count(&c[k++], G->macs_after.mean);
+            c[k].bold = bold[1 * ng + i];
+            pl__c_num(&c[k++], st[1 * ng + i].n ? st[1 * ng + i].mean : NAN, 1, PL__TIMES, "$\\times$");
+            pl__c_stat(&c[k++], G->acc_base, G->n, 2, 0);
+            pl__c_stat(&c[k++], G->acc_pruned, G->n, 2, 0);
+            c[k].bold = bold[2 * ng + i];
+            pl__c_stat(&c[k++], G->acc_final, G->n, 2, 0);
+            c[k].bold = bold[3 * ng + i];
+            pl__c_stat(&c[k++], st[3 * ng + i], G->n, 2, 1);
+            c[k].bold = bold[4 * ng + i];
+            if (G->lat_before.n && G->lat_after.n) {
+                pl__buf_printf(&c[k].md, "%.3f " PL__ARROW " %.3f", G->lat_before.mean, G->lat_after.mean);
+                pl__buf_printf(&c[k].tex, "%.3f $\\to$ %.3f", G->lat_before.mean, G->lat_after.mean);
+                k++;
+            } else {
+                pl__c_dash(&c[k++]);
+            }
+            pl__buf_printf(&c[k].md, "%zu", G->n);
+            pl__buf_printf(&c[k++].tex, "%zu", G->n);
+        }
+        T->section_end[s] = T->n_rows;
+    }
+    (void)c_num;
+    for (size_t i = 0; T->cells && i < T->n_rows * T->n_cols; i++)
+        if (T->cells[i].md.failed || T->cells[i].tex.failed)
+            T->failed = 1;
+    free(bold);
+    free(st);
+}
+
+static void pl__table_md(pl__buf *b, const pl__table *T)
+{
+    for (size_t j = 0; j < T->n_cols; j++)
+        pl__buf_printf(b, "%s %s", j ? " |" : "|", T->md_head[j]);
+    pl__buf_puts(b, " |\n");
+    for (size_t j = 0; j < T->n_cols; j++)
+        pl__buf_puts(b, T->align[j] == 'r' ? "|--:" : "|---");
+    pl__buf_puts(b, "|\n");
+    for (size_t r = 0; r < T->n_rows; r++) {
+        for (size_t j = 0; j < T->n_cols; j++) {
+            const pl__cell *c = &T->cells[r * T->n_cols + j];
+            pl__buf_puts(b, j ? " | " : "| ");
+            pl__bold_open(b, c->bold);
+            pl__buf_add(b, c->md.data ? c->md.data : "", c->md.len);
+            pl__bold_open(b, c->bold);
+        }
+        pl__buf_puts(b, " |\n");
+    }
+}
+
+static void pl__table_tex(pl__buf *b, const pl__table *T, const char *experiment)
+{
+    pl__buf_puts(b, "% prunelab results table; needs \\usepackage{booktabs}. Mean $\\pm$ sample std over seeds.\n"
+                    "\\begin{table}[t]\n\\centering\n\\small\n\\caption{");
+    pl__tex_text(b, experiment);
+    pl__buf_puts(b, ": accuracy (test \\%), parameters and MACs per image after pruning. Compression "
+                    "and speed-up as defined by Blalock et al.\\ (2020); $\\Delta$Acc.\\ is final minus "
+                    "baseline accuracy of the same seed. Bold: beats the runner-up by more than the "
+                    "seed spread.}\n\\begin{tabular}{");
+    for (size_t j = 0; j < T->n_cols; j++)
+        pl__buf_add(b, &T->align[j], 1);
+    pl__buf_puts(b, "}\n\\toprule\n");
+    for (size_t j = 0; j < T->n_cols; j++)
+        pl__buf_printf(b, "%s%s", j ? " & " : "", T->tex_head[j]);
+    pl__buf_puts(b, " \\\\\n\\midrule\n");
+    size_t s = 0;
+    for (size_t r = 0; r < T->n_rows; r++) {
+        for (size_t j = 0; j < T->n_cols; j++) {
+            const pl__cell *c = &T->cells[r * T->n_cols + j];
+            pl__buf_puts(b, j ? " & " : "");
+            if (c->bold) /* \boldmath: the cells hold math ($\pm$) */
+                pl__buf_puts(b, "{\\boldmath\\bfseries ");
+            pl__buf_add(b, c->tex.data ? c->tex.data : "", c->tex.len);
+            if (c->bold)
+                pl__buf_puts(b, "}");
+        }
+        pl__buf_puts(b, " \\\\\n");
+        if (T->section_end && r + 1 == T->section_end[s] && r + 1 < T->n_rows) {
+            pl__buf_puts(b, "\\midrule\n");
+            s++;
+        }
+    }
+    pl__buf_puts(b, "\\bottomrule\n\\end{tabular}\n\\end{table}\n");
 }
 
 static void pl__md_results(pl__buf *b, const pl__layout *L, int plots)
@@ -535,98 +911,25 @@ static void pl__md_results(pl__buf *b, const pl__layout *L, int plots)
 
     pl__buf_puts(b,
                  "Mean " PL__PM " sample standard deviation over seeds. Accuracy: test-set %. "
-                 "Params after: nonzero parameters. MACs: per image; after pruning only "
-                 "surviving weights count, with the reduction against the dense model. "
-                 "Latency: ms per 1,000 images. **Bold**: the best pruned configuration of a "
-                 "model per column (highest final accuracy; fewest params and MACs; lowest "
-                 "latency).");
+                 "Params: nonzero parameters after pruning. MACs: per image, after pruning only "
+                 "surviving weights count. Compression and speed-up as defined by Blalock et al. "
+                 "2020: original / remaining parameters, and original / remaining MACs "
+                 "(theoretical speed-up). " PL__DELTA "acc: final minus baseline accuracy of the "
+                 "same seed. Latency: ms per 1,000 images. **Bold**: the best pruned "
+                 "configuration of a model in that column, shown only where it beats the "
+                 "runner-up by more than the seed spread (the larger standard deviation of the "
+                 "two).");
     if (n_ok < L->n)
         pl__buf_puts(b, " Runs whose status is not ok are left out and listed below.");
     pl__buf_puts(b, "\n\n");
 
-    pl__buf_printf(b, "| model%s | criterion | schedule | granularity%s | target | achieved | "
-                      "params after | MACs after | acc baseline | acc pruned | acc final | "
-                      "latency ms before " PL__ARROW " after | seeds (n) |\n",
-                   L->dataset_col ? " | dataset" : "", L->sweep_col ? " | sweep" : "");
-    pl__buf_printf(b, "|---%s|---|---|---%s|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
-                   L->dataset_col ? "|---" : "", L->sweep_col ? "|---" : "");
-
-    for (size_t s = 0; s < L->n_sections; s++) {
-        const pl__section *S = &L->sections[s];
-        pl__md_row_start(b, L, S->key, "dense baseline", "", "", "");
-        pl__buf_puts(b, " | " PL__DASH " | " PL__DASH " | ");
-        pl__md_count(b, S->params.mean);
-        pl__buf_puts(b, " | ");
-        pl__md_count(b, S->macs.mean);
-        pl__buf_puts(b, " | ");
-        pl__md_stat(b, S->acc, S->n_base, 2);
-        pl__buf_puts(b, " | " PL__DASH " | " PL__DASH " | ");
-        if (S->lat.n)
-            pl__buf_printf(b, "%.3f", S->lat.mean);
-        else
-            pl__buf_puts(b, PL__DASH);
-        pl__buf_printf(b, " | %zu |\n", S->n_base);
-
-        int mark = S->n_pruned > 1;
-        for (size_t g = 0; g < L->n_groups; g++) {
-            const pl__group *G = &L->groups[g];
-            if (G->section != (int)s)
-                continue;
-            const pl_run_result *k = G->key;
-            char sweep[sizeof k->sweep];
-            pl__sweep_sans_seed(k->sweep, sweep, sizeof sweep);
-            pl__md_row_start(b, L, k, k->criterion, k->schedule, k->granularity, sweep);
-            pl__buf_puts(b, " | ");
-            if (isnan(k->target_sparsity))
-                pl__buf_puts(b, PL__DASH);
-            else
-                pl__buf_printf(b, "%.4f", k->target_sparsity);
-            pl__buf_puts(b, " | ");
-            if (G->achieved.n)
-                pl__buf_printf(b, "%.4f", G->achieved.mean);
-            else
-                pl__buf_puts(b, PL__DASH);
-
-            int bold = mark && pl__shown(G->nonzero.mean, 0) == S->best_params;
-            pl__buf_puts(b, " | ");
-            pl__bold_open(b, bold);
-            pl__md_count(b, G->nonzero.mean);
-            pl__bold_open(b, bold);
-
-            bold = mark && pl__shown(G->macs_after.mean, 0) == S->best_macs;
-            pl__buf_puts(b, " | ");
-            pl__bold_open(b, bold);
-            pl__md_count(b, G->macs_after.mean);
-            if (G->macs_after.n && G->macs_after.mean > 0 && G->macs_before.n)
-                pl__buf_printf(b, " (%.1f" PL__TIMES ")", G->macs_before.mean / G->macs_after.mean);
-            pl__bold_open(b, bold);
-
-            pl__buf_puts(b, " | ");
-            pl__md_stat(b, G->acc_base, G->n, 2);
-            pl__buf_puts(b, " | ");
-            pl__md_stat(b, G->acc_pruned, G->n, 2);
-            bold = mark && pl__shown(G->acc_final.mean, 2) == S->best_acc;
-            pl__buf_puts(b, " | ");
-            pl__bold_open(b, bold);
-            pl__md_stat(b, G->acc_final, G->n, 2);
-            pl__bold_open(b, bold);
-
-            pl__buf_puts(b, " | ");
-            if (G->lat_before.n)
-                pl__buf_printf(b, "%.3f", G->lat_before.mean);
-            else
-                pl__buf_puts(b, PL__DASH);
-            pl__buf_puts(b, " " PL__ARROW " ");
-            bold = mark && pl__shown(G->lat_after.mean, 3) == S->best_lat;
-            pl__bold_open(b, bold);
-            if (G->lat_after.n)
-                pl__buf_printf(b, "%.3f", G->lat_after.mean);
-            else
-                pl__buf_puts(b, PL__DASH);
-            pl__bold_open(b, bold);
-            pl__buf_printf(b, " | %zu |\n", G->n);
-        }
-    }
+    pl__table T;
+    pl__table_build(&T, L);
+    if (T.failed)
+        b->failed = 1;
+    else
+        pl__table_md(b, &T);
+    pl__table_free(&T);
 
     if (n_ok < L->n) {
         pl__buf_puts(b, "\n## Failed or flagged runs\n\n"
@@ -646,9 +949,11 @@ static void pl__md_results(pl__buf *b, const pl__layout *L, int plots)
             pl__buf_puts(b, " |\n");
         }
     }
-    if (plots)
+    if (plots & 1)
         pl__buf_puts(b, "\n## Plots\n\n![accuracy vs sparsity](acc_vs_sparsity.svg)\n\n"
                         "![accuracy vs MACs](acc_vs_macs.svg)\n");
+    if (plots & 2) /* the history of the runs at each series' highest sparsity */
+        pl__buf_puts(b, "\n![test accuracy during training](training_curves.svg)\n");
     pl__buf_puts(b, "\nEvery run: results.csv. Every layer of every run: layers.csv.\n");
     pl_manifest_md(b, (const pl_run_result *const *)L->runs, L->n);
 }
@@ -730,9 +1035,118 @@ static int pl__same_series(const pl_run_result *a, const pl_run_result *b)
            strcmp(a->schedule, b->schedule) == 0 && strcmp(a->granularity, b->granularity) == 0;
 }
 
-/* The gnuplot script for both plots; *n_series = 0 when there is nothing to plot. */
-static void pl__plot_script(pl__buf *b, const pl__layout *L, const char *out_sparsity,
-                            const char *out_macs, int *n_series)
+/* Every series gets its own colour AND marker (colour-blind safe palette,
+ * Okabe & Ito, then more; filled markers first), so no two series look
+ * alike in colour or in black and white. 10 colours x 12 markers. */
+static const char *const pl__colors[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00",
+                                         "#56B4E9", "#882255", "#999933", "#332288", "#44AA99"};
+static const int pl__markers[] = {7, 5, 9, 11, 13, 15, 1, 2, 3, 6, 8, 12};
+static const char *const pl__dense_colors[] = {"#000000", "#666666", "#8B4513", "#2F4F4F"};
+
+/* "20k", "1.5M": a count as an axis label */
+static void pl__count_label(char *buf, size_t cap, double v)
+{
+    if (v >= 1e9)
+        snprintf(buf, cap, "%gG", v / 1e9);
+    else if (v >= 1e6)
+        snprintf(buf, cap, "%gM", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(buf, cap, "%gk", v / 1e3);
+    else
+        snprintf(buf, cap, "%g", v);
+}
+
+/* Explicit tick marks for a log axis over [lo, hi]: 1-2-5 per decade, or a
+ * finer 1-1.5-2-3-4-5-6-8 when that gives fewer than 3 ticks. Labels are
+ * written out here, so two ticks never print the same text. */
+static void pl__log_tics(pl__buf *b, double lo, double hi)
+{
+    static const double coarse[] = {1, 2, 5}, fine[] = {1, 1.5, 2, 3, 4, 5, 6, 8};
+    if (!(lo > 0) || !isfinite(hi) || hi < lo) /* nothing sensible to mark: gnuplot's own */
+        return;
+    const double *mant[2] = {coarse, fine};
+    size_t n_mant[2] = {3, 8};
+    for (int pass = 0; pass < 2; pass++) {
+        double v[64];
+        size_t nv = 0;
+        for (int k = (int)floor(log10(lo)) - 1; k <= (int)ceil(log10(hi)) && nv < 64; k++)
+            for (size_t m = 0; m < n_mant[pass] && nv < 64; m++) {
+                double t = mant[pass][m] * pow(10, k);
+                if (t >= lo && t <= hi)
+                    v[nv++] = t;
+            }
+        if (nv < 3 && pass == 0)
+            continue;
+        pl__buf_puts(b, "set xtics (");
+        for (size_t i = 0; i < nv; i++) {
+            char lab[32];
+            pl__count_label(lab, sizeof lab, v[i]);
+            pl__buf_printf(b, "%s'%s' %.10g", i ? ", " : "", lab, v[i]);
+        }
+        pl__buf_puts(b, ")\n");
+        return;
+    }
+}
+
+/* Per section: the dense baseline as a horizontal line with its +-1 sd
+ * band (objects/arrows numbered from 100), for the plot being set up. */
+static void pl__dense_decor(pl__buf *b, const pl__layout *L)
+{
+    for (size_t s = 0; s < L->n_sections; s++) {
+        const pl__section *S = &L->sections[s];
+        if (!S->acc.n)
+            continue;
+        const char *c = pl__dense_colors[s % 4];
+        double sd = S->acc.n > 1 ? S->acc.sd : 0.0;
+        if (sd > 0)
+            pl__buf_printf(b,
+                           "set object %zu rect from graph 0, first %.6g to graph 1, first %.6g "
+                           "fc rgb '%s' fs transparent solid 0.12 noborder behind\n",
+                           100 + s, S->acc.mean - sd, S->acc.mean + sd, c);
+        pl__buf_printf(b, "set arrow %zu from graph 0, first %.6g to graph 1, first %.6g nohead "
+                          "lc rgb '%s' lw 1.5 dt 2 back\n",
+                       100 + s, S->acc.mean, S->acc.mean, c);
+    }
+}
+
+/* The legend entries of the dense lines (the lines themselves are arrows). */
+static void pl__dense_keys(pl__buf *p, const pl__layout *L, int many)
+{
+    for (size_t s = 0; s < L->n_sections; s++) {
+        const pl__section *S = &L->sections[s];
+        if (!S->acc.n)
+            continue;
+        pl__buf label = {0};
+        pl__buf_puts(&label, "dense");
+        if (many)
+            pl__buf_printf(&label, " %s", S->key->model);
+        if (S->acc.n > 1)
+            pl__buf_printf(&label, ": %.2f " PL__PM " %.2f", S->acc.mean, S->acc.sd);
+        else
+            pl__buf_printf(&label, ": %.2f", S->acc.mean);
+        pl__buf_printf(p, ", \\\n     NaN with lines lc rgb '%s' lw 1.5 dt 2 title ",
+                       pl__dense_colors[s % 4]);
+        pl__gp_quote(p, label.failed ? "" : label.data);
+        pl__buf_free(&label);
+    }
+}
+
+/* history: x = training epochs so far for each row of a run's history (a
+ * prune row sits at the epoch it follows, so the drop is vertical) */
+static double pl__history_x(const pl_run_result *r, size_t k)
+{
+    double x = 0;
+    for (size_t i = 0; i <= k && i < r->n_history; i++)
+        x += strcmp(r->history[i].phase, "prune") != 0;
+    return x;
+}
+
+/* The gnuplot script for the plots: accuracy vs sparsity and vs MACs and
+ * the training curves, each as SVG and PNG (outs[0..5]: sparsity.svg,
+ * macs.svg, curves.svg, then the .png of each). *n_series = 0 when there
+ * is nothing to plot; *curves = 0 when no run has a history. */
+static void pl__plot_script(pl__buf *b, const pl__layout *L, char outs[6][64], int *n_series,
+                            int *curves)
 {
     int many_models = 0, many_datasets = 0, many_grans = 0;
     for (size_t g = 1; g < L->n_groups; g++) {
@@ -742,18 +1156,24 @@ static void pl__plot_script(pl__buf *b, const pl__layout *L, const char *out_spa
         many_grans |= strcmp(a->granularity, c->granularity) != 0;
     }
     pl__point *pts = malloc((L->n_groups ? L->n_groups : 1) * sizeof *pts);
-    pl__buf plot_s = {0}, plot_m = {0};
+    pl__buf plot_s = {0}, plot_m = {0}, plot_h = {0};
     *n_series = 0;
+    *curves = 0;
     if (!pts) {
         b->failed = 1;
         return;
     }
+    double mac_lo = INFINITY, mac_hi = 0, sp_hi = 0;
+    size_t seeds = 0, n_total = 0;
+    for (size_t g = 0; g < L->n_groups; g++) {
+        int seen = 0;
+        for (size_t h = 0; h < g && !seen; h++)
+            seen = pl__same_series(L->groups[h].key, L->groups[g].key);
+        n_total += !seen;
+    }
+    for (size_t g = 0; g < L->n_groups; g++)
+        seeds = L->groups[g].n > seeds ? L->groups[g].n : seeds;
 
-    pl__buf_puts(b, "set terminal svg size 800,520 dynamic noenhanced font 'sans,12' "
-                    "background rgb 'white'\n"
-                    "set encoding utf8\nset grid\nset key bottom left box opaque\n"
-                    "set ylabel 'test accuracy after pruning (%)'\n"
-                    "set bars small\nset offsets graph 0.02, graph 0.02, graph 0.02, graph 0.02\n");
     /* one data block per series: sparsity, MACs, mean accuracy, std */
     for (size_t g = 0; g < L->n_groups; g++) {
         const pl_run_result *k = L->groups[g].key;
@@ -762,11 +1182,14 @@ static void pl__plot_script(pl__buf *b, const pl__layout *L, const char *out_spa
             seen = pl__same_series(L->groups[h].key, k);
         if (seen)
             continue;
-        size_t np = 0;
+        size_t np = 0, top = g; /* top: the series' group of highest target sparsity */
         for (size_t h = g; h < L->n_groups; h++) {
             const pl__group *H = &L->groups[h];
-            if (!pl__same_series(H->key, k) || !H->acc_final.n || !H->achieved.n ||
-                !H->macs_after.n)
+            if (!pl__same_series(H->key, k))
+                continue;
+            if (H->key->target_sparsity > L->groups[top].key->target_sparsity)
+                top = h;
+            if (!H->acc_final.n || !H->achieved.n || !H->macs_after.n)
                 continue;
             pts[np++] = (pl__point){H->achieved.mean, H->macs_after.mean, H->acc_final.mean,
                                     H->acc_final.n > 1 ? H->acc_final.sd : 0.0};
@@ -774,10 +1197,18 @@ static void pl__plot_script(pl__buf *b, const pl__layout *L, const char *out_spa
         if (!np)
             continue;
         qsort(pts, np, sizeof *pts, pl__point_cmp);
+        /* series at one x are dodged sideways (0.4 % of the axis per series:
+         * sparsity +-, MACs x/÷) so every error bar stays visible; columns
+         * 5 and 6 hold the dodged x */
+        double dodge = n_total > 1 ? ((double)*n_series - (double)(n_total - 1) / 2.0) * 0.004 : 0;
         pl__buf_printf(b, "$s%d << EOD\n", *n_series);
-        for (size_t i = 0; i < np; i++)
-            pl__buf_printf(b, "%.6g %.6g %.6g %.6g\n", pts[i].sparsity, pts[i].macs, pts[i].acc,
-                           pts[i].sd);
+        for (size_t i = 0; i < np; i++) {
+            pl__buf_printf(b, "%.6g %.6g %.6g %.6g %.6g %.6g\n", pts[i].sparsity, pts[i].macs, pts[i].acc,
+                           pts[i].sd, pts[i].sparsity + dodge, pts[i].macs * pow(10, dodge));
+            mac_lo = fmin(mac_lo, pts[i].macs);
+            mac_hi = fmax(mac_hi, pts[i].macs);
+            sp_hi = fmax(sp_hi, pts[i].sparsity);
+        }
         pl__buf_puts(b, "EOD\n");
 
         pl__buf label = {0};
@@ -788,54 +1219,135 @@ static void pl__plot_script(pl__buf *b, const pl__layout *L, const char *out_spa
             pl__buf_printf(&label, " (%s)", k->model);
         if (many_datasets)
             pl__buf_printf(&label, " [%s]", k->dataset);
+        const char *color = pl__colors[*n_series % 10];
+        int marker = pl__markers[*n_series % 12];
         for (int w = 0; w < 2; w++) {
             pl__buf *p = w ? &plot_m : &plot_s;
-            pl__buf_printf(p, "%s$s%d using %d:3:4 with yerrorlines lw 2 pt 7 title ",
-                           p->len ? ", \\\n     " : "plot ", *n_series, w ? 2 : 1);
+            pl__buf_printf(p,
+                           "%s$s%d using %d:3:4 with yerrorlines lw 1.5 lc rgb '%s' pt %d ps 1.1 "
+                           "title ",
+                           p->len ? ", \\\n     " : "plot ", *n_series, w ? 6 : 5, color, marker);
             pl__gp_quote(p, label.failed ? "" : label.data);
+        }
+
+        /* training curve of the series at its highest target sparsity: mean
+         * test accuracy over the seeds, row by row of the history */
+        const pl_run_result *first = NULL;
+        size_t n_runs = 0;
+        for (size_t i = 0; i < L->n; i++)
+            if (L->group[i] == (int)top && L->runs[i]->n_history) {
+                if (!first)
+                    first = L->runs[i];
+                n_runs++;
+            }
+        if (first) {
+            pl__buf_printf(b, "$h%d << EOD\n", *n_series);
+            for (size_t r = 0; r < first->n_history; r++) {
+                double sum = 0;
+                size_t cnt = 0;
+                for (size_t i = 0; i < L->n; i++) {
+                    const pl_run_result *q = L->runs[i];
+                    if (L->group[i] != (int)top || q->n_history != first->n_history ||
+                        strcmp(q->history[r].phase, first->history[r].phase) != 0 ||
+                        isnan(q->history[r].test_acc))
+                        continue;
+                    sum += q->history[r].test_acc;
+                    cnt++;
+                }
+                if (cnt)
+                    pl__buf_printf(b, "%.6g %.6g\n", pl__history_x(first, r), sum / (double)cnt);
+            }
+            pl__buf_puts(b, "EOD\n");
+            pl__buf_printf(&label, " @ %.2f", L->groups[top].key->target_sparsity);
+            pl__buf_printf(&plot_h, "%s$h%d using 1:2 with linespoints lw 1.5 lc rgb '%s' pt %d ps 0.9 title ",
+                           plot_h.len ? ", \\\n     " : "plot ", *n_series, color, marker);
+            pl__gp_quote(&plot_h, label.failed ? "" : label.data);
+            *curves = 1;
+            (void)n_runs;
         }
         pl__buf_free(&label);
         (*n_series)++;
     }
-    /* the dense models, one point each */
+    /* the dense models: a point each at full MACs (x = 0 sparsity), their
+     * accuracy as a line with its band (pl__dense_decor) */
     for (size_t s = 0; s < L->n_sections && *n_series; s++) {
         const pl__section *S = &L->sections[s];
         if (!S->acc.n || !S->macs.n)
             continue;
         pl__buf_printf(b, "$d%zu << EOD\n0 %.6g %.6g %.6g\nEOD\n", s, S->macs.mean, S->acc.mean,
                        S->acc.n > 1 ? S->acc.sd : 0.0);
-        pl__buf label = {0};
-        pl__buf_puts(&label, "dense");
-        if (many_models || L->n_sections > 1)
-            pl__buf_printf(&label, " %s", S->key->model);
-        if (many_datasets)
-            pl__buf_printf(&label, " [%s]", S->key->dataset);
+        mac_lo = fmin(mac_lo, S->macs.mean);
+        mac_hi = fmax(mac_hi, S->macs.mean);
         for (int w = 0; w < 2; w++) {
             pl__buf *p = w ? &plot_m : &plot_s;
-            pl__buf_printf(p, ", \\\n     $d%zu using %d:3:4 with yerrorbars pt 5 ps 1.2 title ", s,
-                           w ? 2 : 1);
-            pl__gp_quote(p, label.failed ? "" : label.data);
+            pl__buf_printf(p, ", \\\n     $d%zu using %d:3:4 with yerrorbars lc rgb '%s' pt 4 ps 1.3 notitle",
+                           s, w ? 2 : 1, pl__dense_colors[s % 4]);
         }
-        pl__buf_free(&label);
     }
+    pl__dense_keys(&plot_s, L, many_models || L->n_sections > 1);
+    pl__dense_keys(&plot_m, L, many_models || L->n_sections > 1);
+
     const char *title = L->n ? L->runs[0]->experiment : "";
-    if (*n_series) {
-        pl__buf_puts(b, "set output ");
-        pl__gp_quote(b, out_sparsity);
-        pl__buf_puts(b, "\nset title ");
-        pl__gp_quote(b, title);
-        pl__buf_puts(b, "\nset xlabel 'achieved sparsity'\n");
-        pl__buf_add(b, plot_s.data, plot_s.len);
+    pl__buf ttl = {0};
+    if (seeds > 1)
+        pl__buf_printf(&ttl, "%s: mean " PL__PM " 1 sd over %zu seeds", title, seeds);
+    else
+        pl__buf_printf(&ttl, "%s", title);
+    static const char *const terms[2] = {
+        "set terminal svg size 960,540 dynamic noenhanced font 'sans,12' background rgb 'white'\n",
+        "set terminal pngcairo size 1200,675 noenhanced font 'sans,12' background rgb 'white'\n"};
+    for (int t = 0; t < 2 && *n_series; t++) {
+        pl__buf_puts(b, terms[t]);
+        pl__buf_puts(b, "set encoding utf8\nset grid\nset bars 0.6\n"
+                        "set key outside right top vertical Left reverse box spacing 1.1\n"
+                        "set ylabel 'final test accuracy (%), after retraining and fine-tuning'\n"
+                        "set offsets graph 0.02, graph 0.02, graph 0.04, graph 0.04\n"
+                        "set yrange [0<*:*<100]\n" /* an error bar never stretches the axis past 0-100 % */
+                        "set title ");
+        pl__gp_quote(b, ttl.failed ? "" : ttl.data);
+        /* accuracy vs sparsity */
         pl__buf_puts(b, "\nset output ");
-        pl__gp_quote(b, out_macs);
-        pl__buf_puts(b, "\nset xlabel 'MACs per image (surviving weights)'\nset format x '%.0s%c'\n");
+        pl__gp_quote(b, outs[t * 3]);
+        pl__buf_printf(b, "\nset xlabel 'achieved sparsity (share of the targeted units removed)'\n"
+                          "set xrange [-0.03:%.3g]\nset xtics 0.1\nset format x '%%.1f'\n",
+                       sp_hi > 0.9 ? 1.0 : sp_hi + 0.1);
+        pl__dense_decor(b, L);
+        pl__buf_add(b, plot_s.data, plot_s.len);
+        /* accuracy vs MACs, log x */
+        pl__buf_puts(b, "\nset output ");
+        pl__gp_quote(b, outs[t * 3 + 1]);
+        pl__buf_puts(b, "\nset xlabel 'MACs per image after pruning (surviving weights; log scale)'\n"
+                        "set logscale x\nset format x '%g'\n");
+        double lo = mac_lo > 0 ? mac_lo / 1.3 : 1, hi = mac_hi > lo ? mac_hi * 1.3 : lo * 10;
+        pl__buf_printf(b, "set xrange [%.6g:%.6g]\n", lo, hi);
+        pl__log_tics(b, lo, hi);
         pl__buf_add(b, plot_m.data, plot_m.len);
-        pl__buf_puts(b, "\nunset output\n");
+        pl__buf_puts(b, "\nunset logscale x\nunset object\nunset arrow\nset xtics autofreq\n"
+                        "set autoscale x\n");
+        if (*curves) {
+            pl__buf_puts(b, "set output ");
+            pl__gp_quote(b, outs[t * 3 + 2]);
+            pl__buf_puts(b, "\nset title ");
+            pl__buf tc = {0};
+            pl__buf_printf(&tc, "%s: test accuracy during each run (mean over seeds; highest sparsity "
+                                "of each series)", title);
+            pl__gp_quote(b, tc.failed ? "" : tc.data);
+            pl__buf_free(&tc);
+            pl__buf_puts(b, "\nset xlabel 'training epochs so far (a prune step is a drop at the "
+                            "epoch it follows)'\nset ylabel 'test accuracy (%)'\n"
+                            "set xtics 1\nset format x '%g'\nset offsets graph 0.02, graph 0.02, "
+                            "graph 0.04, graph 0.04\n");
+            pl__buf_add(b, plot_h.data, plot_h.len);
+            pl__buf_puts(b, "\n");
+        }
+        pl__buf_puts(b, "unset output\n");
     }
-    if (plot_s.failed || plot_m.failed)
+    if (plot_s.failed || plot_m.failed || plot_h.failed || ttl.failed)
         b->failed = 1;
     pl__buf_free(&plot_s);
     pl__buf_free(&plot_m);
+    pl__buf_free(&plot_h);
+    pl__buf_free(&ttl);
     free(pts);
 }
 
@@ -905,8 +1417,10 @@ static int pl__gnuplot_run(const char *gnuplot, const char *dir, const char *scr
     return -1;
 }
 
-/* Writes acc_vs_sparsity.svg and acc_vs_macs.svg; returns 1 when both
- * exist afterwards. Every failure is a warning, never an error. */
+/* Writes acc_vs_sparsity, acc_vs_macs and (when runs have a history)
+ * training_curves, each as .svg and .png; returns a bitmask of what exists
+ * afterwards (1: the accuracy plots, 2: the training curves). Every failure
+ * is a warning, never an error. */
 static int pl__plots_write(const char *dir, const pl__layout *L)
 {
     char *gnuplot = pl__which("gnuplot");
@@ -914,23 +1428,25 @@ static int pl__plots_write(const char *dir, const pl__layout *L)
         pl__warn("gnuplot not found; skipping plots (apt-get install gnuplot-nox)");
         return 0;
     }
-    static const char *const finals[2] = {"acc_vs_sparsity.svg", "acc_vs_macs.svg"};
+    static const char *const finals[6] = {"acc_vs_sparsity.svg", "acc_vs_macs.svg",
+                                          "training_curves.svg", "acc_vs_sparsity.png",
+                                          "acc_vs_macs.png",     "training_curves.png"};
     long pid = (long)getpid();
-    char outs[2][64], script[64], log[64], why[300];
-    for (int i = 0; i < 2; i++)
+    char outs[6][64], script[64], log[64], why[300];
+    for (int i = 0; i < 6; i++)
         snprintf(outs[i], sizeof outs[i], "%s.tmp.%ld", finals[i], pid);
     snprintf(script, sizeof script, "plots.gp.tmp.%ld", pid);
     snprintf(log, sizeof log, "plots.log.tmp.%ld", pid);
 
-    pl__buf text = {0}, paths[4] = {{0}};
-    int n_series = 0, made = 0;
-    pl__plot_script(&text, L, outs[0], outs[1], &n_series);
+    pl__buf text = {0}, paths[8] = {{0}};
+    int n_series = 0, curves = 0, made = 0;
+    pl__plot_script(&text, L, outs, &n_series, &curves);
     pl__buf_printf(&paths[0], "%s/%s", dir, script);
     pl__buf_printf(&paths[1], "%s/%s", dir, log);
-    pl__buf_printf(&paths[2], "%s/%s", dir, outs[0]);
-    pl__buf_printf(&paths[3], "%s/%s", dir, outs[1]);
+    for (int i = 0; i < 6; i++)
+        pl__buf_printf(&paths[2 + i], "%s/%s", dir, outs[i]);
     int oom = text.failed;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 8; i++)
         oom |= paths[i].failed;
     if (oom) {
         pl__warn("plots: out of memory; skipping plots");
@@ -948,8 +1464,10 @@ static int pl__plots_write(const char *dir, const pl__layout *L)
         } else if (fclose(f), pl__gnuplot_run(gnuplot, dir, script, log, why, sizeof why) != 0) {
             pl__warn("plots: %s; skipping plots", why);
         } else {
-            made = 1;
-            for (int i = 0; i < 2 && made; i++) {
+            made = curves ? 3 : 1;
+            for (int i = 0; i < 6 && made; i++) {
+                if (i % 3 == 2 && !curves)
+                    continue;
                 struct stat sb;
                 pl__buf fin = {0};
                 pl__buf_printf(&fin, "%s/%s", dir, finals[i]);
@@ -965,7 +1483,7 @@ static int pl__plots_write(const char *dir, const pl__layout *L)
             }
         }
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 8; i++) {
         if (!paths[i].failed && paths[i].data)
             unlink(paths[i].data);
         pl__buf_free(&paths[i]);
@@ -1016,11 +1534,27 @@ pl_status pl_report_write(const char *dir, const pl_run_result *runs, size_t n, 
         pl__csv_layers(&b, order, n);
         st = pl__write_named(dir, "layers.csv", &b, err);
     }
+    if (st == PL_OK) { /* every epoch and prune step of every run (history.c) */
+        b.len = 0;
+        pl__history_csv(&b, order, n);
+        st = pl__write_named(dir, "history.csv", &b, err);
+    }
     if (st == PL_OK) {
         int made = plots ? pl__plots_write(dir, &L) : 0;
         b.len = 0;
         pl__md_results(&b, &L, made);
         st = pl__write_named(dir, "results.md", &b, err);
+    }
+    if (st == PL_OK) { /* the same table for a paper (booktabs) */
+        b.len = 0;
+        pl__table T;
+        pl__table_build(&T, &L);
+        if (T.failed)
+            b.failed = 1;
+        else
+            pl__table_tex(&b, &T, n && order[0]->experiment[0] ? order[0]->experiment : "prunelab");
+        pl__table_free(&T);
+        st = pl__write_named(dir, "results.tex", &b, err);
     }
     pl__buf_free(&b);
     pl__layout_free(&L);

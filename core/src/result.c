@@ -2,8 +2,10 @@
  * result.c — run records (DIR/runs/<run_id>.json) and atomic file writes.
  *
  * A record is one JSON object: "format" and "version", every pl_run_result
- * field in the order of pl__run_fields, then "layers" (an array of objects
- * with the pl__layer_fields). Doubles are printed with %.17g so they read
+ * field in the order of pl__run_fields, then "history" (an array of objects
+ * with the pl__history_fields; optional, records before it lack it) and
+ * "layers" (an array of objects with the pl__layer_fields, each with an
+ * optional "kept"). Doubles are printed with %.17g so they read
  * back bit for bit; NaN is written as null and ±Inf as ±1e999. The reader
  * accepts exactly that shape: each key once, no unknown or missing keys,
  * the JSON type each field needs; errors are "file:line:col: cause".
@@ -323,22 +325,35 @@ static const pl__field pl__layer_fields[] = {
 };
 #define PL__N_LAYER_FIELDS (sizeof pl__layer_fields / sizeof pl__layer_fields[0])
 
+#define PL__HF(f, t) {#f, PL__F_##t, offsetof(pl_history_row, f), sizeof(((pl_history_row *)0)->f)}
+static const pl__field pl__history_fields[] = {
+    PL__HF(phase, STR),     PL__HF(step, I64),      PL__HF(epoch, I64),    PL__HF(sparsity, F64),
+    PL__HF(loss, F64),      PL__HF(train_acc, F64), PL__HF(test_loss, F64), PL__HF(test_acc, F64),
+};
+#define PL__N_HISTORY_FIELDS (sizeof pl__history_fields / sizeof pl__history_fields[0])
+
 /* bits of the "seen" mask beyond the table fields */
+#define PL__SEEN_HISTORY (UINT64_C(1) << 59)
 #define PL__SEEN_MANIFEST (UINT64_C(1) << 60)
 #define PL__SEEN_FORMAT (UINT64_C(1) << 61)
 #define PL__SEEN_VERSION (UINT64_C(1) << 62)
 #define PL__SEEN_LAYERS (UINT64_C(1) << 63)
-_Static_assert(PL__N_RUN_FIELDS < 60, "seen mask holds every run field");
-_Static_assert(PL__N_LAYER_FIELDS < 61, "seen mask holds every layer field");
+_Static_assert(PL__N_RUN_FIELDS < 59, "seen mask holds every run field");
+_Static_assert(PL__N_LAYER_FIELDS < 59, "seen mask holds every layer field");
 
 void pl_run_result_free(pl_run_result *r)
 {
     if (!r)
         return;
+    for (size_t i = 0; r->layers && i < r->n_layers; i++)
+        free(r->layers[i].kept);
     free(r->layers);
     r->layers = NULL;
     r->n_layers = 0;
     pl_manifest_free(r);
+    free(r->history);
+    r->history = NULL;
+    r->n_history = 0;
 }
 
 /* ---- writer -------------------------------------------------------------- */
@@ -438,6 +453,19 @@ pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err
         pl__json_field(&b, &pl__run_fields[i], r);
         pl__buf_puts(&b, ",\n");
     }
+    if (r->n_history) {
+        pl__buf_puts(&b, "  \"history\": [");
+        for (size_t k = 0; k < r->n_history; k++) {
+            pl__buf_puts(&b, k ? ",\n    {" : "\n    {");
+            for (size_t i = 0; i < PL__N_HISTORY_FIELDS; i++) {
+                if (i)
+                    pl__buf_puts(&b, ", ");
+                pl__json_field(&b, &pl__history_fields[i], &r->history[k]);
+            }
+            pl__buf_puts(&b, "}");
+        }
+        pl__buf_puts(&b, "\n  ],\n");
+    }
     pl__buf_puts(&b, "  \"layers\": [");
     for (size_t k = 0; k < r->n_layers; k++) {
         pl__buf_puts(&b, k ? ",\n    {" : "\n    {");
@@ -445,6 +473,10 @@ pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err
             if (i)
                 pl__buf_puts(&b, ", ");
             pl__json_field(&b, &pl__layer_fields[i], &r->layers[k]);
+        }
+        if (r->layers[k].kept) {
+            pl__buf_puts(&b, ", \"kept\": ");
+            pl__json_string(&b, r->layers[k].kept, SIZE_MAX);
         }
         pl__buf_puts(&b, "}");
     }
@@ -840,6 +872,18 @@ static pl_status pl__layer_member(pl__jp *j, const char *key, const char *key_at
 {
     pl__layer_ctx *c = vctx;
     int i = pl__field_find(pl__layer_fields, PL__N_LAYER_FIELDS, key);
+    if (i < 0 && strcmp(key, "kept") == 0) { /* optional: the units the layer kept */
+        if (c->l->kept)
+            return pl__jp_fail_at(j, key_at, "duplicate layer key \"kept\"");
+        if (pl__jp_peek(j) != '"')
+            return PL__JP_FAIL(j, "\"kept\" must be a string");
+        pl_status st = pl__jp_string(j);
+        if (st)
+            return st;
+        if (!(c->l->kept = strdup(j->str.data)))
+            return pl_error_set(j->err, PL_ENOMEM, "%s: out of memory", j->path);
+        return PL_OK;
+    }
     if (i < 0)
         return pl__jp_fail_at(j, key_at, "unknown layer key \"%s\"", key);
     if (c->seen & (UINT64_C(1) << i))
@@ -852,6 +896,68 @@ typedef struct pl__run_ctx {
     pl_run_result *r;
     uint64_t seen;
 } pl__run_ctx;
+
+typedef struct pl__history_ctx {
+    pl_history_row *h;
+    uint64_t seen;
+} pl__history_ctx;
+
+static pl_status pl__history_member(pl__jp *j, const char *key, const char *key_at, void *vctx)
+{
+    pl__history_ctx *c = vctx;
+    int i = pl__field_find(pl__history_fields, PL__N_HISTORY_FIELDS, key);
+    if (i < 0)
+        return pl__jp_fail_at(j, key_at, "unknown history key \"%s\"", key);
+    if (c->seen & (UINT64_C(1) << i))
+        return pl__jp_fail_at(j, key_at, "duplicate history key \"%s\"", key);
+    c->seen |= UINT64_C(1) << i;
+    return pl__jp_field_value(j, &pl__history_fields[i], c->h);
+}
+
+static pl_status pl__jp_history(pl__jp *j, pl_run_result *r)
+{
+    pl_status st;
+    size_t cap = 0;
+    if (pl__jp_peek(j) != '[')
+        return PL__JP_FAIL(j, "\"history\" must be an array");
+    j->p++;
+    pl__jp_ws(j);
+    if (pl__jp_peek(j) == ']') {
+        j->p++;
+        return PL_OK;
+    }
+    for (;;) {
+        if (r->n_history == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            pl_history_row *nh = realloc(r->history, ncap * sizeof *nh);
+            if (!nh)
+                return pl_error_set(j->err, PL_ENOMEM, "%s: out of memory", j->path);
+            r->history = nh;
+            cap = ncap;
+        }
+        pl__history_ctx c = {&r->history[r->n_history], 0};
+        memset(c.h, 0, sizeof *c.h);
+        r->n_history++;
+        pl__jp_ws(j);
+        if (pl__jp_peek(j) != '{')
+            return PL__JP_FAIL(j, "%s: expected a history object", pl__jp_what(j));
+        if ((st = pl__jp_object(j, pl__history_member, &c)))
+            return st;
+        if ((st = pl__jp_check_seen(j, "history row", pl__history_fields, PL__N_HISTORY_FIELDS, c.seen,
+                                    0)))
+            return st;
+        pl__jp_ws(j);
+        if (pl__jp_peek(j) == ',') {
+            j->p++;
+            continue;
+        }
+        if (pl__jp_peek(j) == ']') {
+            j->p++;
+            return PL_OK;
+        }
+        return PL__JP_FAIL(j, "%s: expected ',' or ']'", pl__jp_what(j));
+    }
+}
 
 static pl_status pl__jp_layers(pl__jp *j, pl_run_result *r)
 {
@@ -930,6 +1036,8 @@ static pl_status pl__run_member(pl__jp *j, const char *key, const char *key_at, 
         bit = PL__SEEN_LAYERS;
     else if (strcmp(key, "manifest") == 0)
         bit = PL__SEEN_MANIFEST;
+    else if (strcmp(key, "history") == 0) /* optional (records before it lack it) */
+        bit = PL__SEEN_HISTORY;
     else
         return pl__jp_fail_at(j, key_at, "unknown key \"%s\"", key);
     if (c->seen & bit)
@@ -942,6 +1050,8 @@ static pl_status pl__run_member(pl__jp *j, const char *key, const char *key_at, 
         return pl__jp_layers(j, c->r);
     if (bit == PL__SEEN_MANIFEST)
         return pl__jp_object(j, pl__manifest_member, c->r);
+    if (bit == PL__SEEN_HISTORY)
+        return pl__jp_history(j, c->r);
 
     const char *at = j->p;
     pl_status st;

@@ -5,7 +5,7 @@
  * DIR/runs/<run_id>.json (written atomically); the report (results.csv,
  * results.md, layers.csv, plots, manifest.json) is rebuilt from the set of
  * records, so resumed, sharded or merged sweeps give the same tables.
- * Column names and order of results.csv are a contract (DESIGN.md "Report").
+ * Column names and order of results.csv are a contract (docs/design.md "Reports").
  *
  * Accuracies are test-set percentages; NaN means "not measured" (written as
  * an empty CSV cell).
@@ -28,7 +28,21 @@ typedef struct pl_layer_result {
     int64_t nonzero_after;
     int64_t macs_before, macs_after; /* macs_after effective */
     double sparsity;          /* achieved, per the granularity's definition */
+    char *kept;               /* conv/linear: original indices of the output units kept,
+                               * as ranges "0-3,5,7-9" (heap; NULL = not recorded) */
 } pl_layer_result;
+
+/* One row of a run's history (history.c): an epoch of a training phase, or
+ * a prune step. Accuracies are test-set/training-set percentages; NaN = not
+ * measured (a prune row has no training loss). */
+typedef struct pl_history_row {
+    char phase[16];           /* train | prune | retrain | finetune */
+    int64_t step;             /* prune step (1-based); 0 before pruning */
+    int64_t epoch;            /* 1-based epoch of the phase; 0 for a prune row */
+    double sparsity;          /* achieved sparsity at that point (0 before pruning) */
+    double loss, train_acc;   /* mean training loss and accuracy over the epoch */
+    double test_loss, test_acc;
+} pl_history_row;
 
 typedef struct pl_run_result {
     char run_id[17];
@@ -56,9 +70,11 @@ typedef struct pl_run_result {
      * manifest[2k], manifest[2k+1]; none in records made before it */
     char **manifest;
     size_t n_manifest;
+    pl_history_row *history;  /* every epoch and prune step, in order (heap) */
+    size_t n_history;
 } pl_run_result;
 
-void pl_run_result_free(pl_run_result *r); /* frees layers and manifest (not r itself) */
+void pl_run_result_free(pl_run_result *r); /* frees layers, manifest and history (not r itself) */
 
 /* Records (DIR/runs/<run_id>.json): write atomically (tmp + fsync + rename). */
 pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err);
@@ -83,6 +99,11 @@ pl_status pl_report_write(const char *dir, const pl_run_result *runs, size_t n, 
  * (PL_EFORMAT), or the tolerance string is bad (PL_ECONFIG). */
 pl_status pl_compare_files(const char *baseline_csv, const char *current_csv,
                            const char *tolerance, FILE *out, int *regressed, pl_error *err);
+/* The same; only_common != 0 compares only the run_ids present in both
+ * files (a shard against a full baseline) and counts the others as skipped. */
+pl_status pl_compare_files_ex(const char *baseline_csv, const char *current_csv,
+                              const char *tolerance, int only_common, FILE *out, int *regressed,
+                              pl_error *err);
 
 /* Atomic file write helper used by every report file: writes `len` bytes to
  * path.tmp.<pid>, fsyncs, renames over path. */

@@ -2,10 +2,12 @@
 #include "run.h"
 #include "checkpoint.h"
 #include "claim.h"
+#include "history.h"
 #include "identity.h"
 #include "manifest.h"
 #include "prune.h"
 #include "regularize.h"
+#include "share_path.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -157,13 +159,7 @@ static pl_status runenv_open(pl_registry *reg, const pl_experiment *x, int threa
                              pl_identity *id, pl_runenv *e, pl_error *err)
 {
     memset(e, 0, sizeof *e);
-    pl_status s = pl_model_spec_load(x->model, &e->spec, err);
-    if (s == PL_EIO || s == PL_ENOTFOUND) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->msg);
-        pl_error_set(err, s, "%s (named by model: in %s; paths resolve against the working directory)", why,
-                     x->file);
-    }
+    pl_status s = pl__experiment_model(x, &e->spec, err);
     if (!s)
         s = instance_new(reg, PL_KIND_BACKEND, &x->backend, x, threads, &e->be, err);
     /* the splits the identity opened to learn their checksums serve the run */
@@ -291,7 +287,8 @@ static pl_status claim_baseline(const pl_run_opts *o, const char *dir, const cha
 }
 
 static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_runenv *e,
-                              pl_model **out, double *baseline_seconds, pl_error *err)
+                              pl_model **out, double *baseline_seconds, pl_run_result *hist,
+                              pl_error *err)
 {
     char dir[4096], path[4400], key[17];
     cache_dir(x, o, dir, sizeof dir);
@@ -318,7 +315,12 @@ static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_r
         }
         const char *bs = meta ? strstr(meta, "baseline_seconds=") : NULL;
         *baseline_seconds = bs ? strtod(bs + 17, NULL) : NAN;
+        s = pl__history_meta_decode(meta, hist, err); /* the baseline's epochs */
         free(meta);
+        if (s) {
+            pl_model_free(m);
+            return s;
+        }
         say(o, "baseline: reusing %s\n", path);
         *out = m;
         return PL_OK;
@@ -331,8 +333,10 @@ static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_r
     }
     pl_model_bind(m, pl_instance_ops(e->be), pl_instance_state(e->be));
     pl_phase_stats ps;
+    pl__history_ctx hc = {.r = hist, .m = m, .test = &e->test};
     pl_train_opts to = {.progress = o->quiet ? PL_PROGRESS_NONE : o->progress, .out = o->out,
-                        .interrupted = o->interrupted};
+                        .interrupted = o->interrupted, .on_epoch = pl__history_on_epoch,
+                        .on_epoch_ud = &hc};
     s = pl_train_phase(m, &e->train, &x->train, x->seed, "train", &to, &ps, err);
     if (s) {
         pl_claim_release(&claim);
@@ -340,12 +344,14 @@ static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_r
         return s;
     }
     *baseline_seconds = ps.seconds;
-    char meta[256];
-    snprintf(meta, sizeof meta, "key=%s\nbaseline_seconds=%.17g\n", key, ps.seconds);
-    s = mkdir_p(dir, err);
+    pl__buf meta = {0};
+    pl__buf_printf(&meta, "key=%s\nbaseline_seconds=%.17g\n", key, ps.seconds);
+    pl__history_meta_encode(&meta, hist);
+    s = meta.failed ? pl_error_set(err, PL_ENOMEM, "out of memory") : mkdir_p(dir, err);
     if (!s)
-        s = pl_checkpoint_save(path, m, meta, 0, err);
+        s = pl_checkpoint_save(path, m, meta.data, 0, err);
     pl_claim_release(&claim); /* after the rename: waiters find the checkpoint */
+    pl__buf_free(&meta);
     if (s) {
         pl_model_free(m);
         return s;
@@ -439,7 +445,7 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
     pl_pruner pr = {0};
     pl_train_opts to = {.progress = o->quiet ? PL_PROGRESS_NONE : o->progress, .out = o->out,
                         .interrupted = o->interrupted};
-    s = get_baseline(x, o, &e, &base, &r->baseline_seconds, err);
+    s = get_baseline(x, o, &e, &base, &r->baseline_seconds, r, err);
     if (s)
         goto done;
     pl_model_bind(base, pl_instance_ops(e.be), pl_instance_state(e.be));
@@ -467,6 +473,9 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
     if (s)
         goto done;
     pl_model_bind(m, pl_instance_ops(e.be), pl_instance_state(e.be));
+    pl__history_ctx hc = {.r = r, .m = m, .test = &e.test};
+    to.on_epoch = pl__history_on_epoch;
+    to.on_epoch_ud = &hc;
     double t_train = pl_now();
     if (x->prune.enabled) {
         s = pl_pruner_init(&pr, m, &x->prune, e.crit, e.sched, err);
@@ -476,17 +485,17 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
             s = pl_pruner_step(&pr, step, &e.train, x->train.batch_size, x->seed, err);
             if (s)
                 break;
-            double tgt, ach;
+            double tgt, ach, acc;
             pl_pruner_sparsity(&pr, &tgt, &ach);
-            if (step == pr.plan.n_steps - 1) {
-                s = pl_evaluate(m, &e.test, 1000, &r->acc_pruned, NULL, err);
-                if (s)
-                    break;
-                say(o, "prune step %d/%d: sparsity %.4f, test accuracy %.2f%% before retraining\n",
-                    step + 1, pr.plan.n_steps, ach, r->acc_pruned);
-            } else {
-                say(o, "prune step %d/%d: sparsity %.4f\n", step + 1, pr.plan.n_steps, ach);
-            }
+            hc.step = step + 1; /* history: every step gets a test accuracy */
+            hc.sparsity = ach;
+            s = pl__history_prune_step(&hc, &acc, err);
+            if (s)
+                break;
+            if (step == pr.plan.n_steps - 1)
+                r->acc_pruned = acc;
+            say(o, "prune step %d/%d: sparsity %.4f, test accuracy %.2f%% before retraining\n",
+                step + 1, pr.plan.n_steps, ach, acc);
             char phase[32];
             snprintf(phase, sizeof phase, "retrain%d", step + 1);
             pl_phase_stats ps;
@@ -525,6 +534,8 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
         s = pl_error_set(err, PL_ENOMEM, "out of memory");
         goto done;
     }
+    if ((s = pl__history_record_kept(r, m, &pr, err)))
+        goto done;
     /* regularize: filter-norm distribution of baseline and final model (DIR/norms/) */
     s = pl_norms_write_run(report_dir(x, o), x->run_id, base, m, &x->train.reg,
                            !o->quiet && (x->train.reg.type || x->retrain.reg.type || x->finetune.reg.type)
@@ -595,7 +606,7 @@ static void print_row(FILE *f, const pl_run_result *r)
     fprintf(f, "| %s | %s | %s | %s | %.4f | %.4f | %lld → %lld | %lld → %lld | %s | %s | %s | %.2f → %.2f | %s |\n",
             r->run_id, r->criterion[0] ? r->criterion : "-", r->schedule[0] ? r->schedule : "-",
             r->granularity[0] ? r->granularity : "-", r->target_sparsity, r->achieved_sparsity,
-            (long long)r->params_before, (long long)r->params_after, (long long)r->macs_before,
+            (long long)r->params_before, (long long)r->nonzero_params_after, (long long)r->macs_before,
             (long long)r->macs_after, a, b, c, r->latency_ms_before, r->latency_ms_after, r->status);
 }
 
@@ -811,7 +822,9 @@ static pl_status sweep_execute_baseline(void *host, size_t b, unsigned flags)
     if (!s) {
         pl_model *m = NULL;
         double secs;
-        s = get_baseline(x, &o, &e, &m, &secs, &w->err);
+        pl_run_result hist = {0}; /* the runs read the baseline's epochs from its checkpoint */
+        s = get_baseline(x, &o, &e, &m, &secs, &hist, &w->err);
+        pl_run_result_free(&hist);
         if (s == PL_EDIVERGED || s == PL_EPLUGIN || s == PL_ENOMEM || s == PL_EUNSUPPORTED || s == PL_EINVAL)
             s = PL_OK;
         pl_model_free(m);
@@ -968,8 +981,8 @@ static pl_status sweep_write_report(void *host)
         s = pl_norms_gather(w->dir, err);
     if (s)
         return s;
-    say(o, "\nreport: %s/results.csv, results.md, layers.csv (%zu run(s) this time, %zu in the report)\n",
-        w->dir, w->done, nr);
+    say(o, "\nreport: %s/results.csv, results.md, results.tex, layers.csv, history.csv (%zu run(s) this time, %zu "
+        "in the report)\n", w->dir, w->done, nr);
     return PL_OK;
 }
 
@@ -1068,7 +1081,7 @@ pl_status pl_report_rebuild(const char *dir, int plots, FILE *out, pl_error *err
         print_row_header(out);
         for (size_t i = 0; i < nr; i++)
             print_row(out, &runs[i]);
-        fprintf(out, "\nreport: %s/results.csv, results.md, layers.csv (%zu runs)\n", dir, nr);
+        fprintf(out, "\nreport: %s/results.csv, results.md, results.tex, layers.csv, history.csv (%zu runs)\n", dir, nr);
     }
     for (size_t i = 0; i < nr; i++)
         pl_run_result_free(&runs[i]);
@@ -1110,6 +1123,7 @@ static void print_phase(FILE *f, const char *name, const pl_phase_cfg *p)
     fputc('\n', f);
 }
 
+
 pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_error *err)
 {
     pl_identity *id = pl_identity_new(reg);
@@ -1140,6 +1154,13 @@ static pl_status validate_config(pl_registry *reg, const pl_config *cfg, FILE *o
         /* after the checks above, so their errors come first; opens the data */
         if (!s)
             s = pl_identity_apply(id, x, err);
+        /* the data after the model: it must fit it (the identity opened it once per
+         * distinct dataset of the sweep) */
+        if (!s) {
+            pl_runenv d = {.spec = e.spec};
+            if (pl_identity_borrow_data(id, x, &d.train, &d.test))
+                s = check_fit(x, &d, err);
+        }
         if (!s && out && (i == 0 || n <= 12)) {
             if (i == 0) {
                 fprintf(out, "experiment %s (%s): %zu run(s)\n", x->name, x->file, n);

@@ -350,12 +350,18 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
         st->epochs = ep + 1;
         if (mode == PL_PROGRESS_BAR)
             fputc('\n', out);
+        double test_acc = NAN; /* history: the epoch's test accuracy, when measured */
+        if (opts && opts->on_epoch &&
+            (s = opts->on_epoch(opts->on_epoch_ud, phase, ep + 1, &st->last, &test_acc, err)))
+            break;
         if (mode == PL_PROGRESS_BAR || mode == PL_PROGRESS_LINES) {
-            char pen[48] = "";
+            char pen[48] = "", tacc[32] = "";
             if (reg.type != PL_REG_NONE) /* regularize: mean penalty over the epoch's steps */
                 snprintf(pen, sizeof pen, "  penalty %.4f", pen_sum / (double)((seen + B - 1) / B));
-            fprintf(out, "%-8s epoch %d/%d  loss %.4f%s  train acc %.2f%%  %.2fs  %.0f img/s\n", phase,
-                    ep + 1, cfg->epochs, st->last.loss, pen, st->last.acc, secs, st->last.images_per_s);
+            if (!isnan(test_acc))
+                snprintf(tacc, sizeof tacc, "  test acc %.2f%%", test_acc);
+            fprintf(out, "%-8s epoch %d/%d  loss %.4f%s  train acc %.2f%%%s  %.2fs  %.0f img/s\n", phase,
+                    ep + 1, cfg->epochs, st->last.loss, pen, st->last.acc, tacc, secs, st->last.images_per_s);
             fflush(out);
         }
     }

@@ -39,10 +39,17 @@ pl_status pl_data_read(pl_data *d, const int64_t *idx, int64_t first, int n, flo
 
 typedef enum pl_progress { PL_PROGRESS_AUTO = 0, PL_PROGRESS_BAR, PL_PROGRESS_LINES, PL_PROGRESS_NONE } pl_progress;
 
+struct pl_epoch_stats;
 typedef struct pl_train_opts {
     pl_progress progress;
     FILE *out;                          /* progress lines (stdout) */
     volatile sig_atomic_t *interrupted; /* set by SIGINT/SIGTERM; may be NULL */
+    /* history: called after each epoch with its training stats (epoch is
+     * 1-based); it may set *test_acc (printed on the epoch line) and an
+     * error stops the phase. NULL = none. Must not change the model. */
+    pl_status (*on_epoch)(void *ud, const char *phase, int epoch, const struct pl_epoch_stats *st,
+                          double *test_acc, pl_error *err);
+    void *on_epoch_ud;
 } pl_train_opts;
 
 typedef struct pl_epoch_stats {

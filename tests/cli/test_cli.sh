@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_cli.sh BUILD_DIR SOURCE_DIR — the CLI contract of DESIGN.md: exit
+# test_cli.sh BUILD_DIR SOURCE_DIR — the CLI contract of docs/design.md: exit
 # status (0 ok, 1 run failed / regression, 2 usage or configuration error),
 # errors as ONE line "prunelab: ..." on stderr naming the file (and
 # line:col), `validate`, `plugins` (search path, shadowing, refusals),

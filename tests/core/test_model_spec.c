@@ -1,6 +1,6 @@
 /*
  * test_model_spec.c — model files: the committed models load and match the
- * parameter and MAC counts of DESIGN.md "Models"; defaults; errors carry
+ * parameter and MAC counts of docs/design.md "Models"; defaults; errors carry
  * file:line:col.
  */
 #include "config.h"

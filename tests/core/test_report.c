@@ -72,6 +72,19 @@ static void base_run(pl_run_result *r, const char *id, size_t index, uint64_t se
     r->run_index = index;
 }
 
+/* the history of a one-shot run: a baseline epoch, the prune step, a
+ * retraining epoch (the prune row has no training loss) */
+static void add_history(pl_run_result *r, double sparsity)
+{
+    r->n_history = 3;
+    r->history = calloc(3, sizeof *r->history);
+    cr_assert(r->history);
+    r->history[0] = (pl_history_row){"train", 0, 1, 0, 0.29947589, 91.09, 0.1121601, r->acc_baseline};
+    r->history[1] = (pl_history_row){"prune", 1, 0, sparsity, NAN, NAN, 0.64013306, r->acc_pruned};
+    r->history[2] = (pl_history_row){"retrain", 1, 1, sparsity, 0.11613525, 96.62166666666667,
+                                     0.07614442, r->acc_retrained};
+}
+
 static void l1_run(pl_run_result *r, const char *id, uint64_t seed)
 {
     static const double pruned[3] = {61.23, 58.9, 64.02}, final[3] = {96.95, 97.1, 96.88};
@@ -92,6 +105,10 @@ static void l1_run(pl_run_result *r, const char *id, uint64_t seed)
     set_layer(&r->layers[2], "fc1", "linear", "64x392", "64x196", 25152, 12608, 12608, 25088, 12544,
               0);
     set_layer(&r->layers[3], "fc2", "linear", "10x64", "10x64", 650, 650, 650, 640, 640, 0);
+    r->layers[0].kept = strdup("0,3");
+    r->layers[1].kept = strdup("1-2,5-6");
+    r->layers[2].kept = strdup("0-63");
+    add_history(r, 0.5);
 }
 
 static void l2_run(pl_run_result *r, const char *id, uint64_t seed)
@@ -242,6 +259,8 @@ Test(report, golden_files)
     check_golden(dir, "results.csv");
     check_golden(dir, "layers.csv");
     check_golden(dir, "results.md");
+    check_golden(dir, "history.csv");
+    check_golden(dir, "results.tex");
     cr_assert_eq(count_named(dir, ".tmp."), 0, "temporary files left behind");
     cr_assert_eq(count_named(dir, ".svg"), 0, "plots written although plots=0");
     free_runs(runs, N_RUNS);
@@ -344,19 +363,42 @@ Test(report, plots_with_gnuplot)
     char *dir = pltest_tmpdir();
     pl_error err;
     cr_assert_eq(pl_report_write(dir, runs, N_RUNS, 1, &err), PL_OK, "%s", err.msg);
-    const char *names[] = {"acc_vs_sparsity.svg", "acc_vs_macs.svg"};
-    for (int i = 0; i < 2; i++) {
+    const char *names[] = {"acc_vs_sparsity.svg", "acc_vs_macs.svg", "training_curves.svg"};
+    for (int i = 0; i < 3; i++) {
         char *p = join(dir, names[i]);
         char *svg = slurp(p, NULL);
         cr_assert(strstr(svg, "<svg"), "%s is not an SVG", p);
         cr_assert(strstr(svg, "l1 / oneshot"), "%s lacks the l1 curve", p);
+        if (i < 2) /* the dense baseline is a legend entry with its mean and sd */
+            cr_assert(strstr(svg, "dense: 96.54 \xc2\xb1 0.16"), "%s lacks the dense line", p);
         free(svg);
         free(p);
+        /* and the same plot as PNG */
+        char png[64];
+        snprintf(png, sizeof png, "%.*s.png", (int)(strlen(names[i]) - 4), names[i]);
+        p = join(dir, png);
+        char *data = slurp(p, NULL);
+        cr_assert(memcmp(data, "\x89PNG", 4) == 0, "%s is not a PNG", p);
+        free(data);
+        free(p);
     }
-    char *p = join(dir, "results.md");
+    /* MACs 41,408-110,400 on a log axis: explicit ticks, each label once
+     * (a linear '%.0s%c' axis once read "0, 500k, 1M, 2M, 2M, 2M, 3M") */
+    char *p = join(dir, "acc_vs_macs.svg");
+    char *svg = slurp(p, NULL);
+    const char *ticks[] = {">40k<", ">50k<", ">60k<", ">80k<", ">100k<"};
+    for (int i = 0; i < 5; i++) {
+        const char *at = strstr(svg, ticks[i]);
+        cr_assert(at, "no tick %s", ticks[i]);
+        cr_assert(!strstr(at + 1, ticks[i]), "tick %s twice", ticks[i]);
+    }
+    free(svg);
+    free(p);
+    p = join(dir, "results.md");
     char *md = slurp(p, NULL);
     cr_assert(strstr(md, "![accuracy vs sparsity](acc_vs_sparsity.svg)"), "%s", md);
     cr_assert(strstr(md, "(acc_vs_macs.svg)"), "%s", md);
+    cr_assert(strstr(md, "(training_curves.svg)"), "%s", md);
     free(md);
     free(p);
     cr_assert_eq(count_named(dir, ".tmp."), 0, "temporary files left behind");
@@ -422,6 +464,20 @@ static void assert_run_same(const pl_run_result *a, const pl_run_result *b)
                   x->nonzero_after == y->nonzero_after && x->macs_before == y->macs_before &&
                   x->macs_after == y->macs_after);
         assert_double_same(x->sparsity, y->sparsity, "layer sparsity");
+        cr_assert((x->kept == NULL) == (y->kept == NULL), "kept present on one side only");
+        if (x->kept)
+            cr_assert_str_eq(x->kept, y->kept);
+    }
+    I(n_history);
+    for (size_t k = 0; k < a->n_history; k++) {
+        const pl_history_row *x = &a->history[k], *y = &b->history[k];
+        cr_assert_str_eq(x->phase, y->phase);
+        cr_assert(x->step == y->step && x->epoch == y->epoch);
+        assert_double_same(x->sparsity, y->sparsity, "history sparsity");
+        assert_double_same(x->loss, y->loss, "history loss");
+        assert_double_same(x->train_acc, y->train_acc, "history train_acc");
+        assert_double_same(x->test_loss, y->test_loss, "history test_loss");
+        assert_double_same(x->test_acc, y->test_acc, "history test_acc");
     }
 #undef S
 #undef I

@@ -1,0 +1,141 @@
+/*
+ * cli_help.c — per-command help texts and option applicability (see
+ * cli_help.h). The texts are golden files in tests/fixtures/help/, so a
+ * change here is a visible change to the CLI.
+ */
+#include "cli_help.h"
+
+#include <stddef.h>
+#include <string.h>
+
+typedef struct pl__cmd_help {
+    const char *cmd;
+    const char *options; /* space-separated options beyond the global ones */
+    const char *text;
+} pl__cmd_help;
+
+#define PL__GLOBAL_OPTS                                                                            \
+    "global options:\n"                                                                            \
+    "  --plugin-path DIR      search DIR for plugins first (repeatable)\n"                         \
+    "  --threads N            worker threads for the backend (default: all cores)\n"               \
+    "  --quiet                only errors and the final table\n"
+
+static const pl__cmd_help pl__cmds[] = {
+    {"run", "--set --out --shard --executor",
+     "usage: prunelab run EXPERIMENT.yaml [--set key=value]... [--out DIR] [--shard I/N]\n"
+     "                    [--executor local|mpi]\n"
+     "\n"
+     "Trains, prunes, retrains, fine-tunes and evaluates every run of the experiment\n"
+     "(one, or the cross product of its sweep:), writes a record per run to DIR/runs/\n"
+     "and rebuilds the report (results.csv, results.md, results.tex, layers.csv,\n"
+     "history.csv, plots). Finished runs are skipped, so a killed sweep resumes.\n"
+     "\n"
+     "options:\n"
+     "  --set key=value        override a dotted key (repeatable); key=null removes it\n"
+     "  --out DIR              write the report to DIR instead of report.dir\n"
+     "  --shard I/N            run only runs k with k mod N = I-1 (1-based)\n"
+     "  --executor NAME        who runs the sweep: local (default, this process) or mpi\n"
+     "                         (under mpirun: the runs spread over the ranks)\n" PL__GLOBAL_OPTS
+     "\n"
+     "example:\n"
+     "  prunelab run experiments/seed.yaml --set prune.layers=null --set prune.sparsity=0.5\n"},
+    {"validate", "--set",
+     "usage: prunelab validate EXPERIMENT.yaml [--set key=value]...\n"
+     "\n"
+     "Checks everything a run would need without training: keys, types and ranges,\n"
+     "that every named plugin is found and accepts its parameters, that the dataset\n"
+     "opens and fits the model, and that the prune targets resolve. Prints the\n"
+     "resolved plan (the model's layers with params and MACs, plugins, phases, and\n"
+     "the first 12 runs of a sweep).\n"
+     "\n"
+     "options:\n"
+     "  --set key=value        override a dotted key (repeatable); key=null removes it\n" PL__GLOBAL_OPTS
+     "\n"
+     "example:\n"
+     "  prunelab validate experiments/compare-criteria.yaml --set seed=2\n"},
+    {"plugins", "",
+     "usage: prunelab plugins\n"
+     "\n"
+     "Lists kind, name, version, description and file of every plugin on the search\n"
+     "path, and what a plugin shadows.\n"
+     "\n" PL__GLOBAL_OPTS
+     "\n"
+     "example:\n"
+     "  prunelab plugins --plugin-path /tmp/absmax\n"},
+    {"plugin-check", "--kind",
+     "usage: prunelab plugin-check NAME|FILE.so [--kind criterion|schedule|dataset|backend]\n"
+     "\n"
+     "Runs one plugin through its contract, each check in a child process, and\n"
+     "prints a pass/fail table. Exit 0: all pass; 1: a check failed; 2: not found.\n"
+     "\n"
+     "options:\n"
+     "  --kind K               the plugin's kind, when NAME is ambiguous\n" PL__GLOBAL_OPTS
+     "\n"
+     "example:\n"
+     "  prunelab plugin-check taylor\n"},
+    {"compare", "--tolerance --only-common",
+     "usage: prunelab compare BASELINE.csv CURRENT.csv [--tolerance acc=0.5,params=0,macs=0]\n"
+     "                        [--only-common]\n"
+     "\n"
+     "Matches two results.csv files by run_id and prints a Markdown table of every\n"
+     "metric that moved. Exit 1 when a metric moved beyond its tolerance in the bad\n"
+     "direction, or a row of the baseline is missing.\n"
+     "\n"
+     "options:\n"
+     "  --tolerance K=V,...    allowed moves: acc (points), params, macs, sparsity\n"
+     "  --only-common          compare only the rows both files have (e.g. a shard)\n" PL__GLOBAL_OPTS
+     "\n"
+     "example:\n"
+     "  prunelab compare reports/baselines/nightly.csv reports/nightly/results.csv --tolerance acc=0.3\n"},
+    {"report", "",
+     "usage: prunelab report DIR\n"
+     "\n"
+     "Rebuilds results.csv, results.md, results.tex, layers.csv, history.csv and the\n"
+     "plots from the finished run records in DIR/runs/ (e.g. after merging shards).\n"
+     "\n" PL__GLOBAL_OPTS
+     "\n"
+     "example:\n"
+     "  prunelab report reports/compare-criteria\n"},
+    {"bench", "--backend --model --runs --csv",
+     "usage: prunelab bench [--backend NAME]... [--model FILE] [--runs N] [--csv FILE]\n"
+     "\n"
+     "Times the engine on this machine at 1 thread and at --threads: a training\n"
+     "epoch, inference, the FMA peak, vgg_mini convolutions and sparse LeNet-300-100.\n"
+     "\n"
+     "options:\n"
+     "  --backend NAME         a backend to time (repeatable; default: ref and simd)\n"
+     "  --model FILE           the model of the training epoch (default: simple_cnn)\n"
+     "  --runs N               timed repetitions per figure, the median is reported (5)\n"
+     "  --csv FILE             also write every figure in long form\n" PL__GLOBAL_OPTS
+     "\n"
+     "example:\n"
+     "  prunelab bench --backend simd --runs 7 --csv bench.csv\n"},
+};
+
+static const pl__cmd_help *pl__find(const char *cmd)
+{
+    for (size_t i = 0; cmd && i < sizeof pl__cmds / sizeof pl__cmds[0]; i++)
+        if (!strcmp(pl__cmds[i].cmd, cmd))
+            return &pl__cmds[i];
+    return NULL;
+}
+
+const char *pl__cli_help(const char *cmd)
+{
+    const pl__cmd_help *h = pl__find(cmd);
+    return h ? h->text : NULL;
+}
+
+int pl__cli_option_applies(const char *cmd, const char *opt)
+{
+    if (!strcmp(opt, "--plugin-path") || !strcmp(opt, "--threads") || !strcmp(opt, "--quiet"))
+        return 1;
+    const pl__cmd_help *h = pl__find(cmd);
+    if (!h)
+        return 0;
+    size_t n = strlen(opt);
+    for (const char *p = h->options; (p = strstr(p, opt)) != NULL; p += n)
+        if ((p == h->options || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
+}

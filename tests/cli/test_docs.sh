@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# test_docs.sh BUILD_DIR SOURCE_DIR — the repository does not point outside
+# itself: no tracked file cites a design document or source text that is
+# not in the repository (DESIGN.md, seed/..., ../shared), and every docs/
+# file README.md links exists.
+set -u
+S=$(cd "$2" && pwd -P) || exit 2
+cd "$S" || exit 2
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+no() { failed=$((failed + 1)); echo "FAIL [$case] $*"; }
+
+case="no references outside the repository"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    files=$(git ls-files | grep -v '^tests/fuzz/corpus/.*/[0-9a-f]\{40\}$' | grep -v '^tests/cli/test_docs.sh$')
+else
+    files=$(find . -type f -not -path './build*' -not -path './.git/*' | sed 's|^\./||')
+fi
+hits=$(printf '%s\n' "$files" | xargs grep -nI -E 'DESIGN\.md|seed/model-pruning|\.\./shared|zh\.txt' 2>/dev/null)
+[ -z "$hits" ] && ok || no "$(printf '%s\n' "$hits" | head -5)"
+
+case="README links to docs/ exist"
+for f in $(grep -oE 'docs/[A-Za-z0-9_.-]+\.md' README.md | sort -u); do
+    [ -f "$f" ] && ok || no "README links $f, which does not exist"
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
