@@ -1035,12 +1035,15 @@ static int pl__same_series(const pl_run_result *a, const pl_run_result *b)
            strcmp(a->schedule, b->schedule) == 0 && strcmp(a->granularity, b->granularity) == 0;
 }
 
-/* Every series gets its own colour AND marker (colour-blind safe palette,
- * Okabe & Ito, then more; filled markers first), so no two series look
- * alike in colour or in black and white. 10 colours x 12 markers. */
-static const char *const pl__colors[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00",
-                                         "#56B4E9", "#882255", "#999933", "#332288", "#44AA99"};
-static const int pl__markers[] = {7, 5, 9, 11, 13, 15, 1, 2, 3, 6, 8, 12};
+/* Every series gets its own colour AND marker (colour-blind safe palettes,
+ * Okabe & Ito then Tol's; filled markers first; the open square is the
+ * dense model's), so the 12 series of 4 criteria x 3 schedules differ in
+ * both, and up to 14 series do. */
+#define PL__N_STYLES 14
+static const char *const pl__colors[PL__N_STYLES] = {
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#882255",
+    "#999933", "#332288", "#44AA99", "#AA4499", "#117733", "#661100", "#6699CC"};
+static const int pl__markers[PL__N_STYLES] = {7, 5, 9, 11, 13, 15, 1, 2, 3, 6, 8, 10, 12, 14};
 static const char *const pl__dense_colors[] = {"#000000", "#666666", "#8B4513", "#2F4F4F"};
 
 /* "20k", "1.5M": a count as an axis label */
@@ -1219,8 +1222,8 @@ static void pl__plot_script(pl__buf *b, const pl__layout *L, char outs[6][64], i
             pl__buf_printf(&label, " (%s)", k->model);
         if (many_datasets)
             pl__buf_printf(&label, " [%s]", k->dataset);
-        const char *color = pl__colors[*n_series % 10];
-        int marker = pl__markers[*n_series % 12];
+        const char *color = pl__colors[*n_series % PL__N_STYLES];
+        int marker = pl__markers[*n_series % PL__N_STYLES];
         for (int w = 0; w < 2; w++) {
             pl__buf *p = w ? &plot_m : &plot_s;
             pl__buf_printf(p,
