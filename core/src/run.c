@@ -896,7 +896,7 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
         if (s) {
             const char *why = pl_instance_take_error(ex);
             if (why[0])
-                pl_error_set(err, s, "executor '%s': %s", pl_instance_plugin(ex) ? pl_plugin_get_desc(pl_instance_plugin(ex))->name : "?", why);
+                pl_error_set(err, s, "executor '%s': %s", pl_plugin_get_desc(pl_instance_plugin(ex))->name, why);
             else
                 pl_error_set(err, s, "%s", w.err.msg[0] ? w.err.msg : pl_status_str(s));
         } else if (w.worst) {
