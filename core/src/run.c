@@ -837,7 +837,7 @@ static pl_status sweep_write_report(void *host)
         s = pl_norms_gather(w->dir, err);
     if (s)
         return s;
-    say(o, "\nreport: %s/results.csv, results.md, layers.csv (%zu run(s) this time, %zu in the report)\n",
+    say(o, "\nreport: %s/results.csv, results.md, layers.csv (%zu run(s) executed by this process, %zu in the report)\n",
         w->dir, w->done, nr);
     return PL_OK;
 }
