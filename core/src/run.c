@@ -981,8 +981,10 @@ static pl_status sweep_write_report(void *host)
         s = pl_norms_gather(w->dir, err);
     if (s)
         return s;
-    say(o, "\nreport: %s/results.csv, results.md, results.tex, layers.csv, history.csv (%zu run(s) this time, %zu "
-        "in the report)\n", w->dir, w->done, nr);
+    say(o, "
+report: %s/results.csv, results.md, results.tex, layers.csv, history.csv (%zu run(s) executed by this "
+        "process, %zu in the report)
+", w->dir, w->done, nr);
     return PL_OK;
 }
 
@@ -1051,7 +1053,7 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
         if (s) {
             const char *why = pl_instance_take_error(ex);
             if (why[0])
-                pl_error_set(err, s, "executor '%s': %s", pl_instance_plugin(ex) ? pl_plugin_get_desc(pl_instance_plugin(ex))->name : "?", why);
+                pl_error_set(err, s, "executor '%s': %s", pl_plugin_get_desc(pl_instance_plugin(ex))->name, why);
             else
                 pl_error_set(err, s, "%s", w.err.msg[0] ? w.err.msg : pl_status_str(s));
         } else if (w.worst) {

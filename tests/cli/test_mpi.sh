@@ -72,8 +72,15 @@ check "mpirun -n 3: each baseline trained once (3 trainings)" '[ "$(n_trainings 
 check "mpirun -n 3: every rank executed runs" \
     'for r in 0 1 2; do grep -q "^\[mpi\] .* run [0-9a-f]* on rank $r: ok" "$T/m3.log" || exit 1; done'
 check "mpirun -n 3: progress with done/total and ETA" 'grep -q "^\[mpi\] 18/18 runs done, 3/3 baselines .* ETA 0s" "$T/m3.log"'
-check "mpirun -n 3: baselines handed out before any run" \
-    '[ "$(grep -n "baseline for" "$T/m3.log" | tail -1 | cut -d: -f1)" -lt "$(grep -n "^\[mpi\] .* run [0-9a-f]* on rank" "$T/m3.log" | head -1 | cut -d: -f1)" ]'
+# each run finished after the baseline it starts from (the seed's): the
+# progress lines name a run needing the baseline, results.csv maps runs to seeds
+baseline_before_runs() {
+    awk -F, 'FNR==NR { if (FNR > 1) seed[$1] = $6; next }
+             /baseline for [0-9a-f]+ on rank/ { match($0, /baseline for [0-9a-f]+/); id = substr($0, RSTART + 13, 16); ready[seed[id]] = 1; nb++ }
+             / run [0-9a-f]+ on rank [0-9]+: / { match($0, / run [0-9a-f]+ on/); id = substr($0, RSTART + 5, 16); nr++; if (!ready[seed[id]]) bad++ }
+             END { exit !(nb == 3 && nr == 18 && !bad) }' "$T/m3/results.csv" "$T/m3.log"
+}
+check "mpirun -n 3: every run finished after its baseline" baseline_before_runs
 check "mpirun -n 3: one report written" 'grep -c "^report: " "$T/m3.log" | grep -qx 1'
 
 # -- kill one worker rank mid-sweep

@@ -67,7 +67,6 @@ check "two concurrent runs: every run executed (12)" '[ "$(n_executed "$T"/two[1
 check "two concurrent runs: no run executed twice" '[ "$(max_executions "$T"/two[12].log)" -eq 1 ]'
 check "two concurrent runs: each baseline trained once (2 trainings)" '[ "$(n_trainings "$T/two")" -eq 2 ]'
 check "two concurrent runs: 2 baseline epochs in the logs" '[ "$(cat "$T"/two[12].log | grep -c "^train ")" -eq 2 ]'
-check "two concurrent runs: both split the work" 'grep -q "^== run" "$T/two1.log" && grep -q "^== run" "$T/two2.log"'
 check "two concurrent runs: the report (written last) equals the one-process report" \
     'diff <(strip_timing "$T/ref/results.csv") <(strip_timing "$T/two/results.csv") >/dev/null'
 check "two concurrent runs: layers.csv equal" 'cmp -s "$T/ref/layers.csv" "$T/two/layers.csv"'
@@ -86,7 +85,6 @@ check "shards: every run executed once" \
     '[ "$(n_executed "$T"/shard?.log)" -eq 12 ] && [ "$(max_executions "$T"/shard?.log)" -eq 1 ]'
 check "shards: each baseline trained once (2 trainings)" '[ "$(n_trainings "$T/shards")" -eq 2 ]'
 check "shards: 2 baseline epochs in the logs" '[ "$(cat "$T"/shard?.log | grep -c "^train ")" -eq 2 ]'
-check "shards: a shard waited for a baseline another one trained" 'grep -q "baseline: waiting for .* pid [0-9]*, which is training" "$T"/shard?.log'
 "$PL" report "$T/shards" >/dev/null 2>&1
 check "report after the shards exits 0" '[ $? -eq 0 ]'
 check "shards: report equals the one-process report" \
@@ -122,12 +120,25 @@ check "live claim: gives up with exit 2 (got $rc)" '[ $rc -eq 2 ]'
 check "live claim: the other 11 runs are done" '[ "$(ls "$T/live/runs" | grep -c "\.json$")" -eq 11 ]'
 check "live claim: one-line error naming the holder and the claim" \
     '[ "$(wc -l <"$T/live.err")" -eq 1 ] && grep -q "gave up after 1 s waiting for $host pid $holder to finish run ${ids[0]}.*remove .*${ids[0]}.claim" "$T/live.err"'
+# the same for a baseline: a live claim on one of the two baselines
+mkdir -p "$T/liveb/cache"
+key=$(ls "$T/ref/cache" | grep -m1 '^baseline-.*\.ckpt$')
+claim "$holder" "$start" >"$T/liveb/cache/$key.claim"
+PRUNELAB_CLAIM_WAIT=1 "${RUN[@]}" --out "$T/liveb" >"$T/liveb.out" 2>"$T/liveb.err"
+rc=$?
+check "live baseline claim: waits, says for whom, gives up with exit 2 (got $rc)" \
+    '[ $rc -eq 2 ] && grep -q "^baseline: waiting for $host pid $holder, which is training .*$key" "$T/liveb.out" &&
+     grep -q "gave up after 1 s waiting for $host pid $holder to train this baseline" "$T/liveb.err"'
+check "live baseline claim: that baseline was not trained" '[ ! -e "$T/liveb/cache/$key" ]'
 kill "$holder" 2>/dev/null
 wait "$holder" 2>/dev/null
 holder=
 "${RUN[@]}" --out "$T/live" --quiet >/dev/null 2>&1
 check "live claim: after the holder died, a rerun finishes the sweep" \
     '[ $? -eq 0 ] && diff <(strip_timing "$T/ref/results.csv") <(strip_timing "$T/live/results.csv") >/dev/null'
+"${RUN[@]}" --out "$T/liveb" --quiet >/dev/null 2>&1
+check "live baseline claim: after the holder died, a rerun trains it and finishes" \
+    '[ $? -eq 0 ] && [ -e "$T/liveb/cache/$key" ] && diff <(strip_timing "$T/ref/results.csv") <(strip_timing "$T/liveb/results.csv") >/dev/null'
 
 # -- executors
 "$PL" plugins >"$T/plugins.out" 2>&1
