@@ -263,11 +263,6 @@ static int run_command(int argc, char **argv)
     }
     for (int i = 0; i < c.n_paths; i++)
         pl_registry_add_path(reg, c.paths[i], &err);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 
     int code = 0;
     if (!strcmp(c.cmd, "run") || !strcmp(c.cmd, "validate")) {
@@ -298,6 +293,15 @@ static int run_command(int argc, char **argv)
         if (!strcmp(c.cmd, "validate")) {
             s = pl_validate_config(reg, cfg, stdout, &err);
         } else {
+            /* Only now: a run has finished records and temporary files to
+             * keep tidy on SIGINT/SIGTERM; loading and checking the config
+             * (and `validate`) write nothing, so the default action (exit at
+             * once) is the right one there. */
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_signal;
+            sigaction(SIGINT, &sa, NULL);
+            sigaction(SIGTERM, &sa, NULL);
             pl_run_opts o = {.threads = c.threads, .out_dir = c.out, .progress = PL_PROGRESS_AUTO,
                              .quiet = c.quiet, .shard_i = c.shard_i, .shard_n = c.shard_n,
                              .interrupted = &interrupted, .out = stdout};

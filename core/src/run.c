@@ -359,6 +359,19 @@ static pl_status record_layers(const pl_model *before, const pl_model *after, pl
     return PL_OK;
 }
 
+/* A failed kernel is reported by the model or trainer with the kernel, the
+ * layer and the status; the backend's own message (api->set_error) says
+ * why, and is added here. */
+static void add_backend_message(pl_runenv *e, pl_error *err)
+{
+    const char *m = e->be ? pl_instance_take_error(e->be) : "";
+    if (!m || !*m || strstr(err->msg, m))
+        return;
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    pl_error_set(err, PL_EPLUGIN, "%s: %s", why, m);
+}
+
 /* *started is set once setup (model file, plugins, data) succeeded: errors
  * before that are configuration/input errors, after it run failures. */
 static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opts *o, pl_identity *id,
@@ -498,6 +511,8 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
         }
     }
 done:
+    if (s == PL_EPLUGIN)
+        add_backend_message(&e, err);
     pl_pruner_free(&pr);
     pl_model_free(base);
     pl_model_free(m);
@@ -602,7 +617,7 @@ static int record_exists(const char *dir, const pl_experiment *x, const pl_run_o
 }
 
 static pl_status validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_identity *id,
-                                 pl_error *err);
+                                 volatile sig_atomic_t *intr, pl_error *err);
 
 static pl_status run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opts *o, pl_identity *id,
                             pl_error *err)
@@ -615,7 +630,7 @@ static pl_status run_config(pl_registry *reg, const pl_config *cfg, const pl_run
     FILE *out = o->out ? o->out : stdout;
     /* everything a run needs is checked before the first one trains, so a
      * bad run late in a sweep costs nothing and writes nothing */
-    pl_status vs = validate_config(reg, cfg, NULL, id, err);
+    pl_status vs = validate_config(reg, cfg, NULL, id, o->interrupted, err);
     if (vs)
         return vs;
     for (size_t i = 0; i < n; i++) {
@@ -808,16 +823,19 @@ pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, 
     pl_identity *id = pl_identity_new(reg);
     if (!id)
         return pl_error_set(err, PL_ENOMEM, "out of memory");
-    pl_status s = validate_config(reg, cfg, out, id, err);
+    pl_status s = validate_config(reg, cfg, out, id, NULL, err);
     pl_identity_free(id);
     return s;
 }
 
 static pl_status validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_identity *id,
-                                 pl_error *err)
+                                 volatile sig_atomic_t *intr, pl_error *err)
 {
     size_t n = pl_config_run_count(cfg);
     for (size_t i = 0; i < n; i++) {
+        if (intr && *intr)
+            return pl_error_set(err, PL_EINTR, "interrupted while checking run %zu of %zu; nothing was run "
+                                "or written (run the command again)", i + 1, n);
         pl_experiment *x;
         pl_status s = pl_config_expand(cfg, i, &x, err);
         if (s)

@@ -361,6 +361,36 @@ else
     not_ok "$name" "exit $?"
 fi
 
+# ---- names that would break Markdown ------------------------------------------------------------
+mkdir -p "$T/md"
+cp "$FX/models/tiny.yaml" "$T/md/a|b"$'\n'"c.yaml"
+sed -e "s#^model: .*#model: \"$T/md/a|b\\\\nc.yaml\"#" "$FX/base.yaml" >"$T/md.yaml"
+name="markdown: a '|' and a newline in a model path keep results.md's tables whole"
+if ! "$PL" run "$T/md.yaml" --out "$T/mdrep" >"$OUT" 2>"$ERR"; then
+    not_ok "$name" "run failed (exit $?)"
+elif ! awk '/^\|/ { n = gsub(/[^\\]\|/, "&"); if (!cols) cols = n; else if (n != cols && !/^\| \| \|$/ && !/^\|---\|---\|$/ && !/^\| [a-zA-Z ]+ \| /) bad = 1 }
+          /^\| model/ { cols = gsub(/[^\\]\|/, "&") } END { exit bad }' "$T/mdrep/results.md"; then
+    not_ok "$name" "a table row has the wrong number of cells"
+elif grep -q '^c.yaml' "$T/mdrep/results.md"; then
+    not_ok "$name" "the newline broke a line"
+else
+    ok "$name"
+fi
+
+# ---- a backend kernel's own message survives ----------------------------------------------------
+name="backend: a failing kernel's own message reaches the row and stderr"
+"$PL" run "$FX/base.yaml" --plugin-path "$BUILD/testplugins" --set backend=kernel_fails --out "$T/kf" >"$OUT" 2>"$ERR"
+rc=$?
+if ((rc == 0)); then
+    not_ok "$name" "exit 0"
+elif one_line "$name" "$FX/base.yaml" "failed in layer fc1.*kernel_fails says so"; then
+    if ! grep -q "kernel_fails says so" "$T"/kf/runs/*.json; then
+        not_ok "$name" "the record's message lacks it"
+    else
+        ok "$name"
+    fi
+fi
+
 echo
 echo "$passed passed, $failed failed"
 ((failed == 0))
