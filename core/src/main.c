@@ -235,6 +235,11 @@ int main(int argc, char **argv)
 
 static int run_command(int argc, char **argv)
 {
+    /* SIGINT/SIGTERM end the program at once until a run installs its
+     * handler: a shell starts background jobs with SIGINT ignored, and an
+     * inherited "ignore" made a long sweep check unkillable. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     cli c;
     int rc = parse_args(argc, argv, &c);
     if (rc)

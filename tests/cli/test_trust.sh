@@ -391,6 +391,32 @@ elif one_line "$name" "$FX/base.yaml" "failed in layer fc1.*kernel_fails says so
     fi
 fi
 
+# ---- SIGINT while a big sweep is loaded and checked --------------------------------------------
+{ cat "$FX/base.yaml"; printf 'limits: {max_runs: 100000}\nsweep:\n  seed: ['; seq -s, 1 50000; printf ']\n'; } >"$T/big.yaml"
+for cmd in validate run; do
+    name="signals: SIGINT during '$cmd' of a 50,000-run sweep ends it within 5 s"
+    "$PL" $cmd "$T/big.yaml" --out "$T/bigrep" >"$OUT" 2>"$ERR" &
+    pid=$!
+    sleep 1
+    kill -INT "$pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid"
+        wait "$pid"
+        not_ok "$name" "still running 5 s after SIGINT"
+    else
+        wait "$pid"
+        rc=$?
+        if ((rc == 0)); then
+            not_ok "$name" "exit 0"
+        elif compgen -G "$T/bigrep/runs/*" >/dev/null; then
+            not_ok "$name" "records were written"
+        else
+            ok "$name"
+        fi
+    fi
+done
+
 echo
 echo "$passed passed, $failed failed"
 ((failed == 0))
