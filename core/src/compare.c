@@ -215,7 +215,7 @@ static void pl__valid_keys(char *out, size_t cap)
 static pl_status pl__tolerance_parse(const char *spec, double tol[PL__N_METRICS], pl_error *err)
 {
     double group[PL__N_GROUPS];
-    int specific[PL__N_METRICS] = {0};
+    int specific[PL__N_METRICS] = {0}, group_set[PL__N_GROUPS] = {0};
     for (size_t g = 0; g < PL__N_GROUPS; g++)
         group[g] = pl__groups[g].def;
     for (size_t m = 0; m < PL__N_METRICS; m++)
@@ -257,18 +257,23 @@ static pl_status pl__tolerance_parse(const char *spec, double tol[PL__N_METRICS]
             return pl_error_set(err, PL_ECONFIG,
                                 "tolerance \"%s\": %s=\"%s\" is not a non-negative number", spec, key,
                                 val);
-        int found = 0;
+        int found = 0, again = 0;
         for (size_t g = 0; g < PL__N_GROUPS; g++)
             if (strcmp(key, pl__groups[g].key) == 0) {
+                again |= group_set[g];
                 group[g] = v;
-                found = 1;
+                group_set[g] = found = 1;
             }
         for (size_t m = 0; m < PL__N_METRICS; m++)
             if (pl__metrics[m].group && strcmp(key, pl__metrics[m].col) == 0) {
+                again |= specific[m];
                 tol[m] = v;
                 specific[m] = 1;
                 found = 1;
             }
+        if (again) /* which one would win is a guess: refuse */
+            return pl_error_set(err, PL_ECONFIG, "tolerance \"%s\": %s is given twice (give each key once)",
+                                spec, key);
         if (!found) {
             char keys[512];
             pl__valid_keys(keys, sizeof keys);

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define PL__IDENTITY_MEMO 64
+
 typedef struct ds_memo {
     char *key;             /* the dataset's dump lines and the seed */
     char train[72], test[72];
@@ -291,12 +293,27 @@ static pl_status dataset_sums(pl_identity *id, const pl_experiment *x, const ds_
     char *key = dataset_key(x);
     if (!key)
         return pl_error_set(err, PL_ENOMEM, "out of memory");
-    for (ds_memo *d = id->ds; d; d = d->next)
+    /* most recently used first; at most PL__IDENTITY_MEMO entries, so a
+     * sweep over 100,000 seeds of a seeded dataset stays linear */
+    size_t depth = 0;
+    for (ds_memo **pp = &id->ds, *d; (d = *pp); pp = &d->next, depth++) {
         if (!strcmp(d->key, key)) {
             free(key);
+            *pp = d->next;
+            d->next = id->ds;
+            id->ds = d;
             *out = d;
             return PL_OK;
         }
+        if (depth + 1 >= PL__IDENTITY_MEMO && d->next) {
+            for (ds_memo *q = d->next, *n; q; q = n) {
+                n = q->next;
+                free(q->key);
+                free(q);
+            }
+            d->next = NULL;
+        }
+    }
     ds_memo *d;
     pl_status s = open_dataset(id, x, key, &d, err);
     if (!s)

@@ -291,6 +291,11 @@ int main(int argc, char **argv)
 
 static int run_command(int argc, char **argv)
 {
+    /* SIGINT/SIGTERM end the program at once until a run installs its
+     * handler: a shell starts background jobs with SIGINT ignored, and an
+     * inherited "ignore" made a long sweep check unkillable. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     cli c;
     int rc = parse_args(argc, argv, &c);
     if (rc)
@@ -319,11 +324,6 @@ static int run_command(int argc, char **argv)
     }
     for (int i = 0; i < c.n_paths; i++)
         pl_registry_add_path(reg, c.paths[i], &err);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 
     int code = 0;
     if (!strcmp(c.cmd, "run") || !strcmp(c.cmd, "validate")) {
@@ -368,6 +368,15 @@ static int run_command(int argc, char **argv)
                 free(plan);
             }
         } else {
+            /* Only now: a run has finished records and temporary files to
+             * keep tidy on SIGINT/SIGTERM; loading and checking the config
+             * (and `validate`) write nothing, so the default action (exit at
+             * once) is the right one there. */
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_signal;
+            sigaction(SIGINT, &sa, NULL);
+            sigaction(SIGTERM, &sa, NULL);
             pl_run_opts o = {.threads = c.threads, .out_dir = c.out, .progress = PL_PROGRESS_AUTO,
                              .quiet = c.quiet, .shard_i = c.shard_i, .shard_n = c.shard_n,
                              .interrupted = &interrupted, .out = stdout, .executor = c.executor};

@@ -460,7 +460,7 @@ static void pl__md_distinct(pl__buf *b, const pl__layout *L, size_t off, size_t 
             pl__buf_puts(b, "; ");
         if (!*v)
             pl__buf_puts(b, PL__DASH);
-        else if (strchr(v, '`'))
+        else if (strpbrk(v, "`\n\r|")) /* a code span cannot hold these */
             pl__md_text(b, v);
         else
             pl__buf_printf(b, "`%s`", v);
@@ -886,10 +886,11 @@ static void pl__md_results(pl__buf *b, const pl__layout *L, int plots)
     size_t n_exp;
     pl__buf exp = {0};
     pl__md_distinct(&exp, L, PL__F(experiment), &n_exp);
-    if (n_exp == 1)
-        pl__buf_printf(b, "# Results: %s\n\n", L->runs[0]->experiment[0] ? L->runs[0]->experiment
-                                                                        : "prunelab");
-    else
+    if (n_exp == 1) {
+        pl__buf_puts(b, "# Results: ");
+        pl__md_text(b, L->runs[0]->experiment[0] ? L->runs[0]->experiment : "prunelab");
+        pl__buf_puts(b, "\n\n");
+    } else
         pl__buf_puts(b, "# Results\n\n");
     if (L->n == 0) {
         pl__buf_puts(b, "No runs recorded.\n");

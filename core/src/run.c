@@ -429,6 +429,19 @@ static pl_status record_layers(const pl_model *before, const pl_model *after, pl
     return PL_OK;
 }
 
+/* A failed kernel is reported by the model or trainer with the kernel, the
+ * layer and the status; the backend's own message (api->set_error) says
+ * why, and is added here. */
+static void add_backend_message(pl_runenv *e, pl_error *err)
+{
+    const char *m = e->be ? pl_instance_take_error(e->be) : "";
+    if (!m || !*m || strstr(err->msg, m))
+        return;
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    pl_error_set(err, PL_EPLUGIN, "%s: %s", why, m);
+}
+
 /* *started is set once setup (model file, plugins, data) succeeded: errors
  * before that are configuration/input errors, after it run failures. */
 static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opts *o, pl_identity *id,
@@ -573,6 +586,8 @@ static pl_status run_one(pl_registry *reg, const pl_experiment *x, const pl_run_
         }
     }
 done:
+    if (s == PL_EPLUGIN)
+        add_backend_message(&e, err);
     pl_pruner_free(&pr);
     pl_model_free(base);
     pl_model_free(m);
@@ -981,10 +996,8 @@ static pl_status sweep_write_report(void *host)
         s = pl_norms_gather(w->dir, err);
     if (s)
         return s;
-    say(o, "
-report: %s/results.csv, results.md, results.tex, layers.csv, history.csv (%zu run(s) executed by this "
-        "process, %zu in the report)
-", w->dir, w->done, nr);
+    say(o, "\nreport: %s/results.csv, results.md, results.tex, layers.csv, history.csv (%zu run(s) executed by this "
+        "process, %zu in the report)\n", w->dir, w->done, nr);
     return PL_OK;
 }
 
@@ -1009,7 +1022,7 @@ static pl_status executor_new(pl_registry *reg, const pl_run_opts *o, pl_instanc
 }
 
 static pl_status validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_identity *id,
-                                 pl_error *err);
+                                 volatile sig_atomic_t *intr, pl_error *err);
 
 pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opts *o, pl_error *err)
 {
@@ -1018,7 +1031,7 @@ pl_status pl_run_config(pl_registry *reg, const pl_config *cfg, const pl_run_opt
         return pl_error_set(err, PL_ENOMEM, "out of memory");
     /* everything a run needs is checked before the first one trains, so a
      * bad run late in a sweep costs nothing and writes nothing */
-    pl_status s = validate_config(reg, cfg, NULL, id, err);
+    pl_status s = validate_config(reg, cfg, NULL, id, o->interrupted, err);
     pl_instance *ex = NULL;
     if (!s)
         s = executor_new(reg, o, &ex, err);
@@ -1131,16 +1144,19 @@ pl_status pl_validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, 
     pl_identity *id = pl_identity_new(reg);
     if (!id)
         return pl_error_set(err, PL_ENOMEM, "out of memory");
-    pl_status s = validate_config(reg, cfg, out, id, err);
+    pl_status s = validate_config(reg, cfg, out, id, NULL, err);
     pl_identity_free(id);
     return s;
 }
 
 static pl_status validate_config(pl_registry *reg, const pl_config *cfg, FILE *out, pl_identity *id,
-                                 pl_error *err)
+                                 volatile sig_atomic_t *intr, pl_error *err)
 {
     size_t n = pl_config_run_count(cfg);
     for (size_t i = 0; i < n; i++) {
+        if (intr && *intr)
+            return pl_error_set(err, PL_EINTR, "interrupted while checking run %zu of %zu; nothing was run "
+                                "or written (run the command again)", i + 1, n);
         pl_experiment *x;
         pl_status s = pl_config_expand(cfg, i, &x, err);
         if (s)

@@ -361,6 +361,62 @@ else
     not_ok "$name" "exit $?"
 fi
 
+# ---- names that would break Markdown ------------------------------------------------------------
+mkdir -p "$T/md"
+cp "$FX/models/tiny.yaml" "$T/md/a|b"$'\n'"c.yaml"
+sed -e "s#^model: .*#model: \"$T/md/a|b\\\\nc.yaml\"#" "$FX/base.yaml" >"$T/md.yaml"
+name="markdown: a '|' and a newline in a model path keep results.md's tables whole"
+if ! "$PL" run "$T/md.yaml" --out "$T/mdrep" >"$OUT" 2>"$ERR"; then
+    not_ok "$name" "run failed (exit $?)"
+elif ! awk '/^\|/ { n = gsub(/[^\\]\|/, "&"); if (!cols) cols = n; else if (n != cols && !/^\| \| \|$/ && !/^\|---\|---\|$/ && !/^\| [a-zA-Z ]+ \| /) bad = 1 }
+          /^\| model/ { cols = gsub(/[^\\]\|/, "&") } END { exit bad }' "$T/mdrep/results.md"; then
+    not_ok "$name" "a table row has the wrong number of cells"
+elif grep -q '^c.yaml' "$T/mdrep/results.md"; then
+    not_ok "$name" "the newline broke a line"
+else
+    ok "$name"
+fi
+
+# ---- a backend kernel's own message survives ----------------------------------------------------
+name="backend: a failing kernel's own message reaches the row and stderr"
+"$PL" run "$FX/base.yaml" --plugin-path "$BUILD/testplugins" --set backend=kernel_fails --out "$T/kf" >"$OUT" 2>"$ERR"
+rc=$?
+if ((rc == 0)); then
+    not_ok "$name" "exit 0"
+elif one_line "$name" "$FX/base.yaml" "failed in layer fc1.*kernel_fails says so"; then
+    if ! grep -q "kernel_fails says so" "$T"/kf/runs/*.json; then
+        not_ok "$name" "the record's message lacks it"
+    else
+        ok "$name"
+    fi
+fi
+
+# ---- SIGINT while a big sweep is loaded and checked --------------------------------------------
+{ cat "$FX/base.yaml"; printf 'limits: {max_runs: 100000}\nsweep:\n  seed: ['; seq -s, 1 50000; printf ']\n'; } >"$T/big.yaml"
+for cmd in validate run; do
+    name="signals: SIGINT during '$cmd' of a 50,000-run sweep ends it within 5 s"
+    "$PL" $cmd "$T/big.yaml" --out "$T/bigrep" >"$OUT" 2>"$ERR" &
+    pid=$!
+    sleep 1
+    kill -INT "$pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid"
+        wait "$pid"
+        not_ok "$name" "still running 5 s after SIGINT"
+    else
+        wait "$pid"
+        rc=$?
+        if ((rc == 0)); then
+            not_ok "$name" "exit 0"
+        elif compgen -G "$T/bigrep/runs/*" >/dev/null; then
+            not_ok "$name" "records were written"
+        else
+            ok "$name"
+        fi
+    fi
+done
+
 echo
 echo "$passed passed, $failed failed"
 ((failed == 0))
