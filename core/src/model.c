@@ -374,8 +374,12 @@ void pl_model_bind(pl_model *m, const pl_backend_ops *be, void *be_state)
 
 pl_status pl_model_reserve(pl_model *m, int batch, pl_error *err)
 {
-    if (batch <= m->batch_cap && m->grad_a)
+    if (batch <= m->batch_cap && m->grad_a && m->grad_b)
         return PL_OK;
+    /* until every buffer is there, the model holds no capacity: a failed
+     * reserve must not look complete to the next call (found by failing
+     * allocation 1,074 of a run: a NULL gradient buffer reached a kernel) */
+    m->batch_cap = 0;
     int64_t gmax = 0;
     for (int i = 0; i < m->n_layers; i++) {
         pl_layer *l = &m->layers[i];
@@ -411,8 +415,12 @@ pl_status pl_model_reserve(pl_model *m, int batch, pl_error *err)
     free(m->grad_b);
     m->grad_a = falloc(gmax);
     m->grad_b = falloc(gmax);
-    if (!m->grad_a || !m->grad_b)
+    if (!m->grad_a || !m->grad_b) {
+        free(m->grad_a);
+        free(m->grad_b);
+        m->grad_a = m->grad_b = NULL;
         return pl_error_set(err, PL_ENOMEM, "out of memory for gradients");
+    }
     m->grad_cap = gmax;
     m->batch_cap = batch;
     return PL_OK;

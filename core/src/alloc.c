@@ -1,0 +1,56 @@
+/*
+ * alloc.c — the one hook every host allocation goes through, for
+ * allocation-failure injection (SQLite-style).
+ *
+ * The host's sources are compiled with malloc, calloc, realloc and strdup
+ * renamed to pl__malloc ... (CMakeLists.txt, target plcore; this file is
+ * compiled without the renaming), and the host API's allocator for plugins
+ * calls them too. With PRUNELAB_FAIL_ALLOC=k in the environment the k-th
+ * allocation (1-based, counting every call) returns NULL, as does every
+ * later one when PRUNELAB_FAIL_ALLOC_STICKY=1; PRUNELAB_FAIL_ALLOC=0 only
+ * counts, and the count is printed on stderr at exit when
+ * PRUNELAB_ALLOC_COUNT=1. tests/cli/test_alloc_fail.sh fails every k of a
+ * small run. Without the variable the hook is a counter and a branch.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *pl__malloc(size_t n);
+void *pl__calloc(size_t n, size_t size);
+void *pl__realloc(void *p, size_t n);
+char *pl__strdup(const char *s);
+char *pl__strndup(const char *s, size_t n);
+
+static atomic_long pl__calls;
+static long pl__fail_at = -1; /* -2: not read yet */
+static int pl__sticky, pl__report;
+static atomic_int pl__ready;
+
+static void pl__alloc_report(void)
+{
+    fprintf(stderr, "prunelab: allocations: %ld\n", (long)atomic_load(&pl__calls));
+}
+
+static int pl__fail_now(void)
+{
+    if (!atomic_load_explicit(&pl__ready, memory_order_acquire)) {
+        const char *k = getenv("PRUNELAB_FAIL_ALLOC"), *s = getenv("PRUNELAB_FAIL_ALLOC_STICKY");
+        const char *c = getenv("PRUNELAB_ALLOC_COUNT");
+        pl__fail_at = k && *k ? strtol(k, NULL, 10) : -1;
+        pl__sticky = s && *s == '1';
+        pl__report = c && *c == '1';
+        if (pl__report)
+            atexit(pl__alloc_report);
+        atomic_store_explicit(&pl__ready, 1, memory_order_release);
+    }
+    long call = atomic_fetch_add(&pl__calls, 1) + 1;
+    return pl__fail_at > 0 && (call == pl__fail_at || (pl__sticky && call > pl__fail_at));
+}
+
+void *pl__malloc(size_t n) { return pl__fail_now() ? NULL : malloc(n); }
+void *pl__calloc(size_t n, size_t size) { return pl__fail_now() ? NULL : calloc(n, size); }
+void *pl__realloc(void *p, size_t n) { return pl__fail_now() ? NULL : realloc(p, n); }
+char *pl__strdup(const char *s) { return pl__fail_now() ? NULL : strdup(s); }
+char *pl__strndup(const char *s, size_t n) { return pl__fail_now() ? NULL : strndup(s, n); }
