@@ -11,9 +11,15 @@
  * counts, and the count is printed on stderr at exit when
  * PRUNELAB_ALLOC_COUNT=1. tests/cli/test_alloc_fail.sh fails every k of a
  * small run. Without the variable the hook is a counter and a branch.
+ * PRUNELAB_FAIL_ALLOC_TRACE=1 prints the stack of the failed call (glibc:
+ * "binary(+offset)" frames, for addr2line on a -g build).
  */
 #include <stdatomic.h>
 #include <stdio.h>
+#if defined(__GLIBC__)
+#include <execinfo.h>
+#include <unistd.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,7 +52,14 @@ static int pl__fail_now(void)
         atomic_store_explicit(&pl__ready, 1, memory_order_release);
     }
     long call = atomic_fetch_add(&pl__calls, 1) + 1;
-    return pl__fail_at > 0 && (call == pl__fail_at || (pl__sticky && call > pl__fail_at));
+    int fail = pl__fail_at > 0 && (call == pl__fail_at || (pl__sticky && call > pl__fail_at));
+#if defined(__GLIBC__)
+    if (fail && call == pl__fail_at && getenv("PRUNELAB_FAIL_ALLOC_TRACE")) {
+        void *frames[32];
+        backtrace_symbols_fd(frames, backtrace(frames, 32), STDERR_FILENO);
+    }
+#endif
+    return fail;
 }
 
 void *pl__malloc(size_t n) { return pl__fail_now() ? NULL : malloc(n); }

@@ -1561,25 +1561,29 @@ static int baseline_id_line(const char *l)
            has_prefix(l, "plugin.dataset:") || has_prefix(l, "file.backend:") || has_prefix(l, "file.dataset:");
 }
 
-void pl_experiment_baseline_key(const pl_experiment *x, char out[17])
+pl_status pl_experiment_baseline_key(const pl_experiment *x, char out[17])
 {
     char *d = pl_experiment_dump(x);
+    if (!d) /* never a key from a partial dump: another run's baseline would be found */
+        return PL_ENOMEM;
     if (x->identity)
-        hash_lines2(d ? d : "", baseline_line_content, x->identity, baseline_id_line, out);
+        hash_lines2(d, baseline_line_content, x->identity, baseline_id_line, out);
     else
-        hash_lines(d ? d : "", baseline_line, out);
+        hash_lines(d, baseline_line, out);
     free(d);
+    return PL_OK;
 }
 
-void pl_experiment_set_identity(pl_experiment *x, char *identity)
+pl_status pl_experiment_set_identity(pl_experiment *x, char *identity)
 {
     free(x->identity);
     x->identity = identity;
     char *d = pl_experiment_dump(x);
-    if (d)
-        hash_lines2(d, identity ? run_line_content : run_line, identity, identity ? run_id_line : NULL,
-                    x->run_id);
+    if (!d) /* the old run_id must not survive as if it were this identity's */
+        return PL_ENOMEM;
+    hash_lines2(d, identity ? run_line_content : run_line, identity, identity ? run_id_line : NULL, x->run_id);
     free(d);
+    return PL_OK;
 }
 
 /* ---- pl_config ------------------------------------------------------------------- */

@@ -238,7 +238,7 @@ void pl_experiment_free(pl_experiment *x);
  * plugin file hashes ("file.*": a rebuild of the same plugin source keeps
  * run_ids comparable across machines; records remember the hashes and are
  * not reused when they differ). */
-void pl_experiment_set_identity(pl_experiment *x, char *identity);
+pl_status pl_experiment_set_identity(pl_experiment *x, char *identity); /* PL_ENOMEM: x is unusable */
 
 /* Canonical text of the resolved experiment (all defaults filled, stable
  * key order); what run_id hashes and what the manifest stores. Caller frees.
@@ -252,7 +252,7 @@ char *pl_experiment_dump(const pl_experiment *x);
  * dataset (plugin and parameters), backend and train.* only, so every run of
  * a sweep that differs only in pruning, retraining or reporting shares one
  * cached baseline. */
-void pl_experiment_baseline_key(const pl_experiment *x, char out[17]);
+pl_status pl_experiment_baseline_key(const pl_experiment *x, char out[17]); /* PL_OK or PL_ENOMEM */
 
 /* Suggestion helper: the candidate closest to `word` by edit distance, or
  * NULL if none is close. */

@@ -63,6 +63,7 @@ const char *pl_status_str(pl_status s)
     case PL_ENOTFOUND: return "not found";
     case PL_ECONFIG: return "configuration error";
     case PL_EMISSED: return "pruning missed its target";
+    case PL_ERUNFAILED: return "a run failed";
     }
     return "unknown error";
 }

@@ -376,7 +376,8 @@ pl_status pl_identity_apply(pl_identity *id, pl_experiment *x, pl_error *err)
         free(b.p);
         return s;
     }
-    pl_experiment_set_identity(x, b.p);
+    if (pl_experiment_set_identity(x, b.p))
+        return pl_error_set(err, PL_ENOMEM, "out of memory computing the identity of run %zu", x->run_index + 1);
     return PL_OK;
 }
 

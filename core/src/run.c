@@ -292,7 +292,8 @@ static pl_status get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_r
 {
     char dir[4096], path[4400], key[17];
     cache_dir(x, o, dir, sizeof dir);
-    pl_experiment_baseline_key(x, key);
+    if (pl_experiment_baseline_key(x, key))
+        return pl_error_set(err, PL_ENOMEM, "out of memory computing the baseline's cache key");
     snprintf(path, sizeof path, "%s/baseline-%s.ckpt", dir, key);
     pl_claim claim = {.held = 0};
     int have_claim = 0;
@@ -789,7 +790,10 @@ static pl_status sweep_init(pl_sweep *w, pl_registry *reg, const pl_config *cfg,
             continue;
         }
         char key[17];
-        pl_experiment_baseline_key(x, key);
+        if (pl_experiment_baseline_key(x, key)) {
+            pl_experiment_free(x);
+            return pl_error_set(err, PL_ENOMEM, "out of memory computing baseline keys");
+        }
         size_t b = 0;
         while (b < w->n_base && strcmp(w->bkeys[b], key))
             b++;
@@ -952,7 +956,7 @@ static pl_status sweep_execute_run(void *host, size_t k, unsigned flags, int *ou
     if (strcmp(r.status, "ok")) {
         pl_status flag = !strcmp(r.status, "diverged")        ? PL_EDIVERGED
                          : !strcmp(r.status, "missed_target") ? PL_EMISSED
-                                                              : PL_EPLUGIN;
+                                                              : PL_ERUNFAILED; /* exit 1, not 2 */
         *outcome = PL_RUN_FLAGGED;
         if (w->worst == PL_OK) {
             w->worst = flag;

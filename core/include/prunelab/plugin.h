@@ -92,7 +92,8 @@ typedef enum pl_status {
     PL_EINTR = -9,        /* interrupted by a signal */
     PL_ENOTFOUND = -10,   /* a named thing does not exist */
     PL_ECONFIG = -11,     /* configuration error (exit status 2) */
-    PL_EMISSED = -12      /* pruning missed its target */
+    PL_EMISSED = -12,     /* pruning missed its target */
+    PL_ERUNFAILED = -13   /* a run failed on its own and was recorded as failed (ABI 1.3; host only) */
 } pl_status;
 
 /* ---- kinds ---------------------------------------------------------------- */
