@@ -90,6 +90,8 @@ static pl_status syn_make_prototypes(syn_state *st)
     st->protos = api->alloc(total * sizeof *st->protos);
     if (!grid || !st->protos) {
         api->free(grid);
+        api->free(st->protos); /* either may have succeeded */
+        st->protos = NULL;
         return PL_ENOMEM;
     }
     pl_rng r;
