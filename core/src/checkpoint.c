@@ -477,6 +477,9 @@ static pl_status get_model(rd *r, unsigned flags, pl_model **mout, char **meta)
         pl_layer tmp;
         memset(&tmp, 0, sizeof tmp);
         pl_layer *l = m ? &m->layers[i] : &tmp;
+        l->groups = 1; /* a chain: each layer reads the one before */
+        l->n_in = 1;
+        l->in[0] = (int)i - 1;
         if ((s = get_layer(r, l, (int)i, c, h, w, flags, m != NULL)))
             goto fail_model;
         c = l->out_c;

@@ -126,7 +126,7 @@ pl_status pl_layer_dims_of(const pl_layer *l, int c, int h, int w, pl_layer_dims
                      "the input shape", l->kh, l->kw, h, w, l->ph, l->pw);
             return PL_ECONFIG;
         }
-        if (l->type != PL_LAYER_CONV2D && (l->ph * 2 > l->kh || l->pw * 2 > l->kw)) {
+        if (l->type != PL_LAYER_CONV2D && ((int64_t)l->ph * 2 > l->kh || (int64_t)l->pw * 2 > l->kw)) {
             snprintf(why, n, "pool padding %d,%d exceeds half the %dx%d kernel", l->ph, l->pw, l->kh, l->kw);
             return PL_ECONFIG;
         }
@@ -297,6 +297,9 @@ pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out,
         l->ph = s->ph;
         l->pw = s->pw;
         l->has_bias = s->bias;
+        l->groups = 1;
+        l->n_in = 1;
+        l->in[0] = (int)i - 1; /* the layer above; -1 is the model's input */
         l->p = s->p;
         l->eps = s->eps > 0 ? s->eps : 1e-5;
         l->momentum = s->momentum;

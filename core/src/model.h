@@ -32,12 +32,21 @@
 
 typedef enum pl_mode { PL_MODE_EVAL = 0, PL_MODE_TRAIN = 1 } pl_mode;
 
+/* Inputs one layer may read (add, concat). */
+#define PL_MAX_INPUTS 16
+
 typedef struct pl_layer {
     char name[64];
     pl_layer_type type;
     /* hyper-parameters (from the spec) */
     int kh, kw, sh, sw, ph, pw;
     int has_bias;
+    int groups;               /* conv2d: 1 dense, in_c = out_c = groups depthwise */
+    /* graph: the layers this one reads (indices of earlier layers, -1 for
+     * the model's input), in the order of the model file's `inputs:`.
+     * A chain layer has n_in == 1 and in[0] == its index - 1. */
+    int n_in;
+    int in[PL_MAX_INPUTS];
     double p;                 /* dropout */
     double eps, momentum;     /* batchnorm */
     /* per-image shapes */

@@ -59,7 +59,7 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------ */
 
 #define PL_ABI_MAJOR 1 /* bumped on any incompatible change; host refuses others */
-#define PL_ABI_MINOR 3 /* bumped when slots are appended; host refuses newer */
+#define PL_ABI_MINOR 4 /* bumped when slots are appended; host refuses newer */
 
 #define PL_PLUGIN_SYMBOL "prunelab_plugin_desc"
 
@@ -510,11 +510,28 @@ typedef struct pl_backend_ops {
      * then does the work itself). optional */
     pl_status (*parallel_for)(void *st, int64_t n, double work,
                               void (*fn)(void *ctx, int64_t i, int worker), void *ctx);
-    void *reserved[10];
+
+    /* ---- ABI 1.4: optional slots, grouped convolution. s->cin and s->cout
+     * are the total channel counts; `groups` divides both. Output channel
+     * co belongs to group g = co / (cout/groups) and reads only input
+     * channels [g*(cin/groups), (g+1)*(cin/groups)); the weight is
+     * w[cout][cin/groups][kh][kw] (PyTorch's layout). groups == cin ==
+     * cout is depthwise. Same semantics as the dense slots otherwise
+     * (groups == 1 must equal them). When a slot is NULL the host runs the
+     * group through the dense kernels, one group at a time. optional */
+    pl_status (*conv2d_grouped_forward)(void *st, const pl_conv2d_shape *s, int groups,
+                                        const float *x, const float *w,
+                                        const float *b, float *y);
+    pl_status (*conv2d_grouped_backward_data)(void *st, const pl_conv2d_shape *s, int groups,
+                                              const float *dy, const float *w, float *dx);
+    pl_status (*conv2d_grouped_backward_weight)(void *st, const pl_conv2d_shape *s, int groups,
+                                                const float *x, const float *dy,
+                                                float *dw, float *db);
+    void *reserved[7];
 } pl_backend_ops;
 
 #ifndef __cplusplus
-/* appending slots never changes the size: 15 required + 16 (now 6 + 10) */
+/* appending slots never changes the size: 15 required + 16 (now 9 + 7) */
 _Static_assert(sizeof(pl_backend_ops) == 31 * sizeof(void *), "pl_backend_ops keeps its size");
 #endif
 
