@@ -166,6 +166,7 @@ static const field prune_f[] = {
     {"layers", F_LAYERS, target_f}, {"include", F_LIST, NULL},
     {"exclude", F_LIST, NULL}, {"tolerance", F_NUM, NULL},
     {"count", F_INT, NULL}, /* granularity layer only (layer_prune.c) */
+    {"group_reduction", F_ENUM, NULL},
     {NULL, 0, NULL}};
 static const field report_f[] = {
     {"dir", F_STR, NULL}, {"cache", F_STR, NULL}, {"latency_runs", F_INT, NULL},
@@ -803,6 +804,7 @@ static pl_status dec_plugin(xbuild *xb, const pl_node *n, const pl_node *parent,
 static const char *const optim_names[] = {"adam", "sgd"};
 static const char *const lrs_names[] = {"constant", "step", "cosine"};
 static const char *const gran_names[] = {"weight", "channel", "neuron", "layer"};
+static const char *const group_red_names[] = {"mean", "sum", "max"};
 /* ---- regularize: names indexed by pl_reg_type ---- */
 static const char *const reg_names[] = {"none", "l1", "l2", "group_lasso", "bn_l1"};
 _Static_assert(sizeof reg_names / sizeof reg_names[0] == PL_REG_BN_L1 + 1, "reg_names follows pl_reg_type");
@@ -1119,6 +1121,12 @@ static pl_status dec_prune(xbuild *xb, const pl_node *m, pl_error *e)
         ((st = get_num(v, "prune.tolerance", &pr->tolerance, e)) ||
          (st = num_in(v, "prune.tolerance", pr->tolerance, 0, 0, INFINITY, 1, "a finite number >= 0 (units)", e))))
         return st;
+    if ((v = pl_node_get(m, "group_reduction"))) {
+        int g;
+        if ((st = get_enum(v, "prune.group_reduction", group_red_names, 3, &g, e)))
+            return st;
+        pr->group_reduction = (pl_group_reduction)g;
+    }
     return PL_OK;
 }
 
@@ -1478,6 +1486,8 @@ char *pl_experiment_dump(const pl_experiment *x)
         sb_printf(&b, "prune.tolerance: %.17g\n", p->tolerance);
         if (p->granularity == PL_GRAN_LAYER && p->count >= 0) /* layer granularity */
             sb_printf(&b, "prune.count: %" PRId64 "\n", p->count);
+        if (p->group_reduction != PL_GROUP_MEAN) /* the default keeps older run identities */
+            sb_printf(&b, "prune.group_reduction: %s\n", group_red_names[p->group_reduction]);
     }
     sb_kv(&b, "report.dir", x->report.dir ? x->report.dir : "");
     sb_kv(&b, "report.cache", x->report.cache ? x->report.cache : "");

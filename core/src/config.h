@@ -168,6 +168,13 @@ typedef struct pl_layer_target {
     int line, col;
 } pl_layer_target;
 
+/* prune.group_reduction: member scores of a pruning group -> one score */
+typedef enum pl_group_reduction {
+    PL_GROUP_MEAN = 0, /* default */
+    PL_GROUP_SUM = 1,
+    PL_GROUP_MAX = 2
+} pl_group_reduction;
+
 typedef struct pl_prune_cfg {
     int enabled;                /* a prune: section is present */
     pl_plugin_ref criterion;
@@ -181,6 +188,7 @@ typedef struct pl_prune_cfg {
     char **exclude; size_t n_exclude;
     double tolerance;           /* allowed miss in units per layer (default 0) */
     int64_t count;              /* granularity layer: blocks to remove, or -1 (layer_prune.c) */
+    pl_group_reduction group_reduction; /* how a pruning group's member scores combine (mean) */
 } pl_prune_cfg;
 
 typedef struct pl_report_cfg {
