@@ -3,13 +3,13 @@ the recipe of experiments/resnet20.yaml for the PyTorch side of
 bench/pytorch_resnet20.sh.
 
     python3 bench/resnet20_torch.py DATA_DIR --seeds 1 2 3 --epochs 2 \
-        --sparsity 0.5 --retrain-epochs 2 --threads 2
+        --sparsity 0.5 --retrain-epochs 2 --batch 128 --threads 2
 
 DATA_DIR holds the four IDX files of an MNIST-format dataset (MNIST,
 Fashion-MNIST), plain or .gz. Images are normalised as prunelab's idx plugin
 does by default: x = (pixel/255 - 0.1307) / 0.3081.
 
-The recipe per seed: train EPOCHS epochs (Adam lr 1e-3, batch 64, shuffled
+The recipe per seed: train EPOCHS epochs (Adam lr 1e-3, batch BATCH (128), shuffled
 each epoch), test; then, if --sparsity is given, prune that share of the
 prunable channels, retrain RETRAIN_EPOCHS epochs, test. Pruning follows
 prunelab's rules for this graph: the channels that must go together form a
@@ -160,14 +160,14 @@ def kept_params(net, masks):
     return n + cin * net.fc.out_features + net.fc.out_features
 
 
-def train(net, X, Y, epochs, masks, gen):
+def train(net, X, Y, epochs, masks, gen, batch):
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     seen, t0 = 0, time.perf_counter()
     for _ in range(epochs):
         net.train()
         perm = torch.randperm(X.shape[0], generator=gen)
-        for i in range(0, X.shape[0], 64):
-            b = perm[i:i + 64]
+        for i in range(0, X.shape[0], batch):
+            b = perm[i:i + batch]
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(net(X[b]), Y[b]).backward()
             opt.step()
@@ -194,6 +194,7 @@ def main():
     ap.add_argument("--sparsity", type=float, default=None)
     ap.add_argument("--retrain-epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (a smoke test)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -205,14 +206,14 @@ def main():
         gen = torch.Generator().manual_seed(seed)
         net = ResNet20(X.shape[1], 10)
         dense_params = sum(p.numel() for p in net.parameters())
-        rate = train(net, X, Y, a.epochs, None, gen)
+        rate = train(net, X, Y, a.epochs, None, gen, a.batch)
         print(f"seed {seed} dense acc {test(net, Xt, Yt):.2f} train_img_s {rate:.0f} params {dense_params}", flush=True)
         if a.sparsity is not None:
             masks, cut, total = prune_masks(net, a.sparsity)
             with torch.no_grad():
                 for p, m in masks.items():
                     p.mul_(m)
-            rate = train(net, X, Y, a.retrain_epochs, masks, gen)
+            rate = train(net, X, Y, a.retrain_epochs, masks, gen, a.batch)
             print(f"seed {seed} pruned acc {test(net, Xt, Yt):.2f} train_img_s {rate:.0f} "
                   f"params {kept_params(net, masks)} channels_cut {cut}/{total}", flush=True)
 
