@@ -2051,60 +2051,64 @@ static void chan_copy(float *dst, const float *src, int n, int C, int c0, int cn
 static void dwc_build(const float *in, int H, int W, int dh, int dl, int pt, int pl, int np, int Hs,
                       int Wp, float *buf)
 {
-    for (int p = 0; p < np; p++)
-        for (int r = 0; r < Hs; r++) {
-            float *d = buf + ((size_t)p * Hs + r) * Wp;
-            int a = r - pt;
-            if (a < 0 || a % dh || a / dh >= H) {
-                zero_row(d, Wp);
-                continue;
-            }
-            const float *xr = in + (size_t)(a / dh) * W;
-            if (dl > 1) { /* dilated (np == 1): column j = b*dl + pl holds in[.][b] */
-                zero_row(d, Wp);
-                for (int b = 0; b < W; b++) {
-                    int j = b * dl + pl;
-                    if (j >= 0 && j < Wp)
-                        d[j] = xr[b];
-                }
-                continue;
-            }
-            /* columns whose source b = p + j*np - pl lies in [0, W): [ja, jb) */
-            int lo = pl - p, hi = W - 1 + pl - p;
-            int ja = imin(lo > 0 ? (lo + np - 1) / np : 0, Wp);
-            int jb = hi < 0 ? 0 : imin(Wp, hi / np + 1);
-            if (jb < ja)
-                jb = ja;
-            for (int j = 0; j < ja; j++)
-                d[j] = 0.0f;
+    /* zero everything with full stores, then write the rows that hold data
+     * in ascending order with full-vector stores whose zero spill lands on
+     * cells that are zero or written later (the buffer has VL floats of
+     * slack): no masked stores for the loads that follow to wait on, and no
+     * division per row */
+    size_t total = (size_t)np * Hs * Wp;
+    zero_row(buf, (int)ROUND_VL(total));
+    /* data rows: r = pt + i*dh for i in [i0, i1), 0 <= r < Hs */
+    int i0 = pt >= 0 ? 0 : (-pt + dh - 1) / dh;
+    int i1 = Hs - pt > 0 ? imin(H, (Hs - pt + dh - 1) / dh) : 0;
+    if (dl > 1) { /* dilated (np == 1): column j = b*dl + pl holds in[.][b], b in [b0, b1) */
+        int b0 = pl >= 0 ? 0 : (-pl + dl - 1) / dl;
+        int b1 = Wp - pl > 0 ? imin(W, (Wp - pl + dl - 1) / dl) : 0;
+        for (int i = i0; i < i1; i++) {
+            float *d = buf + (size_t)(pt + i * dh) * Wp + pl;
+            const float *xr = in + (size_t)i * W;
+            for (int b = b0; b < b1; b++)
+                d[b * dl] = xr[b];
+        }
+        return;
+    }
+    for (int p = 0; p < np; p++) {
+        /* columns whose source b = p + j*np - pl lies in [0, W): [ja, jb) */
+        int lo = pl - p, hi = W - 1 + pl - p;
+        int ja = imin(lo > 0 ? (lo + np - 1) / np : 0, Wp);
+        int jb = hi < 0 ? 0 : imin(Wp, hi / np + 1);
+        if (jb <= ja)
+            continue;
+        float *dp = buf + (size_t)p * Hs * Wp + ja;
+        const float *xp = in + p + (ptrdiff_t)ja * np - pl;
+        for (int i = i0; i < i1; i++) {
+            float *d = dp + (size_t)(pt + i * dh) * Wp;
+            const float *xr = xp + (size_t)i * W;
             if (np == 1) {
-                copy_row(d + ja, xr + ja + p - pl, jb - ja);
+                copy_row_over(d, xr, jb - ja, jb - ja);
             } else if (np == 2) { /* the even floats of a span of 2*len - 1 */
-                for (int j = ja; j < jb; j += VL) {
-                    int len = imin(VL, jb - j), span = 2 * len - 1;
-                    const float *r0 = xr + p + 2 * j - pl;
+                for (int j = 0; j < jb - ja; j += VL) {
+                    int len = imin(VL, jb - ja - j), span = 2 * len - 1;
+                    const float *r0 = xr + 2 * j;
                     vf a0 = span >= VL ? vload(r0) : vload_t(r0, vtail_make(span));
                     vf a1 = span > VL ? vload_t(r0 + VL, vtail_make(span - VL)) : vzero();
-                    if (len == VL)
-                        vstore(d + j, veven(a0, a1));
-                    else
-                        vstore_t(d + j, veven(a0, a1), vtail_make(len));
+                    vstore(d + j, veven(a0, a1)); /* lanes past len are zero */
                 }
             } else {
-                for (int j = ja; j < jb; j++)
-                    d[j] = xr[p + j * np - pl];
+                for (int j = 0; j < jb - ja; j++)
+                    d[j] = xr[j * np];
             }
-            if (jb < Wp)
-                zero_row(d + jb, Wp - jb);
         }
+    }
 }
 
 /* R output rows x NVT vectors from column ox0 of rows oy0.. (R*NVT <= 8):
  *   y[oy][ox] = bias + Σ_{ky,kx} wk[ky*KW + kx] · S_{kx%NP}[oy*SH + ky][ox + kx/NP]
  * The last vector is stored masked to tl when `last`. */
 INLINE void dwc_tile(const int KH, const int KW, const int NP, const int R, const int NVT, int SH,
-                     const float *src, ptrdiff_t Wp, ptrdiff_t pst, const float *wk, float bias,
-                     float *y, ptrdiff_t ldy, int oy0, int ox0, int last, vtail tl)
+                     const float *src, ptrdiff_t Wp, ptrdiff_t pst, const ptrdiff_t *coff,
+                     const float *wk, float bias, float *y, ptrdiff_t ldy, int oy0, int ox0, int last,
+                     vtail tl)
 {
     vf acc[8][2];
 #pragma GCC unroll 8
@@ -2118,7 +2122,9 @@ INLINE void dwc_tile(const int KH, const int KW, const int NP, const int R, cons
 #pragma GCC unroll 3
         for (int kx = 0; kx < KW; kx++) {
             vf wv = vset1(wk[ky * KW + kx]);
-            const float *b = src + (kx % NP) * pst + kx / NP + ox0 + ((ptrdiff_t)oy0 * SH + ky) * Wp;
+            /* NP == 0: column offsets from coff (no division per tap) */
+            ptrdiff_t cx = NP ? (kx % (NP ? NP : 1)) * pst + kx / (NP ? NP : 1) : coff[kx];
+            const float *b = src + cx + ox0 + ((ptrdiff_t)oy0 * SH + ky) * Wp;
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++)
 #pragma GCC unroll 2
@@ -2137,18 +2143,19 @@ INLINE void dwc_tile(const int KH, const int KW, const int NP, const int R, cons
         }
 }
 
-typedef void (*dwc_fn)(int kh, int kw, int np, int rows, int nv, int SH, const float *src,
-                       ptrdiff_t Wp, ptrdiff_t pst, const float *wk, float bias, float *y,
+typedef void (*dwc_fn)(int kh, int kw, int rows, int nv, int SH, const float *src, ptrdiff_t Wp,
+                       ptrdiff_t pst, const ptrdiff_t *coff, const float *wk, float bias, float *y,
                        ptrdiff_t ldy, int oy0, int ox0, int last, vtail tl);
-#define DWC_ARGS SH, src, Wp, pst, wk, bias, y, ldy, oy0, ox0, last, tl
+#define DWC_ARGS SH, src, Wp, pst, coff, wk, bias, y, ldy, oy0, ox0, last, tl
 #define DWC_CASE(KH, KW, NP, r, v)                                                 \
     case (r) * 4 + (v): dwc_tile(KH, KW, NP, r, v, DWC_ARGS); break;
 #define DWC_FN(name, KH, KW, NP)                                                   \
-    static void name(int kh, int kw, int np, int rows, int nv, int SH, const float *src, \
-                     ptrdiff_t Wp, ptrdiff_t pst, const float *wk, float bias, float *y, \
-                     ptrdiff_t ldy, int oy0, int ox0, int last, vtail tl)          \
+    static void name(int kh, int kw, int rows, int nv, int SH, const float *src,      \
+                     ptrdiff_t Wp, ptrdiff_t pst, const ptrdiff_t *coff, const float *wk, \
+                     float bias, float *y, ptrdiff_t ldy, int oy0, int ox0, int last, \
+                     vtail tl)                                                     \
     {                                                                              \
-        (void)kh, (void)kw, (void)np;                                              \
+        (void)kh, (void)kw;                                                        \
         switch (rows * 4 + nv) {                                                   \
         DWC_CASE(KH, KW, NP, 1, 1) DWC_CASE(KH, KW, NP, 2, 1)                      \
         DWC_CASE(KH, KW, NP, 3, 1) DWC_CASE(KH, KW, NP, 4, 1)                      \
@@ -2161,7 +2168,7 @@ typedef void (*dwc_fn)(int kh, int kw, int np, int rows, int nv, int SH, const f
     }
 DWC_FN(dwc_3x3s1, 3, 3, 1)
 DWC_FN(dwc_3x3s2, 3, 3, 2)
-DWC_FN(dwc_any, kh, kw, np)
+DWC_FN(dwc_any, kh, kw, 0)
 
 typedef struct dwc_geom {
     int H, W, dh, dl, pt, pl; /* the source plane and how it is placed */
@@ -2190,14 +2197,16 @@ static dwc_geom dwc_backward_geom(const pl_conv2d_shape *s)
     return g;
 }
 
+/* the phase planes with the slack dwc_build writes into */
 static size_t dwc_src_floats(const dwc_geom *g)
 {
-    return (size_t)g->NP * g->Hs * g->Wp;
+    return ROUND_VL((size_t)g->NP * g->Hs * g->Wp) + VL;
 }
 
 /* one output plane from its built source: tiles of up to 8 rows x 1 vector
  * (narrow planes) or 4 rows x 2 vectors */
-static void dwc_plane(const dwc_geom *g, const float *src, const float *wk, float bias, float *y)
+static void dwc_plane(const dwc_geom *g, const ptrdiff_t *coff, const float *src, const float *wk,
+                      float bias, float *y)
 {
     int V = (g->OW + VL - 1) / VL, ragged = g->OW % VL != 0;
     vtail tl = vtail_make(g->OW - (V - 1) * VL);
@@ -2210,7 +2219,7 @@ static void dwc_plane(const dwc_geom *g, const float *src, const float *wk, floa
         int rows = imin(R, g->OH - oy0);
         for (int v0 = 0; v0 < V; v0 += NVT) {
             int nv = imin(NVT, V - v0);
-            fn(g->KH, g->KW, g->NP, rows, nv, g->SH, src, g->Wp, pst, wk, bias, y, g->OW, oy0,
+            fn(g->KH, g->KW, rows, nv, g->SH, src, g->Wp, pst, coff, wk, bias, y, g->OW, oy0,
                v0 * VL, ragged && v0 + nv == V, tl);
         }
     }
@@ -2230,20 +2239,24 @@ static void dwc_task(void *ctx, int64_t t, int worker)
     dwc_job *j = ctx;
     const dwc_geom *g = &j->g;
     float *buf = pl__simd_wbuf(j->s, worker);
+    ptrdiff_t *coff = (ptrdiff_t *)(void *)(buf + dwc_src_floats(g)); /* [KW] */
+    for (int kx = 0; kx < g->KW; kx++)
+        coff[kx] = (ptrdiff_t)(kx % g->NP) * g->Hs * g->Wp + kx / g->NP;
     size_t ip = (size_t)g->H * g->W, op = (size_t)g->OH * g->OW, kk = (size_t)g->KH * g->KW;
     int64_t p1 = (t + 1) * j->per_task < j->planes ? (t + 1) * j->per_task : j->planes;
     for (int64_t p = t * j->per_task; p < p1; p++) {
         int c = (int)(p % j->C);
         dwc_build(j->in + (size_t)p * ip, g->H, g->W, g->dh, g->dl, g->pt, g->pl, g->NP, g->Hs,
                   g->Wp, buf);
-        dwc_plane(g, buf, j->w + (size_t)c * kk, j->b ? j->b[c] : 0.0f, j->out + (size_t)p * op);
+        dwc_plane(g, coff, buf, j->w + (size_t)c * kk, j->b ? j->b[c] : 0.0f, j->out + (size_t)p * op);
     }
 }
 
 static pl_status dwc_run(pl__simd *s, const dwc_geom *g, int n, int C, const float *in,
                          const float *w, const float *b, float *out)
 {
-    pl_status st = pl__simd_reserve(s, dwc_src_floats(g));
+    /* + the column offsets of the taps, as ptrdiff_t */
+    pl_status st = pl__simd_reserve(s, dwc_src_floats(g) + 2 * (size_t)g->KW + 2);
     if (st)
         return st;
     size_t op = (size_t)g->OH * g->OW;
@@ -2334,64 +2347,83 @@ typedef struct dww_job {
     pl__simd *s;
     dwc_geom g;
     const float *x, *dy;
-    float *dw, *db;
-    int n, C;
+    float *part; /* [chunks][C][kk + 1]: per chunk of images, dw then db */
+    int n, C, chunk, want_db;
 } dww_job;
 
-/* One channel per task, the batch in order inside it: dw[c][k] and db[c]
- * are horizontal sums (fixed tree) of lane-wise sums over (image, row,
- * column vector) in that order, whatever thread runs the task. */
+/* One fixed chunk of images per task (from n alone), channel by channel:
+ * for each channel, lane-wise sums over (image of the chunk, row, column
+ * vector) in that order, then their horizontal sums (fixed tree) into the
+ * chunk's partials; the chunks are added in chunk order afterwards. The
+ * chunk's planes are read image-major, channel after channel, as they lie
+ * in memory. */
 static void dww_task(void *ctx, int64_t t, int worker)
 {
     dww_job *j = ctx;
     const dwc_geom *g = &j->g;
-    int c = (int)t, kk = g->KH * g->KW;
+    int kk = g->KH * g->KW, i0 = (int)t * j->chunk, i1 = imin(j->n, i0 + j->chunk);
     float *src = pl__simd_wbuf(j->s, worker);
-    float *lanes = src + ROUND_VL(dwc_src_floats(g)); /* [kk + 1][VL], the last: db */
+    float *lanes = src + dwc_src_floats(g); /* [kk + 1][VL], the last: db */
+    ptrdiff_t *off = (ptrdiff_t *)(void *)(lanes + (size_t)(kk + 1) * VL); /* [kk] */
+    float *part = j->part + (size_t)t * j->C * (kk + 1);
     size_t ip = (size_t)g->H * g->W, op = (size_t)g->OH * g->OW;
     ptrdiff_t pst = (ptrdiff_t)g->Hs * g->Wp, rs = (ptrdiff_t)g->SH * g->Wp;
-    zero_row(lanes, (kk + 1) * VL);
+    for (int k = 0; k < kk; k++) {
+        int ky = k / g->KW, kx = k % g->KW;
+        off[k] = (kx % g->NP) * pst + (ptrdiff_t)ky * g->Wp + kx / g->NP;
+    }
     int pf = (int)op / VL * VL;
     vtail tp = vtail_make((int)op > pf ? (int)op - pf : VL);
-    for (int i = 0; i < j->n; i++) {
-        size_t plane = (size_t)i * j->C + c;
-        const float *dy = j->dy + plane * op;
-        dwc_build(j->x + plane * ip, g->H, g->W, g->dh, g->dl, g->pt, g->pl, g->NP, g->Hs, g->Wp, src);
-        for (int k0 = 0; k0 < kk; k0 += 9) {
-            int nt = imin(9, kk - k0);
-            ptrdiff_t off[9];
-            for (int k = 0; k < nt; k++) {
-                int ky = (k0 + k) / g->KW, kx = (k0 + k) % g->KW;
-                off[k] = (kx % g->NP) * pst + (ptrdiff_t)ky * g->Wp + kx / g->NP;
+    for (int c = 0; c < j->C; c++) {
+        zero_row(lanes, (kk + 1) * VL);
+        for (int i = i0; i < i1; i++) {
+            size_t plane = (size_t)i * j->C + c;
+            const float *dy = j->dy + plane * op;
+            dwc_build(j->x + plane * ip, g->H, g->W, g->dh, g->dl, g->pt, g->pl, g->NP, g->Hs, g->Wp, src);
+            for (int k0 = 0; k0 < kk; k0 += 9)
+                dww_blocks(imin(9, kk - k0), off + k0, g->OH, g->OW, rs, src, dy, lanes + (size_t)k0 * VL);
+            if (j->want_db) {
+                vf a = vload(lanes + (size_t)kk * VL);
+                int q = 0;
+                for (; q < pf; q += VL)
+                    a = vadd(a, vload(dy + q));
+                if (q < (int)op)
+                    a = vadd(a, vload_t(dy + q, tp));
+                vstore(lanes + (size_t)kk * VL, a);
             }
-            dww_blocks(nt, off, g->OH, g->OW, rs, src, dy, lanes + (size_t)k0 * VL);
         }
-        if (j->db) {
-            vf a = vload(lanes + (size_t)kk * VL);
-            int q = 0;
-            for (; q < pf; q += VL)
-                a = vadd(a, vload(dy + q));
-            if (q < (int)op)
-                a = vadd(a, vload_t(dy + q, tp));
-            vstore(lanes + (size_t)kk * VL, a);
-        }
+        for (int k = 0; k <= kk; k++)
+            part[(size_t)c * (kk + 1) + k] = vhsum(vload(lanes + (size_t)k * VL));
     }
-    for (int k = 0; k < kk; k++)
-        j->dw[(size_t)c * kk + k] = vhsum(vload(lanes + (size_t)k * VL));
-    if (j->db)
-        j->db[c] = vhsum(vload(lanes + (size_t)kk * VL));
 }
 
 static pl_status dw_backward_weight(pl__simd *s, const pl_conv2d_shape *sh, const float *x,
                                     const float *dy, float *dw, float *db)
 {
     dwc_geom g = dwc_forward_geom(sh);
-    size_t kk = (size_t)sh->kh * sh->kw;
-    pl_status st = pl__simd_reserve(s, ROUND_VL(dwc_src_floats(&g)) + (kk + 1) * VL);
+    size_t kk = (size_t)sh->kh * sh->kw, C = (size_t)sh->cin;
+    /* fixed chunks of the batch, as the dense weight gradient cuts them */
+    int chunk = imin(4, sh->n / 16 > 0 ? sh->n / 16 : 1);
+    int chunks = (sh->n + chunk - 1) / chunk;
+    float *part = pl__simd_slot(s, SLOT_PART, (size_t)chunks * C * (kk + 1));
+    if (!part)
+        return PL_ENOMEM;
+    pl_status st = pl__simd_reserve(s, dwc_src_floats(&g) + (kk + 1) * VL + 2 * kk + 2);
     if (st)
         return st;
-    dww_job j = {.s = s, .g = g, .x = x, .dy = dy, .dw = dw, .db = db, .n = sh->n, .C = sh->cin};
-    pl__simd_run(s, sh->cin, 2.0 * sh->n * sh->cin * kk * sh->oh * sh->ow, dww_task, &j);
+    dww_job j = {.s = s, .g = g, .x = x, .dy = dy, .part = part, .n = sh->n, .C = sh->cin,
+                 .chunk = chunk, .want_db = db != NULL};
+    pl__simd_run(s, chunks, 2.0 * sh->n * sh->cin * kk * sh->oh * sh->ow, dww_task, &j);
+    for (size_t c = 0; c < C; c++) /* chunks in order */
+        for (size_t k = 0; k <= kk; k++) {
+            float a = part[c * (kk + 1) + k];
+            for (int t = 1; t < chunks; t++)
+                a += part[((size_t)t * C + c) * (kk + 1) + k];
+            if (k < kk)
+                dw[c * kk + k] = a;
+            else if (db)
+                db[c] = a;
+        }
     return PL_OK;
 }
 
