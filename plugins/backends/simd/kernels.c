@@ -2065,10 +2065,10 @@ static void dwc_build(const float *in, int H, int W, int dh, int dl, int pt, int
         int b0 = pl >= 0 ? 0 : (-pl + dl - 1) / dl;
         int b1 = Wp - pl > 0 ? imin(W, (Wp - pl + dl - 1) / dl) : 0;
         for (int i = i0; i < i1; i++) {
-            float *d = buf + (size_t)(pt + i * dh) * Wp + pl;
+            float *d = buf + (size_t)(pt + i * dh) * Wp;
             const float *xr = in + (size_t)i * W;
             for (int b = b0; b < b1; b++)
-                d[b * dl] = xr[b];
+                d[b * dl + pl] = xr[b];
         }
         return;
     }
