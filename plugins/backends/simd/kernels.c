@@ -42,6 +42,13 @@
  *
  * Sparse linear (CSR): blocks of images are transposed so that one stored
  * weight multiplies a block with contiguous loads (see csr_task).
+ *
+ * Grouped convolution (ABI 1.4): groups == 1 is the dense kernel itself;
+ * depthwise (groups == cin == cout) has kernels of its own over "phase
+ * planes" (see dwc_build): forward and backward data are one 2-D
+ * correlation per plane (3x3 stride 1 and 2 specialised), the weight
+ * gradient one chunk of the batch per task; any other grouping runs the
+ * dense kernels group by group on gathered channels.
  */
 #include "simd_internal.h"
 #include "vec.h"
