@@ -185,6 +185,37 @@ pl_status pl_write_atomic(const char *path, const void *data, size_t len, pl_err
     return st;
 }
 
+int pl__mkdir_walk(char *path, int check_each, int *exists)
+{
+    size_t len = strlen(path);
+    *exists = 0;
+    for (size_t i = len ? 1 : 0; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        int e = 0;
+        if (mkdir(path, 0777) != 0) {
+            e = errno;
+            struct stat sb;
+            if (e == EEXIST) {
+                e = 0;
+                if (check_each || i == len) {
+                    if (stat(path, &sb) != 0)
+                        e = errno ? errno : EIO;
+                    else if (!S_ISDIR(sb.st_mode))
+                        e = ENOTDIR;
+                    *exists = e != 0;
+                }
+            }
+        }
+        if (e)
+            return e; /* path stays cut at the component that failed */
+        path[i] = saved;
+    }
+    return 0;
+}
+
 pl_status pl_mkdirs(const char *path, pl_error *err)
 {
     if (!path || !*path)
@@ -192,26 +223,8 @@ pl_status pl_mkdirs(const char *path, pl_error *err)
     char *p = strdup(path);
     if (!p)
         return pl_error_set(err, PL_ENOMEM, "%s: out of memory", path);
-    pl_status st = PL_OK;
-    size_t len = strlen(p);
-    for (size_t i = 1; i <= len && st == PL_OK; i++) {
-        if (p[i] != '/' && p[i] != '\0')
-            continue;
-        char saved = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0777) != 0) {
-            int e = errno;
-            struct stat sb;
-            if (e != EEXIST)
-                st = pl__io_error(err, path, e);
-            else if (stat(p, &sb) != 0)
-                st = pl__io_error(err, path, errno);
-            else if (!S_ISDIR(sb.st_mode))
-                st = pl__io_error(err, path, ENOTDIR);
-        }
-        p[i] = saved;
-    }
+    int exists, e = pl__mkdir_walk(p, 1, &exists);
     free(p);
-    return st;
+    return e ? pl__io_error(err, path, e) : PL_OK;
 }
 

@@ -36,8 +36,16 @@ pl_status pl_write_atomic(const char *path, const void *data, size_t len, pl_err
 pl_status pl_write_stream(FILE *f, const char *what, const void *data, size_t len,
                           pl_error *err);
 
-/* mkdir -p: creates path and its missing parents (mode 0777 & ~umask). */
+/* mkdir -p: creates path and its missing parents (mode 0777 & ~umask).
+ * Errors name the whole path ("path: cause (hint)"). */
 pl_status pl_mkdirs(const char *path, pl_error *err);
+
+/* The walk under every mkdir -p: creates each missing component of `path`
+ * (a writable copy), left to right. Returns 0, or the errno of the first
+ * failure with `path` cut at the component that failed; *exists is 1 when
+ * that component exists but is not a directory (or cannot be stat'ed).
+ * check_each: check every existing component (else only the last). */
+int pl__mkdir_walk(char *path, int check_each, int *exists);
 
 /* Reads a whole regular file (pl__fopen_regular) of at most PL__READ_MAX_BYTES into
  * a NUL-terminated heap copy (caller frees *data); PL_EIO otherwise. */

@@ -2,6 +2,7 @@
 #include "registry.h"
 #include "identity.h"
 #include "rng.h"
+#include "suggest.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
