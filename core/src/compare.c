@@ -424,22 +424,6 @@ static pl_status compare_cell(const csv_table *bt, size_t brow, const csv_table 
     return PL_OK;
 }
 
-static void md_cell(pl__buf *b, const char *s)
-{
-    if (!*s) {
-        pl__buf_puts(b, "\xe2\x80\x94");
-        return;
-    }
-    for (const char *p = s; *p; p++) {
-        if (*p == '|')
-            pl__buf_puts(b, "\\|");
-        else if (*p == '\n' || *p == '\r')
-            pl__buf_add(b, " ", 1);
-        else
-            pl__buf_add(b, p, 1);
-    }
-}
-
 static pl_status require(const csv_table *t, const char *col, long *idx, pl_error *err)
 {
     *idx = column_index(t, col);
@@ -525,9 +509,9 @@ pl_status pl_compare_files_ex(const char *baseline_csv, const char *current_csv,
             n_missing++;
             n_reg++;
             pl__buf_puts(&sides, "| ");
-            md_cell(&sides, run_id);
+            pl__md_cell(&sides, run_id);
             pl__buf_puts(&sides, " | ");
-            md_cell(&sides, sweep);
+            pl__md_cell(&sides, sweep);
             pl__buf_puts(&sides, " | missing in current | REGRESSION |\n");
             continue;
         }
@@ -547,13 +531,13 @@ pl_status pl_compare_files_ex(const char *baseline_csv, const char *current_csv,
             n_chg += v == PL__CHANGED;
             n_within += v == PL__WITHIN;
             pl__buf_puts(&moved, "| ");
-            md_cell(&moved, run_id);
+            pl__md_cell(&moved, run_id);
             pl__buf_puts(&moved, " | ");
-            md_cell(&moved, sweep);
+            pl__md_cell(&moved, sweep);
             pl__buf_printf(&moved, " | %s | ", metrics[m].col);
-            md_cell(&moved, bs);
+            pl__md_cell(&moved, bs);
             pl__buf_puts(&moved, " | ");
-            md_cell(&moved, cs);
+            pl__md_cell(&moved, cs);
             pl__buf_printf(&moved, " | %s | %s |\n", delta, verdict_names[v]);
         }
     }
@@ -567,9 +551,9 @@ pl_status pl_compare_files_ex(const char *baseline_csv, const char *current_csv,
         }
         n_new++;
         pl__buf_puts(&sides, "| ");
-        md_cell(&sides, run_id);
+        pl__md_cell(&sides, run_id);
         pl__buf_puts(&sides, " | ");
-        md_cell(&sides, csweep >= 0 ? csv_cell(&ct, cr, (size_t)csweep) : "");
+        pl__md_cell(&sides, csweep >= 0 ? csv_cell(&ct, cr, (size_t)csweep) : "");
         pl__buf_puts(&sides, " | new in current | new |\n");
     }
 

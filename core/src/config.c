@@ -7,6 +7,7 @@
  * section, into pl_experiment with defaults and range checks.
  */
 #include "config_internal.h"
+#include "scalar.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -160,27 +161,7 @@ pl_status pl__cfg_check_keys(const pl_node *m, const char *path, const field *tb
     return PL_OK;
 }
 
-int pl__cfg_name_valid(const char *s, const char *extra)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++) {
-        char c = *s;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || strchr(extra, c)))
-            return 0;
-    }
-    return 1;
-}
-
-static int plugin_name_valid(const char *s)
-{
-    size_t n = 0;
-    for (; s[n]; n++)
-        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
-            return 0;
-    return n >= 1 && n <= 63;
-}
+int pl__cfg_name_valid(const char *s, const char *extra) { return pl__name_ok(s, 1, extra, 0); }
 
 /* ---- experiment decode -------------------------------------------------------- */
 
@@ -319,7 +300,7 @@ static pl_status dec_plugin(xbuild *xb, const pl_node *n, const pl_node *parent,
         name = pl_node_get(n, "plugin");
     if (name && (name->type != PL_NODE_SCALAR || pl__cfg_is_null(name)))
         return pl__cfg_at_node(e, name, "%s.plugin: expected a plugin name (got %s)", path, pl__cfg_got(name, g, sizeof g));
-    if (name && !plugin_name_valid(name->scalar))
+    if (name && !pl__name_ok(name->scalar, 0, "", 63))
         return pl__cfg_at_node(e, name, "%s: plugin name '%.80s' must match [a-z0-9_]+ (a name, never a path)", path,
                        name->scalar);
     r->plugin = strdup(name ? name->scalar : def);
@@ -386,78 +367,80 @@ static pl_status dec_reg(const pl_node *m, const char *sec, pl_reg_cfg *r, pl_er
 }
 /* ---- end regularize ---- */
 
-static pl_status dec_optim(const pl_node *m, const char *sec, pl_optim_cfg *o, pl_error *e)
+/* Every key of the map `m` at "<sec>.<name>" (checked against tbl) through
+ * fn, with the key's dotted path for messages. */
+typedef pl_status (*key_fn)(const char *k, const pl_node *v, const char *p, pl_optim_cfg *o, pl_error *e);
+
+static pl_status each_key(const pl_node *m, const char *sec, const char *name, const field *tbl, key_fn fn,
+                          pl_optim_cfg *o, pl_error *e)
 {
     char path[128];
     pl_status st;
-    snprintf(path, sizeof path, "%s.optimizer", sec);
-    if ((st = pl__cfg_need_map(m, path, optim_f, e)))
+    snprintf(path, sizeof path, "%s.%s", sec, name);
+    if ((st = pl__cfg_need_map(m, path, tbl, e)))
         return st;
     for (size_t i = 0; i < m->n; i++) {
-        const char *k = m->keys[i];
-        const pl_node *v = m->items[i];
         char p[160];
-        snprintf(p, sizeof p, "%s.%s", path, k);
-        if (!strcmp(k, "type")) {
-            int t;
-            if ((st = pl__cfg_get_enum(v, p, optim_names, 2, &t, e)))
-                return st;
-            o->type = t == 0 ? PL_OPTIM_ADAM : PL_OPTIM_SGD;
-        } else if (!strcmp(k, "nesterov")) {
-            if ((st = pl__cfg_get_bool(v, p, &o->nesterov, e)))
-                return st;
-        } else {
-            /* every other optimizer key is a number with a lower bound */
-            const struct { const char *key; double *dst; double hi; int lo_open; const char *rule; } num[] = {
-                {"lr", &o->lr, INFINITY, 1, "a finite number > 0"},
-                {"beta1", &o->beta1, 1, 0, "in [0, 1)"},
-                {"beta2", &o->beta2, 1, 0, "in [0, 1)"},
-                {"eps", &o->eps, INFINITY, 1, "a finite number > 0"},
-                {"weight_decay", &o->weight_decay, INFINITY, 0, "a finite number >= 0"},
-                {"momentum", &o->momentum, INFINITY, 0, "a finite number >= 0"},
-                {"dampening", &o->dampening, INFINITY, 0, "a finite number >= 0"}};
-            size_t j = 0;
-            while (strcmp(num[j].key, k))
-                j++;
-            if ((st = pl__cfg_get_num(v, p, num[j].dst, e)) ||
-                (st = pl__cfg_num_in(v, p, *num[j].dst, 0, num[j].lo_open, num[j].hi, 1, num[j].rule, e)))
-                return st;
-        }
+        snprintf(p, sizeof p, "%s.%s", path, m->keys[i]);
+        if ((st = fn(m->keys[i], m->items[i], p, o, e)))
+            return st;
     }
     return PL_OK;
 }
 
-static pl_status dec_lr_schedule(const pl_node *m, const char *sec, pl_optim_cfg *o, pl_error *e)
+static pl_status optim_key(const char *k, const pl_node *v, const char *p, pl_optim_cfg *o, pl_error *e)
 {
-    char path[128];
     pl_status st;
-    snprintf(path, sizeof path, "%s.lr_schedule", sec);
-    if ((st = pl__cfg_need_map(m, path, lrs_f, e)))
-        return st;
-    for (size_t i = 0; i < m->n; i++) {
-        const char *k = m->keys[i];
-        const pl_node *v = m->items[i];
-        char p[160];
-        snprintf(p, sizeof p, "%s.%s", path, k);
-        if (!strcmp(k, "type")) {
-            int t;
-            if ((st = pl__cfg_get_enum(v, p, pl__cfg_lrs_names, 3, &t, e)))
-                return st;
-            o->lr_schedule = (pl_lr_sched)(t + 1);
-        } else if (!strcmp(k, "step_size")) {
-            if ((st = pl__cfg_get_int(v, p, &o->step_size, e)))
-                return st;
-            if (o->step_size < 1)
-                return pl__cfg_at_node(e, v, "%s must be >= 1 epoch (got %d)", p, o->step_size);
-        } else if (!strcmp(k, "gamma")) {
-            if ((st = pl__cfg_get_num(v, p, &o->gamma, e)) ||
-                (st = pl__cfg_num_in(v, p, o->gamma, 0, 1, INFINITY, 1, "a finite number > 0", e)))
-                return st;
-        } else {
-            if ((st = pl__cfg_get_num(v, p, &o->min_lr, e)) ||
-                (st = pl__cfg_num_in(v, p, o->min_lr, 0, 0, INFINITY, 1, "a finite number >= 0", e)))
-                return st;
-        }
+    if (!strcmp(k, "type")) {
+        int t;
+        if ((st = pl__cfg_get_enum(v, p, optim_names, 2, &t, e)))
+            return st;
+        o->type = t == 0 ? PL_OPTIM_ADAM : PL_OPTIM_SGD;
+    } else if (!strcmp(k, "nesterov")) {
+        if ((st = pl__cfg_get_bool(v, p, &o->nesterov, e)))
+            return st;
+    } else {
+        /* every other optimizer key is a number with a lower bound */
+        const struct { const char *key; double *dst; double hi; int lo_open; const char *rule; } num[] = {
+            {"lr", &o->lr, INFINITY, 1, "a finite number > 0"},
+            {"beta1", &o->beta1, 1, 0, "in [0, 1)"},
+            {"beta2", &o->beta2, 1, 0, "in [0, 1)"},
+            {"eps", &o->eps, INFINITY, 1, "a finite number > 0"},
+            {"weight_decay", &o->weight_decay, INFINITY, 0, "a finite number >= 0"},
+            {"momentum", &o->momentum, INFINITY, 0, "a finite number >= 0"},
+            {"dampening", &o->dampening, INFINITY, 0, "a finite number >= 0"}};
+        size_t j = 0, n_num = sizeof num / sizeof num[0];
+        while (j < n_num && strcmp(num[j].key, k))
+            j++;
+        PL_ASSERT(j < n_num); /* the schema (optim_f) let only these through */
+        if ((st = pl__cfg_get_num(v, p, num[j].dst, e)) ||
+            (st = pl__cfg_num_in(v, p, *num[j].dst, 0, num[j].lo_open, num[j].hi, 1, num[j].rule, e)))
+            return st;
+    }
+    return PL_OK;
+}
+
+static pl_status lr_schedule_key(const char *k, const pl_node *v, const char *p, pl_optim_cfg *o, pl_error *e)
+{
+    pl_status st;
+    if (!strcmp(k, "type")) {
+        int t;
+        if ((st = pl__cfg_get_enum(v, p, pl__cfg_lrs_names, 3, &t, e)))
+            return st;
+        o->lr_schedule = (pl_lr_sched)(t + 1);
+    } else if (!strcmp(k, "step_size")) {
+        if ((st = pl__cfg_get_int(v, p, &o->step_size, e)))
+            return st;
+        if (o->step_size < 1)
+            return pl__cfg_at_node(e, v, "%s must be >= 1 epoch (got %d)", p, o->step_size);
+    } else if (!strcmp(k, "gamma")) {
+        if ((st = pl__cfg_get_num(v, p, &o->gamma, e)) ||
+            (st = pl__cfg_num_in(v, p, o->gamma, 0, 1, INFINITY, 1, "a finite number > 0", e)))
+            return st;
+    } else {
+        if ((st = pl__cfg_get_num(v, p, &o->min_lr, e)) ||
+            (st = pl__cfg_num_in(v, p, o->min_lr, 0, 0, INFINITY, 1, "a finite number >= 0", e)))
+            return st;
     }
     return PL_OK;
 }
@@ -487,7 +470,7 @@ static pl_status dec_phase(const pl_node *m, const char *sec, int min_epochs, pl
         if (out->batch_size < 1)
             return pl__cfg_at_node(e, v, "%s must be >= 1 (got %d)", p, out->batch_size);
     }
-    if (opt && (st = dec_optim(opt, sec, &out->optim, e)))
+    if (opt && (st = each_key(opt, sec, "optimizer", optim_f, optim_key, &out->optim, e)))
         return st;
     if (lr) {
         snprintf(p, sizeof p, "%s.lr", sec);
@@ -498,7 +481,7 @@ static pl_status dec_phase(const pl_node *m, const char *sec, int min_epochs, pl
             return st;
         out->optim.lr = d;
     }
-    if ((v = pl_node_get(m, "lr_schedule")) && (st = dec_lr_schedule(v, sec, &out->optim, e)))
+    if ((v = pl_node_get(m, "lr_schedule")) && (st = each_key(v, sec, "lr_schedule", lrs_f, lr_schedule_key, &out->optim, e)))
         return st;
     if ((v = pl_node_get(m, "regularize")) && (st = dec_reg(v, sec, &out->reg, e)))
         return st;

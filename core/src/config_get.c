@@ -4,6 +4,7 @@
  * value in every error.
  */
 #include "config_internal.h"
+#include "scalar.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -112,14 +113,8 @@ pl_status pl__cfg_get_bool(const pl_node *n, const char *path, int *out, pl_erro
         return st;
     const char *s = n->scalar;
     char g[96];
-    if (!n->quoted && (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))) {
-        *out = 1;
+    if (!n->quoted && pl__bool_word(s, PL__BOOL_YAML, out))
         return PL_OK;
-    }
-    if (!n->quoted && (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))) {
-        *out = 0;
-        return PL_OK;
-    }
     return pl__cfg_at_node(e, n, "%s: expected true/false (got %s)", path, pl__cfg_got(n, g, sizeof g));
 }
 

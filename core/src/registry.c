@@ -1,5 +1,6 @@
 /* registry.c — plugin discovery, validation, parameters and the host API. */
 #include "registry.h"
+#include "scalar.h"
 #include "identity.h"
 #include "rng.h"
 #include "suggest.h"
@@ -191,16 +192,7 @@ const char *pl_kind_name(pl_kind k)
     return "unknown kind";
 }
 
-int pl_name_valid(const char *name)
-{
-    size_t n = 0;
-    if (!name)
-        return 0;
-    for (const char *p = name; *p; p++, n++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-            return 0;
-    return n >= 1 && n <= 63;
-}
+int pl_name_valid(const char *name) { return name && pl__name_ok(name, 0, "", 63); }
 
 /* ---- registry -------------------------------------------------------------- */
 
@@ -771,16 +763,14 @@ static pl_status parse_param(const pl_param_spec *s, const char *text, param_ent
         out->i = (int64_t)v;
         return PL_OK;
     }
-    case PL_PARAM_BOOL:
-        if (!strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on") || !strcmp(text, "1"))
-            out->i = 1;
-        else if (!strcmp(text, "false") || !strcmp(text, "no") || !strcmp(text, "off") ||
-                 !strcmp(text, "0"))
-            out->i = 0;
-        else
+    case PL_PARAM_BOOL: {
+        int v;
+        if (!pl__bool_word(text, PL__BOOL_PARAM, &v))
             return pl_error_set(err, PL_ECONFIG, "%s: %s parameter '%s' expects true or false, got '%s'",
                                 where, plugin, s->name, text);
+        out->i = v;
         return PL_OK;
+    }
     case PL_PARAM_STRING:
         free(out->s);
         out->s = xstrdup(text);

@@ -52,76 +52,35 @@ static int run_ptr_cmp(const void *a, const void *b)
 
 /* ---- CSV ------------------------------------------------------------------ */
 
-static void csv_str(pl__buf *b, const char *s)
-{
-    if (!strpbrk(s, ",\"\n\r")) {
-        pl__buf_puts(b, s);
-        return;
-    }
-    pl__buf_add(b, "\"", 1);
-    for (const char *p = s; *p; p++) {
-        if (*p == '"')
-            pl__buf_add(b, "\"", 1);
-        pl__buf_add(b, p, 1);
-    }
-    pl__buf_add(b, "\"", 1);
-}
-
-static void csv_num(pl__buf *b, double v, int decimals)
-{
-    if (!isnan(v))
-        pl__buf_printf(b, "%.*f", decimals, v);
-}
-
 static void csv_results(pl__buf *b, const pl_run_result *const *runs, size_t n)
 {
     pl__buf_puts(b, results_header);
     for (size_t i = 0; i < n; i++) {
         const pl_run_result *r = runs[i];
-        csv_str(b, r->run_id);
-        pl__buf_add(b, ",", 1);
-        csv_str(b, r->experiment);
-        pl__buf_add(b, ",", 1);
-        csv_str(b, r->model);
-        pl__buf_add(b, ",", 1);
-        csv_str(b, r->dataset);
-        pl__buf_add(b, ",", 1);
-        csv_str(b, r->backend);
+        const char *run[] = {r->run_id, r->experiment, r->model, r->dataset, r->backend};
+        pl__csv_strs(b, run, 5);
         pl__buf_printf(b, ",%" PRIu64 ",", r->seed);
-        csv_str(b, r->criterion);
+        const char *plan[] = {r->criterion, r->schedule, r->granularity};
+        pl__csv_strs(b, plan, 3);
         pl__buf_add(b, ",", 1);
-        csv_str(b, r->schedule);
-        pl__buf_add(b, ",", 1);
-        csv_str(b, r->granularity);
-        pl__buf_add(b, ",", 1);
-        csv_num(b, r->target_sparsity, 4);
-        pl__buf_add(b, ",", 1);
-        csv_num(b, r->achieved_sparsity, 4);
+        const double sparsity[2] = {r->target_sparsity, r->achieved_sparsity};
+        pl__csv_nums(b, sparsity, 2, 4);
         pl__buf_printf(b, ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
                           ",%" PRId64 ",%" PRId64 ",",
                        r->params_before, r->params_after, r->nonzero_params_after, r->macs_before,
                        r->macs_after, r->macs_after_physical, 2 * r->macs_before,
                        2 * r->macs_after);
         const double acc[4] = {r->acc_baseline, r->acc_pruned, r->acc_retrained, r->acc_final};
-        for (int k = 0; k < 4; k++) {
-            csv_num(b, acc[k], 2);
-            pl__buf_add(b, ",", 1);
-        }
+        pl__csv_nums(b, acc, 4, 2);
+        pl__buf_add(b, ",", 1);
         const double secs[4] = {r->latency_ms_before, r->latency_ms_after, r->train_seconds,
                                 r->baseline_seconds};
-        for (int k = 0; k < 4; k++) {
-            csv_num(b, secs[k], 3);
-            pl__buf_add(b, ",", 1);
-        }
-        csv_str(b, r->status);
+        pl__csv_nums(b, secs, 4, 3);
         pl__buf_add(b, ",", 1);
-        csv_str(b, r->sweep);
         /* appended columns: provenance from the manifest (empty without one) */
         const char *ver = pl_manifest_get(r, "prunelab_version"), *sum = pl_manifest_get(r, "dataset.train");
-        pl__buf_add(b, ",", 1);
-        csv_str(b, ver ? ver : "");
-        pl__buf_add(b, ",", 1);
-        csv_str(b, sum ? sum : "");
+        const char *tail[] = {r->status, r->sweep, ver ? ver : "", sum ? sum : ""};
+        pl__csv_strs(b, tail, 4);
         pl__buf_add(b, "\n", 1);
     }
 }
@@ -133,19 +92,12 @@ static void csv_layers(pl__buf *b, const pl_run_result *const *runs, size_t n)
         const pl_run_result *r = runs[i];
         for (size_t k = 0; k < r->n_layers; k++) {
             const pl_layer_result *l = &r->layers[k];
-            csv_str(b, r->run_id);
-            pl__buf_add(b, ",", 1);
-            csv_str(b, l->name);
-            pl__buf_add(b, ",", 1);
-            csv_str(b, l->type);
-            pl__buf_add(b, ",", 1);
-            csv_str(b, l->shape_before);
-            pl__buf_add(b, ",", 1);
-            csv_str(b, l->shape_after);
+            const char *names[] = {r->run_id, l->name, l->type, l->shape_before, l->shape_after};
+            pl__csv_strs(b, names, 5);
             pl__buf_printf(b, ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",",
                            l->params_before, l->params_after, l->nonzero_after, l->macs_before,
                            l->macs_after);
-            csv_num(b, l->sparsity, 4);
+            pl__csv_num(b, l->sparsity, 4);
             pl__buf_add(b, "\n", 1);
         }
     }

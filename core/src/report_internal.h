@@ -56,6 +56,12 @@ typedef struct pl__layout {
 } pl__layout;
 
 /* report_layout.c */
+/* a number computed from a run */
+typedef double (*pl__run_fn)(const pl_run_result *r);
+/* Mean and sample std over runs[i] with sel[i] == id (NaN skipped) of
+ * fn(run), or without fn of the field at `off` of type t. */
+pl__stat pl__stat_of(const pl_run_result *const *runs, const int *sel, size_t n, int id, size_t off,
+                     pl__vtype t, pl__run_fn fn);
 int pl__is_ok(const pl_run_result *r);
 int pl__same_section(const pl_run_result *a, const pl_run_result *b);
 /* The sweep description without its seed=... item: runs that differ only

@@ -85,14 +85,18 @@ static double field_value(const pl_run_result *r, size_t off, pl__vtype t)
     return v;
 }
 
-/* mean and sample std of one field over runs[i] with sel[i] == id (NaN skipped) */
-static pl__stat stat_of(const pl_run_result *const *runs, const int *sel, size_t n, int id,
-                            size_t off, pl__vtype t)
+static double run_value(const pl_run_result *r, size_t off, pl__vtype t, pl__run_fn fn)
+{
+    return fn ? fn(r) : field_value(r, off, t);
+}
+
+pl__stat pl__stat_of(const pl_run_result *const *runs, const int *sel, size_t n, int id, size_t off,
+                     pl__vtype t, pl__run_fn fn)
 {
     pl__stat s = {NAN, NAN, 0};
     double sum = 0;
     for (size_t i = 0; i < n; i++) {
-        double v = sel[i] == id ? field_value(runs[i], off, t) : NAN;
+        double v = sel[i] == id ? run_value(runs[i], off, t, fn) : NAN;
         if (!isnan(v)) {
             sum += v;
             s.n++;
@@ -104,7 +108,7 @@ static pl__stat stat_of(const pl_run_result *const *runs, const int *sel, size_t
     if (s.n > 1) {
         double ss = 0;
         for (size_t i = 0; i < n; i++) {
-            double v = sel[i] == id ? field_value(runs[i], off, t) : NAN;
+            double v = sel[i] == id ? run_value(runs[i], off, t, fn) : NAN;
             if (!isnan(v))
                 ss += (v - s.mean) * (v - s.mean);
         }
@@ -181,10 +185,10 @@ pl_status pl__layout_build(pl__layout *L, const pl_run_result **runs, size_t n,
     }
     for (size_t s = 0; s < L->n_sections; s++) {
         pl__section *S = &L->sections[s];
-        S->params = stat_of(runs, L->base, n, (int)s, PL__F(params_before), PL__V_I64);
-        S->macs = stat_of(runs, L->base, n, (int)s, PL__F(macs_before), PL__V_I64);
-        S->acc = stat_of(runs, L->base, n, (int)s, PL__F(acc_baseline), PL__V_F64);
-        S->lat = stat_of(runs, L->base, n, (int)s, PL__F(latency_ms_before), PL__V_F64);
+        S->params = pl__stat_of(runs, L->base, n, (int)s, PL__F(params_before), PL__V_I64, NULL);
+        S->macs = pl__stat_of(runs, L->base, n, (int)s, PL__F(macs_before), PL__V_I64, NULL);
+        S->acc = pl__stat_of(runs, L->base, n, (int)s, PL__F(acc_baseline), PL__V_F64, NULL);
+        S->lat = pl__stat_of(runs, L->base, n, (int)s, PL__F(latency_ms_before), PL__V_F64, NULL);
         for (size_t i = 0; i < n; i++)
             S->n_base += L->base[i] == (int)s;
         S->best_acc = -INFINITY;
@@ -196,15 +200,15 @@ pl_status pl__layout_build(pl__layout *L, const pl_run_result **runs, size_t n,
     for (size_t g = 0; g < L->n_groups; g++) {
         pl__group *G = &L->groups[g];
         int id = (int)g;
-        G->achieved = stat_of(runs, L->group, n, id, PL__F(achieved_sparsity), PL__V_F64);
-        G->nonzero = stat_of(runs, L->group, n, id, PL__F(nonzero_params_after), PL__V_I64);
-        G->macs_before = stat_of(runs, L->group, n, id, PL__F(macs_before), PL__V_I64);
-        G->macs_after = stat_of(runs, L->group, n, id, PL__F(macs_after), PL__V_I64);
-        G->acc_base = stat_of(runs, L->group, n, id, PL__F(acc_baseline), PL__V_F64);
-        G->acc_pruned = stat_of(runs, L->group, n, id, PL__F(acc_pruned), PL__V_F64);
-        G->acc_final = stat_of(runs, L->group, n, id, PL__F(acc_final), PL__V_F64);
-        G->lat_before = stat_of(runs, L->group, n, id, PL__F(latency_ms_before), PL__V_F64);
-        G->lat_after = stat_of(runs, L->group, n, id, PL__F(latency_ms_after), PL__V_F64);
+        G->achieved = pl__stat_of(runs, L->group, n, id, PL__F(achieved_sparsity), PL__V_F64, NULL);
+        G->nonzero = pl__stat_of(runs, L->group, n, id, PL__F(nonzero_params_after), PL__V_I64, NULL);
+        G->macs_before = pl__stat_of(runs, L->group, n, id, PL__F(macs_before), PL__V_I64, NULL);
+        G->macs_after = pl__stat_of(runs, L->group, n, id, PL__F(macs_after), PL__V_I64, NULL);
+        G->acc_base = pl__stat_of(runs, L->group, n, id, PL__F(acc_baseline), PL__V_F64, NULL);
+        G->acc_pruned = pl__stat_of(runs, L->group, n, id, PL__F(acc_pruned), PL__V_F64, NULL);
+        G->acc_final = pl__stat_of(runs, L->group, n, id, PL__F(acc_final), PL__V_F64, NULL);
+        G->lat_before = pl__stat_of(runs, L->group, n, id, PL__F(latency_ms_before), PL__V_F64, NULL);
+        G->lat_after = pl__stat_of(runs, L->group, n, id, PL__F(latency_ms_after), PL__V_F64, NULL);
         pl__section *S = &L->sections[G->section];
         S->n_pruned++;
         double v;

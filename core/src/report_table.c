@@ -17,22 +17,6 @@
 
 /* ---- Markdown ---------------------------------------------------------------- */
 
-static void md_text(pl__buf *b, const char *s)
-{
-    if (!*s) {
-        pl__buf_puts(b, PL__DASH);
-        return;
-    }
-    for (const char *p = s; *p; p++) {
-        if (*p == '|')
-            pl__buf_puts(b, "\\|");
-        else if (*p == '\n' || *p == '\r')
-            pl__buf_add(b, " ", 1);
-        else
-            pl__buf_add(b, p, 1);
-    }
-}
-
 /* 1234567 -> "1,234,567" (rounded to an integer) */
 static void md_count(pl__buf *b, double v)
 {
@@ -77,7 +61,7 @@ static void md_distinct(pl__buf *b, const pl__layout *L, size_t off, size_t *cou
         if (!*v)
             pl__buf_puts(b, PL__DASH);
         else if (strpbrk(v, "`\n\r|")) /* a code span cannot hold these */
-            md_text(b, v);
+            pl__md_cell(b, v);
         else
             pl__buf_printf(b, "`%s`", v);
     }
@@ -140,7 +124,7 @@ static void tex_text(pl__buf *b, const char *s)
 
 static void c_text(table_cell *c, const char *s)
 {
-    md_text(&c->md, s);
+    pl__md_cell(&c->md, s);
     tex_text(&c->tex, s);
 }
 
@@ -211,7 +195,6 @@ static void model_short(const char *model, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)n, base);
 }
 
-typedef double (*run_fn)(const pl_run_result *r);
 static double f_compression(const pl_run_result *r)
 {
     return r->nonzero_params_after > 0 ? (double)r->params_before / (double)r->nonzero_params_after : NAN;
@@ -223,29 +206,6 @@ static double f_speedup(const pl_run_result *r)
 static double f_delta(const pl_run_result *r) { return r->acc_final - r->acc_baseline; }
 
 /* mean and sample std of fn over the runs of group g */
-static pl__stat stat_fn(const pl__layout *L, int g, run_fn fn)
-{
-    pl__stat s = {NAN, NAN, 0};
-    double sum = 0, ss = 0;
-    for (size_t i = 0; i < L->n; i++) {
-        double v = L->group[i] == g ? fn(L->runs[i]) : NAN;
-        if (!isnan(v)) {
-            sum += v;
-            s.n++;
-        }
-    }
-    if (!s.n)
-        return s;
-    s.mean = sum / (double)s.n;
-    for (size_t i = 0; i < L->n; i++) {
-        double v = L->group[i] == g ? fn(L->runs[i]) : NAN;
-        if (!isnan(v))
-            ss += (v - s.mean) * (v - s.mean);
-    }
-    s.sd = s.n > 1 ? sqrt(ss / (double)(s.n - 1)) : NAN;
-    return s;
-}
-
 /* Marks the best of stats[0..n) (higher or lower is better) when it beats
  * the runner-up by more than the larger standard deviation; values are
  * compared as displayed (`decimals`). */
@@ -379,10 +339,10 @@ static void table_build(paper_table *T, const pl__layout *L)
             if (L->groups[g].section == (int)s)
                 gid[ng++] = (int)g;
         for (size_t i = 0; i < ng; i++) {
-            st[0 * ng + i] = stat_fn(L, gid[i], f_compression);
-            st[1 * ng + i] = stat_fn(L, gid[i], f_speedup);
+            st[0 * ng + i] = pl__stat_of(L->runs, L->group, L->n, gid[i], 0, PL__V_F64, f_compression);
+            st[1 * ng + i] = pl__stat_of(L->runs, L->group, L->n, gid[i], 0, PL__V_F64, f_speedup);
             st[2 * ng + i] = L->groups[gid[i]].acc_final;
-            st[3 * ng + i] = stat_fn(L, gid[i], f_delta);
+            st[3 * ng + i] = pl__stat_of(L->runs, L->group, L->n, gid[i], 0, PL__V_F64, f_delta);
             st[4 * ng + i] = L->groups[gid[i]].lat_after;
         }
         static const int higher[5] = {1, 1, 1, 1, 0}, decs[5] = {1, 1, 2, 2, 3};
@@ -506,7 +466,7 @@ void pl__md_results(pl__buf *b, const pl__layout *L, int plots)
     md_distinct(&exp, L, PL__F(experiment), &n_exp);
     if (n_exp == 1) {
         pl__buf_puts(b, "# Results: ");
-        md_text(b, L->runs[0]->experiment[0] ? L->runs[0]->experiment : "prunelab");
+        pl__md_cell(b, L->runs[0]->experiment[0] ? L->runs[0]->experiment : "prunelab");
         pl__buf_puts(b, "\n\n");
     } else
         pl__buf_puts(b, "# Results\n\n");
@@ -557,15 +517,8 @@ void pl__md_results(pl__buf *b, const pl__layout *L, int plots)
             const pl_run_result *r = L->runs[i];
             if (pl__is_ok(r))
                 continue;
-            pl__buf_puts(b, "| ");
-            md_text(b, r->run_id);
-            pl__buf_puts(b, " | ");
-            md_text(b, r->sweep);
-            pl__buf_puts(b, " | ");
-            md_text(b, r->status);
-            pl__buf_puts(b, " | ");
-            md_text(b, r->message);
-            pl__buf_puts(b, " |\n");
+            const char *cells[] = {r->run_id, r->sweep, r->status, r->message};
+            pl__md_row(b, cells, 4);
         }
     }
     if (plots & 1)

@@ -14,6 +14,7 @@
 #include "result_fields.h"
 #include "manifest.h"
 #include "fileio.h"
+#include "scalar.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -169,18 +170,19 @@ static void json_field(pl__buf *b, const pl__field *f, const void *obj)
     }
 }
 
+/* the fields of one array element, ", "-separated on one line */
+static void json_fields(pl__buf *b, const pl__field *fields, size_t n, const void *obj)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            pl__buf_puts(b, ", ");
+        json_field(b, &fields[i], obj);
+    }
+}
+
 int pl__run_id_ok(const char *id)
 {
-    size_t n = strnlen(id, sizeof ((pl_run_result *)0)->run_id);
-    if (n == 0 || n >= sizeof ((pl_run_result *)0)->run_id)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return pl__name_ok(id, 1, "-", sizeof ((pl_run_result *)0)->run_id - 1);
 }
 
 pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err)
@@ -205,11 +207,7 @@ pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err
         pl__buf_puts(&b, "  \"history\": [");
         for (size_t k = 0; k < r->n_history; k++) {
             pl__buf_puts(&b, k ? ",\n    {" : "\n    {");
-            for (size_t i = 0; i < PL__N_HISTORY_FIELDS; i++) {
-                if (i)
-                    pl__buf_puts(&b, ", ");
-                json_field(&b, &pl__history_fields[i], &r->history[k]);
-            }
+            json_fields(&b, pl__history_fields, PL__N_HISTORY_FIELDS, &r->history[k]);
             pl__buf_puts(&b, "}");
         }
         pl__buf_puts(&b, "\n  ],\n");
@@ -217,11 +215,7 @@ pl_status pl_record_write(const char *dir, const pl_run_result *r, pl_error *err
     pl__buf_puts(&b, "  \"layers\": [");
     for (size_t k = 0; k < r->n_layers; k++) {
         pl__buf_puts(&b, k ? ",\n    {" : "\n    {");
-        for (size_t i = 0; i < PL__N_LAYER_FIELDS; i++) {
-            if (i)
-                pl__buf_puts(&b, ", ");
-            json_field(&b, &pl__layer_fields[i], &r->layers[k]);
-        }
+        json_fields(&b, pl__layer_fields, PL__N_LAYER_FIELDS, &r->layers[k]);
         if (r->layers[k].kept) {
             pl__buf_puts(&b, ", \"kept\": ");
             json_string(&b, r->layers[k].kept, SIZE_MAX);

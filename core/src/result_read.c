@@ -372,24 +372,26 @@ static pl_status jp_check_seen(jp *j, const char *what, const pl__field *fields,
     return PL_OK;
 }
 
-typedef struct layer_ctx {
-    pl_layer_result *l;
+/* an object being read: where it goes, which table keys were seen */
+typedef struct elem_ctx {
+    void *obj;
     uint64_t seen;
-} layer_ctx;
+} elem_ctx;
 
 static pl_status layer_member(jp *j, const char *key, const char *key_at, void *vctx)
 {
-    layer_ctx *c = vctx;
+    elem_ctx *c = vctx;
+    pl_layer_result *l = c->obj;
     int i = field_find(pl__layer_fields, PL__N_LAYER_FIELDS, key);
     if (i < 0 && strcmp(key, "kept") == 0) { /* optional: the units the layer kept */
-        if (c->l->kept)
+        if (l->kept)
             return jp_fail_at(j, key_at, "duplicate layer key \"kept\"");
         if (jp_peek(j) != '"')
             return PL__JP_FAIL(j, "\"kept\" must be a string");
         pl_status st = jp_string(j);
         if (st)
             return st;
-        if (!(c->l->kept = strdup(j->str.data)))
+        if (!(l->kept = strdup(j->str.data)))
             return pl_error_set(j->err, PL_ENOMEM, "%s: out of memory", j->path);
         return PL_OK;
     }
@@ -398,7 +400,7 @@ static pl_status layer_member(jp *j, const char *key, const char *key_at, void *
     if (c->seen & (UINT64_C(1) << i))
         return jp_fail_at(j, key_at, "duplicate layer key \"%s\"", key);
     c->seen |= UINT64_C(1) << i;
-    return jp_field_value(j, &pl__layer_fields[i], c->l);
+    return jp_field_value(j, &pl__layer_fields[i], l);
 }
 
 typedef struct run_ctx {
@@ -406,29 +408,37 @@ typedef struct run_ctx {
     uint64_t seen;
 } run_ctx;
 
-typedef struct history_ctx {
-    pl_history_row *h;
-    uint64_t seen;
-} history_ctx;
-
 static pl_status history_member(jp *j, const char *key, const char *key_at, void *vctx)
 {
-    history_ctx *c = vctx;
+    elem_ctx *c = vctx;
     int i = field_find(pl__history_fields, PL__N_HISTORY_FIELDS, key);
     if (i < 0)
         return jp_fail_at(j, key_at, "unknown history key \"%s\"", key);
     if (c->seen & (UINT64_C(1) << i))
         return jp_fail_at(j, key_at, "duplicate history key \"%s\"", key);
     c->seen |= UINT64_C(1) << i;
-    return jp_field_value(j, &pl__history_fields[i], c->h);
+    return jp_field_value(j, &pl__history_fields[i], c->obj);
 }
 
-static pl_status jp_history(jp *j, pl_run_result *r)
+/* What an array of a record holds: objects of `size` bytes whose keys are
+ * the `fields` table (read by `member`). */
+typedef struct elem_kind {
+    const char *noun; /* "expected a <noun> object": "layer", "history" */
+    const char *what; /* what lacks a key: "layer", "history row" */
+    size_t size, first_cap;
+    member_fn member;
+    const pl__field *fields;
+} elem_kind;
+
+/* The array at j into *arr (*n elements; the caller stores *arr back even
+ * on failure, so that what was read is freed with the record). */
+static pl_status jp_array(jp *j, const char *name, void **arr, size_t *n, const elem_kind *k,
+                          size_t n_fields)
 {
     pl_status st;
     size_t cap = 0;
     if (jp_peek(j) != '[')
-        return PL__JP_FAIL(j, "\"history\" must be an array");
+        return PL__JP_FAIL(j, "\"%s\" must be an array", name);
     j->p++;
     jp_ws(j);
     if (jp_peek(j) == ']') {
@@ -436,24 +446,22 @@ static pl_status jp_history(jp *j, pl_run_result *r)
         return PL_OK;
     }
     for (;;) {
-        if (r->n_history == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            pl_history_row *nh = realloc(r->history, ncap * sizeof *nh);
-            if (!nh)
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : k->first_cap;
+            void *nv = realloc(*arr, ncap * k->size);
+            if (!nv)
                 return pl_error_set(j->err, PL_ENOMEM, "%s: out of memory", j->path);
-            r->history = nh;
+            *arr = nv;
             cap = ncap;
         }
-        history_ctx c = {&r->history[r->n_history], 0};
-        memset(c.h, 0, sizeof *c.h);
-        r->n_history++;
+        elem_ctx c = {(char *)*arr + *n * k->size, 0};
+        memset(c.obj, 0, k->size);
+        (*n)++;
         jp_ws(j);
         if (jp_peek(j) != '{')
-            return PL__JP_FAIL(j, "%s: expected a history object", jp_what(j));
-        if ((st = jp_object(j, history_member, &c)))
-            return st;
-        if ((st = jp_check_seen(j, "history row", pl__history_fields, PL__N_HISTORY_FIELDS, c.seen,
-                                    0)))
+            return PL__JP_FAIL(j, "%s: expected a %s object", jp_what(j), k->noun);
+        if ((st = jp_object(j, k->member, &c)) ||
+            (st = jp_check_seen(j, k->what, k->fields, n_fields, c.seen, 0)))
             return st;
         jp_ws(j);
         if (jp_peek(j) == ',') {
@@ -470,46 +478,21 @@ static pl_status jp_history(jp *j, pl_run_result *r)
 
 static pl_status jp_layers(jp *j, pl_run_result *r)
 {
-    pl_status st;
-    size_t cap = 0;
-    if (jp_peek(j) != '[')
-        return PL__JP_FAIL(j, "\"layers\" must be an array");
-    j->p++;
-    jp_ws(j);
-    if (jp_peek(j) == ']') {
-        j->p++;
-        return PL_OK;
-    }
-    for (;;) {
-        if (r->n_layers == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            pl_layer_result *nl = realloc(r->layers, ncap * sizeof *nl);
-            if (!nl)
-                return pl_error_set(j->err, PL_ENOMEM, "%s: out of memory", j->path);
-            r->layers = nl;
-            cap = ncap;
-        }
-        layer_ctx c = {&r->layers[r->n_layers], 0};
-        memset(c.l, 0, sizeof *c.l);
-        r->n_layers++;
-        jp_ws(j);
-        if (jp_peek(j) != '{')
-            return PL__JP_FAIL(j, "%s: expected a layer object", jp_what(j));
-        if ((st = jp_object(j, layer_member, &c)))
-            return st;
-        if ((st = jp_check_seen(j, "layer", pl__layer_fields, PL__N_LAYER_FIELDS, c.seen, 0)))
-            return st;
-        jp_ws(j);
-        if (jp_peek(j) == ',') {
-            j->p++;
-            continue;
-        }
-        if (jp_peek(j) == ']') {
-            j->p++;
-            return PL_OK;
-        }
-        return PL__JP_FAIL(j, "%s: expected ',' or ']'", jp_what(j));
-    }
+    static const elem_kind k = {"layer", "layer", sizeof *r->layers, 8, layer_member, pl__layer_fields};
+    void *v = r->layers;
+    pl_status st = jp_array(j, "layers", &v, &r->n_layers, &k, PL__N_LAYER_FIELDS);
+    r->layers = v;
+    return st;
+}
+
+static pl_status jp_history(jp *j, pl_run_result *r)
+{
+    static const elem_kind k = {"history", "history row", sizeof *r->history, 16, history_member,
+                                pl__history_fields};
+    void *v = r->history;
+    pl_status st = jp_array(j, "history", &v, &r->n_history, &k, PL__N_HISTORY_FIELDS);
+    r->history = v;
+    return st;
 }
 
 /* one "key": "string" of a record's manifest (manifest.h) */

@@ -404,6 +404,16 @@ static pl_status record_layers(const pl_model *before, const pl_model *after, pl
 /* A failed kernel is reported by the model or trainer with the kernel, the
  * layer and the status; the backend's own message (api->set_error) says
  * why, and is added here. */
+/* Latency (ms per 1,000 test images) and parameter/MAC counts of m. */
+static pl_status measure(pl_model *m, pl_runenv *e, const pl_experiment *x, double *latency_ms, pl_counts *c,
+                         pl_error *err)
+{
+    pl_status s = pl_measure_latency(m, e->test_x, e->test_n, x->report.latency_runs, latency_ms, err);
+    if (!s)
+        pl_model_count(m, c);
+    return s;
+}
+
 static void add_backend_message(pl_runenv *e, pl_error *err)
 {
     const char *m = e->be ? pl_instance_take_error(e->be) : "";
@@ -444,14 +454,12 @@ pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opt
                          100.0 / base->classes, base->classes);
         goto done;
     }
+    pl_counts cb;
     s = preload_test(&e, err);
     if (!s)
-        s = pl_measure_latency(base, e.test_x, e.test_n, x->report.latency_runs, &r->latency_ms_before,
-                               err);
+        s = measure(base, &e, x, &r->latency_ms_before, &cb, err);
     if (s)
         goto done;
-    pl_counts cb;
-    pl_model_count(base, &cb);
     r->params_before = cb.params;
     r->macs_before = cb.macs;
     s = pl_model_clone(base, &m, err);
@@ -506,11 +514,10 @@ pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opt
         pl__run_say(o, "fine-tuned: test accuracy %.2f%%\n", r->acc_final);
     }
     r->train_seconds = pl_now() - t_train;
-    s = pl_measure_latency(m, e.test_x, e.test_n, x->report.latency_runs, &r->latency_ms_after, err);
+    pl_counts ca;
+    s = measure(m, &e, x, &r->latency_ms_after, &ca, err);
     if (s)
         goto done;
-    pl_counts ca;
-    pl_model_count(m, &ca);
     r->params_after = ca.params;
     r->nonzero_params_after = ca.nonzero_params;
     r->macs_after = ca.macs_effective;

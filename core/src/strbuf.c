@@ -1,6 +1,7 @@
 /* strbuf.c — see strbuf.h */
 #include "strbuf.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,3 +70,69 @@ void pl__buf_free(pl__buf *b)
     memset(b, 0, sizeof *b);
 }
 
+
+/* ---- cells ---------------------------------------------------------------- */
+
+void pl__csv_str(pl__buf *b, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        pl__buf_puts(b, s);
+        return;
+    }
+    pl__buf_add(b, "\"", 1);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"')
+            pl__buf_add(b, "\"", 1);
+        pl__buf_add(b, p, 1);
+    }
+    pl__buf_add(b, "\"", 1);
+}
+
+void pl__csv_strs(pl__buf *b, const char *const *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            pl__buf_add(b, ",", 1);
+        pl__csv_str(b, v[i]);
+    }
+}
+
+void pl__csv_num(pl__buf *b, double v, int decimals)
+{
+    if (!isnan(v))
+        pl__buf_printf(b, "%.*f", decimals, v);
+}
+
+void pl__csv_nums(pl__buf *b, const double *v, size_t n, int decimals)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            pl__buf_add(b, ",", 1);
+        pl__csv_num(b, v[i], decimals);
+    }
+}
+
+void pl__md_cell(pl__buf *b, const char *s)
+{
+    if (!*s) {
+        pl__buf_puts(b, "\xe2\x80\x94"); /* — */
+        return;
+    }
+    for (const char *p = s; *p; p++) {
+        if (*p == '|')
+            pl__buf_puts(b, "\\|");
+        else if (*p == '\n' || *p == '\r')
+            pl__buf_add(b, " ", 1);
+        else
+            pl__buf_add(b, p, 1);
+    }
+}
+
+void pl__md_row(pl__buf *b, const char *const *cells, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        pl__buf_puts(b, i ? " | " : "| ");
+        pl__md_cell(b, cells[i]);
+    }
+    pl__buf_puts(b, " |\n");
+}
