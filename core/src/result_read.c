@@ -308,6 +308,23 @@ static pl_status jp_field_value(jp *j, const pl__field *f, void *obj)
 }
 
 /* Called for every key of an object; `key_at` points at the key. */
+/* After an element of an object or array: 1 at ',' (another follows), 0
+ * at `close` (*st = PL_OK) or at anything else (*st = the error). */
+static int jp_more(jp *j, char close, pl_status *st)
+{
+    jp_ws(j);
+    *st = PL_OK;
+    if (jp_peek(j) == ',') {
+        j->p++;
+        return 1;
+    }
+    if (jp_peek(j) == close)
+        j->p++;
+    else
+        *st = PL__JP_FAIL(j, "%s: expected ',' or '%c'", jp_what(j), close);
+    return 0;
+}
+
 typedef pl_status (*member_fn)(jp *j, const char *key, const char *key_at, void *ctx);
 
 static pl_status jp_object(jp *j, member_fn fn, void *ctx)
@@ -336,16 +353,8 @@ static pl_status jp_object(jp *j, member_fn fn, void *ctx)
         jp_ws(j);
         if ((st = fn(j, key, key_at, ctx)))
             return st;
-        jp_ws(j);
-        if (jp_peek(j) == ',') {
-            j->p++;
-            continue;
-        }
-        if (jp_peek(j) == '}') {
-            j->p++;
-            return PL_OK;
-        }
-        return PL__JP_FAIL(j, "%s: expected ',' or '}'", jp_what(j));
+        if (!jp_more(j, '}', &st))
+            return st;
     }
 }
 
@@ -463,16 +472,8 @@ static pl_status jp_array(jp *j, const char *name, void **arr, size_t *n, const 
         if ((st = jp_object(j, k->member, &c)) ||
             (st = jp_check_seen(j, k->what, k->fields, n_fields, c.seen, 0)))
             return st;
-        jp_ws(j);
-        if (jp_peek(j) == ',') {
-            j->p++;
-            continue;
-        }
-        if (jp_peek(j) == ']') {
-            j->p++;
-            return PL_OK;
-        }
-        return PL__JP_FAIL(j, "%s: expected ',' or ']'", jp_what(j));
+        if (!jp_more(j, ']', &st))
+            return st;
     }
 }
 
