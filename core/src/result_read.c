@@ -387,6 +387,19 @@ typedef struct elem_ctx {
     uint64_t seen;
 } elem_ctx;
 
+/* One key of an object whose keys are the table `fields` (each once). */
+static pl_status table_member(jp *j, const char *key, const char *key_at, elem_ctx *c, const pl__field *fields,
+                              size_t n, const char *what)
+{
+    int i = field_find(fields, n, key);
+    if (i < 0)
+        return jp_fail_at(j, key_at, "unknown %s key \"%s\"", what, key);
+    if (c->seen & (UINT64_C(1) << i))
+        return jp_fail_at(j, key_at, "duplicate %s key \"%s\"", what, key);
+    c->seen |= UINT64_C(1) << i;
+    return jp_field_value(j, &fields[i], c->obj);
+}
+
 static pl_status layer_member(jp *j, const char *key, const char *key_at, void *vctx)
 {
     elem_ctx *c = vctx;
@@ -404,12 +417,7 @@ static pl_status layer_member(jp *j, const char *key, const char *key_at, void *
             return pl_error_set(j->err, PL_ENOMEM, "%s: out of memory", j->path);
         return PL_OK;
     }
-    if (i < 0)
-        return jp_fail_at(j, key_at, "unknown layer key \"%s\"", key);
-    if (c->seen & (UINT64_C(1) << i))
-        return jp_fail_at(j, key_at, "duplicate layer key \"%s\"", key);
-    c->seen |= UINT64_C(1) << i;
-    return jp_field_value(j, &pl__layer_fields[i], l);
+    return table_member(j, key, key_at, c, pl__layer_fields, PL__N_LAYER_FIELDS, "layer");
 }
 
 typedef struct run_ctx {
@@ -419,14 +427,7 @@ typedef struct run_ctx {
 
 static pl_status history_member(jp *j, const char *key, const char *key_at, void *vctx)
 {
-    elem_ctx *c = vctx;
-    int i = field_find(pl__history_fields, PL__N_HISTORY_FIELDS, key);
-    if (i < 0)
-        return jp_fail_at(j, key_at, "unknown history key \"%s\"", key);
-    if (c->seen & (UINT64_C(1) << i))
-        return jp_fail_at(j, key_at, "duplicate history key \"%s\"", key);
-    c->seen |= UINT64_C(1) << i;
-    return jp_field_value(j, &pl__history_fields[i], c->obj);
+    return table_member(j, key, key_at, vctx, pl__history_fields, PL__N_HISTORY_FIELDS, "history");
 }
 
 /* What an array of a record holds: objects of `size` bytes whose keys are
