@@ -55,6 +55,7 @@
 #define PL_CONFIG_H
 
 #include "error.h"
+#include "suggest.h" /* pl_suggest, for the readers of model files */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -262,9 +263,6 @@ char *pl_experiment_dump(const pl_experiment *x);
  * cached baseline. */
 pl_status pl_experiment_baseline_key(const pl_experiment *x, char out[17]); /* PL_OK or PL_ENOMEM */
 
-/* Suggestion helper: the candidate closest to `word` by edit distance, or
- * NULL if none is close. */
-const char *pl_suggest(const char *word, const char *const *candidates, size_t n);
 
 /* ---- model files (configs/models/NAME.yaml) ------------------------------------ */
 

@@ -11,23 +11,12 @@
 # it crashed in instead of taking plugin-check down.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -u
-B=$(cd "$1" && pwd -P) || exit 2
-S=$(cd "$2" && pwd -P) || exit 2
-P="$B/prunelab"
+. "$(dirname "$0")/lib.sh"
+pl_dirs "$1" "$2"
 cd "$S" || exit 2
-unset PRUNELAB_PLUGIN_PATH
-T=$(mktemp -d /tmp/pl-check.XXXXXX) || exit 2
-trap 'rm -rf "$T"' EXIT
+pl_tmp check
 chmod 755 "$T"
 
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-no() { failed=$((failed + 1)); echo "FAIL [$case] $*"; }
-run() {
-    case="prunelab $*"
-    "$P" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
 rc_is() { [ "$rc" -eq "$1" ] && ok || no "exit $rc, want $1; stdout: $(tail -c 1500 "$T/out"); stderr: $(head -c 400 "$T/err")"; }
 out_has() { grep -Eq -- "$1" "$T/out" && ok || no "stdout lacks /$1/: $(head -c 1500 "$T/out")"; }
 out_lacks() { grep -Eq -- "$1" "$T/out" && no "stdout has /$1/: $(grep -E -- "$1" "$T/out" | head -5)" || ok; }
@@ -155,5 +144,4 @@ EOF
     fi
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+pl_summary
