@@ -5,6 +5,7 @@
  * the graph forward against a hand computation.
  */
 #include "checkpoint.h"
+#include "identity.h"
 #include "model.h"
 #include "pltest.h"
 #include "surgery.h"
@@ -223,4 +224,41 @@ Test(graph, remove_layers_renumbers_inputs)
     for (int i = 0; i < m->n_layers; i++)
         cr_assert_eq(m->layers[i].in[0], i - 1, "layer %d reads %d", i, m->layers[i].in[0]);
     pl_model_free(m);
+}
+
+/* The run identity covers the graph: two models differing only in what a
+ * layer reads, or in groups, are different models (a chain's text is as
+ * before: no graph fields). */
+Test(graph, canonical_text_covers_inputs_and_groups)
+{
+    const char *texts[] = {
+        HEAD "  - {name: a, type: conv2d, out: 2, kernel: 1}\n"
+             "  - {name: b, type: conv2d, out: 2, kernel: 1}\n"
+             "  - {name: s, type: add, inputs: [a, b]}\n  - {type: flatten}\n  - {type: linear, out: 3}\n",
+        HEAD "  - {name: a, type: conv2d, out: 2, kernel: 1}\n"
+             "  - {name: b, type: conv2d, out: 2, kernel: 1}\n"
+             "  - {name: s, type: add, inputs: [b, a]}\n  - {type: flatten}\n  - {type: linear, out: 3}\n",
+        HEAD "  - {name: a, type: conv2d, out: 2, kernel: 1}\n"
+             "  - {name: b, type: conv2d, out: 2, kernel: 1, groups: 2}\n"
+             "  - {name: s, type: add, inputs: [b, a]}\n  - {type: flatten}\n  - {type: linear, out: 3}\n",
+        HEAD "  - {name: a, type: conv2d, out: 2, kernel: 1}\n  - {type: flatten}\n  - {type: linear, out: 3}\n",
+    };
+    char *canon[4];
+    for (int k = 0; k < 4; k++) {
+        char *path = pltest_write_temp(texts[k], ".yaml");
+        pl_model_spec *s = NULL;
+        pl_error err = {0};
+        cr_assert_eq(pl_model_spec_load(path, &s, &err), PL_OK, "%s", err.msg);
+        canon[k] = pl_model_spec_canonical(s);
+        cr_assert(canon[k]);
+        pl_model_spec_free(s);
+        unlink(path);
+        free(path);
+    }
+    cr_assert(strcmp(canon[0], canon[1]), "inputs order not in the identity");
+    cr_assert(strcmp(canon[1], canon[2]), "groups not in the identity");
+    cr_assert_null(strstr(canon[3], "inputs="));
+    cr_assert_null(strstr(canon[3], "groups="));
+    for (int k = 0; k < 4; k++)
+        free(canon[k]);
 }
