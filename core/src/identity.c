@@ -138,9 +138,15 @@ char *pl_model_spec_canonical(const pl_model_spec *m)
         const pl_layer_spec *l = &m->layers[i];
         pl__buf_printf(&b, "layer %zu: ", i);
         tb_word(&b, l->name);
-        pl__buf_printf(&b, " type=%d out=%d k=%d,%d s=%d,%d p=%d,%d bias=%d p=%.17g eps=%.17g momentum=%.17g\n",
+        pl__buf_printf(&b, " type=%d out=%d k=%d,%d s=%d,%d p=%d,%d bias=%d p=%.17g eps=%.17g momentum=%.17g",
                   (int)l->type, l->out, l->kh, l->kw, l->sh, l->sw, l->ph, l->pw, l->bias, l->p, l->eps,
                   l->momentum);
+        /* graph fields only when not the default, so a chain's text stays as it was */
+        if (l->groups > 1)
+            pl__buf_printf(&b, " groups=%d", l->groups);
+        for (int k = 0; k < l->n_in && k < PL_MAX_INPUTS; k++)
+            pl__buf_printf(&b, "%s%d", k ? "," : " inputs=", l->in[k]);
+        pl__buf_printf(&b, "\n");
     }
     if (b.failed) {
         free(b.data);

@@ -135,6 +135,18 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                 p->calib_batches = (int)pl_host_api_get()->param_int(
                     pl_instance_params(crit), "batches");
     }
+    /* graph gate: channel, neuron and layer pruning assume a chain of dense
+     * layers; a graph (add, concat, grouped conv) needs pruning groups */
+    int grouped = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        grouped |= m->layers[i].type == PL_LAYER_CONV2D && m->layers[i].groups > 1;
+    if (p->gran != PL_GRAN_WEIGHT && (grouped || !pl_model_is_chain(m)))
+        return pl_error_set(err, PL_ECONFIG,
+                            "prune: %s granularity on model %s, which is a graph (%s): structured pruning of "
+                            "graph models needs pruning groups, which this prunelab does not derive yet; "
+                            "use prune.granularity: weight",
+                            pl_granularity_name(p->gran), m->name,
+                            grouped ? "grouped convolutions" : "layers with several inputs or readers");
     if (p->gran == PL_GRAN_LAYER) /* whole blocks: layer_prune.c */
         return pl__layer_pruner_init(p, m, cfg, sched, err);
     p->t = calloc((size_t)m->n_layers, sizeof *p->t);
@@ -401,7 +413,7 @@ static pl_status score_layer(pl_pruner *p, int k, float **grads, const pl_act *a
     }
     if (l->type == PL_LAYER_CONV2D) {
         v.shape[0] = l->out_c;
-        v.shape[1] = l->in_c;
+        v.shape[1] = l->in_c / l->groups; /* per group: the weight is [out][in/groups][kh][kw] */
         v.shape[2] = l->kh;
         v.shape[3] = l->kw;
     } else {
