@@ -24,6 +24,12 @@ pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *c
 {
     if (m->n_layers < 1)
         return pl_error_set(err, PL_ECONFIG, "prune: model %s has no layers", m->name);
+    if (!pl_model_is_chain(m))
+        return pl_error_set(err, PL_ECONFIG,
+                            "prune: granularity layer works on chain models only, and model %s is a graph "
+                            "(add, concat or grouped conv2d layers); removing residual branches is not "
+                            "supported yet: use granularity channel, neuron or weight",
+                            m->name);
     if (p->needs & (PL_NEEDS_ACTIVATIONS | PL_NEEDS_BATCHNORM))
         return pl_error_set(err, PL_ECONFIG,
                             "prune: criterion '%s' scores channels or neurons from activations or batchnorm "
@@ -148,8 +154,14 @@ pl_status pl__layer_pruner_step(pl_pruner *p, int step, pl_data *train, int batc
                 if (!(g[k][b] = malloc((size_t)nw * sizeof(float))))
                     s = pl_error_set(err, PL_ENOMEM, "out of memory for calibration gradients");
         }
+        int *layers = s ? NULL : malloc((size_t)p->n * sizeof *layers);
+        if (!s && !layers)
+            s = pl_error_set(err, PL_ENOMEM, "out of memory");
+        for (int k = 0; k < p->n && !s; k++)
+            layers[k] = p->t[k].layer;
         if (!s)
-            s = pl__pruner_calibrate(p, train, batch, seed, step, g, err);
+            s = pl__pruner_calibrate(p, layers, p->n, train, batch, seed, step, g, err);
+        free(layers);
     }
     double *sc = malloc((size_t)p->n * sizeof *sc);
     int *order = malloc((size_t)p->n * sizeof *order);
