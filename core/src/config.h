@@ -268,6 +268,9 @@ const char *pl_suggest(const char *word, const char *const *candidates, size_t n
 
 /* ---- model files (configs/models/NAME.yaml) ------------------------------------ */
 
+/* Inputs one layer may read (add, concat). */
+#define PL_MAX_INPUTS 16
+
 typedef struct pl_layer_spec {
     char *name;          /* unique; auto "<type><k>" when not written */
     pl_layer_type type;
@@ -276,6 +279,12 @@ typedef struct pl_layer_spec {
     int bias;            /* conv2d/linear, default 1 */
     double p;            /* dropout probability [0,1) */
     double eps, momentum;/* batchnorm2d: 1e-5, 0.1 */
+    int groups;          /* conv2d: 1 (dense) unless `groups:` */
+    /* `inputs:` resolved to layer indices (-1 = the model's input); n_in 0
+     * when absent (the layer above). in_line/in_col locate each entry. */
+    int n_in;
+    int in[PL_MAX_INPUTS];
+    int in_line[PL_MAX_INPUTS], in_col[PL_MAX_INPUTS];
     int line, col;
 } pl_layer_spec;
 

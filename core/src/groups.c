@@ -4,20 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int pl_model_is_chain(const pl_model *m)
-{
-    for (int i = 0; i < m->n_layers; i++) {
-        const pl_layer *l = &m->layers[i];
-        if (l->n_in > 1 || (l->n_in == 1 && l->in[0] != i - 1))
-            return 0;
-        if (l->type == PL_LAYER_CONV2D && l->groups > 1)
-            return 0;
-        if ((int)l->type == PL__LAYER_ADD || (int)l->type == PL__LAYER_CONCAT)
-            return 0;
-    }
-    return 1;
-}
-
 int pl_model_sole_consumer(const pl_model *m, int li)
 {
     int found = -1;

@@ -81,9 +81,6 @@ typedef struct pl_groups {
  * are ordered by their member layers (for a chain: layer order). */
 pl_status pl_groups_derive(const pl_model *m, pl_groups *G, pl_error *err);
 void pl_groups_free(pl_groups *G);
-/* 1 when every layer reads the layer before it (a chain, as before
- * graphs) and no conv2d is grouped. */
-int pl_model_is_chain(const pl_model *m);
 /* The one layer that reads layer li's output, or -1 when none or several do. */
 int pl_model_sole_consumer(const pl_model *m, int li);
 /* The group layer `li` is a member of (-1 if none). */

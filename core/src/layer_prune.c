@@ -24,7 +24,10 @@ pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *c
 {
     if (m->n_layers < 1)
         return pl_error_set(err, PL_ECONFIG, "prune: model %s has no layers", m->name);
-    if (!pl_model_is_chain(m))
+    int grouped = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        grouped |= m->layers[i].type == PL_LAYER_CONV2D && m->layers[i].groups > 1;
+    if (grouped || !pl_model_is_chain(m))
         return pl_error_set(err, PL_ECONFIG,
                             "prune: granularity layer works on chain models only, and model %s is a graph "
                             "(add, concat or grouped conv2d layers); removing residual branches is not "

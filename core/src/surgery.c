@@ -294,11 +294,17 @@ pl_status pl_model_remove_layers(pl_model *m, int first, int len, pl_error *err)
                             "model %s: layers %s..%s map %dx%dx%d to %dx%dx%d; only a span whose input and "
                             "output shapes match can be removed",
                             m->name, a->name, b->name, a->in_c, a->in_h, a->in_w, b->out_c, b->out_h, b->out_w);
+    int span_in = a->in[0]; /* what the span read: its readers read that now */
     for (int i = first; i < first + len; i++)
         drop_layer(&m->layers[i]);
     memmove(&m->layers[first], &m->layers[first + len],
             (size_t)(m->n_layers - first - len) * sizeof *m->layers);
     m->n_layers -= len;
     memset(&m->layers[m->n_layers], 0, (size_t)len * sizeof *m->layers);
+    for (int i = first; i < m->n_layers; i++) /* renumber the inputs of the layers that moved */
+        for (int k = 0; k < m->layers[i].n_in && k < PL_MAX_INPUTS; k++) {
+            int *j = &m->layers[i].in[k];
+            *j = *j >= first + len ? *j - len : *j >= first ? span_in : *j;
+        }
     return pl_model_reshape(m, err);
 }

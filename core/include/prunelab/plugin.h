@@ -204,7 +204,11 @@ typedef enum pl_layer_type { /* persisted; append only */
     PL_LAYER_RELU = 5,
     PL_LAYER_FLATTEN = 6,
     PL_LAYER_BATCHNORM2D = 7,
-    PL_LAYER_DROPOUT = 8
+    PL_LAYER_DROPOUT = 8,
+    /* ABI 1.4: graph models */
+    PL_LAYER_ADD = 9,
+    PL_LAYER_CONCAT = 10,
+    PL_LAYER_GLOBAL_AVGPOOL = 11
 } pl_layer_type;
 
 #define PL_NEEDS_GRAD 1u        /* fill pl_unit_view.grads */
