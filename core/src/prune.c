@@ -867,3 +867,14 @@ const int *pl_pruner_kept(const pl_pruner *p, int layer, int *n)
     *n = p->m->layers[layer].out_c;
     return p->korig[layer];
 }
+
+void pl_pruner_print_groups(const pl_pruner *p, FILE *f)
+{
+    if (p->gran != PL_GRAN_CHANNEL && p->gran != PL_GRAN_NEURON)
+        return;
+    int graph = !pl_model_is_chain(p->m);
+    for (int i = 0; i < p->m->n_layers; i++)
+        graph |= p->m->layers[i].type == PL_LAYER_CONV2D && p->m->layers[i].groups > 1;
+    if (graph) /* a chain's groups are its layers, listed above */
+        pl_groups_print(p->m, &p->G, f);
+}

@@ -97,6 +97,10 @@ void pl_pruner_free(pl_pruner *p);
  * lost no unit (it kept every one of its units). */
 const int *pl_pruner_kept(const pl_pruner *p, int layer, int *n);
 
+/* validate: a graph model's pruning groups (members, units, what one unit
+ * removes); nothing for a chain, whose groups are its layers. */
+void pl_pruner_print_groups(const pl_pruner *p, FILE *f);
+
 /* ---- granularity layer (layer_prune.c) ----------------------------------------
  *
  * A removable block starts at a conv2d or linear layer that is not the

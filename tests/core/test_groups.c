@@ -525,3 +525,94 @@ Test(groups, chain_is_one_group_per_layer)
     pl_groups_free(&G);
     pl_model_free(m);
 }
+
+/* ---- the bundled resnet20 through the real forward pass ------------------------------ */
+
+static float *eval_ref(pl_model *m, const float *x, int n)
+{
+    static pl_instance *be;
+    if (!be)
+        be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
+    pl_error err;
+    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    cr_assert_eq(pl_model_reserve(m, n, &err), PL_OK, "%s", err.msg);
+    const float *y = pl_model_forward(m, x, n, PL_MODE_EVAL, &err);
+    cr_assert(y, "%s", err.msg);
+    float *out = malloc((size_t)n * (size_t)m->classes * sizeof(float));
+    memcpy(out, y, (size_t)n * (size_t)m->classes * sizeof(float));
+    return out;
+}
+
+/* Stage 1 of resnet20 is one group: conv1 and the three blocks' second
+ * convs (their adds share the stem's channels). Halving it through
+ * pl_model_remove_units(conv1) cuts all four, their batchnorms, and the
+ * inputs of s1b*_conv1, s2b1_conv1 and s2b1_proj; the outputs equal the
+ * masked dense model's and the params a hand count:
+ * 72 + 16 + 3 × (1152 + 32 + 1152 + 16) + (2304 + 64 + 9216 + 64 + 256 + 64)
+ * + 37,120 + 57,728 + 147,968 + 650 = 262,578 (272,186 dense). */
+Test(groups, resnet20_stage1)
+{
+    pl_model *m = pltest_model_file("configs/models/resnet20.yaml", 3); /* tests run in the source tree */
+    for (int i = 0; i < m->n_layers; i++) /* non-trivial batchnorm statistics */
+        if (m->layers[i].type == PL_LAYER_BATCHNORM2D)
+            for (int c = 0; c < m->layers[i].out_c; c++) {
+                m->layers[i].run_mean[c] = 0.05f * (float)(c % 7);
+                m->layers[i].run_var[c] = 1.0f + 0.1f * (float)(c % 5);
+                m->layers[i].w[c] = 1.0f + 0.03f * (float)c;
+                m->layers[i].b[c] = 0.02f * (float)(c % 3);
+            }
+    pl_error err;
+    pl_counts cnt;
+    pl_model_count(m, &cnt);
+    cr_assert_eq(cnt.params, 272186);
+    pl_groups G;
+    cr_assert_eq(pl_groups_derive(m, &G, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(G.n, 13);
+    static const egroup want[] = {
+        {"conv1 s1b1_conv2 s1b2_conv2 s1b3_conv2", 16, 0}, {"s1b1_conv1", 16, 0}, {"s1b2_conv1", 16, 0},
+        {"s1b3_conv1", 16, 0}, {"s2b1_conv1", 32, 0}, {"s2b1_conv2 s2b1_proj s2b2_conv2 s2b3_conv2", 32, 0},
+        {"s2b2_conv1", 32, 0}, {"s2b3_conv1", 32, 0}, {"s3b1_conv1", 64, 0},
+        {"s3b1_conv2 s3b1_proj s3b2_conv2 s3b3_conv2", 64, 0}, {"s3b2_conv1", 64, 0}, {"s3b3_conv1", 64, 0},
+        {"fc", 10, PL_GROUP_OUTPUT}};
+    expect_groups(m, &G, want, 13);
+    pl_model *masked;
+    cr_assert_eq(pl_model_clone(m, &masked, &err), PL_OK);
+    uint8_t keep[16];
+    for (int c = 0; c < 16; c++)
+        keep[c] = c % 2 == 0;
+    const pl_group *g = &G.g[0];
+    for (int u = 0; u < 16; u++)
+        if (!keep[u])
+            for (int e = 0; e < g->width; e++) {
+                pl_layer *l = &masked->layers[g->e[u * g->width + e].layer];
+                int64_t row = l->nw / l->out_c;
+                memset(l->w + g->e[u * g->width + e].chan * row, 0, (size_t)row * sizeof(float));
+            }
+    for (int i = 0; i < m->n_layers; i++)
+        if (masked->layers[i].type == PL_LAYER_BATCHNORM2D)
+            for (int c = 0; c < G.map_n[i]; c++) {
+                int r = G.root[G.map[i][c]];
+                if (G.node_group[r] == 0 && !keep[G.node_unit[r]])
+                    masked->layers[i].w[c] = masked->layers[i].b[c] = 0;
+            }
+    cr_assert_eq(pl_model_remove_units(m, pl_model_find(m, "conv1"), keep, &err), PL_OK, "%s", err.msg);
+    pl_model_count(m, &cnt);
+    cr_expect_eq(cnt.params, 262578, "params %lld", (long long)cnt.params);
+    cr_expect_eq(m->layers[pl_model_find(m, "s1b3_conv2")].out_c, 8);
+    cr_expect_eq(m->layers[pl_model_find(m, "s2b1_proj")].in_c, 8);
+    pl_rng r;
+    pl_rng_seed(&r, 9, "groups-input");
+    float *x = rnd(&r, 2 * 28 * 28, -1, 1);
+    float *a = eval_ref(masked, x, 2), *b = eval_ref(m, x, 2);
+    for (int i = 0; i < 2 * 10; i++)
+        cr_expect(fabsf(a[i] - b[i]) <= 1e-4f * (1 + fabsf(a[i])), "logit %d: masked %g cut %g", i, a[i], b[i]);
+    /* a channel of the classes' group, or a member tied to the output, is refused */
+    uint8_t k10[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 0};
+    cr_expect_eq(pl_model_remove_units(m, pl_model_find(m, "fc"), k10, &err), PL_EINVAL);
+    free(x);
+    free(a);
+    free(b);
+    pl_groups_free(&G);
+    pl_model_free(masked);
+    pl_model_free(m);
+}
