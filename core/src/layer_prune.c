@@ -24,15 +24,6 @@ pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *c
 {
     if (m->n_layers < 1)
         return pl_error_set(err, PL_ECONFIG, "prune: model %s has no layers", m->name);
-    int grouped = 0;
-    for (int i = 0; i < m->n_layers; i++)
-        grouped |= m->layers[i].type == PL_LAYER_CONV2D && m->layers[i].groups > 1;
-    if (grouped || !pl_model_is_chain(m))
-        return pl_error_set(err, PL_ECONFIG,
-                            "prune: granularity layer works on chain models only, and model %s is a graph "
-                            "(add, concat or grouped conv2d layers); removing residual branches is not "
-                            "supported yet: use granularity channel, neuron or weight",
-                            m->name);
     if (p->needs & (PL_NEEDS_ACTIVATIONS | PL_NEEDS_BATCHNORM))
         return pl_error_set(err, PL_ECONFIG,
                             "prune: criterion '%s' scores channels or neurons from activations or batchnorm "
@@ -71,7 +62,7 @@ pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *c
                             "prune: granularity layer: model %s has no removable layer%s (a conv2d or linear "
                             "layer, with the batchnorm/relu/dropout after it, whose input and output shapes "
                             "match, e.g. a 3x3 conv with padding 1 from C to C channels, or a square linear "
-                            "layer)",
+                            "layer; in a graph model, a residual branch whose add has an identity shortcut)",
                             m->name, nb ? " left after prune.include/exclude" : "");
     if (cfg->count >= 0) {
         if (cfg->count > p->n) {

@@ -109,6 +109,8 @@ void pl_pruner_print_groups(const pl_pruner *p, FILE *f);
  * output shape (e.g. a 3x3 conv, stride 1, padding 1, C -> C channels, with
  * its batchnorm and ReLU; or a square linear layer), so the network still
  * composes without it. vgg_mini has two: conv2 (+bn2, relu) and conv4.
+ * In a graph model the blocks are residual branches whose add has an
+ * identity shortcut, the add included (pl_layer_block_len, surgery.h).
  *
  * Targets: prune.count N blocks, or prune.sparsity s = round(s * candidates)
  * blocks; prune.include/exclude name block heads (the conv2d/linear layer).

@@ -245,8 +245,55 @@ static int passes_through(pl_layer_type t)
     return t == PL_LAYER_BATCHNORM2D || t == PL_LAYER_RELU || t == PL_LAYER_DROPOUT;
 }
 
+static int is_graph(const pl_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].type == PL_LAYER_CONV2D && m->layers[i].groups > 1)
+            return 1;
+    return !pl_model_is_chain(m);
+}
+
+/* Graph models: the layers [head, a] form a residual branch with its add
+ * when head (a conv2d/linear) reads x, layer a is an add of exactly x and
+ * a layer of the branch (an identity shortcut), every branch layer reads
+ * only earlier branch layers (the head: x), and nothing outside reads a
+ * branch layer but the add. Removing the span leaves the add's readers
+ * reading x: the add passes its shortcut through. Returns the span's
+ * length, or 0. */
+static int residual_span(const pl_model *m, int h)
+{
+    const pl_layer *l = &m->layers[h];
+    if ((l->type != PL_LAYER_CONV2D && l->type != PL_LAYER_LINEAR) || h == pl_model_output_layer(m) ||
+        l->n_in != 1)
+        return 0;
+    int x = l->in[0];
+    for (int a = h + 1; a < m->n_layers; a++) {
+        const pl_layer *d = &m->layers[a];
+        if ((int)d->type != PL__LAYER_ADD)
+            continue;
+        if (d->n_in != 2 || !((d->in[0] == x && d->in[1] >= h) || (d->in[1] == x && d->in[0] >= h)))
+            return 0; /* the first add after the head decides */
+        for (int i = h + 1; i < a; i++) {
+            const pl_layer *b = &m->layers[i];
+            for (int k = 0; k < b->n_in; k++)
+                if (b->in[k] < h || b->in[k] >= i)
+                    return 0;
+            if (i == pl_model_output_layer(m))
+                return 0;
+        }
+        for (int j = a + 1; j < m->n_layers; j++)
+            for (int k = 0; k < m->layers[j].n_in; k++)
+                if (m->layers[j].in[k] >= h && m->layers[j].in[k] < a)
+                    return 0;
+        return a - h + 1;
+    }
+    return 0;
+}
+
 int pl_layer_block_len(const pl_model *m, int head)
 {
+    if (is_graph(m))
+        return residual_span(m, head);
     int e = head;
     while (e + 1 < m->n_layers && passes_through(m->layers[e + 1].type))
         e++;
@@ -255,14 +302,16 @@ int pl_layer_block_len(const pl_model *m, int head)
 
 int pl_layer_blocks(const pl_model *m, int *head, int *len, int cap)
 {
-    int n = 0, out = pl_model_output_layer(m);
+    int n = 0, out = pl_model_output_layer(m), graph = is_graph(m);
     for (int h = 0; h < m->n_layers; h++) {
         const pl_layer *l = &m->layers[h];
         if ((l->type != PL_LAYER_CONV2D && l->type != PL_LAYER_LINEAR) || h == out)
             continue;
         int k = pl_layer_block_len(m, h);
+        if (!k)
+            continue;
         const pl_layer *last = &m->layers[h + k - 1];
-        if (l->in_c != last->out_c || l->in_h != last->out_h || l->in_w != last->out_w)
+        if (!graph && (l->in_c != last->out_c || l->in_h != last->out_h || l->in_w != last->out_w))
             continue;
         if (n < cap) {
             head[n] = h;

@@ -44,7 +44,11 @@ pl_status pl__model_cut(pl_model *m, const struct pl_groups *G, const uint8_t *d
  * head included); returns how many blocks there are. */
 int pl_layer_blocks(const pl_model *m, int *head, int *len, int cap);
 /* Layers in the block headed by layer `head`: the head and the batchnorm2d,
- * relu and dropout layers that directly follow it. */
+ * relu and dropout layers that directly follow it. In a graph model (add,
+ * concat or grouped conv2d anywhere), a block is instead a residual branch
+ * with its add: head reads x, the add sums x (an identity shortcut) and the
+ * branch's end, and no other layer reads inside the branch; removing it
+ * leaves the add's readers reading x. 0 when `head` starts no block. */
 int pl_layer_block_len(const pl_model *m, int head);
 
 /* Removes layers [first, first + len) and reconnects the graph (shapes are

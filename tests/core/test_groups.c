@@ -616,3 +616,78 @@ Test(groups, resnet20_stage1)
     pl_model_free(masked);
     pl_model_free(m);
 }
+
+/* `prunelab validate` shows a graph model's groups before anything trains;
+ * at layer granularity its candidates are the residual branches with an
+ * identity shortcut. */
+Test(groups, validate_shows_groups)
+{
+    char *exp = pltest_write_temp(
+        "name: g\nseed: 1\nmodel: configs/models/resnet20.yaml\n"
+        "dataset: {plugin: synthetic, channels: 1, height: 28, width: 28, classes: 10, train_count: 64, "
+        "test_count: 32}\n"
+        "train: {epochs: 1, batch_size: 32, optimizer: {type: adam, lr: 0.001}}\n"
+        "prune: {criterion: l1, granularity: channel, schedule: global, sparsity: 0.5}\n"
+        "retrain: {epochs: 1}\n",
+        ".yaml");
+    char cmd[2048], *out = NULL;
+    snprintf(cmd, sizeof cmd, "'%s' validate '%s'", pltest_exe(), exp);
+    cr_assert_eq(pltest_run(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "13 pruning group(s)"), "%s", out);
+    cr_expect(strstr(out, "group 1: 16 unit(s), members conv1 s1b1_conv2 s1b2_conv2 s1b3_conv2; one unit removes "
+                          "4 output channel(s)"),
+              "%s", out);
+    cr_expect(strstr(out, "group 13: 10 unit(s), members fc; not prunable (the classes)"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' validate '%s' --set prune.granularity=layer --set prune.sparsity=0.5",
+             pltest_exe(), exp);
+    cr_expect_eq(pltest_run(cmd, &out), 0, "%s", out);
+    cr_expect(strstr(out, "remove 4 of 7 removable layer(s): s1b1_conv1 s1b2_conv1 s1b3_conv1 s2b2_conv1 "
+                          "s2b3_conv1 s3b2_conv1 s3b3_conv1"),
+              "the identity-shortcut residual branches: %s", out);
+    free(out);
+    free(exp);
+}
+
+/* Layer granularity on resnet20: removing a residual branch (conv, bn,
+ * relu, conv, bn and the add) leaves the add's reader reading the
+ * shortcut, which is what the dense model computes when the branch's last
+ * batchnorm outputs zero. */
+Test(groups, resnet20_residual_branch_removal)
+{
+    pl_model *m = pltest_model_file("configs/models/resnet20.yaml", 4);
+    int head[16], len[16];
+    cr_assert_eq(pl_layer_blocks(m, head, len, 16), 7);
+    int h = pl_model_find(m, "s2b2_conv1");
+    cr_assert_eq(head[3], h);
+    cr_assert_eq(len[3], 6, "conv, bn, relu, conv, bn, add");
+    cr_expect_eq(pl_layer_block_len(m, pl_model_find(m, "s2b1_conv1")), 0, "a projection shortcut is no identity");
+    pl_error err;
+    pl_model *masked;
+    cr_assert_eq(pl_model_clone(m, &masked, &err), PL_OK);
+    pl_layer *bn = &masked->layers[pl_model_find(masked, "s2b2_bn2")];
+    for (int c = 0; c < bn->out_c; c++) {
+        bn->w[c] = 0;
+        bn->b[c] = 0;
+    }
+    pl_counts before, after;
+    pl_model_count(m, &before);
+    cr_assert_eq(pl_model_remove_layers(m, h, 6, &err), PL_OK, "%s", err.msg);
+    cr_expect_eq(pl_model_find(m, "s2b2_add"), -1);
+    int r = pl_model_find(m, "s2b2_relu");
+    cr_expect_eq(m->layers[r].in[0], pl_model_find(m, "s2b1_relu"));
+    pl_model_count(m, &after);
+    cr_expect_eq(before.params - after.params, 2 * (9216 + 64), "params %lld -> %lld", (long long)before.params,
+                 (long long)after.params);
+    pl_rng rr;
+    pl_rng_seed(&rr, 2, "groups-input");
+    float *x = rnd(&rr, 2 * 28 * 28, -1, 1);
+    float *a = eval_ref(masked, x, 2), *b = eval_ref(m, x, 2);
+    for (int i = 0; i < 2 * 10; i++)
+        cr_expect(fabsf(a[i] - b[i]) <= 1e-4f * (1 + fabsf(a[i])), "logit %d: masked %g removed %g", i, a[i], b[i]);
+    free(x);
+    free(a);
+    free(b);
+    pl_model_free(masked);
+    pl_model_free(m);
+}
