@@ -172,9 +172,15 @@ char *pl_model_spec_canonical(const pl_model_spec *m)
         const pl_layer_spec *l = &m->layers[i];
         tb_printf(&b, "layer %zu: ", i);
         tb_word(&b, l->name);
-        tb_printf(&b, " type=%d out=%d k=%d,%d s=%d,%d p=%d,%d bias=%d p=%.17g eps=%.17g momentum=%.17g\n",
+        tb_printf(&b, " type=%d out=%d k=%d,%d s=%d,%d p=%d,%d bias=%d p=%.17g eps=%.17g momentum=%.17g",
                   (int)l->type, l->out, l->kh, l->kw, l->sh, l->sw, l->ph, l->pw, l->bias, l->p, l->eps,
                   l->momentum);
+        /* graph fields only when not the default, so a chain's text stays as it was */
+        if (l->groups > 1)
+            tb_printf(&b, " groups=%d", l->groups);
+        for (int k = 0; k < l->n_in && k < PL_MAX_INPUTS; k++)
+            tb_printf(&b, "%s%d", k ? "," : " inputs=", l->in[k]);
+        tb_printf(&b, "\n");
     }
     if (b.failed) {
         free(b.p);
