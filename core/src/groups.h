@@ -23,7 +23,7 @@
  *
  * A group is not prunable when one of its units touches the model's input
  * channels, the output layer's outputs (the classes), or a grouped conv2d
- * with 1 < groups < channels (its channel spaces stay whole: removing a
+ * that is not depthwise (its channel spaces stay whole: removing a
  * channel would unbalance its groups).
  *
  *     pl_groups G;
