@@ -451,6 +451,7 @@ pl_status pl_model_clone(const pl_model *src, pl_model **out, pl_error *err)
     m->gscratch = NULL;
     m->grad_cap = 0;
     m->batch_cap = 0;
+    m->graph_grad_n = 0;
     m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
     if (!m->layers) {
         free(m);
@@ -503,8 +504,8 @@ pl_status pl_model_reserve(pl_model *m, int batch, pl_error *err)
     char why[256];
     if (pl_model_check_graph(m, why, sizeof why))
         return pl_error_set(err, PL_EINVAL, "model %s: %s", m->name, why);
-    int chain = pl_model_is_chain(m);
     int64_t gmax = 0, smax = 0;
+    m->graph_grad_n = 0; /* free_acts below drops the per-layer gradients */
     for (int i = 0; i < m->n_layers; i++) {
         pl_layer *l = &m->layers[i];
         free_acts(l);
@@ -513,11 +514,6 @@ pl_status pl_model_reserve(pl_model *m, int batch, pl_error *err)
             int64_t gs = (is + os) / l->groups;
             if (gs > smax)
                 smax = gs;
-        }
-        if (!chain) {
-            l->grad = falloc(os);
-            if (!l->grad)
-                return pl_error_set(err, PL_ENOMEM, "out of memory for gradients of %s", l->name);
         }
         if (is > gmax)
             gmax = is;
@@ -576,6 +572,7 @@ pl_status pl_model_reshape(pl_model *m, pl_error *err)
     m->gscratch = NULL;
     m->grad_a = m->grad_b = NULL;
     m->batch_cap = 0;
+    m->graph_grad_n = 0;
     return infer(m, m->name, NULL, err);
 }
 
@@ -1205,6 +1202,18 @@ static void grad_acc(pl_layer *t, const float *g, int64_t sz)
 static pl_status graph_backward(pl_model *m, const float *x, const float *dlogits, int n, pl_error *err)
 {
     int last = m->n_layers - 1;
+    if (m->graph_grad_n < n) {
+        /* made on the first backward (an evaluation-only model never needs
+         * them) for the batch size it trains with: once, not every step */
+        m->graph_grad_n = 0;
+        for (int i = 0; i <= last; i++) {
+            pl_layer *l = &m->layers[i];
+            free(l->grad);
+            if (!(l->grad = falloc(out_size(l) * n)))
+                return pl_error_set(err, PL_ENOMEM, "out of memory for the gradients of layer %s", l->name);
+        }
+        m->graph_grad_n = n;
+    }
     for (int i = 0; i <= last; i++)
         m->layers[i].grad_state = 0;
     for (int i = last; i >= 0; i--) {

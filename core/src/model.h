@@ -68,7 +68,7 @@ typedef struct pl_layer {
     int32_t *argmax;          /* maxpool winners */
     float *aux;               /* batchnorm x-hat / dropout keep-scale */
     float *bn_mean, *bn_invstd; /* batchnorm batch statistics [c] */
-    float *grad;              /* graph models: ∂L/∂out for the batch (NULL for chains) */
+    float *grad;              /* graph models: ∂L/∂out, made by the first backward (NULL for chains) */
     int grad_state;           /* backward bookkeeping: 0 unwritten, 1 written, 2 done by a fusion */
     /* pruning bookkeeping */
     int orig_units;           /* out_c at construction (before surgery) */
@@ -86,6 +86,7 @@ typedef struct pl_model {
     float *grad_a, *grad_b;   /* ping-pong buffers for activation gradients */
     int64_t grad_cap;         /* floats in each */
     float *gscratch;          /* grouped conv without grouped kernels: one group's x and y */
+    int graph_grad_n;         /* images the layers' grad buffers hold (graphs; 0 = none yet) */
     const pl_backend_ops *be;
     void *be_state;
     uint64_t dropout_calls;   /* advances the dropout stream deterministically */

@@ -56,9 +56,11 @@ grep -q '"kept": "' it/runs/*.json && ok || no "the record lists no kept units"
 
 run "$PL" validate quickstart --set model=lenet5
 rc_is 0; out_has "model lenet5: input 1x28x28"
-run "$PL" validate quickstart --set model=resnet20
+run "$PL" validate quickstart --set model=resnet20 --set prune.granularity=weight
+rc_is 0; out_has "model resnet20: input 1x28x28"
+run "$PL" validate quickstart --set model=resnet56
 rc_is 2
-err_has "model 'resnet20' is not a file and not a bundled model \(searched: .*$PREFIX/share/prunelab/models; found: .*simple_cnn"
+err_has "model 'resnet56' is not a file and not a bundled model \(searched: .*$PREFIX/share/prunelab/models; found: .*simple_cnn"
 run "$PL" validate nosuchrecipe
 rc_is 2; err_has "experiment 'nosuchrecipe' is not a file and not a bundled recipe"
 
