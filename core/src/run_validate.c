@@ -131,6 +131,7 @@ pl_status pl__run_validate_config(pl_registry *reg, const pl_config *cfg, FILE *
                             m->layers[pr.t[k].layer].name, (long long)pr.t[k].remove,
                             (long long)pr.t[k].units,
                             pr.gran == PL_GRAN_WEIGHT ? "weights" : pr.gran == PL_GRAN_CHANNEL ? "channels" : "neurons");
+                pl_pruner_print_groups(&pr, out);
                 if (i == 0 || n == 1)
                     print_phase(out, "retrain", &x->retrain);
             }
