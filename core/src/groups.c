@@ -226,12 +226,12 @@ pl_status pl_groups_derive(const pl_model *m, pl_groups *G, pl_error *err)
         case PL_LAYER_DROPOUT:
         case PL_LAYER_MAXPOOL2D:
         case PL_LAYER_AVGPOOL2D:
-        case PL__LAYER_GLOBAL_AVGPOOL:
+        case PL_LAYER_GLOBAL_AVGPOOL:
             break;
         case PL_LAYER_FLATTEN:
             block = sb * l->in_h * l->in_w;
             break;
-        case PL__LAYER_ADD:
+        case PL_LAYER_ADD:
             for (int k = 1; k < n_in; k++) {
                 int tn;
                 int64_t tb;
@@ -252,7 +252,7 @@ pl_status pl_groups_derive(const pl_model *m, pl_groups *G, pl_error *err)
                     unite(G->root, sm[c], tm[c]);
             }
             break;
-        case PL__LAYER_CONCAT:
+        case PL_LAYER_CONCAT:
             n = 0;
             for (int k = 0; k < n_in; k++) {
                 int tn;
@@ -297,7 +297,7 @@ pl_status pl_groups_derive(const pl_model *m, pl_groups *G, pl_error *err)
                                  l->name);
                 break;
             }
-        } else if ((int)l->type == PL__LAYER_CONCAT) {
+        } else if (l->type == PL_LAYER_CONCAT) {
             int o = 0;
             for (int k = 0; k < n_in; k++) {
                 int tn;

@@ -38,10 +38,6 @@
 
 #include <stdio.h>
 
-/* The graph layer types (pl_layer_type 9..11, ABI 1.4), by value so
- * this file does not depend on when the enum gains them. */
-enum { PL__LAYER_ADD = 9, PL__LAYER_CONCAT = 10, PL__LAYER_GLOBAL_AVGPOOL = 11 };
-
 /* Why a group is not prunable (flags, or-ed over its units' nodes). */
 #define PL_GROUP_INPUT 1u   /* tied to the model's input channels */
 #define PL_GROUP_OUTPUT 2u  /* tied to the output layer's outputs */

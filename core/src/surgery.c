@@ -269,7 +269,7 @@ static int residual_span(const pl_model *m, int h)
     int x = l->in[0];
     for (int a = h + 1; a < m->n_layers; a++) {
         const pl_layer *d = &m->layers[a];
-        if ((int)d->type != PL__LAYER_ADD)
+        if (d->type != PL_LAYER_ADD)
             continue;
         if (d->n_in != 2 || !((d->in[0] == x && d->in[1] >= h) || (d->in[1] == x && d->in[0] >= h)))
             return 0; /* the first add after the head decides */
