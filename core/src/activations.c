@@ -1,5 +1,6 @@
 /* activations.c — per-unit activation statistics (rules in activations.h). */
 #include "activations.h"
+#include "groups.h"
 #include "rng.h"
 
 #include <stdlib.h>
@@ -7,11 +8,13 @@
 
 int pl_activation_layer(const pl_model *m, int li)
 {
-    int j = li;
-    if (j + 1 < m->n_layers && m->layers[j + 1].type == PL_LAYER_BATCHNORM2D)
-        j++;
-    if (j + 1 < m->n_layers && m->layers[j + 1].type == PL_LAYER_RELU)
-        j++;
+    /* the layer that alone reads it (in a chain: the next one) */
+    int j = li, c = pl_model_sole_consumer(m, j);
+    if (c >= 0 && m->layers[c].type == PL_LAYER_BATCHNORM2D)
+        j = c;
+    c = pl_model_sole_consumer(m, j);
+    if (c >= 0 && m->layers[c].type == PL_LAYER_RELU)
+        j = c;
     return j;
 }
 

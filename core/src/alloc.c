@@ -30,31 +30,31 @@ char *pl__strdup(const char *s);
 char *pl__strndup(const char *s, size_t n);
 
 static atomic_long pl__calls;
-static long pl__fail_at = -1; /* -2: not read yet */
+static long fail_at = -1; /* -2: not read yet */
 static int pl__sticky, pl__report;
 static atomic_int pl__ready;
 
-static void pl__alloc_report(void)
+static void alloc_report(void)
 {
     fprintf(stderr, "prunelab: allocations: %ld\n", (long)atomic_load(&pl__calls));
 }
 
-static int pl__fail_now(void)
+static int fail_now(void)
 {
     if (!atomic_load_explicit(&pl__ready, memory_order_acquire)) {
         const char *k = getenv("PRUNELAB_FAIL_ALLOC"), *s = getenv("PRUNELAB_FAIL_ALLOC_STICKY");
         const char *c = getenv("PRUNELAB_ALLOC_COUNT");
-        pl__fail_at = k && *k ? strtol(k, NULL, 10) : -1;
+        fail_at = k && *k ? strtol(k, NULL, 10) : -1;
         pl__sticky = s && *s == '1';
         pl__report = c && *c == '1';
         if (pl__report)
-            atexit(pl__alloc_report);
+            atexit(alloc_report);
         atomic_store_explicit(&pl__ready, 1, memory_order_release);
     }
     long call = atomic_fetch_add(&pl__calls, 1) + 1;
-    int fail = pl__fail_at > 0 && (call == pl__fail_at || (pl__sticky && call > pl__fail_at));
+    int fail = fail_at > 0 && (call == fail_at || (pl__sticky && call > fail_at));
 #if defined(__GLIBC__)
-    if (fail && call == pl__fail_at && getenv("PRUNELAB_FAIL_ALLOC_TRACE")) {
+    if (fail && call == fail_at && getenv("PRUNELAB_FAIL_ALLOC_TRACE")) {
         void *frames[32];
         backtrace_symbols_fd(frames, backtrace(frames, 32), STDERR_FILENO);
     }
@@ -62,8 +62,8 @@ static int pl__fail_now(void)
     return fail;
 }
 
-void *pl__malloc(size_t n) { return pl__fail_now() ? NULL : malloc(n); }
-void *pl__calloc(size_t n, size_t size) { return pl__fail_now() ? NULL : calloc(n, size); }
-void *pl__realloc(void *p, size_t n) { return pl__fail_now() ? NULL : realloc(p, n); }
-char *pl__strdup(const char *s) { return pl__fail_now() ? NULL : strdup(s); }
-char *pl__strndup(const char *s, size_t n) { return pl__fail_now() ? NULL : strndup(s, n); }
+void *pl__malloc(size_t n) { return fail_now() ? NULL : malloc(n); }
+void *pl__calloc(size_t n, size_t size) { return fail_now() ? NULL : calloc(n, size); }
+void *pl__realloc(void *p, size_t n) { return fail_now() ? NULL : realloc(p, n); }
+char *pl__strdup(const char *s) { return fail_now() ? NULL : strdup(s); }
+char *pl__strndup(const char *s, size_t n) { return fail_now() ? NULL : strndup(s, n); }

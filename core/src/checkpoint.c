@@ -97,7 +97,19 @@ static uint64_t le64(const uint8_t *b) { return (uint64_t)le32(b) | (uint64_t)le
 static int has_optim_w(const pl_layer *l) { return l->nw > 0 && l->opt_m_w && l->opt_v_w; }
 static int has_optim_b(const pl_layer *l) { return l->nb > 0 && l->opt_m_b && l->opt_v_b; }
 
-static void put_model(wr *w, const pl_model *m, const char *meta, unsigned flags)
+/* Format 1 holds chains; format 2 adds each layer's groups and inputs.
+ * A chain is written in format 1, so its file stays what it always was. */
+static uint32_t format_of(const pl_model *m)
+{
+    if (!pl_model_is_chain(m))
+        return 2;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].groups != 1)
+            return 2;
+    return 1;
+}
+
+static void put_model(wr *w, const pl_model *m, const char *meta, unsigned flags, uint32_t version)
 {
     size_t ml = meta ? strlen(meta) : 0;
     put_u64(w, ml);
@@ -121,6 +133,12 @@ static void put_model(wr *w, const pl_model *m, const char *meta, unsigned flags
         put_i32(w, l->ph);
         put_i32(w, l->pw);
         put_i32(w, l->has_bias);
+        if (version >= 2) {
+            put_i32(w, l->groups);
+            put_i32(w, l->n_in);
+            for (int k = 0; k < l->n_in && k < PL_MAX_INPUTS; k++)
+                put_i32(w, l->in[k]);
+        }
         put_f64(w, l->p);
         put_f64(w, l->eps);
         put_f64(w, l->momentum);
@@ -168,6 +186,7 @@ static void put_model(wr *w, const pl_model *m, const char *meta, unsigned flags
 typedef struct rd {
     const uint8_t *p;
     size_t n, pos;
+    uint32_t version; /* the file's format */
     char ctx[96];   /* "layer 3 (conv2)" while inside a layer */
     char why[512];  /* cause of the last failure */
 } rd;
@@ -293,23 +312,25 @@ static int known_type(uint32_t t)
     case PL_LAYER_FLATTEN:
     case PL_LAYER_BATCHNORM2D:
     case PL_LAYER_DROPOUT:
+    case PL_LAYER_ADD:
+    case PL_LAYER_CONCAT:
+    case PL_LAYER_GLOBAL_AVGPOOL:
         return 1;
     }
     return 0;
 }
 
 /* Checks what the shape rule cannot know (hyper-parameters in range) and
- * then that layer l is what the shape rule makes of its input c×h×w. */
-static pl_status check_layer(rd *r, const pl_layer *l, int c, int h, int w)
+ * then that layer l is what the shape rule makes of its inputs' shapes
+ * sh[0 .. l->n_in) (validated by the caller). */
+static pl_status check_layer(rd *r, const pl_layer *l, const int (*sh)[3])
 {
+    int c = sh[0][0], h = sh[0][1], w = sh[0][2];
     if (l->kh < 1 || l->kw < 1 || l->sh < 1 || l->sw < 1 || l->ph < 0 || l->pw < 0)
         return bad(r, PL_EFORMAT, "kernel %dx%d, stride %dx%d or padding %d,%d out of range",
                    l->kh, l->kw, l->sh, l->sw, l->ph, l->pw);
     if (l->has_bias != 0 && l->has_bias != 1)
         return bad(r, PL_EFORMAT, "bias flag %d is neither 0 nor 1", l->has_bias);
-    if (l->in_c != c || l->in_h != h || l->in_w != w)
-        return bad(r, PL_EFORMAT, "input shape %dx%dx%d differs from the %dx%dx%d it receives",
-                   l->in_c, l->in_h, l->in_w, c, h, w);
     if (l->orig_units < 0 || l->removed_units < 0)
         return bad(r, PL_EFORMAT, "negative unit counts (%d original, %d removed)", l->orig_units,
                    l->removed_units);
@@ -320,8 +341,12 @@ static pl_status check_layer(rd *r, const pl_layer *l, int c, int h, int w)
         return bad(r, PL_EFORMAT, "dropout probability %g is not in [0,1)", l->p);
     pl_layer_dims d;
     char why[256];
-    if (pl_layer_dims_of(l, c, h, w, &d, why, sizeof why))
+    if (pl_layer_dims_in(l, l->n_in, sh, &d, why, sizeof why))
         return bad(r, PL_EFORMAT, "%s", why);
+    if (l->in_c != d.in_c || l->in_h != d.in_h || l->in_w != d.in_w)
+        return bad(r, PL_EFORMAT, "input shape %dx%dx%d differs from the %dx%dx%d it receives",
+                   l->in_c, l->in_h, l->in_w, d.in_c, d.in_h, d.in_w);
+    (void)c, (void)h, (void)w;
     if (l->out_c != d.out_c || l->out_h != d.out_h || l->out_w != d.out_w)
         return bad(r, PL_EFORMAT, "output shape %dx%dx%d should be %dx%dx%d", l->out_c, l->out_h,
                    l->out_w, d.out_c, d.out_h, d.out_w);
@@ -347,10 +372,37 @@ static pl_status get_pair(rd *r, int64_t n, float **a, float **b, int alloc, con
     return get_f32s(r, n, alloc ? b : NULL, what);
 }
 
-/* One layer into l (zeroed by the caller), given its input shape. With
+/* Layer idx's graph fields (format 2; chain defaults before): groups,
+ * then inputs naming earlier layers (-1 the model input). */
+static pl_status get_graph(rd *r, pl_layer *l, int idx)
+{
+    pl_status s;
+    l->groups = 1;
+    l->n_in = 1;
+    l->in[0] = idx - 1;
+    if (r->version < 2)
+        return PL_OK;
+    if ((s = get_i32(r, &l->groups, "the layer graph")) || (s = get_i32(r, &l->n_in, "the layer graph")))
+        return s;
+    if (l->groups < 1 || (l->type != PL_LAYER_CONV2D && l->groups != 1))
+        return bad(r, PL_EFORMAT, "groups %d out of range", l->groups);
+    int multi = l->type == PL_LAYER_ADD || l->type == PL_LAYER_CONCAT;
+    if (l->n_in < 1 || l->n_in > PL_MAX_INPUTS || (multi && l->n_in < 2) || (!multi && l->n_in != 1))
+        return bad(r, PL_EFORMAT, "%d inputs for a %s layer", l->n_in, pl_layer_type_name(l->type));
+    for (int k = 0; k < l->n_in; k++) {
+        if ((s = get_i32(r, &l->in[k], "the layer inputs")))
+            return s;
+        if (l->in[k] < -1 || l->in[k] >= idx)
+            return bad(r, PL_EFORMAT, "input %d is layer index %d, not an earlier layer or -1", k + 1, l->in[k]);
+    }
+    return PL_OK;
+}
+
+/* One layer into l (zeroed by the caller), given the output shapes of the
+ * layers before it (out[j] = {c, h, w}) and of the model input. With
  * alloc == 0 the tensors are only validated and skipped. */
-static pl_status get_layer(rd *r, pl_layer *l, int idx, int c, int h, int w, unsigned flags,
-                           int alloc)
+static pl_status get_layer(rd *r, pl_layer *l, int idx, const int (*out)[3], const int *input,
+                           unsigned flags, int alloc)
 {
     pl_status s;
     uint32_t type;
@@ -367,6 +419,8 @@ static pl_status get_layer(rd *r, pl_layer *l, int idx, int c, int h, int w, uns
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if ((s = get_i32(r, ints[i], "the layer hyper-parameters")))
             return s;
+    if ((s = get_graph(r, l, idx)))
+        return s;
     if ((s = get_f64(r, &l->p, "the layer hyper-parameters")) ||
         (s = get_f64(r, &l->eps, "the layer hyper-parameters")) ||
         (s = get_f64(r, &l->momentum, "the layer hyper-parameters")))
@@ -379,7 +433,10 @@ static pl_status get_layer(rd *r, pl_layer *l, int idx, int c, int h, int w, uns
     if ((s = get_i64(r, &l->nw, "the parameter counts")) ||
         (s = get_i64(r, &l->nb, "the parameter counts")))
         return s;
-    if ((s = check_layer(r, l, c, h, w)))
+    int sh[PL_MAX_INPUTS][3];
+    for (int k = 0; k < l->n_in; k++)
+        memcpy(sh[k], l->in[k] < 0 ? input : out[l->in[k]], sizeof sh[k]);
+    if ((s = check_layer(r, l, (const int (*)[3])sh)))
         return s;
 
     if ((s = get_f32s(r, l->nw, alloc ? &l->w : NULL, "the weights")) ||
@@ -418,6 +475,9 @@ static pl_status get_model(rd *r, unsigned flags, pl_model **mout, char **meta)
     uint64_t ml;
     char *mtext = NULL;
     pl_model *m = NULL;
+    int (*outs)[3] = NULL; /* output shape of every layer read so far */
+    int *used = NULL;      /* ... and whether a later layer reads it */
+    size_t cap = 0;
     pl_model hdr;
     memset(&hdr, 0, sizeof hdr);
     r->ctx[0] = '\0';
@@ -473,19 +533,41 @@ static pl_status get_model(rd *r, unsigned flags, pl_model **mout, char **meta)
         m->n_layers = (int)nl;
     }
     int c = hdr.in_c, h = hdr.in_h, w = hdr.in_w;
+    const int input[3] = {c, h, w};
     for (uint32_t i = 0; i < nl; i++) {
         pl_layer tmp;
         memset(&tmp, 0, sizeof tmp);
         pl_layer *l = m ? &m->layers[i] : &tmp;
-        l->groups = 1; /* a chain: each layer reads the one before */
-        l->n_in = 1;
-        l->in[0] = (int)i - 1;
-        if ((s = get_layer(r, l, (int)i, c, h, w, flags, m != NULL)))
+        if (i == cap) { /* grows with the layers read, never with a claimed count */
+            size_t nc = cap ? 2 * cap : 16;
+            int (*no)[3] = realloc(outs, nc * sizeof *outs);
+            if (no)
+                outs = no;
+            int *nu = no ? realloc(used, nc * sizeof *used) : NULL;
+            if (nu)
+                used = nu;
+            if (!no || !nu) {
+                s = bad(r, PL_ENOMEM, "out of memory for %u layers", nl);
+                goto fail_model;
+            }
+            cap = nc;
+        }
+        if ((s = get_layer(r, l, (int)i, (const int (*)[3])outs, input, flags, m != NULL)))
             goto fail_model;
-        c = l->out_c;
-        h = l->out_h;
-        w = l->out_w;
+        c = outs[i][0] = l->out_c;
+        h = outs[i][1] = l->out_h;
+        w = outs[i][2] = l->out_w;
+        used[i] = 0;
+        for (int k = 0; k < l->n_in; k++)
+            if (l->in[k] >= 0)
+                used[l->in[k]] = 1;
     }
+    for (uint32_t i = 0; i + 1 < nl; i++)
+        if (!used[i]) {
+            r->ctx[0] = '\0';
+            s = bad(r, PL_EFORMAT, "the output of layer %u is never used", i + 1);
+            goto fail_model;
+        }
     if ((int64_t)c * h * w != hdr.classes) {
         s = bad(r, PL_EFORMAT, "the last layer produces %lld values per image but the model has %d "
                 "classes", (long long)c * h * w, hdr.classes);
@@ -495,6 +577,8 @@ static pl_status get_model(rd *r, unsigned flags, pl_model **mout, char **meta)
         s = bad(r, PL_EFORMAT, "%zu unexpected bytes after the last layer", left(r));
         goto fail_model;
     }
+    free(outs);
+    free(used);
     if (mout) {
         *mout = m;
         if (meta)
@@ -504,6 +588,8 @@ static pl_status get_model(rd *r, unsigned flags, pl_model **mout, char **meta)
 fail_model:
     pl_model_free(m);
 fail:
+    free(outs);
+    free(used);
     free(mtext);
     return s;
 }
@@ -605,8 +691,9 @@ pl_status pl_checkpoint_save(const char *path, const pl_model *m, const char *me
     pl_status s = check_buffers(path, m, err);
     if (s)
         return s;
+    uint32_t version = format_of(m);
     wr cnt = {NULL, 0};
-    put_model(&cnt, m, meta, flags);
+    put_model(&cnt, m, meta, flags, version);
     size_t plen = cnt.n;
     if (plen > SIZE_MAX - HDR_BYTES - SUM_BYTES)
         return pl_error_set(err, PL_ENOMEM, "%s: model too large", path);
@@ -615,14 +702,14 @@ pl_status pl_checkpoint_save(const char *path, const pl_model *m, const char *me
         return pl_error_set(err, PL_ENOMEM, "%s: out of memory for %zu bytes", path, plen);
     wr w = {buf, 0};
     put_bytes(&w, magic, sizeof magic);
-    put_u32(&w, PL_CKPT_VERSION);
+    put_u32(&w, version);
     put_u32(&w, flags);
     put_u64(&w, plen);
-    put_model(&w, m, meta, flags);
+    put_model(&w, m, meta, flags, version);
     put_u64(&w, pl_fnv1a(FNV_BASIS, buf + HDR_BYTES, plen));
 
     /* what we write must load: run the loader's validation on it */
-    rd r = {.p = buf + HDR_BYTES, .n = plen};
+    rd r = {.p = buf + HDR_BYTES, .n = plen, .version = version};
     if ((s = get_model(&r, flags, NULL, NULL))) {
         free(buf);
         return pl_error_set(err, PL_EINVAL,
@@ -720,13 +807,13 @@ pl_status pl_checkpoint_load(const char *path, pl_model **out, char **meta, pl_e
         goto out;
     }
     /* validate everything, then build */
-    rd r = {.p = buf, .n = (size_t)plen};
+    rd r = {.p = buf, .n = (size_t)plen, .version = version};
     if ((s = get_model(&r, flags, NULL, NULL))) {
         pl_error_set(err, s, "%s: %s (file corrupt or not written by prunelab; re-create it)",
                      path, r.why);
         goto out;
     }
-    rd r2 = {.p = buf, .n = (size_t)plen};
+    rd r2 = {.p = buf, .n = (size_t)plen, .version = version};
     if ((s = get_model(&r2, flags, out, meta)))
         pl_error_set(err, s, "%s: %s", path, r2.why);
 out:

@@ -16,12 +16,13 @@
  *     free(meta);
  *     pl_model_free(m2);
  *
- * File format, version 1. Every integer is little-endian; floats are IEEE-754
+ * File format, version 2 (version 1 is the same without the graph fields:
+ * a chain; chains are still written as version 1). Every integer is little-endian; floats are IEEE-754
  * binary32 (f32) or binary64 (f64) bit patterns stored as little-endian
  * integers of the same width.
  *
  *     offset 0        magic "PLCKPT\0\0" (8 bytes)
- *     offset 8        u32 format version (1)
+ *     offset 8        u32 format version (1 or 2)
  *     offset 12       u32 flags (PL_CKPT_*; unknown bits are refused)
  *     offset 16       u64 payload length P
  *     offset 24       payload (P bytes)
@@ -35,7 +36,11 @@
  *     str model name; i32 in_c, in_h, in_w, classes; u64 seed, dropout_calls
  *     u32 n_layers, then per layer:
  *       str name; u32 type (pl_layer_type value)
- *       i32 kh kw sh sw ph pw; i32 has_bias (0/1); f64 p, eps, momentum
+ *       i32 kh kw sh sw ph pw; i32 has_bias (0/1)
+ *       version 2 only: i32 groups (>= 1; 1 unless conv2d); i32 n_in
+ *         (1, add/concat 2..16); i32 in[n_in] (index of an earlier layer,
+ *         -1 the model input). Version 1: groups 1, in = {index - 1}.
+ *       f64 p, eps, momentum
  *       i32 in_c in_h in_w out_c out_h out_w; i32 orig_units, removed_units
  *       i64 nw, nb
  *       f32 w[nw], f32 b[nb]
@@ -49,8 +54,9 @@
  * checksum, then validates the whole payload before allocating anything:
  * every count is checked against the bytes that remain, size arithmetic is
  * overflow-checked, and the shapes are recomputed from the model input
- * (kernel/stride/padding rules, parameter counts, each layer's input = the
- * previous layer's output, last output = classes), so no file can make
+ * (kernel/stride/padding rules, parameter counts, each layer's inputs =
+ * earlier layers' outputs, every output but the last read by a later
+ * layer, last output = classes), so no file can make
  * forward() read out of bounds. Saving runs the same validation on what it is
  * about to write, so every saved file loads.
  */
@@ -60,7 +66,7 @@
 #include "error.h"
 #include "model.h"
 
-#define PL_CKPT_VERSION 1u
+#define PL_CKPT_VERSION 2u
 
 /* Flags for pl_checkpoint_save (persisted in the header; append only). */
 enum {

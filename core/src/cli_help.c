@@ -8,11 +8,11 @@
 #include <stddef.h>
 #include <string.h>
 
-typedef struct pl__cmd_help {
+typedef struct cmd_help {
     const char *cmd;
     const char *options; /* space-separated options beyond the global ones */
     const char *text;
-} pl__cmd_help;
+} cmd_help;
 
 #define PL__GLOBAL_OPTS                                                                            \
     "global options:\n"                                                                            \
@@ -20,7 +20,7 @@ typedef struct pl__cmd_help {
     "  --threads N            worker threads for the backend (default: all cores)\n"               \
     "  --quiet                only errors and the final table\n"
 
-static const pl__cmd_help pl__cmds[] = {
+static const cmd_help cmds[] = {
     {"run", "--set --out --shard --executor",
      "usage: prunelab run EXPERIMENT.yaml [--set key=value]... [--out DIR] [--shard I/N]\n"
      "                    [--executor local|mpi]\n"
@@ -112,17 +112,17 @@ static const pl__cmd_help pl__cmds[] = {
      "  prunelab bench --backend simd --runs 7 --csv bench.csv\n"},
 };
 
-static const pl__cmd_help *pl__find(const char *cmd)
+static const cmd_help *find_command(const char *cmd)
 {
-    for (size_t i = 0; cmd && i < sizeof pl__cmds / sizeof pl__cmds[0]; i++)
-        if (!strcmp(pl__cmds[i].cmd, cmd))
-            return &pl__cmds[i];
+    for (size_t i = 0; cmd && i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(cmds[i].cmd, cmd))
+            return &cmds[i];
     return NULL;
 }
 
 const char *pl__cli_help(const char *cmd)
 {
-    const pl__cmd_help *h = pl__find(cmd);
+    const cmd_help *h = find_command(cmd);
     return h ? h->text : NULL;
 }
 
@@ -130,7 +130,7 @@ int pl__cli_option_applies(const char *cmd, const char *opt)
 {
     if (!strcmp(opt, "--plugin-path") || !strcmp(opt, "--threads") || !strcmp(opt, "--quiet"))
         return 1;
-    const pl__cmd_help *h = pl__find(cmd);
+    const cmd_help *h = find_command(cmd);
     if (!h)
         return 0;
     size_t n = strlen(opt);

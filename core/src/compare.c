@@ -18,16 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum pl__mkind { PL__M_SPARSITY, PL__M_COUNT, PL__M_ACC, PL__M_STATUS } pl__mkind;
+typedef enum mkind { PL__M_SPARSITY, PL__M_COUNT, PL__M_ACC, PL__M_STATUS } mkind;
 
-typedef struct pl__metric {
+typedef struct metric_def {
     const char *col;
-    pl__mkind kind;
+    mkind kind;
     const char *group; /* tolerance key shared with its siblings; NULL: none */
-} pl__metric;
+} metric_def;
 
 /* in results.csv column order */
-static const pl__metric pl__metrics[] = {
+static const metric_def metrics[] = {
     {"achieved_sparsity", PL__M_SPARSITY, "sparsity"},
     {"params_before", PL__M_COUNT, "params"},
     {"params_after", PL__M_COUNT, "params"},
@@ -41,25 +41,25 @@ static const pl__metric pl__metrics[] = {
     {"acc_final", PL__M_ACC, "acc"},
     {"status", PL__M_STATUS, NULL},
 };
-#define PL__N_METRICS (sizeof pl__metrics / sizeof pl__metrics[0])
+#define PL__N_METRICS (sizeof metrics / sizeof metrics[0])
 
 static const struct {
     const char *key;
     double def;
-} pl__groups[] = {{"acc", 0.5}, {"params", 0}, {"macs", 0}, {"sparsity", 0}};
-#define PL__N_GROUPS (sizeof pl__groups / sizeof pl__groups[0])
+} tolerance_groups[] = {{"acc", 0.5}, {"params", 0}, {"macs", 0}, {"sparsity", 0}};
+#define N_TOLERANCE_GROUPS (sizeof tolerance_groups / sizeof tolerance_groups[0])
 
 /* ---- CSV ------------------------------------------------------------------- */
 
-typedef struct pl__table {
+typedef struct csv_table {
     const char *path;
     char *text;     /* decoded in place; cells point into it */
     char **cells;   /* n_rows x n_cols, row 0 is the header */
     int *line;      /* line where each row starts */
     size_t n_cols, n_rows;
-} pl__table;
+} csv_table;
 
-static void pl__table_free(pl__table *t)
+static void table_free(csv_table *t)
 {
     free(t->text);
     free(t->cells);
@@ -67,17 +67,17 @@ static void pl__table_free(pl__table *t)
     memset(t, 0, sizeof *t);
 }
 
-static const char *pl__cell(const pl__table *t, size_t row, size_t col)
+static const char *csv_cell(const csv_table *t, size_t row, size_t col)
 {
     return t->cells[row * t->n_cols + col];
 }
 
-static int pl__eol(const char *r, const char *end)
+static int eol(const char *r, const char *end)
 {
     return r < end && (*r == '\n' || (*r == '\r' && r + 1 < end && r[1] == '\n'));
 }
 
-static pl_status pl__table_read(const char *path, pl__table *t, pl_error *err)
+static pl_status table_read(const char *path, csv_table *t, pl_error *err)
 {
     memset(t, 0, sizeof *t);
     t->path = path;
@@ -95,7 +95,7 @@ static pl_status pl__table_read(const char *path, pl__table *t, pl_error *err)
     while (st == PL_OK && (r < end || after_comma)) {
         if (row_fields == 0) {
             row_line = line;
-            if (pl__eol(r, end)) { /* blank lines carry no row */
+            if (eol(r, end)) { /* blank lines carry no row */
                 r += *r == '\r' ? 2 : 1;
                 line++;
                 continue;
@@ -124,11 +124,11 @@ static pl_status pl__table_read(const char *path, pl__table *t, pl_error *err)
                     line++;
                 *w++ = *r++;
             }
-            if (st == PL_OK && r < end && *r != ',' && !pl__eol(r, end))
+            if (st == PL_OK && r < end && *r != ',' && !eol(r, end))
                 st = pl_error_set(err, PL_EFORMAT,
                                   "%s:%d: unexpected character after a closing quote", path, line);
         } else {
-            while (r < end && *r != ',' && !pl__eol(r, end)) {
+            while (r < end && *r != ',' && !eol(r, end)) {
                 if (*r == '"') {
                     st = pl_error_set(err, PL_EFORMAT, "%s:%d: quote inside an unquoted field",
                                       path, line);
@@ -187,37 +187,37 @@ static pl_status pl__table_read(const char *path, pl__table *t, pl_error *err)
     if (st == PL_OK && t->n_rows == 0)
         st = pl_error_set(err, PL_EFORMAT, "%s: empty file (expected a results.csv header)", path);
     if (st)
-        pl__table_free(t);
+        table_free(t);
     return st;
 }
 
-static long pl__col(const pl__table *t, const char *name)
+static long column_index(const csv_table *t, const char *name)
 {
     for (size_t c = 0; c < t->n_cols; c++)
-        if (strcmp(pl__cell(t, 0, c), name) == 0)
+        if (strcmp(csv_cell(t, 0, c), name) == 0)
             return (long)c;
     return -1;
 }
 
 /* ---- tolerance ---------------------------------------------------------------- */
 
-static void pl__valid_keys(char *out, size_t cap)
+static void valid_keys(char *out, size_t cap)
 {
     size_t o = 0;
     out[0] = '\0';
-    for (size_t g = 0; g < PL__N_GROUPS; g++)
-        o += (size_t)snprintf(out + o, o < cap ? cap - o : 0, "%s%s", g ? ", " : "", pl__groups[g].key);
+    for (size_t g = 0; g < N_TOLERANCE_GROUPS; g++)
+        o += (size_t)snprintf(out + o, o < cap ? cap - o : 0, "%s%s", g ? ", " : "", tolerance_groups[g].key);
     for (size_t m = 0; m < PL__N_METRICS; m++)
-        if (pl__metrics[m].group && o < cap)
-            o += (size_t)snprintf(out + o, cap - o, ", %s", pl__metrics[m].col);
+        if (metrics[m].group && o < cap)
+            o += (size_t)snprintf(out + o, cap - o, ", %s", metrics[m].col);
 }
 
-static pl_status pl__tolerance_parse(const char *spec, double tol[PL__N_METRICS], pl_error *err)
+static pl_status tolerance_parse(const char *spec, double tol[PL__N_METRICS], pl_error *err)
 {
-    double group[PL__N_GROUPS];
-    int specific[PL__N_METRICS] = {0}, group_set[PL__N_GROUPS] = {0};
-    for (size_t g = 0; g < PL__N_GROUPS; g++)
-        group[g] = pl__groups[g].def;
+    double group[N_TOLERANCE_GROUPS];
+    int specific[PL__N_METRICS] = {0}, group_set[N_TOLERANCE_GROUPS] = {0};
+    for (size_t g = 0; g < N_TOLERANCE_GROUPS; g++)
+        group[g] = tolerance_groups[g].def;
     for (size_t m = 0; m < PL__N_METRICS; m++)
         tol[m] = 0;
 
@@ -258,14 +258,14 @@ static pl_status pl__tolerance_parse(const char *spec, double tol[PL__N_METRICS]
                                 "tolerance \"%s\": %s=\"%s\" is not a non-negative number", spec, key,
                                 val);
         int found = 0, again = 0;
-        for (size_t g = 0; g < PL__N_GROUPS; g++)
-            if (strcmp(key, pl__groups[g].key) == 0) {
+        for (size_t g = 0; g < N_TOLERANCE_GROUPS; g++)
+            if (strcmp(key, tolerance_groups[g].key) == 0) {
                 again |= group_set[g];
                 group[g] = v;
                 group_set[g] = found = 1;
             }
         for (size_t m = 0; m < PL__N_METRICS; m++)
-            if (pl__metrics[m].group && strcmp(key, pl__metrics[m].col) == 0) {
+            if (metrics[m].group && strcmp(key, metrics[m].col) == 0) {
                 again |= specific[m];
                 tol[m] = v;
                 specific[m] = 1;
@@ -276,29 +276,29 @@ static pl_status pl__tolerance_parse(const char *spec, double tol[PL__N_METRICS]
                                 spec, key);
         if (!found) {
             char keys[512];
-            pl__valid_keys(keys, sizeof keys);
+            valid_keys(keys, sizeof keys);
             return pl_error_set(err, PL_ECONFIG, "tolerance \"%s\": unknown key \"%s\" (valid keys: %s)",
                                 spec, key, keys);
         }
     }
     for (size_t m = 0; m < PL__N_METRICS; m++) {
-        if (specific[m] || !pl__metrics[m].group)
+        if (specific[m] || !metrics[m].group)
             continue;
-        for (size_t g = 0; g < PL__N_GROUPS; g++)
-            if (strcmp(pl__metrics[m].group, pl__groups[g].key) == 0)
+        for (size_t g = 0; g < N_TOLERANCE_GROUPS; g++)
+            if (strcmp(metrics[m].group, tolerance_groups[g].key) == 0)
                 tol[m] = group[g];
     }
     return PL_OK;
 }
 
 /* "acc 0.5, params 0, macs 0, sparsity 0", spelling out overridden members */
-static void pl__tolerance_describe(pl__buf *b, const double tol[PL__N_METRICS])
+static void tolerance_describe(pl__buf *b, const double tol[PL__N_METRICS])
 {
-    for (size_t g = 0; g < PL__N_GROUPS; g++) {
+    for (size_t g = 0; g < N_TOLERANCE_GROUPS; g++) {
         double first = NAN;
         int same = 1;
         for (size_t m = 0; m < PL__N_METRICS; m++) {
-            if (!pl__metrics[m].group || strcmp(pl__metrics[m].group, pl__groups[g].key) != 0)
+            if (!metrics[m].group || strcmp(metrics[m].group, tolerance_groups[g].key) != 0)
                 continue;
             if (isnan(first))
                 first = tol[m];
@@ -308,32 +308,32 @@ static void pl__tolerance_describe(pl__buf *b, const double tol[PL__N_METRICS])
         if (g)
             pl__buf_puts(b, ", ");
         if (same) {
-            pl__buf_printf(b, "%s %g", pl__groups[g].key, first);
+            pl__buf_printf(b, "%s %g", tolerance_groups[g].key, first);
             continue;
         }
         int k = 0;
         for (size_t m = 0; m < PL__N_METRICS; m++)
-            if (pl__metrics[m].group && strcmp(pl__metrics[m].group, pl__groups[g].key) == 0)
-                pl__buf_printf(b, "%s%s %g", k++ ? ", " : "", pl__metrics[m].col, tol[m]);
+            if (metrics[m].group && strcmp(metrics[m].group, tolerance_groups[g].key) == 0)
+                pl__buf_printf(b, "%s%s %g", k++ ? ", " : "", metrics[m].col, tol[m]);
     }
 }
 
 /* ---- comparing ---------------------------------------------------------------- */
 
-typedef enum pl__verdict {
+typedef enum verdict_kind {
     PL__SAME,
     PL__WITHIN,
     PL__IMPROVED,
     PL__CHANGED,
     PL__REGRESSION
-} pl__verdict;
+} verdict_kind;
 
-static const char *const pl__verdict_names[] = {"same", "changed within tolerance", "improved",
+static const char *const verdict_names[] = {"same", "changed within tolerance", "improved",
                                                "changed", "REGRESSION"};
-_Static_assert(sizeof pl__verdict_names / sizeof pl__verdict_names[0] == PL__REGRESSION + 1,
+_Static_assert(sizeof verdict_names / sizeof verdict_names[0] == PL__REGRESSION + 1,
                "a name for every verdict");
 
-static pl_status pl__parse_num(const pl__table *t, size_t row, const char *col, const char *s,
+static pl_status parse_num(const csv_table *t, size_t row, const char *col, const char *s,
                                int integral, double *d, int64_t *i, pl_error *err)
 {
     char *stop;
@@ -360,11 +360,11 @@ static pl_status pl__parse_num(const pl__table *t, size_t row, const char *col, 
 }
 
 /* Compares one metric; fills delta text. */
-static pl_status pl__compare_cell(const pl__table *bt, size_t brow, const pl__table *ct, size_t crow,
+static pl_status compare_cell(const csv_table *bt, size_t brow, const csv_table *ct, size_t crow,
                                   size_t m, const char *bs, const char *cs, double tol,
-                                  pl__verdict *v, char *delta, size_t dcap, pl_error *err)
+                                  verdict_kind *v, char *delta, size_t dcap, pl_error *err)
 {
-    const pl__metric *M = &pl__metrics[m];
+    const metric_def *M = &metrics[m];
     snprintf(delta, dcap, "%s", "\xe2\x80\x94");
     *v = PL__SAME;
     if (strcmp(bs, cs) == 0)
@@ -390,8 +390,8 @@ static pl_status pl__compare_cell(const pl__table *bt, size_t brow, const pl__ta
     double b, c;
     int64_t bi = 0, ci = 0;
     pl_status st;
-    if ((st = pl__parse_num(bt, brow, M->col, bs, integral, &b, &bi, err)) ||
-        (st = pl__parse_num(ct, crow, M->col, cs, integral, &c, &ci, err)))
+    if ((st = parse_num(bt, brow, M->col, bs, integral, &b, &bi, err)) ||
+        (st = parse_num(ct, crow, M->col, cs, integral, &c, &ci, err)))
         return st;
     /* the current file must hold values a run can produce; the baseline only
      * must not be negative (a high baseline can only fail, never pass) */
@@ -424,25 +424,9 @@ static pl_status pl__compare_cell(const pl__table *bt, size_t brow, const pl__ta
     return PL_OK;
 }
 
-static void pl__md_cell(pl__buf *b, const char *s)
+static pl_status require(const csv_table *t, const char *col, long *idx, pl_error *err)
 {
-    if (!*s) {
-        pl__buf_puts(b, "\xe2\x80\x94");
-        return;
-    }
-    for (const char *p = s; *p; p++) {
-        if (*p == '|')
-            pl__buf_puts(b, "\\|");
-        else if (*p == '\n' || *p == '\r')
-            pl__buf_add(b, " ", 1);
-        else
-            pl__buf_add(b, p, 1);
-    }
-}
-
-static pl_status pl__require(const pl__table *t, const char *col, long *idx, pl_error *err)
-{
-    *idx = pl__col(t, col);
+    *idx = column_index(t, col);
     if (*idx < 0)
         return pl_error_set(err, PL_EFORMAT,
                             "%s: missing column \"%s\" (expected a prunelab results.csv)", t->path, col);
@@ -450,24 +434,24 @@ static pl_status pl__require(const pl__table *t, const char *col, long *idx, pl_
 }
 
 /* run_id column of t: non-empty and unique */
-static pl_status pl__check_ids(const pl__table *t, long id, pl_error *err)
+static pl_status check_ids(const csv_table *t, long id, pl_error *err)
 {
     for (size_t r = 1; r < t->n_rows; r++) {
-        const char *s = pl__cell(t, r, (size_t)id);
+        const char *s = csv_cell(t, r, (size_t)id);
         if (!*s)
             return pl_error_set(err, PL_EFORMAT, "%s:%d: empty run_id", t->path, t->line[r]);
         for (size_t q = 1; q < r; q++)
-            if (strcmp(s, pl__cell(t, q, (size_t)id)) == 0)
+            if (strcmp(s, csv_cell(t, q, (size_t)id)) == 0)
                 return pl_error_set(err, PL_EFORMAT, "%s:%d: run_id %s repeats line %d",
                                     t->path, t->line[r], s, t->line[q]);
     }
     return PL_OK;
 }
 
-static size_t pl__find_row(const pl__table *t, long id, const char *run_id)
+static size_t find_row(const csv_table *t, long id, const char *run_id)
 {
     for (size_t r = 1; r < t->n_rows; r++)
-        if (strcmp(pl__cell(t, r, (size_t)id), run_id) == 0)
+        if (strcmp(csv_cell(t, r, (size_t)id), run_id) == 0)
             return r;
     return 0;
 }
@@ -483,39 +467,39 @@ pl_status pl_compare_files_ex(const char *baseline_csv, const char *current_csv,
                               pl_error *err)
 {
     double tol[PL__N_METRICS];
-    pl__table bt, ct;
+    csv_table bt, ct;
     pl_status st;
     if (regressed)
         *regressed = 0;
-    if ((st = pl__tolerance_parse(tolerance, tol, err)))
+    if ((st = tolerance_parse(tolerance, tol, err)))
         return st;
-    if ((st = pl__table_read(baseline_csv, &bt, err)))
+    if ((st = table_read(baseline_csv, &bt, err)))
         return st;
-    if ((st = pl__table_read(current_csv, &ct, err))) {
-        pl__table_free(&bt);
+    if ((st = table_read(current_csv, &ct, err))) {
+        table_free(&bt);
         return st;
     }
 
     long bcol[PL__N_METRICS], ccol[PL__N_METRICS], bid, cid;
-    long bsweep = pl__col(&bt, "sweep"), csweep = pl__col(&ct, "sweep");
+    long bsweep = column_index(&bt, "sweep"), csweep = column_index(&ct, "sweep");
     pl__buf moved = {0}, sides = {0}, o = {0};
     size_t compared = 0, n_reg = 0, n_imp = 0, n_chg = 0, n_within = 0, n_new = 0, n_missing = 0;
     size_t n_skipped = 0; /* --only-common: rows in one file only */
 
-    if ((st = pl__require(&bt, "run_id", &bid, err)) || (st = pl__require(&ct, "run_id", &cid, err)))
+    if ((st = require(&bt, "run_id", &bid, err)) || (st = require(&ct, "run_id", &cid, err)))
         goto done;
     for (size_t m = 0; m < PL__N_METRICS; m++)
-        if ((st = pl__require(&bt, pl__metrics[m].col, &bcol[m], err)) ||
-            (st = pl__require(&ct, pl__metrics[m].col, &ccol[m], err)))
+        if ((st = require(&bt, metrics[m].col, &bcol[m], err)) ||
+            (st = require(&ct, metrics[m].col, &ccol[m], err)))
             goto done;
-    if ((st = pl__check_ids(&bt, bid, err)) || (st = pl__check_ids(&ct, cid, err)))
+    if ((st = check_ids(&bt, bid, err)) || (st = check_ids(&ct, cid, err)))
         goto done;
 
     for (size_t br = 1; br < bt.n_rows; br++) {
-        const char *run_id = pl__cell(&bt, br, (size_t)bid);
-        size_t cr = pl__find_row(&ct, cid, run_id);
-        const char *sweep = cr && csweep >= 0   ? pl__cell(&ct, cr, (size_t)csweep)
-                            : bsweep >= 0 ? pl__cell(&bt, br, (size_t)bsweep)
+        const char *run_id = csv_cell(&bt, br, (size_t)bid);
+        size_t cr = find_row(&ct, cid, run_id);
+        const char *sweep = cr && csweep >= 0   ? csv_cell(&ct, cr, (size_t)csweep)
+                            : bsweep >= 0 ? csv_cell(&bt, br, (size_t)bsweep)
                                           : "";
         if (!cr && only_common) {
             n_skipped++;
@@ -533,11 +517,11 @@ pl_status pl_compare_files_ex(const char *baseline_csv, const char *current_csv,
         }
         compared++;
         for (size_t m = 0; m < PL__N_METRICS; m++) {
-            const char *bs = pl__cell(&bt, br, (size_t)bcol[m]);
-            const char *cs = pl__cell(&ct, cr, (size_t)ccol[m]);
-            pl__verdict v;
+            const char *bs = csv_cell(&bt, br, (size_t)bcol[m]);
+            const char *cs = csv_cell(&ct, cr, (size_t)ccol[m]);
+            verdict_kind v;
             char delta[64];
-            if ((st = pl__compare_cell(&bt, br, &ct, cr, m, bs, cs, tol[m], &v, delta, sizeof delta,
+            if ((st = compare_cell(&bt, br, &ct, cr, m, bs, cs, tol[m], &v, delta, sizeof delta,
                                        err)))
                 goto done;
             if (v == PL__SAME)
@@ -550,16 +534,16 @@ pl_status pl_compare_files_ex(const char *baseline_csv, const char *current_csv,
             pl__md_cell(&moved, run_id);
             pl__buf_puts(&moved, " | ");
             pl__md_cell(&moved, sweep);
-            pl__buf_printf(&moved, " | %s | ", pl__metrics[m].col);
+            pl__buf_printf(&moved, " | %s | ", metrics[m].col);
             pl__md_cell(&moved, bs);
             pl__buf_puts(&moved, " | ");
             pl__md_cell(&moved, cs);
-            pl__buf_printf(&moved, " | %s | %s |\n", delta, pl__verdict_names[v]);
+            pl__buf_printf(&moved, " | %s | %s |\n", delta, verdict_names[v]);
         }
     }
     for (size_t cr = 1; cr < ct.n_rows; cr++) {
-        const char *run_id = pl__cell(&ct, cr, (size_t)cid);
-        if (pl__find_row(&bt, bid, run_id))
+        const char *run_id = csv_cell(&ct, cr, (size_t)cid);
+        if (find_row(&bt, bid, run_id))
             continue;
         if (only_common) {
             n_skipped++;
@@ -569,14 +553,14 @@ pl_status pl_compare_files_ex(const char *baseline_csv, const char *current_csv,
         pl__buf_puts(&sides, "| ");
         pl__md_cell(&sides, run_id);
         pl__buf_puts(&sides, " | ");
-        pl__md_cell(&sides, csweep >= 0 ? pl__cell(&ct, cr, (size_t)csweep) : "");
+        pl__md_cell(&sides, csweep >= 0 ? csv_cell(&ct, cr, (size_t)csweep) : "");
         pl__buf_puts(&sides, " | new in current | new |\n");
     }
 
     if (moved.len || sides.len) {
         pl__buf_printf(&o, "Comparing %s with the baseline %s (tolerances: ", current_csv,
                        baseline_csv);
-        pl__tolerance_describe(&o, tol);
+        tolerance_describe(&o, tol);
         pl__buf_puts(&o, ").\n\n");
     }
     if (moved.len) {
@@ -626,7 +610,7 @@ done:
     pl__buf_free(&moved);
     pl__buf_free(&sides);
     pl__buf_free(&o);
-    pl__table_free(&bt);
-    pl__table_free(&ct);
+    table_free(&bt);
+    table_free(&ct);
     return st;
 }

@@ -55,6 +55,7 @@
 #define PL_CONFIG_H
 
 #include "error.h"
+#include "suggest.h" /* pl_suggest, for the readers of model files */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -262,11 +263,11 @@ char *pl_experiment_dump(const pl_experiment *x);
  * cached baseline. */
 pl_status pl_experiment_baseline_key(const pl_experiment *x, char out[17]); /* PL_OK or PL_ENOMEM */
 
-/* Suggestion helper: the candidate closest to `word` by edit distance, or
- * NULL if none is close. */
-const char *pl_suggest(const char *word, const char *const *candidates, size_t n);
 
 /* ---- model files (configs/models/NAME.yaml) ------------------------------------ */
+
+/* Inputs one layer may read (add, concat). */
+#define PL_MAX_INPUTS 16
 
 typedef struct pl_layer_spec {
     char *name;          /* unique; auto "<type><k>" when not written */
@@ -276,6 +277,12 @@ typedef struct pl_layer_spec {
     int bias;            /* conv2d/linear, default 1 */
     double p;            /* dropout probability [0,1) */
     double eps, momentum;/* batchnorm2d: 1e-5, 0.1 */
+    int groups;          /* conv2d: 1 (dense) unless `groups:` */
+    /* `inputs:` resolved to layer indices (-1 = the model's input); n_in 0
+     * when absent (the layer above). in_line/in_col locate each entry. */
+    int n_in;
+    int in[PL_MAX_INPUTS];
+    int in_line[PL_MAX_INPUTS], in_col[PL_MAX_INPUTS];
     int line, col;
 } pl_layer_spec;
 

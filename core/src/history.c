@@ -20,12 +20,6 @@ pl_status pl__history_add(pl_run_result *r, const pl_history_row *row, pl_error 
     return PL_OK;
 }
 
-static void pl__csv_num4(pl__buf *b, double v)
-{
-    if (!isnan(v))
-        pl__buf_printf(b, "%.4f", v);
-}
-
 void pl__history_csv(pl__buf *b, const pl_run_result *const *runs, size_t n)
 {
     pl__buf_puts(b, "run_id,phase,step,epoch,sparsity,loss,train_acc,test_loss,test_acc\n");
@@ -35,15 +29,8 @@ void pl__history_csv(pl__buf *b, const pl_run_result *const *runs, size_t n)
             const pl_history_row *h = &r->history[k];
             /* run ids and phase names are [A-Za-z0-9_-]: no quoting needed */
             pl__buf_printf(b, "%s,%s,%" PRId64 ",%" PRId64 ",", r->run_id, h->phase, h->step, h->epoch);
-            pl__csv_num4(b, h->sparsity);
-            pl__buf_puts(b, ",");
-            pl__csv_num4(b, h->loss);
-            pl__buf_puts(b, ",");
-            pl__csv_num4(b, h->train_acc);
-            pl__buf_puts(b, ",");
-            pl__csv_num4(b, h->test_loss);
-            pl__buf_puts(b, ",");
-            pl__csv_num4(b, h->test_acc);
+            const double v[5] = {h->sparsity, h->loss, h->train_acc, h->test_loss, h->test_acc};
+            pl__csv_nums(b, v, 5, 4);
             pl__buf_puts(b, "\n");
         }
     }

@@ -2,6 +2,7 @@
 #include "identity.h"
 #include "share_path.h"
 #include "sha256.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,50 +77,15 @@ void pl_identity_free(pl_identity *id)
 
 /* ---- text helpers ------------------------------------------------------------------ */
 
-typedef struct tbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
-} tbuf;
-
-static void tb_printf(tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_printf(tbuf *b, const char *fmt, ...)
-{
-    if (b->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if (b->p && (size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 256) + (size_t)n;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->failed = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-}
-
 /* a value on one identity line: no control characters */
-static void tb_word(tbuf *b, const char *s)
+static void tb_word(pl__buf *b, const char *s)
 {
     char w[256];
     size_t i = 0;
     for (; s && s[i] && i < sizeof w - 1; i++)
         w[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
     w[i] = 0;
-    tb_printf(b, "%s", w);
+    pl__buf_printf(b, "%s", w);
 }
 
 static void sha_hex(const void *data, size_t n, char out[72])
@@ -164,23 +130,29 @@ pl_status pl__file_sha256(const char *path, char out[72], pl_error *err)
 
 char *pl_model_spec_canonical(const pl_model_spec *m)
 {
-    tbuf b = {0};
-    tb_printf(&b, "name: ");
+    pl__buf b = {0};
+    pl__buf_printf(&b, "name: ");
     tb_word(&b, m->name);
-    tb_printf(&b, "\ninput: %d %d %d\nclasses: %d\n", m->in_c, m->in_h, m->in_w, m->classes);
+    pl__buf_printf(&b, "\ninput: %d %d %d\nclasses: %d\n", m->in_c, m->in_h, m->in_w, m->classes);
     for (size_t i = 0; i < m->n_layers; i++) {
         const pl_layer_spec *l = &m->layers[i];
-        tb_printf(&b, "layer %zu: ", i);
+        pl__buf_printf(&b, "layer %zu: ", i);
         tb_word(&b, l->name);
-        tb_printf(&b, " type=%d out=%d k=%d,%d s=%d,%d p=%d,%d bias=%d p=%.17g eps=%.17g momentum=%.17g\n",
+        pl__buf_printf(&b, " type=%d out=%d k=%d,%d s=%d,%d p=%d,%d bias=%d p=%.17g eps=%.17g momentum=%.17g",
                   (int)l->type, l->out, l->kh, l->kw, l->sh, l->sw, l->ph, l->pw, l->bias, l->p, l->eps,
                   l->momentum);
+        /* graph fields only when not the default, so a chain's text stays as it was */
+        if (l->groups > 1)
+            pl__buf_printf(&b, " groups=%d", l->groups);
+        for (int k = 0; k < l->n_in && k < PL_MAX_INPUTS; k++)
+            pl__buf_printf(&b, "%s%d", k ? "," : " inputs=", l->in[k]);
+        pl__buf_printf(&b, "\n");
     }
     if (b.failed) {
-        free(b.p);
+        free(b.data);
         return NULL;
     }
-    return b.p;
+    return b.data;
 }
 
 pl_status pl__experiment_model(const pl_experiment *x, pl_model_spec **spec, pl_error *err)
@@ -235,22 +207,22 @@ static char *dataset_key(const pl_experiment *x)
     char *d = pl_experiment_dump(x);
     if (!d)
         return NULL;
-    tbuf b = {0};
+    pl__buf b = {0};
     for (const char *l = d; *l;) {
         const char *end = strchr(l, '\n');
         size_t n = end ? (size_t)(end - l) + 1 : strlen(l);
         if (!strncmp(l, "dataset.", 8))
-            tb_printf(&b, "%.*s", (int)n, l);
+            pl__buf_printf(&b, "%.*s", (int)n, l);
         l += n;
     }
     /* a dataset may draw its examples from the run's seed (synthetic) */
-    tb_printf(&b, "seed: %" PRIu64 "\n", x->seed);
+    pl__buf_printf(&b, "seed: %" PRIu64 "\n", x->seed);
     free(d);
     if (b.failed) {
-        free(b.p);
+        free(b.data);
         return NULL;
     }
-    return b.p;
+    return b.data;
 }
 
 static pl_status open_dataset(pl_identity *id, const pl_experiment *x, char *key, ds_memo **out, pl_error *err)
@@ -337,18 +309,18 @@ int pl_identity_borrow_data(pl_identity *id, const pl_experiment *x, pl_data *tr
 
 /* ---- the whole identity ------------------------------------------------------------------ */
 
-static pl_status add_plugin(pl_identity *id, tbuf *b, pl_kind kind, const char *what, const pl_plugin_ref *ref,
+static pl_status add_plugin(pl_identity *id, pl__buf *b, pl_kind kind, const char *what, const pl_plugin_ref *ref,
                             pl_error *err)
 {
     const pl_plugin *p;
     pl_status s = pl_registry_find(id->reg, kind, ref->plugin, &p, err);
     if (s)
         return s;
-    tb_printf(b, "plugin.%s: ", what);
+    pl__buf_printf(b, "plugin.%s: ", what);
     tb_word(b, pl_plugin_get_desc(p)->name);
-    tb_printf(b, " ");
+    pl__buf_printf(b, " ");
     tb_word(b, pl_plugin_get_desc(p)->version);
-    tb_printf(b, "\nfile.%s: %s\n", what, pl_plugin_sha256(p));
+    pl__buf_printf(b, "\nfile.%s: %s\n", what, pl_plugin_sha256(p));
     return PL_OK;
 }
 
@@ -361,8 +333,8 @@ pl_status pl_identity_apply(pl_identity *id, pl_experiment *x, pl_error *err)
         s = dataset_sums(id, x, &ds, err);
     if (s)
         return s;
-    tbuf b = {0};
-    tb_printf(&b, "model.content: %s\ndataset.train: %s\ndataset.test: %s\n", model, ds->train, ds->test);
+    pl__buf b = {0};
+    pl__buf_printf(&b, "model.content: %s\ndataset.train: %s\ndataset.test: %s\n", model, ds->train, ds->test);
     s = add_plugin(id, &b, PL_KIND_BACKEND, "backend", &x->backend, err);
     if (!s)
         s = add_plugin(id, &b, PL_KIND_DATASET, "dataset", &x->dataset, err);
@@ -373,10 +345,10 @@ pl_status pl_identity_apply(pl_identity *id, pl_experiment *x, pl_error *err)
     if (!s && b.failed)
         s = pl_error_set(err, PL_ENOMEM, "out of memory");
     if (s) {
-        free(b.p);
+        free(b.data);
         return s;
     }
-    if (pl_experiment_set_identity(x, b.p))
+    if (pl_experiment_set_identity(x, b.data))
         return pl_error_set(err, PL_ENOMEM, "out of memory computing the identity of run %zu", x->run_index + 1);
     return PL_OK;
 }

@@ -62,7 +62,7 @@ pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *c
                             "prune: granularity layer: model %s has no removable layer%s (a conv2d or linear "
                             "layer, with the batchnorm/relu/dropout after it, whose input and output shapes "
                             "match, e.g. a 3x3 conv with padding 1 from C to C channels, or a square linear "
-                            "layer)",
+                            "layer; in a graph model, a residual branch whose add has an identity shortcut)",
                             m->name, nb ? " left after prune.include/exclude" : "");
     if (cfg->count >= 0) {
         if (cfg->count > p->n) {
@@ -148,8 +148,14 @@ pl_status pl__layer_pruner_step(pl_pruner *p, int step, pl_data *train, int batc
                 if (!(g[k][b] = malloc((size_t)nw * sizeof(float))))
                     s = pl_error_set(err, PL_ENOMEM, "out of memory for calibration gradients");
         }
+        int *layers = s ? NULL : malloc((size_t)p->n * sizeof *layers);
+        if (!s && !layers)
+            s = pl_error_set(err, PL_ENOMEM, "out of memory");
+        for (int k = 0; k < p->n && !s; k++)
+            layers[k] = p->t[k].layer;
         if (!s)
-            s = pl__pruner_calibrate(p, train, batch, seed, step, g, err);
+            s = pl__pruner_calibrate(p, layers, p->n, train, batch, seed, step, g, err);
+        free(layers);
     }
     double *sc = malloc((size_t)p->n * sizeof *sc);
     int *order = malloc((size_t)p->n * sizeof *order);

@@ -38,6 +38,9 @@ static const char *type_name(pl_layer_type t)
     case PL_LAYER_FLATTEN: return "flatten";
     case PL_LAYER_BATCHNORM2D: return "batchnorm2d";
     case PL_LAYER_DROPOUT: return "dropout";
+    case PL_LAYER_ADD: return "add";
+    case PL_LAYER_CONCAT: return "concat";
+    case PL_LAYER_GLOBAL_AVGPOOL: return "global_avgpool";
     }
     return "?";
 }
@@ -54,6 +57,8 @@ static void free_acts(pl_layer *l)
     free(l->aux);
     free(l->bn_mean);
     free(l->bn_invstd);
+    free(l->grad);
+    l->grad = NULL;
     l->argmax = NULL;
     l->aux = l->bn_mean = l->bn_invstd = NULL;
 }
@@ -92,6 +97,7 @@ void pl_model_free(pl_model *m)
     free(m->layers);
     free(m->grad_a);
     free(m->grad_b);
+    free(m->gscratch);
     free(m);
 }
 
@@ -108,7 +114,26 @@ static int mul_ok(int64_t a, int64_t b, int64_t *out)
 
 pl_status pl_layer_dims_of(const pl_layer *l, int c, int h, int w, pl_layer_dims *d, char *why, size_t n)
 {
-    int64_t oc = c, oh = h, ow = w, nw = 0, nb = 0;
+    const int in[1][3] = {{c, h, w}};
+    return pl_layer_dims_in(l, 1, in, d, why, n);
+}
+
+pl_status pl_layer_dims_in(const pl_layer *l, int n_in, const int (*in)[3], pl_layer_dims *d, char *why,
+                           size_t n)
+{
+    int multi = l->type == PL_LAYER_ADD || l->type == PL_LAYER_CONCAT;
+    if (multi && n_in < 2) {
+        snprintf(why, n, "%s needs at least two inputs (got %d)", l->type == PL_LAYER_ADD ? "add" : "concat",
+                 n_in);
+        return PL_ECONFIG;
+    }
+    if ((!multi && n_in != 1) || n_in > PL_MAX_INPUTS) {
+        snprintf(why, n, "%d inputs (a %s layer reads %s)", n_in, type_name(l->type),
+                 multi ? "at most 16" : "exactly one");
+        return PL_ECONFIG;
+    }
+    int c = in[0][0], h = in[0][1], w = in[0][2];
+    int64_t oc = c, oh = h, ow = w, nw = 0, nb = 0, ic = c;
     switch (l->type) {
     case PL_LAYER_CONV2D:
     case PL_LAYER_MAXPOOL2D:
@@ -132,8 +157,13 @@ pl_status pl_layer_dims_of(const pl_layer *l, int c, int h, int w, pl_layer_dims
         }
         if (l->type == PL_LAYER_CONV2D) {
             oc = l->out_c;
+            if (l->groups < 1 || c % l->groups || oc % l->groups) {
+                snprintf(why, n, "groups %d does not divide its %d input and %lld output channels (set groups "
+                         "to a common divisor)", l->groups, c, (long long)oc);
+                return PL_ECONFIG;
+            }
             int64_t t;
-            if (!mul_ok(oc, c, &t) || !mul_ok(t, l->kh, &t) || !mul_ok(t, l->kw, &nw))
+            if (!mul_ok(oc, c / l->groups, &t) || !mul_ok(t, l->kh, &t) || !mul_ok(t, l->kw, &nw))
                 nw = INT64_MAX; /* refused as too large below */
             nb = l->has_bias ? oc : 0;
         }
@@ -158,6 +188,28 @@ pl_status pl_layer_dims_of(const pl_layer *l, int c, int h, int w, pl_layer_dims
     case PL_LAYER_RELU:
     case PL_LAYER_DROPOUT:
         break;
+    case PL_LAYER_GLOBAL_AVGPOOL:
+        oh = ow = 1;
+        break;
+    case PL_LAYER_ADD:
+        for (int k = 1; k < n_in; k++)
+            if (in[k][0] != c || in[k][1] != h || in[k][2] != w) {
+                snprintf(why, n, "input %d is %dx%dx%d but input 1 is %dx%dx%d (add needs identical shapes)",
+                         k + 1, in[k][0], in[k][1], in[k][2], c, h, w);
+                return PL_ECONFIG;
+            }
+        break;
+    case PL_LAYER_CONCAT:
+        for (int k = 1; k < n_in; k++) {
+            if (in[k][1] != h || in[k][2] != w) {
+                snprintf(why, n, "input %d is %dx%d but input 1 is %dx%d (concat joins channels of equal "
+                         "height and width)", k + 1, in[k][1], in[k][2], h, w);
+                return PL_ECONFIG;
+            }
+            oc += in[k][0]; /* at most 16 terms below 2^31 */
+        }
+        ic = oc;
+        break;
     }
     /* sizes stay far below int overflow: every activation of one image and
      * every parameter tensor must fit in PL_MAX_ELEMS floats */
@@ -173,13 +225,64 @@ pl_status pl_layer_dims_of(const pl_layer *l, int c, int h, int w, pl_layer_dims
                  (long long)act, (long long)nw, (long long)PL_MAX_ELEMS);
         return PL_ECONFIG;
     }
-    *d = (pl_layer_dims){.out_c = (int)oc, .out_h = (int)oh, .out_w = (int)ow, .nw = nw, .nb = nb};
+    *d = (pl_layer_dims){.out_c = (int)oc, .out_h = (int)oh, .out_w = (int)ow, .nw = nw, .nb = nb,
+                         .in_c = (int)ic, .in_h = h, .in_w = w};
     return PL_OK;
 }
 
+int pl_model_is_chain(const pl_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].n_in != 1 || m->layers[i].in[0] != i - 1)
+            return 0;
+    return 1;
+}
+
+pl_status pl_model_check_graph(pl_model *m, char *why, size_t n)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        m->layers[i].n_out = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        pl_layer *l = &m->layers[i];
+        if (l->n_in < 1 || l->n_in > PL_MAX_INPUTS) {
+            snprintf(why, n, "layer %s reads %d inputs (1 to %d)", l->name, l->n_in, PL_MAX_INPUTS);
+            return PL_ECONFIG;
+        }
+        for (int k = 0; k < l->n_in; k++) {
+            if (l->in[k] < -1 || l->in[k] >= i) {
+                snprintf(why, n, "layer %s reads layer index %d, which is not an earlier layer", l->name,
+                         l->in[k]);
+                return PL_ECONFIG;
+            }
+            if (l->in[k] >= 0)
+                m->layers[l->in[k]].n_out++;
+        }
+    }
+    for (int i = 0; i + 1 < m->n_layers; i++)
+        if (!m->layers[i].n_out) {
+            snprintf(why, n, "the output of layer %s is never used", m->layers[i].name);
+            return PL_ECONFIG;
+        }
+    return PL_OK;
+}
+
+/* The shapes of layer i's inputs (at most PL_MAX_INPUTS, checked by
+ * pl_model_check_graph). */
+static void input_shapes(const pl_model *m, int i, int (*sh)[3])
+{
+    const pl_layer *l = &m->layers[i];
+    for (int k = 0; k < l->n_in; k++) {
+        int j = l->in[k];
+        sh[k][0] = j < 0 ? m->in_c : m->layers[j].out_c;
+        sh[k][1] = j < 0 ? m->in_h : m->layers[j].out_h;
+        sh[k][2] = j < 0 ? m->in_w : m->layers[j].out_w;
+    }
+}
+
 /* Walks the layers from the model input, setting every in/out shape and
- * parameter count by the shape rule. */
-static pl_status infer(pl_model *m, const char *file, pl_error *err)
+ * parameter count by the shape rule. With spec, errors carry the layer's
+ * line and column in the model file. */
+static pl_status infer(pl_model *m, const char *file, const pl_model_spec *spec, pl_error *err)
 {
     int c = m->in_c, h = m->in_h, w = m->in_w;
     if (c < 1 || h < 1 || w < 1 || (int64_t)c * h * w > PL_MAX_ELEMS)
@@ -187,15 +290,23 @@ static pl_status infer(pl_model *m, const char *file, pl_error *err)
                             "%s: input %dx%dx%d is empty or too large (at most %lld values per "
                             "image)",
                             file, c, h, w, (long long)PL_MAX_ELEMS);
+    char why[256];
+    if (pl_model_check_graph(m, why, sizeof why))
+        return pl_error_set(err, PL_ECONFIG, "%s: %s", file, why);
     for (int i = 0; i < m->n_layers; i++) {
         pl_layer *l = &m->layers[i];
         pl_layer_dims d;
-        char why[256];
-        if (pl_layer_dims_of(l, c, h, w, &d, why, sizeof why))
+        int sh[PL_MAX_INPUTS][3];
+        input_shapes(m, i, sh);
+        if (pl_layer_dims_in(l, l->n_in, (const int (*)[3])sh, &d, why, sizeof why)) {
+            if (spec && (size_t)i < spec->n_layers)
+                return pl_error_set(err, PL_ECONFIG, "%s:%d:%d: layer %s (%s): %s", file, spec->layers[i].line,
+                                    spec->layers[i].col, l->name, type_name(l->type), why);
             return pl_error_set(err, PL_ECONFIG, "%s: layer %s (%s): %s", file, l->name, type_name(l->type), why);
-        l->in_c = c;
-        l->in_h = h;
-        l->in_w = w;
+        }
+        l->in_c = d.in_c;
+        l->in_h = d.in_h;
+        l->in_w = d.in_w;
         l->out_c = c = d.out_c;
         l->out_h = h = d.out_h;
         l->out_w = w = d.out_w;
@@ -260,7 +371,7 @@ static void init_params(pl_layer *l, uint64_t seed)
         return;
     /* PyTorch: kaiming_uniform(a=sqrt(5)) gives bound 1/sqrt(fan_in) for the
      * weight; the bias uses the same bound. */
-    int64_t fan_in = l->type == PL_LAYER_CONV2D ? (int64_t)l->in_c * l->kh * l->kw : l->in_c;
+    int64_t fan_in = l->type == PL_LAYER_CONV2D ? (int64_t)(l->in_c / l->groups) * l->kh * l->kw : l->in_c;
     double bound = 1.0 / sqrt((double)fan_in);
     for (int64_t i = 0; i < l->nw; i++)
         l->w[i] = (float)((2.0 * pl_rng_uniform(&r) - 1.0) * bound);
@@ -297,9 +408,13 @@ pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out,
         l->ph = s->ph;
         l->pw = s->pw;
         l->has_bias = s->bias;
-        l->groups = 1;
+        l->groups = s->groups > 0 ? s->groups : 1;
         l->n_in = 1;
         l->in[0] = (int)i - 1; /* the layer above; -1 is the model's input */
+        if (s->n_in > 0 && s->n_in <= PL_MAX_INPUTS) {
+            l->n_in = s->n_in;
+            memcpy(l->in, s->in, (size_t)s->n_in * sizeof l->in[0]);
+        }
         l->p = s->p;
         l->eps = s->eps > 0 ? s->eps : 1e-5;
         l->momentum = s->momentum;
@@ -307,7 +422,7 @@ pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out,
             l->out_c = s->out;
     }
     const char *file = spec->file ? spec->file : "model";
-    pl_status st = infer(m, file, err);
+    pl_status st = infer(m, file, spec, err);
     if (st) {
         pl_model_free(m);
         return st;
@@ -333,8 +448,10 @@ pl_status pl_model_clone(const pl_model *src, pl_model **out, pl_error *err)
         return pl_error_set(err, PL_ENOMEM, "out of memory");
     *m = *src;
     m->grad_a = m->grad_b = NULL;
+    m->gscratch = NULL;
     m->grad_cap = 0;
     m->batch_cap = 0;
+    m->graph_grad_n = 0;
     m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
     if (!m->layers) {
         free(m);
@@ -349,6 +466,7 @@ pl_status pl_model_clone(const pl_model *src, pl_model **out, pl_error *err)
         l->out = NULL;
         l->argmax = NULL;
         l->aux = l->bn_mean = l->bn_invstd = NULL;
+        l->grad = NULL;
         l->opt_m_w = l->opt_v_w = l->opt_m_b = l->opt_v_b = NULL;
         l->w = fdup(s->w, s->nw);
         l->b = fdup(s->b, s->nb);
@@ -383,11 +501,20 @@ pl_status pl_model_reserve(pl_model *m, int batch, pl_error *err)
      * reserve must not look complete to the next call (found by failing
      * allocation 1,074 of a run: a NULL gradient buffer reached a kernel) */
     m->batch_cap = 0;
-    int64_t gmax = 0;
+    char why[256];
+    if (pl_model_check_graph(m, why, sizeof why))
+        return pl_error_set(err, PL_EINVAL, "model %s: %s", m->name, why);
+    int64_t gmax = 0, smax = 0;
+    m->graph_grad_n = 0; /* free_acts below drops the per-layer gradients */
     for (int i = 0; i < m->n_layers; i++) {
         pl_layer *l = &m->layers[i];
         free_acts(l);
         int64_t os = out_size(l) * batch, is = in_size(l) * batch;
+        if (l->type == PL_LAYER_CONV2D && l->groups > 1) {
+            int64_t gs = (is + os) / l->groups;
+            if (gs > smax)
+                smax = gs;
+        }
         if (is > gmax)
             gmax = is;
         if (os > gmax)
@@ -416,6 +543,12 @@ pl_status pl_model_reserve(pl_model *m, int batch, pl_error *err)
     }
     free(m->grad_a);
     free(m->grad_b);
+    free(m->gscratch);
+    m->gscratch = NULL;
+    if (smax && !(m->gscratch = falloc(smax))) {
+        m->grad_a = m->grad_b = NULL;
+        return pl_error_set(err, PL_ENOMEM, "out of memory for grouped convolution");
+    }
     m->grad_a = falloc(gmax);
     m->grad_b = falloc(gmax);
     if (!m->grad_a || !m->grad_b) {
@@ -435,9 +568,12 @@ pl_status pl_model_reshape(pl_model *m, pl_error *err)
         free_acts(&m->layers[i]);
     free(m->grad_a);
     free(m->grad_b);
+    free(m->gscratch);
+    m->gscratch = NULL;
     m->grad_a = m->grad_b = NULL;
     m->batch_cap = 0;
-    return infer(m, m->name, err);
+    m->graph_grad_n = 0;
+    return infer(m, m->name, NULL, err);
 }
 
 pl_status pl_model_optim_reset(pl_model *m, pl_error *err)
@@ -698,16 +834,162 @@ static const pl_csr *csr_for(pl_model *m, pl_layer *l)
     return &c->csr;
 }
 
-/* A ReLU right after layer i that the backend can fuse into it (ABI 1.1). */
-static int relu_follows(const pl_model *m, int i)
+/* ---- graph plumbing ------------------------------------------------------------------ */
+
+/* Layer j's output for this batch; j < 0 is the model's input x. */
+static const float *src_out(const pl_model *m, const float *x, int j)
 {
-    return i + 1 < m->n_layers && m->layers[i + 1].type == PL_LAYER_RELU;
+    return j < 0 ? x : m->layers[j].out;
 }
 
-/* ... and max pooling right after that ReLU */
+/* A ReLU right after layer i, reading only it, that the backend can fuse
+ * into it (ABI 1.1): layer i's own output then goes unwritten, so nothing
+ * else may read it. */
+static int relu_follows(const pl_model *m, int i)
+{
+    if (i + 1 >= m->n_layers)
+        return 0;
+    const pl_layer *r = &m->layers[i + 1];
+    return r->type == PL_LAYER_RELU && r->n_in == 1 && r->in[0] == i && m->layers[i].n_out == 1;
+}
+
+/* ... and max pooling right after that ReLU, reading it (the ReLU's output
+ * is still written: other layers may read it too) */
 static int relu_maxpool_follow(const pl_model *m, int i)
 {
-    return relu_follows(m, i) && i + 2 < m->n_layers && m->layers[i + 2].type == PL_LAYER_MAXPOOL2D;
+    if (!relu_follows(m, i) || i + 2 >= m->n_layers)
+        return 0;
+    const pl_layer *p = &m->layers[i + 2];
+    return p->type == PL_LAYER_MAXPOOL2D && p->n_in == 1 && p->in[0] == i + 1;
+}
+
+/* Channels [c0, c0+k) of every image of x[n][C][plane] into g[n][k][plane],
+ * and back. */
+static void gather(const float *x, int n, int C, int c0, int k, int64_t plane, float *g)
+{
+    for (int b = 0; b < n; b++)
+        memcpy(g + (int64_t)b * k * plane, x + ((int64_t)b * C + c0) * plane, (size_t)(k * plane) * sizeof(float));
+}
+
+static void scatter(const float *g, int n, int C, int c0, int k, int64_t plane, float *y)
+{
+    for (int b = 0; b < n; b++)
+        memcpy(y + ((int64_t)b * C + c0) * plane, g + (int64_t)b * k * plane, (size_t)(k * plane) * sizeof(float));
+}
+
+/* ---- grouped convolution: the backend's grouped kernels (ABI 1.4) when it
+ * has them, else each group through the dense kernels, its channels
+ * gathered into m->gscratch (sized by pl_model_reserve). */
+
+typedef struct group_geom {
+    int G, ci, co;              /* groups, input and output channels per group */
+    int64_t pin, pout, wg;      /* input and output plane, weights per group */
+} group_geom;
+
+static void group_geom_of(const pl_layer *l, group_geom *g)
+{
+    g->G = l->groups;
+    g->ci = l->in_c / l->groups;
+    g->co = l->out_c / l->groups;
+    g->pin = (int64_t)l->in_h * l->in_w;
+    g->pout = (int64_t)l->out_h * l->out_w;
+    g->wg = (int64_t)g->co * g->ci * l->kh * l->kw;
+}
+
+static pl_status conv_forward(pl_model *m, const pl_layer *l, int n, const float *x, float *y)
+{
+    const pl_backend_ops *be = m->be;
+    pl_conv2d_shape cs;
+    conv_shape(l, n, &cs);
+    if (l->groups == 1)
+        return be->conv2d_forward(m->be_state, &cs, x, l->w, l->b, y);
+    if (be->conv2d_grouped_forward)
+        return be->conv2d_grouped_forward(m->be_state, &cs, l->groups, x, l->w, l->b, y);
+    group_geom g;
+    group_geom_of(l, &g);
+    pl_conv2d_shape gs = cs;
+    gs.cin = g.ci;
+    gs.cout = g.co;
+    float *xs = m->gscratch, *ys = xs + (int64_t)n * g.ci * g.pin;
+    for (int k = 0; k < g.G; k++) {
+        gather(x, n, l->in_c, k * g.ci, g.ci, g.pin, xs);
+        pl_status s = be->conv2d_forward(m->be_state, &gs, xs, l->w + k * g.wg, l->b ? l->b + (int64_t)k * g.co : NULL, ys);
+        if (s)
+            return s;
+        scatter(ys, n, l->out_c, k * g.co, g.co, g.pout, y);
+    }
+    return PL_OK;
+}
+
+static pl_status conv_backward(pl_model *m, pl_layer *l, int n, const float *x, const float *dy, float *dx)
+{
+    const pl_backend_ops *be = m->be;
+    void *st = m->be_state;
+    pl_conv2d_shape cs;
+    conv_shape(l, n, &cs);
+    pl_status s;
+    if (l->groups == 1) {
+        s = be->conv2d_backward_weight(st, &cs, x, dy, l->gw, l->gb);
+        if (!s && dx)
+            s = be->conv2d_backward_data(st, &cs, dy, l->w, dx);
+        return s;
+    }
+    if (be->conv2d_grouped_backward_weight && be->conv2d_grouped_backward_data) {
+        s = be->conv2d_grouped_backward_weight(st, &cs, l->groups, x, dy, l->gw, l->gb);
+        if (!s && dx)
+            s = be->conv2d_grouped_backward_data(st, &cs, l->groups, dy, l->w, dx);
+        return s;
+    }
+    group_geom g;
+    group_geom_of(l, &g);
+    pl_conv2d_shape gs = cs;
+    gs.cin = g.ci;
+    gs.cout = g.co;
+    float *xs = m->gscratch, *ys = xs + (int64_t)n * g.ci * g.pin;
+    for (int k = 0; k < g.G; k++) {
+        gather(x, n, l->in_c, k * g.ci, g.ci, g.pin, xs);
+        gather(dy, n, l->out_c, k * g.co, g.co, g.pout, ys);
+        s = be->conv2d_backward_weight(st, &gs, xs, ys, l->gw + k * g.wg, l->gb ? l->gb + (int64_t)k * g.co : NULL);
+        if (!s && dx) {
+            s = be->conv2d_backward_data(st, &gs, ys, l->w + k * g.wg, xs);
+            if (!s)
+                scatter(xs, n, l->in_c, k * g.ci, g.ci, g.pin, dx);
+        }
+        if (s)
+            return s;
+    }
+    return PL_OK;
+}
+
+/* global average pooling: one window over the whole plane */
+static void gap_shape(const pl_layer *l, int n, pl_pool2d_shape *s)
+{
+    *s = (pl_pool2d_shape){.n = n, .c = l->in_c, .h = l->in_h, .w = l->in_w, .kh = l->in_h,
+                           .kw = l->in_w, .stride_h = l->in_h, .stride_w = l->in_w, .oh = 1, .ow = 1};
+}
+
+/* add: y = x_1 + x_2 + ... in input order; concat: channels in input order */
+static void add_forward(const pl_model *m, pl_layer *l, const float *x, int n)
+{
+    int64_t sz = out_size(l) * n;
+    memcpy(l->out, src_out(m, x, l->in[0]), (size_t)sz * sizeof(float));
+    for (int k = 1; k < l->n_in; k++) {
+        const float *a = src_out(m, x, l->in[k]);
+        for (int64_t i = 0; i < sz; i++)
+            l->out[i] += a[i];
+    }
+}
+
+static int src_channels(const pl_model *m, int j) { return j < 0 ? m->in_c : m->layers[j].out_c; }
+
+static void concat_forward(const pl_model *m, pl_layer *l, const float *x, int n)
+{
+    int64_t plane = (int64_t)l->out_h * l->out_w;
+    for (int k = 0, c0 = 0; k < l->n_in; k++) {
+        int ck = src_channels(m, l->in[k]);
+        scatter(src_out(m, x, l->in[k]), n, l->out_c, c0, ck, plane, l->out);
+        c0 += ck;
+    }
 }
 
 const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, pl_error *err)
@@ -719,12 +1001,12 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
     }
     const pl_backend_ops *be = m->be;
     void *st = m->be_state;
-    const float *in = x;
     pl_status s = PL_OK;
     if (mode == PL_MODE_TRAIN)
         m->dropout_calls++;
     for (int i = 0; i < m->n_layers; i++) {
         pl_layer *l = &m->layers[i];
+        const float *in = src_out(m, x, l->in[0]);
         int fused = 0; /* the next layers (ReLU, max pooling) computed too */
         switch (l->type) {
         case PL_LAYER_CONV2D: {
@@ -734,7 +1016,7 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
              * into the ReLU's (and the pool's) buffers. The conv's own buffer
              * is then left unwritten: nothing reads a pre-activation (a
              * ReLU's backward uses its output). */
-            if (relu_maxpool_follow(m, i) && be->conv2d_forward_relu_maxpool) {
+            if (l->groups == 1 && relu_maxpool_follow(m, i) && be->conv2d_forward_relu_maxpool) {
                 pl_layer *pool = &m->layers[i + 2];
                 pl_pool2d_shape ps;
                 pool_shape(pool, n, &ps);
@@ -742,11 +1024,11 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
                                                     &ps, pool->out,
                                                     mode == PL_MODE_TRAIN ? pool->argmax : NULL);
                 fused = 2;
-            } else if (relu_follows(m, i) && be->conv2d_forward_relu) {
+            } else if (l->groups == 1 && relu_follows(m, i) && be->conv2d_forward_relu) {
                 s = be->conv2d_forward_relu(st, &cs, in, l->w, l->b, m->layers[i + 1].out);
                 fused = 1;
             } else {
-                s = be->conv2d_forward(st, &cs, in, l->w, l->b, l->out);
+                s = conv_forward(m, l, n, in, l->out);
             }
             break;
         }
@@ -771,9 +1053,13 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
             s = be->maxpool2d_forward(st, &ps, in, l->out, mode == PL_MODE_TRAIN ? l->argmax : NULL);
             break;
         }
-        case PL_LAYER_AVGPOOL2D: {
+        case PL_LAYER_AVGPOOL2D:
+        case PL_LAYER_GLOBAL_AVGPOOL: {
             pl_pool2d_shape ps;
-            pool_shape(l, n, &ps);
+            if (l->type == PL_LAYER_AVGPOOL2D)
+                pool_shape(l, n, &ps);
+            else
+                gap_shape(l, n, &ps);
             s = be->avgpool2d_forward(st, &ps, in, l->out);
             break;
         }
@@ -792,90 +1078,201 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
             else
                 memcpy(l->out, in, (size_t)(out_size(l) * n) * sizeof(float));
             break;
+        case PL_LAYER_ADD:
+            add_forward(m, l, x, n);
+            break;
+        case PL_LAYER_CONCAT:
+            concat_forward(m, l, x, n);
+            break;
         }
         if (s) {
             be_fail(err, l->name, "forward", s);
             return NULL;
         }
-        if (fused)
-            l = &m->layers[i += fused];
-        in = l->out;
+        i += fused;
     }
-    return in;
+    return m->layers[m->n_layers - 1].out;
 }
 
-pl_status pl_model_backward(pl_model *m, const float *x, const float *dlogits, int n, pl_error *err)
+/* Backward of the one-input layer l reading `in`: its parameter gradients
+ * and, when dx != NULL, dx (fully overwritten). fuse_relu: l is a max pool
+ * reading a ReLU's output that nothing else reads; dx is then the ReLU's
+ * input gradient (ABI 1.2). */
+static pl_status layer_backward(pl_model *m, pl_layer *l, const float *in, const float *dy, float *dx, int n,
+                                int fuse_relu)
 {
     const pl_backend_ops *be = m->be;
     void *st = m->be_state;
+    pl_status s = PL_OK;
+    switch (l->type) {
+    case PL_LAYER_CONV2D:
+        s = conv_backward(m, l, n, in, dy, dx);
+        break;
+    case PL_LAYER_LINEAR:
+        s = be->linear_backward_weight(st, n, l->in_c, l->out_c, in, dy, l->gw, l->gb);
+        if (!s && dx)
+            s = be->linear_backward_data(st, n, l->in_c, l->out_c, dy, l->w, dx);
+        break;
+    case PL_LAYER_MAXPOOL2D: {
+        pl_pool2d_shape ps;
+        pool_shape(l, n, &ps);
+        if (dx && fuse_relu)
+            s = be->maxpool2d_relu_backward(st, &ps, dy, l->argmax, in, dx);
+        else if (dx)
+            s = be->maxpool2d_backward(st, &ps, dy, l->argmax, dx);
+        break;
+    }
+    case PL_LAYER_AVGPOOL2D:
+    case PL_LAYER_GLOBAL_AVGPOOL: {
+        pl_pool2d_shape ps;
+        if (l->type == PL_LAYER_AVGPOOL2D)
+            pool_shape(l, n, &ps);
+        else
+            gap_shape(l, n, &ps);
+        if (dx)
+            s = be->avgpool2d_backward(st, &ps, dy, dx);
+        break;
+    }
+    case PL_LAYER_RELU:
+        if (dx)
+            s = be->relu_backward(st, out_size(l) * n, l->out, dy, dx);
+        break;
+    case PL_LAYER_FLATTEN:
+        if (dx && dx != dy)
+            memcpy(dx, dy, (size_t)(out_size(l) * n) * sizeof(float));
+        break;
+    case PL_LAYER_BATCHNORM2D:
+        bn_backward(m, l, dy, dx, n);
+        break;
+    case PL_LAYER_DROPOUT:
+        if (dx) {
+            int64_t sz = out_size(l) * n;
+            if (l->p > 0)
+                for (int64_t k = 0; k < sz; k++)
+                    dx[k] = dy[k] * l->aux[k];
+            else
+                memcpy(dx, dy, (size_t)sz * sizeof(float));
+        }
+        break;
+    case PL_LAYER_ADD:
+    case PL_LAYER_CONCAT:
+        s = PL_EINVAL; /* several inputs: graph_backward does these */
+        break;
+    }
+    return s;
+}
+
+/* A chain: activation gradients ping-pong between grad_a and grad_b. */
+static pl_status chain_backward(pl_model *m, const float *x, const float *dlogits, int n, pl_error *err)
+{
     const float *dy = dlogits;
     for (int i = m->n_layers - 1; i >= 0; i--) {
         pl_layer *l = &m->layers[i];
+        if (l->type == PL_LAYER_FLATTEN)
+            continue; /* pass the gradient through unchanged */
         const float *in = i ? m->layers[i - 1].out : x;
         float *dx = i == 0 ? NULL : (dy == m->grad_a ? m->grad_b : m->grad_a);
-        int fused = 0; /* layers before this one whose backward it did too */
-        pl_status s = PL_OK;
-        switch (l->type) {
-        case PL_LAYER_CONV2D: {
-            pl_conv2d_shape cs;
-            conv_shape(l, n, &cs);
-            s = be->conv2d_backward_weight(st, &cs, in, dy, l->gw, l->gb);
-            if (!s && dx)
-                s = be->conv2d_backward_data(st, &cs, dy, l->w, dx);
-            break;
-        }
-        case PL_LAYER_LINEAR:
-            s = be->linear_backward_weight(st, n, l->in_c, l->out_c, in, dy, l->gw, l->gb);
-            if (!s && dx)
-                s = be->linear_backward_data(st, n, l->in_c, l->out_c, dy, l->w, dx);
-            break;
-        case PL_LAYER_MAXPOOL2D: {
-            pl_pool2d_shape ps;
-            pool_shape(l, n, &ps);
-            /* ABI 1.2: through the ReLU before it in the same pass (its
-             * output is the pool's input); the ReLU is then done */
-            if (dx && i >= 2 && m->layers[i - 1].type == PL_LAYER_RELU && be->maxpool2d_relu_backward) {
-                s = be->maxpool2d_relu_backward(st, &ps, dy, l->argmax, in, dx);
-                fused = 1;
-            } else if (dx) {
-                s = be->maxpool2d_backward(st, &ps, dy, l->argmax, dx);
-            }
-            break;
-        }
-        case PL_LAYER_AVGPOOL2D: {
-            pl_pool2d_shape ps;
-            pool_shape(l, n, &ps);
-            if (dx)
-                s = be->avgpool2d_backward(st, &ps, dy, dx);
-            break;
-        }
-        case PL_LAYER_RELU:
-            if (dx)
-                s = be->relu_backward(st, out_size(l) * n, l->out, dy, dx);
-            break;
-        case PL_LAYER_FLATTEN:
-            dx = (float *)dy; /* pass the gradient through unchanged */
-            break;
-        case PL_LAYER_BATCHNORM2D:
-            bn_backward(m, l, dy, dx, n);
-            break;
-        case PL_LAYER_DROPOUT:
-            if (dx) {
-                int64_t sz = out_size(l) * n;
-                if (l->p > 0)
-                    for (int64_t k = 0; k < sz; k++)
-                        dx[k] = dy[k] * l->aux[k];
-                else
-                    memcpy(dx, dy, (size_t)sz * sizeof(float));
-            }
-            break;
-        }
+        /* ABI 1.2: through the ReLU before it in the same pass (its
+         * output is the pool's input); the ReLU is then done */
+        int fused = l->type == PL_LAYER_MAXPOOL2D && dx && i >= 2 && m->layers[i - 1].type == PL_LAYER_RELU &&
+                    m->be->maxpool2d_relu_backward;
+        pl_status s = layer_backward(m, l, in, dy, dx, n, fused);
         if (s)
             return be_fail(err, l->name, "backward", s);
         dy = dx;
         i -= fused;
     }
     return PL_OK;
+}
+
+/* g into layer j's gradient: the first contribution is copied, later ones
+ * added (j's consumers all come after it, so all are in before j runs). */
+static void grad_acc(pl_layer *t, const float *g, int64_t sz)
+{
+    if (t->grad_state == 0)
+        memcpy(t->grad, g, (size_t)sz * sizeof(float));
+    else
+        for (int64_t i = 0; i < sz; i++)
+            t->grad[i] += g[i];
+    t->grad_state = 1;
+}
+
+/* Any other graph: each layer's output gradient in its own buffer, summed
+ * over the layers that read it. */
+static pl_status graph_backward(pl_model *m, const float *x, const float *dlogits, int n, pl_error *err)
+{
+    int last = m->n_layers - 1;
+    if (m->graph_grad_n < n) {
+        /* made on the first backward (an evaluation-only model never needs
+         * them) for the batch size it trains with: once, not every step */
+        m->graph_grad_n = 0;
+        for (int i = 0; i <= last; i++) {
+            pl_layer *l = &m->layers[i];
+            free(l->grad);
+            if (!(l->grad = falloc(out_size(l) * n)))
+                return pl_error_set(err, PL_ENOMEM, "out of memory for the gradients of layer %s", l->name);
+        }
+        m->graph_grad_n = n;
+    }
+    for (int i = 0; i <= last; i++)
+        m->layers[i].grad_state = 0;
+    for (int i = last; i >= 0; i--) {
+        pl_layer *l = &m->layers[i];
+        if (l->grad_state == 2)
+            continue; /* a ReLU done by the max pool after it */
+        const float *dy = i == last ? dlogits : l->grad;
+        if (l->type == PL_LAYER_ADD) {
+            for (int k = 0; k < l->n_in; k++)
+                if (l->in[k] >= 0)
+                    grad_acc(&m->layers[l->in[k]], dy, out_size(l) * n);
+            continue;
+        }
+        if (l->type == PL_LAYER_CONCAT) {
+            int64_t plane = (int64_t)l->out_h * l->out_w;
+            for (int k = 0, c0 = 0; k < l->n_in; k++) {
+                int ck = src_channels(m, l->in[k]);
+                if (l->in[k] >= 0) {
+                    pl_layer *t = &m->layers[l->in[k]];
+                    if (t->grad_state == 0) {
+                        gather(dy, n, l->out_c, c0, ck, plane, t->grad);
+                    } else {
+                        for (int b = 0; b < n; b++) {
+                            const float *src = dy + ((int64_t)b * l->out_c + c0) * plane;
+                            float *dst = t->grad + (int64_t)b * ck * plane;
+                            for (int64_t e = 0; e < ck * plane; e++)
+                                dst[e] += src[e];
+                        }
+                    }
+                    t->grad_state = 1;
+                }
+                c0 += ck;
+            }
+            continue;
+        }
+        int j = l->in[0];
+        int fused = l->type == PL_LAYER_MAXPOOL2D && j >= 0 && m->layers[j].type == PL_LAYER_RELU &&
+                    m->layers[j].n_out == 1 && m->layers[j].in[0] >= 0 && m->be->maxpool2d_relu_backward;
+        int tj = fused ? m->layers[j].in[0] : j;
+        pl_layer *t = tj >= 0 ? &m->layers[tj] : NULL;
+        float *dx = !t ? NULL : t->grad_state == 0 ? t->grad : m->grad_a;
+        pl_status s = layer_backward(m, l, src_out(m, x, j), dy, dx, n, fused);
+        if (s)
+            return be_fail(err, l->name, "backward", s);
+        if (t && dx != t->grad)
+            grad_acc(t, dx, out_size(t) * n);
+        if (t)
+            t->grad_state = 1;
+        if (fused)
+            m->layers[j].grad_state = 2;
+    }
+    return PL_OK;
+}
+
+pl_status pl_model_backward(pl_model *m, const float *x, const float *dlogits, int n, pl_error *err)
+{
+    if (pl_model_is_chain(m))
+        return chain_backward(m, x, dlogits, n, err);
+    return graph_backward(m, x, dlogits, n, err);
 }
 
 /* ---- queries ---------------------------------------------------------------------- */
@@ -967,8 +1364,17 @@ void pl_model_print(const pl_model *m, FILE *f)
         snprintf(shape, sizeof shape, "%dx%dx%d", l->out_c, l->out_h, l->out_w);
         fmt_int(p, sizeof p, c.params);
         fmt_int(mac, sizeof mac, c.macs);
-        fprintf(f, "  %-12s %-12s %-16s %12s %14s\n", l->name, type_name(l->type), shape,
+        fprintf(f, "  %-12s %-12s %-16s %12s %14s", l->name, type_name(l->type), shape,
                 c.params ? p : "-", c.macs ? mac : "-");
+        if (l->n_in != 1 || l->in[0] != i - 1) { /* not the layer above: say what it reads */
+            fprintf(f, "   <- ");
+            for (int k = 0; k < l->n_in && k < PL_MAX_INPUTS; k++)
+                fprintf(f, "%s%s", k ? ", " : "",
+                        l->in[k] >= 0 && l->in[k] < m->n_layers ? m->layers[l->in[k]].name : "input");
+        }
+        if (l->type == PL_LAYER_CONV2D && l->groups > 1)
+            fprintf(f, "   groups %d", l->groups);
+        fprintf(f, "\n");
     }
     pl_counts t;
     pl_model_count(m, &t);

@@ -16,8 +16,13 @@
  *     pl_model_backward(m, x, dlogits, n, &err);   // fills layer grads
  *     pl_model_free(m);
  *
+ * The model is a directed acyclic graph: each layer reads the outputs of
+ * earlier layers (in[]), by default the one above (a chain). Chains run
+ * through ping-pong gradient buffers; other graphs keep one gradient
+ * buffer per layer and accumulate where an output feeds several layers.
+ *
  * Counting conventions (docs/design.md, a contract): params = weights + biases +
- * batchnorm affine parameters; MACs = conv Cout*Hout*Wout*Cin*kh*kw +
+ * batchnorm affine parameters; MACs = conv Cout*Hout*Wout*(Cin/groups)*kh*kw +
  * linear in*out per image; effective MACs count only unmasked weights.
  */
 #ifndef PL_MODEL_H
@@ -32,9 +37,6 @@
 
 typedef enum pl_mode { PL_MODE_EVAL = 0, PL_MODE_TRAIN = 1 } pl_mode;
 
-/* Inputs one layer may read (add, concat). */
-#define PL_MAX_INPUTS 16
-
 typedef struct pl_layer {
     char name[64];
     pl_layer_type type;
@@ -47,6 +49,7 @@ typedef struct pl_layer {
      * A chain layer has n_in == 1 and in[0] == its index - 1. */
     int n_in;
     int in[PL_MAX_INPUTS];
+    int n_out;                /* layers reading this one's output (set by reserve/infer) */
     double p;                 /* dropout */
     double eps, momentum;     /* batchnorm */
     /* per-image shapes */
@@ -65,6 +68,8 @@ typedef struct pl_layer {
     int32_t *argmax;          /* maxpool winners */
     float *aux;               /* batchnorm x-hat / dropout keep-scale */
     float *bn_mean, *bn_invstd; /* batchnorm batch statistics [c] */
+    float *grad;              /* graph models: ∂L/∂out, made by the first backward (NULL for chains) */
+    int grad_state;           /* backward bookkeeping: 0 unwritten, 1 written, 2 done by a fusion */
     /* pruning bookkeeping */
     int orig_units;           /* out_c at construction (before surgery) */
     int removed_units;        /* structurally removed so far */
@@ -80,6 +85,8 @@ typedef struct pl_model {
     int batch_cap;            /* images the activation buffers hold */
     float *grad_a, *grad_b;   /* ping-pong buffers for activation gradients */
     int64_t grad_cap;         /* floats in each */
+    float *gscratch;          /* grouped conv without grouped kernels: one group's x and y */
+    int graph_grad_n;         /* images the layers' grad buffers hold (graphs; 0 = none yet) */
     const pl_backend_ops *be;
     void *be_state;
     uint64_t dropout_calls;   /* advances the dropout stream deterministically */
@@ -95,6 +102,7 @@ typedef struct pl_model {
 typedef struct pl_layer_dims {
     int out_c, out_h, out_w;
     int64_t nw, nb;           /* weights, biases (batchnorm: gamma, beta) */
+    int in_c, in_h, in_w;     /* the layer's input shape (concat: the total channels) */
 } pl_layer_dims;
 /* Given l's type and hyper-parameters (kh, kw, sh, sw, ph, pw, has_bias,
  * and out_c for conv2d/linear) and a per-image input c×h×w, computes the
@@ -104,6 +112,17 @@ typedef struct pl_layer_dims {
  * large (...)"); callers prefix the layer. Used by model construction,
  * reshaping after surgery and checkpoint validation. */
 pl_status pl_layer_dims_of(const pl_layer *l, int c, int h, int w, pl_layer_dims *d, char *why, size_t n);
+/* The same for a layer reading n_in inputs of shapes in[k] = {c, h, w}
+ * (add: identical shapes; concat: equal h×w, channels summed; every other
+ * type exactly one input). pl_layer_dims_of is this with one input. */
+pl_status pl_layer_dims_in(const pl_layer *l, int n_in, const int (*in)[3], pl_layer_dims *d, char *why,
+                           size_t n);
+/* 1 when every layer reads exactly the layer before it (layer 0 the input). */
+int pl_model_is_chain(const pl_model *m);
+/* Checks every layer's graph fields (n_in in range, in[] naming earlier
+ * layers or -1, every output but the last read by some layer) and sets
+ * every n_out; PL_ECONFIG with a one-phrase reason naming the layer. */
+pl_status pl_model_check_graph(pl_model *m, char *why, size_t n);
 
 /* Builds the model, infers and checks shapes (errors name the model file
  * and layer position), initialises parameters like PyTorch (weights and

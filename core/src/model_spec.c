@@ -131,28 +131,31 @@ static pl_status get_pair(const pl_node *n, const char *path, int lo, int *a, in
 }
 
 static const char *const layer_types[] = {"conv2d", "linear", "maxpool2d", "avgpool2d",
-                                          "relu", "flatten", "batchnorm2d", "dropout"};
+                                          "relu", "flatten", "batchnorm2d", "dropout",
+                                          "add", "concat", "global_avgpool"};
 #define N_LAYER_TYPES (sizeof layer_types / sizeof layer_types[0])
-_Static_assert(N_LAYER_TYPES == PL_LAYER_DROPOUT, "layer_types must list every pl_layer_type");
+_Static_assert(N_LAYER_TYPES == PL_LAYER_GLOBAL_AVGPOOL, "layer_types must list every pl_layer_type");
+#define TYPE_LIST "conv2d, linear, maxpool2d, avgpool2d, relu, flatten, batchnorm2d, dropout, add, " \
+                  "concat or global_avgpool"
 
 static const char *const layer_keys[] = {"name", "type", "out", "kernel", "stride", "padding",
-                                         "bias", "p", "eps", "momentum"};
+                                         "bias", "p", "eps", "momentum", "groups", "inputs"};
 #define N_LAYER_KEYS (sizeof layer_keys / sizeof layer_keys[0])
-_Static_assert(N_LAYER_KEYS == 10, "keys_for's bits follow layer_keys one for one");
+_Static_assert(N_LAYER_KEYS == 12, "keys_for's bits follow layer_keys one for one");
 
 /* Which keys a layer type accepts (bit i = layer_keys[i]). */
 static unsigned keys_for(pl_layer_type t)
 {
     enum { NAME = 1, TYPE = 2, OUT = 4, KERNEL = 8, STRIDE = 16, PADDING = 32, BIAS = 64, P = 128,
-           EPS = 256, MOM = 512 };
+           EPS = 256, MOM = 512, GROUPS = 1024, INPUTS = 2048 };
     switch (t) {
-    case PL_LAYER_CONV2D: return NAME | TYPE | OUT | KERNEL | STRIDE | PADDING | BIAS;
-    case PL_LAYER_LINEAR: return NAME | TYPE | OUT | BIAS;
+    case PL_LAYER_CONV2D: return NAME | TYPE | INPUTS | OUT | KERNEL | STRIDE | PADDING | BIAS | GROUPS;
+    case PL_LAYER_LINEAR: return NAME | TYPE | INPUTS | OUT | BIAS;
     case PL_LAYER_MAXPOOL2D:
-    case PL_LAYER_AVGPOOL2D: return NAME | TYPE | KERNEL | STRIDE | PADDING;
-    case PL_LAYER_DROPOUT: return NAME | TYPE | P;
-    case PL_LAYER_BATCHNORM2D: return NAME | TYPE | EPS | MOM;
-    default: return NAME | TYPE;
+    case PL_LAYER_AVGPOOL2D: return NAME | TYPE | INPUTS | KERNEL | STRIDE | PADDING;
+    case PL_LAYER_DROPOUT: return NAME | TYPE | INPUTS | P;
+    case PL_LAYER_BATCHNORM2D: return NAME | TYPE | INPUTS | EPS | MOM;
+    default: return NAME | TYPE | INPUTS;
     }
 }
 
@@ -180,8 +183,7 @@ static pl_status dec_layer(const pl_node *m, size_t idx, pl_model_spec *ms, int 
     l->col = m->col;
     const pl_node *t = pl_node_get(m, "type");
     if (!t)
-        return at_node(e, m, "%s: missing required key 'type' (conv2d, linear, maxpool2d, avgpool2d, relu, "
-                             "flatten, batchnorm2d or dropout)", path);
+        return at_node(e, m, "%s: missing required key 'type' (" TYPE_LIST ")", path);
     size_t ti = 0;
     while (ti < N_LAYER_TYPES && (t->type != PL_NODE_SCALAR || strcmp(t->scalar, layer_types[ti])))
         ti++;
@@ -189,8 +191,7 @@ static pl_status dec_layer(const pl_node *m, size_t idx, pl_model_spec *ms, int 
         const char *s = t->type == PL_NODE_SCALAR ? pl_suggest(t->scalar, layer_types, N_LAYER_TYPES) : NULL;
         if (s)
             return at_node(e, t, "%s: unknown layer type '%.60s' (did you mean '%s'?)", path, what(t), s);
-        return at_node(e, t, "%s: unknown layer type '%.60s' (conv2d, linear, maxpool2d, avgpool2d, relu, "
-                             "flatten, batchnorm2d or dropout)", path, what(t));
+        return at_node(e, t, "%s: unknown layer type '%.60s' (" TYPE_LIST ")", path, what(t));
     }
     l->type = (pl_layer_type)(ti + 1);
     type_count[ti]++;
@@ -209,6 +210,9 @@ static pl_status dec_layer(const pl_node *m, size_t idx, pl_model_spec *ms, int 
     if ((v = pl_node_get(m, "name"))) {
         if (v->type != PL_NODE_SCALAR || !name_valid(v->scalar))
             return at_node(e, v, "%s: layer name '%.60s' must match [A-Za-z0-9_]+", path, what(v));
+        if (!strcmp(v->scalar, "input"))
+            return at_node(e, v, "%s: 'input' names the model's input in inputs: lists; give the layer "
+                                 "another name", path);
         l->name = strdup(v->scalar);
     } else {
         char buf[48];
@@ -255,6 +259,15 @@ static pl_status dec_layer(const pl_node *m, size_t idx, pl_model_spec *ms, int 
                 return st;
         }
     }
+    l->groups = 1;
+    if ((v = pl_node_get(m, "groups"))) {
+        snprintf(p, sizeof p, "%s.groups", path);
+        if ((st = get_int(v, p, 1, &l->groups, e)))
+            return st;
+        if (l->out % l->groups)
+            return at_node(e, v, "%s: %d groups do not divide the %d output channels (groups must divide "
+                                 "both the input and the output channels)", p, l->groups, l->out);
+    }
     l->p = 0.5;
     if ((v = pl_node_get(m, "p"))) {
         snprintf(p, sizeof p, "%s.p", path);
@@ -282,6 +295,100 @@ static pl_status dec_layer(const pl_node *m, size_t idx, pl_model_spec *ms, int 
     for (size_t i = 0; i < idx; i++)
         if (!strcmp(ms->layers[i].name, l->name))
             return at_node(e, m, "duplicate layer name '%s' (first at line %d)", l->name, ms->layers[i].line);
+    return PL_OK;
+}
+
+/* One entry of layer idx's inputs: -1 for the model input, else the index
+ * of an earlier layer. */
+static pl_status resolve_one(const pl_node *n, size_t idx, const pl_model_spec *ms, int *out, pl_error *e)
+{
+    const pl_layer_spec *l = &ms->layers[idx];
+    if (n->type != PL_NODE_SCALAR || !*n->scalar)
+        return at_node(e, n, "%s.inputs: expected a layer name or 'input' (got %s)", l->name,
+                       n->type == PL_NODE_SCALAR ? "nothing" : what(n));
+    if (!strcmp(n->scalar, "input")) {
+        *out = -1;
+        return PL_OK;
+    }
+    for (size_t j = 0; j < ms->n_layers; j++) {
+        if (strcmp(ms->layers[j].name, n->scalar))
+            continue;
+        if (j == idx)
+            return at_node(e, n, "%s.inputs: layer %s cannot read its own output (list earlier layers or "
+                                 "'input')", l->name, l->name);
+        if (j > idx)
+            return at_node(e, n, "%s.inputs: '%s' comes later in the file (line %d); a layer reads only "
+                                 "layers above it, so move it up", l->name, n->scalar, ms->layers[j].line);
+        *out = (int)j;
+        return PL_OK;
+    }
+    const char **names = malloc((idx + 1) * sizeof *names);
+    if (!names)
+        return oom(e);
+    for (size_t j = 0; j < idx; j++)
+        names[j] = ms->layers[j].name;
+    names[idx] = "input";
+    const char *sug = pl_suggest(n->scalar, names, idx + 1);
+    pl_status st;
+    if (sug)
+        st = at_node(e, n, "%s.inputs: unknown layer '%.60s' (did you mean '%s'?)", l->name, n->scalar, sug);
+    else
+        st = at_node(e, n, "%s.inputs: unknown layer '%.60s' (name an earlier layer or 'input')", l->name,
+                     n->scalar);
+    free(names);
+    return st;
+}
+
+/* Resolves every `inputs:` list to layer indices and checks the graph:
+ * add and concat read at least two layers, other layers at most one, and
+ * every layer's output but the last one's is read by some later layer. */
+static pl_status resolve_inputs(const pl_node *layers, pl_model_spec *ms, pl_error *e)
+{
+    pl_status st;
+    for (size_t i = 0; i < ms->n_layers; i++) {
+        pl_layer_spec *l = &ms->layers[i];
+        const pl_node *m = layers->items[i];
+        const pl_node *v = pl_node_get(m, "inputs");
+        int multi = l->type == PL_LAYER_ADD || l->type == PL_LAYER_CONCAT;
+        if (!v) {
+            if (multi)
+                return at_node(e, m, "%s: missing required key 'inputs' (%s reads at least two layers: "
+                                     "inputs: [a, b])", l->name, l->type == PL_LAYER_ADD ? "add" : "concat");
+            continue;
+        }
+        if (v->type != PL_NODE_SEQ || v->n == 0)
+            return at_node(e, v, "%s.inputs: expected a non-empty list of layer names, e.g. [conv1, input]",
+                           l->name);
+        if (multi && v->n < 2)
+            return at_node(e, v, "%s.inputs: %s needs at least two inputs (got 1)", l->name,
+                           l->type == PL_LAYER_ADD ? "add" : "concat");
+        if (!multi && v->n > 1)
+            return at_node(e, v, "%s.inputs: a %s layer reads one input (got %zu; only add and concat read "
+                                 "several)", l->name, layer_types[l->type - 1], v->n);
+        if (v->n > PL_MAX_INPUTS)
+            return at_node(e, v, "%s.inputs: %zu inputs (at most %d)", l->name, v->n, PL_MAX_INPUTS);
+        for (size_t k = 0; k < v->n; k++) {
+            if ((st = resolve_one(v->items[k], i, ms, &l->in[k], e)))
+                return st;
+            l->in_line[k] = v->items[k]->line;
+            l->in_col[k] = v->items[k]->col;
+        }
+        l->n_in = (int)v->n;
+    }
+    /* every output but the last feeds a later layer */
+    for (size_t j = 0; j + 1 < ms->n_layers; j++) {
+        int used = 0;
+        for (size_t i = j + 1; i < ms->n_layers && !used; i++) {
+            const pl_layer_spec *l = &ms->layers[i];
+            if (!l->n_in)
+                used = i == j + 1;
+            for (int k = 0; k < l->n_in; k++)
+                used |= l->in[k] == (int)j;
+        }
+        if (!used)
+            return at_node(e, layers->items[j], "the output of layer %s is never used (list it in a later "
+                           "layer's inputs:, or remove the layer)", ms->layers[j].name);
+    }
     return PL_OK;
 }
 
@@ -334,7 +441,7 @@ static pl_status dec_model(const pl_node *root, pl_model_spec *ms, pl_error *e)
         if ((st = dec_layer(v->items[i], i, ms, type_count, e)))
             return st;
     }
-    return PL_OK;
+    return resolve_inputs(v, ms, e);
 }
 
 pl_status pl_model_spec_load(const char *path, pl_model_spec **out, pl_error *err)

@@ -3,6 +3,7 @@
  * the child process the checks run in, the shared helpers and the public
  * entry points; the checks of each kind are in plugin_check_<kind>.c. */
 #include "plugin_check_kinds.h"
+#include "scalar.h"
 #include "rng.h"
 
 #include <errno.h>
@@ -144,15 +145,7 @@ pl_instance *pl__ck_instance(pl__ck *c, int threads, char *why, size_t n)
     return in;
 }
 
-static int ck_param_name_ok(const char *s)
-{
-    if (!s || !*s)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '.'))
-            return 0;
-    return 1;
-}
+static int ck_param_name_ok(const char *s) { return s && pl__name_ok(s, 0, ".", 0); }
 
 /* The `params` row: the spec's names, then an instance from the defaults.
  * Returns the instance (NULL when the remaining checks cannot run). */

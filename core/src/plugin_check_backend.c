@@ -256,6 +256,302 @@ static void ck_backend_op(pl__ck *c, pl_instance *t, pl_instance *ref, ck_op op)
         pl__ck_row(c, CK_PASS, name, "2 odd shapes, relative error %s, guards intact", errs);
 }
 
+/* ---- grouped convolution (ABI 1.4 optional slots) ----------------------------- */
+
+typedef enum ck_gop { CK_G_FWD, CK_G_BWD_DATA, CK_G_BWD_WEIGHT, CK_G_N } ck_gop;
+
+static const char *const ck_gop_names[CK_G_N] = {
+    "conv2d_grouped_forward", "conv2d_grouped_backward_data", "conv2d_grouped_backward_weight",
+};
+static const char *const ck_gop_dense[CK_G_N] = {
+    "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
+};
+
+/* n cin h w cout kh kw sh sw ph pw groups: odd sizes, strides and paddings;
+ * a general grouping, depthwise, and two big enough for threaded paths */
+#define CK_G_SPECS 4
+static const int ck_gconv_specs[CK_G_SPECS][12] = {
+    {2, 6, 7, 5, 9, 3, 3, 2, 1, 1, 2, 3},
+    {2, 5, 9, 7, 5, 3, 3, 2, 2, 1, 1, 5},
+    {4, 16, 15, 13, 16, 3, 3, 1, 1, 1, 1, 16},
+    {3, 8, 12, 12, 16, 3, 3, 1, 1, 1, 1, 2},
+};
+
+typedef struct ck_gcall {
+    pl_conv2d_shape s;
+    int groups;
+    float *x, *w, *b, *dy;
+    int64_t nx, nw, nb, ny;
+    int64_t n_out, n_out2; /* the op's outputs (the second: db) */
+    char desc[112];
+} ck_gcall;
+
+static int ck_gcall_make(ck_gcall *k, ck_gop op, int spec, int groups)
+{
+    const int *p = ck_gconv_specs[spec];
+    memset(k, 0, sizeof *k);
+    k->s = ck_conv_shape(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]);
+    k->groups = groups ? groups : p[11];
+    const pl_conv2d_shape *s = &k->s;
+    k->nx = (int64_t)s->n * s->cin * s->h * s->w;
+    k->nw = (int64_t)s->cout * (s->cin / k->groups) * s->kh * s->kw;
+    k->nb = s->cout;
+    k->ny = (int64_t)s->n * s->cout * s->oh * s->ow;
+    k->n_out = op == CK_G_FWD ? k->ny : op == CK_G_BWD_DATA ? k->nx : k->nw;
+    k->n_out2 = op == CK_G_BWD_WEIGHT ? k->nb : 0;
+    snprintf(k->desc, sizeof k->desc, "x %dx%dx%dx%d w %dx%dx%dx%d groups %d s%dx%d p%dx%d", s->n,
+             s->cin, s->h, s->w, s->cout, s->cin / k->groups, s->kh, s->kw, k->groups, s->stride_h,
+             s->stride_w, s->pad_h, s->pad_w);
+    k->x = pl__ck_randn(k->nx, "gx", 1.0f);
+    k->w = pl__ck_randn(k->nw, "gw", 0.3f);
+    k->b = pl__ck_randn(k->nb, "gb", 0.3f);
+    k->dy = pl__ck_randn(k->ny, "gdy", 1.0f);
+    return k->x && k->w && k->b && k->dy;
+}
+
+static void ck_gcall_free(ck_gcall *k)
+{
+    free(k->x);
+    free(k->w);
+    free(k->b);
+    free(k->dy);
+}
+
+static pl_status ck_gcall_run(const ck_gcall *k, ck_gop op, pl_instance *in, float *out, float *out2)
+{
+    const pl_backend_ops *o = pl_instance_ops(in);
+    void *st = pl_instance_state(in);
+    switch (op) {
+    case CK_G_FWD: return o->conv2d_grouped_forward(st, &k->s, k->groups, k->x, k->w, k->b, out);
+    case CK_G_BWD_DATA: return o->conv2d_grouped_backward_data(st, &k->s, k->groups, k->dy, k->w, out);
+    case CK_G_BWD_WEIGHT:
+        return o->conv2d_grouped_backward_weight(st, &k->s, k->groups, k->x, k->dy, out, out2);
+    default: return PL_EINVAL;
+    }
+}
+
+/* The same through the backend's dense slots, one group at a time on the
+ * group's channels gathered into a batch of their own (what the host does
+ * when the grouped slots are missing). */
+static pl_status ck_gcall_dense(const ck_gcall *k, ck_gop op, pl_instance *in, float *out, float *out2)
+{
+    const pl_backend_ops *o = pl_instance_ops(in);
+    void *st = pl_instance_state(in);
+    const pl_conv2d_shape *s = &k->s;
+    int G = k->groups, cg = s->cin / G, og = s->cout / G;
+    size_t ip = (size_t)s->h * s->w, opl = (size_t)s->oh * s->ow, wg = (size_t)og * cg * s->kh * s->kw;
+    pl_conv2d_shape t = *s;
+    t.cin = cg;
+    t.cout = og;
+    float *gx = malloc((size_t)s->n * cg * ip * sizeof *gx), *gy = malloc((size_t)s->n * og * opl * sizeof *gy);
+    pl_status rc = gx && gy ? PL_OK : PL_ENOMEM;
+    for (int g = 0; g < G && rc == PL_OK; g++) {
+        for (int i = 0; i < s->n; i++) {
+            if (op != CK_G_BWD_DATA)
+                memcpy(gx + (size_t)i * cg * ip, k->x + ((size_t)i * s->cin + (size_t)g * cg) * ip,
+                       (size_t)cg * ip * sizeof *gx);
+            if (op != CK_G_FWD)
+                memcpy(gy + (size_t)i * og * opl, k->dy + ((size_t)i * s->cout + (size_t)g * og) * opl,
+                       (size_t)og * opl * sizeof *gy);
+        }
+        if (op == CK_G_FWD)
+            rc = o->conv2d_forward(st, &t, gx, k->w + g * wg, k->b + (size_t)g * og, gy);
+        else if (op == CK_G_BWD_DATA)
+            rc = o->conv2d_backward_data(st, &t, gy, k->w + g * wg, gx);
+        else
+            rc = o->conv2d_backward_weight(st, &t, gx, gy, out + g * wg, out2 + (size_t)g * og);
+        for (int i = 0; rc == PL_OK && op != CK_G_BWD_WEIGHT && i < s->n; i++) {
+            if (op == CK_G_FWD)
+                memcpy(out + ((size_t)i * s->cout + (size_t)g * og) * opl, gy + (size_t)i * og * opl,
+                       (size_t)og * opl * sizeof *out);
+            else
+                memcpy(out + ((size_t)i * s->cin + (size_t)g * cg) * ip, gx + (size_t)i * cg * ip,
+                       (size_t)cg * ip * sizeof *out);
+        }
+    }
+    free(gx);
+    free(gy);
+    return rc;
+}
+
+/* The definition in double: y = b + Σ over the group's channels and the
+ * window; dx and dw, db as the sums of its partial derivatives. */
+static void ck_gcall_direct(const ck_gcall *k, ck_gop op, double *out, double *out2)
+{
+    const pl_conv2d_shape *s = &k->s;
+    int cg = s->cin / k->groups, og = s->cout / k->groups;
+    if (op != CK_G_FWD)
+        memset(out, 0, (size_t)k->n_out * sizeof *out);
+    if (out2)
+        memset(out2, 0, (size_t)k->n_out2 * sizeof *out2);
+    for (int n = 0; n < s->n; n++)
+        for (int co = 0; co < s->cout; co++)
+            for (int oy = 0; oy < s->oh; oy++)
+                for (int ox = 0; ox < s->ow; ox++) {
+                    size_t yi = (((size_t)n * s->cout + co) * s->oh + oy) * s->ow + ox;
+                    double acc = k->b[co], d = k->dy[yi];
+                    if (out2)
+                        out2[co] += d;
+                    for (int j = 0; j < cg; j++)
+                        for (int ky = 0; ky < s->kh; ky++)
+                            for (int kx = 0; kx < s->kw; kx++) {
+                                int iy = oy * s->stride_h - s->pad_h + ky;
+                                int ix = ox * s->stride_w - s->pad_w + kx;
+                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
+                                    continue;
+                                size_t wi = (((size_t)co * cg + j) * s->kh + ky) * s->kw + kx;
+                                size_t xi = (((size_t)n * s->cin + (size_t)(co / og) * cg + j) * s->h + iy) * s->w + ix;
+                                if (op == CK_G_FWD)
+                                    acc += (double)k->w[wi] * k->x[xi];
+                                else if (op == CK_G_BWD_DATA)
+                                    out[xi] += (double)k->w[wi] * d;
+                                else
+                                    out[wi] += d * k->x[xi];
+                            }
+                    if (op == CK_G_FWD)
+                        out[yi] = acc;
+                }
+}
+
+static int ck_gop_provided(const pl_backend_ops *o, ck_gop op)
+{
+    return op == CK_G_FWD        ? o->conv2d_grouped_forward != NULL
+           : op == CK_G_BWD_DATA ? o->conv2d_grouped_backward_data != NULL
+                                 : o->conv2d_grouped_backward_weight != NULL;
+}
+
+/* One grouped slot on every spec: against the backend's own dense slots run
+ * group by group and against the direct double sum; fenced outputs, every
+ * element written; with groups == 1 bit for bit the dense slot. */
+static void ck_backend_grouped_op(pl__ck *c, pl_instance *t, ck_gop op)
+{
+    const char *name = ck_gop_names[op];
+    char why[960] = "";
+    double max_dense = 0.0, max_direct = 0.0;
+    pl__ck_begin(c, name);
+    for (int spec = 0; spec <= CK_G_SPECS && !why[0]; spec++) {
+        /* spec CK_G_SPECS: the first shape again with groups == 1 */
+        int ones = spec == CK_G_SPECS;
+        ck_gcall k;
+        float *got = NULL, *got2 = NULL, *want = NULL, *want2 = NULL;
+        double *direct = NULL, *direct2 = NULL;
+        if (!ck_gcall_make(&k, op, ones ? 0 : spec, ones) || !(got = pl__ck_fguard_new(k.n_out)) ||
+            (k.n_out2 && !(got2 = pl__ck_fguard_new(k.n_out2))) ||
+            !(want = malloc((size_t)k.n_out * sizeof *want)) ||
+            (k.n_out2 && !(want2 = malloc((size_t)k.n_out2 * sizeof *want2))) ||
+            !(direct = malloc((size_t)k.n_out * sizeof *direct)) ||
+            (k.n_out2 && !(direct2 = malloc((size_t)k.n_out2 * sizeof *direct2)))) {
+            pl__ck_why(why, sizeof why, "plugin-check ran out of memory");
+            goto next;
+        }
+        pl_status st = ck_gcall_run(&k, op, t, got, got2);
+        if (st != PL_OK) {
+            pl__ck_why(why, sizeof why, "%s: returned %d (%s)", k.desc, (int)st, pl__ck_plugin_error(t, st));
+            goto next;
+        }
+        char gwhy[256] = "";
+        if (!pl__ck_fguard_ok(got, k.n_out, gwhy, sizeof gwhy) ||
+            (got2 && !pl__ck_fguard_ok(got2, k.n_out2, gwhy, sizeof gwhy)))
+            pl__ck_why(why, sizeof why, "%s: %s", k.desc, gwhy);
+        if ((st = ck_gcall_dense(&k, op, t, want, want2)) != PL_OK) {
+            pl__ck_why(why, sizeof why, "%s: its dense slots failed (%s)", k.desc, pl__ck_plugin_error(t, st));
+            goto next;
+        }
+        if (ones) {
+            if (memcmp(got, want, (size_t)k.n_out * sizeof *got) ||
+                (got2 && memcmp(got2, want2, (size_t)k.n_out2 * sizeof *got2)))
+                pl__ck_why(why, sizeof why, "%s: differs from %s (groups 1 must be bit-identical)", k.desc,
+                           ck_gop_dense[op]);
+            goto next;
+        }
+        double rel = 0.0, rel2 = 0.0, reld = 0.0, reld2 = 0.0;
+        ck_close(got, want, NULL, k.n_out, &rel, why, sizeof why, k.desc);
+        if (got2)
+            ck_close(got2, want2, NULL, k.n_out2, &rel2, why, sizeof why, k.desc);
+        ck_gcall_direct(&k, op, direct, direct2);
+        ck_close(got, NULL, direct, k.n_out, &reld, why, sizeof why, k.desc);
+        if (got2)
+            ck_close(got2, NULL, direct2, k.n_out2, &reld2, why, sizeof why, k.desc);
+        if (op == CK_G_BWD_WEIGHT && !why[0]) { /* db may be NULL */
+            if ((st = ck_gcall_run(&k, op, t, got, NULL)) != PL_OK)
+                pl__ck_why(why, sizeof why, "%s: returned %d with db = NULL (%s)", k.desc, (int)st,
+                           pl__ck_plugin_error(t, st));
+            else
+                ck_close(got, want, NULL, k.n_out, &rel, why, sizeof why, k.desc);
+        }
+        max_dense = fmax(max_dense, fmax(rel, rel2));
+        max_direct = fmax(max_direct, fmax(reld, reld2));
+    next:
+        ck_gcall_free(&k);
+        pl__ck_fguard_free(got);
+        pl__ck_fguard_free(got2);
+        free(want);
+        free(want2);
+        free(direct);
+        free(direct2);
+    }
+    if (why[0])
+        pl__ck_row(c, CK_FAIL, name, "%s", why);
+    else
+        pl__ck_row(c, CK_PASS, name,
+                   "%d odd shapes (groups 3 and 2, depthwise 5 and 16), relative error %.1e vs its "
+                   "dense slots per group, %.1e vs a direct double sum; groups 1 bit-identical to %s; "
+                   "guards intact", CK_G_SPECS, max_dense, max_direct, ck_gop_dense[op]);
+}
+
+static void ck_backend_grouped(pl__ck *c, pl_instance *t)
+{
+    const pl_backend_ops *o = pl_instance_ops(t);
+    int provided = 0;
+    for (int op = 0; op < CK_G_N; op++)
+        provided += ck_gop_provided(o, (ck_gop)op);
+    if (!provided) {
+        pl__ck_begin(c, "conv2d_grouped_*");
+        pl__ck_row(c, CK_SKIP, "conv2d_grouped_*", "not provided (host falls back to dense per group)");
+        return;
+    }
+    for (int op = 0; op < CK_G_N; op++) {
+        if (ck_gop_provided(o, (ck_gop)op)) {
+            ck_backend_grouped_op(c, t, (ck_gop)op);
+        } else {
+            pl__ck_begin(c, ck_gop_names[op]);
+            pl__ck_row(c, CK_SKIP, ck_gop_names[op], "not provided (host falls back to dense per group)");
+        }
+    }
+}
+
+/* Grouped slots on the specs big enough to be threaded: 1 vs 4 threads. */
+static void ck_grouped_threads(pl_instance *t1, pl_instance *t4, char *why, size_t wn, int *count)
+{
+    const pl_backend_ops *o = pl_instance_ops(t1);
+    for (int op = 0; op < CK_G_N && !why[0]; op++) {
+        if (!ck_gop_provided(o, (ck_gop)op))
+            continue;
+        ++*count;
+        for (int spec = 2; spec < CK_G_SPECS && !why[0]; spec++) {
+            ck_gcall k;
+            float *a = NULL, *a2 = NULL, *b = NULL, *b2 = NULL;
+            if (!ck_gcall_make(&k, (ck_gop)op, spec, 0) || !(a = malloc((size_t)k.n_out * sizeof *a)) ||
+                !(b = malloc((size_t)k.n_out * sizeof *b)) ||
+                (k.n_out2 && (!(a2 = malloc((size_t)k.n_out2 * sizeof *a2)) ||
+                              !(b2 = malloc((size_t)k.n_out2 * sizeof *b2))))) {
+                pl__ck_why(why, wn, "plugin-check ran out of memory");
+            } else if (ck_gcall_run(&k, (ck_gop)op, t1, a, a2) != PL_OK ||
+                       ck_gcall_run(&k, (ck_gop)op, t4, b, b2) != PL_OK) {
+                pl__ck_why(why, wn, "%s failed (see its own row)", ck_gop_names[op]);
+            } else if (memcmp(a, b, (size_t)k.n_out * sizeof *a) ||
+                       (a2 && memcmp(a2, b2, (size_t)k.n_out2 * sizeof *a2))) {
+                pl__ck_why(why, wn, "%s on %s differs between 1 and 4 threads", ck_gop_names[op], k.desc);
+            }
+            ck_gcall_free(&k);
+            free(a);
+            free(a2);
+            free(b);
+            free(b2);
+        }
+    }
+}
+
 /* Results may not depend on the thread count: 1 vs 4 threads, bit for bit. */
 static void ck_backend_threads(pl__ck *c)
 {
@@ -286,12 +582,15 @@ static void ck_backend_threads(pl__ck *c)
         free(b);
         free(b2);
     }
+    int kernels = CK_N_OPS;
+    if (t4 && !why[0])
+        ck_grouped_threads(t1, t4, why, sizeof why, &kernels);
     pl_instance_free(t1);
     pl_instance_free(t4);
     if (why[0])
         pl__ck_row(c, CK_FAIL, "thread count", "%s", why);
     else
-        pl__ck_row(c, CK_PASS, "thread count", "all %d kernels bit-identical with 1 and 4 threads", CK_N_OPS);
+        pl__ck_row(c, CK_PASS, "thread count", "all %d kernels bit-identical with 1 and 4 threads", kernels);
 }
 
 void pl__ck_backend(pl__ck *c)
@@ -320,6 +619,7 @@ void pl__ck_backend(pl__ck *c)
                why);
     for (int op = 0; op < CK_N_OPS; op++)
         ck_backend_op(c, t, ref, (ck_op)op);
+    ck_backend_grouped(c, t);
     ck_backend_threads(c);
     pl_instance_free(ref);
     pl_instance_free(t);

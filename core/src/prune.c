@@ -113,6 +113,66 @@ static const char *target_where(const pl_layer_target *lt, char *buf, size_t cap
         snprintf(buf, cap, "%s", lt->file);
     return buf;
 }
+/* A group channel/neuron granularity can prune: prunable and of the
+ * granularity's kind. */
+static int group_fits(const pl_group *g, pl_granularity gran)
+{
+    return !g->flags && g->kind == (gran == PL_GRAN_CHANNEL ? PL_LAYER_CONV2D : PL_LAYER_LINEAR);
+}
+
+static int group_has(const pl_model *m, const pl_group *g, const char *name)
+{
+    for (int k = 0; k < g->width; k++)
+        if (!strcmp(m->layers[g->e[k].layer].name, name))
+            return 1;
+    return 0;
+}
+
+static int group_in(const pl_model *m, const pl_group *g, char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (group_has(m, g, list[i]))
+            return 1;
+    return 0;
+}
+
+/* Whether layer i can be named at granularity gran (a member of a group
+ * that fits it; weight: any prunable conv2d/linear). */
+static int named_fits(const pl_pruner *p, int i)
+{
+    if (p->gran == PL_GRAN_WEIGHT)
+        return pl_model_is_prunable(p->m, i) && layer_fits(&p->m->layers[i], p->gran);
+    for (int g = 0; g < p->G.n; g++)
+        if (group_fits(&p->G.g[g], p->gran))
+            for (int k = 0; k < p->G.g[g].width; k++)
+                if (p->G.g[g].e[k].layer == i)
+                    return 1;
+    return 0;
+}
+
+/* The units to remove from a target of `units` units named by lt (NULL:
+ * by prune.sparsity). */
+static pl_status target_remove(const pl_prune_cfg *cfg, const pl_layer_target *lt, const char *name, int64_t units,
+                               int64_t *remove, pl_error *err)
+{
+    char wb[600];
+    if (cfg->has_sparsity) {
+        *remove = round_half_up(cfg->sparsity * (double)units);
+    } else if (lt->count >= 0) {
+        *remove = lt->count;
+        if (*remove >= units)
+            return pl_error_set(err, PL_ECONFIG,
+                                "%s: count %lld would remove every unit of layer "
+                                "'%s' (it has %lld); at least one must stay",
+                                target_where(lt, wb, sizeof wb), (long long)*remove, name, (long long)units);
+    } else {
+        *remove = round_half_up(lt->fraction * (double)units);
+    }
+    if (*remove > units - 1)
+        *remove = units - 1; /* never prune a layer to zero units */
+    return PL_OK;
+}
+
 pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_instance *crit,
                          pl_instance *sched, pl_error *err)
 {
@@ -122,6 +182,7 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
     p->gran = cfg->granularity;
     p->crit = crit;
     p->tolerance = (int64_t)cfg->tolerance;
+    p->reduce = cfg->group_reduction;
     const pl_criterion_ops *co = pl_instance_ops(crit);
     p->needs = co->needs;
     p->calib_batches = 0;
@@ -137,9 +198,16 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
     }
     if (p->gran == PL_GRAN_LAYER) /* whole blocks: layer_prune.c */
         return pl__layer_pruner_init(p, m, cfg, sched, err);
-    p->t = calloc((size_t)m->n_layers, sizeof *p->t);
-    if (!p->t)
+    p->t = calloc((size_t)(m->n_layers ? m->n_layers : 1), sizeof *p->t);
+    p->korig = calloc((size_t)(m->n_layers ? m->n_layers : 1), sizeof *p->korig);
+    p->sl = calloc((size_t)(m->n_layers ? m->n_layers : 1), sizeof *p->sl);
+    if (!p->t || !p->korig || !p->sl)
         return pl_error_set(err, PL_ENOMEM, "out of memory");
+    if (p->gran != PL_GRAN_WEIGHT) {
+        pl_status st = pl_groups_derive(m, &p->G, err);
+        if (st)
+            return st;
+    }
     /* check names first: every name the config mentions must exist */
     for (size_t k = 0; k < cfg->n_layers; k++) {
         const pl_layer_target *lt = &cfg->layers[k];
@@ -148,7 +216,7 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
             char names[512] = "";
             size_t used = 0;
             for (int q = 0; q < m->n_layers; q++)
-                if (pl_model_is_prunable(m, q) && layer_fits(&m->layers[q], p->gran)) {
+                if (named_fits(p, q)) {
                     int w = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "",
                                      m->layers[q].name);
                     if (w > 0 && (size_t)w < sizeof names - used)
@@ -160,12 +228,19 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                                 target_where(lt, wb, sizeof wb), lt->layer, m->name,
                                 pl_granularity_name(p->gran), used ? names : "none");
         }
-        if (!pl_model_is_prunable(m, i) || !layer_fits(&m->layers[i], p->gran))
+        if (!named_fits(p, i)) {
+            const char *why = i == pl_model_output_layer(m) ? " (it is the output layer)" : "";
+            int g = p->gran == PL_GRAN_WEIGHT ? -1 : pl_groups_find(&p->G, i);
+            if (!*why && g >= 0 && p->G.g[g].flags)
+                why = p->G.g[g].flags & PL_GROUP_OUTPUT
+                          ? " (its channels are tied by the graph to the model's outputs)"
+                      : p->G.g[g].flags & PL_GROUP_INPUT ? " (its channels are tied by the graph to the model's input)"
+                                                         : " (its channels feed or come from a grouped conv2d)";
             return pl_error_set(err, PL_ECONFIG,
                                 "%s: layer '%s' (%s) cannot be pruned at %s granularity%s",
                                 target_where(lt, wb, sizeof wb), lt->layer,
-                                pl_layer_type_name(m->layers[i].type), pl_granularity_name(p->gran),
-                                i == pl_model_output_layer(m) ? " (it is the output layer)" : "");
+                                pl_layer_type_name(m->layers[i].type), pl_granularity_name(p->gran), why);
+        }
     }
     char **lists[2] = {cfg->include, cfg->exclude};
     size_t counts[2] = {cfg->n_include, cfg->n_exclude};
@@ -174,39 +249,69 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
             if (pl_model_find(m, lists[q][k]) < 0)
                 return pl_error_set(err, PL_ECONFIG, "prune.%s names '%s', which model %s does not have",
                                     q ? "exclude" : "include", lists[q][k], m->name);
-    for (int i = 0; i < m->n_layers; i++) {
-        pl_layer *l = &m->layers[i];
-        if (!pl_model_is_prunable(m, i) || !layer_fits(l, p->gran))
-            continue;
-        if (cfg->n_include && !name_in(l->name, cfg->include, cfg->n_include))
-            continue;
-        if (name_in(l->name, cfg->exclude, cfg->n_exclude))
-            continue;
-        int64_t units = layer_units(l, p->gran), remove = 0;
-        if (cfg->has_sparsity) {
-            remove = round_half_up(cfg->sparsity * (double)units);
-        } else {
+    if (p->gran == PL_GRAN_WEIGHT) {
+        for (int i = 0; i < m->n_layers; i++) {
+            pl_layer *l = &m->layers[i];
+            if (!pl_model_is_prunable(m, i) || !layer_fits(l, p->gran))
+                continue;
+            if (cfg->n_include && !name_in(l->name, cfg->include, cfg->n_include))
+                continue;
+            if (name_in(l->name, cfg->exclude, cfg->n_exclude))
+                continue;
             const pl_layer_target *lt = NULL;
             for (size_t k = 0; k < cfg->n_layers; k++)
                 if (!strcmp(cfg->layers[k].layer, l->name))
                     lt = &cfg->layers[k];
-            if (!lt)
+            if (!cfg->has_sparsity && !lt)
                 continue;
-            if (lt->count >= 0) {
-                remove = lt->count;
-                if (remove >= units)
-                    return pl_error_set(err, PL_ECONFIG,
-                                        "%s: count %lld would remove every unit of layer "
-                                        "'%s' (it has %lld); at least one must stay",
-                                        target_where(lt, wb, sizeof wb), (long long)remove, l->name,
-                                        (long long)units);
-            } else {
-                remove = round_half_up(lt->fraction * (double)units);
-            }
+            int64_t units = layer_units(l, p->gran), remove = 0;
+            pl_status st = target_remove(cfg, lt, l->name, units, &remove, err);
+            if (st)
+                return st;
+            p->sl[p->n_sl++] = i;
+            p->t[p->n++] = (pl_prune_target){.layer = i, .units = units, .remove = remove, .group = -1};
         }
-        if (remove > units - 1)
-            remove = units - 1; /* never prune a layer to zero units */
-        p->t[p->n++] = (pl_prune_target){.layer = i, .units = units, .remove = remove};
+    } else {
+        if (p->G.n > m->n_layers) { /* more groups than layers: room for the targets */
+            pl_prune_target *t = realloc(p->t, (size_t)p->G.n * sizeof *t);
+            if (!t)
+                return pl_error_set(err, PL_ENOMEM, "out of memory");
+            p->t = t;
+        }
+        for (int g = 0; g < p->G.n; g++) {
+            const pl_group *G = &p->G.g[g];
+            if (!group_fits(G, p->gran))
+                continue;
+            if (cfg->n_include && !group_in(m, G, cfg->include, cfg->n_include))
+                continue;
+            if (group_in(m, G, cfg->exclude, cfg->n_exclude))
+                continue;
+            const pl_layer_target *lt = NULL;
+            for (size_t k = 0; k < cfg->n_layers; k++)
+                if (group_has(m, G, cfg->layers[k].layer))
+                    lt = &cfg->layers[k];
+            if (!cfg->has_sparsity && !lt)
+                continue;
+            int64_t remove = 0;
+            const char *name = lt ? lt->layer : m->layers[G->e[0].layer].name;
+            pl_status st = target_remove(cfg, lt, name, G->units, &remove, err);
+            if (st)
+                return st;
+            p->t[p->n++] = (pl_prune_target){.layer = G->e[0].layer, .units = G->units, .remove = remove, .group = g};
+        }
+        /* the layers the criterion scores: every member of a targeted group */
+        uint8_t *scored = calloc((size_t)(m->n_layers ? m->n_layers : 1), 1);
+        if (!scored)
+            return pl_error_set(err, PL_ENOMEM, "out of memory");
+        for (int k = 0; k < p->n; k++) {
+            const pl_group *G = &p->G.g[p->t[k].group];
+            for (int q = 0; q < G->width; q++)
+                scored[G->e[q].layer] = 1;
+        }
+        for (int i = 0; i < m->n_layers; i++)
+            if (scored[i])
+                p->sl[p->n_sl++] = i;
+        free(scored);
     }
     if (p->n == 0)
         return pl_error_set(err, PL_ECONFIG,
@@ -217,10 +322,9 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                             : p->gran == PL_GRAN_NEURON ? ": neuron pruning needs hidden linear layers"
                                                         : "");
     if (p->needs & PL_NEEDS_BATCHNORM)
-        for (int k = 0; k < p->n; k++) {
-            int i = p->t[k].layer;
-            if (p->gran == PL_GRAN_WEIGHT || i + 1 >= m->n_layers ||
-                m->layers[i + 1].type != PL_LAYER_BATCHNORM2D)
+        for (int k = 0; k < p->n_sl; k++) {
+            int i = p->sl[k], c = pl_model_sole_consumer(m, i);
+            if (p->gran == PL_GRAN_WEIGHT || c < 0 || m->layers[c].type != PL_LAYER_BATCHNORM2D)
                 return pl_error_set(err, PL_ECONFIG,
                                     "prune: criterion '%s' ranks units by the batchnorm2d right after their "
                                     "layer, and %s (layer %s); prune conv layers followed by batchnorm at channel "
@@ -250,6 +354,13 @@ void pl_pruner_free(pl_pruner *p)
         free(p->t[k].orig);
     free(p->t);
     p->t = NULL;
+    for (int i = 0; p->korig && i < p->m->n_layers; i++)
+        free(p->korig[i]);
+    free(p->korig);
+    p->korig = NULL;
+    free(p->sl);
+    p->sl = NULL;
+    pl_groups_free(&p->G);
 }
 
 /* ---- scoring ---------------------------------------------------------------------- */
@@ -305,8 +416,8 @@ static pl_status normalize_layer(int mode, cand *c, int64_t n, pl_error *err)
     return PL_OK;
 }
 
-pl_status pl__pruner_calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t seed, int step,
-                               float ***g, pl_error *err)
+pl_status pl__pruner_calibrate(pl_pruner *p, const int *layers, int n, pl_data *train, int batch, uint64_t seed,
+                               int step, float ***g, pl_error *err)
 {
     pl_model *m = p->m;
     int64_t N = train->info.count;
@@ -327,10 +438,10 @@ pl_status pl__pruner_calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t
         s = pl_data_read(train, idx, 0, batch, x, y, err);
         if (!s)
             s = pl_model_gradients(m, x, y, batch, NULL, err);
-        for (int k = 0; k < p->n && !s; k++) {
+        for (int k = 0; k < n && !s; k++) {
             if (!g[k])
                 continue;
-            const pl_layer *l = &m->layers[p->t[k].layer];
+            const pl_layer *l = &m->layers[layers[k]];
             memcpy(g[k][b], l->gw, (size_t)l->nw * sizeof(float));
         }
     }
@@ -340,34 +451,34 @@ pl_status pl__pruner_calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t
     return s;
 }
 
-/* Calibration gradients: grads[k][b] = copy of layer t[k]'s gw on batch b. */
+/* Calibration gradients: grads[k][b] = copy of scored layer sl[k]'s gw on batch b. */
 static pl_status calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t seed, int step,
                            float ****out, pl_error *err)
 {
     pl_model *m = p->m;
     int B = p->calib_batches;
-    float ***g = calloc((size_t)p->n, sizeof *g);
+    float ***g = calloc((size_t)p->n_sl, sizeof *g);
     if (!g)
         return pl_error_set(err, PL_ENOMEM, "out of memory");
     *out = g;
-    for (int k = 0; k < p->n; k++) {
+    for (int k = 0; k < p->n_sl; k++) {
         g[k] = calloc((size_t)B, sizeof **g);
         if (!g[k])
             return pl_error_set(err, PL_ENOMEM, "out of memory");
         for (int b = 0; b < B; b++) {
-            g[k][b] = malloc((size_t)m->layers[p->t[k].layer].nw * sizeof(float));
+            g[k][b] = malloc((size_t)m->layers[p->sl[k]].nw * sizeof(float));
             if (!g[k][b])
                 return pl_error_set(err, PL_ENOMEM, "out of memory for calibration gradients");
         }
     }
-    return pl__pruner_calibrate(p, train, batch, seed, step, g, err);
+    return pl__pruner_calibrate(p, p->sl, p->n_sl, train, batch, seed, step, g, err);
 }
 
 static void free_calib(pl_pruner *p, float ***g)
 {
     if (!g)
         return;
-    for (int k = 0; k < p->n; k++) {
+    for (int k = 0; k < p->n_sl; k++) {
         if (g[k])
             for (int b = 0; b < p->calib_batches; b++)
                 free(g[k][b]);
@@ -376,21 +487,21 @@ static void free_calib(pl_pruner *p, float ***g)
     free(g);
 }
 
-/* Scores of target k's current units into sc[units]; act is its
+/* Scores of layer li's current units into sc[units]; act is its
  * activation statistics (PL_NEEDS_ACTIVATIONS) or NULL. */
-static pl_status score_layer(pl_pruner *p, int k, float **grads, const pl_act *act, double *sc, pl_error *err)
+static pl_status score_layer(pl_pruner *p, int li, float **grads, const pl_act *act, double *sc, pl_error *err)
 {
-    pl_layer *l = &p->m->layers[p->t[k].layer];
+    pl_layer *l = &p->m->layers[li];
     pl_act_stats as;
     if (act)
         as = (pl_act_stats){.units = act->units, .samples = act->samples, .mean = act->mean, .sq = act->sq,
                             .zero = act->zero};
-    pl_unit_view v = {.layer = l->name, .layer_index = p->t[k].layer, .layer_type = l->type,
+    pl_unit_view v = {.layer = l->name, .layer_index = li, .layer_type = l->type,
                       .granularity = p->gran, .weight = l->w, .mask = l->mask,
                       .n_grads = grads ? p->calib_batches : 0,
                       .grads = (const float *const *)grads, .act = act ? &as : NULL};
     if (p->needs & PL_NEEDS_BATCHNORM) /* pl_pruner_init made sure it is there */
-        v.bn_gamma = p->m->layers[p->t[k].layer + 1].w;
+        v.bn_gamma = p->m->layers[pl_model_sole_consumer(p->m, li)].w;
     if (p->gran == PL_GRAN_WEIGHT) {
         v.units = l->nw;
         v.unit_size = 1;
@@ -401,7 +512,7 @@ static pl_status score_layer(pl_pruner *p, int k, float **grads, const pl_act *a
     }
     if (l->type == PL_LAYER_CONV2D) {
         v.shape[0] = l->out_c;
-        v.shape[1] = l->in_c;
+        v.shape[1] = l->groups > 1 ? l->in_c / l->groups : l->in_c;
         v.shape[2] = l->kh;
         v.shape[3] = l->kw;
     } else {
@@ -437,50 +548,116 @@ static int unit_alive(const pl_pruner *p, const pl_layer *l, int64_t u)
     return p->gran != PL_GRAN_WEIGHT || !l->mask || l->mask[u] != 0.0f;
 }
 
-/* Removes the chosen units of target k: mask (weight) or surgery. */
-static pl_status apply(pl_pruner *p, int k, const uint8_t *drop, pl_error *err)
+/* The units of target k right now (weights of its layer, or its group's units). */
+static int64_t target_units(const pl_pruner *p, int k)
+{
+    if (p->gran == PL_GRAN_WEIGHT)
+        return p->m->layers[p->t[k].layer].nw;
+    return p->G.g[p->t[k].group].units;
+}
+
+/* Group scores: unit u of target k combines its members' scores
+ * (prune.group_reduction) in entry order. lsc[j] holds scored layer sl[j]'s. */
+static void reduce_group(const pl_pruner *p, int k, double *const *lsc, const int *slot, double *out)
+{
+    const pl_group *g = &p->G.g[p->t[k].group];
+    for (int u = 0; u < g->units; u++) {
+        const pl_group_entry *e = &g->e[(size_t)u * (size_t)g->width];
+        double acc = lsc[slot[e[0].layer]][e[0].chan];
+        for (int q = 1; q < g->width; q++) {
+            double v = lsc[slot[e[q].layer]][e[q].chan];
+            if (p->reduce == PL_GROUP_MAX)
+                acc = v > acc ? v : acc;
+            else
+                acc += v;
+        }
+        out[u] = p->reduce == PL_GROUP_MEAN && g->width > 1 ? acc / (double)g->width : acc;
+    }
+}
+
+/* Masks target k's chosen weights (weight granularity). */
+static pl_status apply_mask(pl_pruner *p, int k, const uint8_t *drop, pl_error *err)
 {
     pl_layer *l = &p->m->layers[p->t[k].layer];
     int64_t n = 0;
-    if (p->gran == PL_GRAN_WEIGHT) {
-        if (!l->mask) {
-            l->mask = malloc((size_t)l->nw * sizeof(float));
-            if (!l->mask)
-                return pl_error_set(err, PL_ENOMEM, "out of memory for the mask of %s", l->name);
-            for (int64_t i = 0; i < l->nw; i++)
-                l->mask[i] = 1.0f;
-        }
+    if (!l->mask) {
+        l->mask = malloc((size_t)l->nw * sizeof(float));
+        if (!l->mask)
+            return pl_error_set(err, PL_ENOMEM, "out of memory for the mask of %s", l->name);
         for (int64_t i = 0; i < l->nw; i++)
-            if (drop[i]) {
-                l->mask[i] = 0.0f;
-                l->w[i] = 0.0f;
-                n++;
-            }
-        p->t[k].removed += n;
-        return PL_OK;
+            l->mask[i] = 1.0f;
     }
-    uint8_t *keep = malloc((size_t)l->out_c);
-    if (!keep)
-        return pl_error_set(err, PL_ENOMEM, "out of memory");
-    if (!p->t[k].orig) { /* the record lists the original indices each layer kept */
-        if (!(p->t[k].orig = malloc((size_t)l->out_c * sizeof *p->t[k].orig))) {
-            free(keep);
-            return pl_error_set(err, PL_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < l->nw; i++)
+        if (drop[i]) {
+            l->mask[i] = 0.0f;
+            l->w[i] = 0.0f;
+            n++;
         }
-        for (int u = 0; u < l->out_c; u++)
-            p->t[k].orig[u] = u;
+    p->t[k].removed += n;
+    return PL_OK;
+}
+
+/* Removes the chosen units of every target group at once (surgery), keeps
+ * the record of original indices, and derives the groups again. */
+static pl_status apply_groups(pl_pruner *p, uint8_t **drop, pl_error *err)
+{
+    pl_model *m = p->m;
+    pl_groups *G = &p->G;
+    uint8_t **gd = calloc((size_t)(G->n ? G->n : 1), sizeof *gd);
+    if (!gd)
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    int64_t *n = calloc((size_t)(p->n ? p->n : 1), sizeof *n);
+    if (!n) {
+        free(gd);
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
     }
-    int nk = 0;
-    for (int u = 0; u < l->out_c; u++) {
-        keep[u] = !drop[u];
-        n += drop[u] != 0;
-        if (keep[u])
-            p->t[k].orig[nk++] = p->t[k].orig[u];
+    int64_t any = 0;
+    for (int k = 0; k < p->n; k++) {
+        gd[p->t[k].group] = drop[k];
+        for (int u = 0; u < G->g[p->t[k].group].units; u++)
+            n[k] += drop[k][u] != 0;
+        any += n[k];
     }
-    pl_status s = pl_model_remove_units(p->m, p->t[k].layer, keep, err);
-    free(keep);
-    if (!s)
-        p->t[k].removed += n;
+    pl_status s = PL_OK;
+    /* the record lists the original indices each layer kept */
+    for (int i = 0; i < m->n_layers && any && !s; i++) {
+        const pl_layer *l = &m->layers[i];
+        if (l->type != PL_LAYER_CONV2D && l->type != PL_LAYER_LINEAR)
+            continue;
+        int nk = 0, gone = 0;
+        for (int c = 0; c < G->map_n[i]; c++) {
+            int r = G->root[G->map[i][c]], g = G->node_group[r];
+            gone += g >= 0 && gd[g] && gd[g][G->node_unit[r]];
+        }
+        if (!gone)
+            continue;
+        if (!p->korig[i]) {
+            if (!(p->korig[i] = malloc((size_t)l->out_c * sizeof **p->korig))) {
+                s = pl_error_set(err, PL_ENOMEM, "out of memory");
+                break;
+            }
+            for (int u = 0; u < l->out_c; u++)
+                p->korig[i][u] = u;
+        }
+        for (int c = 0; c < G->map_n[i]; c++) {
+            int r = G->root[G->map[i][c]], g = G->node_group[r];
+            if (!(g >= 0 && gd[g] && gd[g][G->node_unit[r]]))
+                p->korig[i][nk++] = p->korig[i][c];
+        }
+    }
+    if (!s && any)
+        s = pl_model_remove_group_units(m, G, (const uint8_t *const *)gd, err);
+    free(gd);
+    if (!s && any) {
+        int ng = G->n;
+        pl_groups_free(G);
+        s = pl_groups_derive(m, G, err);
+        if (!s && G->n != ng)
+            s = pl_error_set(err, PL_EINVAL, "model %s: pruning changed its groups (%d, was %d)", m->name, G->n, ng);
+    }
+    for (int k = 0; k < p->n && !s; k++)
+        p->t[k].removed += n[k];
+    free(n);
     return s;
 }
 
@@ -502,38 +679,51 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
     }
     pl_act *act = NULL;
     if (p->needs & PL_NEEDS_ACTIVATIONS) {
-        int *layers = malloc((size_t)p->n * sizeof *layers);
-        act = calloc((size_t)p->n, sizeof *act);
-        if (!layers || !act)
+        act = calloc((size_t)p->n_sl, sizeof *act);
+        if (!act)
             s = pl_error_set(err, PL_ENOMEM, "out of memory");
-        for (int k = 0; k < p->n && !s; k++)
-            layers[k] = p->t[k].layer;
         char stream[64];
         snprintf(stream, sizeof stream, "activations:%d", step);
         if (!s)
-            s = pl_activations_collect(m, train, layers, p->n, p->calib_batches, batch, seed, stream, act, err);
-        free(layers);
+            s = pl_activations_collect(m, train, p->sl, p->n_sl, p->calib_batches, batch, seed, stream, act, err);
         if (s) {
-            pl_act_free(act, act ? p->n : 0);
+            pl_act_free(act, act ? p->n_sl : 0);
             free(act);
             free_calib(p, grads);
             return s;
         }
     }
-    /* score every target layer */
+    /* score every scored layer, then every target (weight: its layer; else its group) */
+    int grouped = p->gran != PL_GRAN_WEIGHT;
+    double **lsc = calloc((size_t)(p->n_sl ? p->n_sl : 1), sizeof *lsc);
+    int *slot = malloc((size_t)(m->n_layers ? m->n_layers : 1) * sizeof *slot);
     double **sc = calloc((size_t)p->n, sizeof *sc);
     uint8_t **drop = calloc((size_t)p->n, sizeof *drop);
-    if (!sc || !drop)
+    if (!lsc || !slot || !sc || !drop)
         s = pl_error_set(err, PL_ENOMEM, "out of memory");
-    for (int k = 0; k < p->n && !s; k++) {
-        int64_t units = layer_units(&m->layers[p->t[k].layer], p->gran);
-        sc[k] = malloc((size_t)units * sizeof(double));
-        drop[k] = calloc((size_t)units, 1);
-        if (!sc[k] || !drop[k]) {
+    for (int j = 0; j < p->n_sl && !s; j++) {
+        const pl_layer *l = &m->layers[p->sl[j]];
+        slot[p->sl[j]] = j;
+        lsc[j] = malloc((size_t)layer_units(l, p->gran) * sizeof(double));
+        if (!lsc[j]) {
             s = pl_error_set(err, PL_ENOMEM, "out of memory for scores");
             break;
         }
-        s = score_layer(p, k, grads ? grads[k] : NULL, act ? &act[k] : NULL, sc[k], err);
+        s = score_layer(p, p->sl[j], grads ? grads[j] : NULL, act ? &act[j] : NULL, lsc[j], err);
+    }
+    for (int k = 0; k < p->n && !s; k++) {
+        int64_t units = target_units(p, k);
+        drop[k] = calloc((size_t)units, 1);
+        if (grouped)
+            sc[k] = malloc((size_t)units * sizeof(double));
+        if (!drop[k] || (grouped && !sc[k])) {
+            s = pl_error_set(err, PL_ENOMEM, "out of memory for scores");
+            break;
+        }
+        if (grouped)
+            reduce_group(p, k, lsc, slot, sc[k]);
+        else
+            sc[k] = lsc[k]; /* weight: target k is scored layer k */
     }
     if (!s && !p->global) {
         for (int k = 0; k < p->n && !s; k++) {
@@ -542,7 +732,7 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
             int64_t need = goal - p->t[k].removed;
             if (need <= 0)
                 continue;
-            int64_t units = layer_units(l, p->gran), nc = 0;
+            int64_t units = target_units(p, k), nc = 0;
             cand *c = malloc((size_t)units * sizeof *c);
             if (!c) {
                 s = pl_error_set(err, PL_ENOMEM, "out of memory");
@@ -564,7 +754,7 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
         for (int k = 0; k < p->n; k++) {
             total_remove += p->t[k].remove;
             removed += p->t[k].removed;
-            ncand += layer_units(&m->layers[p->t[k].layer], p->gran);
+            ncand += target_units(p, k);
         }
         int64_t need = round_half_up(prog * (double)total_remove) - removed;
         cand *c = ncand ? malloc((size_t)ncand * sizeof *c) : NULL;
@@ -574,7 +764,7 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
         int64_t nc = 0;
         for (int k = 0; k < p->n && !s; k++) {
             const pl_layer *l = &m->layers[p->t[k].layer];
-            int64_t units = layer_units(l, p->gran);
+            int64_t units = target_units(p, k);
             int64_t orig = p->t[k].units;
             int64_t keep_min = (int64_t)ceil(p->plan.floor * (double)orig);
             if (keep_min < 1)
@@ -603,18 +793,24 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
         free(c);
         free(room);
     }
-    for (int k = 0; k < p->n && !s; k++)
-        s = apply(p, k, drop[k], err);
+    if (!s && grouped)
+        s = apply_groups(p, drop, err);
+    for (int k = 0; k < p->n && !s && !grouped; k++)
+        s = apply_mask(p, k, drop[k], err);
     for (int k = 0; k < p->n; k++) {
-        if (sc)
+        if (grouped && sc)
             free(sc[k]);
         if (drop)
             free(drop[k]);
     }
+    for (int j = 0; lsc && j < p->n_sl; j++)
+        free(lsc[j]);
+    free(lsc);
+    free(slot);
     free(sc);
     free(drop);
     free_calib(p, grads);
-    pl_act_free(act, act ? p->n : 0);
+    pl_act_free(act, act ? p->n_sl : 0);
     free(act);
     return s;
 }
@@ -666,10 +862,19 @@ pl_status pl_pruner_check(const pl_pruner *p, pl_error *err)
 
 const int *pl_pruner_kept(const pl_pruner *p, int layer, int *n)
 {
-    for (int k = 0; p->t && k < p->n; k++)
-        if (p->t[k].layer == layer && p->t[k].orig) {
-            *n = p->m->layers[layer].out_c;
-            return p->t[k].orig;
-        }
-    return NULL;
+    if (!p->korig || layer < 0 || layer >= p->m->n_layers || !p->korig[layer])
+        return NULL;
+    *n = p->m->layers[layer].out_c;
+    return p->korig[layer];
+}
+
+void pl_pruner_print_groups(const pl_pruner *p, FILE *f)
+{
+    if (p->gran != PL_GRAN_CHANNEL && p->gran != PL_GRAN_NEURON)
+        return;
+    int graph = !pl_model_is_chain(p->m);
+    for (int i = 0; i < p->m->n_layers; i++)
+        graph |= p->m->layers[i].type == PL_LAYER_CONV2D && p->m->layers[i].groups > 1;
+    if (graph) /* a chain's groups are its layers, listed above */
+        pl_groups_print(p->m, &p->G, f);
 }

@@ -24,6 +24,16 @@
  * raw) so layers of different scale compare, ranked together, and each layer keeps at least max(1, ceil(floor·units)) and
  * loses at most floor(cap·units) units. No layer ever loses all its units;
  * the output layer is never pruned.
+ *
+ * Channel and neuron granularity prune pruning groups (groups.h), not
+ * layers: for a chain model each conv2d/linear layer is its own group, so
+ * everything above holds as written. In a graph model a group is the set
+ * of layers whose channels must go together (producers of one add, a
+ * depthwise conv and its producer, ...). The criterion scores every
+ * member layer as before; a unit's score is its members' scores combined
+ * by prune.group_reduction (mean, sum or max), and the group is then one
+ * "layer" for selection, normalisation, floor and cap. prune.layers,
+ * include and exclude name a group by any member.
  */
 #ifndef PL_PRUNE_H
 #define PL_PRUNE_H
@@ -31,6 +41,7 @@
 #include "config.h"
 #include "model.h"
 #include "surgery.h"
+#include "groups.h"
 #include "registry.h"
 #include "train.h"
 
@@ -39,8 +50,8 @@ typedef struct pl_prune_target {
     int64_t units;      /* original unit count (weights, channels or neurons) */
     int64_t remove;     /* final number of units to remove (requested) */
     int64_t removed;    /* removed so far */
-    int *orig;          /* channel/neuron: original index of each current unit
-                         * (NULL until the first surgery = identity) */
+    int *orig;          /* unused (pl_pruner.korig holds the kept indices) */
+    int group;          /* channel/neuron: its pruning group in pl_pruner.G; weight: -1 */
 } pl_prune_target;
 
 typedef struct pl_pruner {
@@ -56,6 +67,11 @@ typedef struct pl_pruner {
     int global;
     double requested;            /* prune.sparsity, or Σ remove / Σ units for prune.layers */
     int64_t layer_goal;          /* granularity layer: blocks to remove in total */
+    pl_groups G;                 /* channel/neuron: the model's pruning groups, derived again after each cut */
+    int *sl;                     /* layers the criterion scores, ascending (group members / weight targets) */
+    int n_sl;
+    int **korig;                 /* per model layer: original index of each current output unit, or NULL */
+    pl_group_reduction reduce;   /* prune.group_reduction */
 } pl_pruner;
 
 /* Resolves the layers in scope (prune.layers / prune.sparsity, include,
@@ -81,6 +97,10 @@ void pl_pruner_free(pl_pruner *p);
  * lost no unit (it kept every one of its units). */
 const int *pl_pruner_kept(const pl_pruner *p, int layer, int *n);
 
+/* validate: a graph model's pruning groups (members, units, what one unit
+ * removes); nothing for a chain, whose groups are its layers. */
+void pl_pruner_print_groups(const pl_pruner *p, FILE *f);
+
 /* ---- granularity layer (layer_prune.c) ----------------------------------------
  *
  * A removable block starts at a conv2d or linear layer that is not the
@@ -89,6 +109,8 @@ const int *pl_pruner_kept(const pl_pruner *p, int layer, int *n);
  * output shape (e.g. a 3x3 conv, stride 1, padding 1, C -> C channels, with
  * its batchnorm and ReLU; or a square linear layer), so the network still
  * composes without it. vgg_mini has two: conv2 (+bn2, relu) and conv4.
+ * In a graph model the blocks are residual branches whose add has an
+ * identity shortcut, the add included (pl_layer_block_len, surgery.h).
  *
  * Targets: prune.count N blocks, or prune.sparsity s = round(s * candidates)
  * blocks; prune.include/exclude name block heads (the conv2d/linear layer).
@@ -105,11 +127,11 @@ const int *pl_pruner_kept(const pl_pruner *p, int layer, int *n);
  * PL_ECONFIG naming the model. */
 
 /* pl_pruner_init / pl_pruner_step for PL_GRAN_LAYER (prune.c routes here). */
-/* Fills g[k][b] (every k with g[k] != NULL) with layer t[k]'s weight
- * gradient on calibration batch b (RNG stream "calibration:<step>", training
- * split). Shared by the unit and the layer pruner. */
-pl_status pl__pruner_calibrate(pl_pruner *p, pl_data *train, int batch, uint64_t seed, int step,
-                               float ***g, pl_error *err);
+/* Fills g[k][b] (every k < n with g[k] != NULL) with layer layers[k]'s
+ * weight gradient on calibration batch b (RNG stream "calibration:<step>",
+ * training split). Shared by the unit and the layer pruner. */
+pl_status pl__pruner_calibrate(pl_pruner *p, const int *layers, int n, pl_data *train, int batch, uint64_t seed,
+                               int step, float ***g, pl_error *err);
 /* The schedule's plan for `requested` over n_layers, checked (prune.c). */
 pl_status pl__schedule_plan(pl_instance *sched, double requested, int n_layers, pl_schedule_plan *plan,
                             pl_error *err);

@@ -1,7 +1,9 @@
 /* registry.c — plugin discovery, validation, parameters and the host API. */
 #include "registry.h"
+#include "scalar.h"
 #include "identity.h"
 #include "rng.h"
+#include "suggest.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -34,15 +36,15 @@ struct pl_registry {
     pl_plugin *builtin; /* compiled into the host (dl == NULL); found before the search path */
 };
 
-typedef struct pl__param {
+typedef struct param_entry {
     const pl_param_spec *spec;
     int64_t i;
     double f;
     char *s;
-} pl__param;
+} param_entry;
 
 struct pl_params {
-    pl__param *v;
+    param_entry *v;
     size_t n;
 };
 
@@ -60,12 +62,12 @@ struct pl_instance {
 
 /* ---- host API ------------------------------------------------------------ */
 
-static int pl__log_level = PL_LOG_INFO;
-void pl_log_set_level(int level) { pl__log_level = level; }
+static int log_level = PL_LOG_INFO;
+void pl_log_set_level(int level) { log_level = level; }
 
 static void host_log(int level, const char *fmt, ...)
 {
-    if (level < pl__log_level)
+    if (level < log_level)
         return;
     static const char *const names[] = {"debug", "info", "warning", "error"};
     va_list ap;
@@ -113,7 +115,7 @@ static void *host_alloc_aligned(size_t n)
     return p;
 }
 
-static const pl__param *param_find(const pl_params *p, const char *name)
+static const param_entry *param_find(const pl_params *p, const char *name)
 {
     for (size_t i = 0; p && i < p->n; i++)
         if (!strcmp(p->v[i].spec->name, name))
@@ -123,22 +125,22 @@ static const pl__param *param_find(const pl_params *p, const char *name)
 }
 static int64_t host_param_int(const pl_params *p, const char *name)
 {
-    const pl__param *v = param_find(p, name);
+    const param_entry *v = param_find(p, name);
     return v ? v->i : 0;
 }
 static double host_param_float(const pl_params *p, const char *name)
 {
-    const pl__param *v = param_find(p, name);
+    const param_entry *v = param_find(p, name);
     return v ? v->f : 0;
 }
 static const char *host_param_str(const pl_params *p, const char *name)
 {
-    const pl__param *v = param_find(p, name);
+    const param_entry *v = param_find(p, name);
     return v && v->s ? v->s : "";
 }
 static int host_param_bool(const pl_params *p, const char *name)
 {
-    const pl__param *v = param_find(p, name);
+    const param_entry *v = param_find(p, name);
     return v ? (int)v->i : 0;
 }
 
@@ -190,16 +192,7 @@ const char *pl_kind_name(pl_kind k)
     return "unknown kind";
 }
 
-int pl_name_valid(const char *name)
-{
-    size_t n = 0;
-    if (!name)
-        return 0;
-    for (const char *p = name; *p; p++, n++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-            return 0;
-    return n >= 1 && n <= 63;
-}
+int pl_name_valid(const char *name) { return name && pl__name_ok(name, 0, "", 63); }
 
 /* ---- registry -------------------------------------------------------------- */
 
@@ -739,7 +732,7 @@ const char *pl_plugin_sha256(const pl_plugin *p) { return p->sha256; }
 
 /* ---- parameters ------------------------------------------------------------ */
 
-static pl_status parse_param(const pl_param_spec *s, const char *text, pl__param *out,
+static pl_status parse_param(const pl_param_spec *s, const char *text, param_entry *out,
                              const char *where, const char *plugin, pl_error *err)
 {
     char *end;
@@ -770,16 +763,14 @@ static pl_status parse_param(const pl_param_spec *s, const char *text, pl__param
         out->i = (int64_t)v;
         return PL_OK;
     }
-    case PL_PARAM_BOOL:
-        if (!strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on") || !strcmp(text, "1"))
-            out->i = 1;
-        else if (!strcmp(text, "false") || !strcmp(text, "no") || !strcmp(text, "off") ||
-                 !strcmp(text, "0"))
-            out->i = 0;
-        else
+    case PL_PARAM_BOOL: {
+        int v;
+        if (!pl__bool_word(text, PL__BOOL_PARAM, &v))
             return pl_error_set(err, PL_ECONFIG, "%s: %s parameter '%s' expects true or false, got '%s'",
                                 where, plugin, s->name, text);
+        out->i = v;
         return PL_OK;
+    }
     case PL_PARAM_STRING:
         free(out->s);
         out->s = xstrdup(text);
@@ -798,12 +789,12 @@ static void params_deinit(pl_params *p)
 }
 
 /* kv: (key, value, where) triples through a callback-free array form */
-typedef struct pl__kvin {
+typedef struct kvin {
     const char *key, *value;
     char where[512];
-} pl__kvin;
+} kvin;
 
-static pl_status params_build(const pl_plugin *pl, const pl__kvin *kv, size_t n_kv, pl_params *out,
+static pl_status params_build(const pl_plugin *pl, const kvin *kv, size_t n_kv, pl_params *out,
                               const char *ref_where, pl_error *err)
 {
     const pl_plugin_desc *d = pl->desc;
@@ -927,7 +918,7 @@ pl_status pl_instance_new(pl_registry *r, pl_kind kind, const pl_plugin_ref *ref
         pl_error_prefix(err, "%s", where);
         return st;
     }
-    pl__kvin *kv = ref->n_params ? calloc(ref->n_params, sizeof *kv) : NULL;
+    kvin *kv = ref->n_params ? calloc(ref->n_params, sizeof *kv) : NULL;
     if (ref->n_params && !kv)
         return pl_error_set(err, PL_ENOMEM, "out of memory");
     for (size_t i = 0; i < ref->n_params; i++) {
@@ -954,7 +945,7 @@ pl_status pl_instance_new_kv(const pl_plugin *p, const char *const *kvs, uint64_
     size_t n = 0;
     while (kvs && kvs[n])
         n++;
-    pl__kvin *kv = n ? calloc(n, sizeof *kv) : NULL;
+    kvin *kv = n ? calloc(n, sizeof *kv) : NULL;
     char **keys = n ? calloc(n, sizeof *keys) : NULL;
     if (n && (!kv || !keys)) {
         free(kv);

@@ -1,6 +1,7 @@
 /* regularize.c — L1 / L2 / group-lasso penalties and filter-norm statistics. */
 #include "regularize.h"
-#include "result.h"
+#include "fileio.h"
+#include "strbuf.h"
 
 #include <dirent.h>
 #include <math.h>

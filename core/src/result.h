@@ -14,6 +14,8 @@
 #define PL_RESULT_H
 
 #include "error.h"
+#include "fileio.h" /* pl_write_atomic, pl_mkdirs, pl__read_file */
+#include "strbuf.h" /* pl__buf */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -104,41 +106,5 @@ pl_status pl_compare_files(const char *baseline_csv, const char *current_csv,
 pl_status pl_compare_files_ex(const char *baseline_csv, const char *current_csv,
                               const char *tolerance, int only_common, FILE *out, int *regressed,
                               pl_error *err);
-
-/* Atomic file write helper used by every report file: writes `len` bytes to
- * path.tmp.<pid>, fsyncs, renames over path. */
-pl_status pl_write_atomic(const char *path, const void *data, size_t len, pl_error *err);
-
-/* Writes all `len` bytes to the open stream f, then fflush + fsync; `what`
- * names the file in errors ("what: cause (hint)", PL_EIO). The stream stays
- * open (the caller closes it). pl_write_atomic is built on it. */
-pl_status pl_write_stream(FILE *f, const char *what, const void *data, size_t len,
-                          pl_error *err);
-
-/* mkdir -p: creates path and its missing parents (mode 0777 & ~umask). */
-pl_status pl_mkdirs(const char *path, pl_error *err);
-
-/* ---- private helpers shared by result.c, report.c and compare.c ---------- */
-
-/* A growable NUL-terminated text buffer. After an allocation failure it
- * drops further appends and keeps `failed` set; check it once at the end. */
-typedef struct pl__buf {
-    char *data;
-    size_t len, cap;
-    int failed;
-} pl__buf;
-
-void pl__buf_add(pl__buf *b, const char *s, size_t n);
-void pl__buf_puts(pl__buf *b, const char *s);
-void pl__buf_printf(pl__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void pl__buf_free(pl__buf *b);
-
-/* Reads a whole regular file (fileio.h) of at most PL__READ_MAX_BYTES into
- * a NUL-terminated heap copy (caller frees *data); PL_EIO otherwise. */
-#define PL__READ_MAX_BYTES (256 << 20)
-pl_status pl__read_file(const char *path, char **data, size_t *len, pl_error *err);
-
-/* Fills err with "path: strerror(errnum) (hint)" and returns PL_EIO. */
-pl_status pl__io_error(pl_error *err, const char *path, int errnum);
 
 #endif

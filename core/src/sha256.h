@@ -1,5 +1,5 @@
 /*
- * sha256.h — a small streaming SHA-256 (FIPS 180-4) for content identity (plugin files, model specs); the idx dataset plugin carries its own copy, since plugins never link the host.
+ * sha256.h — a small streaming SHA-256 (FIPS 180-4) for content identity (plugin files, model specs); the idx dataset plugin compiles this same file (plugins never link the host).
  *
  *     pl__sha256 h;
  *     pl__sha256_init(&h);

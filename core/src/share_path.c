@@ -15,10 +15,10 @@
 #define PL_SHARE_REL_DIR "../share/prunelab"
 #endif
 
-static const char *const pl__sub[2] = {"models", "experiments"};
-static const char *const pl__src_sub[2] = {"configs/models", "experiments"};
+static const char *const sub[2] = {"models", "experiments"};
+static const char *const src_sub[2] = {"configs/models", "experiments"};
 
-static int pl__is_file(const char *p)
+static int is_file(const char *p)
 {
     struct stat sb;
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -39,16 +39,16 @@ int pl_share_dirs(pl_share_kind kind, char dirs[][4096], int max)
     /* a build tree (the program or a test next to CMakeCache.txt): its sources */
     char probe[4200];
     snprintf(probe, sizeof probe, "%s/CMakeCache.txt", exe);
-    int build_tree = pl__is_file(probe);
+    int build_tree = is_file(probe);
     snprintf(probe, sizeof probe, "%s/../CMakeCache.txt", exe);
-    build_tree |= pl__is_file(probe);
+    build_tree |= is_file(probe);
 #ifdef PL_SOURCE_DIR
     if (build_tree && n < max)
-        snprintf(dirs[n++], 4096, "%s/%s", PL_SOURCE_DIR, pl__src_sub[kind]);
+        snprintf(dirs[n++], 4096, "%s/%s", PL_SOURCE_DIR, src_sub[kind]);
 #endif
     if (n < max) {
         char d[4200];
-        snprintf(d, sizeof d, "%s/%s/%s", exe, PL_SHARE_REL_DIR, pl__sub[kind]);
+        snprintf(d, sizeof d, "%s/%s/%s", exe, PL_SHARE_REL_DIR, sub[kind]);
         char *real = realpath(d, NULL); /* a readable path in messages when it exists */
         snprintf(dirs[n++], 4096, "%s", real ? real : d);
         free(real);
@@ -56,21 +56,21 @@ int pl_share_dirs(pl_share_kind kind, char dirs[][4096], int max)
     return n;
 }
 
-static int pl__ends_with(const char *s, const char *suffix)
+static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
 /* dir/<file> for the first dir holding it; 1 when found */
-static int pl__search(pl_share_kind kind, const char *file, char *out, size_t cap)
+static int search_dirs(pl_share_kind kind, const char *file, char *out, size_t cap)
 {
     char dirs[4][4096];
     int nd = pl_share_dirs(kind, dirs, 4);
     for (int i = 0; i < nd; i++) {
         char p[8300];
         snprintf(p, sizeof p, "%s/%s", dirs[i], file);
-        if (pl__is_file(p)) {
+        if (is_file(p)) {
             snprintf(out, cap, "%s", p);
             return 1;
         }
@@ -81,13 +81,13 @@ static int pl__search(pl_share_kind kind, const char *file, char *out, size_t ca
 pl_status pl_share_resolve(pl_share_kind kind, const char *name, char *out, size_t cap, pl_error *err)
 {
     snprintf(out, cap, "%s", name);
-    if (pl__is_file(name)) /* a file as written always wins */
+    if (is_file(name)) /* a file as written always wins */
         return PL_OK;
-    int bare = *name && !strchr(name, '/') && !pl__ends_with(name, ".yaml") && !pl__ends_with(name, ".yml");
+    int bare = *name && !strchr(name, '/') && !ends_with(name, ".yaml") && !ends_with(name, ".yml");
     if (bare) {
         char file[512];
         snprintf(file, sizeof file, "%s.yaml", name);
-        if (pl__search(kind, file, out, cap))
+        if (search_dirs(kind, file, out, cap))
             return PL_OK;
         /* not found: say where we looked and what is there */
         char dirs[4][4096], where[2048] = "", names[1024] = "";
@@ -99,7 +99,7 @@ pl_status pl_share_resolve(pl_share_kind kind, const char *name, char *out, size
             DIR *d = opendir(dirs[i]);
             for (struct dirent *e; d && (e = readdir(d));) {
                 size_t len = strlen(e->d_name);
-                if (len > 5 && pl__ends_with(e->d_name, ".yaml") && nl < sizeof names)
+                if (len > 5 && ends_with(e->d_name, ".yaml") && nl < sizeof names)
                     nl += (size_t)snprintf(names + nl, sizeof names - nl, "%s%.*s", nl ? ", " : "",
                                            (int)(len - 5), e->d_name);
             }
@@ -116,6 +116,6 @@ pl_status pl_share_resolve(pl_share_kind kind, const char *name, char *out, size
     const char *prefix = kind == PL_SHARE_MODELS ? "configs/models/" : "experiments/";
     if (name[0] != '/' && !strncmp(name, prefix, strlen(prefix)) && !strchr(name + strlen(prefix), '/') &&
         access(name, F_OK) != 0)
-        pl__search(kind, name + strlen(prefix), out, cap);
+        search_dirs(kind, name + strlen(prefix), out, cap);
     return PL_OK;
 }

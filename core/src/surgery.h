@@ -18,11 +18,24 @@
 #include "model.h"
 
 /* Removes output units of layer `li` whose keep[u] == 0 (keep has out_c
- * entries) and every dependent input of downstream layers (batchnorm
- * channels, the next conv's input channels, flatten→linear column blocks,
- * the next linear's columns). PL_EINVAL for a layer without units to cut,
- * the output layer, or a keep[] that removes every unit. */
+ * entries) and everything tied to them by the graph (groups.h): the
+ * channels of every producer sharing an add with it, batchnorm channels,
+ * depthwise slices, every consumer's input channels (concat offsets,
+ * flatten→linear column blocks). PL_EINVAL for a layer without units to
+ * cut, the output layer, a channel tied to the model's input, outputs or a
+ * grouped conv2d, or a keep[] that removes every unit of a group. */
 pl_status pl_model_remove_units(pl_model *m, int li, const uint8_t *keep, pl_error *err);
+
+struct pl_groups;
+/* Removes units u of group g with drop[g][u] != 0 (drop[g] may be NULL),
+ * for groups derived from m as it is (pl_groups_derive), then reshapes.
+ * PL_EINVAL for a group that is not prunable or would lose every unit. */
+pl_status pl_model_remove_group_units(pl_model *m, const struct pl_groups *G, const uint8_t *const *drop,
+                                      pl_error *err);
+/* The cut alone, without reshaping: every channel whose node is dead[]
+ * (indexed by node, see groups.h) goes from every layer that holds it.
+ * Checks first and moves nothing on error. */
+pl_status pl__model_cut(pl_model *m, const struct pl_groups *G, const uint8_t *dead, pl_error *err);
 
 /* A removable block starts at a conv2d or linear layer that is not the
  * output layer and takes with it the batchnorm2d, relu and dropout layers
@@ -31,7 +44,11 @@ pl_status pl_model_remove_units(pl_model *m, int li, const uint8_t *keep, pl_err
  * head included); returns how many blocks there are. */
 int pl_layer_blocks(const pl_model *m, int *head, int *len, int cap);
 /* Layers in the block headed by layer `head`: the head and the batchnorm2d,
- * relu and dropout layers that directly follow it. */
+ * relu and dropout layers that directly follow it. In a graph model (add,
+ * concat or grouped conv2d anywhere), a block is instead a residual branch
+ * with its add: head reads x, the add sums x (an identity shortcut) and the
+ * branch's end, and no other layer reads inside the branch; removing it
+ * leaves the add's readers reading x. 0 when `head` starts no block. */
 int pl_layer_block_len(const pl_model *m, int head);
 
 /* Removes layers [first, first + len) and reconnects the graph (shapes are

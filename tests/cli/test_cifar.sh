@@ -8,22 +8,11 @@
 # (exit 2) that writes no record.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -u
-B=$(cd "$1" && pwd -P) || exit 2
-S=$(cd "$2" && pwd -P) || exit 2
-P="$B/prunelab"
+. "$(dirname "$0")/lib.sh"
+pl_dirs "$1" "$2"
 cd "$S" || exit 2
-unset PRUNELAB_PLUGIN_PATH
-T=$(mktemp -d /tmp/pl-cifar.XXXXXX) || exit 2
-trap 'rm -rf "$T"' EXIT
+pl_tmp cifar
 
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-no() { failed=$((failed + 1)); echo "FAIL [$case] $*"; }
-run() {
-    case="prunelab $*"
-    "$P" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
 rc_is() { [ "$rc" -eq "$1" ] && ok || no "exit $rc, want $1; stdout: $(tail -c 1500 "$T/out"); stderr: $(head -c 400 "$T/err")"; }
 err_has() { grep -Eq -- "$1" "$T/err" && ok || no "stderr lacks /$1/: $(head -c 400 "$T/err")"; }
 
@@ -74,5 +63,4 @@ case="one line"
 case="no record"
 [ -z "$(ls "$T/r2/runs" 2>/dev/null)" ] && ok || no "$(ls "$T/r2/runs")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+pl_summary

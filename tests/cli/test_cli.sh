@@ -6,24 +6,11 @@
 # `compare` and a tiny `run` on the synthetic dataset.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -u
-B=$(cd "$1" && pwd -P) || exit 2
-S=$(cd "$2" && pwd -P) || exit 2
-P="$B/prunelab"
+. "$(dirname "$0")/lib.sh"
+pl_dirs "$1" "$2"
 cd "$S" || exit 2
-unset PRUNELAB_PLUGIN_PATH
-T=$(mktemp -d /tmp/pl-cli.XXXXXX) || exit 2
-trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
+pl_tmp cli
 
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-no() { failed=$((failed + 1)); echo "FAIL [$case] $*"; }
-
-# run ARGS...: runs prunelab, leaves $rc, $T/out, $T/err
-run() {
-    case="prunelab $*"
-    "$P" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
 rc_is() { [ "$rc" -eq "$1" ] && ok || no "exit $rc, want $1; stderr: $(head -c 400 "$T/err")"; }
 out_has() { grep -Eq -- "$1" "$T/out" && ok || no "stdout lacks /$1/: $(head -c 400 "$T/out")"; }
 err_has() { grep -Eq -- "$1" "$T/err" && ok || no "stderr lacks /$1/: $(head -c 400 "$T/err")"; }
@@ -242,5 +229,4 @@ fi
 run run "$T/tiny.yaml" --out "$T/out-bad" --set dataset.train_count=0
 rc_is 2; one_line "train_count"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+pl_summary

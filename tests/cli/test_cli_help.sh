@@ -7,22 +7,11 @@
 # missing dataset, the searched directories of an unknown plugin, and
 # `compare --only-common`.
 set -u
-B=$(cd "$1" && pwd -P) || exit 2
-S=$(cd "$2" && pwd -P) || exit 2
-P="$B/prunelab"
+. "$(dirname "$0")/lib.sh"
+pl_dirs "$1" "$2"
 cd "$S" || exit 2
-unset PRUNELAB_PLUGIN_PATH
-T=$(mktemp -d /tmp/pl-help.XXXXXX) || exit 2
-trap 'rm -rf "$T"' EXIT
+pl_tmp help
 
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-no() { failed=$((failed + 1)); echo "FAIL [$case] $*"; }
-run() {
-    case="prunelab $*"
-    "$P" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
 rc_is() { [ "$rc" -eq "$1" ] && ok || no "exit $rc, want $1; stderr: $(head -c 400 "$T/err")"; }
 out_has() { grep -Eq -- "$1" "$T/out" && ok || no "stdout lacks /$1/: $(head -c 400 "$T/out")"; }
 out_lacks() { grep -Eq -- "$1" "$T/out" && no "stdout has /$1/" || ok; }
@@ -122,5 +111,4 @@ rc_is 0; out_lacks 'missing in current'; out_lacks 'dddd'; out_has '1 rows compa
 run compare "$T/full.csv" "$T/shard-bad.csv" --only-common
 rc_is 1; out_has 'bbbb'; out_has 'REGRESSION|regression'
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+pl_summary

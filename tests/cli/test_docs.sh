@@ -4,11 +4,9 @@
 # not in the repository (DESIGN.md, seed/..., ../shared), and every docs/
 # file README.md links exists.
 set -u
+. "$(dirname "$0")/lib.sh"
 S=$(cd "$2" && pwd -P) || exit 2
 cd "$S" || exit 2
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-no() { failed=$((failed + 1)); echo "FAIL [$case] $*"; }
 
 case="no references outside the repository"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
@@ -24,5 +22,4 @@ for f in $(grep -oE 'docs/[A-Za-z0-9_.-]+\.md' README.md | sort -u); do
     [ -f "$f" ] && ok || no "README links $f, which does not exist"
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+pl_summary

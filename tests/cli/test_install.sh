@@ -6,15 +6,11 @@
 # found in the installed share folder), and a model by name
 # (--set model=lenet5); an unknown model names the folders searched.
 set -u
-B=$(cd "$1" && pwd -P) || exit 2
-S=$(cd "$2" && pwd -P) || exit 2
-unset PRUNELAB_PLUGIN_PATH
-T=$(mktemp -d /tmp/pl-inst.XXXXXX) || exit 2
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
+pl_dirs "$1" "$2"
+pl_tmp inst
 
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-no() { failed=$((failed + 1)); echo "FAIL [$case] $*"; }
+# run COMMAND ARGS...: any command, not only prunelab
 run() {
     case="$*"
     "$@" >"$T/out" 2>"$T/err"
@@ -56,9 +52,11 @@ grep -q '"kept": "' it/runs/*.json && ok || no "the record lists no kept units"
 
 run "$PL" validate quickstart --set model=lenet5
 rc_is 0; out_has "model lenet5: input 1x28x28"
-run "$PL" validate quickstart --set model=resnet20
+run "$PL" validate quickstart --set model=resnet20 --set prune.granularity=weight
+rc_is 0; out_has "model resnet20: input 1x28x28"
+run "$PL" validate quickstart --set model=resnet56
 rc_is 2
-err_has "model 'resnet20' is not a file and not a bundled model \(searched: .*$PREFIX/share/prunelab/models; found: .*simple_cnn"
+err_has "model 'resnet56' is not a file and not a bundled model \(searched: .*$PREFIX/share/prunelab/models; found: .*simple_cnn"
 run "$PL" validate nosuchrecipe
 rc_is 2; err_has "experiment 'nosuchrecipe' is not a file and not a bundled recipe"
 
@@ -71,5 +69,4 @@ if [ -f "$S/data/mnist/train-images-idx3-ubyte" ] || [ -f "$S/data/mnist/train-i
     rc_is 0; out_has "model simple_cnn"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+pl_summary

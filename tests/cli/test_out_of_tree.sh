@@ -10,17 +10,13 @@
 # under the same prefix.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -u
-B=$(cd "$1" && pwd -P) || exit 2
-S=$(cd "$2" && pwd -P) || exit 2
-unset PRUNELAB_PLUGIN_PATH
-T=$(mktemp -d /tmp/pl-oot.XXXXXX) || exit 2
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
+pl_dirs "$1" "$2"
+pl_tmp oot
 chmod 755 "$T"
 cd "$T" || exit 2 # nothing below may depend on the source tree as working directory
 
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-no() { failed=$((failed + 1)); echo "FAIL [$case] $*"; }
+# run COMMAND ARGS...: any command, not only prunelab
 run() {
     case="$*"
     "$@" >"$T/out" 2>"$T/err"
@@ -30,8 +26,7 @@ rc_is() { [ "$rc" -eq "$1" ] && ok || no "exit $rc, want $1; stdout: $(tail -c 8
 out_has() { grep -Eq -- "$1" "$T/out" && ok || no "stdout lacks /$1/: $(head -c 1500 "$T/out")"; }
 out_lacks() { grep -Eq -- "$1" "$T/out" && no "stdout has /$1/: $(grep -E -- "$1" "$T/out" | head -3)" || ok; }
 finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
+    pl_summary
     exit
 }
 

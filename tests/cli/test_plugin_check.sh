@@ -3,28 +3,20 @@
 # every bundled plugin passes its contract (exit 0); the deliberately broken
 # criterion tests/fixtures/plugins/broken_check.c (writes one score past the
 # end, NaN on an all-zero layer) fails with lines naming both faults (exit
-# 1); a plugin the registry refuses fails its `abi` row (exit 1); an unknown
+# 1); the backends' grouped-convolution rows pass for ref and simd, say "not
+# provided" for a backend without those slots, and fail for the broken
+# tests/fixtures/plugins/grouped_broken.c; a plugin the registry refuses
+# fails its `abi` row (exit 1); an unknown
 # name or kind is a usage error (exit 2); a crashing plugin fails the check
 # it crashed in instead of taking plugin-check down.
 # Prints "N passed, M failed" and exits non-zero on any failure.
 set -u
-B=$(cd "$1" && pwd -P) || exit 2
-S=$(cd "$2" && pwd -P) || exit 2
-P="$B/prunelab"
+. "$(dirname "$0")/lib.sh"
+pl_dirs "$1" "$2"
 cd "$S" || exit 2
-unset PRUNELAB_PLUGIN_PATH
-T=$(mktemp -d /tmp/pl-check.XXXXXX) || exit 2
-trap 'rm -rf "$T"' EXIT
+pl_tmp check
 chmod 755 "$T"
 
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-no() { failed=$((failed + 1)); echo "FAIL [$case] $*"; }
-run() {
-    case="prunelab $*"
-    "$P" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
 rc_is() { [ "$rc" -eq "$1" ] && ok || no "exit $rc, want $1; stdout: $(tail -c 1500 "$T/out"); stderr: $(head -c 400 "$T/err")"; }
 out_has() { grep -Eq -- "$1" "$T/out" && ok || no "stdout lacks /$1/: $(head -c 1500 "$T/out")"; }
 out_lacks() { grep -Eq -- "$1" "$T/out" && no "stdout has /$1/: $(grep -E -- "$1" "$T/out" | head -5)" || ok; }
@@ -56,13 +48,29 @@ run plugin-check iterative
 rc_is 0; out_has '^  plan target 0\.50 +PASS  3 step\(s\), progress 0\.3333, 0\.6667, 1, layer scope'
 run plugin-check global
 out_has 'global scope'
-run plugin-check simd
-rc_is 0
-for row in conv2d_forward conv2d_backward_data conv2d_backward_weight linear_forward \
-           linear_backward_data linear_backward_weight 'thread count'; do
-    out_has "^  $row +PASS"
+for be in simd ref; do
+    run plugin-check $be
+    rc_is 0
+    for row in conv2d_forward conv2d_backward_data conv2d_backward_weight linear_forward \
+               linear_backward_data linear_backward_weight conv2d_grouped_forward \
+               conv2d_grouped_backward_data conv2d_grouped_backward_weight 'thread count'; do
+        out_has "^  $row +PASS"
+    done
+    out_has 'conv2d_forward +PASS .*vs ref.*vs a direct double sum'
+    out_has 'conv2d_grouped_forward +PASS .*vs its dense slots per group.*vs a direct double sum; groups 1 bit-identical to conv2d_forward'
+    out_has 'thread count +PASS  all 9 kernels bit-identical'
 done
-out_has 'conv2d_forward +PASS .*vs ref.*vs a direct double sum'
+# a backend without the grouped slots: one row, not a failure
+run plugin-check kernel_fails --plugin-path "$B/testplugins"
+out_has '^  conv2d_grouped_\* +SKIP  not provided \(host falls back to dense per group\)$'
+out_lacks 'conv2d_grouped_forward'
+# broken grouped slots fail their rows (tests/fixtures/plugins/grouped_broken.c)
+run plugin-check grouped_broken --plugin-path "$B/testplugins"
+rc_is 1
+out_has '^  conv2d_forward +PASS'
+out_has '^  conv2d_grouped_forward +FAIL  x 2x6x7x5 w 9x2x3x3 groups 3 s2x1 p1x2: relative error'
+out_has '^  conv2d_grouped_backward_data +FAIL  .*wrote 1 value\(s\) past the end of its output'
+out_has '^  conv2d_grouped_backward_weight +SKIP  not provided \(host falls back to dense per group\)$'
 run plugin-check synthetic --kind dataset
 rc_is 0; out_has '^  read train +PASS'; out_has '^  deterministic test +PASS'
 # a dataset that cannot be opened is skipped, not failed
@@ -136,5 +144,4 @@ EOF
     fi
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+pl_summary

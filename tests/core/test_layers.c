@@ -210,6 +210,106 @@ Test(gradients, mlp_relu_chain)
 }
 
 /* The loss alone: dlogits vs numeric derivative of Σ cross-entropy. */
+/* ---- graph models: gradients summed where an output feeds several layers */
+
+Test(gradients, add_two_inputs)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 3, padding: 1}\n"
+                    "  - {name: c2, type: conv2d, out: 3, kernel: 3, padding: 1, inputs: [input]}\n"
+                    "  - {name: s, type: add, inputs: [c1, c2]}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, add_three_inputs_one_twice)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 3, padding: 1}\n"
+                    "  - {name: c2, type: conv2d, out: 3, kernel: 1, inputs: [input]}\n"
+                    "  - {name: c3, type: conv2d, out: 3, kernel: 3, padding: 1, inputs: [c1]}\n"
+                    "  - {name: s, type: add, inputs: [c1, c2, c3]}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, concat_two_inputs)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 2, kernel: 3, padding: 1}\n"
+                    "  - {name: c2, type: conv2d, out: 3, kernel: 1, inputs: [input]}\n"
+                    "  - {name: cat, type: concat, inputs: [c1, c2]}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, concat_three_inputs_with_the_input)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 2, kernel: 3, padding: 1}\n"
+                    "  - {name: c2, type: conv2d, out: 1, kernel: 3, padding: 1, inputs: [c1]}\n"
+                    "  - {name: cat, type: concat, inputs: [c2, input, c1]}\n"
+                    "  - {name: c3, type: conv2d, out: 2, kernel: 3}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, global_avgpool)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3}\n"
+                    "  - {name: g, type: global_avgpool}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, grouped_conv_two_groups)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                    "  - {name: c2, type: conv2d, out: 6, kernel: 3, stride: 2, padding: 1, groups: 2}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, depthwise_conv)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 1}\n"
+                    "  - {name: dw, type: conv2d, out: 4, kernel: 3, padding: 1, groups: 4}\n"
+                    "  - {name: pw, type: conv2d, out: 3, kernel: 1, bias: false}\n"
+                    "  - {name: dw2, type: conv2d, out: 2, kernel: 3, padding: 1, groups: 2, inputs: [input], bias: false}\n"
+                    "  - {name: s, type: concat, inputs: [pw, dw2]}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+/* r1 feeds the block and the shortcut; the max pool reads a ReLU that
+ * something else reads too (no fused backward there) */
+Test(gradients, residual_block_with_fan_out)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                    "  - {name: r1, type: relu}\n"
+                    "  - {name: c2, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                    "  - {name: bn, type: batchnorm2d}\n"
+                    "  - {name: r2, type: relu}\n"
+                    "  - {name: c3, type: conv2d, out: 4, kernel: 3, padding: 1, bias: false}\n"
+                    "  - {name: s, type: add, inputs: [c3, r1]}\n"
+                    "  - {name: r3, type: relu}\n"
+                    "  - {name: p, type: maxpool2d, kernel: 2}\n"
+                    "  - {name: gp, type: global_avgpool}\n"
+                    "  - {name: d, type: dropout, p: 0.2, inputs: [r3]}\n"
+                    "  - {name: g, type: global_avgpool}\n"
+                    "  - {name: cat, type: concat, inputs: [gp, g]}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, add_fed_by_concat)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 2, kernel: 3, padding: 1}\n"
+                    "  - {name: c2, type: conv2d, out: 2, kernel: 1, inputs: [input]}\n"
+                    "  - {name: cat, type: concat, inputs: [c1, c2]}\n"
+                    "  - {name: c3, type: conv2d, out: 4, kernel: 3, padding: 1, inputs: [input]}\n"
+                    "  - {name: s, type: add, inputs: [cat, c3]}\n"
+                    "  - {name: c4, type: conv2d, out: 2, kernel: 3, stride: 2}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
 Test(gradients, softmax_cross_entropy)
 {
     pl_instance *be = ref_backend();
@@ -359,6 +459,41 @@ Test(fused, optional_slots_change_no_bit_batchnorm)
                                        "  - {name: bn2, type: batchnorm2d}\n"
                                        "  - {name: r2, type: relu}\n"
                                        "  - {name: p2, type: maxpool2d, kernel: 2}\n"
+                                       "  - {name: f, type: flatten}\n"
+                                       "  - {name: l2, type: linear, out: 3}\n"));
+}
+
+/* In a graph the fusions apply only where the intermediate has a single
+ * reader: c1+r1+p1 fuse (r1 is also read by gr, and still written), c2+r2
+ * fuse, c3 does not (the add reads it too); p1's backward cannot take r1
+ * along (gr reads r1). Bit-identical to the unfused kernels. */
+Test(fused, optional_slots_change_no_bit_graph)
+{
+    optional_slots_change_no_bit(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                                       "  - {name: r1, type: relu}\n"
+                                       "  - {name: p1, type: maxpool2d, kernel: 2}\n"
+                                       "  - {name: c2, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                                       "  - {name: r2, type: relu}\n"
+                                       "  - {name: c3, type: conv2d, out: 4, kernel: 1, inputs: [p1]}\n"
+                                       "  - {name: r3, type: relu}\n"
+                                       "  - {name: s, type: add, inputs: [r2, r3, c3]}\n"
+                                       "  - {name: gr, type: global_avgpool, inputs: [r1]}\n"
+                                       "  - {name: g2, type: global_avgpool, inputs: [s]}\n"
+                                       "  - {name: cat, type: concat, inputs: [gr, g2]}\n"
+                                       "  - {name: f, type: flatten}\n"
+                                       "  - {name: l1, type: linear, out: 6}\n"
+                                       "  - {name: r4, type: relu}\n"
+                                       "  - {name: l2, type: linear, out: 3}\n"));
+}
+
+/* The same with the ReLU read only by the pool: the backward fusion applies */
+Test(fused, optional_slots_change_no_bit_graph_pool_fusion)
+{
+    optional_slots_change_no_bit(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                                       "  - {name: c0, type: conv2d, out: 4, kernel: 1, inputs: [input]}\n"
+                                       "  - {name: s, type: add, inputs: [c1, c0]}\n"
+                                       "  - {name: r1, type: relu}\n"
+                                       "  - {name: p1, type: maxpool2d, kernel: 2}\n"
                                        "  - {name: f, type: flatten}\n"
                                        "  - {name: l2, type: linear, out: 3}\n"));
 }

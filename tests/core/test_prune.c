@@ -103,3 +103,101 @@ Test(prune, global_lamp_follows_lee_et_al)
     cr_assert_eq(a, 5);
     cr_assert_eq(b, 4);
 }
+
+/* Pruning groups: two linear layers feeding one add are one group of 3
+ * neurons; l1 scores fa's rows 1, 2, 10 and fb's 5, 4, 0.5. mean (and sum)
+ * combine them to 3, 3, 5.25: neuron 0 goes (tie to the lower index); max
+ * to 5, 4, 10: neuron 1 goes. Both layers lose the same neuron, and the
+ * add's reader loses its column. */
+static void prune_group(pl_group_reduction red, int gone)
+{
+    pl_model *m = pltest_model("name: gr\ninput: [1, 1, 2]\nclasses: 2\nlayers:\n"
+                               "  - {name: fl, type: flatten}\n"
+                               "  - {name: fa, type: linear, out: 3}\n"
+                               "  - {name: fb, type: linear, out: 3, inputs: [fl]}\n"
+                               "  - {name: s, type: add, inputs: [fa, fb]}\n"
+                               "  - {type: relu}\n"
+                               "  - {name: fc, type: linear, out: 2}\n",
+                               1);
+    int fa = pl_model_find(m, "fa"), fb = pl_model_find(m, "fb"), fc = pl_model_find(m, "fc");
+    const float va[3] = {1, 2, 10}, vb[3] = {5, 4, 0.5f};
+    for (int u = 0; u < 3; u++) {
+        m->layers[fa].w[u * 2] = va[u];
+        m->layers[fa].w[u * 2 + 1] = 0;
+        m->layers[fb].w[u * 2] = -vb[u];
+        m->layers[fb].w[u * 2 + 1] = 0;
+    }
+    pl_instance *crit = pltest_instance(PL_KIND_CRITERION, "l1", NULL, 1, 1);
+    pl_instance *sched = pltest_instance(PL_KIND_SCHEDULE, "oneshot", NULL, 1, 1);
+    pl_prune_cfg cfg = {.enabled = 1, .granularity = PL_GRAN_NEURON, .has_sparsity = 1, .sparsity = 0.34,
+                        .group_reduction = red};
+    pl_pruner p;
+    pl_error err;
+    cr_assert_eq(pl_pruner_init(&p, m, &cfg, crit, sched, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(p.n, 1, "one group: fa and fb together (fc is the output)");
+    cr_assert_eq(p.t[0].units, 3);
+    cr_assert_eq(p.t[0].remove, 1);
+    cr_assert_eq(pl_pruner_step(&p, 0, NULL, 64, 1, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(m->layers[fa].out_c, 2);
+    cr_assert_eq(m->layers[fb].out_c, 2);
+    cr_assert_eq(m->layers[fc].in_c, 2);
+    int n = 0;
+    const int *kept = pl_pruner_kept(&p, fa, &n);
+    cr_assert(kept && n == 2);
+    for (int k = 0, u = 0; u < 3; u++)
+        if (u != gone) {
+            cr_expect_eq(kept[k], u, "reduction %d: fa keeps neuron %d", red, u);
+            cr_expect_eq(m->layers[fa].w[k * 2], va[u]);
+            cr_expect_eq(m->layers[fb].w[k * 2], -vb[u]);
+            k++;
+        }
+    const int *kb = pl_pruner_kept(&p, fb, &n);
+    cr_assert(kb && n == 2 && kb[0] == kept[0] && kb[1] == kept[1]);
+    pl_pruner_free(&p);
+    pl_instance_free(crit);
+    pl_instance_free(sched);
+    pl_model_free(m);
+}
+
+Test(prune, group_reduction_mean_sum_max)
+{
+    prune_group(PL_GROUP_MEAN, 0);
+    prune_group(PL_GROUP_SUM, 0);
+    prune_group(PL_GROUP_MAX, 1);
+}
+
+/* prune.layers names a group through any member; a layer tied to the
+ * output is refused with the reason. */
+Test(prune, group_named_by_any_member)
+{
+    pl_model *m = pltest_model("name: gr\ninput: [1, 1, 2]\nclasses: 2\nlayers:\n"
+                               "  - {name: fl, type: flatten}\n"
+                               "  - {name: fa, type: linear, out: 3}\n"
+                               "  - {name: fb, type: linear, out: 3, inputs: [fl]}\n"
+                               "  - {name: s, type: add, inputs: [fa, fb]}\n"
+                               "  - {type: relu}\n"
+                               "  - {name: fc, type: linear, out: 2}\n"
+                               "  - {name: fd, type: linear, out: 2, inputs: [s]}\n"
+                               "  - {name: o, type: add, inputs: [fc, fd]}\n",
+                               1);
+    pl_instance *crit = pltest_instance(PL_KIND_CRITERION, "l1", NULL, 1, 1);
+    pl_instance *sched = pltest_instance(PL_KIND_SCHEDULE, "oneshot", NULL, 1, 1);
+    pl_layer_target lt = {.layer = "fb", .fraction = -1, .count = 2, .file = "x.yaml", .line = 3, .col = 5};
+    pl_prune_cfg cfg = {.enabled = 1, .granularity = PL_GRAN_NEURON, .layers = &lt, .n_layers = 1};
+    pl_pruner p;
+    pl_error err;
+    cr_assert_eq(pl_pruner_init(&p, m, &cfg, crit, sched, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(p.n, 1);
+    cr_expect_eq(p.t[0].remove, 2);
+    cr_assert_eq(pl_pruner_step(&p, 0, NULL, 64, 1, &err), PL_OK, "%s", err.msg);
+    cr_expect_eq(m->layers[pl_model_find(m, "fa")].out_c, 1);
+    cr_expect_eq(m->layers[pl_model_find(m, "fb")].out_c, 1);
+    pl_pruner_free(&p);
+    lt.layer = "fc"; /* fc is added to fd, the output layer: its outputs are the classes */
+    cr_assert_eq(pl_pruner_init(&p, m, &cfg, crit, sched, &err), PL_ECONFIG);
+    cr_expect(strstr(err.msg, "x.yaml:3:5") && strstr(err.msg, "outputs"), "%s", err.msg);
+    pl_pruner_free(&p);
+    pl_instance_free(crit);
+    pl_instance_free(sched);
+    pl_model_free(m);
+}

@@ -5,7 +5,7 @@
 /* sha256.c has a static compress(), which zlib.h (pulled in by idx.c)
  * declares too; one translation unit needs the rename */
 #define compress pl__idx_sha256_compress
-#include "../../plugins/datasets/idx/sha256.c"
+#include "../../core/src/sha256.c"
 #undef compress
 #include "../../plugins/datasets/idx/idx.c"
 #include "fuzz_idx.c"

@@ -204,7 +204,11 @@ typedef enum pl_layer_type { /* persisted; append only */
     PL_LAYER_RELU = 5,
     PL_LAYER_FLATTEN = 6,
     PL_LAYER_BATCHNORM2D = 7,
-    PL_LAYER_DROPOUT = 8
+    PL_LAYER_DROPOUT = 8,
+    /* ABI 1.4: graph models */
+    PL_LAYER_ADD = 9,
+    PL_LAYER_CONCAT = 10,
+    PL_LAYER_GLOBAL_AVGPOOL = 11
 } pl_layer_type;
 
 #define PL_NEEDS_GRAD 1u        /* fill pl_unit_view.grads */
@@ -516,9 +520,11 @@ typedef struct pl_backend_ops {
      * co belongs to group g = co / (cout/groups) and reads only input
      * channels [g*(cin/groups), (g+1)*(cin/groups)); the weight is
      * w[cout][cin/groups][kh][kw] (PyTorch's layout). groups == cin ==
-     * cout is depthwise. Same semantics as the dense slots otherwise
-     * (groups == 1 must equal them). When a slot is NULL the host runs the
-     * group through the dense kernels, one group at a time. optional */
+     * cout is depthwise. Same semantics as the dense slots otherwise: b and
+     * db may be NULL, dx/dw/db are overwritten; groups == 1 must give
+     * results bit-identical to the dense slots on the same backend. Each
+     * slot is optional on its own: when one is NULL the host runs that
+     * step through the dense kernels, one group at a time. optional */
     pl_status (*conv2d_grouped_forward)(void *st, const pl_conv2d_shape *s, int groups,
                                         const float *x, const float *w,
                                         const float *b, float *y);

@@ -1,6 +1,7 @@
 /*
  * ref — the reference backend: plain, obviously correct C for every
- * pl_backend_ops slot. It is the oracle the other backends are tested
+ * required pl_backend_ops slot and for grouped convolution (the ABI 1.4
+ * optional slots; the fused ABI 1.1/1.2 slots are left out). It is the oracle the other backends are tested
  * against, so it favours clarity over speed: straight loops over the
  * definitions in plugin.h, double accumulators, one thread.
  *
@@ -179,6 +180,142 @@ static pl_status ref_conv2d_backward_weight(void *st, const pl_conv2d_shape *s,
                             }
                         }
                     dw[((size_t)(co * s->cin + ci) * s->kh + ky) * s->kw + kx] = (float)acc;
+                }
+        if (db) {
+            double acc = 0.0;
+            for (int n = 0; n < s->n; n++)
+                for (int i = 0; i < s->oh * s->ow; i++)
+                    acc += dy[((size_t)n * s->cout + co) * s->oh * s->ow + i];
+            db[co] = (float)acc;
+        }
+    }
+    return PL_OK;
+}
+
+/* ---- grouped conv2d (ABI 1.4) ------------------------------------------------ */
+
+/* Output channel co belongs to group g = co / og (og = cout/groups) and reads
+ * input channels g*cg .. g*cg + cg - 1 (cg = cin/groups); the weight is
+ * w[cout][cg][kh][kw]. groups == 1 is the dense kernel itself (the same
+ * function, so bit for bit). The loops below are the dense ones with ci
+ * running over the group's channels only, in the same order. */
+static int groups_ok(const pl_conv2d_shape *s, int groups)
+{
+    return groups >= 1 && s->cin % groups == 0 && s->cout % groups == 0;
+}
+
+#define CHECK_GROUPS(st, s, groups)                                                        \
+    do {                                                                                   \
+        CHECK_CONV(st, s);                                                                 \
+        if (!groups_ok(s, groups))                                                         \
+            return fail(st, PL_EINVAL,                                                     \
+                        "conv2d_grouped: groups must be >= 1 and divide cin and cout");    \
+    } while (0)
+
+/* y[n][co][oy][ox] = b[co] + Σ_{j<cg,ky,kx} w[co][j][ky][kx] · x[n][g*cg+j][oy*sh-ph+ky][ox*sw-pw+kx] */
+static pl_status ref_conv2d_grouped_forward(void *st, const pl_conv2d_shape *s, int groups,
+                                            const float *x, const float *w, const float *b,
+                                            float *y)
+{
+    CHECK_GROUPS(st, s, groups);
+    if (groups == 1)
+        return ref_conv2d_forward(st, s, x, w, b, y);
+    int cg = s->cin / groups, og = s->cout / groups;
+    for (int n = 0; n < s->n; n++)
+        for (int co = 0; co < s->cout; co++) {
+            int c0 = co / og * cg; /* the group's first input channel */
+            for (int oy = 0; oy < s->oh; oy++)
+                for (int ox = 0; ox < s->ow; ox++) {
+                    double acc = b ? b[co] : 0.0;
+                    for (int j = 0; j < cg; j++)
+                        for (int ky = 0; ky < s->kh; ky++) {
+                            int iy = oy * s->stride_h - s->pad_h + ky;
+                            if (iy < 0 || iy >= s->h)
+                                continue;
+                            for (int kx = 0; kx < s->kw; kx++) {
+                                int ix = ox * s->stride_w - s->pad_w + kx;
+                                if (ix < 0 || ix >= s->w)
+                                    continue;
+                                acc += (double)w[((size_t)co * cg + j) * s->kh * s->kw + (size_t)ky * s->kw + kx] *
+                                       x[(((size_t)n * s->cin + c0 + j) * s->h + iy) * s->w + ix];
+                            }
+                        }
+                    y[(((size_t)n * s->cout + co) * s->oh + oy) * s->ow + ox] = (float)acc;
+                }
+        }
+    return PL_OK;
+}
+
+/* dx[n][ci][iy][ix] = Σ_{co of ci's group, ky, kx : iy = oy*sh-ph+ky, ix = ox*sw-pw+kx}
+ *                     w[co][ci - g*cg][ky][kx] · dy[n][co][oy][ox] */
+static pl_status ref_conv2d_grouped_backward_data(void *st, const pl_conv2d_shape *s, int groups,
+                                                  const float *dy, const float *w, float *dx)
+{
+    CHECK_GROUPS(st, s, groups);
+    if (groups == 1)
+        return ref_conv2d_backward_data(st, s, dy, w, dx);
+    int cg = s->cin / groups, og = s->cout / groups;
+    for (int n = 0; n < s->n; n++)
+        for (int ci = 0; ci < s->cin; ci++) {
+            int g = ci / cg, j = ci % cg;
+            for (int iy = 0; iy < s->h; iy++)
+                for (int ix = 0; ix < s->w; ix++) {
+                    double acc = 0.0;
+                    for (int co = g * og; co < (g + 1) * og; co++)
+                        for (int ky = 0; ky < s->kh; ky++) {
+                            int ty = iy + s->pad_h - ky; /* = oy * sh */
+                            if (ty < 0 || ty % s->stride_h)
+                                continue;
+                            int oy = ty / s->stride_h;
+                            if (oy >= s->oh)
+                                continue;
+                            for (int kx = 0; kx < s->kw; kx++) {
+                                int tx = ix + s->pad_w - kx;
+                                if (tx < 0 || tx % s->stride_w)
+                                    continue;
+                                int ox = tx / s->stride_w;
+                                if (ox >= s->ow)
+                                    continue;
+                                acc += (double)w[((size_t)co * cg + j) * s->kh * s->kw + (size_t)ky * s->kw + kx] *
+                                       dy[(((size_t)n * s->cout + co) * s->oh + oy) * s->ow + ox];
+                            }
+                        }
+                    dx[(((size_t)n * s->cin + ci) * s->h + iy) * s->w + ix] = (float)acc;
+                }
+        }
+    return PL_OK;
+}
+
+/* dw[co][j][ky][kx] = Σ_{n,oy,ox} dy[n][co][oy][ox] · x[n][g*cg+j][oy*sh-ph+ky][ox*sw-pw+kx]
+ * db[co] = Σ_{n,oy,ox} dy[n][co][oy][ox] */
+static pl_status ref_conv2d_grouped_backward_weight(void *st, const pl_conv2d_shape *s, int groups,
+                                                    const float *x, const float *dy, float *dw,
+                                                    float *db)
+{
+    CHECK_GROUPS(st, s, groups);
+    if (groups == 1)
+        return ref_conv2d_backward_weight(st, s, x, dy, dw, db);
+    int cg = s->cin / groups, og = s->cout / groups;
+    for (int co = 0; co < s->cout; co++) {
+        int c0 = co / og * cg;
+        for (int j = 0; j < cg; j++)
+            for (int ky = 0; ky < s->kh; ky++)
+                for (int kx = 0; kx < s->kw; kx++) {
+                    double acc = 0.0;
+                    for (int n = 0; n < s->n; n++)
+                        for (int oy = 0; oy < s->oh; oy++) {
+                            int iy = oy * s->stride_h - s->pad_h + ky;
+                            if (iy < 0 || iy >= s->h)
+                                continue;
+                            for (int ox = 0; ox < s->ow; ox++) {
+                                int ix = ox * s->stride_w - s->pad_w + kx;
+                                if (ix < 0 || ix >= s->w)
+                                    continue;
+                                acc += (double)dy[(((size_t)n * s->cout + co) * s->oh + oy) * s->ow + ox] *
+                                       x[(((size_t)n * s->cin + c0 + j) * s->h + iy) * s->w + ix];
+                            }
+                        }
+                    dw[((size_t)co * cg + j) * s->kh * s->kw + (size_t)ky * s->kw + kx] = (float)acc;
                 }
         if (db) {
             double acc = 0.0;
@@ -496,6 +633,10 @@ static const pl_backend_ops ref_ops = {
     .softmax_xent = ref_softmax_xent,
     .adam_update = ref_adam_update,
     .sgd_update = ref_sgd_update,
+    /* ABI 1.4 */
+    .conv2d_grouped_forward = ref_conv2d_grouped_forward,
+    .conv2d_grouped_backward_data = ref_conv2d_grouped_backward_data,
+    .conv2d_grouped_backward_weight = ref_conv2d_grouped_backward_weight,
     .reserved = {0},
 };
 

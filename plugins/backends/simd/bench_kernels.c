@@ -1,9 +1,16 @@
 /*
  * bench_kernels — times the backend kernels of one training step of the
  * seed SimpleCNN (MNIST 1x28x28, batch 64, Adam) for ref and simd at 1 and
- * 2 threads, and the vgg_mini convolutions for simd. Prints medians.
+ * 2 threads, the vgg_mini convolutions for simd and depthwise convolutions
+ * for both. Prints medians.
  *
- *   bench_kernels [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--unfused] [--only ref|simd|vgg]
+ *   bench_kernels [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--unfused]
+ *                 [--depthwise] [--only ref|simd|vgg|depthwise]
+ *
+ * --depthwise times depthwise 3x3 convolutions on MobileNet-like shapes
+ * (batch 64, 96 channels at 14x14 with stride 1 and 2, 48 at 28x28) through
+ * the grouped slots of ref and simd, and through simd's dense kernels one
+ * channel at a time (what the host does for a backend without the slots).
  *
  * --unfused calls conv, relu and pool one by one even where the backend
  * offers the fused slots (ABI 1.1 forward, 1.2 backward; the host uses them).
@@ -347,9 +354,100 @@ static void bench_vgg(int threads, int runs)
     backend_close(&be);
 }
 
+/* ---- depthwise 3x3 (MobileNet-like) ------------------------------------ */
+
+/* What the host does for a backend without the grouped slots: every group
+ * (here: every channel) gathered into a batch of its own, the dense kernel,
+ * the result scattered back. op: 0 forward, 1 backward data, 2 backward weight. */
+static void dense_per_group(const backend *be, const pl_conv2d_shape *s, int op, const float *x,
+                            const float *w, const float *b, const float *dy, float *out, float *out2,
+                            float *gx, float *gy)
+{
+    pl_conv2d_shape t = *s;
+    t.cin = t.cout = 1;
+    size_t ip = (size_t)s->h * s->w, opl = (size_t)s->oh * s->ow, kk = (size_t)s->kh * s->kw;
+    for (int c = 0; c < s->cin; c++) {
+        if (op != 1)
+            for (int i = 0; i < s->n; i++)
+                memcpy(gx + i * ip, x + ((size_t)i * s->cin + c) * ip, sizeof(float) * ip);
+        if (op != 0)
+            for (int i = 0; i < s->n; i++)
+                memcpy(gy + i * opl, dy + ((size_t)i * s->cin + c) * opl, sizeof(float) * opl);
+        pl_status st = op == 0   ? be->ops->conv2d_forward(be->st, &t, gx, w + c * kk, b + c, gy)
+                       : op == 1 ? be->ops->conv2d_backward_data(be->st, &t, gy, w + c * kk, gx)
+                                 : be->ops->conv2d_backward_weight(be->st, &t, gx, gy, out + c * kk, out2 + c);
+        if (st)
+            abort();
+        if (op == 0)
+            for (int i = 0; i < s->n; i++)
+                memcpy(out + ((size_t)i * s->cin + c) * opl, gy + i * opl, sizeof(float) * opl);
+        if (op == 1)
+            for (int i = 0; i < s->n; i++)
+                memcpy(out + ((size_t)i * s->cin + c) * ip, gx + i * ip, sizeof(float) * ip);
+    }
+}
+
+static void bench_depthwise(int runs)
+{
+    pl_conv2d_shape shapes[3] = {
+        {64, 96, 14, 14, 96, 3, 3, 1, 1, 1, 1, 14, 14},
+        {64, 96, 14, 14, 96, 3, 3, 2, 2, 1, 1, 7, 7},
+        {64, 48, 28, 28, 48, 3, 3, 1, 1, 1, 1, 28, 28},
+    };
+    static const char *const ops[3] = {"fwd", "dX ", "dW "};
+    printf("depthwise 3x3 (groups == cin == cout), GFLOP/s = 2*n*c*oh*ow*9 / median time\n");
+    for (int i = 0; i < 3; i++) {
+        const pl_conv2d_shape *s = &shapes[i];
+        size_t nx = (size_t)s->n * s->cin * s->h * s->w, ny = (size_t)s->n * s->cout * s->oh * s->ow;
+        size_t nw = (size_t)s->cout * s->kh * s->kw;
+        float *x = fbuf(nx, 1), *y = fbuf(ny, 1), *w = fbuf(nw, 0.3f), *b = fbuf((size_t)s->cout, 0.1f);
+        float *dx = fbuf(nx, 0), *dw = fbuf(nw, 0), *db = fbuf((size_t)s->cout, 0);
+        float *gx = fbuf((size_t)s->n * s->h * s->w, 0), *gy = fbuf((size_t)s->n * s->oh * s->ow, 0);
+        double flops = 2.0 * s->n * s->cout * s->oh * s->ow * s->kh * s->kw;
+        printf("  n%d c%d %dx%d stride %d:\n", s->n, s->cin, s->h, s->w, s->stride_h);
+        /* ref (1 thread), simd depthwise (1, 2 threads), simd dense per group (1, 2 threads) */
+        const char *names[5] = {"ref grouped", "simd depthwise", "simd depthwise", "simd dense/group", "simd dense/group"};
+        const char *bes[5] = {"ref", "simd", "simd", "simd", "simd"};
+        int thr[5] = {1, 1, 2, 1, 2}, per_group[5] = {0, 0, 0, 1, 1};
+        for (int v = 0; v < 5; v++) {
+            backend be;
+            if (backend_open(&be, bes[v], thr[v]) || !be.ops->conv2d_grouped_forward) {
+                fprintf(stderr, "cannot open %s with grouped slots\n", bes[v]);
+                continue;
+            }
+            int nr = v == 0 ? 3 : runs;
+            printf("    %-17s threads=%d", names[v], thr[v]);
+            for (int op = 0; op < 3; op++) {
+                double t[64];
+                for (int r = -1; r < nr; r++) {
+                    double t0 = now();
+                    pl_status st = PL_OK;
+                    if (per_group[v])
+                        dense_per_group(&be, s, op, x, w, b, y, op == 1 ? dx : op == 0 ? y : dw, db, gx, gy);
+                    else if (op == 0)
+                        st = be.ops->conv2d_grouped_forward(be.st, s, s->cin, x, w, b, y);
+                    else if (op == 1)
+                        st = be.ops->conv2d_grouped_backward_data(be.st, s, s->cin, y, w, dx);
+                    else
+                        st = be.ops->conv2d_grouped_backward_weight(be.st, s, s->cin, x, y, dw, db);
+                    if (st)
+                        abort();
+                    if (r >= 0)
+                        t[r] = now() - t0;
+                }
+                double m = median(t, nr);
+                printf(" | %s %8.0f us %6.2f GF/s", ops[op], m * 1e6, flops / m * 1e-9);
+            }
+            printf("\n");
+            backend_close(&be);
+        }
+        free(x), free(y), free(w), free(b), free(dx), free(dw), free(db), free(gx), free(gy);
+    }
+}
+
 int main(int argc, char **argv)
 {
-    int runs = 7, steps = 100, vgg = 0, detail = 0;
+    int runs = 7, steps = 100, vgg = 0, detail = 0, dw = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--runs") && i + 1 < argc)
@@ -358,6 +456,8 @@ int main(int argc, char **argv)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--vgg"))
             vgg = 1;
+        else if (!strcmp(argv[i], "--depthwise"))
+            dw = 1;
         else if (!strcmp(argv[i], "--detail"))
             detail = 1;
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc)
@@ -369,7 +469,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--unfused] [--only ref|simd|vgg]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--unfused] [--depthwise] [--only ref|simd|vgg|depthwise]\n", argv[0]);
             return 2;
         }
     }
@@ -389,5 +489,7 @@ int main(int argc, char **argv)
         bench_vgg(1, runs);
         bench_vgg(2, runs);
     }
+    if (dw || (only && !strcmp(only, "depthwise")))
+        bench_depthwise(runs);
     return 0;
 }

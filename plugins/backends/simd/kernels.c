@@ -42,6 +42,13 @@
  *
  * Sparse linear (CSR): blocks of images are transposed so that one stored
  * weight multiplies a block with contiguous loads (see csr_task).
+ *
+ * Grouped convolution (ABI 1.4): groups == 1 is the dense kernel itself;
+ * depthwise (groups == cin == cout) has kernels of its own over "phase
+ * planes" (see dwc_build): forward and backward data are one 2-D
+ * correlation per plane (3x3 stride 1 and 2 specialised), the weight
+ * gradient one chunk of the batch per task; any other grouping runs the
+ * dense kernels group by group on gathered channels.
  */
 #include "simd_internal.h"
 #include "vec.h"
@@ -74,7 +81,7 @@
 #define KC (8192 / (NV * VL))     /* gemm k block: B panel of KC x NV*VL floats stays in L1 */
 #define ROUND_VL(n) (((n) + VL - 1) / VL * VL)
 
-enum { SLOT_OFF = 0, SLOT_W = 1, SLOT_PART = 2, SLOT_OFF2 = 3 };
+enum { SLOT_OFF = 0, SLOT_W = 1, SLOT_PART = 2, SLOT_OFF2 = 3, SLOT_GIN = 4, SLOT_GOUT = 5 };
 enum { INIT_ZERO, INIT_BIAS, INIT_LOAD };
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
@@ -2000,6 +2007,526 @@ static pl_status k_sgd_update(pl__simd *s, const pl_sgd_hparams *h, int64_t n, f
     return PL_OK;
 }
 
+/* ---- grouped and depthwise convolution (ABI 1.4) ------------------------------ */
+
+/* groups == 1 is the dense kernel itself. Depthwise (groups == cin == cout)
+ * has kernels of its own, below. Any other grouping runs the dense kernels
+ * group by group: the group's input channels are gathered into a
+ * contiguous batch, the dense kernel runs on it (threaded over the batch as
+ * usual), and its output is scattered back; the weights and biases of a
+ * group are already contiguous. */
+
+static pl_status gconv_check(pl__simd *s, const pl_conv2d_shape *sh, int groups)
+{
+    if (!pl__simd_conv_shape_ok(sh))
+        return pl__simd_fail(s, PL_EINVAL, "conv2d: inconsistent shape");
+    if (groups < 1 || sh->cin % groups || sh->cout % groups)
+        return pl__simd_fail(s, PL_EINVAL, "conv2d_grouped: groups must be >= 1 and divide cin and cout");
+    return PL_OK;
+}
+
+/* dst[i][0..cn)[plane] = src[i][c0..c0+cn)[plane] for every image i (gather)
+ * or the other way round (scatter) */
+static void chan_copy(float *dst, const float *src, int n, int C, int c0, int cn, size_t plane,
+                      int scatter)
+{
+    size_t blk = (size_t)cn * plane;
+    for (int i = 0; i < n; i++) {
+        size_t wide = ((size_t)i * C + c0) * plane, narrow = (size_t)i * blk;
+        if (scatter)
+            memcpy(dst + wide, src + narrow, sizeof(float) * blk);
+        else
+            memcpy(dst + narrow, src + wide, sizeof(float) * blk);
+    }
+}
+
+/* Depthwise. Every plane (image i, channel c) is a 2-D correlation of one
+ * source plane with one kernel. The source is first built in the worker's
+ * buffer as np "phase planes", zero-padded:
+ *   S_p[r][j] = X(r - pt, p + j*np - pl)   (r < Hs, j < Wp, p < np)
+ * where X(a, b) = in[a/dh][b/dl] when a, b >= 0 are multiples of dh, dl
+ * inside the plane, else 0. Output column ox of tap kx then reads
+ * S_{kx % np}[.][ox + kx/np]: a contiguous vector load for every stride.
+ *   forward:       in = x, np = stride_w, pad (ph, pw), no dilation;
+ *   backward data: in = dy dilated by the strides, stride 1, pad
+ *                  (kh-1-ph, kw-1-pw) (negative: the plane is cropped), the
+ *                  kernel flipped: the transposed convolution, exactly.
+ * Wp leaves room for full vector loads past the last output column (the
+ * extra lanes are dropped by masked stores), so tiles load without masks.
+ * Each output element is one fma chain: bias (or 0), then the taps in
+ * row-major order, zeros of the padding included. */
+static void dwc_build(const float *in, int H, int W, int dh, int dl, int pt, int pl, int np, int Hs,
+                      int Wp, float *buf)
+{
+    /* zero everything with full stores, then write the rows that hold data
+     * in ascending order with full-vector stores whose zero spill lands on
+     * cells that are zero or written later (the buffer has VL floats of
+     * slack): no masked stores for the loads that follow to wait on, and no
+     * division per row */
+    size_t total = (size_t)np * Hs * Wp;
+    zero_row(buf, (int)ROUND_VL(total));
+    /* data rows: r = pt + i*dh for i in [i0, i1), 0 <= r < Hs */
+    int i0 = pt >= 0 ? 0 : (-pt + dh - 1) / dh;
+    int i1 = Hs - pt > 0 ? imin(H, (Hs - pt + dh - 1) / dh) : 0;
+    if (dl > 1) { /* dilated (np == 1): column j = b*dl + pl holds in[.][b], b in [b0, b1) */
+        int b0 = pl >= 0 ? 0 : (-pl + dl - 1) / dl;
+        int b1 = Wp - pl > 0 ? imin(W, (Wp - pl + dl - 1) / dl) : 0;
+        for (int i = i0; i < i1; i++) {
+            float *d = buf + (size_t)(pt + i * dh) * Wp;
+            const float *xr = in + (size_t)i * W;
+            for (int b = b0; b < b1; b++)
+                d[b * dl + pl] = xr[b];
+        }
+        return;
+    }
+    for (int p = 0; p < np; p++) {
+        /* columns whose source b = p + j*np - pl lies in [0, W): [ja, jb) */
+        int lo = pl - p, hi = W - 1 + pl - p;
+        int ja = imin(lo > 0 ? (lo + np - 1) / np : 0, Wp);
+        int jb = hi < 0 ? 0 : imin(Wp, hi / np + 1);
+        if (jb <= ja)
+            continue;
+        float *dp = buf + (size_t)p * Hs * Wp + ja;
+        const float *xp = in + p + (ptrdiff_t)ja * np - pl;
+        for (int i = i0; i < i1; i++) {
+            float *d = dp + (size_t)(pt + i * dh) * Wp;
+            const float *xr = xp + (size_t)i * W;
+            if (np == 1) {
+                copy_row_over(d, xr, jb - ja, jb - ja);
+            } else if (np == 2) { /* the even floats of a span of 2*len - 1 */
+                for (int j = 0; j < jb - ja; j += VL) {
+                    int len = imin(VL, jb - ja - j), span = 2 * len - 1;
+                    const float *r0 = xr + 2 * j;
+                    vf a0 = span >= VL ? vload(r0) : vload_t(r0, vtail_make(span));
+                    vf a1 = span > VL ? vload_t(r0 + VL, vtail_make(span - VL)) : vzero();
+                    vstore(d + j, veven(a0, a1)); /* lanes past len are zero */
+                }
+            } else {
+                for (int j = 0; j < jb - ja; j++)
+                    d[j] = xr[j * np];
+            }
+        }
+    }
+}
+
+/* R output rows x NVT vectors from column ox0 of rows oy0.. (R*NVT <= 8):
+ *   y[oy][ox] = bias + Σ_{ky,kx} wk[ky*KW + kx] · S_{kx%NP}[oy*SH + ky][ox + kx/NP]
+ * The last vector is stored masked to tl when `last`. */
+INLINE void dwc_tile(const int KH, const int KW, const int NP, const int R, const int NVT, int SH,
+                     const float *src, ptrdiff_t Wp, ptrdiff_t pst, const ptrdiff_t *coff,
+                     const float *wk, float bias, float *y, ptrdiff_t ldy, int oy0, int ox0, int last,
+                     vtail tl)
+{
+    vf acc[8][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NVT; v++)
+            acc[i][v] = vset1(bias);
+    const ptrdiff_t rs = (ptrdiff_t)SH * Wp;
+#pragma GCC unroll 3
+    for (int ky = 0; ky < KH; ky++)
+#pragma GCC unroll 3
+        for (int kx = 0; kx < KW; kx++) {
+            vf wv = vset1(wk[ky * KW + kx]);
+            /* NP == 0: column offsets from coff (no division per tap) */
+            ptrdiff_t cx = NP ? (kx % (NP ? NP : 1)) * pst + kx / (NP ? NP : 1) : coff[kx];
+            const float *b = src + cx + ox0 + ((ptrdiff_t)oy0 * SH + ky) * Wp;
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++)
+#pragma GCC unroll 2
+                for (int v = 0; v < NVT; v++)
+                    acc[i][v] = vfma(wv, vload(b + i * rs + v * VL), acc[i][v]);
+        }
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NVT; v++) {
+            float *d = y + (ptrdiff_t)(oy0 + i) * ldy + ox0 + v * VL;
+            if (last && v == NVT - 1)
+                vstore_t(d, acc[i][v], tl);
+            else
+                vstore(d, acc[i][v]);
+        }
+}
+
+typedef void (*dwc_fn)(int kh, int kw, int rows, int nv, int SH, const float *src, ptrdiff_t Wp,
+                       ptrdiff_t pst, const ptrdiff_t *coff, const float *wk, float bias, float *y,
+                       ptrdiff_t ldy, int oy0, int ox0, int last, vtail tl);
+#define DWC_ARGS SH, src, Wp, pst, coff, wk, bias, y, ldy, oy0, ox0, last, tl
+#define DWC_CASE(KH, KW, NP, r, v)                                                 \
+    case (r) * 4 + (v): dwc_tile(KH, KW, NP, r, v, DWC_ARGS); break;
+#define DWC_FN(name, KH, KW, NP)                                                   \
+    static void name(int kh, int kw, int rows, int nv, int SH, const float *src,      \
+                     ptrdiff_t Wp, ptrdiff_t pst, const ptrdiff_t *coff, const float *wk, \
+                     float bias, float *y, ptrdiff_t ldy, int oy0, int ox0, int last, \
+                     vtail tl)                                                     \
+    {                                                                              \
+        (void)kh, (void)kw;                                                        \
+        switch (rows * 4 + nv) {                                                   \
+        DWC_CASE(KH, KW, NP, 1, 1) DWC_CASE(KH, KW, NP, 2, 1)                      \
+        DWC_CASE(KH, KW, NP, 3, 1) DWC_CASE(KH, KW, NP, 4, 1)                      \
+        DWC_CASE(KH, KW, NP, 5, 1) DWC_CASE(KH, KW, NP, 6, 1)                      \
+        DWC_CASE(KH, KW, NP, 7, 1) DWC_CASE(KH, KW, NP, 8, 1)                      \
+        DWC_CASE(KH, KW, NP, 1, 2) DWC_CASE(KH, KW, NP, 2, 2)                      \
+        DWC_CASE(KH, KW, NP, 3, 2) DWC_CASE(KH, KW, NP, 4, 2)                      \
+        default: break;                                                            \
+        }                                                                          \
+    }
+DWC_FN(dwc_3x3s1, 3, 3, 1)
+DWC_FN(dwc_3x3s2, 3, 3, 2)
+DWC_FN(dwc_any, kh, kw, 0)
+
+typedef struct dwc_geom {
+    int H, W, dh, dl, pt, pl; /* the source plane and how it is placed */
+    int KH, KW, NP, SH;       /* correlation: kernel, column phases, row stride */
+    int OH, OW;               /* output plane */
+    int Hs, Wp;               /* phase planes */
+} dwc_geom;
+
+static dwc_geom dwc_forward_geom(const pl_conv2d_shape *s)
+{
+    dwc_geom g = {.H = s->h, .W = s->w, .dh = 1, .dl = 1, .pt = s->pad_h, .pl = s->pad_w,
+                  .KH = s->kh, .KW = s->kw, .NP = s->stride_w, .SH = s->stride_h,
+                  .OH = s->oh, .OW = s->ow};
+    g.Hs = (s->oh - 1) * s->stride_h + s->kh;
+    g.Wp = ROUND_VL(s->ow) + (s->kw - 1) / s->stride_w;
+    return g;
+}
+
+static dwc_geom dwc_backward_geom(const pl_conv2d_shape *s)
+{
+    dwc_geom g = {.H = s->oh, .W = s->ow, .dh = s->stride_h, .dl = s->stride_w,
+                  .pt = s->kh - 1 - s->pad_h, .pl = s->kw - 1 - s->pad_w,
+                  .KH = s->kh, .KW = s->kw, .NP = 1, .SH = 1, .OH = s->h, .OW = s->w};
+    g.Hs = s->h - 1 + s->kh;
+    g.Wp = ROUND_VL(s->w) + s->kw - 1;
+    return g;
+}
+
+/* the phase planes with the slack dwc_build writes into */
+static size_t dwc_src_floats(const dwc_geom *g)
+{
+    return ROUND_VL((size_t)g->NP * g->Hs * g->Wp) + VL;
+}
+
+/* one output plane from its built source: tiles of up to 8 rows x 1 vector
+ * (narrow planes) or 4 rows x 2 vectors */
+static void dwc_plane(const dwc_geom *g, const ptrdiff_t *coff, const float *src, const float *wk,
+                      float bias, float *y)
+{
+    int V = (g->OW + VL - 1) / VL, ragged = g->OW % VL != 0;
+    vtail tl = vtail_make(g->OW - (V - 1) * VL);
+    int NVT = V >= 2 ? 2 : 1, R = NVT == 2 ? 4 : 8;
+    dwc_fn fn = g->KH == 3 && g->KW == 3 && g->NP == 1   ? dwc_3x3s1
+                : g->KH == 3 && g->KW == 3 && g->NP == 2 ? dwc_3x3s2
+                                                         : dwc_any;
+    ptrdiff_t pst = (ptrdiff_t)g->Hs * g->Wp;
+    for (int oy0 = 0; oy0 < g->OH; oy0 += R) {
+        int rows = imin(R, g->OH - oy0);
+        for (int v0 = 0; v0 < V; v0 += NVT) {
+            int nv = imin(NVT, V - v0);
+            fn(g->KH, g->KW, rows, nv, g->SH, src, g->Wp, pst, coff, wk, bias, y, g->OW, oy0,
+               v0 * VL, ragged && v0 + nv == V, tl);
+        }
+    }
+}
+
+typedef struct dwc_job {
+    pl__simd *s;
+    dwc_geom g;
+    const float *in, *w, *b; /* w: [C][KH*KW] as the correlation uses it */
+    float *out;
+    int C, per_task;
+    int64_t planes;
+} dwc_job;
+
+static void dwc_task(void *ctx, int64_t t, int worker)
+{
+    dwc_job *j = ctx;
+    const dwc_geom *g = &j->g;
+    float *buf = pl__simd_wbuf(j->s, worker);
+    ptrdiff_t *coff = (ptrdiff_t *)(void *)(buf + dwc_src_floats(g)); /* [KW] */
+    for (int kx = 0; kx < g->KW; kx++)
+        coff[kx] = (ptrdiff_t)(kx % g->NP) * g->Hs * g->Wp + kx / g->NP;
+    size_t ip = (size_t)g->H * g->W, op = (size_t)g->OH * g->OW, kk = (size_t)g->KH * g->KW;
+    int64_t p1 = (t + 1) * j->per_task < j->planes ? (t + 1) * j->per_task : j->planes;
+    for (int64_t p = t * j->per_task; p < p1; p++) {
+        int c = (int)(p % j->C);
+        dwc_build(j->in + (size_t)p * ip, g->H, g->W, g->dh, g->dl, g->pt, g->pl, g->NP, g->Hs,
+                  g->Wp, buf);
+        dwc_plane(g, coff, buf, j->w + (size_t)c * kk, j->b ? j->b[c] : 0.0f, j->out + (size_t)p * op);
+    }
+}
+
+static pl_status dwc_run(pl__simd *s, const dwc_geom *g, int n, int C, const float *in,
+                         const float *w, const float *b, float *out)
+{
+    /* + the column offsets of the taps, as ptrdiff_t */
+    pl_status st = pl__simd_reserve(s, dwc_src_floats(g) + 2 * (size_t)g->KW + 2);
+    if (st)
+        return st;
+    size_t op = (size_t)g->OH * g->OW;
+    int per = (int)(2048 / (op ? op : 1)); /* planes per task: from the shape only */
+    per = per < 1 ? 1 : per > 64 ? 64 : per;
+    dwc_job j = {.s = s, .g = *g, .in = in, .w = w, .b = b, .out = out, .C = C, .per_task = per,
+                 .planes = (int64_t)n * C};
+    pl__simd_run(s, (j.planes + per - 1) / per, 2.0 * j.planes * op * g->KH * g->KW, dwc_task, &j);
+    return PL_OK;
+}
+
+static pl_status dw_forward(pl__simd *s, const pl_conv2d_shape *sh, const float *x,
+                            const float *w, const float *b, float *y)
+{
+    dwc_geom g = dwc_forward_geom(sh);
+    return dwc_run(s, &g, sh->n, sh->cin, x, w, b, y);
+}
+
+static pl_status dw_backward_data(pl__simd *s, const pl_conv2d_shape *sh, const float *dy,
+                                  const float *w, float *dx)
+{
+    size_t kk = (size_t)sh->kh * sh->kw;
+    float *wf = pl__simd_slot(s, SLOT_W, (size_t)sh->cin * kk);
+    if (!wf)
+        return PL_ENOMEM;
+    for (size_t c = 0; c < (size_t)sh->cin; c++) /* flipped kernels */
+        for (size_t k = 0; k < kk; k++)
+            wf[c * kk + k] = w[c * kk + kk - 1 - k];
+    dwc_geom g = dwc_backward_geom(sh);
+    return dwc_run(s, &g, sh->n, sh->cin, dy, wf, NULL, dx);
+}
+
+/* Weight gradient of one channel, a block of NT (<= 9) taps at source
+ * offsets off[]: lane-wise sums in lanes[k][VL] carried over the batch,
+ *   lanes[k] += Σ_{oy, ox} dy[oy][ox] · S[off[k] + oy*SH*Wp + ox]
+ * (the ragged last vector of a row loaded zero-filled in both operands, so
+ * its extra lanes add exactly nothing). */
+INLINE void dww_block(const int NT, const ptrdiff_t *off, int OH, int OW, ptrdiff_t rs,
+                      const float *src, const float *dy, float *lanes)
+{
+    vf acc[9];
+    ptrdiff_t o[9];
+#pragma GCC unroll 9
+    for (int k = 0; k < NT; k++) {
+        acc[k] = vload(lanes + k * VL);
+        o[k] = off[k];
+    }
+    int of = OW / VL * VL;
+    vtail tm = vtail_make(OW > of ? OW - of : VL);
+    for (int oy = 0; oy < OH; oy++) {
+        const float *dr = dy + (ptrdiff_t)oy * OW, *sr = src + oy * rs;
+        int q = 0;
+        for (; q < of; q += VL) {
+            vf dv = vload(dr + q);
+#pragma GCC unroll 9
+            for (int k = 0; k < NT; k++)
+                acc[k] = vfma(dv, vload(sr + o[k] + q), acc[k]);
+        }
+        if (q < OW) {
+            vf dv = vload_t(dr + q, tm);
+#pragma GCC unroll 9
+            for (int k = 0; k < NT; k++)
+                acc[k] = vfma(dv, vload_t(sr + o[k] + q, tm), acc[k]);
+        }
+    }
+#pragma GCC unroll 9
+    for (int k = 0; k < NT; k++)
+        vstore(lanes + k * VL, acc[k]);
+}
+
+static void dww_blocks(int nt, const ptrdiff_t *off, int OH, int OW, ptrdiff_t rs,
+                       const float *src, const float *dy, float *lanes)
+{
+    switch (nt) {
+    case 1: dww_block(1, off, OH, OW, rs, src, dy, lanes); break;
+    case 2: dww_block(2, off, OH, OW, rs, src, dy, lanes); break;
+    case 3: dww_block(3, off, OH, OW, rs, src, dy, lanes); break;
+    case 4: dww_block(4, off, OH, OW, rs, src, dy, lanes); break;
+    case 5: dww_block(5, off, OH, OW, rs, src, dy, lanes); break;
+    case 6: dww_block(6, off, OH, OW, rs, src, dy, lanes); break;
+    case 7: dww_block(7, off, OH, OW, rs, src, dy, lanes); break;
+    case 8: dww_block(8, off, OH, OW, rs, src, dy, lanes); break;
+    default: dww_block(9, off, OH, OW, rs, src, dy, lanes); break;
+    }
+}
+
+typedef struct dww_job {
+    pl__simd *s;
+    dwc_geom g;
+    const float *x, *dy;
+    float *part; /* [chunks][C][kk + 1]: per chunk of images, dw then db */
+    int n, C, chunk, want_db;
+} dww_job;
+
+/* One fixed chunk of images per task (from n alone), channel by channel:
+ * for each channel, lane-wise sums over (image of the chunk, row, column
+ * vector) in that order, then their horizontal sums (fixed tree) into the
+ * chunk's partials; the chunks are added in chunk order afterwards. The
+ * chunk's planes are read image-major, channel after channel, as they lie
+ * in memory. */
+static void dww_task(void *ctx, int64_t t, int worker)
+{
+    dww_job *j = ctx;
+    const dwc_geom *g = &j->g;
+    int kk = g->KH * g->KW, i0 = (int)t * j->chunk, i1 = imin(j->n, i0 + j->chunk);
+    float *src = pl__simd_wbuf(j->s, worker);
+    float *lanes = src + dwc_src_floats(g); /* [kk + 1][VL], the last: db */
+    ptrdiff_t *off = (ptrdiff_t *)(void *)(lanes + (size_t)(kk + 1) * VL); /* [kk] */
+    float *part = j->part + (size_t)t * j->C * (kk + 1);
+    size_t ip = (size_t)g->H * g->W, op = (size_t)g->OH * g->OW;
+    ptrdiff_t pst = (ptrdiff_t)g->Hs * g->Wp, rs = (ptrdiff_t)g->SH * g->Wp;
+    for (int k = 0; k < kk; k++) {
+        int ky = k / g->KW, kx = k % g->KW;
+        off[k] = (kx % g->NP) * pst + (ptrdiff_t)ky * g->Wp + kx / g->NP;
+    }
+    int pf = (int)op / VL * VL;
+    vtail tp = vtail_make((int)op > pf ? (int)op - pf : VL);
+    for (int c = 0; c < j->C; c++) {
+        zero_row(lanes, (kk + 1) * VL);
+        for (int i = i0; i < i1; i++) {
+            size_t plane = (size_t)i * j->C + c;
+            const float *dy = j->dy + plane * op;
+            dwc_build(j->x + plane * ip, g->H, g->W, g->dh, g->dl, g->pt, g->pl, g->NP, g->Hs, g->Wp, src);
+            for (int k0 = 0; k0 < kk; k0 += 9)
+                dww_blocks(imin(9, kk - k0), off + k0, g->OH, g->OW, rs, src, dy, lanes + (size_t)k0 * VL);
+            if (j->want_db) {
+                vf a = vload(lanes + (size_t)kk * VL);
+                int q = 0;
+                for (; q < pf; q += VL)
+                    a = vadd(a, vload(dy + q));
+                if (q < (int)op)
+                    a = vadd(a, vload_t(dy + q, tp));
+                vstore(lanes + (size_t)kk * VL, a);
+            }
+        }
+        for (int k = 0; k <= kk; k++)
+            part[(size_t)c * (kk + 1) + k] = vhsum(vload(lanes + (size_t)k * VL));
+    }
+}
+
+static pl_status dw_backward_weight(pl__simd *s, const pl_conv2d_shape *sh, const float *x,
+                                    const float *dy, float *dw, float *db)
+{
+    dwc_geom g = dwc_forward_geom(sh);
+    size_t kk = (size_t)sh->kh * sh->kw, C = (size_t)sh->cin;
+    /* fixed chunks of the batch, as the dense weight gradient cuts them */
+    int chunk = imin(4, sh->n / 16 > 0 ? sh->n / 16 : 1);
+    int chunks = (sh->n + chunk - 1) / chunk;
+    float *part = pl__simd_slot(s, SLOT_PART, (size_t)chunks * C * (kk + 1));
+    if (!part)
+        return PL_ENOMEM;
+    pl_status st = pl__simd_reserve(s, dwc_src_floats(&g) + (kk + 1) * VL + 2 * kk + 2);
+    if (st)
+        return st;
+    dww_job j = {.s = s, .g = g, .x = x, .dy = dy, .part = part, .n = sh->n, .C = sh->cin,
+                 .chunk = chunk, .want_db = db != NULL};
+    pl__simd_run(s, chunks, 2.0 * sh->n * sh->cin * kk * sh->oh * sh->ow, dww_task, &j);
+    for (size_t c = 0; c < C; c++) /* chunks in order */
+        for (size_t k = 0; k <= kk; k++) {
+            float a = part[c * (kk + 1) + k];
+            for (int t = 1; t < chunks; t++)
+                a += part[((size_t)t * C + c) * (kk + 1) + k];
+            if (k < kk)
+                dw[c * kk + k] = a;
+            else if (db)
+                db[c] = a;
+        }
+    return PL_OK;
+}
+
+static int is_depthwise(const pl_conv2d_shape *sh, int groups)
+{
+    return groups > 1 && groups == sh->cin && groups == sh->cout;
+}
+
+static pl_status k_conv2d_grouped_forward(pl__simd *s, const pl_conv2d_shape *sh, int groups,
+                                          const float *x, const float *w, const float *b, float *y)
+{
+    pl_status st = gconv_check(s, sh, groups);
+    if (st)
+        return st;
+    if (groups == 1)
+        return k_conv2d_forward(s, sh, x, w, b, y);
+    if (is_depthwise(sh, groups))
+        return dw_forward(s, sh, x, w, b, y);
+    int cg = sh->cin / groups, og = sh->cout / groups;
+    size_t ip = (size_t)sh->h * sh->w, op = (size_t)sh->oh * sh->ow;
+    size_t wg = (size_t)og * cg * sh->kh * sh->kw;
+    float *xg = pl__simd_slot(s, SLOT_GIN, (size_t)sh->n * cg * ip);
+    float *yg = xg ? pl__simd_slot(s, SLOT_GOUT, (size_t)sh->n * og * op) : NULL;
+    if (!yg)
+        return PL_ENOMEM;
+    pl_conv2d_shape t = *sh;
+    t.cin = cg;
+    t.cout = og;
+    for (int g = 0; g < groups; g++) {
+        chan_copy(xg, x, sh->n, sh->cin, g * cg, cg, ip, 0);
+        if ((st = k_conv2d_forward(s, &t, xg, w + g * wg, b ? b + (size_t)g * og : NULL, yg)))
+            return st;
+        chan_copy(y, yg, sh->n, sh->cout, g * og, og, op, 1);
+    }
+    return PL_OK;
+}
+
+static pl_status k_conv2d_grouped_backward_data(pl__simd *s, const pl_conv2d_shape *sh, int groups,
+                                                const float *dy, const float *w, float *dx)
+{
+    pl_status st = gconv_check(s, sh, groups);
+    if (st)
+        return st;
+    if (groups == 1)
+        return k_conv2d_backward_data(s, sh, dy, w, dx);
+    if (is_depthwise(sh, groups))
+        return dw_backward_data(s, sh, dy, w, dx);
+    int cg = sh->cin / groups, og = sh->cout / groups;
+    size_t ip = (size_t)sh->h * sh->w, op = (size_t)sh->oh * sh->ow;
+    size_t wg = (size_t)og * cg * sh->kh * sh->kw;
+    float *dyg = pl__simd_slot(s, SLOT_GOUT, (size_t)sh->n * og * op);
+    float *dxg = dyg ? pl__simd_slot(s, SLOT_GIN, (size_t)sh->n * cg * ip) : NULL;
+    if (!dxg)
+        return PL_ENOMEM;
+    pl_conv2d_shape t = *sh;
+    t.cin = cg;
+    t.cout = og;
+    for (int g = 0; g < groups; g++) {
+        chan_copy(dyg, dy, sh->n, sh->cout, g * og, og, op, 0);
+        if ((st = k_conv2d_backward_data(s, &t, dyg, w + g * wg, dxg)))
+            return st;
+        chan_copy(dx, dxg, sh->n, sh->cin, g * cg, cg, ip, 1);
+    }
+    return PL_OK;
+}
+
+static pl_status k_conv2d_grouped_backward_weight(pl__simd *s, const pl_conv2d_shape *sh,
+                                                  int groups, const float *x, const float *dy,
+                                                  float *dw, float *db)
+{
+    pl_status st = gconv_check(s, sh, groups);
+    if (st)
+        return st;
+    if (groups == 1)
+        return k_conv2d_backward_weight(s, sh, x, dy, dw, db);
+    if (is_depthwise(sh, groups))
+        return dw_backward_weight(s, sh, x, dy, dw, db);
+    int cg = sh->cin / groups, og = sh->cout / groups;
+    size_t ip = (size_t)sh->h * sh->w, op = (size_t)sh->oh * sh->ow;
+    size_t wg = (size_t)og * cg * sh->kh * sh->kw;
+    float *xg = pl__simd_slot(s, SLOT_GIN, (size_t)sh->n * cg * ip);
+    float *dyg = xg ? pl__simd_slot(s, SLOT_GOUT, (size_t)sh->n * og * op) : NULL;
+    if (!dyg)
+        return PL_ENOMEM;
+    pl_conv2d_shape t = *sh;
+    t.cin = cg;
+    t.cout = og;
+    for (int g = 0; g < groups; g++) {
+        chan_copy(xg, x, sh->n, sh->cin, g * cg, cg, ip, 0);
+        chan_copy(dyg, dy, sh->n, sh->cout, g * og, og, op, 0);
+        if ((st = k_conv2d_backward_weight(s, &t, xg, dyg, dw + g * wg, db ? db + (size_t)g * og : NULL)))
+            return st;
+    }
+    return PL_OK;
+}
+
 const pl__simd_impl ISA_TABLE = {
     .name = ISA_NAME,
     .conv2d_forward = k_conv2d_forward,
@@ -2022,4 +2549,7 @@ const pl__simd_impl ISA_TABLE = {
     .avgpool2d_backward = k_avgpool2d_backward,
     .softmax_xent = k_softmax_xent,
     .sgd_update = k_sgd_update,
+    .conv2d_grouped_forward = k_conv2d_grouped_forward,
+    .conv2d_grouped_backward_data = k_conv2d_grouped_backward_data,
+    .conv2d_grouped_backward_weight = k_conv2d_grouped_backward_weight,
 };

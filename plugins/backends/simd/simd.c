@@ -424,6 +424,28 @@ static pl_status s_maxpool2d_relu_backward(void *st, const pl_pool2d_shape *ps, 
     return s->impl->maxpool2d_relu_backward(s, ps, dy, argmax, yr, dx);
 }
 
+static pl_status s_conv2d_grouped_forward(void *st, const pl_conv2d_shape *sh, int groups,
+                                          const float *x, const float *w, const float *b, float *y)
+{
+    pl__simd *s = st;
+    return s->impl->conv2d_grouped_forward(s, sh, groups, x, w, b, y);
+}
+
+static pl_status s_conv2d_grouped_backward_data(void *st, const pl_conv2d_shape *sh, int groups,
+                                                const float *dy, const float *w, float *dx)
+{
+    pl__simd *s = st;
+    return s->impl->conv2d_grouped_backward_data(s, sh, groups, dy, w, dx);
+}
+
+static pl_status s_conv2d_grouped_backward_weight(void *st, const pl_conv2d_shape *sh, int groups,
+                                                  const float *x, const float *dy, float *dw,
+                                                  float *db)
+{
+    pl__simd *s = st;
+    return s->impl->conv2d_grouped_backward_weight(s, sh, groups, x, dy, dw, db);
+}
+
 static pl_status s_parallel_for(void *st, int64_t n, double work,
                                 void (*fn)(void *ctx, int64_t i, int worker), void *ctx)
 {
@@ -456,6 +478,9 @@ static const pl_backend_ops simd_ops = {
     .conv2d_forward_relu_maxpool = s_conv2d_forward_relu_maxpool,
     .maxpool2d_relu_backward = s_maxpool2d_relu_backward,
     .parallel_for = s_parallel_for,
+    .conv2d_grouped_forward = s_conv2d_grouped_forward,
+    .conv2d_grouped_backward_data = s_conv2d_grouped_backward_data,
+    .conv2d_grouped_backward_weight = s_conv2d_grouped_backward_weight,
     .reserved = {0},
 };
 

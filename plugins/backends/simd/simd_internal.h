@@ -75,6 +75,14 @@ typedef struct pl__simd_impl {
     /* ABI 1.2 */
     pl_status (*maxpool2d_relu_backward)(pl__simd *s, const pl_pool2d_shape *sh, const float *dy,
                                          const int32_t *argmax, const float *yr, float *dx);
+    /* ABI 1.4: grouped convolution (groups == 1 is the dense kernel itself) */
+    pl_status (*conv2d_grouped_forward)(pl__simd *s, const pl_conv2d_shape *sh, int groups,
+                                        const float *x, const float *w, const float *b, float *y);
+    pl_status (*conv2d_grouped_backward_data)(pl__simd *s, const pl_conv2d_shape *sh, int groups,
+                                              const float *dy, const float *w, float *dx);
+    pl_status (*conv2d_grouped_backward_weight)(pl__simd *s, const pl_conv2d_shape *sh, int groups,
+                                                const float *x, const float *dy, float *dw,
+                                                float *db);
 } pl__simd_impl;
 
 extern const pl__simd_impl pl__simd_impl_avx512;
@@ -91,7 +99,7 @@ void pl__simd_run(pl__simd *s, int64_t ntasks, double flops, pl__simd_task_fn fn
 /* Shared scratch slot `slot` (< PL__SIMD_SLOTS) with room for n floats,
  * 64-byte aligned, grown on demand and kept for later calls. NULL (and the
  * error set) when memory runs out. Call only outside parallel regions. */
-#define PL__SIMD_SLOTS 4
+#define PL__SIMD_SLOTS 6
 float *pl__simd_slot(pl__simd *s, int slot, size_t n);
 
 /* Makes every worker's buffer hold at least n floats; call before

@@ -82,7 +82,7 @@ typedef struct idx_src {
     uint64_t out_total; /* (decompressed) bytes delivered so far */
     z_stream zs;
     int zs_live, member_done, in_eof;
-    idx_sha256 sha;
+    pl__sha256 sha;
     /* checksum cache (see "checksum cache" below) */
     struct stat sb;       /* the open file, for the cache key */
     char cached[65];      /* SHA-256 hex from a valid cache entry, else "" */
@@ -187,24 +187,24 @@ static int rehash(const char *path, char hex[65])
     FILE *f = fopen(path, "rb");
     if (!f)
         return 0;
-    idx_sha256 h;
-    idx_sha256_init(&h);
+    pl__sha256 h;
+    pl__sha256_init(&h);
     unsigned char buf[IDX_BUF];
     size_t r;
     while ((r = fread(buf, 1, sizeof buf, f)) > 0)
-        idx_sha256_update(&h, buf, r);
+        pl__sha256_update(&h, buf, r);
     int bad = ferror(f);
     fclose(f);
     if (bad)
         return 0;
-    idx_sha256_hex(&h, hex);
+    pl__sha256_hex(&h, hex);
     return 1;
 }
 
 static void note_read(idx_src *s, const void *p, size_t n)
 {
     if (!s->cached[0])
-        idx_sha256_update(&s->sha, p, n);
+        pl__sha256_update(&s->sha, p, n);
     s->crc = (uint32_t)crc32(s->crc, p, (uInt)n);
     s->hashed += n;
 }
@@ -222,7 +222,7 @@ static int src_digest(idx_src *s, char hex[65])
         if (!rehash(s->path, hex))
             return 0;
     } else {
-        idx_sha256_hex(&s->sha, hex);
+        pl__sha256_hex(&s->sha, hex);
     }
     if (s->hashed == (uint64_t)s->sb.st_size)
         cache_write(s, hex);
@@ -260,7 +260,7 @@ static pl_status src_open(const idx_state *st, const char *name, idx_src *s)
     s->cached[0] = 0;
     s->crc = 0;
     s->hashed = 0;
-    idx_sha256_init(&s->sha);
+    pl__sha256_init(&s->sha);
     if (!path_join(raw, sizeof raw, st->dir, name, "") ||
         !path_join(s->path, sizeof s->path, st->dir, name, ".gz")) {
         st->api->set_error(st->ctx, "%s/%s: path is too long; shorten the dataset's `path`", st->dir, name);
@@ -752,10 +752,10 @@ static pl_status idx_open(void *state, pl_split split, void **handle, pl_dataset
         goto done;
     }
     pair[64] = ' ';
-    idx_sha256 both;
-    idx_sha256_init(&both);
-    idx_sha256_update(&both, pair, 129);
-    idx_sha256_hex(&both, hex);
+    pl__sha256 both;
+    pl__sha256_init(&both);
+    pl__sha256_update(&both, pair, 129);
+    pl__sha256_hex(&both, hex);
     snprintf(info->checksum, sizeof info->checksum, "sha256:%s", hex);
 done:
     src_close(img);

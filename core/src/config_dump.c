@@ -1,0 +1,275 @@
+/*
+ * config_dump.c — the canonical text of a resolved experiment
+ * (pl_experiment_dump) and the identities hashed from it (run_id, the
+ * baseline key).
+ */
+#include "config_internal.h"
+#include "rng.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- dump and identity --------------------------------------------------------- */
+
+/* A value as it goes into the dump: raw when unambiguous, else quoted. */
+static void sb_value(pl__buf *b, const char *s)
+{
+    int plain = *s != '\0';
+    for (const char *c = s; *c && plain; c++) {
+        unsigned char u = (unsigned char)*c;
+        plain = u >= 0x80 || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
+                strchr("_./+-", u);
+    }
+    if (plain) {
+        pl__buf_printf(b, "%s", s);
+        return;
+    }
+    pl__buf_printf(b, "\"");
+    for (const char *c = s; *c; c++) {
+        unsigned char u = (unsigned char)*c;
+        if (u == '"' || u == '\\')
+            pl__buf_printf(b, "\\%c", u);
+        else if (u < 0x20 || u == 0x7f)
+            pl__buf_printf(b, "\\x%02x", u);
+        else
+            pl__buf_printf(b, "%c", u);
+    }
+    pl__buf_printf(b, "\"");
+}
+
+static void sb_kv(pl__buf *b, const char *key, const char *value)
+{
+    pl__buf_printf(b, "%s: ", key);
+    sb_value(b, value);
+    pl__buf_printf(b, "\n");
+}
+
+static int cmp_kv(const void *a, const void *b)
+{
+    return strcmp((*(const pl_kv *const *)a)->key, (*(const pl_kv *const *)b)->key);
+}
+
+static void dump_plugin(pl__buf *b, const char *key, const pl_plugin_ref *r)
+{
+    char k[300];
+    snprintf(k, sizeof k, "%s.plugin", key);
+    sb_kv(b, k, r->plugin ? r->plugin : "");
+    if (!r->n_params)
+        return;
+    const pl_kv **v = malloc(r->n_params * sizeof *v);
+    if (!v) {
+        b->failed = 1;
+        return;
+    }
+    for (size_t i = 0; i < r->n_params; i++)
+        v[i] = &r->params[i];
+    qsort(v, r->n_params, sizeof *v, cmp_kv);
+    for (size_t i = 0; i < r->n_params; i++) {
+        snprintf(k, sizeof k, "%s.%s", key, v[i]->key);
+        sb_kv(b, k, v[i]->value);
+    }
+    free(v);
+}
+
+static void dump_phase(pl__buf *b, const char *s, const pl_phase_cfg *p)
+{
+    const pl_optim_cfg *o = &p->optim;
+    pl__buf_printf(b, "%s.epochs: %d\n%s.batch_size: %d\n", s, p->epochs, s, p->batch_size);
+    pl__buf_printf(b, "%s.optimizer.type: %s\n", s, o->type == PL_OPTIM_SGD ? "sgd" : "adam");
+    pl__buf_printf(b, "%s.optimizer.lr: %.17g\n%s.optimizer.beta1: %.17g\n%s.optimizer.beta2: %.17g\n", s, o->lr, s,
+              o->beta1, s, o->beta2);
+    pl__buf_printf(b, "%s.optimizer.eps: %.17g\n%s.optimizer.weight_decay: %.17g\n", s, o->eps, s, o->weight_decay);
+    pl__buf_printf(b, "%s.optimizer.momentum: %.17g\n%s.optimizer.dampening: %.17g\n", s, o->momentum, s, o->dampening);
+    pl__buf_printf(b, "%s.optimizer.nesterov: %s\n", s, o->nesterov ? "true" : "false");
+    int t = o->lr_schedule >= PL_LR_CONSTANT && o->lr_schedule <= PL_LR_COSINE ? (int)o->lr_schedule - 1 : 0;
+    pl__buf_printf(b, "%s.lr_schedule.type: %s\n%s.lr_schedule.step_size: %d\n", s, pl__cfg_lrs_names[t], s, o->step_size);
+    pl__buf_printf(b, "%s.lr_schedule.gamma: %.17g\n%s.lr_schedule.min_lr: %.17g\n", s, o->gamma, s, o->min_lr);
+    /* regularize: only when set, so run ids of runs without one stay as they were */
+    const pl_reg_cfg *r = &p->reg;
+    if (r->type > PL_REG_NONE && r->type <= PL_REG_BN_L1) {
+        pl__buf_printf(b, "%s.regularize.type: %s\n%s.regularize.coef: %.17g\n%s.regularize.layers: [", s,
+                  pl__cfg_reg_names[r->type], s, r->coef, s);
+        for (size_t i = 0; i < r->n_layers; i++) {
+            if (i)
+                pl__buf_printf(b, ", ");
+            sb_value(b, r->layers[i]);
+        }
+        pl__buf_printf(b, "]\n");
+    }
+}
+
+static void dump_list(pl__buf *b, const char *key, char *const *v, size_t n)
+{
+    pl__buf_printf(b, "%s: [", key);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            pl__buf_printf(b, ", ");
+        sb_value(b, v[i]);
+    }
+    pl__buf_printf(b, "]\n");
+}
+
+static int cmp_target(const void *a, const void *b)
+{
+    return strcmp((*(const pl_layer_target *const *)a)->layer, (*(const pl_layer_target *const *)b)->layer);
+}
+
+char *pl_experiment_dump(const pl_experiment *x)
+{
+    pl__buf b = {0};
+    sb_kv(&b, "name", x->name ? x->name : "");
+    pl__buf_printf(&b, "seed: %" PRIu64 "\n", x->seed);
+    sb_kv(&b, "model", x->model ? x->model : "");
+    dump_plugin(&b, "dataset", &x->dataset);
+    dump_plugin(&b, "backend", &x->backend);
+    dump_phase(&b, "train", &x->train);
+    dump_phase(&b, "retrain", &x->retrain);
+    dump_phase(&b, "finetune", &x->finetune);
+    const pl_prune_cfg *p = &x->prune;
+    pl__buf_printf(&b, "prune.enabled: %s\n", p->enabled ? "true" : "false");
+    if (p->enabled) {
+        dump_plugin(&b, "prune.criterion", &p->criterion);
+        dump_plugin(&b, "prune.schedule", &p->schedule);
+        int g = p->granularity >= PL_GRAN_WEIGHT && p->granularity <= PL_GRAN_LAYER ? (int)p->granularity - 1 : 1;
+        pl__buf_printf(&b, "prune.granularity: %s\n", pl__cfg_gran_names[g]);
+        if (p->has_sparsity) {
+            pl__buf_printf(&b, "prune.sparsity: %.17g\n", p->sparsity);
+        } else if (p->n_layers) {
+            const pl_layer_target **t = malloc(p->n_layers * sizeof *t);
+            if (t) {
+                for (size_t i = 0; i < p->n_layers; i++)
+                    t[i] = &p->layers[i];
+                qsort(t, p->n_layers, sizeof *t, cmp_target);
+                for (size_t i = 0; i < p->n_layers; i++) {
+                    if (t[i]->count >= 0)
+                        pl__buf_printf(&b, "prune.layers.%s.count: %" PRId64 "\n", t[i]->layer, t[i]->count);
+                    else
+                        pl__buf_printf(&b, "prune.layers.%s.fraction: %.17g\n", t[i]->layer, t[i]->fraction);
+                }
+                free(t);
+            } else {
+                b.failed = 1;
+            }
+        }
+        dump_list(&b, "prune.include", p->include, p->n_include);
+        dump_list(&b, "prune.exclude", p->exclude, p->n_exclude);
+        pl__buf_printf(&b, "prune.tolerance: %.17g\n", p->tolerance);
+        if (p->granularity == PL_GRAN_LAYER && p->count >= 0) /* layer granularity */
+            pl__buf_printf(&b, "prune.count: %" PRId64 "\n", p->count);
+        if (p->group_reduction != PL_GROUP_MEAN) /* the default keeps older run identities */
+            pl__buf_printf(&b, "prune.group_reduction: %s\n", pl__cfg_group_red_names[p->group_reduction]);
+    }
+    sb_kv(&b, "report.dir", x->report.dir ? x->report.dir : "");
+    sb_kv(&b, "report.cache", x->report.cache ? x->report.cache : "");
+    pl__buf_printf(&b, "report.latency_runs: %d\nreport.plots: %s\n", x->report.latency_runs,
+              x->report.plots ? "true" : "false");
+    dump_list(&b, "plugin_path", x->plugin_path, x->n_plugin_path);
+    pl__buf_printf(&b, "limits.max_runs: %" PRId64 "\n", x->max_runs);
+    if (b.failed) {
+        free(b.data);
+        return NULL;
+    }
+    return b.data;
+}
+
+static int has_prefix(const char *line, const char *prefix)
+{
+    return !strncmp(line, prefix, strlen(prefix));
+}
+
+/* FNV-1a-64 over the dump lines that `keep` accepts, then over the identity
+ * lines that `keep_id` accepts (none when NULL), as 16 hex digits. */
+static void hash_lines2(const char *dump, int (*keep)(const char *), const char *identity,
+                        int (*keep_id)(const char *), char out[17])
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    const char *texts[2] = {dump, identity};
+    int (*keeps[2])(const char *) = {keep, keep_id};
+    for (int t = 0; t < 2; t++)
+        for (const char *l = keeps[t] ? texts[t] : NULL; l && *l;) {
+            const char *end = strchr(l, '\n');
+            size_t n = end ? (size_t)(end - l) + 1 : strlen(l);
+            if (keeps[t](l))
+                for (size_t i = 0; i < n; i++) {
+                    h ^= (unsigned char)l[i];
+                    h *= 0x100000001b3ull;
+                }
+            l += n;
+        }
+    snprintf(out, 17, "%016" PRIx64, h);
+}
+
+void pl__cfg_hash_lines(const char *dump, int (*keep)(const char *), char out[17])
+{
+    hash_lines2(dump, keep, NULL, NULL, out);
+}
+
+int pl__cfg_run_line(const char *l)
+{
+    return !has_prefix(l, "name:") && !has_prefix(l, "report.") && !has_prefix(l, "plugin_path:") &&
+           !has_prefix(l, "limits.");
+}
+
+static int baseline_line(const char *l)
+{
+    return has_prefix(l, "seed:") || has_prefix(l, "model:") || has_prefix(l, "dataset.") ||
+           has_prefix(l, "backend.") || has_prefix(l, "train.");
+}
+
+/* With an identity the model's content stands in for its path, so the same
+ * file named two ways is one run. */
+static int run_line_content(const char *l)
+{
+    return pl__cfg_run_line(l) && !has_prefix(l, "model:");
+}
+
+static int baseline_line_content(const char *l)
+{
+    return baseline_line(l) && !has_prefix(l, "model:");
+}
+
+/* identity lines in run_id: all but the plugin file hashes */
+static int run_id_line(const char *l)
+{
+    return !has_prefix(l, "file.");
+}
+
+/* identity lines in the baseline key: what training the baseline reads */
+static int baseline_id_line(const char *l)
+{
+    return has_prefix(l, "model.") || has_prefix(l, "dataset.") || has_prefix(l, "plugin.backend:") ||
+           has_prefix(l, "plugin.dataset:") || has_prefix(l, "file.backend:") || has_prefix(l, "file.dataset:");
+}
+
+pl_status pl_experiment_baseline_key(const pl_experiment *x, char out[17])
+{
+    char *d = pl_experiment_dump(x);
+    if (!d) /* never a key from a partial dump: another run's baseline would be found */
+        return PL_ENOMEM;
+    if (x->identity)
+        hash_lines2(d, baseline_line_content, x->identity, baseline_id_line, out);
+    else
+        pl__cfg_hash_lines(d, baseline_line, out);
+    free(d);
+    return PL_OK;
+}
+
+pl_status pl_experiment_set_identity(pl_experiment *x, char *identity)
+{
+    free(x->identity);
+    x->identity = identity;
+    char *d = pl_experiment_dump(x);
+    if (!d) /* the old run_id must not survive as if it were this identity's */
+        return PL_ENOMEM;
+    hash_lines2(d, identity ? run_line_content : pl__cfg_run_line, identity, identity ? run_id_line : NULL, x->run_id);
+    free(d);
+    return PL_OK;
+}
+
