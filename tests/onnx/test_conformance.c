@@ -1,0 +1,371 @@
+/*
+ * The ONNX project's own backend test cases, run through prunelab's
+ * importer (Debian's libonnx-testdata: /usr/share/libonnx-testdata/data,
+ * or the directory in PL_ONNX_TESTDATA).
+ *
+ * Every case of node/, pytorch-converted/ and pytorch-operator/ is a
+ * model.onnx with test_data_set_N/input_K.pb and the expected
+ * output_K.pb. For each case:
+ *   - graph inputs after the first that have data (a Conv's W, an Add's
+ *     second operand) become initializers: prunelab models carry their
+ *     weights, the ONNX runner feeds them as inputs;
+ *   - the model is imported as a user's would be (pl_model_spec_load on a
+ *     .onnx file, pl_model_new) and run on the ref backend in eval mode on
+ *     every data set; the output must match within |got - want| <=
+ *     1e-5 + 1e-4 * |want| (ONNX's own runner's kind of tolerance) —
+ *     "passed";
+ *   - or the importer refuses it with its one-line error naming the op —
+ *     "refused";
+ *   - anything else (wrong numbers, a refusal that is not one line or
+ *     does not name the op, an unreadable case) is "failed".
+ * The test fails when any case failed. It prints the counts per directory
+ * and per operator, and every refusal with its reason, in the test log.
+ */
+#include "model.h"
+#include "onnx_pb.h"
+#include "pltest.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_OPS 256
+
+typedef struct op_tally {
+    char op[96];
+    int passed, refused, failed;
+} op_tally;
+
+typedef struct tally {
+    int passed, refused, failed;
+    op_tally ops[MAX_OPS];
+    int n_ops;
+} tally;
+
+static op_tally *op_slot(tally *t, const char *op)
+{
+    for (int i = 0; i < t->n_ops; i++)
+        if (!strcmp(t->ops[i].op, op))
+            return &t->ops[i];
+    cr_assert_lt(t->n_ops, MAX_OPS, "more than %d operator keys", MAX_OPS);
+    op_tally *s = &t->ops[t->n_ops++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->op, sizeof s->op, "%s", op);
+    return s;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names of dir's entries starting with prefix (caller frees). */
+static char **list_dir(const char *dir, const char *prefix, int *n)
+{
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char **v = NULL;
+    int cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) || e->d_name[0] == '.')
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            v = realloc(v, (size_t)cap * sizeof *v);
+            cr_assert(v);
+        }
+        v[(*n)++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (*n)
+        qsort(v, (size_t)*n, sizeof *v, cmp_str);
+    return v;
+}
+
+static void free_list(char **v, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static Onnx__TensorProto *read_tensor(const char *path)
+{
+    char *data;
+    size_t len;
+    pl_error err;
+    if (pl__read_file(path, &data, &len, &err))
+        return NULL;
+    Onnx__TensorProto *t = onnx__tensor_proto__unpack(&pl__onnx_allocator, len, (const uint8_t *)data);
+    free(data);
+    return t;
+}
+
+static void free_tensor(Onnx__TensorProto *t)
+{
+    if (t)
+        onnx__tensor_proto__free_unpacked(t, &pl__onnx_allocator);
+}
+
+/* The tensor's float values as a new array of *n floats, or NULL when it
+ * is not a float tensor (or its data is inconsistent with its dims). */
+static float *tensor_floats(const Onnx__TensorProto *t, size_t *n)
+{
+    size_t count = 1;
+    for (size_t i = 0; i < t->n_dims; i++) {
+        if (t->dims[i] < 0 || t->dims[i] > (1 << 28))
+            return NULL;
+        count *= (size_t)t->dims[i];
+        if (count > ((size_t)1 << 28))
+            return NULL;
+    }
+    if (t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return NULL;
+    float *v = malloc((count ? count : 1) * sizeof *v);
+    cr_assert(v);
+    if (t->raw_data.len) {
+        if (t->raw_data.len != count * sizeof(float)) {
+            free(v);
+            return NULL;
+        }
+        memcpy(v, t->raw_data.data, count * sizeof(float)); /* little-endian hosts only */
+    } else if (t->n_float_data == count) {
+        memcpy(v, t->float_data, count * sizeof(float));
+    } else {
+        free(v);
+        return NULL;
+    }
+    *n = count;
+    return v;
+}
+
+/* "Conv" or "Add+Relu": the case's distinct op types in node order. */
+static void op_key(const Onnx__ModelProto *mp, char *key, size_t cap)
+{
+    key[0] = 0;
+    const Onnx__GraphProto *g = mp->graph;
+    for (size_t i = 0; g && i < g->n_node; i++) {
+        const char *op = g->node[i]->op_type ? g->node[i]->op_type : "?";
+        int seen = 0;
+        for (size_t j = 0; j < i; j++)
+            seen |= g->node[j]->op_type && !strcmp(g->node[j]->op_type, op);
+        if (seen)
+            continue;
+        size_t len = strlen(key);
+        snprintf(key + len, cap - len, "%s%s", len ? "+" : "", op);
+    }
+    if (!key[0])
+        snprintf(key, cap, "(no nodes)");
+}
+
+static int is_initializer(const Onnx__GraphProto *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (g->initializer[i]->name && !strcmp(g->initializer[i]->name, name))
+            return 1;
+    return 0;
+}
+
+typedef enum verdict { V_PASSED, V_REFUSED, V_FAILED } verdict;
+
+/* Runs one case directory; *why gets the reason for a refusal or failure. */
+static verdict run_case(const char *dir, const char *tmp, pl_instance *be, char *key, size_t keycap, char *why,
+                        size_t whycap, int *names_op)
+{
+    *names_op = 1;
+    char path[4096];
+    snprintf(key, keycap, "(unreadable)");
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    pl_error err = {0};
+    Onnx__ModelProto *mp = NULL;
+    if (pl_onnx_read(path, &mp, &err)) {
+        snprintf(why, whycap, "the case's model.onnx does not parse: %s", err.msg);
+        return V_FAILED;
+    }
+    op_key(mp, key, keycap);
+    int n_sets;
+    char **sets = list_dir(dir, "test_data_set_", &n_sets);
+    if (!mp->graph || n_sets == 0) {
+        pl_onnx_free(mp);
+        free_list(sets, n_sets);
+        snprintf(why, whycap, "no graph or no test_data_set_*");
+        return V_FAILED;
+    }
+    /* graph inputs that are not initializers, in order; the first is the
+     * model's input, the others become initializers from data set 0 */
+    Onnx__GraphProto *g = mp->graph;
+    size_t n_real = 0;
+    Onnx__TensorProto **folded = calloc(g->n_input + 1, sizeof *folded);
+    cr_assert(folded);
+    size_t n_folded = 0;
+    for (size_t i = 0; i < g->n_input; i++) {
+        const char *name = g->input[i]->name ? g->input[i]->name : "";
+        if (is_initializer(g, name))
+            continue;
+        if (n_real++ == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s/input_%zu.pb", dir, sets[0], n_real - 1);
+        Onnx__TensorProto *t = read_tensor(path);
+        if (t) {
+            free(t->name);
+            t->name = strdup(name);
+            cr_assert(t->name);
+            folded[n_folded++] = t;
+        }
+    }
+    Onnx__TensorProto **inits = g->initializer;
+    size_t n_inits = g->n_initializer;
+    Onnx__TensorProto **all = NULL;
+    if (n_folded) {
+        all = calloc(n_inits + n_folded, sizeof *all);
+        cr_assert(all);
+        memcpy(all, inits, n_inits * sizeof *all);
+        memcpy(all + n_inits, folded, n_folded * sizeof *all);
+        g->initializer = all;
+        g->n_initializer = n_inits + n_folded;
+    }
+    snprintf(path, sizeof path, "%s/case.onnx", tmp);
+    pl_status ws = pl_onnx_write(path, mp, &err);
+    g->initializer = inits; /* give the model back its own array before freeing */
+    g->n_initializer = n_inits;
+    free(all);
+    for (size_t i = 0; i < n_folded; i++)
+        free_tensor(folded[i]);
+    free(folded);
+    pl_onnx_free(mp);
+    if (ws) {
+        free_list(sets, n_sets);
+        snprintf(why, whycap, "could not write the case: %s", err.msg);
+        return V_FAILED;
+    }
+
+    pl_model_spec *spec = NULL;
+    pl_model *m = NULL;
+    pl_status s = pl_model_spec_load(path, &spec, &err);
+    if (!s)
+        s = pl_model_new(spec, 1, &m, &err);
+    pl_model_spec_free(spec);
+    if (s) {
+        free_list(sets, n_sets);
+        snprintf(why, whycap, "%s", err.msg);
+        /* a refusal is the importer's one line; it should name the
+         * operator (counted apart when it names none) */
+        if (strchr(err.msg, '\n') || !err.msg[0])
+            return V_FAILED;
+        *names_op = 0;
+        char ops[96];
+        snprintf(ops, sizeof ops, "%s", key);
+        for (char *save = NULL, *tok = strtok_r(ops, "+", &save); tok; tok = strtok_r(NULL, "+", &save))
+            *names_op |= strstr(err.msg, tok) != NULL;
+        return V_REFUSED;
+    }
+    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    verdict v = V_PASSED;
+    why[0] = 0;
+    for (int k = 0; k < n_sets && v == V_PASSED; k++) {
+        snprintf(path, sizeof path, "%s/%s/input_0.pb", dir, sets[k]);
+        Onnx__TensorProto *ti = read_tensor(path);
+        snprintf(path, sizeof path, "%s/%s/output_0.pb", dir, sets[k]);
+        Onnx__TensorProto *to = read_tensor(path);
+        size_t nx = 0, ny = 0;
+        float *x = ti ? tensor_floats(ti, &nx) : NULL, *y = to ? tensor_floats(to, &ny) : NULL;
+        const pl_layer *last = &m->layers[m->n_layers - 1];
+        size_t per_in = (size_t)m->in_c * (size_t)m->in_h * (size_t)m->in_w;
+        size_t per_out = (size_t)last->out_c * (size_t)last->out_h * (size_t)last->out_w;
+        int n = ti && ti->n_dims ? (int)ti->dims[0] : 0;
+        if (!x || !y || n <= 0 || nx != (size_t)n * per_in || ny != (size_t)n * per_out) {
+            snprintf(why, whycap, "data set %s: input/output sizes (%zu, %zu floats) do not match the imported model "
+                                  "(%d x %zu in, %zu out)",
+                     sets[k], nx, ny, n, per_in, per_out);
+            v = V_FAILED;
+        } else if (pl_model_reserve(m, n, &err)) {
+            snprintf(why, whycap, "reserve: %s", err.msg);
+            v = V_FAILED;
+        } else {
+            const float *z = pl_model_forward(m, x, n, PL_MODE_EVAL, &err);
+            if (!z) {
+                snprintf(why, whycap, "forward: %s", err.msg);
+                v = V_FAILED;
+            } else {
+                for (size_t i = 0; i < ny; i++) {
+                    double d = fabs((double)z[i] - (double)y[i]);
+                    if (!(d <= 1e-5 + 1e-4 * fabs((double)y[i]))) {
+                        snprintf(why, whycap, "data set %s: output[%zu] = %.9g, expected %.9g", sets[k], i,
+                                 (double)z[i], (double)y[i]);
+                        v = V_FAILED;
+                        break;
+                    }
+                }
+            }
+        }
+        free(x);
+        free(y);
+        free_tensor(ti);
+        free_tensor(to);
+    }
+    pl_model_free(m);
+    free_list(sets, n_sets);
+    return v;
+}
+
+Test(onnx, conformance, .timeout = 1200)
+{
+    const char *root = getenv("PL_ONNX_TESTDATA");
+    if (!root || !*root)
+        root = "/usr/share/libonnx-testdata/data";
+    struct stat st;
+    if (stat(root, &st) || !S_ISDIR(st.st_mode))
+        cr_skip_test("%s: not found; the ONNX conformance corpus comes with Debian's libonnx-testdata "
+                     "(scripts/setup.sh installs it)",
+                     root);
+    static const char *const dirs[] = {"node", "pytorch-converted", "pytorch-operator"};
+    pl_instance *be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
+    char *tmp = pltest_tmpdir();
+    static tally total;
+    int anonymous = 0;
+    memset(&total, 0, sizeof total);
+    for (size_t d = 0; d < sizeof dirs / sizeof *dirs; d++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/%s", root, dirs[d]);
+        int n;
+        char **cases = list_dir(dir, "test_", &n);
+        cr_assert(n > 0, "%s: no test_* cases", dir);
+        int p = 0, r = 0, f = 0;
+        for (int i = 0; i < n; i++) {
+            char cdir[4096 + 256], key[96], why[1024];
+            snprintf(cdir, sizeof cdir, "%s/%s", dir, cases[i]);
+            int names_op;
+            verdict v = run_case(cdir, tmp, be, key, sizeof key, why, sizeof why, &names_op);
+            anonymous += v == V_REFUSED && !names_op;
+            op_tally *o = op_slot(&total, key);
+            if (v == V_PASSED)
+                p++, o->passed++;
+            else if (v == V_REFUSED)
+                r++, o->refused++;
+            else
+                f++, o->failed++;
+            if (v != V_PASSED)
+                printf("conformance: %s %s/%s [%s]: %s\n",
+                       v == V_FAILED ? "FAILED" : names_op ? "refused" : "refused (names no operator)", dirs[d],
+                       cases[i], key, why);
+        }
+        printf("conformance: %s: %d passed, %d refused, %d failed\n", dirs[d], p, r, f);
+        total.passed += p, total.refused += r, total.failed += f;
+        free_list(cases, n);
+    }
+    printf("conformance: per operator (passed/refused/failed):\n");
+    for (int i = 0; i < total.n_ops; i++)
+        printf("conformance:   %-40s %3d %3d %3d\n", total.ops[i].op, total.ops[i].passed, total.ops[i].refused,
+               total.ops[i].failed);
+    printf("conformance: %d refusals name no operator\n", anonymous);
+    printf("%d passed, %d refused, %d failed (ONNX conformance)\n", total.passed, total.refused, total.failed);
+    fflush(stdout);
+    free(tmp);
+    cr_assert_eq(total.failed, 0, "%d ONNX conformance cases failed (see the log)", total.failed);
+}
