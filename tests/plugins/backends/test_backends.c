@@ -23,79 +23,14 @@
  *  - every output buffer sits between two guards of 64 sentinel words
  *    (a NaN bit pattern) that must come back untouched.
  */
-#include "pltest.h"
+#include "pltest_kernels.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- backends -------------------------------------------------------------- */
-
-typedef struct be {
-    pl_instance *in;
-    const pl_backend_ops *ops;
-    void *st;
-} be;
-
-/* Opens backend `name`; isa may be NULL. Returns 0 if the CPU lacks the isa. */
-static int be_try(be *b, const char *name, int threads, const char *isa)
-{
-    const pl_plugin *p;
-    pl_error err;
-    char kv0[64];
-    const char *kv[2] = {NULL, NULL};
-    if (isa) {
-        snprintf(kv0, sizeof kv0, "isa=%s", isa);
-        kv[0] = kv0;
-    }
-    cr_assert_eq(pl_registry_find(pltest_registry(), PL_KIND_BACKEND, name, &p, &err), PL_OK,
-                 "%s", err.msg);
-    pl_status st = pl_instance_new_kv(p, kv, 1, threads, &b->in, &err);
-    if (st == PL_EUNSUPPORTED)
-        return 0;
-    cr_assert_eq(st, PL_OK, "%s", err.msg);
-    b->ops = pl_instance_ops(b->in);
-    b->st = pl_instance_state(b->in);
-    return 1;
-}
-
-static be be_open(const char *name, int threads)
-{
-    be b;
-    cr_assert(be_try(&b, name, threads, NULL));
-    return b;
-}
-
-static void be_close(be *b)
-{
-    pl_instance_free(b->in);
-}
-
-static const char *const isas[] = {"avx512", "avx2", "base"};
-#define N_ISAS 3
-
-/* ---- data ---------------------------------------------------------------- */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static void rng_reset(uint64_t seed) { rng_state = seed * 0x9e3779b97f4a7c15ull + 1; }
-static double urand(void) /* [0, 1) */
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
-static float frand(void) { return (float)(2.0 * urand() - 1.0); }
-
-static float *rnd(size_t n)
-{
-    float *p = malloc(sizeof(float) * (n ? n : 1));
-    cr_assert(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = frand();
-    return p;
-}
+/* ---- data (helpers: tests/support/pltest_kernels.h) ---- */
 
 /* n distinct values, spaced 0.05 apart, in random order (no ties in pooling) */
 static float *distinct(size_t n)
@@ -112,55 +47,6 @@ static float *distinct(size_t n)
     }
     return p;
 }
-
-/* ---- guarded output buffers ------------------------------------------------ */
-
-#define GUARD 64
-static const uint32_t SENTINEL = 0x7fc0dea1u; /* a quiet NaN no kernel produces */
-
-static void *galloc(size_t n) /* n 32-bit words between two guards */
-{
-    uint32_t *b = malloc(sizeof(uint32_t) * (n + 2 * GUARD));
-    cr_assert(b);
-    for (size_t i = 0; i < n + 2 * GUARD; i++)
-        b[i] = SENTINEL;
-    return b + GUARD;
-}
-
-static void gcheck(const void *p, size_t n, const char *what)
-{
-    const uint32_t *b = (const uint32_t *)p - GUARD;
-    for (size_t i = 0; i < GUARD; i++) {
-        cr_assert_eq(b[i], SENTINEL, "%s: guard before the buffer overwritten at -%zu", what, GUARD - i);
-        cr_assert_eq(b[GUARD + n + i], SENTINEL, "%s: guard after the buffer overwritten at +%zu", what, i);
-    }
-}
-
-static void gfree(void *p)
-{
-    if (p)
-        free((uint32_t *)p - GUARD);
-}
-
-/* max|a-b| <= tol * (1 + max|ref|) */
-static void close_enough(const float *ref, const float *got, size_t n, double tol, const char *what)
-{
-    double mref = 0, md = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        cr_assert(isfinite(got[i]), "%s: element %zu is %g", what, i, got[i]);
-        if (fabs(ref[i]) > mref)
-            mref = fabs(ref[i]);
-        if (fabs((double)ref[i] - got[i]) > md) {
-            md = fabs((double)ref[i] - got[i]);
-            at = i;
-        }
-    }
-    cr_assert(md <= tol * (1 + mref), "%s: max diff %g at %zu (ref %g, got %g), max|ref| %g", what, md,
-              at, n ? ref[at] : 0.0, n ? got[at] : 0.0, mref);
-}
-
-#define TOL 1e-4
 
 /* ---- shapes ---------------------------------------------------------------- */
 
