@@ -53,6 +53,28 @@ static const cmd_help cmds[] = {
      "\n"
      "example:\n"
      "  prunelab validate experiments/compare-criteria.yaml --set seed=2\n"},
+    {"sensitivity", "--set --out --ratios --max-drop",
+     "usage: prunelab sensitivity EXPERIMENT.yaml [--ratios R,...] [--max-drop POINTS]\n"
+     "                            [--set key=value]... [--out DIR]\n"
+     "\n"
+     "How much each prunable unit can lose on its own. Trains the experiment's\n"
+     "baseline (or reuses the one `run` cached in the same report folder), then\n"
+     "prunes every unit alone - a pruning group at channel or neuron granularity, a\n"
+     "layer at weight granularity - with the experiment's criterion in one shot, at\n"
+     "each ratio, and evaluates it without retraining. Writes DIR/sensitivity.csv\n"
+     "(unit, members, ratio, achieved, accuracy, acc_drop, params, macs) and\n"
+     "DIR/sensitivity.{svg,png}. The experiment must be one run (no sweep:).\n"
+     "\n"
+     "options:\n"
+     "  --ratios R,...         ratios in (0, 1), ascending (default 0.1,0.2,...,0.9)\n"
+     "  --max-drop POINTS      also write DIR/sensitivity_layers.yaml: a prune.layers\n"
+     "                         block giving each unit the largest ratio whose accuracy\n"
+     "                         drop stays within POINTS\n"
+     "  --set key=value        override a dotted key (repeatable); key=null removes it\n"
+     "  --out DIR              the report folder instead of report.dir\n" PL__GLOBAL_OPTS
+     "\n"
+     "example:\n"
+     "  prunelab sensitivity experiments/seed.yaml --max-drop 1.0\n"},
     {"plugins", "",
      "usage: prunelab plugins\n"
      "\n"

@@ -490,3 +490,8 @@ void pl_groups_print(const pl_model *m, const pl_groups *G, FILE *f)
                 g->width, (long long)inputs, (long long)params);
     }
 }
+
+int pl_group_fits(const pl_group *g, pl_granularity gran)
+{
+    return !g->flags && g->kind == (gran == PL_GRAN_CHANNEL ? PL_LAYER_CONV2D : PL_LAYER_LINEAR);
+}

@@ -84,6 +84,9 @@ int pl_groups_find(const pl_groups *G, int li);
 /* A group's distinct member layers, ascending, into out (cap entries);
  * returns how many. */
 int pl_group_members(const pl_group *g, int *out, int cap);
+/* 1 when channel or neuron granularity (gran) can prune g: no PL_GROUP_*
+ * flag, and every member of the granularity's kind (conv2d, linear). */
+int pl_group_fits(const pl_group *g, pl_granularity gran);
 /* Prints the groups (members, units, what one unit removes) to f. */
 void pl_groups_print(const pl_model *m, const pl_groups *G, FILE *f);
 

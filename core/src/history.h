@@ -28,8 +28,6 @@ pl_status pl__history_meta_decode(const char *meta, pl_run_result *r, pl_error *
 /* "0-3,5,7-9" from n ascending indices (heap; NULL when out of memory). */
 char *pl__ranges(const int *idx, int n);
 
-#endif
-
 /* ---- gathering the history while a run trains (run.c) ------------------ */
 typedef struct pl__history_ctx {
     pl_run_result *r;  /* rows go to r->history */
@@ -51,3 +49,5 @@ pl_status pl__history_prune_step(pl__history_ctx *c, double *acc, pl_error *err)
  * layer removed whole keeps "" (nothing). */
 pl_status pl__history_record_kept(pl_run_result *r, const pl_model *after, const pl_pruner *pr,
                                   pl_error *err);
+
+#endif

@@ -8,6 +8,7 @@
 #include "registry.h"
 #include "result.h"
 #include "run.h"
+#include "sensitivity.h"
 #include "share_path.h"
 
 #include <ctype.h>
@@ -36,6 +37,8 @@ static const char usage[] =
     "                         train, prune, retrain, fine-tune, evaluate; write the report\n"
     "  validate EXPERIMENT.yaml [--set key=value]...\n"
     "                         check the experiment and print the resolved plan\n"
+    "  sensitivity EXPERIMENT.yaml [--ratios R,...] [--max-drop POINTS] [--set key=value]... [--out DIR]\n"
+    "                         prune each layer (or group) alone at each ratio, no retraining\n"
     "  plugins                list the plugins found (kind, name, version, file)\n"
     "  plugin-check NAME|FILE.so [--kind K]\n"
     "                         run a plugin (name or .so path) through its contract; exit 1 if a check fails\n"
@@ -75,6 +78,8 @@ typedef struct cli {
     int quiet;
     int shard_i, shard_n;
     const char *executor; /* run --executor */
+    const char *ratios;   /* sensitivity --ratios */
+    const char *max_drop; /* sensitivity --max-drop */
     int help;              /* --help: the command's own help when one is given */
     int only_common;       /* compare --only-common */
     const char *given[16]; /* options given, checked against the command (cli_help.c) */
@@ -200,6 +205,16 @@ static int parse_args(int argc, char **argv, cli *c)
             if (t < 0 || !*val)
                 return usage_error("%s needs an executor name (local, mpi)", a);
             c->executor = val;
+        } else if ((t = TAKE("--ratios")) != 0) {
+            note_option(c, "--ratios");
+            if (t < 0 || !*val)
+                return usage_error("%s needs ratios such as 0.1,0.3,0.5", a);
+            c->ratios = val;
+        } else if ((t = TAKE("--max-drop")) != 0) {
+            note_option(c, "--max-drop");
+            if (t < 0 || !*val)
+                return usage_error("%s needs accuracy points such as 1.0", a);
+            c->max_drop = val;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option '%s'", a);
         } else if (!c->cmd) {
@@ -326,7 +341,7 @@ static int run_command(int argc, char **argv)
         pl_registry_add_path(reg, c.paths[i], &err);
 
     int code = 0;
-    if (!strcmp(c.cmd, "run") || !strcmp(c.cmd, "validate")) {
+    if (!strcmp(c.cmd, "run") || !strcmp(c.cmd, "validate") || !strcmp(c.cmd, "sensitivity")) {
         if (c.n_args != 1) {
             code = usage_error("%s needs exactly one EXPERIMENT.yaml", c.cmd);
             goto out;
@@ -367,6 +382,27 @@ static int run_command(int argc, char **argv)
                     fwrite(plan, 1, plan_len, stdout);
                 free(plan);
             }
+        } else if (!strcmp(c.cmd, "sensitivity")) {
+            pl_sens_opts so = {.out_dir = c.out, .max_drop = -1, .threads = c.threads, .quiet = c.quiet,
+                               .out = stdout, .interrupted = &interrupted};
+            char *end = NULL;
+            if (c.ratios && pl_sens_parse_ratios(c.ratios, &so, &err)) {
+                pl_config_free(cfg);
+                code = usage_error("%s", err.msg);
+                goto out;
+            }
+            if (c.max_drop && (so.max_drop = strtod(c.max_drop, &end), *end || !(so.max_drop >= 0) ||
+                                                                        so.max_drop > 100)) {
+                pl_config_free(cfg);
+                code = usage_error("--max-drop needs accuracy points in 0..100, got '%s'", c.max_drop);
+                goto out;
+            }
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_signal;
+            sigaction(SIGINT, &sa, NULL);
+            sigaction(SIGTERM, &sa, NULL);
+            s = pl_sensitivity_config(reg, cfg, &so, &err);
         } else {
             /* Only now: a run has finished records and temporary files to
              * keep tidy on SIGINT/SIGTERM; loading and checking the config

@@ -113,12 +113,6 @@ static const char *target_where(const pl_layer_target *lt, char *buf, size_t cap
         snprintf(buf, cap, "%s", lt->file);
     return buf;
 }
-/* A group channel/neuron granularity can prune: prunable and of the
- * granularity's kind. */
-static int group_fits(const pl_group *g, pl_granularity gran)
-{
-    return !g->flags && g->kind == (gran == PL_GRAN_CHANNEL ? PL_LAYER_CONV2D : PL_LAYER_LINEAR);
-}
 
 static int group_has(const pl_model *m, const pl_group *g, const char *name)
 {
@@ -143,7 +137,7 @@ static int named_fits(const pl_pruner *p, int i)
     if (p->gran == PL_GRAN_WEIGHT)
         return pl_model_is_prunable(p->m, i) && layer_fits(&p->m->layers[i], p->gran);
     for (int g = 0; g < p->G.n; g++)
-        if (group_fits(&p->G.g[g], p->gran))
+        if (pl_group_fits(&p->G.g[g], p->gran))
             for (int k = 0; k < p->G.g[g].width; k++)
                 if (p->G.g[g].e[k].layer == i)
                     return 1;
@@ -280,7 +274,7 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
         }
         for (int g = 0; g < p->G.n; g++) {
             const pl_group *G = &p->G.g[g];
-            if (!group_fits(G, p->gran))
+            if (!pl_group_fits(G, p->gran))
                 continue;
             if (cfg->n_include && !group_in(m, G, cfg->include, cfg->n_include))
                 continue;

@@ -81,4 +81,16 @@ void pl__tex_results(pl__buf *b, const pl__layout *L, const char *experiment);
  * pl__md_results's `plots` for what it made (0 without gnuplot) */
 int pl__plots_write(const char *dir, const pl__layout *L);
 
+/* The one way prunelab draws: fn writes a gnuplot script into b for the
+ * temporary output names outs[0..n) and returns the bits of the outputs it
+ * draws (0: nothing); pl__plot_render runs gnuplot in dir and renames the
+ * outputs to finals[i] only when every one was made. Returns the bits that
+ * exist afterwards; every failure is a warning (plots never fail a run). */
+#define PL__PLOT_MAX_FILES 8
+typedef unsigned (*pl__plot_script_fn)(pl__buf *b, char (*outs)[64], const void *ud);
+unsigned pl__plot_render(const char *dir, const char *const *finals, int n, pl__plot_script_fn fn,
+                         const void *ud);
+/* s as a gnuplot string literal (single quotes, '' inside) */
+void pl__gp_quote(pl__buf *b, const char *s);
+
 #endif

@@ -60,7 +60,7 @@ static char *find_on_path(const char *name)
     return NULL;
 }
 
-static void gp_quote(pl__buf *b, const char *s)
+void pl__gp_quote(pl__buf *b, const char *s)
 {
     pl__buf_add(b, "'", 1);
     for (const char *p = s; *p; p++) {
@@ -186,7 +186,7 @@ static void dense_keys(pl__buf *p, const pl__layout *L, int many)
             pl__buf_printf(&label, ": %.2f", S->acc.mean);
         pl__buf_printf(p, ", \\\n     NaN with lines lc rgb '%s' lw 1.5 dt 2 title ",
                        dense_colors[s % 4]);
-        gp_quote(p, label.failed ? "" : label.data);
+        pl__gp_quote(p, label.failed ? "" : label.data);
         pl__buf_free(&label);
     }
 }
@@ -205,7 +205,7 @@ static double history_x(const pl_run_result *r, size_t k)
  * the training curves, each as SVG and PNG (outs[0..5]: sparsity.svg,
  * macs.svg, curves.svg, then the .png of each). *n_series = 0 when there
  * is nothing to plot; *curves = 0 when no run has a history. */
-static void plot_script(pl__buf *b, const pl__layout *L, char outs[6][64], int *n_series,
+static void plot_script(pl__buf *b, const pl__layout *L, char (*outs)[64], int *n_series,
                             int *curves)
 {
     int many_models = 0, many_datasets = 0, many_grans = 0;
@@ -287,7 +287,7 @@ static void plot_script(pl__buf *b, const pl__layout *L, char outs[6][64], int *
                            "%s$s%d using %d:3:4 with yerrorlines lw 1.5 lc rgb '%s' pt %d ps 1.1 "
                            "title ",
                            p->len ? ", \\\n     " : "plot ", *n_series, w ? 6 : 5, color, marker);
-            gp_quote(p, label.failed ? "" : label.data);
+            pl__gp_quote(p, label.failed ? "" : label.data);
         }
 
         /* training curve of the series at its highest target sparsity: mean
@@ -321,7 +321,7 @@ static void plot_script(pl__buf *b, const pl__layout *L, char outs[6][64], int *
             pl__buf_printf(&label, " @ %.2f", L->groups[top].key->target_sparsity);
             pl__buf_printf(&plot_h, "%s$h%d using 1:2 with linespoints lw 1.5 lc rgb '%s' pt %d ps 0.9 title ",
                            plot_h.len ? ", \\\n     " : "plot ", *n_series, color, marker);
-            gp_quote(&plot_h, label.failed ? "" : label.data);
+            pl__gp_quote(&plot_h, label.failed ? "" : label.data);
             *curves = 1;
             (void)n_runs;
         }
@@ -364,10 +364,10 @@ static void plot_script(pl__buf *b, const pl__layout *L, char outs[6][64], int *
                         "set offsets graph 0.02, graph 0.02, graph 0.04, graph 0.04\n"
                         "set yrange [0<*:*<100]\n" /* an error bar never stretches the axis past 0-100 % */
                         "set title ");
-        gp_quote(b, ttl.failed ? "" : ttl.data);
+        pl__gp_quote(b, ttl.failed ? "" : ttl.data);
         /* accuracy vs sparsity */
         pl__buf_puts(b, "\nset output ");
-        gp_quote(b, outs[t * 3]);
+        pl__gp_quote(b, outs[t * 3]);
         pl__buf_printf(b, "\nset xlabel 'achieved sparsity (share of the targeted units removed)'\n"
                           "set xrange [-0.03:%.3g]\nset xtics 0.1\nset format x '%%.1f'\n",
                        sp_hi > 0.9 ? 1.0 : sp_hi + 0.1);
@@ -375,7 +375,7 @@ static void plot_script(pl__buf *b, const pl__layout *L, char outs[6][64], int *
         pl__buf_add(b, plot_s.data, plot_s.len);
         /* accuracy vs MACs, log x */
         pl__buf_puts(b, "\nset output ");
-        gp_quote(b, outs[t * 3 + 1]);
+        pl__gp_quote(b, outs[t * 3 + 1]);
         pl__buf_puts(b, "\nset xlabel 'MACs per image after pruning (surviving weights; log scale)'\n"
                         "set logscale x\nset format x '%g'\n");
         double lo = mac_lo > 0 ? mac_lo / 1.3 : 1, hi = mac_hi > lo ? mac_hi * 1.3 : lo * 10;
@@ -386,12 +386,12 @@ static void plot_script(pl__buf *b, const pl__layout *L, char outs[6][64], int *
                         "set autoscale x\n");
         if (*curves) {
             pl__buf_puts(b, "set output ");
-            gp_quote(b, outs[t * 3 + 2]);
+            pl__gp_quote(b, outs[t * 3 + 2]);
             pl__buf_puts(b, "\nset title ");
             pl__buf tc = {0};
             pl__buf_printf(&tc, "%s: test accuracy during each run (mean over seeds; highest sparsity "
                                 "of each series)", title);
-            gp_quote(b, tc.failed ? "" : tc.data);
+            pl__gp_quote(b, tc.failed ? "" : tc.data);
             pl__buf_free(&tc);
             pl__buf_puts(b, "\nset xlabel 'training epochs so far (a prune step is a drop at the "
                             "epoch it follows)'\nset ylabel 'test accuracy (%)'\n"
@@ -477,41 +477,41 @@ static int gnuplot_run(const char *gnuplot, const char *dir, const char *script,
     return -1;
 }
 
-/* Writes acc_vs_sparsity, acc_vs_macs and (when runs have a history)
- * training_curves, each as .svg and .png; returns a bitmask of what exists
- * afterwards (1: the accuracy plots, 2: the training curves). Every failure
- * is a warning, never an error. */
-int pl__plots_write(const char *dir, const pl__layout *L)
+/* Writes the plots finals[0..n) into dir: fn writes the gnuplot script for
+ * temporary output names outs[i] and returns the bits of the outputs it
+ * draws (0: nothing to plot); they are renamed into place only when
+ * gnuplot made every one. Returns the bits of finals that exist afterwards.
+ * Every failure is a warning, never an error. */
+unsigned pl__plot_render(const char *dir, const char *const *finals, int n, pl__plot_script_fn fn,
+                         const void *ud)
 {
+    if (n > PL__PLOT_MAX_FILES)
+        return 0;
     char *gnuplot = find_on_path("gnuplot");
     if (!gnuplot) {
         warn("gnuplot not found; skipping plots (apt-get install gnuplot-nox)");
         return 0;
     }
-    static const char *const finals[6] = {"acc_vs_sparsity.svg", "acc_vs_macs.svg",
-                                          "training_curves.svg", "acc_vs_sparsity.png",
-                                          "acc_vs_macs.png",     "training_curves.png"};
     long pid = (long)getpid();
-    char outs[6][64], script[64], log[64], why[300];
-    for (int i = 0; i < 6; i++)
+    char outs[PL__PLOT_MAX_FILES][64], script[64], log[64], why[300];
+    for (int i = 0; i < n; i++)
         snprintf(outs[i], sizeof outs[i], "%s.tmp.%ld", finals[i], pid);
     snprintf(script, sizeof script, "plots.gp.tmp.%ld", pid);
     snprintf(log, sizeof log, "plots.log.tmp.%ld", pid);
 
-    pl__buf text = {0}, paths[8] = {{0}};
-    int n_series = 0, curves = 0, made = 0;
-    plot_script(&text, L, outs, &n_series, &curves);
+    pl__buf text = {0}, paths[2 + PL__PLOT_MAX_FILES] = {{0}};
+    unsigned want = fn(&text, outs, ud), made = 0;
     pl__buf_printf(&paths[0], "%s/%s", dir, script);
     pl__buf_printf(&paths[1], "%s/%s", dir, log);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < n; i++)
         pl__buf_printf(&paths[2 + i], "%s/%s", dir, outs[i]);
     int oom = text.failed;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < n + 2; i++)
         oom |= paths[i].failed;
     if (oom) {
         warn("plots: out of memory; skipping plots");
-    } else if (n_series == 0) {
-        /* nothing pruned finished: no curve to draw */
+    } else if (want == 0) {
+        /* nothing to draw */
     } else {
         FILE *f = fopen(paths[0].data, "wb");
         pl_error e;
@@ -524,9 +524,9 @@ int pl__plots_write(const char *dir, const pl__layout *L)
         } else if (fclose(f), gnuplot_run(gnuplot, dir, script, log, why, sizeof why) != 0) {
             warn("plots: %s; skipping plots", why);
         } else {
-            made = curves ? 3 : 1;
-            for (int i = 0; i < 6 && made; i++) {
-                if (i % 3 == 2 && !curves)
+            made = want;
+            for (int i = 0; i < n && made; i++) {
+                if (!(want >> i & 1u))
                     continue;
                 struct stat sb;
                 pl__buf fin = {0};
@@ -543,7 +543,7 @@ int pl__plots_write(const char *dir, const pl__layout *L)
             }
         }
     }
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < n + 2; i++) {
         if (!paths[i].failed && paths[i].data)
             unlink(paths[i].data);
         pl__buf_free(&paths[i]);
@@ -553,3 +553,24 @@ int pl__plots_write(const char *dir, const pl__layout *L)
     return made;
 }
 
+/* the report's script: outputs sparsity.svg, macs.svg, curves.svg, then
+ * the .png of each (curves only when some run has a history) */
+static unsigned report_script(pl__buf *b, char (*outs)[64], const void *ud)
+{
+    int n_series = 0, curves = 0;
+    plot_script(b, ud, outs, &n_series, &curves);
+    return n_series == 0 ? 0u : curves ? 077u : 033u;
+}
+
+/* Writes acc_vs_sparsity, acc_vs_macs and (when runs have a history)
+ * training_curves, each as .svg and .png; returns a bitmask of what exists
+ * afterwards (1: the accuracy plots, 2: the training curves). Every failure
+ * is a warning, never an error. */
+int pl__plots_write(const char *dir, const pl__layout *L)
+{
+    static const char *const finals[6] = {"acc_vs_sparsity.svg", "acc_vs_macs.svg",
+                                          "training_curves.svg", "acc_vs_sparsity.png",
+                                          "acc_vs_macs.png",     "training_curves.png"};
+    unsigned made = pl__plot_render(dir, finals, 6, report_script, L);
+    return made == 0 ? 0 : made & 4u ? 3 : 1;
+}
