@@ -113,13 +113,40 @@ static const char *const ck_op_names[CK_N_OPS] = {
 };
 _Static_assert(sizeof ck_op_names / sizeof ck_op_names[0] == CK_N_OPS, "one name per op");
 
+/* A kernel call's inputs: x, weights, bias and dy, normal random values
+ * from streams named "<prefix>x", "<prefix>w", ... (plain malloc). */
+typedef struct ck_inputs {
+    float *x, *w, *b, *dy;
+} ck_inputs;
+
+static int ck_inputs_make(ck_inputs *in, int64_t nx, int64_t nw, int64_t nb, int64_t ny, const char *prefix)
+{
+    char name[4][16];
+    static const char *const what[4] = {"x", "w", "b", "dy"};
+    for (int i = 0; i < 4; i++)
+        snprintf(name[i], sizeof name[i], "%s%s", prefix, what[i]);
+    in->x = pl__ck_randn(nx, name[0], 1.0f);
+    in->w = pl__ck_randn(nw, name[1], 0.3f);
+    in->b = pl__ck_randn(nb, name[2], 0.3f);
+    in->dy = pl__ck_randn(ny, name[3], 1.0f);
+    return in->x && in->w && in->b && in->dy;
+}
+
+static void ck_inputs_free(ck_inputs *in)
+{
+    free(in->x);
+    free(in->w);
+    free(in->b);
+    free(in->dy);
+}
+
 /* Inputs and outputs of one kernel call on shape `shape` (0 or 1). */
 typedef struct ck_call {
     ck_op op;
     int shape;
     pl_conv2d_shape cs;
     ck_linear_shape ls;
-    float *x, *w, *b, *dy;   /* inputs (plain malloc) */
+    ck_inputs in;
     int64_t n_out, n_out2;   /* sizes of the outputs (the second: db) */
     char desc[96];
 } ck_call;
@@ -147,25 +174,13 @@ static int ck_call_make(ck_call *k, ck_op op, int shape)
         ny = (int64_t)s->n * s->out;
         snprintf(k->desc, sizeof k->desc, "n %d, %d -> %d", s->n, s->in, s->out);
     }
-    k->x = pl__ck_randn(nx, "x", 1.0f);
-    k->w = pl__ck_randn(nw, "w", 0.3f);
-    k->b = pl__ck_randn(nb, "b", 0.3f);
-    k->dy = pl__ck_randn(ny, "dy", 1.0f);
     switch (op) {
     case CK_CONV_FWD: case CK_LIN_FWD: k->n_out = ny; break;
     case CK_CONV_BWD_DATA: case CK_LIN_BWD_DATA: k->n_out = nx; break;
     case CK_CONV_BWD_WEIGHT: case CK_LIN_BWD_WEIGHT: k->n_out = nw; k->n_out2 = nb; break;
     default: break;
     }
-    return k->x && k->w && k->b && k->dy;
-}
-
-static void ck_call_free(ck_call *k)
-{
-    free(k->x);
-    free(k->w);
-    free(k->b);
-    free(k->dy);
+    return ck_inputs_make(&k->in, nx, nw, nb, ny, "");
 }
 
 /* Runs the call on a backend into out (and out2 for db). */
@@ -175,13 +190,13 @@ static pl_status ck_call_run(const ck_call *k, pl_instance *in, float *out, floa
     void *st = pl_instance_state(in);
     const ck_linear_shape *l = &k->ls;
     switch (k->op) {
-    case CK_CONV_FWD: return o->conv2d_forward(st, &k->cs, k->x, k->w, k->b, out);
-    case CK_CONV_BWD_DATA: return o->conv2d_backward_data(st, &k->cs, k->dy, k->w, out);
-    case CK_CONV_BWD_WEIGHT: return o->conv2d_backward_weight(st, &k->cs, k->x, k->dy, out, out2);
-    case CK_LIN_FWD: return o->linear_forward(st, l->n, l->in, l->out, k->x, k->w, k->b, out);
-    case CK_LIN_BWD_DATA: return o->linear_backward_data(st, l->n, l->in, l->out, k->dy, k->w, out);
+    case CK_CONV_FWD: return o->conv2d_forward(st, &k->cs, k->in.x, k->in.w, k->in.b, out);
+    case CK_CONV_BWD_DATA: return o->conv2d_backward_data(st, &k->cs, k->in.dy, k->in.w, out);
+    case CK_CONV_BWD_WEIGHT: return o->conv2d_backward_weight(st, &k->cs, k->in.x, k->in.dy, out, out2);
+    case CK_LIN_FWD: return o->linear_forward(st, l->n, l->in, l->out, k->in.x, k->in.w, k->in.b, out);
+    case CK_LIN_BWD_DATA: return o->linear_backward_data(st, l->n, l->in, l->out, k->in.dy, k->in.w, out);
     case CK_LIN_BWD_WEIGHT:
-        return o->linear_backward_weight(st, l->n, l->in, l->out, k->x, k->dy, out, out2);
+        return o->linear_backward_weight(st, l->n, l->in, l->out, k->in.x, k->in.dy, out, out2);
     default: return PL_EINVAL;
     }
 }
@@ -230,15 +245,15 @@ static void ck_backend_op(pl__ck *c, pl_instance *t, pl_instance *ref, ck_op op)
                 goto next;
             }
             if (op == CK_CONV_FWD)
-                ck_conv_direct(&k.cs, k.x, k.w, k.b, direct);
+                ck_conv_direct(&k.cs, k.in.x, k.in.w, k.in.b, direct);
             else
-                ck_linear_direct(k.ls.n, k.ls.in, k.ls.out, k.x, k.w, k.b, direct);
+                ck_linear_direct(k.ls.n, k.ls.in, k.ls.out, k.in.x, k.in.w, k.in.b, direct);
             ck_close(got, NULL, direct, k.n_out, &reld, why, sizeof why, k.desc);
         }
         max_ref = fmax(max_ref, fmax(rel, rel2));
         max_direct = fmax(max_direct, reld);
     next:
-        ck_call_free(&k);
+        ck_inputs_free(&k.in);
         pl__ck_fguard_free(got);
         pl__ck_fguard_free(got2);
         free(want);
@@ -280,7 +295,7 @@ static const int ck_gconv_specs[CK_G_SPECS][12] = {
 typedef struct ck_gcall {
     pl_conv2d_shape s;
     int groups;
-    float *x, *w, *b, *dy;
+    ck_inputs in;
     int64_t nx, nw, nb, ny;
     int64_t n_out, n_out2; /* the op's outputs (the second: db) */
     char desc[112];
@@ -302,19 +317,7 @@ static int ck_gcall_make(ck_gcall *k, ck_gop op, int spec, int groups)
     snprintf(k->desc, sizeof k->desc, "x %dx%dx%dx%d w %dx%dx%dx%d groups %d s%dx%d p%dx%d", s->n,
              s->cin, s->h, s->w, s->cout, s->cin / k->groups, s->kh, s->kw, k->groups, s->stride_h,
              s->stride_w, s->pad_h, s->pad_w);
-    k->x = pl__ck_randn(k->nx, "gx", 1.0f);
-    k->w = pl__ck_randn(k->nw, "gw", 0.3f);
-    k->b = pl__ck_randn(k->nb, "gb", 0.3f);
-    k->dy = pl__ck_randn(k->ny, "gdy", 1.0f);
-    return k->x && k->w && k->b && k->dy;
-}
-
-static void ck_gcall_free(ck_gcall *k)
-{
-    free(k->x);
-    free(k->w);
-    free(k->b);
-    free(k->dy);
+    return ck_inputs_make(&k->in, k->nx, k->nw, k->nb, k->ny, "g");
 }
 
 static pl_status ck_gcall_run(const ck_gcall *k, ck_gop op, pl_instance *in, float *out, float *out2)
@@ -322,10 +325,10 @@ static pl_status ck_gcall_run(const ck_gcall *k, ck_gop op, pl_instance *in, flo
     const pl_backend_ops *o = pl_instance_ops(in);
     void *st = pl_instance_state(in);
     switch (op) {
-    case CK_G_FWD: return o->conv2d_grouped_forward(st, &k->s, k->groups, k->x, k->w, k->b, out);
-    case CK_G_BWD_DATA: return o->conv2d_grouped_backward_data(st, &k->s, k->groups, k->dy, k->w, out);
+    case CK_G_FWD: return o->conv2d_grouped_forward(st, &k->s, k->groups, k->in.x, k->in.w, k->in.b, out);
+    case CK_G_BWD_DATA: return o->conv2d_grouped_backward_data(st, &k->s, k->groups, k->in.dy, k->in.w, out);
     case CK_G_BWD_WEIGHT:
-        return o->conv2d_grouped_backward_weight(st, &k->s, k->groups, k->x, k->dy, out, out2);
+        return o->conv2d_grouped_backward_weight(st, &k->s, k->groups, k->in.x, k->in.dy, out, out2);
     default: return PL_EINVAL;
     }
 }
@@ -348,16 +351,16 @@ static pl_status ck_gcall_dense(const ck_gcall *k, ck_gop op, pl_instance *in, f
     for (int g = 0; g < G && rc == PL_OK; g++) {
         for (int i = 0; i < s->n; i++) {
             if (op != CK_G_BWD_DATA)
-                memcpy(gx + (size_t)i * cg * ip, k->x + ((size_t)i * s->cin + (size_t)g * cg) * ip,
+                memcpy(gx + (size_t)i * cg * ip, k->in.x + ((size_t)i * s->cin + (size_t)g * cg) * ip,
                        (size_t)cg * ip * sizeof *gx);
             if (op != CK_G_FWD)
-                memcpy(gy + (size_t)i * og * opl, k->dy + ((size_t)i * s->cout + (size_t)g * og) * opl,
+                memcpy(gy + (size_t)i * og * opl, k->in.dy + ((size_t)i * s->cout + (size_t)g * og) * opl,
                        (size_t)og * opl * sizeof *gy);
         }
         if (op == CK_G_FWD)
-            rc = o->conv2d_forward(st, &t, gx, k->w + g * wg, k->b + (size_t)g * og, gy);
+            rc = o->conv2d_forward(st, &t, gx, k->in.w + g * wg, k->in.b + (size_t)g * og, gy);
         else if (op == CK_G_BWD_DATA)
-            rc = o->conv2d_backward_data(st, &t, gy, k->w + g * wg, gx);
+            rc = o->conv2d_backward_data(st, &t, gy, k->in.w + g * wg, gx);
         else
             rc = o->conv2d_backward_weight(st, &t, gx, gy, out + g * wg, out2 + (size_t)g * og);
         for (int i = 0; rc == PL_OK && op != CK_G_BWD_WEIGHT && i < s->n; i++) {
@@ -389,7 +392,7 @@ static void ck_gcall_direct(const ck_gcall *k, ck_gop op, double *out, double *o
             for (int oy = 0; oy < s->oh; oy++)
                 for (int ox = 0; ox < s->ow; ox++) {
                     size_t yi = (((size_t)n * s->cout + co) * s->oh + oy) * s->ow + ox;
-                    double acc = k->b[co], d = k->dy[yi];
+                    double acc = k->in.b[co], d = k->in.dy[yi];
                     if (out2)
                         out2[co] += d;
                     for (int j = 0; j < cg; j++)
@@ -402,11 +405,11 @@ static void ck_gcall_direct(const ck_gcall *k, ck_gop op, double *out, double *o
                                 size_t wi = (((size_t)co * cg + j) * s->kh + ky) * s->kw + kx;
                                 size_t xi = (((size_t)n * s->cin + (size_t)(co / og) * cg + j) * s->h + iy) * s->w + ix;
                                 if (op == CK_G_FWD)
-                                    acc += (double)k->w[wi] * k->x[xi];
+                                    acc += (double)k->in.w[wi] * k->in.x[xi];
                                 else if (op == CK_G_BWD_DATA)
-                                    out[xi] += (double)k->w[wi] * d;
+                                    out[xi] += (double)k->in.w[wi] * d;
                                 else
-                                    out[wi] += d * k->x[xi];
+                                    out[wi] += d * k->in.x[xi];
                             }
                     if (op == CK_G_FWD)
                         out[yi] = acc;
@@ -482,7 +485,7 @@ static void ck_backend_grouped_op(pl__ck *c, pl_instance *t, ck_gop op)
         max_dense = fmax(max_dense, fmax(rel, rel2));
         max_direct = fmax(max_direct, fmax(reld, reld2));
     next:
-        ck_gcall_free(&k);
+        ck_inputs_free(&k.in);
         pl__ck_fguard_free(got);
         pl__ck_fguard_free(got2);
         free(want);
@@ -543,7 +546,7 @@ static void ck_grouped_threads(pl_instance *t1, pl_instance *t4, char *why, size
                        (a2 && memcmp(a2, b2, (size_t)k.n_out2 * sizeof *a2))) {
                 pl__ck_why(why, wn, "%s on %s differs between 1 and 4 threads", ck_gop_names[op], k.desc);
             }
-            ck_gcall_free(&k);
+            ck_inputs_free(&k.in);
             free(a);
             free(a2);
             free(b);
@@ -576,7 +579,7 @@ static void ck_backend_threads(pl__ck *c)
             pl__ck_why(why, sizeof why, "%s on %s differs between 1 and 4 threads", ck_op_names[op],
                    k.desc);
         }
-        ck_call_free(&k);
+        ck_inputs_free(&k.in);
         free(a);
         free(a2);
         free(b);
