@@ -94,7 +94,7 @@ static const field reg_f[] = {
 static const field phase_f[] = {
     {"epochs", F_INT, NULL}, {"batch_size", F_INT, NULL}, {"lr", F_NUM, NULL},
     {"optimizer", F_MAP, optim_f}, {"lr_schedule", F_MAP, lrs_f},
-    {"regularize", F_MAP, reg_f}, {NULL, 0, NULL}};
+    {"regularize", F_MAP, reg_f}, {"rewind", F_STR, NULL}, {NULL, 0, NULL}};
 static const field target_f[] = {{"fraction", F_NUM, NULL}, {"count", F_INT, NULL}, {NULL, 0, NULL}};
 static const field prune_f[] = {
     {"criterion", F_PLUGIN, NULL}, {"schedule", F_PLUGIN, NULL},
@@ -446,6 +446,54 @@ static pl_status lr_schedule_key(const char *k, const pl_node *v, const char *p,
 }
 
 /* A phase: starts from `base` (train's resolved values) with `epochs`. */
+/* retrain.rewind resets the surviving weights of the pruned model in
+ * place, so the model must keep its shapes (weight granularity), and an
+ * epoch to rewind to must exist in the baseline's training. */
+static pl_status check_rewind(const pl_experiment *x, const pl_node *v, pl_error *e)
+{
+    if (!x->prune.enabled)
+        return pl__cfg_at_node(e, v, "retrain.rewind: nothing is pruned (add a prune: section)");
+    if (x->prune.granularity != PL_GRAN_WEIGHT)
+        return pl__cfg_at_node(e, v, "retrain.rewind needs prune.granularity: weight (structured pruning changes "
+                                     "the layers' shapes; lottery tickets are found by weight pruning)");
+    if (x->retrain.rewind == PL_REWIND_EPOCH && x->retrain.rewind_epoch > x->train.epochs)
+        return pl__cfg_at_node(e, v, "retrain.rewind: epoch:%d is past the baseline's training (train.epochs: %d)",
+                               x->retrain.rewind_epoch, x->train.epochs);
+    return PL_OK;
+}
+
+/* retrain.rewind: init | random | epoch:K | none (lottery tickets, rewind.h) */
+static pl_status dec_rewind(const pl_node *v, const char *sec, pl_phase_cfg *out, pl_error *e)
+{
+    const char *s;
+    char p[96];
+    snprintf(p, sizeof p, "%s.rewind", sec);
+    pl_status st = pl__cfg_get_str(v, p, &s, e);
+    if (st)
+        return st;
+    if (strcmp(sec, "retrain"))
+        return pl__cfg_at_node(e, v, "%s: rewinding applies to retraining only (write it as retrain.rewind)", p);
+    if (!strcmp(s, "none")) {
+        out->rewind = PL_REWIND_NONE; /* a sweep's reference value */
+    } else if (!strcmp(s, "init")) {
+        out->rewind = PL_REWIND_INIT;
+    } else if (!strcmp(s, "random")) {
+        out->rewind = PL_REWIND_RANDOM;
+    } else if (!strncmp(s, "epoch:", 6)) {
+        char *end;
+        errno = 0;
+        long k = strtol(s + 6, &end, 10);
+        if (end == s + 6 || *end || errno || k < 1 || k > 1000000)
+            return pl__cfg_at_node(e, v, "%s: '%.40s' needs a whole number of epochs >= 1 after 'epoch:' "
+                                         "(e.g. epoch:1)", p, s);
+        out->rewind = PL_REWIND_EPOCH;
+        out->rewind_epoch = (int)k;
+    } else {
+        return pl__cfg_at_node(e, v, "%s: unknown value '%.40s' (give init, epoch:K, random or none)", p, s);
+    }
+    return PL_OK;
+}
+
 static pl_status dec_phase(const pl_node *m, const char *sec, int min_epochs, pl_phase_cfg *out, pl_error *e)
 {
     pl_status st;
@@ -484,6 +532,8 @@ static pl_status dec_phase(const pl_node *m, const char *sec, int min_epochs, pl
     if ((v = pl_node_get(m, "lr_schedule")) && (st = each_key(v, sec, "lr_schedule", lrs_f, lr_schedule_key, &out->optim, e)))
         return st;
     if ((v = pl_node_get(m, "regularize")) && (st = dec_reg(v, sec, &out->reg, e)))
+        return st;
+    if ((v = pl_node_get(m, "rewind")) && (st = dec_rewind(v, sec, out, e)))
         return st;
     const pl_optim_cfg *o = &out->optim;
     if (o->type == PL_OPTIM_SGD && o->nesterov && (o->momentum <= 0 || o->dampening != 0))
@@ -820,6 +870,8 @@ static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb
         if (!(x->prune.criterion.plugin = strdup("l1")) || !(x->prune.schedule.plugin = strdup("oneshot")))
             return pl__cfg_oom(e);
     }
+    if (x->retrain.rewind != PL_REWIND_NONE) /* what rewinding needs of the rest of the file */
+        PL__SECTION(check_rewind(x, pl_node_get(pl_node_get(root, "retrain"), "rewind"), &se));
     PL__SECTION(dec_report(xb, pl_node_get(root, "report"), &se));
     if ((v = pl_node_get(root, "plugin_path")))
         PL__SECTION(dec_names(v, "plugin_path", NULL, &x->plugin_path, &x->n_plugin_path, &se));

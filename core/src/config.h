@@ -154,11 +154,23 @@ typedef struct pl_reg_cfg {
 } pl_reg_cfg;
 /* ---- end regularize ---- */
 
+typedef enum pl_rewind {
+    PL_REWIND_NONE = 0,
+    PL_REWIND_INIT = 1,   /* the baseline's own initialisation (seed) */
+    PL_REWIND_EPOCH = 2,  /* the baseline after epoch rewind_epoch */
+    PL_REWIND_RANDOM = 3  /* a different random initialisation: the control */
+} pl_rewind;
+
 typedef struct pl_phase_cfg {
     int epochs;         /* >= 0 (train >= 1) */
     int batch_size;     /* >= 1 */
     pl_optim_cfg optim;
     pl_reg_cfg reg;     /* per phase, never inherited from train */
+    /* retrain.rewind (rewind.h): before each retraining, surviving weights
+     * go back to their values at initialisation, after epoch K of the
+     * baseline's training, or to a fresh random initialisation (control) */
+    pl_rewind rewind;   /* PL_REWIND_NONE unless retrain.rewind is set */
+    int rewind_epoch;   /* PL_REWIND_EPOCH: K >= 1 */
 } pl_phase_cfg;
 
 typedef struct pl_layer_target {

@@ -91,6 +91,11 @@ static void dump_phase(pl__buf *b, const char *s, const pl_phase_cfg *p)
     int t = o->lr_schedule >= PL_LR_CONSTANT && o->lr_schedule <= PL_LR_COSINE ? (int)o->lr_schedule - 1 : 0;
     pl__buf_printf(b, "%s.lr_schedule.type: %s\n%s.lr_schedule.step_size: %d\n", s, pl__cfg_lrs_names[t], s, o->step_size);
     pl__buf_printf(b, "%s.lr_schedule.gamma: %.17g\n%s.lr_schedule.min_lr: %.17g\n", s, o->gamma, s, o->min_lr);
+    /* rewind: only when set, so run ids of runs without it stay as they were */
+    if (p->rewind == PL_REWIND_EPOCH)
+        pl__buf_printf(b, "%s.rewind: epoch:%d\n", s, p->rewind_epoch);
+    else if (p->rewind == PL_REWIND_INIT || p->rewind == PL_REWIND_RANDOM)
+        pl__buf_printf(b, "%s.rewind: %s\n", s, p->rewind == PL_REWIND_INIT ? "init" : "random");
     /* regularize: only when set, so run ids of runs without one stay as they were */
     const pl_reg_cfg *r = &p->reg;
     if (r->type > PL_REG_NONE && r->type <= PL_REG_BN_L1) {

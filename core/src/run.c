@@ -1,5 +1,6 @@
 /* run.c — the experiment loop: baseline, prune, retrain, fine-tune, report. */
 #include "run_internal.h"
+#include "rewind.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -436,7 +437,7 @@ pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opt
     if (s)
         return s;
     *started = 1;
-    pl_model *base = NULL, *m = NULL;
+    pl_model *base = NULL, *m = NULL, *rewind = NULL;
     pl_pruner pr = {0};
     pl_train_opts to = {.progress = o->quiet ? PL_PROGRESS_NONE : o->progress, .out = o->out,
                         .interrupted = o->interrupted};
@@ -472,6 +473,9 @@ pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opt
     double t_train = pl_now();
     if (x->prune.enabled) {
         s = pl_pruner_init(&pr, m, &x->prune, e.crit, e.sched, err);
+        if (!s && x->retrain.rewind != PL_REWIND_NONE)
+            s = pl_rewind_source(x, e.spec, pl_instance_ops(e.be), pl_instance_state(e.be), &e.train, &to,
+                                 &rewind, err);
         if (s)
             goto done;
         for (int step = 0; step < pr.plan.n_steps && !s; step++) {
@@ -489,6 +493,13 @@ pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opt
                 r->acc_pruned = acc;
             pl__run_say(o, "prune step %d/%d: sparsity %.4f, test accuracy %.2f%% before retraining\n",
                 step + 1, pr.plan.n_steps, ach, acc);
+            if (rewind) {
+                if ((s = pl_rewind_apply(m, rewind, err)))
+                    break;
+                char how[32];
+                pl_rewind_name(&x->retrain, how, sizeof how);
+                pl__run_say(o, "rewind: surviving weights reset (%s)\n", how);
+            }
             char phase[32];
             snprintf(phase, sizeof phase, "retrain%d", step + 1);
             pl_phase_stats ps;
@@ -570,6 +581,7 @@ done:
     pl_pruner_free(&pr);
     pl_model_free(base);
     pl_model_free(m);
+    pl_model_free(rewind);
     pl__runenv_free(&e);
     return s;
 }

@@ -258,7 +258,8 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
      * PL_DIVERGE_FACTOR times it diverged, finite or not */
     double start_sum = 0, start_loss = 0;
     int start_n = 0;
-    for (int ep = 0; ep < cfg->epochs && s == PL_OK; ep++) {
+    int last_ep = opts && opts->stop_after > 0 && opts->stop_after < cfg->epochs ? opts->stop_after : cfg->epochs;
+    for (int ep = 0; ep < last_ep && s == PL_OK; ep++) {
         char stream[96];
         snprintf(stream, sizeof stream, "shuffle:%s:%d", phase, ep);
         pl_rng r;

@@ -50,6 +50,8 @@ typedef struct pl_train_opts {
     pl_status (*on_epoch)(void *ud, const char *phase, int epoch, const struct pl_epoch_stats *st,
                           double *test_acc, pl_error *err);
     void *on_epoch_ud;
+    int stop_after;                     /* > 0: end the phase after this many epochs, its
+                                         * schedule unchanged (lottery-ticket rewinding) */
 } pl_train_opts;
 
 typedef struct pl_epoch_stats {

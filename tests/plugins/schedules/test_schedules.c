@@ -85,6 +85,16 @@ Test(schedules, iterative_cubic_3)
     expect_progress(&p, 3, (double[]){19.0 / 27, 26.0 / 27, 1});
 }
 
+Test(schedules, iterative_geometric)
+{
+    /* the same share of the survivors each step: at target 0.5 over 2
+     * steps, 1 - sqrt(0.5) = 0.2929 of the units after step 1, i.e.
+     * 0.5858 of the final target */
+    static const char *const kv[] = {"steps=2", "ramp=geometric", NULL};
+    pl_schedule_plan p = plan_of("iterative", kv);
+    expect_progress(&p, 2, (double[]){(1 - sqrt(0.5)) / 0.5, 1});
+}
+
 Test(schedules, iterative_one_step)
 {
     static const char *const lin[] = {"steps=1", NULL};
