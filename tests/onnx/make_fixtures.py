@@ -68,7 +68,7 @@ class Chain(nn.Module):
         self.pool1 = nn.MaxPool2d(2)
         self.conv2 = nn.Conv2d(4, 8, 3, padding=1)
         self.pool2 = nn.MaxPool2d(2)
-        self.fc = nn.Linear(8 * 4 * 4, 10)
+        self.fc = nn.Linear(8 * 7 * 7, 10)
 
     def forward(self, x):
         x = self.pool1(torch.relu(self.conv1(x)))
@@ -162,7 +162,7 @@ class Concat(nn.Module):
 
 
 NETS = [  # name, class, input c, h, w
-    ("chain", Chain, 1, 16, 16),
+    ("chain", Chain, 1, 28, 28),
     ("residual", Residual, 1, 12, 12),
     ("depthwise", Depthwise, 3, 12, 12),
     ("concat", Concat, 3, 8, 8),
