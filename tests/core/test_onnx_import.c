@@ -103,19 +103,19 @@ static double rel_error(pl_model *m, const ref *r, const char *backend)
     return worst;
 }
 
-static void matches_pytorch(const char *net)
+/* <file>.onnx (each of forms[]) against <net>.ref on both backends. */
+static void matches_ref(const char *net, const char *const *forms, int n_forms)
 {
     ref r = load_ref(net);
-    const char *forms[2] = {"", "_bn"};
     const char *backends[2] = {"ref", "simd"};
-    for (int f = 0; f < 2; f++) {
+    for (int f = 0; f < n_forms; f++) {
         char path[256];
         snprintf(path, sizeof path, FIX "%s%s.onnx", net, forms[f]);
         for (int b = 0; b < 2; b++) {
             pl_model *m = import(path);
             double e = rel_error(m, &r, backends[b]);
             cr_log_info("%s (%s backend): max relative logit error %.3g", path, backends[b], e);
-            cr_expect_leq(e, 1e-4, "%s (%s backend): logits differ from PyTorch's by %.3g of their scale", path,
+            cr_expect_leq(e, 1e-4, "%s (%s backend): logits differ from the reference by %.3g of their scale", path,
                           backends[b], e);
             pl_model_free(m);
         }
@@ -124,10 +124,46 @@ static void matches_pytorch(const char *net)
     free(r.y);
 }
 
+/* both forms PyTorch writes: BN folded (default) and kept (_bn) */
+static void matches_pytorch(const char *net)
+{
+    const char *forms[2] = {"", "_bn"};
+    matches_ref(net, forms, 2);
+}
+
 Test(onnx_import, chain_matches_pytorch) { matches_pytorch("chain"); }
 Test(onnx_import, residual_matches_pytorch) { matches_pytorch("residual"); }
 Test(onnx_import, depthwise_matches_pytorch) { matches_pytorch("depthwise"); }
 Test(onnx_import, concat_matches_pytorch) { matches_pytorch("concat"); }
+
+/* opset 10 (Pad with attributes), padded max and average pooling */
+Test(onnx_import, legacy_opset_matches_pytorch)
+{
+    const char *forms[1] = {""};
+    matches_ref("legacy", forms, 1);
+}
+
+/* vectors [N, 12]: Gemm transB=0 behind an Identity, batchnorm of vectors,
+ * Dropout with an input ratio, MatMul + Add of a Constant, a dead node;
+ * the reference is numpy's */
+Test(onnx_import, mlp_matches_numpy)
+{
+    const char *forms[1] = {""};
+    matches_ref("mlp", forms, 1);
+    pl_model_spec *s = NULL;
+    pl_error err = {0};
+    cr_assert_eq(pl_model_spec_load(FIX "mlp.onnx", &s, &err), PL_OK, "%s", err.msg);
+    const char *names[] = {"fc1", "bn", "relu", "drop_dropout", "fc2"};
+    cr_assert_eq(s->n_layers, 5);
+    for (size_t i = 0; i < 5; i++)
+        cr_expect_str_eq(s->layers[i].name, names[i]);
+    cr_expect_eq(s->layers[1].eps, 1e-3);
+    cr_expect_eq(s->layers[1].momentum, 0.2, "%.17g", s->layers[1].momentum);
+    cr_expect_eq(s->layers[3].type, PL_LAYER_DROPOUT);
+    cr_expect_eq(s->layers[3].p, 0.25);
+    cr_expect_eq(s->layers[4].bias, 1);
+    pl_model_spec_free(s);
+}
 
 /* The comparison can fail: one output's weights 1 % off are seen. */
 Test(onnx_import, wrong_weight_is_caught)

@@ -27,6 +27,13 @@ same for both forms), in this little-endian binary layout:
 Weights and batchnorm statistics are random but fixed (torch.manual_seed), so
 the files are reproducible up to PyTorch's own export details.
 
+Two more cover what those networks do not: legacy.onnx (opset 10, where Pad
+and Dropout take attributes; max pooling with padding; the batchnorm form)
+and mlp.onnx (built with onnx.helper, reference computed with numpy: a
+vector input [N, 12], Gemm with transB=0 behind an Identity, batchnorm of
+vectors, Dropout with its ratio as an input, MatMul + Add with the bias
+from a Constant node, and a node the output does not depend on).
+
 It also writes the small broken files the error tests load (bad_*.onnx), made
 with onnx.helper: an unsupported operator, a 3-D input, Gemm with alpha != 1,
 a giant declared initializer, a cycle (a node reading its own output), and a
@@ -161,6 +168,25 @@ class Concat(nn.Module):
         return torch.matmul(torch.flatten(x, 1), self.w) + self.b
 
 
+class Legacy(nn.Module):
+    """Exported at opset 10: max pooling with padding, average pooling with
+    padding (count_include_pad), batchnorm kept."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(6)
+        self.pool1 = nn.MaxPool2d(3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(6, 8, 3, stride=1, padding=1, bias=False)
+        self.pool2 = nn.AvgPool2d(3, stride=2, padding=1)
+        self.fc = nn.Linear(8 * 3 * 3, 10)
+
+    def forward(self, x):
+        x = self.pool1(torch.relu(self.bn1(self.conv1(x))))
+        x = self.pool2(torch.relu(self.conv2(x)))
+        return self.fc(torch.flatten(x, 1))
+
+
 NETS = [  # name, class, input c, h, w
     ("chain", Chain, 1, 28, 28),
     ("residual", Residual, 1, 12, 12),
@@ -199,6 +225,63 @@ def nets():
                training=torch.onnx.TrainingMode.PRESERVE)
         write_ref(os.path.join(OUT, name + ".ref"), x, y)
         print("wrote %s.onnx, %s_bn.onnx, %s.ref" % (name, name, name))
+
+
+def legacy():
+    torch.manual_seed(300)
+    gen = torch.Generator().manual_seed(301)
+    model = Legacy()
+    randomize_bn(model, gen)
+    model.eval()
+    x = torch.randn(4, 3, 10, 10, generator=gen)
+    with torch.no_grad():
+        y = model(x)
+    export(model, x[:1], os.path.join(OUT, "legacy.onnx"), opset_version=10, do_constant_folding=False,
+           training=torch.onnx.TrainingMode.PRESERVE)
+    write_ref(os.path.join(OUT, "legacy.ref"), x, y)
+    print("wrote legacy.onnx, legacy.ref")
+
+
+def mlp():
+    import numpy as np
+    rng = np.random.default_rng(400)
+    f32 = lambda a: np.asarray(a, dtype=np.float32)
+    w1 = f32(rng.normal(0, 0.3, (12, 16)))           # [in, out]: Gemm transB=0
+    b1 = f32(rng.normal(0, 0.1, 16))
+    gamma, beta = f32(rng.uniform(0.5, 1.5, 16)), f32(rng.normal(0, 0.1, 16))
+    mean, var = f32(rng.normal(0, 0.2, 16)), f32(rng.uniform(0.5, 2.0, 16))
+    w2 = f32(rng.normal(0, 0.3, (16, 5)))
+    b2 = f32(rng.normal(0, 0.1, 5))
+    T = lambda name, a: helper.make_tensor(name, TensorProto.FLOAT, a.shape, a.flatten().tolist())
+    nodes = [
+        helper.make_node("Identity", ["fc1.weight"], ["w1"], name="/fc1/Identity"),
+        helper.make_node("Gemm", ["input", "w1", "fc1.bias"], ["h"], name="/fc1/Gemm", transB=0),
+        helper.make_node("BatchNormalization", ["h", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"],
+                         ["hb"], name="/bn/BatchNormalization", epsilon=1e-3, momentum=0.8),
+        helper.make_node("Relu", ["hb"], ["r"], name="/Relu"),
+        helper.make_node("Relu", ["h"], ["unused"], name="/dead/Relu"),
+        helper.make_node("Constant", [], ["ratio"], name="/drop/Constant",
+                         value=helper.make_tensor("ratio_value", TensorProto.FLOAT, [], [0.25])),
+        helper.make_node("Dropout", ["r", "ratio"], ["d"], name="/drop/Dropout"),
+        helper.make_node("MatMul", ["d", "fc2_w"], ["m"], name="/fc2/MatMul"),
+        helper.make_node("Constant", [], ["b2"], name="/fc2/Constant", value=T("b2_value", b2)),
+        helper.make_node("Add", ["m", "b2"], ["logits"], name="/fc2/Add"),
+    ]
+    g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 12])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 5])],
+                          [T("fc1.weight", w1), T("fc1.bias", b1), T("bn.weight", gamma), T("bn.bias", beta),
+                           T("bn.running_mean", mean), T("bn.running_var", var), T("fc2_w", w2)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="make_fixtures")
+    onnx.checker.check_model(m)
+    with open(os.path.join(OUT, "mlp.onnx"), "wb") as f:
+        f.write(m.SerializeToString())
+    x = rng.normal(0, 1, (4, 12)).astype(np.float32)
+    h = x.astype(np.float64) @ w1 + b1
+    h = (h - mean) / np.sqrt(var.astype(np.float64) + np.float64(np.float32(1e-3))) * gamma + beta
+    y = np.maximum(h, 0) @ w2 + b2
+    write_ref(os.path.join(OUT, "mlp.ref"), torch.from_numpy(x.reshape(4, 12, 1, 1)),
+              torch.from_numpy(y.astype(np.float32)))
+    print("wrote mlp.onnx, mlp.ref")
 
 
 def save(graph, name, opset=13):
@@ -258,6 +341,8 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
     nets()
+    legacy()
+    mlp()
     bad_files()
 
 
