@@ -140,6 +140,7 @@ typedef struct ctx {
     int64_t budget;                /* floats the weights may still take */
     int64_t batch;                 /* the input's batch dimension, or -1 when symbolic */
     int in_c, in_h, in_w, in_rank;
+    int suffix;                    /* next shared suffix of repeated layer names (layer_name) */
 } ctx;
 
 static void clean_line(char *s)
@@ -196,6 +197,8 @@ static int op_is(const Onnx__NodeProto *n, const char *op) { return n->op_type &
 static pl_status check_attrs(ctx *c, int idx, const char *const *known)
 {
     const Onnx__NodeProto *n = c->g->node[idx];
+    if (n->n_attribute > 64)
+        return nerr(c, idx, "has %zu attributes (at most 64; the file is malformed)", n->n_attribute);
     for (size_t i = 0; i < n->n_attribute; i++) {
         const char *a = n->attribute[i]->name ? n->attribute[i]->name : "";
         size_t k = 0;
@@ -654,8 +657,10 @@ static pl_status layer_name(ctx *c, int idx, pl_layer_type type, const char *wei
     if (!base[0] || !strcmp(base, "input"))
         snprintf(base, sizeof base, "%s%d", pl_layer_type_name(type), c->type_count[type]);
     snprintf(name, sizeof name, "%s", base);
+    /* "_2" ... "_9", then a counter shared by all names (a file repeating
+     * one name 60,000 times must not cost 60,000² lookups) */
     for (int k = 2; ht_get(&c->layer_names, name) >= 0 || !strcmp(name, "input"); k++)
-        snprintf(name, sizeof name, "%.55s_%d", base, k);
+        snprintf(name, sizeof name, "%.55s_%d", base, k < 10 ? k : c->suffix++);
     if (!(*out = strdup(name)))
         return oom(c);
     return PL_OK;
@@ -1484,7 +1489,7 @@ static pl_status graph_input(ctx *c, const Onnx__ValueInfoProto *vi, int v)
     c->in_c = (int)d[1];
     c->in_h = r == 4 ? (int)d[2] : 1;
     c->in_w = r == 4 ? (int)d[3] : 1;
-    if ((int64_t)c->in_c * c->in_h * c->in_w > PL_MAX_ELEMS)
+    if ((int64_t)c->in_c * c->in_h > PL_MAX_ELEMS || (int64_t)c->in_c * c->in_h * c->in_w > PL_MAX_ELEMS)
         return ferr(c, "input '%.60s' is %dx%dx%d, more than 268435456 values per image", name, c->in_c, c->in_h,
                     c->in_w);
     val *x = &c->vals[v];
@@ -1720,6 +1725,7 @@ static pl_status import(const Onnx__ModelProto *mp, const char *what, pl_model_s
     memset(&c, 0, sizeof c);
     c.file = what;
     c.err = err;
+    c.suffix = 10;
     pl_model_spec *sp = calloc(1, sizeof *sp);
     pl_spec_weights *w = calloc(1, sizeof *w);
     pl_status s = PL_OK;
