@@ -24,7 +24,7 @@ cd "$ROOT"
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 BUILD=${FUZZ_BUILD:-build-fuzz}
 OUT=${FUZZ_OUT:-fuzz-out}
-ALL=(fuzz_config fuzz_model fuzz_idx fuzz_checkpoint)
+ALL=(fuzz_config fuzz_model fuzz_idx fuzz_checkpoint fuzz_onnx)
 HARNESSES=("${@:-${ALL[@]}}")
 MODE=()
 if [[ ${FUZZ_KEEP_GOING:-0} == 1 ]]; then

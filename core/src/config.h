@@ -298,6 +298,9 @@ typedef struct pl_layer_spec {
     int line, col;
 } pl_layer_spec;
 
+/* The weights of a model read from an ONNX file (onnx_import.h). */
+typedef struct pl_spec_weights pl_spec_weights;
+
 typedef struct pl_model_spec {
     char *file;
     char *name;
@@ -305,8 +308,14 @@ typedef struct pl_model_spec {
     int classes;
     pl_layer_spec *layers;
     size_t n_layers;
+    /* ONNX files: the file's weights per layer, which pl_model_new applies
+     * after the default init; NULL for model YAML files. Owned (freed by
+     * pl_model_spec_free). */
+    pl_spec_weights *weights;
 } pl_model_spec;
 
+/* A path ending in ".onnx" (any case) is imported as an ONNX model
+ * (onnx_import.h); anything else is read as a model YAML. */
 pl_status pl_model_spec_load(const char *path, pl_model_spec **out, pl_error *err);
 void pl_model_spec_free(pl_model_spec *m);
 

@@ -1,5 +1,6 @@
 /* identity.c — run identity from content; checkpoint-against-model checks. */
 #include "identity.h"
+#include "onnx_import.h"
 #include "share_path.h"
 #include "sha256.h"
 #include "strbuf.h"
@@ -148,6 +149,9 @@ char *pl_model_spec_canonical(const pl_model_spec *m)
             pl__buf_printf(&b, "%s%d", k ? "," : " inputs=", l->in[k]);
         pl__buf_printf(&b, "\n");
     }
+    /* an imported model's weights are part of what it is (YAML models: no line) */
+    if (m->weights)
+        pl__buf_printf(&b, "weights: %s\n", m->weights->digest);
     if (b.failed) {
         free(b.data);
         return NULL;

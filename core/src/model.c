@@ -1,5 +1,6 @@
 /* model.c — layers, shapes, init, forward/backward, counting. */
 #include "model.h"
+#include "onnx_import.h"
 #include "rng.h"
 
 #include <math.h>
@@ -436,6 +437,11 @@ pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out,
         }
         init_params(l, seed);
         l->orig_units = l->out_c;
+    }
+    /* a model imported from ONNX starts from the file's weights (onnx_import.c) */
+    if (spec->weights && (st = pl_spec_weights_apply(spec->weights, m, file, err))) {
+        pl_model_free(m);
+        return st;
     }
     *out = m;
     return PL_OK;

@@ -12,6 +12,7 @@
  * builder. Errors are "file:line:col: message", status PL_ECONFIG.
  */
 #include "config.h"
+#include "onnx_import.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -401,6 +402,7 @@ void pl_model_spec_free(pl_model_spec *m)
     free(m->layers);
     free(m->name);
     free(m->file);
+    pl_spec_weights_free(m->weights);
     free(m);
 }
 
@@ -447,6 +449,8 @@ static pl_status dec_model(const pl_node *root, pl_model_spec *ms, pl_error *e)
 pl_status pl_model_spec_load(const char *path, pl_model_spec **out, pl_error *err)
 {
     *out = NULL;
+    if (pl_onnx_is_model_path(path))
+        return pl_onnx_spec_load(path, out, err);
     pl_node *root;
     pl_status st = pl_yaml_parse_file(path, &root, err);
     if (st)

@@ -83,7 +83,8 @@ pl_status pl_share_resolve(pl_share_kind kind, const char *name, char *out, size
     snprintf(out, cap, "%s", name);
     if (is_file(name)) /* a file as written always wins */
         return PL_OK;
-    int bare = *name && !strchr(name, '/') && !ends_with(name, ".yaml") && !ends_with(name, ".yml");
+    int bare = *name && !strchr(name, '/') && !ends_with(name, ".yaml") && !ends_with(name, ".yml") &&
+               !ends_with(name, ".onnx");
     if (bare) {
         char file[512];
         snprintf(file, sizeof file, "%s.yaml", name);
