@@ -335,8 +335,11 @@ pl_status pl_identity_apply(pl_identity *id, pl_experiment *x, pl_error *err)
         return s;
     char init[72] = "";
     if (x->model_init && (s = pl__file_sha256(x->model_init, init, err))) { /* model_init: its bytes */
-        pl_error_prefix(err, "%s:%d:%d: model_init", x->model_init_file ? x->model_init_file : x->file,
-                        x->model_init_line, x->model_init_col);
+        if (x->model_init_line > 0)
+            pl_error_prefix(err, "%s:%d:%d: model_init", x->model_init_file ? x->model_init_file : x->file,
+                            x->model_init_line, x->model_init_col);
+        else
+            pl_error_prefix(err, "%s: model_init", x->model_init_file ? x->model_init_file : x->file);
         return s;
     }
     pl__buf b = {0};

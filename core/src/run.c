@@ -143,8 +143,11 @@ static pl_status load_model_init(const pl_experiment *x, const pl_model_spec *sp
             snprintf(hint, sizeof err->msg - (size_t)(hint - err->msg),
                      " (model_init must be an unpruned checkpoint of this model, e.g. a baseline in a report's "
                      "cache/)");
-        pl_error_prefix(err, "%s:%d:%d: model_init", x->model_init_file ? x->model_init_file : x->file,
-                        x->model_init_line, x->model_init_col);
+        if (x->model_init_line > 0)
+            pl_error_prefix(err, "%s:%d:%d: model_init", x->model_init_file ? x->model_init_file : x->file,
+                            x->model_init_line, x->model_init_col);
+        else
+            pl_error_prefix(err, "%s: model_init", x->model_init_file ? x->model_init_file : x->file);
     }
     if (!s)
         *out = m;
