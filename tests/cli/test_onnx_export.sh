@@ -242,4 +242,40 @@ rc_not0; one_line "l.csv"
 run eval "$CNN" "$T/x.yaml" --fold-bn
 rc_is 2; one_line "--fold-bn does not apply to 'eval'"
 
+# ---- allocation failures: each k-th host allocation failing ends cleanly ---------------
+# (exit 0 with the same file, or non-zero with one line and nothing written)
+alloc_case() { # NAME STRIDE OUTFILE REF -- ARGS...  (every STRIDE-th k)
+    local name=$1 stride=$2 of=$3 ref=$4 total k bad=0
+    shift 5
+    total=$(PRUNELAB_ALLOC_COUNT=1 PRUNELAB_FAIL_ALLOC=0 "$P" "$@" 2>&1 >/dev/null | awk '/allocations:/ { print $NF }')
+    case="allocation failures: $name"
+    [ -n "$total" ] || { no "no allocation count"; return; }
+    for ((k = 1; k <= total; k += stride)); do
+        rm -rf "$T/af" && mkdir -p "$T/af"
+        PRUNELAB_FAIL_ALLOC=$k "$P" "$@" >"$T/af.out" 2>"$T/af.err"
+        rc=$?
+        if ((rc >= 124)) || grep -qE 'Sanitizer|runtime error' "$T/af.err"; then
+            why="exit $rc: $(head -c 200 "$T/af.err")"
+        elif ((rc == 0)); then
+            cmp -s "$of" "$ref" && why="" || why="exit 0 but the file differs"
+        elif [ "$(wc -l <"$T/af.err")" -ne 1 ] || ! grep -q '^prunelab: ' "$T/af.err"; then
+            why="$(wc -l <"$T/af.err") lines on stderr: $(head -c 200 "$T/af.err")"
+        elif [ -n "$(ls -A "$T/af")" ]; then
+            why="left behind: $(ls -A "$T/af")"
+        else
+            why=""
+        fi
+        if [ -n "$why" ]; then
+            bad=1
+            no "allocation $k of $total: $why"
+            break
+        fi
+    done
+    [ $bad -eq 0 ] && ok
+}
+alloc_case export 1 "$T/af/m.onnx" "$T/simple_cnn.onnx" -- export "$CNN" -o "$T/af/m.onnx"
+alloc_case "export --fold-bn" 5 "$T/af/m.onnx" "$T/mobilenet_mini--fold-bn.onnx" -- \
+    export "$(ls "$T"/mobilenet_mini/models/*.ckpt | head -1)" -o "$T/af/m.onnx" --fold-bn
+alloc_case "eval --logits" 4 "$T/af/l.csv" "$T/simple_cnn.csv" -- eval "$CNN" "$T/x.yaml" --logits "$T/af/l.csv" --threads 1
+
 pl_summary
