@@ -118,6 +118,35 @@ static const cmd_help cmds[] = {
      "\n"
      "example:\n"
      "  prunelab report reports/compare-criteria\n"},
+    {"export", "-o --fold-bn",
+     "usage: prunelab export CKPT -o FILE.onnx [--fold-bn]\n"
+     "\n"
+     "Writes a checkpoint (a run's models/<run_id>.ckpt, a cached baseline) as an\n"
+     "ONNX file (opset 13) of the physically pruned model: batch dimension N, input\n"
+     "'input' [N,C,H,W], output 'logits' [N,classes], weights as initializers named\n"
+     "after the layers, masked weights as zeros, batchnorm as BatchNormalization.\n"
+     "\n"
+     "options:\n"
+     "  -o, --output FILE      the ONNX file to write (atomically)\n"
+     "  --fold-bn              fold each batchnorm into the conv before it, when nothing\n"
+     "                         else reads that conv\n" PL__GLOBAL_OPTS
+     "\n"
+     "example:\n"
+     "  prunelab export reports/seed/models/3f2a9c1e0b7d4a56.ckpt -o seed.onnx --fold-bn\n"},
+    {"eval", "--set --logits",
+     "usage: prunelab eval MODEL [EXPERIMENT.yaml] [--set key=value]... [--logits FILE.csv]\n"
+     "\n"
+     "Prints the test accuracy, params and MACs of MODEL, a checkpoint or an ONNX\n"
+     "file, on the dataset of EXPERIMENT.yaml (its dataset:, backend: and seed:) or\n"
+     "of --set dataset.plugin=NAME --set dataset.path=DIR.\n"
+     "\n"
+     "options:\n"
+     "  --set key=value        override a dotted key of the experiment (repeatable)\n"
+     "  --logits FILE          also write every test image's logits as CSV\n"
+     "                         (index,label,logit0,...)\n" PL__GLOBAL_OPTS
+     "\n"
+     "example:\n"
+     "  prunelab eval seed.onnx --set dataset.plugin=idx --set dataset.path=data/mnist\n"},
     {"bench", "--backend --model --runs --csv",
      "usage: prunelab bench [--backend NAME]... [--model FILE] [--runs N] [--csv FILE]\n"
      "\n"

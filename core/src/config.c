@@ -109,7 +109,7 @@ static const field report_f[] = {
     {"plots", F_BOOL, NULL}, {NULL, 0, NULL}};
 static const field limits_f[] = {{"max_runs", F_INT, NULL}, {NULL, 0, NULL}};
 const field pl__cfg_root_f[] = {
-    {"name", F_STR, NULL}, {"seed", F_UINT, NULL}, {"model", F_STR, NULL},
+    {"name", F_STR, NULL}, {"seed", F_UINT, NULL}, {"model", F_STR, NULL}, {"model_init", F_STR, NULL},
     {"dataset", F_PLUGIN, NULL}, {"backend", F_PLUGIN, NULL},
     {"train", F_MAP, phase_f}, {"retrain", F_MAP, phase_f}, {"finetune", F_MAP, phase_f},
     {"prune", F_MAP, prune_f}, {"report", F_MAP, report_f}, {"sweep", F_SWEEP, NULL},
@@ -206,6 +206,7 @@ void pl_experiment_free(pl_experiment *x)
     free(x->file);
     free(x->name);
     free(x->model);
+    free(x->model_init);
     free(x->identity);
     plugin_ref_free(&x->dataset);
     plugin_ref_free(&x->backend);
@@ -509,7 +510,9 @@ static pl_status dec_phase(const pl_node *m, const char *sec, int min_epochs, pl
             return st;
         if (out->epochs < min_epochs)
             return pl__cfg_at_node(e, v, "%s must be >= %d (got %d%s)", p, min_epochs, out->epochs,
-                           min_epochs ? "; the baseline needs at least one epoch" : "");
+                           min_epochs ? "; the baseline needs at least one epoch: a model YAML has no weights of "
+                                        "its own, so train.epochs: 0 needs model_init: FILE.ckpt or an .onnx model"
+                                      : "");
     }
     if ((v = pl_node_get(m, "batch_size"))) {
         snprintf(p, sizeof p, "%s.batch_size", sec);
@@ -826,6 +829,21 @@ static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb
         return st;
     if (!(x->model = strdup(s)))
         return pl__cfg_oom(e);
+    /* model_init: the weights to start from (checked against model: when the run opens it) */
+    if ((v = pl_node_get(root, "model_init"))) {
+        if ((st = pl__cfg_get_str(v, "model_init", &s, e)))
+            return st;
+        if (!*s)
+            return pl__cfg_at_node(e, v, "model_init: expected a checkpoint file (FILE.ckpt), got an empty string");
+        if (!(x->model_init = strdup(s)) || !(x->model_init_file = xb_file(xb, v->file)))
+            return pl__cfg_oom(e);
+        x->model_init_line = v->line;
+        x->model_init_col = v->col;
+    }
+    /* train.epochs: 0 = the given weights are the baseline; they exist only
+     * with model_init: or an ONNX model (weights included) */
+    size_t ml = strlen(x->model);
+    int has_weights = x->model_init || (ml > 5 && !strcmp(x->model + ml - 5, ".onnx"));
 
     /* the sections: each is checked even after another failed, and the
      * error written first in the file wins (file order) */
@@ -851,7 +869,7 @@ static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb
     x->train.epochs = 1;
     x->train.batch_size = 64;
     x->train.optim = default_optim;
-    PL__SECTION(dec_phase(pl_node_get(root, "train"), "train", 1, &x->train, &se));
+    PL__SECTION(dec_phase(pl_node_get(root, "train"), "train", has_weights ? 0 : 1, &x->train, &se));
     x->retrain = x->train;
     x->retrain.epochs = 1;
     x->finetune = x->train;

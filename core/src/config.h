@@ -216,6 +216,9 @@ typedef struct pl_experiment {
     char *name;
     uint64_t seed;
     char *model;                /* model file path as written */
+    char *model_init;           /* model_init: a checkpoint of `model` to start from, or NULL */
+    const char *model_init_file;/* where model_init: was written (borrowed), for errors */
+    int model_init_line, model_init_col;
     pl_plugin_ref dataset;      /* params include "path" */
     pl_plugin_ref backend;
     pl_phase_cfg train, retrain, finetune;
@@ -243,6 +246,10 @@ typedef struct pl_config pl_config;
  * Validates every run the sweep expands to. */
 pl_status pl_config_load(const char *path, const char *const *sets, size_t n_sets,
                          pl_config **out, pl_error *err);
+/* The same from YAML text in memory; `name` stands for the file in errors
+ * (`prunelab eval` builds its experiment from --set this way). */
+pl_status pl_config_load_string(const char *name, const char *text, const char *const *sets, size_t n_sets,
+                                pl_config **out, pl_error *err);
 void pl_config_free(pl_config *cfg);
 size_t pl_config_run_count(const pl_config *cfg);
 /* The i-th run (0-based, sweep order: keys in written order, last fastest).

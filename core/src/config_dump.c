@@ -132,6 +132,8 @@ char *pl_experiment_dump(const pl_experiment *x)
     sb_kv(&b, "name", x->name ? x->name : "");
     pl__buf_printf(&b, "seed: %" PRIu64 "\n", x->seed);
     sb_kv(&b, "model", x->model ? x->model : "");
+    if (x->model_init) /* only when set: identities without it stay as they were */
+        sb_kv(&b, "model_init", x->model_init);
     dump_plugin(&b, "dataset", &x->dataset);
     dump_plugin(&b, "backend", &x->backend);
     dump_phase(&b, "train", &x->train);
@@ -224,20 +226,21 @@ int pl__cfg_run_line(const char *l)
 
 static int baseline_line(const char *l)
 {
-    return has_prefix(l, "seed:") || has_prefix(l, "model:") || has_prefix(l, "dataset.") ||
+    return has_prefix(l, "seed:") || has_prefix(l, "model:") || has_prefix(l, "model_init:") || has_prefix(l, "dataset.") ||
            has_prefix(l, "backend.") || has_prefix(l, "train.");
 }
 
-/* With an identity the model's content stands in for its path, so the same
- * file named two ways is one run. */
+/* With an identity the model's content stands in for its path (and
+ * model_init's file digest, "model.init:", for its path), so the same file
+ * named two ways is one run. */
 static int run_line_content(const char *l)
 {
-    return pl__cfg_run_line(l) && !has_prefix(l, "model:");
+    return pl__cfg_run_line(l) && !has_prefix(l, "model:") && !has_prefix(l, "model_init:");
 }
 
 static int baseline_line_content(const char *l)
 {
-    return baseline_line(l) && !has_prefix(l, "model:");
+    return baseline_line(l) && !has_prefix(l, "model:") && !has_prefix(l, "model_init:");
 }
 
 /* identity lines in run_id: all but the plugin file hashes */

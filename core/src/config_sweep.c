@@ -161,8 +161,8 @@ static pl_status load_sweep(pl_config *cfg, pl_error *e)
     return PL_OK;
 }
 
-pl_status pl_config_load(const char *path, const char *const *sets, size_t n_sets, pl_config **out,
-                         pl_error *err)
+static pl_status config_load(const char *path, const char *text, const char *const *sets, size_t n_sets,
+                             pl_config **out, pl_error *err)
 {
     *out = NULL;
     pl_config *cfg = calloc(1, sizeof *cfg);
@@ -171,7 +171,7 @@ pl_status pl_config_load(const char *path, const char *const *sets, size_t n_set
         return pl__cfg_oom(err);
     }
     cfg->n_runs = 1;
-    pl_status st = pl_yaml_parse_file(path, &cfg->root, err);
+    pl_status st = text ? pl_yaml_parse_string(path, text, &cfg->root, err) : pl_yaml_parse_file(path, &cfg->root, err);
     if (st == PL_OK) {
         const pl_node *r = cfg->root;
         char g[96];
@@ -207,6 +207,18 @@ pl_status pl_config_load(const char *path, const char *const *sets, size_t n_set
     }
     *out = cfg;
     return PL_OK;
+}
+
+pl_status pl_config_load(const char *path, const char *const *sets, size_t n_sets, pl_config **out,
+                         pl_error *err)
+{
+    return config_load(path, NULL, sets, n_sets, out, err);
+}
+
+pl_status pl_config_load_string(const char *name, const char *text, const char *const *sets, size_t n_sets,
+                                pl_config **out, pl_error *err)
+{
+    return config_load(name, text, sets, n_sets, out, err);
 }
 
 /* The experiment without its sweep: each run is one value per axis, and

@@ -337,8 +337,19 @@ pl_status pl_identity_apply(pl_identity *id, pl_experiment *x, pl_error *err)
         s = dataset_sums(id, x, &ds, err);
     if (s)
         return s;
+    char init[72] = "";
+    if (x->model_init && (s = pl__file_sha256(x->model_init, init, err))) { /* model_init: its bytes */
+        if (x->model_init_line > 0)
+            pl_error_prefix(err, "%s:%d:%d: model_init", x->model_init_file ? x->model_init_file : x->file,
+                            x->model_init_line, x->model_init_col);
+        else
+            pl_error_prefix(err, "%s: model_init", x->model_init_file ? x->model_init_file : x->file);
+        return s;
+    }
     pl__buf b = {0};
     pl__buf_printf(&b, "model.content: %s\ndataset.train: %s\ndataset.test: %s\n", model, ds->train, ds->test);
+    if (init[0]) /* only when set: identities without it stay as they were */
+        pl__buf_printf(&b, "model.init: %s\n", init);
     s = add_plugin(id, &b, PL_KIND_BACKEND, "backend", &x->backend, err);
     if (!s)
         s = add_plugin(id, &b, PL_KIND_DATASET, "dataset", &x->dataset, err);

@@ -4,6 +4,8 @@
 #include "bench.h"
 #include "cli_help.h"
 #include "config.h"
+#include "model_eval.h"
+#include "onnx_export.h"
 #include "plugin_check.h"
 #include "registry.h"
 #include "result.h"
@@ -45,6 +47,10 @@ static const char usage[] =
     "  compare BASELINE.csv CURRENT.csv [--tolerance acc=0.5,params=0,macs=0] [--only-common]\n"
     "                         exit 1 when a metric moved beyond tolerance\n"
     "  report DIR             rebuild results.csv/.md, layers.csv and plots from DIR/runs\n"
+    "  export CKPT -o FILE.onnx [--fold-bn]\n"
+    "                         write a checkpoint as ONNX (opset 13) for other runtimes\n"
+    "  eval MODEL [EXPERIMENT.yaml] [--set dataset...]... [--logits FILE.csv]\n"
+    "                         test accuracy, params and MACs of a checkpoint or ONNX file\n"
     "  bench [--backend NAME]... [--model FILE] [--runs N] [--csv FILE]\n"
     "                         speed on this machine: training epoch, inference, FMA peak,\n"
     "                         vgg_mini convolutions, sparse LeNet-300-100 (1 and --threads)\n"
@@ -80,6 +86,9 @@ typedef struct cli {
     const char *executor; /* run --executor */
     const char *ratios;   /* sensitivity --ratios */
     const char *max_drop; /* sensitivity --max-drop */
+    const char *output;   /* export -o */
+    int fold_bn;          /* export --fold-bn */
+    const char *logits;   /* eval --logits */
     int help;              /* --help: the command's own help when one is given */
     int only_common;       /* compare --only-common */
     const char *given[16]; /* options given, checked against the command (cli_help.c) */
@@ -131,6 +140,9 @@ static int parse_args(int argc, char **argv, cli *c)
         } else if (!strcmp(a, "--only-common")) {
             c->only_common = 1;
             note_option(c, "--only-common");
+        } else if (!strcmp(a, "--fold-bn")) {
+            c->fold_bn = 1;
+            note_option(c, "--fold-bn");
         } else if (!strcmp(a, "--version")) {
             c->cmd = "version";
             return 0;
@@ -200,6 +212,16 @@ static int parse_args(int argc, char **argv, cli *c)
                 return usage_error("--shard needs I/N with 1 <= I <= N, got '%s'", t < 0 ? "" : val);
             c->shard_i = si;
             c->shard_n = sn;
+        } else if ((t = TAKE("-o")) != 0 || (t = TAKE("--output")) != 0) {
+            note_option(c, "-o");
+            if (t < 0 || !*val)
+                return usage_error("%s needs an output file (FILE.onnx)", a);
+            c->output = val;
+        } else if ((t = TAKE("--logits")) != 0) {
+            note_option(c, "--logits");
+            if (t < 0 || !*val)
+                return usage_error("%s needs a file name (FILE.csv)", a);
+            c->logits = val;
         } else if ((t = TAKE("--executor")) != 0) {
             note_option(c, "--executor");
             if (t < 0 || !*val)
@@ -479,6 +501,33 @@ static int run_command(int argc, char **argv)
         if (s == PL_OK)
             s = pl_plugin_check(reg, c.args[0], kind, stdout, &failed, &err);
         code = s ? fail(&err) : failed ? 1 : 0;
+    } else if (!strcmp(c.cmd, "export")) {
+        if (c.n_args != 1) {
+            code = usage_error("%s needs exactly one checkpoint (prunelab export CKPT -o FILE.onnx)", c.cmd);
+            goto out;
+        }
+        if (!c.output) {
+            code = usage_error("%s needs -o FILE.onnx (where to write the model)", c.cmd);
+            goto out;
+        }
+        pl_onnx_export_stats st;
+        pl_status s = pl_onnx_export_checkpoint(c.args[0], c.output, c.fold_bn, &st, &err);
+        if (s)
+            code = fail(&err);
+        else if (!c.quiet)
+            printf("wrote %s: %d nodes, %d initializers, %lld parameters (%lld masked weights as zeros%s)\n",
+                   c.output, st.nodes, st.initializers, (long long)st.floats, (long long)st.zeros_masked,
+                   c.fold_bn ? (st.folded ? ", batchnorm folded" : ", no batchnorm to fold") : "");
+    } else if (!strcmp(c.cmd, "eval")) {
+        if (c.n_args < 1 || c.n_args > 2) {
+            code = usage_error("%s needs MODEL (a checkpoint or .onnx) and optionally EXPERIMENT.yaml", c.cmd);
+            goto out;
+        }
+        pl_eval_opts eo = {.model = c.args[0], .experiment = c.n_args > 1 ? c.args[1] : NULL, .sets = c.sets,
+                           .n_sets = c.n_sets, .logits_csv = c.logits, .threads = c.threads, .out = stdout};
+        pl_status s = pl_eval_run(reg, &eo, &err);
+        if (s)
+            code = fail(&err);
     } else {
         code = usage_error("unknown command '%s'", c.cmd);
     }

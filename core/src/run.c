@@ -128,11 +128,43 @@ pl_status pl__run_check_fit(const pl_experiment *x, const pl_runenv *e, pl_error
     return PL_OK;
 }
 
+/* model_init: the checkpoint x starts from, checked against its model
+ * (pl_identity_check_checkpoint); errors name where model_init: is written. */
+static pl_status load_model_init(const pl_experiment *x, const pl_model_spec *spec, pl_model **out, pl_error *err)
+{
+    pl_model *m;
+    char *meta = NULL;
+    pl_status s = pl_checkpoint_load(x->model_init, &m, &meta, err);
+    free(meta);
+    if (!s && (s = pl_identity_check_checkpoint(x->model_init, m, spec, err)))
+        pl_model_free(m);
+    if (s && s != PL_ENOMEM) {
+        char *hint = strstr(err->msg, " (delete the checkpoint to train it again)");
+        if (hint) /* a model_init is not a cache entry */
+            snprintf(hint, sizeof err->msg - (size_t)(hint - err->msg),
+                     " (model_init must be an unpruned checkpoint of this model, e.g. a baseline in a report's "
+                     "cache/)");
+        if (x->model_init_line > 0)
+            pl_error_prefix(err, "%s:%d:%d: model_init", x->model_init_file ? x->model_init_file : x->file,
+                            x->model_init_line, x->model_init_col);
+        else
+            pl_error_prefix(err, "%s: model_init", x->model_init_file ? x->model_init_file : x->file);
+    }
+    if (!s)
+        *out = m;
+    return s;
+}
+
 pl_status pl__runenv_open(pl_registry *reg, const pl_experiment *x, int threads, int open_data,
                              pl_identity *id, pl_runenv *e, pl_error *err)
 {
     memset(e, 0, sizeof *e);
     pl_status s = pl__experiment_model(x, &e->spec, err);
+    if (!s && x->model_init) { /* exists, is a checkpoint, is this model */
+        pl_model *init;
+        if (!(s = load_model_init(x, e->spec, &init, err)))
+            pl_model_free(init);
+    }
     if (!s)
         s = instance_new(reg, PL_KIND_BACKEND, &x->backend, x, threads, &e->be, err);
     /* the splits the identity opened to learn their checksums serve the run */
@@ -299,7 +331,8 @@ pl_status pl__run_get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_
         return PL_OK;
     }
     pl_model *m;
-    pl_status s = pl_model_new(e->spec, x->seed, &m, err);
+    /* model_init: its weights, else the model's own (an ONNX file's, or a fresh init) */
+    pl_status s = x->model_init ? load_model_init(x, e->spec, &m, err) : pl_model_new(e->spec, x->seed, &m, err);
     if (s) {
         pl_claim_release(&claim);
         return s;

@@ -109,6 +109,9 @@ pl_status pl__run_validate_config(pl_registry *reg, const pl_config *cfg, FILE *
                 }
                 fprintf(out, "\nphases:\n");
                 print_phase(out, "train", &x->train);
+                if (x->model_init) /* given weights */
+                    fprintf(out, "  init       %s (%s)\n", x->model_init,
+                            x->train.epochs ? "trained further by train" : "the baseline as it is");
             }
             if (n > 1)
                 fprintf(out, "run %zu/%zu %s  %s\n", i + 1, n, x->run_id, x->sweep_desc);

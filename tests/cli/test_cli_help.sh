@@ -29,7 +29,7 @@ one_line() {
 err_lacks() { grep -Fq -- "$1" "$T/err" && no "stderr has '$1': $(cat "$T/err")" || ok; }
 
 # ---- help texts (golden) -------------------------------------------------------
-for c in run validate sensitivity plugins plugin-check compare report bench; do
+for c in run validate sensitivity plugins plugin-check compare report bench export eval; do
     run "$c" --help
     rc_is 0
     cmp -s "$T/out" "tests/fixtures/help/$c.txt" && ok ||

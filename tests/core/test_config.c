@@ -630,6 +630,86 @@ Test(config_identity, dump_is_complete_and_canonical)
     pl_experiment_free(x);
 }
 
+/* ---- model_init: and train.epochs: 0 (given weights) -------------------------------- */
+
+Test(config_model_init, absent_keeps_the_dump_and_ids)
+{
+    pl_experiment *x = load1(FIX "valid_min.yaml", NULL, 0);
+    char *d = pl_experiment_dump(x);
+    cr_assert_null(strstr(d, "model_init"), "%s", d);
+    cr_assert_null(x->model_init);
+    free(d);
+    pl_experiment_free(x);
+}
+
+Test(config_model_init, path_is_in_the_ids_without_an_identity)
+{
+    char a[17], b[17], c[17], ba[17], bb[17], bc[17];
+    const char *s1[] = {"model_init=one.ckpt"};
+    const char *s2[] = {"model_init=two.ckpt"};
+    ids(FIX "valid_min.yaml", NULL, 0, a, ba);
+    ids(FIX "valid_min.yaml", s1, 1, b, bb);
+    ids(FIX "valid_min.yaml", s2, 1, c, bc);
+    cr_assert_str_neq(a, b);
+    cr_assert_str_neq(b, c);
+    cr_assert_str_neq(ba, bb); /* the baseline starts from it */
+    cr_assert_str_neq(bb, bc);
+    pl_experiment *x = load1(FIX "valid_min.yaml", s1, 1);
+    char *d = pl_experiment_dump(x);
+    cr_assert(strstr(d, "\nmodel_init: one.ckpt\n"), "%s", d);
+    cr_assert_str_eq(x->model_init, "one.ckpt");
+    cr_assert_eq(x->model_init_line, 0); /* from --set: blamed on the --set */
+    free(d);
+    pl_experiment_free(x);
+}
+
+/* with an identity, model_init's digest ("model.init:") stands for it, not its path */
+Test(config_model_init, content_is_the_identity)
+{
+    const char *s1[] = {"model_init=one.ckpt"};
+    const char *s2[] = {"model_init=elsewhere/two.ckpt"};
+    char id_a[17], id_b[17], id_c[17], k_a[17], k_b[17], k_c[17];
+    const char *lines[3] = {"model.content: sha256:00\nmodel.init: sha256:aa\n",
+                            "model.content: sha256:00\nmodel.init: sha256:aa\n",
+                            "model.content: sha256:00\nmodel.init: sha256:bb\n"};
+    const char *const *sets[3] = {s1, s2, s1};
+    char *idv[3] = {id_a, id_b, id_c}, *kv[3] = {k_a, k_b, k_c};
+    for (int i = 0; i < 3; i++) {
+        pl_experiment *x = load1(FIX "valid_min.yaml", sets[i], 1);
+        char *ident = strdup(lines[i]);
+        cr_assert_eq(pl_experiment_set_identity(x, ident), PL_OK);
+        memcpy(idv[i], x->run_id, 17);
+        cr_assert_eq(pl_experiment_baseline_key(x, kv[i]), PL_OK);
+        pl_experiment_free(x);
+    }
+    cr_assert_str_eq(id_a, id_b); /* same bytes under another name: the same run */
+    cr_assert_str_eq(k_a, k_b);
+    cr_assert_str_neq(id_a, id_c); /* other bytes: another run, another baseline */
+    cr_assert_str_neq(k_a, k_c);
+}
+
+Test(config_model_init, epochs_zero_needs_weights)
+{
+    const char *s0[] = {"train.epochs=0"};
+    expect_err(FIX "valid_min.yaml", s0, 1,
+               "--set train.epochs=0: train.epochs must be >= 1 (got 0; the baseline needs at least one epoch",
+               "needs model_init: FILE.ckpt or an .onnx model");
+    const char *s1[] = {"train.epochs=0", "model_init=base.ckpt"};
+    pl_experiment *x = load1(FIX "valid_min.yaml", s1, 2);
+    cr_assert_eq(x->train.epochs, 0);
+    pl_experiment_free(x);
+    const char *s2[] = {"train.epochs=0", "model=net.onnx"};
+    x = load1(FIX "valid_min.yaml", s2, 2);
+    cr_assert_eq(x->train.epochs, 0);
+    pl_experiment_free(x);
+    const char *s3[] = {"train.epochs=-1", "model_init=base.ckpt"};
+    expect_err(FIX "valid_min.yaml", s3, 2, "--set train.epochs=-1: train.epochs must be >= 0 (got -1)", "");
+    const char *s4[] = {"model_init="};
+    expect_err(FIX "valid_min.yaml", s4, 1, "--set model_init=: model_init: expected", "");
+    const char *s5[] = {"model_int=a.ckpt"};
+    expect_err(FIX "valid_min.yaml", s5, 1, "--set model_int=a.ckpt: unknown key 'model_int' at top level (did you mean 'model_init'?)", "");
+}
+
 /* ---- helpers ------------------------------------------------------------------------ */
 
 Test(config_helpers, suggest_uses_edit_distance)
