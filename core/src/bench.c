@@ -297,7 +297,7 @@ static pl_status infer_all(pl_model *m, const float *tx, int64_t n, double *secs
     int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
     double t0 = now_s(CLOCK_MONOTONIC);
     for (int64_t f = 0; f < n; f += 1000)
-        if (!pl_model_forward(m, tx + f * img, (int)(n - f < 1000 ? n - f : 1000), PL_MODE_EVAL, err))
+        if (!pl_model_infer(m, tx + f * img, (int)(n - f < 1000 ? n - f : 1000), err))
             return err->code ? err->code : PL_EPLUGIN;
     *secs = now_s(CLOCK_MONOTONIC) - t0;
     return PL_OK;

@@ -2,6 +2,7 @@
 #include "model.h"
 #include "rng.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,7 @@ void pl_model_free(pl_model *m)
     free(m->grad_a);
     free(m->grad_b);
     free(m->gscratch);
+    free(m->arena);
     free(m);
 }
 
@@ -452,6 +454,8 @@ pl_status pl_model_clone(const pl_model *src, pl_model **out, pl_error *err)
     m->grad_cap = 0;
     m->batch_cap = 0;
     m->graph_grad_n = 0;
+    m->arena = NULL;
+    m->arena_cap = 0;
     m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
     if (!m->layers) {
         free(m);
@@ -1220,6 +1224,71 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
         i += fused;
     }
     return m->layers[m->n_layers - 1].out;
+}
+
+/* Liveness: layer i's buffer (flatten has none: it aliases its input's)
+ * is free again once its last reader has run. A fused pass (conv + ReLU +
+ * max pooling, batchnorm + ReLU) writes up to three layers' outputs while
+ * reading the first one's inputs, so a buffer is reused only three layers
+ * after its last reader: never while a pass that started earlier still
+ * reads it. All buffers have the size of the largest output. */
+const float *pl_model_infer(pl_model *m, const float *x, int n, pl_error *err)
+{
+    int L = m->n_layers;
+    if (n > m->batch_cap || !m->be || L <= 0)
+        return pl_model_forward(m, x, n, PL_MODE_EVAL, err); /* its error */
+    int *owner = calloc((size_t)L, sizeof *owner), *last = calloc((size_t)L, sizeof *last);
+    int *slot = calloc((size_t)L, sizeof *slot), *freed = calloc((size_t)L, sizeof *freed);
+    int *pool = calloc((size_t)L, sizeof *pool);
+    float **saved = calloc((size_t)L, sizeof *saved);
+    const float *y = NULL;
+    if (!owner || !last || !slot || !freed || !pool || !saved) {
+        pl_error_set(err, PL_ENOMEM, "out of memory for the inference plan of %s", m->name);
+        goto done;
+    }
+    int64_t per = 0;
+    for (int i = 0; i < L; i++) {
+        const pl_layer *l = &m->layers[i];
+        owner[i] = l->type == PL_LAYER_FLATTEN ? (l->in[0] < 0 ? -1 : owner[l->in[0]]) : i;
+        last[i] = i == L - 1 ? INT_MAX : i;
+        for (int k = 0; k < l->n_in; k++)
+            if (l->in[k] >= 0 && owner[l->in[k]] >= 0 && last[owner[l->in[k]]] < i)
+                last[owner[l->in[k]]] = i;
+        if (out_size(l) > per)
+            per = out_size(l);
+    }
+    per *= n;
+    int nslots = 0, nfree = 0;
+    for (int i = 0; i < L; i++) {
+        for (int j = 0; j < i; j++)
+            if (owner[j] == j && !freed[j] && last[j] != INT_MAX && last[j] + 3 <= i) {
+                freed[j] = 1;
+                pool[nfree++] = slot[j];
+            }
+        if (owner[i] == i)
+            slot[i] = nfree ? pool[--nfree] : nslots++;
+    }
+    if ((int64_t)nslots * per > m->arena_cap) {
+        free(m->arena);
+        m->arena_cap = 0;
+        if (!(m->arena = falloc((int64_t)nslots * per))) {
+            pl_error_set(err, PL_ENOMEM, "out of memory for the activations of %s (%d buffers of %lld floats)",
+                         m->name, nslots, (long long)per);
+            goto done;
+        }
+        m->arena_cap = (int64_t)nslots * per;
+    }
+    for (int i = 0; i < L; i++) {
+        saved[i] = m->layers[i].out;
+        if (owner[i] == i)
+            m->layers[i].out = m->arena + slot[i] * per;
+    }
+    y = pl_model_forward(m, x, n, PL_MODE_EVAL, err);
+    for (int i = 0; i < L; i++)
+        m->layers[i].out = saved[i];
+done:
+    free(owner), free(last), free(slot), free(freed), free(pool), free(saved);
+    return y;
 }
 
 /* Backward of the one-input layer l reading `in`: its parameter gradients

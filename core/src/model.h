@@ -87,6 +87,8 @@ typedef struct pl_model {
     int64_t grad_cap;         /* floats in each */
     float *gscratch;          /* grouped conv without grouped kernels: one group's x and y */
     int graph_grad_n;         /* images the layers' grad buffers hold (graphs; 0 = none yet) */
+    float *arena;             /* pl_model_infer: activation buffers shared by liveness */
+    int64_t arena_cap;        /* floats in it */
     const pl_backend_ops *be;
     void *be_state;
     uint64_t dropout_calls;   /* advances the dropout stream deterministically */
@@ -149,6 +151,12 @@ pl_status pl_model_reshape(pl_model *m, pl_error *err);
 /* Forward over n <= batch_cap images x[n][in_c][in_h][in_w]; returns the
  * logits buffer [n][classes] (owned by the model) or NULL on error. */
 const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, pl_error *err);
+/* The same as an EVAL forward (bit for bit) when only the logits are
+ * needed: the layers' outputs go to a few buffers shared by liveness (one
+ * is reused once every layer reading it has run), so memory grows with the
+ * widest few layers, not the depth. Intermediate outputs are not kept; the
+ * logits stay valid until the next forward. */
+const float *pl_model_infer(pl_model *m, const float *x, int n, pl_error *err);
 /* Backward after a TRAIN forward of the same x: writes every layer's gw/gb. */
 pl_status pl_model_backward(pl_model *m, const float *x, const float *dlogits, int n, pl_error *err);
 

@@ -605,3 +605,76 @@ Test(batchnorm, float_vectors_match_double)
     pl_model_free(m);
     pl_instance_free(be);
 }
+
+/* ---- inference through shared buffers ------------------------------------------- */
+
+/* pl_model_infer gives the EVAL forward's logits bit for bit, through
+ * buffers reused by liveness (fused conv + ReLU + max pooling whose input
+ * dies there, batchnorm +
+ * ReLU, residual adds with fan-out, flatten aliases, concat), in fewer
+ * floats than one buffer per layer; the model's own buffers keep what the
+ * EVAL forward wrote. */
+static void infer_matches_forward(const char *backend)
+{
+    pl_model *m = pltest_model(MODEL("  - {name: c0, type: conv2d, out: 3, kernel: 3, padding: 1}\n"
+                                     "  - {name: r0, type: relu}\n"
+                                     "  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                                     "  - {name: r1, type: relu}\n"
+                                     "  - {name: p1, type: maxpool2d, kernel: 2, stride: 1}\n"
+                                     "  - {name: c2, type: conv2d, out: 4, kernel: 3, padding: 1, bias: false}\n"
+                                     "  - {name: bn2, type: batchnorm2d}\n"
+                                     "  - {name: r2, type: relu}\n"
+                                     "  - {name: c3, type: conv2d, out: 4, kernel: 3, padding: 1, bias: false}\n"
+                                     "  - {name: bn3, type: batchnorm2d}\n"
+                                     "  - {name: s, type: add, inputs: [bn3, p1]}\n"
+                                     "  - {name: r3, type: relu}\n"
+                                     "  - {name: c4, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                                     "  - {name: s2, type: add, inputs: [c4, r3, p1]}\n"
+                                     "  - {name: g, type: global_avgpool, inputs: [r2]}\n"
+                                     "  - {name: g2, type: global_avgpool, inputs: [s2]}\n"
+                                     "  - {name: cat, type: concat, inputs: [g, g2]}\n"
+                                     "  - {name: f, type: flatten}\n"
+                                     "  - {name: l1, type: linear, out: 6}\n"
+                                     "  - {name: r4, type: relu}\n"
+                                     "  - {name: l2, type: linear, out: 3}\n"),
+                               5);
+    pl_instance *be = pltest_instance(PL_KIND_BACKEND, backend, NULL, 1, 2);
+    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    enum { N = 9 };
+    pl_error err;
+    cr_assert_eq(pl_model_reserve(m, N, &err), PL_OK, "%s", err.msg);
+    pl_rng r;
+    pl_rng_seed(&r, 8, "infer");
+    float x[N * 2 * 7 * 7], want[N * 3];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = (float)pl_rng_normal(&r);
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].type == PL_LAYER_BATCHNORM2D)
+            for (int c = 0; c < m->layers[i].in_c; c++) {
+                m->layers[i].run_mean[c] = (float)pl_rng_normal(&r);
+                m->layers[i].run_var[c] = (float)(0.5 + pl_rng_uniform(&r));
+            }
+    const float *z = pl_model_forward(m, x, N, PL_MODE_EVAL, &err);
+    cr_assert(z, "%s", err.msg);
+    memcpy(want, z, sizeof want);
+    float *r3 = malloc(sizeof(float) * N * 4 * 6 * 6);
+    memcpy(r3, m->layers[11].out, sizeof(float) * N * 4 * 6 * 6);
+    for (int rep = 0; rep < 2; rep++) { /* the second reuses the buffers */
+        const float *y = pl_model_infer(m, x, N, &err);
+        cr_assert(y, "%s", err.msg);
+        cr_assert(!memcmp(y, want, sizeof want), "logits differ from the EVAL forward's");
+    }
+    cr_assert(!memcmp(r3, m->layers[11].out, sizeof(float) * N * 4 * 6 * 6), "a layer's own buffer was written");
+    int64_t all = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].type != PL_LAYER_FLATTEN)
+            all += (int64_t)m->layers[i].out_c * m->layers[i].out_h * m->layers[i].out_w * N;
+    cr_expect_lt(m->arena_cap, all, "%lld floats shared against %lld in per-layer buffers",
+                 (long long)m->arena_cap, (long long)all);
+    free(r3);
+    pl_model_free(m);
+    pl_instance_free(be);
+}
+
+Test(infer, matches_the_eval_forward_simd) { infer_matches_forward("simd"); }
+Test(infer, matches_the_eval_forward_ref) { infer_matches_forward("ref"); }
