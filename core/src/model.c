@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -456,6 +457,7 @@ pl_status pl_model_clone(const pl_model *src, pl_model **out, pl_error *err)
     m->graph_grad_n = 0;
     m->arena = NULL;
     m->arena_cap = 0;
+    m->prof = NULL;
     m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
     if (!m->layers) {
         free(m);
@@ -1122,6 +1124,13 @@ static void concat_forward(const pl_model *m, pl_layer *l, const float *x, int n
     }
 }
 
+static double prof_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, pl_error *err)
 {
     if (n > m->batch_cap || !m->be) {
@@ -1138,6 +1147,7 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
         pl_layer *l = &m->layers[i];
         const float *in = src_out(m, x, l->in[0]);
         int fused = 0; /* the next layers (ReLU, max pooling) computed too */
+        double t0 = m->prof ? prof_now() : 0;
         switch (l->type) {
         case PL_LAYER_CONV2D: {
             pl_conv2d_shape cs;
@@ -1221,6 +1231,8 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
             be_fail(err, l->name, "forward", s);
             return NULL;
         }
+        if (m->prof)
+            m->prof[i] += prof_now() - t0;
         i += fused;
     }
     return m->layers[m->n_layers - 1].out;
@@ -1369,6 +1381,7 @@ static pl_status chain_backward(pl_model *m, const float *x, const float *dlogit
             continue; /* pass the gradient through unchanged */
         const float *in = i ? m->layers[i - 1].out : x;
         float *dx = i == 0 ? NULL : (dy == m->grad_a ? m->grad_b : m->grad_a);
+        double t0 = m->prof ? prof_now() : 0;
         /* ABI 1.2: through the ReLU before it in the same pass (its
          * output is the pool's input); the ReLU is then done */
         if (l->type == PL_LAYER_RELU && i >= 1 && m->layers[i - 1].type == PL_LAYER_BATCHNORM2D) {
@@ -1376,6 +1389,8 @@ static pl_status chain_backward(pl_model *m, const float *x, const float *dlogit
             pl_layer *bn = &m->layers[i - 1];
             dx = i == 1 ? NULL : (dy == m->grad_a ? m->grad_b : m->grad_a);
             bn_backward(m, bn, i >= 2 ? m->layers[i - 2].out : x, dy, l->out, dx, n);
+            if (m->prof)
+                m->prof[m->n_layers + i - 1] += prof_now() - t0;
             dy = dx;
             i--;
             continue;
@@ -1385,6 +1400,8 @@ static pl_status chain_backward(pl_model *m, const float *x, const float *dlogit
         pl_status s = layer_backward(m, l, in, dy, dx, n, fused);
         if (s)
             return be_fail(err, l->name, "backward", s);
+        if (m->prof)
+            m->prof[m->n_layers + i] += prof_now() - t0;
         dy = dx;
         i -= fused;
     }
@@ -1427,10 +1444,13 @@ static pl_status graph_backward(pl_model *m, const float *x, const float *dlogit
         if (l->grad_state == 2)
             continue; /* a ReLU done by the max pool after it, or a batchnorm by the ReLU after it */
         const float *dy = i == last ? dlogits : l->grad;
+        double t0 = m->prof ? prof_now() : 0;
         if (l->type == PL_LAYER_ADD) {
             for (int k = 0; k < l->n_in; k++)
                 if (l->in[k] >= 0)
                     grad_acc(&m->layers[l->in[k]], dy, out_size(l) * n);
+            if (m->prof)
+                m->prof[m->n_layers + i] += prof_now() - t0;
             continue;
         }
         if (l->type == PL_LAYER_CONCAT) {
@@ -1453,6 +1473,8 @@ static pl_status graph_backward(pl_model *m, const float *x, const float *dlogit
                 }
                 c0 += ck;
             }
+            if (m->prof)
+                m->prof[m->n_layers + i] += prof_now() - t0;
             continue;
         }
         int j = l->in[0];
@@ -1469,6 +1491,8 @@ static pl_status graph_backward(pl_model *m, const float *x, const float *dlogit
             if (t)
                 t->grad_state = 1;
             bn->grad_state = 2;
+            if (m->prof)
+                m->prof[m->n_layers + j] += prof_now() - t0;
             continue;
         }
         int fused = l->type == PL_LAYER_MAXPOOL2D && j >= 0 && m->layers[j].type == PL_LAYER_RELU &&
@@ -1485,6 +1509,8 @@ static pl_status graph_backward(pl_model *m, const float *x, const float *dlogit
             t->grad_state = 1;
         if (fused)
             m->layers[j].grad_state = 2;
+        if (m->prof)
+            m->prof[m->n_layers + i] += prof_now() - t0;
     }
     return PL_OK;
 }

@@ -89,6 +89,10 @@ typedef struct pl_model {
     int graph_grad_n;         /* images the layers' grad buffers hold (graphs; 0 = none yet) */
     float *arena;             /* pl_model_infer: activation buffers shared by liveness */
     int64_t arena_cap;        /* floats in it */
+    double *prof;             /* NULL, or the caller's 2 x n_layers seconds, added to by every
+                               * forward [0, n) and backward [n, 2n) per layer (a fused pass
+                               * counts to its first layer, a ReLU's backward fused into its
+                               * batchnorm's to the batchnorm) */
     const pl_backend_ops *be;
     void *be_state;
     uint64_t dropout_calls;   /* advances the dropout stream deterministically */
