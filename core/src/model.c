@@ -1238,6 +1238,9 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
     return m->layers[m->n_layers - 1].out;
 }
 
+#define PL_INFER_CHUNK_BYTES ((int64_t)8 << 20)
+#define PL_INFER_CHUNK_MIN 8
+
 /* Liveness: layer i's buffer (flatten has none: it aliases its input's)
  * is free again once its last reader has run. A fused pass (conv + ReLU +
  * max pooling, batchnorm + ReLU) writes up to three layers' outputs while
@@ -1269,7 +1272,6 @@ const float *pl_model_infer(pl_model *m, const float *x, int n, pl_error *err)
         if (out_size(l) > per)
             per = out_size(l);
     }
-    per *= n;
     int nslots = 0, nfree = 0;
     for (int i = 0; i < L; i++) {
         for (int j = 0; j < i; j++)
@@ -1280,22 +1282,43 @@ const float *pl_model_infer(pl_model *m, const float *x, int n, pl_error *err)
         if (owner[i] == i)
             slot[i] = nfree ? pool[--nfree] : nslots++;
     }
-    if ((int64_t)nslots * per > m->arena_cap) {
+    /* chunks of images whose buffers stay within PL_INFER_CHUNK_BYTES (in
+     * cache), at least PL_INFER_CHUNK_MIN images; the logits of every chunk
+     * go to the end of the arena */
+    int64_t chunk = PL_INFER_CHUNK_BYTES / ((int64_t)sizeof(float) * per * nslots);
+    if (chunk < PL_INFER_CHUNK_MIN)
+        chunk = PL_INFER_CHUNK_MIN;
+    if (m->infer_chunk > 0)
+        chunk = m->infer_chunk;
+    if (chunk > n)
+        chunk = n;
+    int64_t nout = out_size(&m->layers[L - 1]), need = (int64_t)nslots * per * chunk + nout * n;
+    if (need > m->arena_cap) {
         free(m->arena);
         m->arena_cap = 0;
-        if (!(m->arena = falloc((int64_t)nslots * per))) {
+        if (!(m->arena = falloc(need))) {
             pl_error_set(err, PL_ENOMEM, "out of memory for the activations of %s (%d buffers of %lld floats)",
-                         m->name, nslots, (long long)per);
+                         m->name, nslots, (long long)(per * chunk));
             goto done;
         }
-        m->arena_cap = (int64_t)nslots * per;
+        m->arena_cap = need;
     }
     for (int i = 0; i < L; i++) {
         saved[i] = m->layers[i].out;
         if (owner[i] == i)
-            m->layers[i].out = m->arena + slot[i] * per;
+            m->layers[i].out = m->arena + slot[i] * per * chunk;
     }
-    y = pl_model_forward(m, x, n, PL_MODE_EVAL, err);
+    float *logits = m->arena + (int64_t)nslots * per * chunk;
+    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
+    y = logits;
+    for (int64_t f = 0; f < n && y; f += chunk) {
+        int k = (int)(n - f < chunk ? n - f : chunk);
+        const float *z = pl_model_forward(m, x + f * img, k, PL_MODE_EVAL, err);
+        if (z)
+            memcpy(logits + f * nout, z, (size_t)(k * nout) * sizeof(float));
+        else
+            y = NULL;
+    }
     for (int i = 0; i < L; i++)
         m->layers[i].out = saved[i];
 done:
