@@ -25,6 +25,8 @@
 #define VGG_CONVS 8     /* conv layers reported */
 #define PROBE_SECONDS 0.03
 #define SPARSITY 0.9
+#define PROF_STEPS 20   /* training steps of the per-layer-type profile */
+#define PROF_TYPES 16   /* > the largest pl_layer_type */
 
 static double now_s(clockid_t c)
 {
@@ -263,6 +265,9 @@ typedef struct tc_res {
     int sparse;           /* the backend has linear_forward_csr */
     st3 dense, sparse_t;  /* seconds for the test set */
     double max_diff, max_ref;
+    int prof;             /* the step profile ran */
+    double prof_fwd[PROF_TYPES], prof_bwd[PROF_TYPES]; /* ms per step, by layer type */
+    double prof_xent, prof_adam, prof_step;           /* ms per step */
 } tc_res;
 
 typedef struct bench_result {
@@ -297,7 +302,7 @@ static pl_status infer_all(pl_model *m, const float *tx, int64_t n, double *secs
     int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
     double t0 = now_s(CLOCK_MONOTONIC);
     for (int64_t f = 0; f < n; f += 1000)
-        if (!pl_model_forward(m, tx + f * img, (int)(n - f < 1000 ? n - f : 1000), PL_MODE_EVAL, err))
+        if (!pl_model_infer(m, tx + f * img, (int)(n - f < 1000 ? n - f : 1000), err))
             return err->code ? err->code : PL_EPLUGIN;
     *secs = now_s(CLOCK_MONOTONIC) - t0;
     return PL_OK;
@@ -369,6 +374,101 @@ static pl_status section_epoch(child *c, const pl_model_spec *spec, bench_result
     for (int t = 0; t < BT_MAX; t++)
         pl_model_free(m[t]);
     free(v);
+    return s;
+}
+
+/* Where a training step goes: PROF_STEPS steps of batch 64 (after one
+ * untimed) through the model's per-layer clock, by layer type, with the
+ * loss and Adam timed around their calls. A fused pass counts to its first
+ * layer (conv + ReLU to the conv, batchnorm + ReLU to the batchnorm). */
+static pl_status section_profile(child *c, const pl_model_spec *spec, bench_result *r)
+{
+    pl_error *err = &c->err;
+    enum { B = 64 };
+    int64_t img = (int64_t)c->train.info.channels * c->train.info.height * c->train.info.width;
+    if (c->train.info.count < (int64_t)B * (PROF_STEPS + 1))
+        return PL_OK;
+    float *x = malloc(sizeof(float) * (size_t)(img * B * (PROF_STEPS + 1)));
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)B * (PROF_STEPS + 1));
+    float *dl = NULL;
+    double *prof = NULL;
+    pl_model *m = NULL;
+    pl_status s = x && y ? PL_OK : pl_error_set(err, PL_ENOMEM, "out of memory");
+    for (int k = 0; k <= PROF_STEPS && !s; k++)
+        s = pl_data_read(&c->train, NULL, (int64_t)k * B, B, x + (int64_t)k * B * img, y + k * B, err);
+    for (int t = 0; t < c->nt && !s; t++) {
+        tc_res *tr = &r->tc[t];
+        pl_model_free(m);
+        m = NULL;
+        free(dl), free(prof);
+        dl = NULL, prof = NULL;
+        if ((s = pl_model_new(spec, 1, &m, err)))
+            break;
+        bind(m, c->be[t]);
+        if ((s = pl_model_reserve(m, B, err)) || (s = pl_model_optim_reset(m, err)))
+            break;
+        dl = malloc(sizeof(float) * (size_t)B * (size_t)m->classes);
+        prof = calloc((size_t)m->n_layers * 2, sizeof *prof);
+        if (!dl || !prof) {
+            s = pl_error_set(err, PL_ENOMEM, "out of memory");
+            break;
+        }
+        const pl_backend_ops *be = m->be;
+        double xent = 0, adam = 0, t0 = 0;
+        for (int k = 0; k <= PROF_STEPS && !s; k++) {
+            if (k == 1) { /* step 0 warms up */
+                memset(prof, 0, sizeof(double) * (size_t)m->n_layers * 2);
+                m->prof = prof;
+                t0 = now_s(CLOCK_MONOTONIC);
+            }
+            const float *xb = x + (int64_t)k * B * img;
+            const float *logits = pl_model_forward(m, xb, B, PL_MODE_TRAIN, err);
+            if (!logits) {
+                s = err->code ? err->code : PL_EPLUGIN;
+                break;
+            }
+            double a = now_s(CLOCK_MONOTONIC), loss;
+            int64_t right;
+            s = be->softmax_xent(m->be_state, B, m->classes, logits, y + k * B, 1.0f / B, dl, &loss, &right);
+            double b = now_s(CLOCK_MONOTONIC);
+            if (s) {
+                s = pl_error_set(err, PL_EPLUGIN, "backend softmax_xent failed: %s", pl_status_str(s));
+                break;
+            }
+            if ((s = pl_model_backward(m, xb, dl, B, err)))
+                break;
+            double d = now_s(CLOCK_MONOTONIC);
+            pl_adam_hparams h = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = k + 1};
+            for (int i = 0; i < m->n_layers && !s; i++) {
+                pl_layer *l = &m->layers[i];
+                if (l->nw)
+                    s = be->adam_update(m->be_state, &h, l->nw, l->w, l->gw, l->opt_m_w, l->opt_v_w, l->mask);
+                if (!s && l->nb)
+                    s = be->adam_update(m->be_state, &h, l->nb, l->b, l->gb, l->opt_m_b, l->opt_v_b, NULL);
+            }
+            if (s)
+                s = pl_error_set(err, PL_EPLUGIN, "backend adam_update failed: %s", pl_status_str(s));
+            if (k >= 1)
+                xent += b - a, adam += now_s(CLOCK_MONOTONIC) - d;
+        }
+        if (s)
+            break;
+        double per = 1e3 / PROF_STEPS;
+        tr->prof_step = (now_s(CLOCK_MONOTONIC) - t0) * per;
+        tr->prof_xent = xent * per;
+        tr->prof_adam = adam * per;
+        for (int i = 0; i < m->n_layers; i++) {
+            int ty = (int)m->layers[i].type;
+            if (ty < 0 || ty >= PROF_TYPES)
+                continue;
+            tr->prof_fwd[ty] += prof[i] * per;
+            tr->prof_bwd[ty] += prof[m->n_layers + i] * per;
+        }
+        tr->prof = 1;
+        m->prof = NULL;
+    }
+    pl_model_free(m);
+    free(dl), free(prof), free(x), free(y);
     return s;
 }
 
@@ -666,6 +766,8 @@ static void bench_child(pl_registry *reg, const pl_bench_opts *o, const char *ba
     }
     if (!s)
         s = section_epoch(&c, spec, r);
+    if (!s)
+        s = section_profile(&c, spec, r);
     if (!s && strcmp(backend, "ref"))
         s = section_vgg(&c, r);
     if (!s && c.n_test && c.test.info.channels * c.test.info.height * c.test.info.width == 784)
@@ -773,6 +875,44 @@ static void report(FILE *out, csv *cv, const pl_bench_opts *o, const char *be, c
         fprintf(out, "\n%d threads vs 1: epoch %.2fx, inference %.2fx, probe %.2fx\n", r->tc[1].threads,
                 r->tc[0].epoch.med / r->tc[1].epoch.med, r->tc[0].infer.med / r->tc[1].infer.med,
                 r->tc[1].probe.med / r->tc[0].probe.med);
+    if (r->tc[0].prof) {
+        fprintf(out, "\n%s, where a training step of batch 64 goes (ms per step over %d steps, by layer type; a "
+                     "fused ReLU or max pooling counts to the layer before it):\n\n| threads | step ms |",
+                model, PROF_STEPS);
+        for (int ty = 0; ty < PROF_TYPES; ty++)
+            if (r->tc[0].prof_fwd[ty] + r->tc[0].prof_bwd[ty] > 0)
+                fprintf(out, " %s fwd | bwd |", pl_layer_type_name((pl_layer_type)ty));
+        fprintf(out, " loss | Adam | rest |\n|---|---|");
+        for (int ty = 0; ty < PROF_TYPES; ty++)
+            if (r->tc[0].prof_fwd[ty] + r->tc[0].prof_bwd[ty] > 0)
+                fprintf(out, "---|---|");
+        fprintf(out, "---|---|---|\n");
+        for (int t = 0; t < r->nt; t++) {
+            const tc_res *x = &r->tc[t];
+            double rest = x->prof_step - x->prof_xent - x->prof_adam;
+            fprintf(out, "| %d | %.2f |", x->threads, x->prof_step);
+            for (int ty = 0; ty < PROF_TYPES; ty++)
+                if (r->tc[0].prof_fwd[ty] + r->tc[0].prof_bwd[ty] > 0) {
+                    fprintf(out, " %.2f | %.2f |", x->prof_fwd[ty], x->prof_bwd[ty]);
+                    rest -= x->prof_fwd[ty] + x->prof_bwd[ty];
+                    char metric[80];
+                    const char *tn = pl_layer_type_name((pl_layer_type)ty);
+                    snprintf(metric, sizeof metric, "%s_forward_ms", tn);
+                    csv_row(cv, "profile", model, be, x->threads, metric,
+                            (st3){x->prof_fwd[ty], x->prof_fwd[ty], x->prof_fwd[ty]}, "ms");
+                    snprintf(metric, sizeof metric, "%s_backward_ms", tn);
+                    csv_row(cv, "profile", model, be, x->threads, metric,
+                            (st3){x->prof_bwd[ty], x->prof_bwd[ty], x->prof_bwd[ty]}, "ms");
+                }
+            fprintf(out, " %.2f | %.2f | %.2f |\n", x->prof_xent, x->prof_adam, rest);
+            csv_row(cv, "profile", model, be, x->threads, "step_ms", (st3){x->prof_step, x->prof_step, x->prof_step},
+                    "ms");
+            csv_row(cv, "profile", model, be, x->threads, "loss_ms", (st3){x->prof_xent, x->prof_xent, x->prof_xent},
+                    "ms");
+            csv_row(cv, "profile", model, be, x->threads, "adam_ms", (st3){x->prof_adam, x->prof_adam, x->prof_adam},
+                    "ms");
+        }
+    }
     if (r->tc[0].vgg) {
         fprintf(out, "\nvgg_mini, %d training steps of batch 64 (%.2f GFLOP each):\n\n"
                      "| threads | s/step | min..max | images/s | GFLOP/s | %% of probe |\n|---|---|---|---|---|---|\n",

@@ -3,9 +3,11 @@
 #include "onnx_import.h"
 #include "rng.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- small helpers ----------------------------------------------------------- */
 
@@ -99,6 +101,7 @@ void pl_model_free(pl_model *m)
     free(m->grad_a);
     free(m->grad_b);
     free(m->gscratch);
+    free(m->arena);
     free(m);
 }
 
@@ -458,6 +461,9 @@ pl_status pl_model_clone(const pl_model *src, pl_model **out, pl_error *err)
     m->grad_cap = 0;
     m->batch_cap = 0;
     m->graph_grad_n = 0;
+    m->arena = NULL;
+    m->arena_cap = 0;
+    m->prof = NULL;
     m->layers = calloc((size_t)src->n_layers, sizeof *m->layers);
     if (!m->layers) {
         free(m);
@@ -499,6 +505,8 @@ void pl_model_bind(pl_model *m, const pl_backend_ops *be, void *be_state)
     m->be_state = be_state;
 }
 
+static int relu_follows(const pl_model *m, int i);
+
 pl_status pl_model_reserve(pl_model *m, int batch, pl_error *err)
 {
     if (batch <= m->batch_cap && m->grad_a && m->grad_b)
@@ -525,7 +533,9 @@ pl_status pl_model_reserve(pl_model *m, int batch, pl_error *err)
             gmax = is;
         if (os > gmax)
             gmax = os;
-        if (l->type != PL_LAYER_FLATTEN) {
+        /* a batchnorm whose ReLU is fused into it (pl_model_forward) never
+         * writes its own output: nothing else reads it */
+        if (l->type != PL_LAYER_FLATTEN && !(l->type == PL_LAYER_BATCHNORM2D && relu_follows(m, i))) {
             l->out = falloc(os);
             if (!l->out)
                 return pl_error_set(err, PL_ENOMEM, "out of memory for activations of %s", l->name);
@@ -535,7 +545,7 @@ pl_status pl_model_reserve(pl_model *m, int batch, pl_error *err)
             if (!l->argmax)
                 return pl_error_set(err, PL_ENOMEM, "out of memory");
         }
-        if (l->type == PL_LAYER_BATCHNORM2D || l->type == PL_LAYER_DROPOUT) {
+        if (l->type == PL_LAYER_DROPOUT) {
             l->aux = falloc(os);
             if (!l->aux)
                 return pl_error_set(err, PL_ENOMEM, "out of memory");
@@ -605,7 +615,6 @@ pl_status pl_model_optim_reset(pl_model *m, pl_error *err)
 
 /* ---- layers that live in the host ---------------------------------------------- */
 
-/* y = gamma·(x − mean)/sqrt(var + eps) + beta, per channel over (n, h, w). */
 /* Host work over channels: on the backend's threads when it offers
  * parallel_for (ABI 1.2), else in a loop. Each channel is one task with a
  * fixed order of operations, so results never depend on the threads. */
@@ -617,11 +626,106 @@ static void for_channels(const pl_model *m, int C, double work, void (*fn)(void 
         fn(ctx, c, 0);
 }
 
+/* Batchnorm in float vectors (the compiler's generic vector extension: SSE
+ * on any x86-64, NEON on arm64; no instruction set is assumed). The order
+ * of every sum is fixed by the code, not by the hardware or the threads:
+ * each image's plane of one channel is summed in 16 float lanes (4 vectors
+ * of 4; a tail shorter than 16 in a scalar), the lanes added in a fixed
+ * tree, and the planes' sums accumulated in double in image order. */
+typedef float bn_v4 __attribute__((vector_size(16)));
+typedef int32_t bn_v4i __attribute__((vector_size(16)));
+
+static inline bn_v4 bn_ld(const float *p)
+{
+    bn_v4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void bn_st(float *p, bn_v4 v) { memcpy(p, &v, sizeof v); }
+
+static inline bn_v4 bn_set1(float f) { return (bn_v4){f, f, f, f}; }
+
+/* 0 > v ? 0 : v, lane by lane: the backends' ReLU, -0.0 and NaN included */
+static inline bn_v4 bn_relu(bn_v4 v)
+{
+    bn_v4i neg = bn_set1(0.0f) > v;
+    return (bn_v4)((bn_v4i)v & ~neg);
+}
+
+/* y > 0 ? d : 0 (the ReLU's backward) */
+static inline bn_v4 bn_mask(bn_v4 y, bn_v4 d)
+{
+    bn_v4i pos = y > bn_set1(0.0f);
+    return (bn_v4)((bn_v4i)d & pos);
+}
+
+static inline float bn_hsum(bn_v4 a0, bn_v4 a1, bn_v4 a2, bn_v4 a3, float tail)
+{
+    bn_v4 s = (a0 + a1) + (a2 + a3);
+    return ((s[0] + s[1]) + (s[2] + s[3])) + tail;
+}
+
+/* Σ p[i] over one plane */
+static float bn_plane_sum(const float *p, int64_t hw)
+{
+    bn_v4 a0 = bn_set1(0), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 16 <= hw; i += 16) {
+        a0 += bn_ld(p + i);
+        a1 += bn_ld(p + i + 4);
+        a2 += bn_ld(p + i + 8);
+        a3 += bn_ld(p + i + 12);
+    }
+    float t = 0;
+    for (; i < hw; i++)
+        t += p[i];
+    return bn_hsum(a0, a1, a2, a3, t);
+}
+
+/* Σ (p[i] − mu)² over one plane */
+static float bn_plane_sqdev(const float *p, int64_t hw, float mu)
+{
+    bn_v4 a0 = bn_set1(0), a1 = a0, a2 = a0, a3 = a0, m = bn_set1(mu);
+    int64_t i = 0;
+    for (; i + 16 <= hw; i += 16) {
+        bn_v4 d0 = bn_ld(p + i) - m, d1 = bn_ld(p + i + 4) - m, d2 = bn_ld(p + i + 8) - m,
+              d3 = bn_ld(p + i + 12) - m;
+        a0 += d0 * d0;
+        a1 += d1 * d1;
+        a2 += d2 * d2;
+        a3 += d3 * d3;
+    }
+    float t = 0;
+    for (; i < hw; i++) {
+        float d = p[i] - mu;
+        t += d * d;
+    }
+    return bn_hsum(a0, a1, a2, a3, t);
+}
+
+/* y = g·((x − mu)·invstd) + be over one plane, then the ReLU when relu */
+static void bn_plane_apply(const float *x, float *y, int64_t hw, float mu, float invstd, float g, float be,
+                           int relu)
+{
+    bn_v4 vm = bn_set1(mu), vi = bn_set1(invstd), vg = bn_set1(g), vb = bn_set1(be);
+    int64_t i = 0;
+    for (; i + 4 <= hw; i += 4) {
+        bn_v4 v = vg * ((bn_ld(x + i) - vm) * vi) + vb;
+        bn_st(y + i, relu ? bn_relu(v) : v);
+    }
+    for (; i < hw; i++) {
+        float v = g * ((x[i] - mu) * invstd) + be;
+        y[i] = relu && 0.0f > v ? 0.0f : v;
+    }
+}
+
 typedef struct bn_job {
     pl_layer *l;
-    const float *x, *dy;
-    float *dx;
+    const float *x, *dy, *ry; /* ry: the fused ReLU's output (backward) */
+    float *y, *dx;
     int n;
+    int relu;                 /* forward: apply the ReLU; backward: dy is the ReLU's */
     pl_mode mode;
 } bn_job;
 
@@ -637,19 +741,12 @@ static void bn_forward_channel(void *ctx, int64_t ci, int worker)
     double mean, var;
     if (j->mode == PL_MODE_TRAIN) {
         double s = 0, s2 = 0;
-        for (int b = 0; b < n; b++) {
-            const float *p = x + ((int64_t)b * C + c) * hw;
-            for (int64_t i = 0; i < hw; i++)
-                s += p[i];
-        }
-        mean = s / (double)M;
-        for (int b = 0; b < n; b++) {
-            const float *p = x + ((int64_t)b * C + c) * hw;
-            for (int64_t i = 0; i < hw; i++) {
-                double d = p[i] - mean;
-                s2 += d * d;
-            }
-        }
+        for (int b = 0; b < n; b++)
+            s += bn_plane_sum(x + ((int64_t)b * C + c) * hw, hw);
+        float mu = (float)(s / (double)M);
+        for (int b = 0; b < n; b++)
+            s2 += bn_plane_sqdev(x + ((int64_t)b * C + c) * hw, hw, mu);
+        mean = mu;
         var = s2 / (double)M;
         double unbiased = M > 1 ? s2 / (double)(M - 1) : var;
         l->run_mean[c] = (float)((1 - l->momentum) * l->run_mean[c] + l->momentum * mean);
@@ -659,62 +756,97 @@ static void bn_forward_channel(void *ctx, int64_t ci, int worker)
         var = l->run_var[c];
     }
     float invstd = (float)(1.0 / sqrt(var + l->eps));
-    float g = l->w[c], be = l->b[c], mu = (float)mean;
+    float mu = (float)mean;
     if (j->mode == PL_MODE_TRAIN) {
         l->bn_mean[c] = mu;
         l->bn_invstd[c] = invstd;
     }
     for (int b = 0; b < n; b++) {
         int64_t off = ((int64_t)b * C + c) * hw;
-        for (int64_t i = 0; i < hw; i++) {
-            float xh = (x[off + i] - mu) * invstd;
-            if (j->mode == PL_MODE_TRAIN)
-                l->aux[off + i] = xh;
-            l->out[off + i] = g * xh + be;
-        }
+        bn_plane_apply(x + off, j->y + off, hw, mu, invstd, l->w[c], l->b[c], j->relu);
     }
 }
 
-static void bn_forward(const pl_model *m, pl_layer *l, const float *x, int n, pl_mode mode)
+/* y: the batchnorm's output, or with relu the output of the ReLU after it */
+static void bn_forward(const pl_model *m, pl_layer *l, const float *x, float *y, int relu, int n, pl_mode mode)
 {
-    bn_job j = {.l = l, .x = x, .n = n, .mode = mode};
-    for_channels(m, l->in_c, 10.0 * n * l->in_c * l->in_h * l->in_w, bn_forward_channel, &j);
+    bn_job j = {.l = l, .x = x, .y = y, .relu = relu, .n = n, .mode = mode};
+    for_channels(m, l->in_c, 4.0 * n * l->in_c * l->in_h * l->in_w, bn_forward_channel, &j);
 }
 
-/* channel c of dγ = Σ dy·x̂, dβ = Σ dy, dx = γ·invstd/M · (M·dy − dβ − x̂·dγ) */
+/* channel c of dγ = Σ dy·x̂, dβ = Σ dy, dx = γ·invstd·(dy − dβ/M − x̂·dγ/M),
+ * x̂ = (x − mean)·invstd recomputed from the input exactly as the forward
+ * made it; with relu, dy is first masked by the ReLU's output (ry > 0). */
 static void bn_backward_channel(void *ctx, int64_t ci, int worker)
 {
     (void)worker;
     const bn_job *j = ctx;
     pl_layer *l = j->l;
-    const float *dy = j->dy;
+    const float *dy = j->dy, *x = j->x, *ry = j->ry;
     float *dx = j->dx;
     int C = l->in_c, n = j->n, c = (int)ci;
     int64_t hw = (int64_t)l->in_h * l->in_w, M = hw * n;
+    float mu = l->bn_mean[c], is = l->bn_invstd[c];
+    bn_v4 vm = bn_set1(mu), vi = bn_set1(is);
     double dg = 0, db = 0;
     for (int b = 0; b < n; b++) {
         int64_t off = ((int64_t)b * C + c) * hw;
-        for (int64_t i = 0; i < hw; i++) {
-            dg += (double)dy[off + i] * l->aux[off + i];
-            db += dy[off + i];
+        const float *pd = dy + off, *px = x + off, *pr = ry ? ry + off : NULL;
+        bn_v4 g0 = bn_set1(0), g1 = g0, b0 = g0, b1 = g0;
+        int64_t i = 0;
+        for (; i + 8 <= hw; i += 8) {
+            bn_v4 d0 = bn_ld(pd + i), d1 = bn_ld(pd + i + 4);
+            if (pr) {
+                d0 = bn_mask(bn_ld(pr + i), d0);
+                d1 = bn_mask(bn_ld(pr + i + 4), d1);
+            }
+            g0 += d0 * ((bn_ld(px + i) - vm) * vi);
+            g1 += d1 * ((bn_ld(px + i + 4) - vm) * vi);
+            b0 += d0;
+            b1 += d1;
         }
+        float tg = 0, tb = 0;
+        for (; i < hw; i++) {
+            float d = pr && !(pr[i] > 0.0f) ? 0.0f : pd[i];
+            tg += d * ((px[i] - mu) * is);
+            tb += d;
+        }
+        bn_v4 z = bn_set1(0);
+        dg += bn_hsum(g0, g1, z, z, tg);
+        db += bn_hsum(b0, b1, z, z, tb);
     }
     l->gw[c] = (float)dg;
     l->gb[c] = (float)db;
     if (!dx)
         return;
-    double k = (double)l->w[c] * l->bn_invstd[c] / (double)M;
+    double k = (double)l->w[c] * is;
+    float A = (float)k, B = (float)(-k * dg / (double)M), Cc = (float)(-k * db / (double)M);
+    bn_v4 va = bn_set1(A), vb = bn_set1(B), vc = bn_set1(Cc);
     for (int b = 0; b < n; b++) {
         int64_t off = ((int64_t)b * C + c) * hw;
-        for (int64_t i = 0; i < hw; i++)
-            dx[off + i] = (float)(k * ((double)M * dy[off + i] - db - l->aux[off + i] * dg));
+        const float *pd = dy + off, *px = x + off, *pr = ry ? ry + off : NULL;
+        float *po = dx + off;
+        int64_t i = 0;
+        for (; i + 4 <= hw; i += 4) {
+            bn_v4 d = bn_ld(pd + i);
+            if (pr)
+                d = bn_mask(bn_ld(pr + i), d);
+            bn_st(po + i, va * d + (vb * ((bn_ld(px + i) - vm) * vi) + vc));
+        }
+        for (; i < hw; i++) {
+            float d = pr && !(pr[i] > 0.0f) ? 0.0f : pd[i];
+            po[i] = A * d + (B * ((px[i] - mu) * is) + Cc);
+        }
     }
 }
 
-static void bn_backward(const pl_model *m, pl_layer *l, const float *dy, float *dx, int n)
+/* x: the batchnorm's input; ry: NULL, or the output of the ReLU after it
+ * when dy is that ReLU's output gradient (its backward fused in) */
+static void bn_backward(const pl_model *m, pl_layer *l, const float *x, const float *dy, const float *ry, float *dx,
+                        int n)
 {
-    bn_job j = {.l = l, .dy = dy, .dx = dx, .n = n};
-    for_channels(m, l->in_c, 10.0 * n * l->in_c * l->in_h * l->in_w, bn_backward_channel, &j);
+    bn_job j = {.l = l, .x = x, .dy = dy, .ry = ry, .dx = dx, .n = n};
+    for_channels(m, l->in_c, 4.0 * n * l->in_c * l->in_h * l->in_w, bn_backward_channel, &j);
 }
 
 static void dropout_forward(pl_model *m, pl_layer *l, const float *x, int n)
@@ -998,6 +1130,13 @@ static void concat_forward(const pl_model *m, pl_layer *l, const float *x, int n
     }
 }
 
+static double prof_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, pl_error *err)
 {
     if (n > m->batch_cap || !m->be) {
@@ -1014,6 +1153,7 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
         pl_layer *l = &m->layers[i];
         const float *in = src_out(m, x, l->in[0]);
         int fused = 0; /* the next layers (ReLU, max pooling) computed too */
+        double t0 = m->prof ? prof_now() : 0;
         switch (l->type) {
         case PL_LAYER_CONV2D: {
             pl_conv2d_shape cs;
@@ -1076,7 +1216,9 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
             l->out = (float *)in; /* alias: flatten moves no data */
             break;
         case PL_LAYER_BATCHNORM2D:
-            bn_forward(m, l, in, n, mode);
+            /* batchnorm + ReLU in one pass, into the ReLU's buffer */
+            fused = relu_follows(m, i);
+            bn_forward(m, l, in, fused ? m->layers[i + 1].out : l->out, fused, n, mode);
             break;
         case PL_LAYER_DROPOUT:
             if (mode == PL_MODE_TRAIN && l->p > 0)
@@ -1095,9 +1237,99 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
             be_fail(err, l->name, "forward", s);
             return NULL;
         }
+        if (m->prof)
+            m->prof[i] += prof_now() - t0;
         i += fused;
     }
     return m->layers[m->n_layers - 1].out;
+}
+
+#define PL_INFER_CHUNK_BYTES ((int64_t)8 << 20)
+#define PL_INFER_CHUNK_MIN 8
+
+/* Liveness: layer i's buffer (flatten has none: it aliases its input's)
+ * is free again once its last reader has run. A fused pass (conv + ReLU +
+ * max pooling, batchnorm + ReLU) writes up to three layers' outputs while
+ * reading the first one's inputs, so a buffer is reused only three layers
+ * after its last reader: never while a pass that started earlier still
+ * reads it. All buffers have the size of the largest output. */
+const float *pl_model_infer(pl_model *m, const float *x, int n, pl_error *err)
+{
+    int L = m->n_layers;
+    if (n > m->batch_cap || !m->be || L <= 0)
+        return pl_model_forward(m, x, n, PL_MODE_EVAL, err); /* its error */
+    int *owner = calloc((size_t)L, sizeof *owner), *last = calloc((size_t)L, sizeof *last);
+    int *slot = calloc((size_t)L, sizeof *slot), *freed = calloc((size_t)L, sizeof *freed);
+    int *pool = calloc((size_t)L, sizeof *pool);
+    float **saved = calloc((size_t)L, sizeof *saved);
+    const float *y = NULL;
+    if (!owner || !last || !slot || !freed || !pool || !saved) {
+        pl_error_set(err, PL_ENOMEM, "out of memory for the inference plan of %s", m->name);
+        goto done;
+    }
+    int64_t per = 0;
+    for (int i = 0; i < L; i++) {
+        const pl_layer *l = &m->layers[i];
+        owner[i] = l->type == PL_LAYER_FLATTEN ? (l->in[0] < 0 ? -1 : owner[l->in[0]]) : i;
+        last[i] = i == L - 1 ? INT_MAX : i;
+        for (int k = 0; k < l->n_in; k++)
+            if (l->in[k] >= 0 && owner[l->in[k]] >= 0 && last[owner[l->in[k]]] < i)
+                last[owner[l->in[k]]] = i;
+        if (out_size(l) > per)
+            per = out_size(l);
+    }
+    int nslots = 0, nfree = 0;
+    for (int i = 0; i < L; i++) {
+        for (int j = 0; j < i; j++)
+            if (owner[j] == j && !freed[j] && last[j] != INT_MAX && last[j] + 3 <= i) {
+                freed[j] = 1;
+                pool[nfree++] = slot[j];
+            }
+        if (owner[i] == i)
+            slot[i] = nfree ? pool[--nfree] : nslots++;
+    }
+    /* chunks of images whose buffers stay within PL_INFER_CHUNK_BYTES (in
+     * cache), at least PL_INFER_CHUNK_MIN images; the logits of every chunk
+     * go to the end of the arena */
+    int64_t chunk = PL_INFER_CHUNK_BYTES / ((int64_t)sizeof(float) * per * nslots);
+    if (chunk < PL_INFER_CHUNK_MIN)
+        chunk = PL_INFER_CHUNK_MIN;
+    if (m->infer_chunk > 0)
+        chunk = m->infer_chunk;
+    if (chunk > n)
+        chunk = n;
+    int64_t nout = out_size(&m->layers[L - 1]), need = (int64_t)nslots * per * chunk + nout * n;
+    if (need > m->arena_cap) {
+        free(m->arena);
+        m->arena_cap = 0;
+        if (!(m->arena = falloc(need))) {
+            pl_error_set(err, PL_ENOMEM, "out of memory for the activations of %s (%d buffers of %lld floats)",
+                         m->name, nslots, (long long)(per * chunk));
+            goto done;
+        }
+        m->arena_cap = need;
+    }
+    for (int i = 0; i < L; i++) {
+        saved[i] = m->layers[i].out;
+        if (owner[i] == i)
+            m->layers[i].out = m->arena + slot[i] * per * chunk;
+    }
+    float *logits = m->arena + (int64_t)nslots * per * chunk;
+    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
+    y = logits;
+    for (int64_t f = 0; f < n && y; f += chunk) {
+        int k = (int)(n - f < chunk ? n - f : chunk);
+        const float *z = pl_model_forward(m, x + f * img, k, PL_MODE_EVAL, err);
+        if (z)
+            memcpy(logits + f * nout, z, (size_t)(k * nout) * sizeof(float));
+        else
+            y = NULL;
+    }
+    for (int i = 0; i < L; i++)
+        m->layers[i].out = saved[i];
+done:
+    free(owner), free(last), free(slot), free(freed), free(pool), free(saved);
+    return y;
 }
 
 /* Backward of the one-input layer l reading `in`: its parameter gradients
@@ -1148,7 +1380,7 @@ static pl_status layer_backward(pl_model *m, pl_layer *l, const float *in, const
             memcpy(dx, dy, (size_t)(out_size(l) * n) * sizeof(float));
         break;
     case PL_LAYER_BATCHNORM2D:
-        bn_backward(m, l, dy, dx, n);
+        bn_backward(m, l, in, dy, NULL, dx, n);
         break;
     case PL_LAYER_DROPOUT:
         if (dx) {
@@ -1178,13 +1410,27 @@ static pl_status chain_backward(pl_model *m, const float *x, const float *dlogit
             continue; /* pass the gradient through unchanged */
         const float *in = i ? m->layers[i - 1].out : x;
         float *dx = i == 0 ? NULL : (dy == m->grad_a ? m->grad_b : m->grad_a);
+        double t0 = m->prof ? prof_now() : 0;
         /* ABI 1.2: through the ReLU before it in the same pass (its
          * output is the pool's input); the ReLU is then done */
+        if (l->type == PL_LAYER_RELU && i >= 1 && m->layers[i - 1].type == PL_LAYER_BATCHNORM2D) {
+            /* the ReLU's backward inside its batchnorm's: one pass */
+            pl_layer *bn = &m->layers[i - 1];
+            dx = i == 1 ? NULL : (dy == m->grad_a ? m->grad_b : m->grad_a);
+            bn_backward(m, bn, i >= 2 ? m->layers[i - 2].out : x, dy, l->out, dx, n);
+            if (m->prof)
+                m->prof[m->n_layers + i - 1] += prof_now() - t0;
+            dy = dx;
+            i--;
+            continue;
+        }
         int fused = l->type == PL_LAYER_MAXPOOL2D && dx && i >= 2 && m->layers[i - 1].type == PL_LAYER_RELU &&
                     m->be->maxpool2d_relu_backward;
         pl_status s = layer_backward(m, l, in, dy, dx, n, fused);
         if (s)
             return be_fail(err, l->name, "backward", s);
+        if (m->prof)
+            m->prof[m->n_layers + i] += prof_now() - t0;
         dy = dx;
         i -= fused;
     }
@@ -1225,12 +1471,15 @@ static pl_status graph_backward(pl_model *m, const float *x, const float *dlogit
     for (int i = last; i >= 0; i--) {
         pl_layer *l = &m->layers[i];
         if (l->grad_state == 2)
-            continue; /* a ReLU done by the max pool after it */
+            continue; /* a ReLU done by the max pool after it, or a batchnorm by the ReLU after it */
         const float *dy = i == last ? dlogits : l->grad;
+        double t0 = m->prof ? prof_now() : 0;
         if (l->type == PL_LAYER_ADD) {
             for (int k = 0; k < l->n_in; k++)
                 if (l->in[k] >= 0)
                     grad_acc(&m->layers[l->in[k]], dy, out_size(l) * n);
+            if (m->prof)
+                m->prof[m->n_layers + i] += prof_now() - t0;
             continue;
         }
         if (l->type == PL_LAYER_CONCAT) {
@@ -1253,9 +1502,28 @@ static pl_status graph_backward(pl_model *m, const float *x, const float *dlogit
                 }
                 c0 += ck;
             }
+            if (m->prof)
+                m->prof[m->n_layers + i] += prof_now() - t0;
             continue;
         }
         int j = l->in[0];
+        if (l->type == PL_LAYER_RELU && j >= 0 && m->layers[j].type == PL_LAYER_BATCHNORM2D &&
+            m->layers[j].n_out == 1) {
+            /* the ReLU's backward inside its batchnorm's: one pass */
+            pl_layer *bn = &m->layers[j];
+            int tj = bn->in[0];
+            pl_layer *t = tj >= 0 ? &m->layers[tj] : NULL;
+            float *dx = !t ? NULL : t->grad_state == 0 ? t->grad : m->grad_a;
+            bn_backward(m, bn, src_out(m, x, tj), dy, l->out, dx, n);
+            if (t && dx != t->grad)
+                grad_acc(t, dx, out_size(t) * n);
+            if (t)
+                t->grad_state = 1;
+            bn->grad_state = 2;
+            if (m->prof)
+                m->prof[m->n_layers + j] += prof_now() - t0;
+            continue;
+        }
         int fused = l->type == PL_LAYER_MAXPOOL2D && j >= 0 && m->layers[j].type == PL_LAYER_RELU &&
                     m->layers[j].n_out == 1 && m->layers[j].in[0] >= 0 && m->be->maxpool2d_relu_backward;
         int tj = fused ? m->layers[j].in[0] : j;
@@ -1270,6 +1538,8 @@ static pl_status graph_backward(pl_model *m, const float *x, const float *dlogit
             t->grad_state = 1;
         if (fused)
             m->layers[j].grad_state = 2;
+        if (m->prof)
+            m->prof[m->n_layers + i] += prof_now() - t0;
     }
     return PL_OK;
 }

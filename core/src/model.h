@@ -87,6 +87,13 @@ typedef struct pl_model {
     int64_t grad_cap;         /* floats in each */
     float *gscratch;          /* grouped conv without grouped kernels: one group's x and y */
     int graph_grad_n;         /* images the layers' grad buffers hold (graphs; 0 = none yet) */
+    float *arena;             /* pl_model_infer: activation buffers shared by liveness */
+    int64_t arena_cap;        /* floats in it */
+    int infer_chunk;          /* pl_model_infer's images per chunk; 0 = sized to stay in cache */
+    double *prof;             /* NULL, or the caller's 2 x n_layers seconds, added to by every
+                               * forward [0, n) and backward [n, 2n) per layer (a fused pass
+                               * counts to its first layer, a ReLU's backward fused into its
+                               * batchnorm's to the batchnorm) */
     const pl_backend_ops *be;
     void *be_state;
     uint64_t dropout_calls;   /* advances the dropout stream deterministically */
@@ -149,6 +156,15 @@ pl_status pl_model_reshape(pl_model *m, pl_error *err);
 /* Forward over n <= batch_cap images x[n][in_c][in_h][in_w]; returns the
  * logits buffer [n][classes] (owned by the model) or NULL on error. */
 const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, pl_error *err);
+/* An EVAL forward when only the logits are needed: the layers' outputs go
+ * to a few buffers shared by liveness (one is reused once every layer
+ * reading it has run), so memory grows with the widest few layers, not the
+ * depth, and the images run in chunks whose buffers stay in cache (a few
+ * MiB). The logits are those of pl_model_forward bit for bit when the
+ * backend computes each image the same whatever the batch (ref and simd
+ * do: tests/core/test_layers.c). Intermediate outputs are not kept; the
+ * logits stay valid until the next forward or infer. */
+const float *pl_model_infer(pl_model *m, const float *x, int n, pl_error *err);
 /* Backward after a TRAIN forward of the same x: writes every layer's gw/gb. */
 pl_status pl_model_backward(pl_model *m, const float *x, const float *dlogits, int n, pl_error *err);
 

@@ -439,7 +439,7 @@ pl_status pl_evaluate(pl_model *m, pl_data *test, int batch, double *acc, double
         s = pl_data_read(test, NULL, first, n, x, y, err);
         if (s)
             break;
-        const float *logits = pl_model_forward(m, x, n, PL_MODE_EVAL, err);
+        const float *logits = pl_model_infer(m, x, n, err);
         if (!logits) {
             s = err ? err->code : PL_EPLUGIN;
             break;
@@ -487,7 +487,7 @@ pl_status pl_measure_latency(pl_model *m, const float *x, int64_t n, int runs, d
         double t0 = pl_now();
         for (int64_t first = 0; first < n; first += B) {
             int k = (int)(n - first < B ? n - first : B);
-            if (!pl_model_forward(m, x + first * img, k, PL_MODE_EVAL, err)) {
+            if (!pl_model_infer(m, x + first * img, k, err)) {
                 free(t);
                 return err ? err->code : PL_EPLUGIN;
             }

@@ -497,3 +497,186 @@ Test(fused, optional_slots_change_no_bit_graph_pool_fusion)
                                        "  - {name: f, type: flatten}\n"
                                        "  - {name: l2, type: linear, out: 3}\n"));
 }
+
+/* ---- the host's batchnorm (float vectors, ReLU fused) against double ------------- */
+
+/* One channel of a training batchnorm in double: y (after the ReLU when
+ * relu), and from dy (the ReLU's gradient when relu) dγ, dβ and dx. */
+static void bn_reference(const float *x, const float *dy, int n, int C, int c, int64_t hw, double g, double be,
+                         double eps, int relu, double *y, double *dg, double *db, double *dx)
+{
+    double M = (double)n * (double)hw, s = 0, s2 = 0;
+    for (int b = 0; b < n; b++)
+        for (int64_t i = 0; i < hw; i++)
+            s += x[((int64_t)b * C + c) * hw + i];
+    double mu = s / M;
+    for (int b = 0; b < n; b++)
+        for (int64_t i = 0; i < hw; i++) {
+            double d = x[((int64_t)b * C + c) * hw + i] - mu;
+            s2 += d * d;
+        }
+    double is = 1.0 / sqrt(s2 / M + eps);
+    *dg = *db = 0;
+    for (int b = 0; b < n; b++)
+        for (int64_t i = 0; i < hw; i++) {
+            int64_t k = ((int64_t)b * C + c) * hw + i;
+            double v = g * (x[k] - mu) * is + be;
+            y[k] = relu && v < 0 ? 0 : v;
+            double d = relu && !(v > 0) ? 0 : dy[k];
+            *dg += d * (x[k] - mu) * is;
+            *db += d;
+        }
+    for (int b = 0; b < n; b++)
+        for (int64_t i = 0; i < hw; i++) {
+            int64_t k = ((int64_t)b * C + c) * hw + i;
+            double v = g * (x[k] - mu) * is + be;
+            double d = relu && !(v > 0) ? 0 : dy[k];
+            dx[k] = g * is / M * (M * d - *db - (x[k] - mu) * is * *dg);
+        }
+}
+
+static void close_to(double want, float got, double tol, const char *what, int64_t k)
+{
+    cr_expect(fabs(want - got) <= tol * (1 + fabs(want)), "%s[%lld]: %.9g, the double reference %.9g", what,
+              (long long)k, got, want);
+}
+
+/* bn1 feeds only a ReLU (forward and backward fused into one pass), bn2
+ * feeds an add (not fused); planes of 7x7 and 5 images leave tails after
+ * every vector loop. Every output and gradient within 2e-5 (relative) of
+ * double precision. */
+Test(batchnorm, float_vectors_match_double)
+{
+    pl_model *m = pltest_model(MODEL("  - {name: c1, type: conv2d, out: 5, kernel: 3, padding: 1}\n"
+                                     "  - {name: bn1, type: batchnorm2d}\n"
+                                     "  - {name: r1, type: relu}\n"
+                                     "  - {name: c2, type: conv2d, out: 5, kernel: 1, inputs: [input]}\n"
+                                     "  - {name: bn2, type: batchnorm2d}\n"
+                                     "  - {name: s, type: add, inputs: [r1, bn2]}\n"
+                                     "  - {type: flatten}\n"
+                                     "  - {name: fc, type: linear, out: 3}\n"),
+                               9);
+    pl_instance *be = pltest_instance(PL_KIND_BACKEND, "simd", NULL, 1, 2);
+    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    enum { N = 5, C = 5, HW = 49 };
+    pl_error err;
+    cr_assert_eq(pl_model_reserve(m, N, &err), PL_OK, "%s", err.msg);
+    pl_rng r;
+    pl_rng_seed(&r, 4, "bn");
+    float x[N * 2 * HW];
+    int32_t y[N];
+    for (int i = 0; i < N * 2 * HW; i++)
+        x[i] = (float)(3 + 2 * pl_rng_normal(&r)); /* off-centre: the mean matters */
+    for (int i = 0; i < N; i++)
+        y[i] = (int32_t)pl_rng_below(&r, 3);
+    for (int li = 1; li <= 4; li += 3)
+        for (int c = 0; c < C; c++) {
+            m->layers[li].w[c] = (float)(0.5 + pl_rng_uniform(&r));
+            m->layers[li].b[c] = (float)(pl_rng_normal(&r) * 0.5);
+        }
+    const float *z = pl_model_forward(m, x, N, PL_MODE_TRAIN, &err);
+    cr_assert(z, "%s", err.msg);
+    float dl[N * 3];
+    double loss;
+    int64_t right;
+    cr_assert_eq(m->be->softmax_xent(m->be_state, N, 3, z, y, 1.0f, dl, &loss, &right), PL_OK);
+    cr_assert_eq(pl_model_backward(m, x, dl, N, &err), PL_OK, "%s", err.msg);
+    double *ry = malloc(sizeof(double) * N * C * HW), *rdx = malloc(sizeof(double) * N * C * HW);
+    const int bn_at[2] = {1, 4}, out_at[2] = {2, 4}, in_at[2] = {0, 3};
+    for (int k = 0; k < 2; k++) {
+        const pl_layer *bn = &m->layers[bn_at[k]], *in = &m->layers[in_at[k]], *out = &m->layers[out_at[k]];
+        /* dy: the add passes its gradient to both inputs */
+        const float *dy = m->layers[5].grad;
+        for (int c = 0; c < C; c++) {
+            double dg, db;
+            bn_reference(in->out, dy, N, C, c, HW, bn->w[c], bn->b[c], bn->eps, k == 0, ry, &dg, &db, rdx);
+            close_to(dg, bn->gw[c], 2e-5, "dgamma", c);
+            close_to(db, bn->gb[c], 2e-5, "dbeta", c);
+            for (int b = 0; b < N; b++)
+                for (int i = 0; i < HW; i++) {
+                    int64_t q = ((int64_t)b * C + c) * HW + i;
+                    close_to(ry[q], out->out[q], 2e-5, k ? "bn2 y" : "relu(bn1 y)", q);
+                    close_to(rdx[q], in->grad[q], 2e-5, k ? "bn2 dx" : "bn1 dx", q);
+                }
+        }
+    }
+    free(ry);
+    free(rdx);
+    pl_model_free(m);
+    pl_instance_free(be);
+}
+
+/* ---- inference through shared buffers ------------------------------------------- */
+
+/* pl_model_infer gives the EVAL forward's logits bit for bit, through
+ * buffers reused by liveness (fused conv + ReLU + max pooling whose input
+ * dies there, batchnorm +
+ * ReLU, residual adds with fan-out, flatten aliases, concat), in fewer
+ * floats than one buffer per layer; the model's own buffers keep what the
+ * EVAL forward wrote. In chunks of 4, 4 and 1 images too: the backends'
+ * kernels compute each image the same whatever the batch. */
+static void infer_matches_forward(const char *backend)
+{
+    pl_model *m = pltest_model(MODEL("  - {name: c0, type: conv2d, out: 3, kernel: 3, padding: 1}\n"
+                                     "  - {name: r0, type: relu}\n"
+                                     "  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                                     "  - {name: r1, type: relu}\n"
+                                     "  - {name: p1, type: maxpool2d, kernel: 2, stride: 1}\n"
+                                     "  - {name: c2, type: conv2d, out: 4, kernel: 3, padding: 1, bias: false}\n"
+                                     "  - {name: bn2, type: batchnorm2d}\n"
+                                     "  - {name: r2, type: relu}\n"
+                                     "  - {name: c3, type: conv2d, out: 4, kernel: 3, padding: 1, bias: false}\n"
+                                     "  - {name: bn3, type: batchnorm2d}\n"
+                                     "  - {name: s, type: add, inputs: [bn3, p1]}\n"
+                                     "  - {name: r3, type: relu}\n"
+                                     "  - {name: c4, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                                     "  - {name: s2, type: add, inputs: [c4, r3, p1]}\n"
+                                     "  - {name: g, type: global_avgpool, inputs: [r2]}\n"
+                                     "  - {name: g2, type: global_avgpool, inputs: [s2]}\n"
+                                     "  - {name: cat, type: concat, inputs: [g, g2]}\n"
+                                     "  - {name: f, type: flatten}\n"
+                                     "  - {name: l1, type: linear, out: 6}\n"
+                                     "  - {name: r4, type: relu}\n"
+                                     "  - {name: l2, type: linear, out: 3}\n"),
+                               5);
+    pl_instance *be = pltest_instance(PL_KIND_BACKEND, backend, NULL, 1, 2);
+    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    enum { N = 9 };
+    pl_error err;
+    cr_assert_eq(pl_model_reserve(m, N, &err), PL_OK, "%s", err.msg);
+    pl_rng r;
+    pl_rng_seed(&r, 8, "infer");
+    float x[N * 2 * 7 * 7], want[N * 3];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = (float)pl_rng_normal(&r);
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].type == PL_LAYER_BATCHNORM2D)
+            for (int c = 0; c < m->layers[i].in_c; c++) {
+                m->layers[i].run_mean[c] = (float)pl_rng_normal(&r);
+                m->layers[i].run_var[c] = (float)(0.5 + pl_rng_uniform(&r));
+            }
+    const float *z = pl_model_forward(m, x, N, PL_MODE_EVAL, &err);
+    cr_assert(z, "%s", err.msg);
+    memcpy(want, z, sizeof want);
+    float *r3 = malloc(sizeof(float) * N * 4 * 6 * 6);
+    memcpy(r3, m->layers[11].out, sizeof(float) * N * 4 * 6 * 6);
+    for (int rep = 0; rep < 3; rep++) { /* the second reuses the buffers; the third runs chunks of 4, 4, 1 */
+        m->infer_chunk = rep == 2 ? 4 : 0;
+        const float *y = pl_model_infer(m, x, N, &err);
+        cr_assert(y, "%s", err.msg);
+        cr_assert(!memcmp(y, want, sizeof want), "logits differ from the EVAL forward's");
+    }
+    cr_assert(!memcmp(r3, m->layers[11].out, sizeof(float) * N * 4 * 6 * 6), "a layer's own buffer was written");
+    int64_t all = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].type != PL_LAYER_FLATTEN)
+            all += (int64_t)m->layers[i].out_c * m->layers[i].out_h * m->layers[i].out_w * N;
+    cr_expect_lt(m->arena_cap, all, "%lld floats shared against %lld in per-layer buffers",
+                 (long long)m->arena_cap, (long long)all);
+    free(r3);
+    pl_model_free(m);
+    pl_instance_free(be);
+}
+
+Test(infer, matches_the_eval_forward_simd) { infer_matches_forward("simd"); }
+Test(infer, matches_the_eval_forward_ref) { infer_matches_forward("ref"); }
