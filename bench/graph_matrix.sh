@@ -12,7 +12,9 @@
 # table (model, granularity, criterion, schedule, result) and exits 1 if a
 # run fails its check, errs, or a refusal is not one line. The runs share
 # OUT_DIR (default reports/graph_matrix; finished runs are not repeated).
-# About 20 minutes on two busy cores, most of it resnet20.
+# CRITERIA and SCHEDULES (environment) narrow the matrix, PRUNELAB names
+# the binary (default build/prunelab). About an hour on two busy cores,
+# most of it resnet20 (tests/cli/test_graph_matrix.sh runs a corner of it).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,14 +23,15 @@ threads=${2:-2}
 models=${3:-resnet20 mobilenet_mini densenet_mini}
 grans=${4:-channel:0.5 weight:0.9}
 cd "$root"
-[ -x build/prunelab ] || { echo "graph_matrix: build/prunelab not found (make build)" >&2; exit 2; }
+pl=${PRUNELAB:-build/prunelab}
+[ -x "$pl" ] || { echo "graph_matrix: $pl not found (make build)" >&2; exit 2; }
 py=$(command -v python3 || true)
 [ -n "$py" ] || { echo "graph_matrix: python3 not found (bench/graph_matrix_check.py needs it)" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 sed -e '/^sweep:/,$d' experiments/graph_matrix.yaml > "$tmp/cell.yaml"
-criteria="l1 l2 random taylor lsh apoz fpgm bn_scale"
-schedules="oneshot iterative global"
+criteria=${CRITERIA:-l1 l2 random taylor lsh apoz fpgm bn_scale}
+schedules=${SCHEDULES:-oneshot iterative global}
 echo "== load at the start: $(uptime)"
 echo "| model | granularity | criterion | schedule | result |"
 echo "|---|---|---|---|---|"
@@ -41,7 +44,7 @@ for g in $grans; do
                 set -- --set model="$root/configs/models/$model.yaml" --set prune.criterion="$crit" \
                     --set prune.schedule.plugin="$sched" --set prune.granularity="$gran" --set prune.sparsity="$sp"
                 rc=0
-                build/prunelab validate "$tmp/cell.yaml" "$@" > "$tmp/v.txt" 2> "$tmp/v.err" || rc=$?
+                "$pl" validate "$tmp/cell.yaml" "$@" > "$tmp/v.txt" 2> "$tmp/v.err" || rc=$?
                 if [ "$rc" = 2 ]; then
                     lines=$(wc -l < "$tmp/v.err")
                     msg=$(head -c 400 "$tmp/v.err" | tr '\n' ' ' | sed 's/|/\\|/g')
@@ -60,7 +63,7 @@ for g in $grans; do
                 fi
                 id=$(sed -n 's/^ *run id *\([0-9a-f]*\).*/\1/p' "$tmp/v.txt" | head -1)
                 rc=0
-                build/prunelab run "$tmp/cell.yaml" "$@" --out "$out" --threads "$threads" --quiet \
+                "$pl" run "$tmp/cell.yaml" "$@" --out "$out" --threads "$threads" --quiet \
                     > /dev/null 2> "$tmp/r.err" || rc=$?
                 if [ "$rc" != 0 ]; then
                     fail=$((fail + 1))
