@@ -26,6 +26,11 @@ grep -q "^== 18 passed, 0 failed, 6 refused" "$T/table" && ok || no "$(grep '^==
 grep -q "densenet_mini | channel 0.5 | bn_scale | global | refused: .*no batchnorm2d\|densenet_mini | channel 0.5 | bn_scale | global | refused: .*has none after it" "$T/table" &&
     ok || no "densenet_mini bn_scale not refused: $(grep 'densenet_mini | channel 0.5 | bn_scale' "$T/table")"
 
+# layers.csv gives a depthwise conv's weight shape (out x in/groups x k x k)
+case="layers.csv shape of a depthwise conv"
+grep -q "^[0-9a-f]*,b1_dw,conv2d,64x1x3x3,32x1x3x3," "$T/report/layers.csv" && ok ||
+    no "$(grep ',b1_dw,' "$T/report/layers.csv" | head -2)"
+
 # the check fails a run held to another target, and passes it at its own
 case="graph_matrix_check.py against a wrong target"
 sed -e '/^sweep:/,$d' experiments/graph_matrix.yaml > "$T/cell.yaml"
