@@ -9,8 +9,9 @@ DATA_DIR holds the four IDX files of an MNIST-format dataset (MNIST,
 Fashion-MNIST), plain or .gz. Images are normalised as prunelab's idx plugin
 does by default: x = (pixel/255 - 0.1307) / 0.3081.
 
-The recipe per seed: train EPOCHS epochs (Adam lr 1e-3, batch BATCH (128), shuffled
-each epoch), test; then, if --sparsity is given, prune that share of the
+The recipe per seed: train EPOCHS epochs (Adam lr LR (1e-3), batch BATCH (128),
+shuffled each epoch; --lr-schedule step|cosine sets each epoch's learning rate
+as prunelab's train.lr_schedule does, per phase), test; then, if --sparsity is given, prune that share of the
 prunable channels, retrain RETRAIN_EPOCHS epochs, test. Pruning follows
 prunelab's rules for this graph: the channels that must go together form a
 group (a block's inner channels: conv1 -> bn1 -> conv2's input; a stage's
@@ -160,10 +161,23 @@ def kept_params(net, masks):
     return n + cin * net.fc.out_features + net.fc.out_features
 
 
-def train(net, X, Y, epochs, masks, gen, batch):
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    seen, t0 = 0, time.perf_counter()
-    for _ in range(epochs):
+def epoch_lr(a, epoch, epochs):
+    """prunelab's train.lr_schedule: the learning rate of epoch `epoch` (0-based)."""
+    if a.lr_schedule == "step":
+        return a.lr * a.gamma ** (epoch // max(1, a.step_size))
+    if a.lr_schedule == "cosine":
+        return a.min_lr + (a.lr - a.min_lr) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+    return a.lr
+
+
+def train(net, X, Y, epochs, masks, gen, a, phase="", seed=0, test_set=None):
+    batch = a.batch
+    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    seen, secs = 0, 0.0
+    for ep in range(epochs):
+        for g in opt.param_groups:
+            g["lr"] = epoch_lr(a, ep, epochs)
+        t0 = time.perf_counter()
         net.train()
         perm = torch.randperm(X.shape[0], generator=gen)
         for i in range(0, X.shape[0], batch):
@@ -176,7 +190,10 @@ def train(net, X, Y, epochs, masks, gen, batch):
                     for p, m in masks.items():
                         p.mul_(m)
             seen += b.numel()
-    return seen / (time.perf_counter() - t0)
+        secs += time.perf_counter() - t0
+        if a.epoch_acc and test_set is not None:
+            print(f"seed {seed} epoch {phase} {ep + 1} acc {test(net, *test_set):.2f}", flush=True)
+    return seen / secs
 
 
 def test(net, Xt, Yt):
@@ -196,6 +213,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (a smoke test)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (train.optimizer.lr)")
+    ap.add_argument("--lr-schedule", choices=("constant", "step", "cosine"), default="constant",
+                    help="per-epoch schedule of each phase, as prunelab's train.lr_schedule.type")
+    ap.add_argument("--step-size", type=int, default=1, help="lr_schedule.step_size (step)")
+    ap.add_argument("--gamma", type=float, default=0.1, help="lr_schedule.gamma (step)")
+    ap.add_argument("--min-lr", type=float, default=0.0, help="lr_schedule.min_lr (cosine)")
+    ap.add_argument("--epoch-acc", action="store_true",
+                    help="also print each epoch's test accuracy: seed S epoch dense|pruned E acc A")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     X, Y, Xt, Yt = load(a.data)
@@ -206,14 +231,14 @@ def main():
         gen = torch.Generator().manual_seed(seed)
         net = ResNet20(X.shape[1], 10)
         dense_params = sum(p.numel() for p in net.parameters())
-        rate = train(net, X, Y, a.epochs, None, gen, a.batch)
+        rate = train(net, X, Y, a.epochs, None, gen, a, "dense", seed, (Xt, Yt))
         print(f"seed {seed} dense acc {test(net, Xt, Yt):.2f} train_img_s {rate:.0f} params {dense_params}", flush=True)
         if a.sparsity is not None:
             masks, cut, total = prune_masks(net, a.sparsity)
             with torch.no_grad():
                 for p, m in masks.items():
                     p.mul_(m)
-            rate = train(net, X, Y, a.retrain_epochs, masks, gen, a.batch)
+            rate = train(net, X, Y, a.retrain_epochs, masks, gen, a, "pruned", seed, (Xt, Yt))
             print(f"seed {seed} pruned acc {test(net, Xt, Yt):.2f} train_img_s {rate:.0f} "
                   f"params {kept_params(net, masks)} channels_cut {cut}/{total}", flush=True)
 

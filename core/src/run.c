@@ -219,8 +219,8 @@ void pl__run_say(const pl_run_opts *o, const char *fmt, ...)
 
 static void layer_shape(const pl_layer *l, char *buf, size_t n)
 {
-    if (l->type == PL_LAYER_CONV2D)
-        snprintf(buf, n, "%dx%dx%dx%d", l->out_c, l->in_c, l->kh, l->kw);
+    if (l->type == PL_LAYER_CONV2D) /* the weight's shape: out x in/groups x kh x kw */
+        snprintf(buf, n, "%dx%dx%dx%d", l->out_c, l->in_c / (l->groups > 1 ? l->groups : 1), l->kh, l->kw);
     else if (l->type == PL_LAYER_LINEAR)
         snprintf(buf, n, "%dx%d", l->out_c, l->in_c);
     else
