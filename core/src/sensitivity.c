@@ -9,6 +9,7 @@
 #include "identity.h"
 #include "prune.h"
 #include "report_internal.h"
+#include "result.h"
 #include "run_internal.h"
 #include "strbuf.h"
 
@@ -361,6 +362,7 @@ static pl_status analyse(pl_registry *reg, pl_experiment *x, pl_identity *id, co
         fprintf(o->out, "sensitivity: wrote %s/sensitivity.csv\n", dir);
     free(rows);
     free(u);
+    pl_run_result_free(&hist);
     if (oneshot)
         pl_instance_free(oneshot);
     pl_model_free(base);

@@ -429,3 +429,44 @@ Test(onnx_import, every_prefix_is_handled)
     }
     free(b);
 }
+
+/* The chain export with its input declared 20x20 instead of 28x28: the
+ * linear layer's weight no longer lines up with what reaches it. */
+Test(onnx_import, shape_that_does_not_line_up)
+{
+    size_t len;
+    unsigned char *b = slurp(FIX "chain.onnx", &len);
+    Onnx__ModelProto *mp;
+    pl_error err = {0};
+    cr_assert_eq(pl_onnx_unpack(b, len, "chain.onnx", &mp, &err), PL_OK, "%s", err.msg);
+    Onnx__TensorShapeProto *sh = mp->graph->input[0]->type->tensor_type->shape;
+    cr_assert_eq(sh->n_dim, 4u);
+    sh->dim[2]->dim_value = 20;
+    sh->dim[3]->dim_value = 20;
+    size_t n2 = onnx__model_proto__get_packed_size(mp);
+    uint8_t *b2 = malloc(n2);
+    cr_assert(b2);
+    cr_assert_eq(onnx__model_proto__pack(mp, b2), n2);
+    pl_onnx_free(mp);
+    pl_model_spec *s = NULL;
+    cr_assert_neq(pl_onnx_spec_from_bytes(b2, n2, "chain.onnx", &s, &err), PL_OK);
+    cr_expect_str_eq(err.msg, "chain.onnx: node 7 '/fc/Gemm' (Gemm, opset 14): weight 'fc.weight' is [10, 392] "
+                              "(transposed), which takes 392 features, but the input has 200");
+    free(b2);
+    free(b);
+}
+
+/* A ModelProto whose graph field (7, a message) arrives as a varint. */
+Test(onnx_import, wrong_field_type)
+{
+    const uint8_t bytes[] = {0x08, 0x07, 0x38, 0x01};
+    pl_model_spec *s = NULL;
+    pl_error err = {0};
+    cr_assert_neq(pl_onnx_spec_from_bytes(bytes, sizeof bytes, "w.onnx", &s, &err), PL_OK);
+    cr_expect_str_eq(err.msg, "w.onnx: not an ONNX model: protobuf-c could not decode it (a field has the wrong type, "
+                              "or memory ran out; re-export the model)");
+    /* a well-formed model without a graph */
+    const uint8_t nograph[] = {0x08, 0x07, 0x42, 0x04, 0x0a, 0x00, 0x10, 0x0d};
+    cr_assert_neq(pl_onnx_spec_from_bytes(nograph, sizeof nograph, "w.onnx", &s, &err), PL_OK);
+    cr_expect_str_eq(err.msg, "w.onnx: the model has no graph (is it an ONNX model?)");
+}

@@ -225,7 +225,8 @@ static verdict run_case(const char *dir, const char *tmp, pl_instance *be, char 
     if (n_folded) {
         all = calloc(n_inits + n_folded, sizeof *all);
         cr_assert(all);
-        memcpy(all, inits, n_inits * sizeof *all);
+        if (n_inits)
+            memcpy(all, inits, n_inits * sizeof *all);
         memcpy(all + n_inits, folded, n_folded * sizeof *all);
         g->initializer = all;
         g->n_initializer = n_inits + n_folded;
