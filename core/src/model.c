@@ -1104,8 +1104,15 @@ static void gap_shape(const pl_layer *l, int n, pl_pool2d_shape *s)
 static void add_forward(const pl_model *m, pl_layer *l, const float *x, int n)
 {
     int64_t sz = out_size(l) * n;
-    memcpy(l->out, src_out(m, x, l->in[0]), (size_t)sz * sizeof(float));
-    for (int k = 1; k < l->n_in; k++) {
+    const float *a0 = src_out(m, x, l->in[0]);
+    if (l->n_in < 2) {
+        memcpy(l->out, a0, (size_t)sz * sizeof(float));
+        return;
+    }
+    const float *a1 = src_out(m, x, l->in[1]);
+    for (int64_t i = 0; i < sz; i++) /* the first two in one pass */
+        l->out[i] = a0[i] + a1[i];
+    for (int k = 2; k < l->n_in; k++) {
         const float *a = src_out(m, x, l->in[k]);
         for (int64_t i = 0; i < sz; i++)
             l->out[i] += a[i];
