@@ -1259,12 +1259,12 @@ const float *pl_model_infer(pl_model *m, const float *x, int n, pl_error *err)
     int L = m->n_layers;
     if (n > m->batch_cap || !m->be || L <= 0)
         return pl_model_forward(m, x, n, PL_MODE_EVAL, err); /* its error */
-    int *owner = calloc((size_t)L, sizeof *owner), *last = calloc((size_t)L, sizeof *last);
-    int *slot = calloc((size_t)L, sizeof *slot), *freed = calloc((size_t)L, sizeof *freed);
-    int *pool = calloc((size_t)L, sizeof *pool);
+    int *owner = calloc((size_t)L * 5, sizeof *owner); /* owner, last, slot, freed, pool */
+    int *last = owner ? owner + L : NULL, *slot = owner ? owner + 2 * L : NULL;
+    int *freed = owner ? owner + 3 * L : NULL, *pool = owner ? owner + 4 * L : NULL;
     float **saved = calloc((size_t)L, sizeof *saved);
     const float *y = NULL;
-    if (!owner || !last || !slot || !freed || !pool || !saved) {
+    if (!owner || !saved) {
         pl_error_set(err, PL_ENOMEM, "out of memory for the inference plan of %s", m->name);
         goto done;
     }
@@ -1329,7 +1329,7 @@ const float *pl_model_infer(pl_model *m, const float *x, int n, pl_error *err)
     for (int i = 0; i < L; i++)
         m->layers[i].out = saved[i];
 done:
-    free(owner), free(last), free(slot), free(freed), free(pool), free(saved);
+    free(owner), free(saved);
     return y;
 }
 
