@@ -18,8 +18,12 @@
  *    weight gradient and input gradient; the first layer has none) and that
  *    as a fraction of the probe at the same thread count. The trained
  *    weights are hashed: every repetition and thread count must agree.
- *  - Inference: the 10,000 test images in batches of 1,000, and the test
+ *  - Inference: the 10,000 test images in batches of 1,000 (through
+ *    pl_model_infer: shared activation buffers, cache-sized chunks), and the test
  *    accuracy of the trained model.
+ *  - Profile: 20 training steps of the model at batch 64 with a clock
+ *    around every layer (pl_model.prof): ms per step by layer type, forward
+ *    and backward, the loss and Adam.
  *  - vgg_mini (not on ref): a fixed number of training steps, and each of
  *    its convolutions' three kernels timed alone at batch 64, as GFLOP/s
  *    and fraction of the probe.

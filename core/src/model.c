@@ -1110,8 +1110,15 @@ static void gap_shape(const pl_layer *l, int n, pl_pool2d_shape *s)
 static void add_forward(const pl_model *m, pl_layer *l, const float *x, int n)
 {
     int64_t sz = out_size(l) * n;
-    memcpy(l->out, src_out(m, x, l->in[0]), (size_t)sz * sizeof(float));
-    for (int k = 1; k < l->n_in; k++) {
+    const float *a0 = src_out(m, x, l->in[0]);
+    if (l->n_in < 2) {
+        memcpy(l->out, a0, (size_t)sz * sizeof(float));
+        return;
+    }
+    const float *a1 = src_out(m, x, l->in[1]);
+    for (int64_t i = 0; i < sz; i++) /* the first two in one pass */
+        l->out[i] = a0[i] + a1[i];
+    for (int k = 2; k < l->n_in; k++) {
         const float *a = src_out(m, x, l->in[k]);
         for (int64_t i = 0; i < sz; i++)
             l->out[i] += a[i];
@@ -1258,12 +1265,12 @@ const float *pl_model_infer(pl_model *m, const float *x, int n, pl_error *err)
     int L = m->n_layers;
     if (n > m->batch_cap || !m->be || L <= 0)
         return pl_model_forward(m, x, n, PL_MODE_EVAL, err); /* its error */
-    int *owner = calloc((size_t)L, sizeof *owner), *last = calloc((size_t)L, sizeof *last);
-    int *slot = calloc((size_t)L, sizeof *slot), *freed = calloc((size_t)L, sizeof *freed);
-    int *pool = calloc((size_t)L, sizeof *pool);
+    int *owner = calloc((size_t)L * 5, sizeof *owner); /* owner, last, slot, freed, pool */
+    int *last = owner ? owner + L : NULL, *slot = owner ? owner + 2 * L : NULL;
+    int *freed = owner ? owner + 3 * L : NULL, *pool = owner ? owner + 4 * L : NULL;
     float **saved = calloc((size_t)L, sizeof *saved);
     const float *y = NULL;
-    if (!owner || !last || !slot || !freed || !pool || !saved) {
+    if (!owner || !saved) {
         pl_error_set(err, PL_ENOMEM, "out of memory for the inference plan of %s", m->name);
         goto done;
     }
@@ -1328,7 +1335,7 @@ const float *pl_model_infer(pl_model *m, const float *x, int n, pl_error *err)
     for (int i = 0; i < L; i++)
         m->layers[i].out = saved[i];
 done:
-    free(owner), free(last), free(slot), free(freed), free(pool), free(saved);
+    free(owner), free(saved);
     return y;
 }
 
