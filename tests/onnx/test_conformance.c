@@ -367,6 +367,7 @@ Test(onnx, conformance, .timeout = 1200)
     printf("conformance: %d refusals name no operator\n", anonymous);
     printf("%d passed, %d refused, %d failed (ONNX conformance)\n", total.passed, total.refused, total.failed);
     fflush(stdout);
+    pl_instance_free(be);
     free(tmp);
     cr_assert_eq(total.failed, 0, "%d ONNX conformance cases failed (see the log)", total.failed);
 }
