@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/pytorch_resnet20.sh [DATA_DIR] [SEEDS] [THREADS] [SPARSITY]
+# bench/pytorch_resnet20.sh [DATA_DIR] [SEEDS] [THREADS] [SPARSITY] [LR_SCHEDULE]
 #
 # ResNet-20 side by side: `prunelab run experiments/resnet20.yaml` (one cell
 # of its sweep: l1 criterion, global schedule, SPARSITY of the channels,
@@ -9,6 +9,9 @@
 # "1 2 3"), then mean ± sd of each side. DATA_DIR (default data/mnist) is a
 # folder with the four IDX files of MNIST or Fashion-MNIST, plain or .gz
 # (Debian's dataset-fashion-mnist installs /usr/share/datasets/fashion-mnist).
+# LR_SCHEDULE (default constant) sets both sides' per-epoch learning rate in
+# every phase: step (1e-3, then x0.1 each epoch: train.lr_schedule.type=step,
+# step_size 1) or cosine (train.lr_schedule.type=cosine).
 # Training throughput (images/s) of both sides is printed too; compare the
 # two sides of one run, not runs of different days (machine load is printed
 # at the start and the end). Needs PyTorch (Debian: python3-torch); without
@@ -21,6 +24,14 @@ data=${1:-data/mnist}
 seeds=${2:-1 2 3}
 threads=${3:-2}
 sparsity=${4:-0.5}
+lrs=${5:-constant}
+case $lrs in
+constant) pl_lrs=() th_lrs=() ;;
+step) pl_lrs=(--set train.lr_schedule.type=step --set train.lr_schedule.step_size=1 --set train.lr_schedule.gamma=0.1)
+      th_lrs=(--lr-schedule step --step-size 1 --gamma 0.1) ;;
+cosine) pl_lrs=(--set train.lr_schedule.type=cosine) th_lrs=(--lr-schedule cosine) ;;
+*) echo "pytorch_resnet20: LR_SCHEDULE must be constant, step or cosine (got $lrs)" >&2; exit 2 ;;
+esac
 cd "$root"
 [ -x build/prunelab ] || { echo "pytorch_resnet20: build/prunelab not found (make build)" >&2; exit 2; }
 [ -d "$data" ] || { echo "pytorch_resnet20: $data is not a folder with IDX files" >&2; exit 2; }
@@ -32,14 +43,14 @@ trap 'rm -rf "$tmp"' EXIT
 # one cell of the recipe: its sweep removed, the model path made absolute
 sed -e '/^sweep:/,$d' -e "s#^model: *\([^/].*\)#model: $root/\1#" experiments/resnet20.yaml > "$tmp/cell.yaml"
 echo "== load at the start: $(uptime)"
-echo "== data $data, seeds $seeds, $threads thread(s), l1 + global at $sparsity of the channels"
+echo "== data $data, seeds $seeds, $threads thread(s), l1 + global at $sparsity of the channels, $lrs learning rate"
 echo "| seed | side | dense acc | pruned+retrained acc | params after | MACs after | latency before → after (ms) | train images/s |"
 echo "|---|---|---|---|---|---|---|---|"
 for s in $seeds; do
     t0=$(date +%s.%N)
     build/prunelab run "$tmp/cell.yaml" --set seed="$s" \
         --set prune.criterion=l1 --set prune.schedule.plugin=global --set prune.sparsity="$sparsity" \
-        --set dataset.path="$data" --set report.cache="$tmp/cache$s" --threads "$threads" \
+        --set dataset.path="$data" --set report.cache="$tmp/cache$s" --threads "$threads" ${pl_lrs[@]+"${pl_lrs[@]}"} \
         --out "$tmp/pl$s" --quiet >/dev/null
     t1=$(date +%s.%N)
     awk -F, -v s="$s" -v secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" '
@@ -52,7 +63,7 @@ for s in $seeds; do
         }' "$tmp/pl$s/results.csv" | tee -a "$tmp/pl.md"
     if [ -n "$py" ]; then
         "$py" bench/resnet20_torch.py "$data" --seeds "$s" --epochs 2 --sparsity "$sparsity" \
-            --retrain-epochs 2 --batch 128 --threads "$threads" > "$tmp/th$s"
+            --retrain-epochs 2 --batch 128 --threads "$threads" ${th_lrs[@]+"${th_lrs[@]}"} > "$tmp/th$s"
         awk -v s="$s" '
             $3 == "dense" { d = $5; r = $7 }
             $3 == "pruned" { printf "| %s | PyTorch | %s | %s | %s | - | - | %s (dense epochs) |\n", s, d, $5, $9, r }' \
