@@ -67,6 +67,8 @@ int pl__same_section(const pl_run_result *a, const pl_run_result *b);
 /* The sweep description without its seed=... item: runs that differ only
  * in the seed share it. */
 void pl__sweep_sans_seed(const char *sweep, char *out, size_t cap);
+/* The same without the items starting with one of drop[] (NULL-terminated). */
+void pl__sweep_without(const char *sweep, const char *const *drop, char *out, size_t cap);
 /* value as displayed with `decimals` (bold decisions compare these) */
 double pl__shown(double v, int decimals);
 pl_status pl__layout_build(pl__layout *L, const pl_run_result **runs, size_t n, pl_error *err);

@@ -17,9 +17,9 @@
 
 /* ---- grouping -------------------------------------------------------------- */
 
-/* The sweep description without its seed=... item: runs that differ only
- * in the seed share it. */
-void pl__sweep_sans_seed(const char *sweep, char *out, size_t cap)
+/* The sweep description without the items starting with one of drop[]
+ * (NULL-terminated), in their order. */
+void pl__sweep_without(const char *sweep, const char *const *drop, char *out, size_t cap)
 {
     size_t o = 0;
     const char *p = sweep;
@@ -30,7 +30,10 @@ void pl__sweep_sans_seed(const char *sweep, char *out, size_t cap)
         const char *q = p;
         while (*q && *q != ' ')
             q++;
-        if (q > p && strncmp(p, "seed=", 5) != 0) {
+        int dropped = 0;
+        for (size_t i = 0; drop[i] && !dropped; i++)
+            dropped = strncmp(p, drop[i], strlen(drop[i])) == 0;
+        if (q > p && !dropped) {
             size_t len = (size_t)(q - p);
             if (o + len + 2 < cap) {
                 if (o)
@@ -42,6 +45,14 @@ void pl__sweep_sans_seed(const char *sweep, char *out, size_t cap)
         }
         p = q;
     }
+}
+
+/* The sweep description without its seed=... item: runs that differ only
+ * in the seed share it. */
+void pl__sweep_sans_seed(const char *sweep, char *out, size_t cap)
+{
+    static const char *const drop[] = {"seed=", NULL};
+    pl__sweep_without(sweep, drop, out, cap);
 }
 
 static int same_double(double a, double b) { return a == b || (isnan(a) && isnan(b)); }

@@ -86,10 +86,27 @@ static int point_cmp(const void *a, const void *b)
     return (x->macs > y->macs) - (x->macs < y->macs);
 }
 
+/* What else a sweep varies besides the x axis (sparsity), the seeds and
+ * what the series label already names: runs that differ there (say
+ * retrain.rewind or train.optimizer.lr) are different series. */
+static void series_sweep(const pl_run_result *r, char *out, size_t cap)
+{
+    static const char *const drop[] = {"seed=", "prune.sparsity=", "prune.layers", "prune.count=",
+                                       "prune.criterion=", "prune.criterion.plugin=", "prune.schedule=",
+                                       "prune.schedule.plugin=", "prune.granularity=", "model=",
+                                       "dataset", NULL};
+    pl__sweep_without(r->sweep, drop, out, cap);
+}
+
 static int same_series(const pl_run_result *a, const pl_run_result *b)
 {
-    return pl__same_section(a, b) && strcmp(a->criterion, b->criterion) == 0 &&
-           strcmp(a->schedule, b->schedule) == 0 && strcmp(a->granularity, b->granularity) == 0;
+    if (!pl__same_section(a, b) || strcmp(a->criterion, b->criterion) != 0 ||
+        strcmp(a->schedule, b->schedule) != 0 || strcmp(a->granularity, b->granularity) != 0)
+        return 0;
+    char sa[sizeof a->sweep], sb[sizeof b->sweep];
+    series_sweep(a, sa, sizeof sa);
+    series_sweep(b, sb, sizeof sb);
+    return strcmp(sa, sb) == 0;
 }
 
 /* Every series gets its own colour AND marker (colour-blind safe palettes,
@@ -273,6 +290,10 @@ static void plot_script(pl__buf *b, const pl__layout *L, char (*outs)[64], int *
 
         pl__buf label = {0};
         pl__buf_printf(&label, "%s / %s", k->criterion, k->schedule[0] ? k->schedule : "-");
+        char extra[sizeof k->sweep];
+        series_sweep(k, extra, sizeof extra);
+        if (extra[0])
+            pl__buf_printf(&label, " [%s]", extra);
         if (many_grans)
             pl__buf_printf(&label, " / %s", k->granularity);
         if (many_models)

@@ -51,6 +51,20 @@ case="the run says what it rewound to"
 run run "$T/last.yaml" --out "$T/out-last2" --threads 1
 grep -q "rewind: surviving weights reset (epoch:2)" "$T/out" && ok || no "no rewind line in: $(head -c 300 "$T/out")"
 
+# a sweep over retrain.rewind: one plot series per value, each named
+sed 's/plots: false/plots: true/' "$T/init.yaml" >"$T/sweep.yaml"
+printf 'sweep:\n  retrain.rewind: [init, random]\n' >>"$T/sweep.yaml"
+run run "$T/sweep.yaml" --out "$T/out-sweep" --threads 1 --quiet
+rc_is 0
+case="the plot has a series per rewind"
+if command -v gnuplot >/dev/null 2>&1; then
+    svg="$T/out-sweep/acc_vs_sparsity.svg"
+    grep -q 'retrain.rewind=init' "$svg" 2>/dev/null && grep -q 'retrain.rewind=random' "$svg" && ok ||
+        no "$svg lacks a series per retrain.rewind value"
+else
+    ok # no gnuplot: no plots (report_plot.c warns); nothing to check
+fi
+
 # misuse: one line, exit 2, at the key
 sed 's/granularity: weight/granularity: channel/' "$T/init.yaml" >"$T/chan.yaml"
 run validate "$T/chan.yaml"
