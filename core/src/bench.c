@@ -2,7 +2,9 @@
 #include "bench.h"
 #include "config.h"
 #include "model.h"
+#include "prune.h"
 #include "result.h"
+#include "rng.h"
 #include "train.h"
 
 #include <errno.h>
@@ -27,6 +29,10 @@
 #define SPARSITY 0.9
 #define PROF_STEPS 20   /* training steps of the per-layer-type profile */
 #define PROF_TYPES 16   /* > the largest pl_layer_type */
+
+/* The optimizer of every training figure: Adam, lr 1e-3 (the header line says so). */
+static const pl_optim_cfg bench_adam = {.type = PL_OPTIM_ADAM, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999,
+                                        .eps = 1e-8, .lr_schedule = PL_LR_CONSTANT};
 
 static double now_s(clockid_t c)
 {
@@ -234,16 +240,13 @@ static double infer_flops_per_image(const pl_model *m)
 
 static uint64_t weights_digest(const pl_model *m)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull;
     for (int i = 0; i < m->n_layers; i++) {
         const pl_layer *l = &m->layers[i];
-        const float *arr[2] = {l->w, l->b};
-        int64_t len[2] = {l->nw, l->nb};
-        for (int k = 0; k < 2; k++) {
-            const unsigned char *p = (const unsigned char *)arr[k];
-            for (int64_t j = 0; p && j < len[k] * (int64_t)sizeof(float); j++)
-                h = (h ^ p[j]) * 1099511628211ull;
-        }
+        if (l->w)
+            h = pl_fnv1a(h, l->w, (size_t)l->nw * sizeof(float));
+        if (l->b)
+            h = pl_fnv1a(h, l->b, (size_t)l->nb * sizeof(float));
     }
     return h;
 }
@@ -323,9 +326,7 @@ static pl_status section_epoch(child *c, const pl_model_spec *spec, bench_result
 {
     const pl_bench_opts *o = c->o;
     pl_error *err = &c->err;
-    pl_phase_cfg ph = {.epochs = 1, .batch_size = 64,
-                       .optim = {.type = PL_OPTIM_ADAM, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999,
-                                 .eps = 1e-8, .lr_schedule = PL_LR_CONSTANT}};
+    pl_phase_cfg ph = {.epochs = 1, .batch_size = 64, .optim = bench_adam};
     int R = o->runs;
     double *v = calloc((size_t)R * BT_MAX * 4, sizeof *v);
     pl_model *m[BT_MAX] = {0};
@@ -413,7 +414,6 @@ static pl_status section_profile(child *c, const pl_model_spec *spec, bench_resu
             s = pl_error_set(err, PL_ENOMEM, "out of memory");
             break;
         }
-        const pl_backend_ops *be = m->be;
         double xent = 0, adam = 0, t0 = 0;
         for (int k = 0; k <= PROF_STEPS && !s; k++) {
             if (k == 1) { /* step 0 warms up */
@@ -421,35 +421,10 @@ static pl_status section_profile(child *c, const pl_model_spec *spec, bench_resu
                 m->prof = prof;
                 t0 = now_s(CLOCK_MONOTONIC);
             }
-            const float *xb = x + (int64_t)k * B * img;
-            const float *logits = pl_model_forward(m, xb, B, PL_MODE_TRAIN, err);
-            if (!logits) {
-                s = err->code ? err->code : PL_EPLUGIN;
-                break;
-            }
-            double a = now_s(CLOCK_MONOTONIC), loss;
-            int64_t right;
-            s = be->softmax_xent(m->be_state, B, m->classes, logits, y + k * B, 1.0f / B, dl, &loss, &right);
-            double b = now_s(CLOCK_MONOTONIC);
-            if (s) {
-                s = pl_error_set(err, PL_EPLUGIN, "backend softmax_xent failed: %s", pl_status_str(s));
-                break;
-            }
-            if ((s = pl_model_backward(m, xb, dl, B, err)))
-                break;
-            double d = now_s(CLOCK_MONOTONIC);
-            pl_adam_hparams h = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = k + 1};
-            for (int i = 0; i < m->n_layers && !s; i++) {
-                pl_layer *l = &m->layers[i];
-                if (l->nw)
-                    s = be->adam_update(m->be_state, &h, l->nw, l->w, l->gw, l->opt_m_w, l->opt_v_w, l->mask);
-                if (!s && l->nb)
-                    s = be->adam_update(m->be_state, &h, l->nb, l->b, l->gb, l->opt_m_b, l->opt_v_b, NULL);
-            }
-            if (s)
-                s = pl_error_set(err, PL_EPLUGIN, "backend adam_update failed: %s", pl_status_str(s));
-            if (k >= 1)
-                xent += b - a, adam += now_s(CLOCK_MONOTONIC) - d;
+            pl_step_stats ss; /* the loss and Adam are timed while m->prof is set */
+            s = pl_train_step(m, x + (int64_t)k * B * img, y + k * B, B, dl, NULL, &bench_adam, bench_adam.lr,
+                              k + 1, &ss, err);
+            xent += ss.loss_seconds, adam += ss.optim_seconds;
         }
         if (s)
             break;
@@ -472,41 +447,12 @@ static pl_status section_profile(child *c, const pl_model_spec *spec, bench_resu
     return s;
 }
 
-/* One training step as train.c takes it (forward, softmax cross-entropy,
- * backward, Adam on every parameter tensor). */
-static pl_status train_step(pl_model *m, const float *x, const int32_t *y, int n, int64_t step,
-                            float *dl, pl_error *err)
-{
-    const pl_backend_ops *be = m->be;
-    const float *logits = pl_model_forward(m, x, n, PL_MODE_TRAIN, err);
-    if (!logits)
-        return err->code ? err->code : PL_EPLUGIN;
-    double loss;
-    int64_t right;
-    pl_status s = be->softmax_xent(m->be_state, n, m->classes, logits, y, 1.0f / (float)n, dl,
-                                   &loss, &right);
-    if (s)
-        return pl_error_set(err, PL_EPLUGIN, "backend softmax_xent failed: %s", pl_status_str(s));
-    if ((s = pl_model_backward(m, x, dl, n, err)))
-        return s;
-    pl_adam_hparams h = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = step};
-    for (int i = 0; i < m->n_layers && !s; i++) {
-        pl_layer *l = &m->layers[i];
-        if (l->nw)
-            s = be->adam_update(m->be_state, &h, l->nw, l->w, l->gw, l->opt_m_w, l->opt_v_w, l->mask);
-        if (!s && l->nb)
-            s = be->adam_update(m->be_state, &h, l->nb, l->b, l->gb, l->opt_m_b, l->opt_v_b, NULL);
-    }
-    return s ? pl_error_set(err, PL_EPLUGIN, "backend adam_update failed: %s", pl_status_str(s)) : PL_OK;
-}
-
-static float *rnd_buf(size_t n, uint64_t *st)
+/* n uniform values in [-1, 1) from r */
+static float *rnd_buf(size_t n, pl_rng *r)
 {
     float *p = malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; p && i < n; i++) {
-        *st ^= *st << 13, *st ^= *st >> 7, *st ^= *st << 17;
-        p[i] = (float)((double)(*st >> 11) * (2.0 / 9007199254740992.0) - 1.0);
-    }
+    for (size_t i = 0; p && i < n; i++)
+        p[i] = (float)(2.0 * pl_rng_uniform(r) - 1.0);
     return p;
 }
 
@@ -514,7 +460,8 @@ static float *rnd_buf(size_t n, uint64_t *st)
 static pl_status conv_kernels(const pl_backend_ops *ops, void *st, const pl_conv2d_shape *s,
                               double gfs[3], pl_error *err)
 {
-    uint64_t seed = 42;
+    pl_rng seed;
+    pl_rng_seed(&seed, 42, "bench:conv");
     size_t nx = (size_t)s->n * s->cin * s->h * s->w, ny = (size_t)s->n * s->cout * s->oh * s->ow;
     size_t nw = (size_t)s->cout * s->cin * s->kh * s->kw;
     float *x = rnd_buf(nx, &seed), *w = rnd_buf(nw, &seed), *dy = rnd_buf(ny, &seed);
@@ -580,7 +527,9 @@ static pl_status section_vgg(child *c, bench_result *r)
             double t0 = now_s(CLOCK_MONOTONIC);
             for (int i = 0; i < n0 && !s; i++) {
                 int at = (rep < 0 ? i : 2 + i) * B;
-                s = train_step(m[t], x + (size_t)at * 784, y + at, B, ++step[t], dl, err);
+                pl_step_stats ss;
+                s = pl_train_step(m[t], x + (size_t)at * 784, y + at, B, dl, NULL, &bench_adam, bench_adam.lr,
+                                  ++step[t], &ss, err);
             }
             if (rep >= 0)
                 v[t * R + rep] = (now_s(CLOCK_MONOTONIC) - t0) / VGG_STEPS;
@@ -613,40 +562,30 @@ static pl_status section_vgg(child *c, bench_result *r)
 }
 
 /* Prunes `sparsity` of every prunable layer's weights, smallest |w| first
- * (ties broken by position), as a weight-granularity l1 pruning would. */
-static pl_status prune_smallest(pl_model *m, double sparsity, double *achieved, pl_error *err)
+ * (ties to the lower index): the pruner of a run with criterion l1, schedule
+ * oneshot, granularity weight. */
+static pl_status prune_smallest(child *c, pl_model *m, double sparsity, double *achieved, pl_error *err)
 {
-    int64_t pruned = 0, total = 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        pl_layer *l = &m->layers[i];
-        if (!pl_model_is_prunable(m, i) || !l->nw)
-            continue;
-        double *key = malloc(sizeof(double) * l->nw);
-        l->mask = l->mask ? l->mask : malloc(sizeof(float) * l->nw);
-        if (!key || !l->mask) {
-            free(key);
-            return pl_error_set(err, PL_ENOMEM, "out of memory");
-        }
-        for (int64_t j = 0; j < l->nw; j++)
-            key[j] = fabs((double)l->w[j]);
-        qsort(key, (size_t)l->nw, sizeof *key, cmp_d);
-        int64_t drop = (int64_t)(sparsity * (double)l->nw), ties = 0;
-        double cut = drop > 0 ? key[drop - 1] : -1.0;
-        for (int64_t j = 0; j < drop; j++)
-            ties += key[j] == cut; /* how many at the cut go, in index order */
-        for (int64_t j = 0; j < l->nw; j++) {
-            double a = fabs((double)l->w[j]);
-            int off = a < cut || (a == cut && ties-- > 0);
-            l->mask[j] = off ? 0.0f : 1.0f;
-            if (off)
-                l->w[j] = 0.0f;
-            pruned += off;
-        }
-        total += l->nw;
-        free(key);
-    }
-    *achieved = total ? (double)pruned / (double)total : 0;
-    return PL_OK;
+    pl_plugin_ref cref = {.plugin = "l1", .file = "bench"}, sref = {.plugin = "oneshot", .file = "bench"};
+    pl_prune_cfg cfg = {.enabled = 1, .criterion = cref, .schedule = sref, .granularity = PL_GRAN_WEIGHT,
+                        .has_sparsity = 1, .sparsity = sparsity, .count = -1};
+    pl_instance *crit = NULL, *sched = NULL;
+    pl_pruner p = {0};
+    double target;
+    pl_status s = pl_instance_new(c->reg, PL_KIND_CRITERION, &cref, 1, 1, &crit, err);
+    if (!s)
+        s = pl_instance_new(c->reg, PL_KIND_SCHEDULE, &sref, 1, 1, &sched, err);
+    if (!s)
+        s = pl_pruner_init(&p, m, &cfg, crit, sched, err);
+    for (int k = 0; !s && k < p.plan.n_steps; k++)
+        s = pl_pruner_step(&p, k, &c->train, 64, 1, err);
+    if (!s)
+        pl_pruner_sparsity(&p, &target, achieved);
+    if (p.m)
+        pl_pruner_free(&p);
+    pl_instance_free(sched);
+    pl_instance_free(crit);
+    return s;
 }
 
 static pl_status section_sparse(child *c, bench_result *r)
@@ -668,7 +607,8 @@ static pl_status section_sparse(child *c, bench_result *r)
     for (int t = 0; t < c->nt && !s; t++) {
         if ((s = pl_model_new(spec, 1, &m[t], err)))
             break;
-        s = prune_smallest(m[t], SPARSITY, &r->achieved_sparsity, err);
+        bind(m[t], c->be[t]);
+        s = prune_smallest(c, m[t], SPARSITY, &r->achieved_sparsity, err);
         /* the same backend with its CSR kernel hidden: the dense baseline */
         dense_ops[t] = *(const pl_backend_ops *)pl_instance_ops(c->be[t]);
         r->tc[t].sparse = dense_ops[t].linear_forward_csr != NULL;

@@ -21,15 +21,17 @@
  *  - Inference: the 10,000 test images in batches of 1,000 (through
  *    pl_model_infer: shared activation buffers, cache-sized chunks), and the test
  *    accuracy of the trained model.
- *  - Profile: 20 training steps of the model at batch 64 with a clock
- *    around every layer (pl_model.prof): ms per step by layer type, forward
+ *  - Profile: 20 training steps (pl_train_step) of the model at batch 64
+ *    with a clock around every layer (pl_model.prof): ms per step by layer type, forward
  *    and backward, the loss and Adam.
- *  - vgg_mini (not on ref): a fixed number of training steps, and each of
+ *  - vgg_mini (not on ref): a fixed number of training steps (pl_train_step,
+ *    Adam lr 1e-3), and each of
  *    its convolutions' three kernels timed alone at batch 64, as GFLOP/s
  *    and fraction of the probe.
  *  - Sparse: LeNet-300-100 with 90% of each prunable layer's weights pruned
- *    (smallest |w|), the 10,000 test images with the backend's CSR kernel
- *    and with its dense one (the same model; the CSR slot hidden).
+ *    (smallest |w|: the pruner with criterion l1, schedule oneshot,
+ *    granularity weight), the 10,000 test images with the backend's CSR
+ *    kernel and with its dense one (the same model; the CSR slot hidden).
  *
  * Output: Markdown tables on `out`, and with csv_path a CSV file in long
  * form (section, model, backend, threads, metric, median, min, max, unit).

@@ -176,6 +176,43 @@ static pl_status optim_step(pl_model *m, const pl_optim_cfg *o, double lr, int64
     return PL_OK;
 }
 
+/* ---- one step ------------------------------------------------------------------- */
+
+pl_status pl_train_step(pl_model *m, const float *x, const int32_t *y, int n, float *dl,
+                        const pl_regularizer *reg, const pl_optim_cfg *o, double lr, int64_t step,
+                        pl_step_stats *st, pl_error *err)
+{
+    memset(st, 0, sizeof *st);
+    const float *logits = pl_model_forward(m, x, n, PL_MODE_TRAIN, err);
+    if (!logits)
+        return err ? err->code : PL_EPLUGIN;
+    double t0 = m->prof ? pl_now() : 0;
+    double ls = 0;
+    int64_t c = 0;
+    pl_status s = m->be->softmax_xent(m->be_state, n, m->classes, logits, y, 1.0f / (float)n, dl, &ls, &c);
+    if (m->prof)
+        st->loss_seconds = pl_now() - t0;
+    st->loss = ls;
+    st->correct = c;
+    if (s)
+        return pl_error_set(err, PL_EPLUGIN, "backend softmax_xent failed: %s", pl_status_str(s));
+    if (!isfinite(ls))
+        return pl_error_set(err, PL_EDIVERGED, "diverged: loss is %g (lower the learning rate)", ls);
+    s = pl_model_backward(m, x, dl, n, err);
+    if (s)
+        return s;
+    /* regularize: gw += dP/dw, so the step follows d(loss + P)/dw */
+    double pen = reg ? pl_regularizer_add_grad(reg, m) : 0;
+    st->penalty = pen;
+    if (!isfinite(pen))
+        return pl_error_set(err, PL_EDIVERGED, "diverged: the regularize penalty is %g", pen);
+    t0 = m->prof ? pl_now() : 0;
+    s = optim_step(m, o, lr, step, step == 1, err);
+    if (m->prof)
+        st->optim_seconds = pl_now() - t0;
+    return s;
+}
+
 /* ---- progress --------------------------------------------------------------------- */
 
 static void progress_bar(FILE *f, const char *phase, int epoch, int epochs, int64_t done,
@@ -284,47 +321,28 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
             s = pl_data_read(train, perm + first, 0, n, x, y, err);
             if (s)
                 break;
-            const float *logits = pl_model_forward(m, x, n, PL_MODE_TRAIN, err);
-            if (!logits) {
-                s = err ? err->code : PL_EPLUGIN;
-                break;
-            }
-            double ls = 0;
-            int64_t c = 0;
-            s = m->be->softmax_xent(m->be_state, n, m->classes, logits, y, 1.0f / (float)n, dl, &ls, &c);
-            if (s) {
-                s = pl_error_set(err, PL_EPLUGIN, "backend softmax_xent failed: %s", pl_status_str(s));
-                break;
-            }
-            if (!isfinite(ls)) {
+            pl_step_stats ss;
+            s = pl_train_step(m, x, y, n, dl, &reg, &cfg->optim, lr, step + 1, &ss, err);
+            if (s == PL_EDIVERGED && !isfinite(ss.loss))
                 s = pl_error_set(err, PL_EDIVERGED,
                                  "%s diverged: loss is %g at epoch %d step %lld (lower the "
                                  "learning rate)",
-                                 phase, ls, ep + 1, (long long)step + 1);
+                                 phase, ss.loss, ep + 1, (long long)step + 1);
+            else if (s == PL_EDIVERGED && !isfinite(ss.penalty))
+                s = pl_error_set(err, PL_EDIVERGED, "%s diverged: the regularize penalty is %g at epoch %d step %lld",
+                                 phase, ss.penalty, ep + 1, (long long)step + 1);
+            if (s)
                 break;
-            }
+            double ls = ss.loss;
             loss_sum += ls;
-            correct += c;
+            correct += ss.correct;
             seen += n;
             if (start_n < PL_DIVERGE_START && ep == 0) {
                 start_sum += ls / n; /* ls sums over the batch */
                 start_loss = fmax(start_sum / ++start_n, log((double)m->classes));
             }
-            s = pl_model_backward(m, x, dl, n, err);
-            if (s)
-                break;
-            /* regularize: gw += dP/dw, so the step follows d(loss + P)/dw */
-            double pen = pl_regularizer_add_grad(&reg, m);
-            if (!isfinite(pen)) {
-                s = pl_error_set(err, PL_EDIVERGED, "%s diverged: the regularize penalty is %g at epoch %d step %lld",
-                                 phase, pen, ep + 1, (long long)step + 1);
-                break;
-            }
-            pen_sum += pen;
+            pen_sum += ss.penalty;
             step++;
-            s = optim_step(m, &cfg->optim, lr, step, step == 1, err);
-            if (s)
-                break;
             if (mode == PL_PROGRESS_BAR) {
                 double now = pl_now();
                 if (now - last_draw > 0.1 || seen == N) {

@@ -80,6 +80,26 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
                          const char *phase, const pl_train_opts *opts, pl_phase_stats *st,
                          pl_error *err);
 
+/* What one training step measured. */
+typedef struct pl_step_stats {
+    double loss;          /* softmax cross-entropy summed over the batch */
+    int64_t correct;      /* images the forward pass got right */
+    double penalty;       /* the regularizer's P (0 without one) */
+    double loss_seconds;  /* time in the loss and in the optimizer update, */
+    double optim_seconds; /* measured only while the model is profiled (m->prof) */
+} pl_step_stats;
+
+struct pl_regularizer;
+/* One training step on a batch of n images, as a phase takes it: forward
+ * (train mode), softmax cross-entropy into dl (n x classes, the caller's),
+ * backward, the regularizer's gradient (reg may be NULL), and optimizer o's
+ * update at learning rate lr. step counts from 1 (Adam's bias correction;
+ * SGD starts its momentum at step 1). A non-finite loss or penalty is
+ * PL_EDIVERGED before the update, with the value in *st. */
+pl_status pl_train_step(pl_model *m, const float *x, const int32_t *y, int n, float *dl,
+                        const struct pl_regularizer *reg, const pl_optim_cfg *o, double lr, int64_t step,
+                        pl_step_stats *st, pl_error *err);
+
 /* Test accuracy (%) and mean loss over the whole split, batches of `batch`. */
 pl_status pl_evaluate(pl_model *m, pl_data *test, int batch, double *acc, double *loss,
                       pl_error *err);
