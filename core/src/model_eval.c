@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "fileio.h"
+#include "run_internal.h"
 #include "strbuf.h"
 #include "train.h"
 
@@ -53,20 +54,6 @@ static pl_status load_experiment(const pl_eval_opts *o, pl_experiment **x, pl_er
         return s;
     s = pl_config_expand(cfg, 0, x, err); /* a sweep: its first run's dataset */
     pl_config_free(cfg);
-    return s;
-}
-
-static pl_status instance(pl_registry *reg, pl_kind kind, const pl_plugin_ref *ref, const pl_experiment *x,
-                          int threads, pl_instance **out, pl_error *err)
-{
-    pl_status s = pl_instance_new(reg, kind, ref, x->seed, threads, out, err);
-    const char *file = ref->file ? ref->file : x->file;
-    if (s && s != PL_ENOMEM && strncmp(err->msg, file, strlen(file)) != 0) {
-        if (ref->line > 0)
-            pl_error_prefix(err, "%s:%d:%d", file, ref->line, ref->col);
-        else
-            pl_error_prefix(err, "%s", file);
-    }
     return s;
 }
 
@@ -122,9 +109,9 @@ pl_status pl_eval_run(pl_registry *reg, const pl_eval_opts *o, pl_error *err)
     }
     s = pl_model_file_load(o->model, &m, err);
     if (!s)
-        s = instance(reg, PL_KIND_BACKEND, &x->backend, x, o->threads, &be, err);
+        s = pl__run_instance_new(reg, PL_KIND_BACKEND, &x->backend, x, o->threads, &be, err);
     if (!s)
-        s = instance(reg, PL_KIND_DATASET, &x->dataset, x, o->threads, &ds, err);
+        s = pl__run_instance_new(reg, PL_KIND_DATASET, &x->dataset, x, o->threads, &ds, err);
     if (!s)
         s = pl_data_open(ds, PL_SPLIT_TEST, &test, err);
     if (!s) {

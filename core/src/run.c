@@ -70,8 +70,8 @@ void pl__runenv_free(pl_runenv *e)
 
 /* pl_instance_new, with the plugin reference's place in the experiment in
  * front of errors that do not name it yet (e.g. an init() failure). */
-static pl_status instance_new(pl_registry *reg, pl_kind kind, const pl_plugin_ref *ref,
-                              const pl_experiment *x, int threads, pl_instance **out, pl_error *err)
+pl_status pl__run_instance_new(pl_registry *reg, pl_kind kind, const pl_plugin_ref *ref,
+                               const pl_experiment *x, int threads, pl_instance **out, pl_error *err)
 {
     pl_status s = pl_instance_new(reg, kind, ref, x->seed, threads, out, err);
     const char *file = ref->file ? ref->file : x->file;
@@ -166,16 +166,16 @@ pl_status pl__runenv_open(pl_registry *reg, const pl_experiment *x, int threads,
             pl_model_free(init);
     }
     if (!s)
-        s = instance_new(reg, PL_KIND_BACKEND, &x->backend, x, threads, &e->be, err);
+        s = pl__run_instance_new(reg, PL_KIND_BACKEND, &x->backend, x, threads, &e->be, err);
     /* the splits the identity opened to learn their checksums serve the run */
     if (!s && open_data && pl_identity_borrow_data(id, x, &e->train, &e->test))
         e->borrowed_data = 1;
     if (!s && !e->borrowed_data)
-        s = instance_new(reg, PL_KIND_DATASET, &x->dataset, x, threads, &e->ds, err);
+        s = pl__run_instance_new(reg, PL_KIND_DATASET, &x->dataset, x, threads, &e->ds, err);
     if (!s && x->prune.enabled) {
-        s = instance_new(reg, PL_KIND_CRITERION, &x->prune.criterion, x, threads, &e->crit, err);
+        s = pl__run_instance_new(reg, PL_KIND_CRITERION, &x->prune.criterion, x, threads, &e->crit, err);
         if (!s)
-            s = instance_new(reg, PL_KIND_SCHEDULE, &x->prune.schedule, x, threads, &e->sched, err);
+            s = pl__run_instance_new(reg, PL_KIND_SCHEDULE, &x->prune.schedule, x, threads, &e->sched, err);
     }
     if (!s && open_data && !e->borrowed_data) {
         s = pl_data_open(e->ds, PL_SPLIT_TRAIN, &e->train, err);

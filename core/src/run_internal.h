@@ -1,6 +1,8 @@
 /*
  * run_internal.h — private to run.c (one run: baseline, prune, retrain,
- * fine-tune), run_sweep.c (the sweep, the report) and run_validate.c.
+ * fine-tune), run_sweep.c (the sweep, the report) and run_validate.c, and
+ * the commands that open a run's plugins the same way (sensitivity.c,
+ * model_eval.c).
  */
 #ifndef PL_RUN_INTERNAL_H
 #define PL_RUN_INTERNAL_H
@@ -42,6 +44,10 @@ pl_status pl__run_mkdir_p(const char *path, pl_error *err);
 void pl__run_print_row(FILE *f, const pl_run_result *r);
 void pl__run_print_row_header(FILE *f);
 const char *pl__run_report_dir(const pl_experiment *x, const pl_run_opts *o);
+/* pl_instance_new, with the plugin reference's place in the experiment in
+ * front of errors that do not name it yet (e.g. an init() failure). */
+pl_status pl__run_instance_new(pl_registry *reg, pl_kind kind, const pl_plugin_ref *ref,
+                               const pl_experiment *x, int threads, pl_instance **out, pl_error *err);
 pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opts *o, pl_identity *id,
                          pl_run_result *r, int *started, pl_error *err);
 void pl__runenv_free(pl_runenv *e);
