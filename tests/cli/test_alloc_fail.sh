@@ -18,6 +18,7 @@
 # A different run_id or result under exit 0 is a silent wrong answer and
 # fails the test. PRUNELAB_FAIL_ALLOC_TRACE=1 shows where allocation k is.
 set -u
+. "$(dirname "$0")/lib.sh"
 BUILD=$(cd "$1" && pwd) || exit 2
 cd "$2" || exit 2
 PL="$BUILD/prunelab"
@@ -31,65 +32,30 @@ if [[ -z $total || ! -s $T/full/results.csv ]]; then
     echo "FAIL: the reference run did not work"
     exit 1
 fi
-stride=${PL_ALLOC_STRIDE:-1}
 
-# One case per allocation k, independent of the others: run them on every
-# core (PL_ALLOC_JOBS, default nproc), each in its own folder, then count.
-check() { # k -> writes $T/res/k: "clean", "ok0" or "FAIL ..."
-    local k=$1 d=$T/c$1 rc why lines rows st id ref
-    mkdir -p "$d"
-    PRUNELAB_FAIL_ALLOC=$k timeout 60 "$PL" run "$B" --out "$d/r" --quiet >"$d/out" 2>"$d/err"
-    rc=$?
-    why=""
-    lines=$(awk 'END { print NR }' "$d/err")
-    if ((rc >= 124)); then
-        why="exit $rc (signal or timeout)"
-    elif grep -qE 'Sanitizer|runtime error' "$d/err"; then
-        why="sanitizer report"
-    elif [[ -n $(find "$d/r" -name '*.tmp*' 2>/dev/null) ]]; then
-        why="temporary files left"
-    elif ((rc == 0)); then
-        if cmp -s <(cut -d, -f1-23 "$d/r/results.csv" 2>/dev/null) <(cut -d, -f1-23 "$T/full/results.csv"); then
-            echo ok0 >"$T/res/$k" # the failed allocation had a fallback (e.g. an optional cache)
-            rm -rf "$d"
-            return
-        fi
-        why="exit 0 with a different or missing results.csv (a silent wrong answer)"
-    elif [[ $lines != 1 ]] || ! grep -q '^prunelab: ' "$d/err"; then
-        why="$lines lines on stderr"
-    elif [[ -f $d/r/results.csv ]]; then
-        rows=$(awk 'END { print NR }' "$d/r/results.csv")
-        st=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "status") c = i } NR == 2 { print $c }' "$d/r/results.csv")
-        id=$(awk -F, 'NR == 2 { print $1 }' "$d/r/results.csv")
-        ref=$(awk -F, 'NR == 2 { print $1 }' "$T/full/results.csv")
-        if cmp -s <(cut -d, -f1-23 "$d/r/results.csv") <(cut -d, -f1-23 "$T/full/results.csv"); then
-            [[ $rc == 1 ]] || why="exit $rc after a complete report" # a later report file failed, named on stderr
-        elif [[ $rc != 1 || $rows != 2 || $st != failed || $id != "$ref" ]]; then
-            why="a partial or different results.csv (exit $rc, $rows lines, status '$st', run $id)"
-        fi
-    fi
-    if [[ -n $why ]]; then
-        echo "FAIL allocation $k of $total: $why: $(head -c 300 "$d/err" | tr '\n' ' ')" >"$T/res/$k"
-    else
-        echo clean >"$T/res/$k"
-    fi
-    rm -rf "$d"
+# the driver (pl_alloc_cases, lib.sh) runs each case through these
+alloc_run() { # K DIR
+    PRUNELAB_FAIL_ALLOC=$1 timeout 60 "$PL" run "$B" --out "$2/r" --quiet >"$2/out" 2>"$2/err"
 }
-export -f check
-export T PL B total
-mkdir -p "$T/res"
-jobs=${PL_ALLOC_JOBS:-$(nproc 2>/dev/null || echo 2)}
-seq 1 "$stride" "$total" | xargs -P "$jobs" -I{} bash -c 'check {}'
-tried=0 clean=0 ok0=0 bad=0
-for ((k = 1; k <= total; k += stride)); do
-    tried=$((tried + 1))
-    r=$(cat "$T/res/$k" 2>/dev/null || echo "FAIL allocation $k of $total: no result recorded")
-    case $r in
-    clean) clean=$((clean + 1)) ;;
-    ok0) clean=$((clean + 1)) ok0=$((ok0 + 1)) ;;
-    *) bad=$((bad + 1)); echo "$r" ;;
-    esac
-done
-echo "allocations in the run: $total; failed one at a time: $tried (every ${stride}); clean: $clean (of which $ok0 recovered, exit 0); defects: $bad"
-echo "$clean passed, $bad failed"
-((bad == 0))
+alloc_left() { # DIR
+    [[ -z $(find "$1/r" -name '*.tmp*' 2>/dev/null) ]] || echo "temporary files left"
+}
+alloc_same() { # DIR: the same results as the reference (e.g. an optional cache failed)
+    cmp -s <(cut -d, -f1-23 "$1/r/results.csv" 2>/dev/null) <(cut -d, -f1-23 "$T/full/results.csv")
+}
+alloc_failed() { # DIR RC: no report, the reference's report, or the run's row marked failed
+    local d=$1 rc=$2 rows st id ref
+    [[ -f $d/r/results.csv ]] || return 0
+    rows=$(awk 'END { print NR }' "$d/r/results.csv")
+    st=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "status") c = i } NR == 2 { print $c }' "$d/r/results.csv")
+    id=$(awk -F, 'NR == 2 { print $1 }' "$d/r/results.csv")
+    ref=$(awk -F, 'NR == 2 { print $1 }' "$T/full/results.csv")
+    if cmp -s <(cut -d, -f1-23 "$d/r/results.csv") <(cut -d, -f1-23 "$T/full/results.csv"); then
+        [[ $rc == 1 ]] || echo "exit $rc after a complete report" # a later report file failed, named on stderr
+    elif [[ $rc != 1 || $rows != 2 || $st != failed || $id != "$ref" ]]; then
+        echo "a partial or different results.csv (exit $rc, $rows lines, status '$st', run $id)"
+    fi
+}
+export -f alloc_run alloc_left alloc_same alloc_failed
+export PL B
+pl_alloc_cases "$total" "$(pl_alloc_stride 1)" run
