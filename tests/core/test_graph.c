@@ -15,20 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-static pl_model *build(const char *path)
-{
-    pl_model_spec *s = NULL;
-    pl_error err = {0};
-    cr_assert_eq(pl_model_spec_load(path, &s, &err), PL_OK, "%s", err.msg);
-    pl_model *m = NULL;
-    cr_assert_eq(pl_model_new(s, 1, &m, &err), PL_OK, "%s", err.msg);
-    pl_model_spec_free(s);
-    return m;
-}
 
 static void counts_are(const char *path, int64_t params, int64_t macs)
 {
-    pl_model *m = build(path);
+    pl_model *m = pltest_model_file(path, 1);
     pl_counts c;
     pl_model_count(m, &c);
     cr_assert_eq(c.params, params, "%s: %lld params, the comment says %lld", path, (long long)c.params,
@@ -181,7 +171,7 @@ Test(graph, checkpoints_store_the_graph_and_chains_keep_format_1)
     const char *models[] = {"configs/models/resnet20.yaml", "configs/models/mobilenet_mini.yaml",
                             "configs/models/densenet_mini.yaml", "configs/models/simple_cnn.yaml"};
     for (int k = 0; k < 4; k++) {
-        pl_model *m = build(models[k]);
+        pl_model *m = pltest_model_file(models[k], 1);
         snprintf(path, sizeof path, "%s/m%d.ckpt", dir, k);
         cr_assert_eq(pl_checkpoint_save(path, m, "meta", 0, &err), PL_OK, "%s", err.msg);
         /* a chain is written the old way (format 1), which still loads */

@@ -34,15 +34,7 @@ static const char model_text[] =
 
 static pl_model *build(void)
 {
-    char *path = pltest_write_temp(model_text, ".yaml");
-    pl_model_spec *s = NULL;
-    pl_error err = {0};
-    cr_assert_eq(pl_model_spec_load(path, &s, &err), PL_OK, "%s", err.msg);
-    pl_model *m = NULL;
-    cr_assert_eq(pl_model_new(s, 1, &m, &err), PL_OK, "%s", err.msg);
-    pl_model_spec_free(s);
-    unlink(path);
-    free(path);
+    pl_model *m = pltest_model(model_text, 1);
     for (int i = 0; i < m->n_layers; i++) { /* statistics that are not the defaults */
         pl_layer *l = &m->layers[i];
         if (l->type != PL_LAYER_BATCHNORM2D)
@@ -229,15 +221,7 @@ Test(onnx_export, fold_bn_only_when_nothing_else_reads_the_conv)
                                "  - {name: s, type: add, inputs: [bn, c]}\n"
                                "  - {name: f, type: flatten}\n"
                                "  - {name: fc, type: linear, out: 2}\n";
-    char *path = pltest_write_temp(text, ".yaml");
-    pl_model_spec *s = NULL;
-    pl_error err = {0};
-    cr_assert_eq(pl_model_spec_load(path, &s, &err), PL_OK, "%s", err.msg);
-    pl_model *m = NULL;
-    cr_assert_eq(pl_model_new(s, 1, &m, &err), PL_OK, "%s", err.msg);
-    pl_model_spec_free(s);
-    unlink(path);
-    free(path);
+    pl_model *m = pltest_model(text, 1);
     pl_onnx_export_stats st;
     Onnx__ModelProto *mp = export_read(m, 1, &st);
     cr_assert_eq(st.folded, 0);
