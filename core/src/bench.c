@@ -1,5 +1,6 @@
 /* bench.c — `prunelab bench` (protocol in bench.h). */
 #include "bench.h"
+#include "backend.h"
 #include "config.h"
 #include "model.h"
 #include "prune.h"
@@ -311,11 +312,6 @@ static pl_status infer_all(pl_model *m, const float *tx, int64_t n, double *secs
     return PL_OK;
 }
 
-static void bind(pl_model *m, pl_instance *in)
-{
-    pl_model_bind(m, pl_instance_ops(in), pl_instance_state(in));
-}
-
 /* order of the thread counts in repetition `rep`: 1,T then T,1 ... */
 static int tc_at(const child *c, int rep, int k)
 {
@@ -342,7 +338,7 @@ static pl_status section_epoch(child *c, const pl_model_spec *spec, bench_result
             m[t] = NULL;
             if ((s = pl_model_new(spec, 1, &m[t], err)))
                 break;
-            bind(m[t], c->be[t]);
+            pl_backend_bind(m[t], c->be[t]);
             pl_phase_stats st;
             double c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
             if ((s = pl_train_phase(m[t], &c->train, &ph, 1, "bench", NULL, &st, err)))
@@ -405,7 +401,7 @@ static pl_status section_profile(child *c, const pl_model_spec *spec, bench_resu
         dl = NULL, prof = NULL;
         if ((s = pl_model_new(spec, 1, &m, err)))
             break;
-        bind(m, c->be[t]);
+        pl_backend_bind(m, c->be[t]);
         if ((s = pl_model_reserve(m, B, err)) || (s = pl_model_optim_reset(m, err)))
             break;
         dl = malloc(sizeof(float) * (size_t)B * (size_t)m->classes);
@@ -515,7 +511,7 @@ static pl_status section_vgg(child *c, bench_result *r)
     for (int t = 0; t < c->nt && !s; t++) {
         if ((s = pl_model_new(spec, 1, &m[t], err)))
             break;
-        bind(m[t], c->be[t]);
+        pl_backend_bind(m[t], c->be[t]);
         if ((s = pl_model_reserve(m[t], B, err)) || (s = pl_model_optim_reset(m[t], err)))
             break;
     }
@@ -607,7 +603,7 @@ static pl_status section_sparse(child *c, bench_result *r)
     for (int t = 0; t < c->nt && !s; t++) {
         if ((s = pl_model_new(spec, 1, &m[t], err)))
             break;
-        bind(m[t], c->be[t]);
+        pl_backend_bind(m[t], c->be[t]);
         s = prune_smallest(c, m[t], SPARSITY, &r->achieved_sparsity, err);
         /* the same backend with its CSR kernel hidden: the dense baseline */
         dense_ops[t] = *(const pl_backend_ops *)pl_instance_ops(c->be[t]);
@@ -621,7 +617,7 @@ static pl_status section_sparse(child *c, bench_result *r)
             pl_model_bind(m[t], &dense_ops[t], pl_instance_state(c->be[t]));
             if ((s = infer_all(m[t], c->tx, c->n_test, &sd, err)))
                 break;
-            bind(m[t], c->be[t]);
+            pl_backend_bind(m[t], c->be[t]);
             if ((s = infer_all(m[t], c->tx, c->n_test, &ss, err)))
                 break;
             if (rep >= 0)
@@ -646,7 +642,7 @@ static pl_status section_sparse(child *c, bench_result *r)
             break;
         }
         memcpy(ref, a, sizeof(float) * nl);
-        bind(m[t], c->be[t]);
+        pl_backend_bind(m[t], c->be[t]);
         const float *b = pl_model_forward(m[t], c->tx, 1000, PL_MODE_EVAL, err);
         if (!b) {
             s = err->code ? err->code : PL_EPLUGIN;

@@ -1,5 +1,6 @@
 /* model.c — layers, shapes, init, forward/backward, counting. */
 #include "model.h"
+#include "backend.h"
 #include "onnx_import.h"
 #include "rng.h"
 
@@ -503,6 +504,7 @@ void pl_model_bind(pl_model *m, const pl_backend_ops *be, void *be_state)
 {
     m->be = be;
     m->be_state = be_state;
+    m->be_inst = NULL;
 }
 
 static int relu_follows(const pl_model *m, int i);
@@ -880,12 +882,6 @@ static void pool_shape(const pl_layer *l, int n, pl_pool2d_shape *s)
                            .pad_w = l->pw, .oh = l->out_h, .ow = l->out_w};
 }
 
-static pl_status be_fail(pl_error *err, const char *layer, const char *op, pl_status st)
-{
-    return pl_error_set(err, PL_EPLUGIN, "backend %s failed in layer %s: %s", op, layer,
-                        pl_status_str(st));
-}
-
 /* ---- sparse linear layers in evaluation (ABI 1.1 linear_forward_csr) ------------------
 
    A linear layer whose mask prunes at least PL_CSR_MIN_SPARSITY of its
@@ -930,7 +926,7 @@ static void csr_free(pl_layer *l)
  * kernel (not sparse enough, no backend support, or out of memory). */
 static const pl_csr *csr_for(pl_model *m, pl_layer *l)
 {
-    if (!l->mask || !m->be->linear_forward_csr || l->nw < PL_CSR_MIN_WEIGHTS)
+    if (!l->mask || !pl_backend_has(m->be, PL_SLOT_LINEAR_CSR) || l->nw < PL_CSR_MIN_WEIGHTS)
         return NULL;
     pl__csr_cache *c = l->csr;
     if (c && c->nw == l->nw && c->csr.rows == l->out_c && c->csr.cols == l->in_c &&
@@ -1041,7 +1037,7 @@ static pl_status conv_forward(pl_model *m, const pl_layer *l, int n, const float
     conv_shape(l, n, &cs);
     if (l->groups == 1)
         return be->conv2d_forward(m->be_state, &cs, x, l->w, l->b, y);
-    if (be->conv2d_grouped_forward)
+    if (pl_backend_has(be, PL_SLOT_CONV_GROUPED_FORWARD))
         return be->conv2d_grouped_forward(m->be_state, &cs, l->groups, x, l->w, l->b, y);
     group_geom g;
     group_geom_of(l, &g);
@@ -1066,18 +1062,8 @@ static pl_status conv_backward(pl_model *m, pl_layer *l, int n, const float *x, 
     pl_conv2d_shape cs;
     conv_shape(l, n, &cs);
     pl_status s;
-    if (l->groups == 1) {
-        s = be->conv2d_backward_weight(st, &cs, x, dy, l->gw, l->gb);
-        if (!s && dx)
-            s = be->conv2d_backward_data(st, &cs, dy, l->w, dx);
-        return s;
-    }
-    if (be->conv2d_grouped_backward_weight && be->conv2d_grouped_backward_data) {
-        s = be->conv2d_grouped_backward_weight(st, &cs, l->groups, x, dy, l->gw, l->gb);
-        if (!s && dx)
-            s = be->conv2d_grouped_backward_data(st, &cs, l->groups, dy, l->w, dx);
-        return s;
-    }
+    if (l->groups == 1 || pl_backend_has(be, PL_SLOT_CONV_GROUPED_BACKWARD))
+        return pl_backend_conv2d_backward(be, st, &cs, l->groups, x, dy, l->w, l->gw, l->gb, dx);
     group_geom g;
     group_geom_of(l, &g);
     pl_conv2d_shape gs = cs;
@@ -1087,12 +1073,10 @@ static pl_status conv_backward(pl_model *m, pl_layer *l, int n, const float *x, 
     for (int k = 0; k < g.G; k++) {
         gather(x, n, l->in_c, k * g.ci, g.ci, g.pin, xs);
         gather(dy, n, l->out_c, k * g.co, g.co, g.pout, ys);
-        s = be->conv2d_backward_weight(st, &gs, xs, ys, l->gw + k * g.wg, l->gb ? l->gb + (int64_t)k * g.co : NULL);
-        if (!s && dx) {
-            s = be->conv2d_backward_data(st, &gs, ys, l->w + k * g.wg, xs);
-            if (!s)
-                scatter(xs, n, l->in_c, k * g.ci, g.ci, g.pin, dx);
-        }
+        s = pl_backend_conv2d_backward(be, st, &gs, 1, xs, ys, l->w + k * g.wg, l->gw + k * g.wg,
+                                       l->gb ? l->gb + (int64_t)k * g.co : NULL, dx ? xs : NULL);
+        if (!s && dx)
+            scatter(xs, n, l->in_c, k * g.ci, g.ci, g.pin, dx);
         if (s)
             return s;
     }
@@ -1169,7 +1153,7 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
              * into the ReLU's (and the pool's) buffers. The conv's own buffer
              * is then left unwritten: nothing reads a pre-activation (a
              * ReLU's backward uses its output). */
-            if (l->groups == 1 && relu_maxpool_follow(m, i) && be->conv2d_forward_relu_maxpool) {
+            if (l->groups == 1 && relu_maxpool_follow(m, i) && pl_backend_has(be, PL_SLOT_CONV_RELU_MAXPOOL)) {
                 pl_layer *pool = &m->layers[i + 2];
                 pl_pool2d_shape ps;
                 pool_shape(pool, n, &ps);
@@ -1177,7 +1161,7 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
                                                     &ps, pool->out,
                                                     mode == PL_MODE_TRAIN ? pool->argmax : NULL);
                 fused = 2;
-            } else if (l->groups == 1 && relu_follows(m, i) && be->conv2d_forward_relu) {
+            } else if (l->groups == 1 && relu_follows(m, i) && pl_backend_has(be, PL_SLOT_CONV_RELU)) {
                 s = be->conv2d_forward_relu(st, &cs, in, l->w, l->b, m->layers[i + 1].out);
                 fused = 1;
             } else {
@@ -1191,7 +1175,7 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
             const pl_csr *csr = mode == PL_MODE_EVAL ? csr_for(m, l) : NULL;
             if (csr) {
                 s = be->linear_forward_csr(st, n, l->in_c, l->out_c, in, csr, l->b, l->out);
-            } else if (relu_follows(m, i) && be->linear_forward_relu) {
+            } else if (relu_follows(m, i) && pl_backend_has(be, PL_SLOT_LINEAR_RELU)) {
                 s = be->linear_forward_relu(st, n, l->in_c, l->out_c, in, l->w, l->b,
                                             m->layers[i + 1].out);
                 fused = 1;
@@ -1241,7 +1225,7 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
             break;
         }
         if (s) {
-            be_fail(err, l->name, "forward", s);
+            pl_backend_fail(err, m, l->name, "forward", s);
             return NULL;
         }
         if (m->prof)
@@ -1354,9 +1338,7 @@ static pl_status layer_backward(pl_model *m, pl_layer *l, const float *in, const
         s = conv_backward(m, l, n, in, dy, dx);
         break;
     case PL_LAYER_LINEAR:
-        s = be->linear_backward_weight(st, n, l->in_c, l->out_c, in, dy, l->gw, l->gb);
-        if (!s && dx)
-            s = be->linear_backward_data(st, n, l->in_c, l->out_c, dy, l->w, dx);
+        s = pl_backend_linear_backward(be, st, n, l->in_c, l->out_c, in, dy, l->w, l->gw, l->gb, dx);
         break;
     case PL_LAYER_MAXPOOL2D: {
         pl_pool2d_shape ps;
@@ -1432,10 +1414,10 @@ static pl_status chain_backward(pl_model *m, const float *x, const float *dlogit
             continue;
         }
         int fused = l->type == PL_LAYER_MAXPOOL2D && dx && i >= 2 && m->layers[i - 1].type == PL_LAYER_RELU &&
-                    m->be->maxpool2d_relu_backward;
+                    pl_backend_has(m->be, PL_SLOT_MAXPOOL_RELU_BACKWARD);
         pl_status s = layer_backward(m, l, in, dy, dx, n, fused);
         if (s)
-            return be_fail(err, l->name, "backward", s);
+            return pl_backend_fail(err, m, l->name, "backward", s);
         if (m->prof)
             m->prof[m->n_layers + i] += prof_now() - t0;
         dy = dx;
@@ -1532,13 +1514,13 @@ static pl_status graph_backward(pl_model *m, const float *x, const float *dlogit
             continue;
         }
         int fused = l->type == PL_LAYER_MAXPOOL2D && j >= 0 && m->layers[j].type == PL_LAYER_RELU &&
-                    m->layers[j].n_out == 1 && m->layers[j].in[0] >= 0 && m->be->maxpool2d_relu_backward;
+                    m->layers[j].n_out == 1 && m->layers[j].in[0] >= 0 && pl_backend_has(m->be, PL_SLOT_MAXPOOL_RELU_BACKWARD);
         int tj = fused ? m->layers[j].in[0] : j;
         pl_layer *t = tj >= 0 ? &m->layers[tj] : NULL;
         float *dx = !t ? NULL : t->grad_state == 0 ? t->grad : m->grad_a;
         pl_status s = layer_backward(m, l, src_out(m, x, j), dy, dx, n, fused);
         if (s)
-            return be_fail(err, l->name, "backward", s);
+            return pl_backend_fail(err, m, l->name, "backward", s);
         if (t && dx != t->grad)
             grad_acc(t, dx, out_size(t) * n);
         if (t)

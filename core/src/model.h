@@ -96,6 +96,7 @@ typedef struct pl_model {
                                * batchnorm's to the batchnorm) */
     const pl_backend_ops *be;
     void *be_state;
+    struct pl_instance *be_inst; /* bound by pl_backend_bind: whose error messages a failed kernel carries (or NULL) */
     uint64_t dropout_calls;   /* advances the dropout stream deterministically */
     uint64_t seed;
 } pl_model;

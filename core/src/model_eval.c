@@ -1,5 +1,6 @@
 /* model_eval.c — `prunelab eval MODEL` (see model_eval.h). */
 #include "model_eval.h"
+#include "backend.h"
 #include "checkpoint.h"
 #include "config.h"
 #include "fileio.h"
@@ -126,7 +127,7 @@ pl_status pl_eval_run(pl_registry *reg, const pl_eval_opts *o, pl_error *err)
     }
     double acc = NAN;
     if (!s) {
-        pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+        pl_backend_bind(m, be);
         s = pl_evaluate(m, &test, 1000, &acc, NULL, err); /* as a run evaluates */
     }
     if (!s && o->logits_csv)

@@ -1,5 +1,6 @@
 /* run.c — the experiment loop: baseline, prune, retrain, fine-tune, report. */
 #include "run_internal.h"
+#include "backend.h"
 #include "rewind.h"
 
 #include <dirent.h>
@@ -337,7 +338,7 @@ pl_status pl__run_get_baseline(const pl_experiment *x, const pl_run_opts *o, pl_
         pl_claim_release(&claim);
         return s;
     }
-    pl_model_bind(m, pl_instance_ops(e->be), pl_instance_state(e->be));
+    pl_backend_bind(m, e->be);
     pl_phase_stats ps;
     pl__history_ctx hc = {.r = hist, .m = m, .test = &e->test};
     pl_train_opts to = {.progress = o->quiet ? PL_PROGRESS_NONE : o->progress, .out = o->out,
@@ -477,7 +478,7 @@ pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opt
     s = pl__run_get_baseline(x, o, &e, &base, &r->baseline_seconds, r, err);
     if (s)
         goto done;
-    pl_model_bind(base, pl_instance_ops(e.be), pl_instance_state(e.be));
+    pl_backend_bind(base, e.be);
     s = pl_evaluate(base, &e.test, 1000, &r->acc_baseline, NULL, err);
     if (s)
         goto done;
@@ -499,7 +500,7 @@ pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opt
     s = pl_model_clone(base, &m, err);
     if (s)
         goto done;
-    pl_model_bind(m, pl_instance_ops(e.be), pl_instance_state(e.be));
+    pl_backend_bind(m, e.be);
     pl__history_ctx hc = {.r = r, .m = m, .test = &e.test};
     to.on_epoch = pl__history_on_epoch;
     to.on_epoch_ud = &hc;

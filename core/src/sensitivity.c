@@ -3,6 +3,7 @@
  * unit pruned alone at each ratio, evaluated without retraining.
  */
 #include "sensitivity.h"
+#include "backend.h"
 
 #include "fileio.h"
 #include "groups.h"
@@ -116,7 +117,7 @@ static pl_status measure_one(const pl_model *base, pl_runenv *e, const pl_experi
     pl_status s = pl_model_clone(base, &m, err);
     if (s)
         return s;
-    pl_model_bind(m, pl_instance_ops(e->be), pl_instance_state(e->be));
+    pl_backend_bind(m, e->be);
     pl_prune_cfg cfg = x->prune;
     char *inc[1] = {(char *)layer};
     cfg.has_sparsity = 1;
@@ -305,7 +306,7 @@ static pl_status analyse(pl_registry *reg, pl_experiment *x, pl_identity *id, co
     memset(&hist, 0, sizeof hist);
     s = pl__run_get_baseline(x, &ro, &e, &base, &secs, &hist, err);
     if (!s) {
-        pl_model_bind(base, pl_instance_ops(e.be), pl_instance_state(e.be));
+        pl_backend_bind(base, e.be);
         s = pl_evaluate(base, &e.test, 1000, &acc0, NULL, err);
     }
     if (!s)
