@@ -6,12 +6,12 @@
 #include "prune.h"
 #include "result.h"
 #include "rng.h"
+#include "strbuf.h"
 #include "train.h"
 
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -727,44 +727,16 @@ static void bench_child(pl_registry *reg, const pl_bench_opts *o, const char *ba
 
 /* ---- the report ----------------------------------------------------------------------------- */
 
-typedef struct csv {
-    char *buf;
-    size_t len, cap;
-    int failed;
-} csv;
-
-static void csv_add(csv *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void csv_add(csv *c, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(c->buf ? c->buf + c->len : NULL, c->buf ? c->cap - c->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            c->failed = 1;
-            return;
-        }
-        if (c->buf && c->len + (size_t)n < c->cap) {
-            c->len += (size_t)n;
-            return;
-        }
-        size_t cap = (c->cap + (size_t)n + 1) * 2;
-        char *p = realloc(c->buf, cap);
-        if (!p) {
-            c->failed = 1;
-            return;
-        }
-        c->buf = p;
-        c->cap = cap;
-    }
-}
-
-static void csv_row(csv *c, const char *section, const char *model, const char *backend, int threads,
+static void csv_row(pl__buf *c, const char *section, const char *model, const char *backend, int threads,
                     const char *metric, st3 v, const char *unit)
 {
-    csv_add(c, "%s,%s,%s,%d,%s,%.6g,%.6g,%.6g,%s\n", section, model, backend, threads, metric, v.med,
-            v.min, v.max, unit);
+    const char *cells[] = {section, model, backend};
+    pl__csv_strs(c, cells, 3);
+    pl__buf_printf(c, ",%d,", threads);
+    pl__csv_str(c, metric);
+    pl__buf_printf(c, ",%.6g,%.6g,%.6g,", v.med, v.min, v.max);
+    pl__csv_str(c, unit);
+    pl__buf_puts(c, "\n");
 }
 
 static st3 scale3(st3 v, double k) /* k/v turns seconds into a rate: min and max swap */
@@ -778,7 +750,7 @@ static const char *base_name(const char *path)
     return s ? s + 1 : path;
 }
 
-static void report(FILE *out, csv *cv, const pl_bench_opts *o, const char *be, const bench_result *r)
+static void report(FILE *out, pl__buf *cv, const pl_bench_opts *o, const char *be, const bench_result *r)
 {
     const char *model = base_name(o->model);
     double ntrain = 60000, ntest = 10000;
@@ -923,8 +895,8 @@ pl_status pl_bench_run(pl_registry *reg, const pl_bench_opts *o, FILE *out, pl_e
                  "start\n",
             o->model, o->runs, ncpu, isa, PROBE_CHAINS, load0[0]);
     fflush(out);
-    csv cv = {0};
-    csv_add(&cv, "section,model,backend,threads,metric,median,min,max,unit\n");
+    pl__buf cv = {0};
+    pl__buf_puts(&cv, "section,model,backend,threads,metric,median,min,max,unit\n");
     pl_status s = PL_OK;
     for (int b = 0; b < nb && !s; b++) {
         int fds[2];
@@ -986,10 +958,10 @@ pl_status pl_bench_run(pl_registry *reg, const pl_bench_opts *o, FILE *out, pl_e
         if (cv.failed)
             s = pl_error_set(err, PL_ENOMEM, "out of memory for the CSV");
         else
-            s = pl_write_atomic(o->csv_path, cv.buf, cv.len, err);
+            s = pl_write_atomic(o->csv_path, cv.data, cv.len, err);
         if (!s)
             fprintf(out, "wrote %s\n", o->csv_path);
     }
-    free(cv.buf);
+    pl__buf_free(&cv);
     return s;
 }
