@@ -326,6 +326,13 @@ static const char *const optim_names[] = {"adam", "sgd"};
 const char *const pl__cfg_lrs_names[] = {"constant", "step", "cosine"};
 const char *const pl__cfg_gran_names[] = {"weight", "channel", "neuron", "layer"};
 const char *const pl__cfg_group_red_names[] = {"mean", "sum", "max"};
+_Static_assert(sizeof optim_names / sizeof optim_names[0] == PL_OPTIM_SGD, "optim_names follows pl_optim_type (from 1)");
+_Static_assert(sizeof pl__cfg_lrs_names / sizeof pl__cfg_lrs_names[0] == PL_LR_COSINE,
+               "pl__cfg_lrs_names follows pl_lr_sched (from 1)");
+_Static_assert(sizeof pl__cfg_gran_names / sizeof pl__cfg_gran_names[0] == PL_GRAN_LAYER,
+               "pl__cfg_gran_names follows pl_granularity (from 1)");
+_Static_assert(sizeof pl__cfg_group_red_names / sizeof pl__cfg_group_red_names[0] == PL_GROUP_MAX + 1,
+               "pl__cfg_group_red_names follows pl_group_reduction");
 /* ---- regularize: names indexed by pl_reg_type ---- */
 const char *const pl__cfg_reg_names[] = {"none", "l1", "l2", "group_lasso", "bn_l1"};
 _Static_assert(sizeof pl__cfg_reg_names / sizeof pl__cfg_reg_names[0] == PL_REG_BN_L1 + 1, "pl__cfg_reg_names follows pl_reg_type");
@@ -394,7 +401,7 @@ static pl_status optim_key(const char *k, const pl_node *v, const char *p, pl_op
     pl_status st;
     if (!strcmp(k, "type")) {
         int t;
-        if ((st = pl__cfg_get_enum(v, p, optim_names, 2, &t, e)))
+        if ((st = pl__cfg_get_enum(v, p, optim_names, PL_OPTIM_SGD, &t, e)))
             return st;
         o->type = t == 0 ? PL_OPTIM_ADAM : PL_OPTIM_SGD;
     } else if (!strcmp(k, "nesterov")) {
@@ -426,7 +433,7 @@ static pl_status lr_schedule_key(const char *k, const pl_node *v, const char *p,
     pl_status st;
     if (!strcmp(k, "type")) {
         int t;
-        if ((st = pl__cfg_get_enum(v, p, pl__cfg_lrs_names, 3, &t, e)))
+        if ((st = pl__cfg_get_enum(v, p, pl__cfg_lrs_names, PL_LR_COSINE, &t, e)))
             return st;
         o->lr_schedule = (pl_lr_sched)(t + 1);
     } else if (!strcmp(k, "step_size")) {
@@ -638,7 +645,7 @@ static pl_status dec_prune(xbuild *xb, const pl_node *m, pl_error *e)
         return st;
     if ((v = pl_node_get(m, "granularity"))) {
         int g;
-        if ((st = pl__cfg_get_enum(v, "prune.granularity", pl__cfg_gran_names, 4, &g, e)))
+        if ((st = pl__cfg_get_enum(v, "prune.granularity", pl__cfg_gran_names, PL_GRAN_LAYER, &g, e)))
             return st;
         pr->granularity = (pl_granularity)(g + 1);
     }
@@ -698,7 +705,7 @@ static pl_status dec_prune(xbuild *xb, const pl_node *m, pl_error *e)
         return st;
     if ((v = pl_node_get(m, "group_reduction"))) {
         int g;
-        if ((st = pl__cfg_get_enum(v, "prune.group_reduction", pl__cfg_group_red_names, 3, &g, e)))
+        if ((st = pl__cfg_get_enum(v, "prune.group_reduction", pl__cfg_group_red_names, PL_GROUP_MAX + 1, &g, e)))
             return st;
         pr->group_reduction = (pl_group_reduction)g;
     }

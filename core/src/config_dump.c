@@ -170,6 +170,7 @@ char *pl_experiment_dump(const pl_experiment *x)
         pl__buf_printf(&b, "prune.tolerance: %.17g\n", p->tolerance);
         if (p->granularity == PL_GRAN_LAYER && p->count >= 0) /* layer granularity */
             pl__buf_printf(&b, "prune.count: %" PRId64 "\n", p->count);
+        PL_ASSERT(p->group_reduction >= PL_GROUP_MEAN && p->group_reduction <= PL_GROUP_MAX);
         if (p->group_reduction != PL_GROUP_MEAN) /* the default keeps older run identities */
             pl__buf_printf(&b, "prune.group_reduction: %s\n", pl__cfg_group_red_names[p->group_reduction]);
     }

@@ -33,6 +33,7 @@ typedef struct ck_msg {
 static void ck_print(pl__ck *c, int res, const char *name, const char *detail)
 {
     static const char *const tag[] = {"PASS", "FAIL", "SKIP"};
+    PL_ASSERT(res >= 0 && (size_t)res < sizeof tag / sizeof tag[0]);
     c->counts[res]++;
     fprintf(c->out, "  %-30s %s  %s\n", name, tag[res], detail);
 }
