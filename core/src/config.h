@@ -161,6 +161,13 @@ typedef enum pl_rewind {
     PL_REWIND_RANDOM = 3  /* a different random initialisation: the control */
 } pl_rewind;
 
+/* retrain.distill / finetune.distill (distill.h): the dense baseline teaches */
+typedef struct pl_distill_cfg {
+    int enabled;        /* a distill: map is present */
+    double alpha;       /* [0,1]: weight of the soft (teacher) term */
+    double temperature; /* > 0 */
+} pl_distill_cfg;
+
 typedef struct pl_phase_cfg {
     int epochs;         /* >= 0 (train >= 1) */
     int batch_size;     /* >= 1 */
@@ -171,6 +178,7 @@ typedef struct pl_phase_cfg {
      * baseline's training, or to a fresh random initialisation (control) */
     pl_rewind rewind;   /* PL_REWIND_NONE unless retrain.rewind is set */
     int rewind_epoch;   /* PL_REWIND_EPOCH: K >= 1 */
+    pl_distill_cfg distill; /* retrain/finetune only; never inherited */
 } pl_phase_cfg;
 
 typedef struct pl_layer_target {

@@ -96,6 +96,10 @@ static void dump_phase(pl__buf *b, const char *s, const pl_phase_cfg *p)
         pl__buf_printf(b, "%s.rewind: epoch:%d\n", s, p->rewind_epoch);
     else if (p->rewind == PL_REWIND_INIT || p->rewind == PL_REWIND_RANDOM)
         pl__buf_printf(b, "%s.rewind: %s\n", s, p->rewind == PL_REWIND_INIT ? "init" : "random");
+    /* distill: only when set, so run ids of runs without it stay as they were */
+    if (p->distill.enabled)
+        pl__buf_printf(b, "%s.distill.alpha: %.17g\n%s.distill.temperature: %.17g\n", s, p->distill.alpha, s,
+                       p->distill.temperature);
     /* regularize: only when set, so run ids of runs without one stay as they were */
     const pl_reg_cfg *r = &p->reg;
     if (r->type > PL_REG_NONE && r->type <= PL_REG_BN_L1) {

@@ -503,6 +503,7 @@ pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opt
     pl__history_ctx hc = {.r = r, .m = m, .test = &e.test};
     to.on_epoch = pl__history_on_epoch;
     to.on_epoch_ud = &hc;
+    to.teacher = base; /* distill: the dense baseline teaches retrain/finetune */
     double t_train = pl_now();
     if (x->prune.enabled) {
         s = pl_pruner_init(&pr, m, &x->prune, e.crit, e.sched, err);

@@ -1,5 +1,6 @@
 /* train.c — minibatch training, evaluation, latency. */
 #include "train.h"
+#include "distill.h"
 #include "regularize.h"
 #include "rng.h"
 
@@ -249,6 +250,9 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
         pl_regularizer_describe(&reg, m, what, sizeof what);
         fprintf(out, "%-8s regularize %s\n", phase, what);
     }
+    if (cfg->distill.enabled && (mode == PL_PROGRESS_BAR || mode == PL_PROGRESS_LINES))
+        fprintf(out, "%-8s distill from the dense baseline: alpha %g, temperature %g\n", phase, cfg->distill.alpha,
+                cfg->distill.temperature);
     double t_phase = pl_now();
     int64_t step = 0;
     train->par = m->be, train->par_state = m->be_state;
@@ -296,6 +300,9 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
                 s = pl_error_set(err, PL_EPLUGIN, "backend softmax_xent failed: %s", pl_status_str(s));
                 break;
             }
+            if (cfg->distill.enabled && (s = pl_distill_batch(&cfg->distill, opts ? opts->teacher : NULL, x, n,
+                                                              m->classes, logits, dl, 1.0f / (float)n, &ls, err)))
+                break;
             if (!isfinite(ls)) {
                 s = pl_error_set(err, PL_EDIVERGED,
                                  "%s diverged: loss is %g at epoch %d step %lld (lower the "

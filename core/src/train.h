@@ -52,6 +52,8 @@ typedef struct pl_train_opts {
     void *on_epoch_ud;
     int stop_after;                     /* > 0: end the phase after this many epochs, its
                                          * schedule unchanged (lottery-ticket rewinding) */
+    pl_model *teacher;                  /* distill (distill.h): the dense baseline, bound to a
+                                         * backend; used only when the phase has distill */
 } pl_train_opts;
 
 typedef struct pl_epoch_stats {
