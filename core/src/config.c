@@ -335,6 +335,35 @@ _Static_assert(sizeof pl__cfg_reg_names / sizeof pl__cfg_reg_names[0] == PL_REG_
 static pl_status dec_names(const pl_node *n, const char *path, const char *extra, char ***out, size_t *count,
                            pl_error *e);
 
+/* dataset.augment: {crop_pad: P, hflip: B} (augment.h): the host's, not the
+ * plugin's, so its flattened keys leave the dataset's parameters. */
+static const field augment_f[] = {{"crop_pad", F_INT, NULL}, {"hflip", F_BOOL, NULL}, {NULL, 0, NULL}};
+static pl_status dec_augment(const pl_node *ds, pl_plugin_ref *r, pl_augment_cfg *out, pl_error *e)
+{
+    const pl_node *a = ds && ds->type == PL_NODE_MAP ? pl_node_get(ds, "augment") : NULL, *v;
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_params; i++) { /* drop augment.* */
+        if (!strncmp(r->params[i].key, "augment.", 8) || !strcmp(r->params[i].key, "augment")) {
+            free(r->params[i].key);
+            free(r->params[i].value);
+        } else {
+            r->params[k++] = r->params[i];
+        }
+    }
+    r->n_params = k;
+    if (!a)
+        return PL_OK;
+    pl_status st = pl__cfg_need_map(a, "dataset.augment", augment_f, e);
+    if (!st && (v = pl_node_get(a, "crop_pad")) &&
+        !(st = pl__cfg_get_int(v, "dataset.augment.crop_pad", &out->crop_pad, e)) &&
+        (out->crop_pad < 0 || out->crop_pad > 4096))
+        st = pl__cfg_at_node(e, v, "dataset.augment.crop_pad must be in [0, 4096] pixels (got %d; 0 = no crop, "
+                                   "4 is the usual CIFAR value)", out->crop_pad);
+    if (!st && (v = pl_node_get(a, "hflip")))
+        st = pl__cfg_get_bool(v, "dataset.augment.hflip", &out->hflip, e);
+    return st;
+}
+
 /* <sec>.regularize: {type, coef, layers}; type none leaves the phase without one. */
 static pl_status dec_reg(const pl_node *m, const char *sec, pl_reg_cfg *r, pl_error *e)
 {
@@ -893,6 +922,7 @@ static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb
     } while (0)
     static const char *const dataset_defaults[] = {"path", "data/mnist", NULL};
     PL__SECTION(dec_plugin(xb, pl_node_get(root, "dataset"), root, "dataset", "idx", dataset_defaults, &x->dataset, &se));
+    PL__SECTION(dec_augment(pl_node_get(root, "dataset"), &x->dataset, &x->augment, &se));
     PL__SECTION(dec_plugin(xb, pl_node_get(root, "backend"), root, "backend", "simd", NULL, &x->backend, &se));
 
     x->train.epochs = 1;

@@ -112,6 +112,12 @@ typedef struct pl_kv {
     int line, col;
 } pl_kv;
 
+/* dataset.augment (augment.h): training batches only; zeros = off */
+typedef struct pl_augment_cfg {
+    int crop_pad;  /* pad by P zeros, random crop back: 0 = none */
+    int hflip;     /* random horizontal flip */
+} pl_augment_cfg;
+
 /* `criterion: l1` or `criterion: {plugin: l1, k: v, ...}` */
 typedef struct pl_plugin_ref {
     char *plugin;  /* name, validated [a-z0-9_]+ */
@@ -228,6 +234,7 @@ typedef struct pl_experiment {
     const char *model_init_file;/* where model_init: was written (borrowed), for errors */
     int model_init_line, model_init_col;
     pl_plugin_ref dataset;      /* params include "path" */
+    pl_augment_cfg augment;     /* dataset.augment, taken out of dataset's params */
     pl_plugin_ref backend;
     pl_phase_cfg train, retrain, finetune;
     pl_prune_cfg prune;

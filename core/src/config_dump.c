@@ -139,6 +139,9 @@ char *pl_experiment_dump(const pl_experiment *x)
     if (x->model_init) /* only when set: identities without it stay as they were */
         sb_kv(&b, "model_init", x->model_init);
     dump_plugin(&b, "dataset", &x->dataset);
+    if (x->augment.crop_pad > 0 || x->augment.hflip) /* only when on: other identities stay as they were */
+        pl__buf_printf(&b, "dataset.augment.crop_pad: %d\ndataset.augment.hflip: %s\n", x->augment.crop_pad,
+                       x->augment.hflip ? "true" : "false");
     dump_plugin(&b, "backend", &x->backend);
     dump_phase(&b, "train", &x->train);
     dump_phase(&b, "retrain", &x->retrain);

@@ -112,6 +112,11 @@ pl_status pl__run_check_fit(const pl_experiment *x, const pl_runenv *e, pl_error
                                 "(set the dataset's classes or use a matching model)",
                                 where, split, ds->plugin, d->classes, m->name, x->model, m->classes);
     }
+    const pl_dataset_info *ti = &e->train.info;
+    if (x->augment.crop_pad >= ti->height || x->augment.crop_pad >= ti->width)
+        return pl_error_set(err, PL_ECONFIG, "%s: dataset.augment.crop_pad %d is not below the %dx%d image size "
+                            "(a crop would hold no pixel of the image; use a smaller padding)",
+                            where, x->augment.crop_pad, ti->height, ti->width);
     const struct {
         const char *name;
         const pl_phase_cfg *p;
@@ -184,6 +189,8 @@ pl_status pl__runenv_open(pl_registry *reg, const pl_experiment *x, int threads,
     }
     if (!s && open_data)
         s = pl__run_check_fit(x, e, err);
+    if (!s && open_data) /* dataset.augment: training batches only (augment.h) */
+        e->train.augment = x->augment;
     if (s)
         pl__runenv_free(e);
     return s;

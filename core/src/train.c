@@ -1,5 +1,6 @@
 /* train.c — minibatch training, evaluation, latency. */
 #include "train.h"
+#include "augment.h"
 #include "distill.h"
 #include "regularize.h"
 #include "rng.h"
@@ -288,6 +289,7 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
             s = pl_data_read(train, perm + first, 0, n, x, y, err);
             if (s)
                 break;
+            pl_augment_batch(&train->augment, seed, phase, ep, first, x, n, m->in_c, m->in_h, m->in_w);
             const float *logits = pl_model_forward(m, x, n, PL_MODE_TRAIN, err);
             if (!logits) {
                 s = err ? err->code : PL_EPLUGIN;

@@ -29,6 +29,7 @@ typedef struct pl_data {
      * are split; NULL = read on the calling thread */
     const pl_backend_ops *par;
     void *par_state;
+    pl_augment_cfg augment; /* applied by pl_train_phase to its batches only (augment.h) */
 } pl_data;
 
 pl_status pl_data_open(pl_instance *ds, pl_split split, pl_data *out, pl_error *err);
