@@ -534,6 +534,8 @@ pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opt
                 r->acc_pruned = acc;
             pl__run_say(o, "prune step %d/%d: sparsity %.4f, test accuracy %.2f%% before retraining\n",
                 step + 1, pr.plan.n_steps, ach, acc);
+            if (pr.merged) /* merge.h: so far, over all steps */
+                pl__run_say(o, "merge: %lld removed unit(s) folded into their kept twins\n", (long long)pr.merged);
             if (rewind) {
                 if ((s = pl_rewind_apply(m, rewind, err)))
                     break;
