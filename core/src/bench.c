@@ -418,7 +418,7 @@ static pl_status section_profile(child *c, const pl_model_spec *spec, bench_resu
                 t0 = now_s(CLOCK_MONOTONIC);
             }
             pl_step_stats ss; /* the loss and Adam are timed while m->prof is set */
-            s = pl_train_step(m, x + (int64_t)k * B * img, y + k * B, B, dl, NULL, &bench_adam, bench_adam.lr,
+            s = pl_train_step(m, x + (int64_t)k * B * img, y + k * B, B, dl, NULL, &bench_adam, NULL, NULL, bench_adam.lr,
                               k + 1, &ss, err);
             xent += ss.loss_seconds, adam += ss.optim_seconds;
         }
@@ -524,7 +524,7 @@ static pl_status section_vgg(child *c, bench_result *r)
             for (int i = 0; i < n0 && !s; i++) {
                 int at = (rep < 0 ? i : 2 + i) * B;
                 pl_step_stats ss;
-                s = pl_train_step(m[t], x + (size_t)at * 784, y + at, B, dl, NULL, &bench_adam, bench_adam.lr,
+                s = pl_train_step(m[t], x + (size_t)at * 784, y + at, B, dl, NULL, &bench_adam, NULL, NULL, bench_adam.lr,
                                   ++step[t], &ss, err);
             }
             if (rep >= 0)

@@ -91,10 +91,12 @@ static const field lrs_f[] = {
 /* regularize: (regularize.h) */
 static const field reg_f[] = {
     {"type", F_ENUM, NULL}, {"coef", F_NUM, NULL}, {"layers", F_LIST, NULL}, {NULL, 0, NULL}};
+static const field distill_f[] = {{"alpha", F_NUM, NULL}, {"temperature", F_NUM, NULL}, {NULL, 0, NULL}};
 static const field phase_f[] = {
     {"epochs", F_INT, NULL}, {"batch_size", F_INT, NULL}, {"lr", F_NUM, NULL},
     {"optimizer", F_MAP, optim_f}, {"lr_schedule", F_MAP, lrs_f},
-    {"regularize", F_MAP, reg_f}, {"rewind", F_STR, NULL}, {NULL, 0, NULL}};
+    {"regularize", F_MAP, reg_f}, {"rewind", F_STR, NULL},
+    {"distill", F_MAP, distill_f}, {NULL, 0, NULL}};
 static const field target_f[] = {{"fraction", F_NUM, NULL}, {"count", F_INT, NULL}, {NULL, 0, NULL}};
 static const field prune_f[] = {
     {"criterion", F_PLUGIN, NULL}, {"schedule", F_PLUGIN, NULL},
@@ -340,6 +342,35 @@ _Static_assert(sizeof pl__cfg_reg_names / sizeof pl__cfg_reg_names[0] == PL_REG_
 static pl_status dec_names(const pl_node *n, const char *path, const char *extra, char ***out, size_t *count,
                            pl_error *e);
 
+/* dataset.augment: {crop_pad: P, hflip: B} (augment.h): the host's, not the
+ * plugin's, so its flattened keys leave the dataset's parameters. */
+static const field augment_f[] = {{"crop_pad", F_INT, NULL}, {"hflip", F_BOOL, NULL}, {NULL, 0, NULL}};
+static pl_status dec_augment(const pl_node *ds, pl_plugin_ref *r, pl_augment_cfg *out, pl_error *e)
+{
+    const pl_node *a = ds && ds->type == PL_NODE_MAP ? pl_node_get(ds, "augment") : NULL, *v;
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_params; i++) { /* drop augment.* */
+        if (!strncmp(r->params[i].key, "augment.", 8) || !strcmp(r->params[i].key, "augment")) {
+            free(r->params[i].key);
+            free(r->params[i].value);
+        } else {
+            r->params[k++] = r->params[i];
+        }
+    }
+    r->n_params = k;
+    if (!a)
+        return PL_OK;
+    pl_status st = pl__cfg_need_map(a, "dataset.augment", augment_f, e);
+    if (!st && (v = pl_node_get(a, "crop_pad")) &&
+        !(st = pl__cfg_get_int(v, "dataset.augment.crop_pad", &out->crop_pad, e)) &&
+        (out->crop_pad < 0 || out->crop_pad > 4096))
+        st = pl__cfg_at_node(e, v, "dataset.augment.crop_pad must be in [0, 4096] pixels (got %d; 0 = no crop, "
+                                   "4 is the usual CIFAR value)", out->crop_pad);
+    if (!st && (v = pl_node_get(a, "hflip")))
+        st = pl__cfg_get_bool(v, "dataset.augment.hflip", &out->hflip, e);
+    return st;
+}
+
 /* <sec>.regularize: {type, coef, layers}; type none leaves the phase without one. */
 static pl_status dec_reg(const pl_node *m, const char *sec, pl_reg_cfg *r, pl_error *e)
 {
@@ -502,6 +533,31 @@ static pl_status dec_rewind(const pl_node *v, const char *sec, pl_phase_cfg *out
     return PL_OK;
 }
 
+/* retrain.distill / finetune.distill: {alpha: [0,1], temperature: > 0} (distill.h) */
+static pl_status dec_distill(const pl_node *v, const char *sec, pl_distill_cfg *out, pl_error *e)
+{
+    char p[96];
+    snprintf(p, sizeof p, "%s.distill", sec);
+    pl_status st = pl__cfg_need_map(v, p, distill_f, e);
+    if (st)
+        return st;
+    if (!strcmp(sec, "train"))
+        return pl__cfg_at_node(e, v, "%s: the baseline has no teacher (give distill under retrain or finetune; "
+                                     "the trained baseline is their teacher)", p);
+    const pl_node *a = pl_node_get(v, "alpha"), *t = pl_node_get(v, "temperature");
+    char pa[112], pt[112];
+    snprintf(pa, sizeof pa, "%s.alpha", p);
+    snprintf(pt, sizeof pt, "%s.temperature", p);
+    out->enabled = 1, out->alpha = 0.5, out->temperature = 4;
+    if (a && ((st = pl__cfg_get_num(a, pa, &out->alpha, e)) ||
+              (st = pl__cfg_num_in(a, pa, out->alpha, 0, 0, 1, 0, "a number in [0, 1]", e))))
+        return st;
+    if (t && ((st = pl__cfg_get_num(t, pt, &out->temperature, e)) ||
+              (st = pl__cfg_num_in(t, pt, out->temperature, 0, 1, INFINITY, 1, "a finite number > 0", e))))
+        return st;
+    return PL_OK;
+}
+
 static pl_status dec_phase(const pl_node *m, const char *sec, int min_epochs, pl_phase_cfg *out, pl_error *e)
 {
     pl_status st;
@@ -544,6 +600,8 @@ static pl_status dec_phase(const pl_node *m, const char *sec, int min_epochs, pl
     if ((v = pl_node_get(m, "regularize")) && (st = dec_reg(v, sec, &out->reg, e)))
         return st;
     if ((v = pl_node_get(m, "rewind")) && (st = dec_rewind(v, sec, out, e)))
+        return st;
+    if ((v = pl_node_get(m, "distill")) && (st = dec_distill(v, sec, &out->distill, e)))
         return st;
     const pl_optim_cfg *o = &out->optim;
     if (o->type == PL_OPTIM_SGD && o->nesterov && (o->momentum <= 0 || o->dampening != 0))
@@ -871,6 +929,7 @@ static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb
     } while (0)
     static const char *const dataset_defaults[] = {"path", "data/mnist", NULL};
     PL__SECTION(dec_plugin(xb, pl_node_get(root, "dataset"), root, "dataset", "idx", dataset_defaults, &x->dataset, &se));
+    PL__SECTION(dec_augment(pl_node_get(root, "dataset"), &x->dataset, &x->augment, &se));
     PL__SECTION(dec_plugin(xb, pl_node_get(root, "backend"), root, "backend", "simd", NULL, &x->backend, &se));
 
     x->train.epochs = 1;

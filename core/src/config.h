@@ -112,6 +112,12 @@ typedef struct pl_kv {
     int line, col;
 } pl_kv;
 
+/* dataset.augment (augment.h): training batches only; zeros = off */
+typedef struct pl_augment_cfg {
+    int crop_pad;  /* pad by P zeros, random crop back: 0 = none */
+    int hflip;     /* random horizontal flip */
+} pl_augment_cfg;
+
 /* `criterion: l1` or `criterion: {plugin: l1, k: v, ...}` */
 typedef struct pl_plugin_ref {
     char *plugin;  /* name, validated [a-z0-9_]+ */
@@ -161,6 +167,13 @@ typedef enum pl_rewind {
     PL_REWIND_RANDOM = 3  /* a different random initialisation: the control */
 } pl_rewind;
 
+/* retrain.distill / finetune.distill (distill.h): the dense baseline teaches */
+typedef struct pl_distill_cfg {
+    int enabled;        /* a distill: map is present */
+    double alpha;       /* [0,1]: weight of the soft (teacher) term */
+    double temperature; /* > 0 */
+} pl_distill_cfg;
+
 typedef struct pl_phase_cfg {
     int epochs;         /* >= 0 (train >= 1) */
     int batch_size;     /* >= 1 */
@@ -171,6 +184,7 @@ typedef struct pl_phase_cfg {
      * baseline's training, or to a fresh random initialisation (control) */
     pl_rewind rewind;   /* PL_REWIND_NONE unless retrain.rewind is set */
     int rewind_epoch;   /* PL_REWIND_EPOCH: K >= 1 */
+    pl_distill_cfg distill; /* retrain/finetune only; never inherited */
 } pl_phase_cfg;
 
 typedef struct pl_layer_target {
@@ -220,6 +234,7 @@ typedef struct pl_experiment {
     const char *model_init_file;/* where model_init: was written (borrowed), for errors */
     int model_init_line, model_init_col;
     pl_plugin_ref dataset;      /* params include "path" */
+    pl_augment_cfg augment;     /* dataset.augment, taken out of dataset's params */
     pl_plugin_ref backend;
     pl_phase_cfg train, retrain, finetune;
     pl_prune_cfg prune;

@@ -96,6 +96,10 @@ static void dump_phase(pl__buf *b, const char *s, const pl_phase_cfg *p)
         pl__buf_printf(b, "%s.rewind: epoch:%d\n", s, p->rewind_epoch);
     else if (p->rewind == PL_REWIND_INIT || p->rewind == PL_REWIND_RANDOM)
         pl__buf_printf(b, "%s.rewind: %s\n", s, p->rewind == PL_REWIND_INIT ? "init" : "random");
+    /* distill: only when set, so run ids of runs without it stay as they were */
+    if (p->distill.enabled)
+        pl__buf_printf(b, "%s.distill.alpha: %.17g\n%s.distill.temperature: %.17g\n", s, p->distill.alpha, s,
+                       p->distill.temperature);
     /* regularize: only when set, so run ids of runs without one stay as they were */
     const pl_reg_cfg *r = &p->reg;
     if (r->type > PL_REG_NONE && r->type <= PL_REG_BN_L1) {
@@ -135,6 +139,9 @@ char *pl_experiment_dump(const pl_experiment *x)
     if (x->model_init) /* only when set: identities without it stay as they were */
         sb_kv(&b, "model_init", x->model_init);
     dump_plugin(&b, "dataset", &x->dataset);
+    if (x->augment.crop_pad > 0 || x->augment.hflip) /* only when on: other identities stay as they were */
+        pl__buf_printf(&b, "dataset.augment.crop_pad: %d\ndataset.augment.hflip: %s\n", x->augment.crop_pad,
+                       x->augment.hflip ? "true" : "false");
     dump_plugin(&b, "backend", &x->backend);
     dump_phase(&b, "train", &x->train);
     dump_phase(&b, "retrain", &x->retrain);

@@ -324,6 +324,57 @@ static void ck_crit_degenerate(ck_crit *k, int one_unit)
         ck_layer_free(&extra[i]);
 }
 
+/* Row "merge" (ABI 1.5 optional slot): on the channel and neuron layers,
+ * every twin is -1 or another unit that itself has none, with a finite
+ * factor >= 0; the call succeeds and leaves the weights alone. */
+static void ck_crit_merge(ck_crit *k)
+{
+    const pl_plugin_desc *d = pl_plugin_get_desc(k->c->plugin);
+    const pl_criterion_ops *ops = d->ops;
+    pl__ck_begin(k->c, "merge");
+    if (d->abi_minor < 5 || !ops->merge) {
+        pl__ck_row(k->c, CK_SKIP, "merge", "no merge slot (the host only removes units)");
+        return;
+    }
+    char why[960] = "";
+    int64_t twins = 0;
+    for (int i = 0; i < 2 && !why[0]; i++) {
+        const ck_layer *L = &k->std[i];
+        int64_t U = L->v.units, *twin = malloc((size_t)U * sizeof *twin);
+        double *coef = malloc((size_t)U * sizeof *coef);
+        float *w0 = malloc((size_t)(U * L->v.unit_size) * sizeof *w0);
+        if (!twin || !coef || !w0) {
+            pl__ck_why(why, sizeof why, "plugin-check ran out of memory");
+        } else {
+            memcpy(w0, L->v.weight, (size_t)(U * L->v.unit_size) * sizeof *w0);
+            pl_status st = ops->merge(pl_instance_state(k->a), &L->v, twin, coef);
+            if (st)
+                pl__ck_why(why, sizeof why, "%s: merge returned %s: %s", L->desc, pl_status_str(st),
+                           pl_instance_take_error(k->a));
+            for (int64_t u = 0; u < U && !st && !why[0]; u++) {
+                int64_t t = twin[u];
+                if (t == -1)
+                    continue;
+                if (t < 0 || t >= U || t == u || twin[t] != -1 || !isfinite(coef[u]) || coef[u] < 0)
+                    pl__ck_why(why, sizeof why, "%s: unit %lld has twin %lld (factor %g); a twin must be another "
+                               "unit without a twin of its own, the factor finite and >= 0",
+                               L->desc, (long long)u, (long long)t, coef[u]);
+                twins++;
+            }
+            if (!why[0] && memcmp(w0, L->v.weight, (size_t)(U * L->v.unit_size) * sizeof *w0))
+                pl__ck_why(why, sizeof why, "%s: merge wrote to the weights it was given", L->desc);
+        }
+        free(twin);
+        free(coef);
+        free(w0);
+    }
+    if (why[0])
+        pl__ck_row(k->c, CK_FAIL, "merge", "%s", why);
+    else
+        pl__ck_row(k->c, CK_PASS, "merge", "%s, %s: %lld twin(s), indices and factors valid", k->std[0].desc,
+                   k->std[1].desc, (long long)twins);
+}
+
 /* Row "time" (informational): median of 5 on the channel and neuron layers. */
 static void ck_crit_time(ck_crit *k)
 {
@@ -374,6 +425,7 @@ void pl__ck_criterion(pl__ck *c)
         ck_crit_deterministic(&k);
         ck_crit_degenerate(&k, 0);
         ck_crit_degenerate(&k, 1);
+        ck_crit_merge(&k);
         ck_crit_time(&k);
     }
     for (int i = 0; i < CK_N_STD; i++) {

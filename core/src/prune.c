@@ -787,6 +787,8 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
         free(c);
         free(room);
     }
+    if (!s && grouped) /* merge.h: a criterion with a merge slot folds dropped units into their twins */
+        s = pl__pruner_merge(p, drop, err);
     if (!s && grouped)
         s = apply_groups(p, drop, err);
     for (int k = 0; k < p->n && !s && !grouped; k++)

@@ -72,6 +72,7 @@ typedef struct pl_pruner {
     int n_sl;
     int **korig;                 /* per model layer: original index of each current output unit, or NULL */
     pl_group_reduction reduce;   /* prune.group_reduction */
+    int64_t merged;              /* units folded into their twins (criterion merge slot, merge.h) */
 } pl_pruner;
 
 /* Resolves the layers in scope (prune.layers / prune.sparsity, include,
@@ -130,6 +131,9 @@ void pl_pruner_print_groups(const pl_pruner *p, FILE *f);
 /* Fills g[k][b] (every k < n with g[k] != NULL) with layer layers[k]'s
  * weight gradient on calibration batch b (RNG stream "calibration:<step>",
  * training split). Shared by the unit and the layer pruner. */
+/* merge.c: before surgery, folds units to drop into their twins where the
+ * criterion has a merge slot (ABI 1.5) and the path allows it. */
+pl_status pl__pruner_merge(pl_pruner *p, uint8_t *const *drop, pl_error *err);
 pl_status pl__pruner_calibrate(pl_pruner *p, const int *layers, int n, pl_data *train, int batch, uint64_t seed,
                                int step, float ***g, pl_error *err);
 /* The schedule's plan for `requested` over n_layers, checked (prune.c). */

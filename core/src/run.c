@@ -113,6 +113,11 @@ pl_status pl__run_check_fit(const pl_experiment *x, const pl_runenv *e, pl_error
                                 "(set the dataset's classes or use a matching model)",
                                 where, split, ds->plugin, d->classes, m->name, x->model, m->classes);
     }
+    const pl_dataset_info *ti = &e->train.info;
+    if (x->augment.crop_pad >= ti->height || x->augment.crop_pad >= ti->width)
+        return pl_error_set(err, PL_ECONFIG, "%s: dataset.augment.crop_pad %d is not below the %dx%d image size "
+                            "(a crop would hold no pixel of the image; use a smaller padding)",
+                            where, x->augment.crop_pad, ti->height, ti->width);
     const struct {
         const char *name;
         const pl_phase_cfg *p;
@@ -185,6 +190,8 @@ pl_status pl__runenv_open(pl_registry *reg, const pl_experiment *x, int threads,
     }
     if (!s && open_data)
         s = pl__run_check_fit(x, e, err);
+    if (!s && open_data) /* dataset.augment: training batches only (augment.h) */
+        e->train.augment = x->augment;
     if (s)
         pl__runenv_free(e);
     return s;
@@ -504,6 +511,7 @@ pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opt
     pl__history_ctx hc = {.r = r, .m = m, .test = &e.test};
     to.on_epoch = pl__history_on_epoch;
     to.on_epoch_ud = &hc;
+    to.teacher = base; /* distill: the dense baseline teaches retrain/finetune */
     double t_train = pl_now();
     if (x->prune.enabled) {
         s = pl_pruner_init(&pr, m, &x->prune, e.crit, e.sched, err);
@@ -527,6 +535,8 @@ pl_status pl__run_one(pl_registry *reg, const pl_experiment *x, const pl_run_opt
                 r->acc_pruned = acc;
             pl__run_say(o, "prune step %d/%d: sparsity %.4f, test accuracy %.2f%% before retraining\n",
                 step + 1, pr.plan.n_steps, ach, acc);
+            if (pr.merged) /* merge.h: so far, over all steps */
+                pl__run_say(o, "merge: %lld removed unit(s) folded into their kept twins\n", (long long)pr.merged);
             if (rewind) {
                 if ((s = pl_rewind_apply(m, rewind, err)))
                     break;

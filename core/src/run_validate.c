@@ -103,6 +103,9 @@ pl_status pl__run_validate_config(pl_registry *reg, const pl_config *cfg, FILE *
                 fprintf(out, "\nplugins:\n");
                 print_ref(out, "backend", &x->backend, reg, PL_KIND_BACKEND);
                 print_ref(out, "dataset", &x->dataset, reg, PL_KIND_DATASET);
+                if (x->augment.crop_pad > 0 || x->augment.hflip) /* dataset.augment (augment.h) */
+                    fprintf(out, "  augment    crop_pad %d, hflip %s (training batches only)\n", x->augment.crop_pad,
+                            x->augment.hflip ? "true" : "false");
                 if (x->prune.enabled) {
                     print_ref(out, "criterion", &x->prune.criterion, reg, PL_KIND_CRITERION);
                     print_ref(out, "schedule", &x->prune.schedule, reg, PL_KIND_SCHEDULE);

@@ -1,5 +1,7 @@
 /* train.c — minibatch training, evaluation, latency. */
 #include "train.h"
+#include "augment.h"
+#include "distill.h"
 #include "regularize.h"
 #include "rng.h"
 
@@ -179,7 +181,8 @@ static pl_status optim_step(pl_model *m, const pl_optim_cfg *o, double lr, int64
 /* ---- one step ------------------------------------------------------------------- */
 
 pl_status pl_train_step(pl_model *m, const float *x, const int32_t *y, int n, float *dl,
-                        const pl_regularizer *reg, const pl_optim_cfg *o, double lr, int64_t step,
+                        const pl_regularizer *reg, const pl_optim_cfg *o, const pl_distill_cfg *kd,
+                        pl_model *teacher, double lr, int64_t step,
                         pl_step_stats *st, pl_error *err)
 {
     memset(st, 0, sizeof *st);
@@ -196,6 +199,9 @@ pl_status pl_train_step(pl_model *m, const float *x, const int32_t *y, int n, fl
     st->correct = c;
     if (s)
         return pl_error_set(err, PL_EPLUGIN, "backend softmax_xent failed: %s", pl_status_str(s));
+    if (kd && (s = pl_distill_batch(kd, teacher, x, n, m->classes, logits, dl, 1.0f / (float)n, &ls, err)))
+        return s;
+    st->loss = ls;
     if (!isfinite(ls))
         return pl_error_set(err, PL_EDIVERGED, "diverged: loss is %g (lower the learning rate)", ls);
     s = pl_model_backward(m, x, dl, n, err);
@@ -286,6 +292,9 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
         pl_regularizer_describe(&reg, m, what, sizeof what);
         fprintf(out, "%-8s regularize %s\n", phase, what);
     }
+    if (cfg->distill.enabled && (mode == PL_PROGRESS_BAR || mode == PL_PROGRESS_LINES))
+        fprintf(out, "%-8s distill from the dense baseline: alpha %g, temperature %g\n", phase, cfg->distill.alpha,
+                cfg->distill.temperature);
     double t_phase = pl_now();
     int64_t step = 0;
     train->par = m->be, train->par_state = m->be_state;
@@ -321,8 +330,10 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
             s = pl_data_read(train, perm + first, 0, n, x, y, err);
             if (s)
                 break;
+            pl_augment_batch(&train->augment, seed, phase, ep, first, x, n, m->in_c, m->in_h, m->in_w);
             pl_step_stats ss;
-            s = pl_train_step(m, x, y, n, dl, &reg, &cfg->optim, lr, step + 1, &ss, err);
+            s = pl_train_step(m, x, y, n, dl, &reg, &cfg->optim, cfg->distill.enabled ? &cfg->distill : NULL,
+                              opts ? opts->teacher : NULL, lr, step + 1, &ss, err);
             if (s == PL_EDIVERGED && !isfinite(ss.loss))
                 s = pl_error_set(err, PL_EDIVERGED,
                                  "%s diverged: loss is %g at epoch %d step %lld (lower the "

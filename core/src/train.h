@@ -29,6 +29,7 @@ typedef struct pl_data {
      * are split; NULL = read on the calling thread */
     const pl_backend_ops *par;
     void *par_state;
+    pl_augment_cfg augment; /* applied by pl_train_phase to its batches only (augment.h) */
 } pl_data;
 
 pl_status pl_data_open(pl_instance *ds, pl_split split, pl_data *out, pl_error *err);
@@ -52,6 +53,8 @@ typedef struct pl_train_opts {
     void *on_epoch_ud;
     int stop_after;                     /* > 0: end the phase after this many epochs, its
                                          * schedule unchanged (lottery-ticket rewinding) */
+    pl_model *teacher;                  /* distill (distill.h): the dense baseline, bound to a
+                                         * backend; used only when the phase has distill */
 } pl_train_opts;
 
 typedef struct pl_epoch_stats {
@@ -92,13 +95,15 @@ typedef struct pl_step_stats {
 struct pl_regularizer;
 /* One training step on a batch of n images, as a phase takes it: forward
  * (train mode), softmax cross-entropy into dl (n x classes, the caller's),
- * backward, the regularizer's gradient (reg may be NULL), and optimizer o's
+ * the distillation term when kd is given (teacher is the dense model it
+ * asks for; both NULL otherwise), backward, the regularizer's gradient
+ * (reg may be NULL), and optimizer o's
  * update at learning rate lr. step counts from 1 (Adam's bias correction;
  * SGD starts its momentum at step 1). A non-finite loss or penalty is
  * PL_EDIVERGED before the update, with the value in *st. */
 pl_status pl_train_step(pl_model *m, const float *x, const int32_t *y, int n, float *dl,
-                        const struct pl_regularizer *reg, const pl_optim_cfg *o, double lr, int64_t step,
-                        pl_step_stats *st, pl_error *err);
+                        const struct pl_regularizer *reg, const pl_optim_cfg *o, const pl_distill_cfg *kd,
+                        pl_model *teacher, double lr, int64_t step, pl_step_stats *st, pl_error *err);
 
 /* Test accuracy (%) and mean loss over the whole split, batches of `batch`. */
 pl_status pl_evaluate(pl_model *m, pl_data *test, int batch, double *acc, double *loss,

@@ -4,6 +4,8 @@
  * file:line:col.
  */
 #include "config.h"
+#include "model.h"
+#include "pltest.h"
 
 #include <criterion/criterion.h>
 #include <string.h>
@@ -166,6 +168,17 @@ Test(model_spec, errors_carry_positions)
     expect_err(FIX "dup_name.yaml", FIX "dup_name.yaml:6:5: duplicate layer name 'relu1' (first at line 5)");
     expect_err("tests/fixtures/config/empty.yaml", "tests/fixtures/config/empty.yaml: empty model file");
     expect_err("tests/fixtures/config/tab.yaml", "tests/fixtures/config/tab.yaml:4:1: invalid YAML");
+}
+
+Test(model_spec, resnet20_cifar_counts_match_its_comment)
+{
+    pl_model *m = pltest_model_file("configs/models/resnet20_cifar.yaml", 1); /* a graph: the model counts */
+    pl_counts c;
+    pl_model_count(m, &c);
+    cr_expect_eq(c.params, 272474);
+    cr_expect_eq(c.macs, 40813184);
+    cr_expect(m->in_c == 3 && m->in_h == 32 && m->in_w == 32);
+    pl_model_free(m);
 }
 
 Test(model_spec, vgg_mini_cifar_counts_match_its_comment)

@@ -59,7 +59,7 @@ extern "C" {
 /* ---- versions ------------------------------------------------------------ */
 
 #define PL_ABI_MAJOR 1 /* bumped on any incompatible change; host refuses others */
-#define PL_ABI_MINOR 4 /* bumped when slots are appended; host refuses newer */
+#define PL_ABI_MINOR 5 /* bumped when slots are appended; host refuses newer */
 
 #define PL_PLUGIN_SYMBOL "prunelab_plugin_desc"
 
@@ -261,8 +261,25 @@ typedef struct pl_criterion_ops {
      * given seed and input. */
     pl_status (*score)(void *state, const pl_unit_view *v, double *scores,
                        int64_t *n_out);
-    void *reserved[8];
+    /* ---- ABI 1.5, optional (NULL, or a plugin built for an older ABI: the
+     * host only removes). Merging instead of removing: for each unit u of
+     * the view (channel/neuron granularity), twin[u] = the unit u stands in
+     * for (-1: none) and coef[u] = c >= 0 with u's activation ~ c times
+     * twin[u]'s. When the host removes u and keeps twin[u] alive, it first
+     * adds c times u's outgoing weights (the input columns of the layer
+     * that reads u) to twin[u]'s, so the next layer still sees u's
+     * contribution. The host only merges where that is exact up to the
+     * fit: the layer's output reaches a single conv2d/linear through
+     * relu, max/avg pooling, dropout or flatten only (no batchnorm, add,
+     * concat); elsewhere it removes. Called after score() on the same
+     * view; twin and coef are host-allocated [units]. */
+    pl_status (*merge)(void *state, const pl_unit_view *v, int64_t *twin, double *coef);
+    void *reserved[7];
 } pl_criterion_ops;
+#ifndef __cplusplus
+/* appending slots never changes the size: needs + score + 8 (now merge + 7) */
+_Static_assert(sizeof(pl_criterion_ops) == 10 * sizeof(void *), "pl_criterion_ops keeps its size");
+#endif
 
 /* ========================================================================= */
 /* schedule                                                                    */

@@ -30,9 +30,11 @@
  * order; nothing depends on the thread count, so scores are bit-for-bit
  * reproducible for a seed.
  *
- * lsh_merge.h (header-only, not used by the plugin) folds a removed
- * duplicate's outgoing weights into its kept twin, for a host that merges
- * instead of only cutting.
+ * With `merge: true` the plugin's merge slot (ABI 1.5) gives the host each
+ * group member's kept twin and the least-squares factor c of its incoming
+ * weights and bias onto the twin's; the host then folds c times the removed
+ * unit's outgoing weights into the twin's (core/src/merge.h) instead of
+ * only cutting them. lsh_merge.h is the same fold on plain arrays.
  */
 #include <prunelab/plugin.h>
 
@@ -43,6 +45,7 @@
 typedef struct lsh_state {
     const pl_env *env;
     int tables, bits, min_tables;
+    int merge; /* offer twins to the host (merge slot, ABI 1.5) */
 } lsh_state;
 
 static pl_status lsh_init(const pl_env *env, void **state)
@@ -57,6 +60,7 @@ static pl_status lsh_init(const pl_env *env, void **state)
     s->tables = (int)api->param_int(env->params, "tables");
     s->bits = (int)api->param_int(env->params, "bits");
     s->min_tables = (int)api->param_int(env->params, "min_tables");
+    s->merge = api->param_bool(env->params, "merge");
     if (s->min_tables > s->tables) {
         api->set_error(env->ctx, "min_tables (%d) must not exceed tables (%d)", s->min_tables,
                        s->tables);
@@ -195,7 +199,7 @@ static pl_status lsh_hash(const lsh_state *s, const pl_unit_view *v, const doubl
 
 /* Groups colliding units and writes the scores (see the top of the file). */
 static pl_status lsh_group_score(const lsh_state *s, const pl_unit_view *v, const double *norm,
-                                 double *scores)
+                                 double *scores, int64_t *twin)
 {
     const pl_host_api *api = s->env->api;
     const int64_t U = v->units;
@@ -246,6 +250,8 @@ static pl_status lsh_group_score(const lsh_state *s, const pl_unit_view *v, cons
                 continue;
             }
             const int64_t k = keep[lsh_find(parent, u)];
+            if (twin) /* merge: every other group member stands in for the strongest */
+                twin[u] = k == u ? -1 : k;
             if (k == u) {
                 scores[u] = norm[u];
                 continue;
@@ -261,17 +267,70 @@ static pl_status lsh_group_score(const lsh_state *s, const pl_unit_view *v, cons
     return st;
 }
 
+/* scores[] and, when twin is set, each unit's twin (-1 = none) */
+static pl_status lsh_run(const lsh_state *s, const pl_unit_view *v, double *scores, int64_t *twin);
+
 static pl_status lsh_score(void *state, const pl_unit_view *v, double *scores, int64_t *n_out)
 {
     const lsh_state *s = state;
     pl_status st = lsh_check_view(s->env, v, scores, n_out);
     if (st != PL_OK)
         return st;
+    if ((st = lsh_run(s, v, scores, NULL)) == PL_OK)
+        *n_out = v->units;
+    return st;
+}
+
+/* merge slot (ABI 1.5): twin = the strongest unit of u's group, coef = the
+ * least-squares c of [w_u, b_u] ~ c·[w_k, b_k] (lsh_merge.h), kept only
+ * when c > 0; with `merge: false` no unit has a twin (the host removes). */
+static pl_status lsh_merge(void *state, const pl_unit_view *v, int64_t *twin, double *coef)
+{
+    const lsh_state *s = state;
+    const pl_host_api *api = s->env->api;
+    int64_t n_out = 0;
+    if (!twin || !coef || !v)
+        return lsh_check_view(s->env, v, NULL, NULL);
+    for (int64_t u = 0; u < v->units; u++)
+        twin[u] = -1, coef[u] = 0.0;
+    if (!s->merge || v->granularity == PL_GRAN_WEIGHT || v->granularity == PL_GRAN_LAYER)
+        return PL_OK;
+    double *sc = api->alloc((size_t)v->units * sizeof *sc);
+    if (!sc) {
+        api->set_error(s->env->ctx, "layer '%s': out of memory", v->layer ? v->layer : "?");
+        return PL_ENOMEM;
+    }
+    pl_status st = lsh_check_view(s->env, v, sc, &n_out);
+    if (st == PL_OK)
+        st = lsh_run(s, v, sc, twin);
+    api->free(sc);
+    if (st != PL_OK)
+        return st;
+    const int64_t d = v->unit_size;
+    for (int64_t u = 0; u < v->units; u++) {
+        const int64_t k = twin[u];
+        if (k < 0)
+            continue;
+        double uk = v->bias ? (double)v->bias[u] * v->bias[k] : 0.0;
+        double kk = v->bias ? (double)v->bias[k] * v->bias[k] : 0.0;
+        for (int64_t i = 0; i < d; i++) {
+            uk += lsh_w(v, u * d + i) * lsh_w(v, k * d + i);
+            kk += lsh_w(v, k * d + i) * lsh_w(v, k * d + i);
+        }
+        coef[u] = kk > 0.0 ? uk / kk : 0.0;
+        if (!(coef[u] > 0.0))
+            twin[u] = -1, coef[u] = 0.0;
+    }
+    return PL_OK;
+}
+
+static pl_status lsh_run(const lsh_state *s, const pl_unit_view *v, double *scores, int64_t *twin)
+{
+    pl_status st;
     if (v->granularity == PL_GRAN_WEIGHT) {
         const int64_t n = v->units * v->unit_size;
         for (int64_t i = 0; i < n; i++)
             scores[i] = fabs(lsh_w(v, i));
-        *n_out = v->units;
         return PL_OK;
     }
     const int64_t d = v->unit_size;
@@ -293,12 +352,11 @@ static pl_status lsh_score(void *state, const pl_unit_view *v, double *scores, i
             return PL_ENOMEM;
         }
         memcpy(norm, scores, (size_t)v->units * sizeof *norm);
-        st = lsh_group_score(s, v, norm, scores);
+        st = lsh_group_score(s, v, norm, scores, twin);
         s->env->api->free(norm);
         if (st != PL_OK)
             return st;
     }
-    *n_out = v->units;
     return PL_OK;
 }
 
@@ -309,12 +367,15 @@ static const pl_param_spec lsh_params[] = {
      .doc = "hyperplanes per table; more bits = only closer vectors collide"},
     {.name = "min_tables", .type = PL_PARAM_INT, .def = "2", .min = 1, .max = 64,
      .doc = "tables two units must collide in to count as near-duplicates (<= tables)"},
+    {.name = "merge", .type = PL_PARAM_BOOL, .def = "false",
+     .doc = "fold a removed duplicate's outgoing weights into its kept twin instead of only removing it"},
     {.name = NULL},
 };
 
 static const pl_criterion_ops lsh_ops = {
     .needs = 0,
     .score = lsh_score,
+    .merge = lsh_merge,
     .reserved = {0},
 };
 
@@ -322,7 +383,7 @@ PL_PLUGIN_EXPORT const pl_plugin_desc prunelab_plugin_desc = {
     PL_PLUGIN_DESC_HEADER,
     .kind = PL_KIND_CRITERION,
     .name = "lsh",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .description = "redundancy: LSH near-duplicates score ||w||*(1-cos) to their kept twin, others ||w||",
     .params = lsh_params,
     .init = lsh_init,

@@ -1,0 +1,83 @@
+/* distill.c — knowledge-distillation loss and gradient (distill.h). */
+#include "distill.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* p[j] = softmax(z/T)[j] and lp[j] = its log, stable */
+static void soft(int k, const float *z, double T, double *p, double *lp)
+{
+    double mx = -INFINITY;
+    for (int j = 0; j < k; j++)
+        mx = fmax(mx, (double)z[j] / T);
+    double s = 0;
+    for (int j = 0; j < k; j++)
+        s += exp((double)z[j] / T - mx);
+    double ls = log(s);
+    for (int j = 0; j < k; j++) {
+        lp[j] = (double)z[j] / T - mx - ls;
+        p[j] = exp(lp[j]);
+    }
+}
+
+/* KL(p_t || p_s) of example i; fills ps, pt */
+static double kl_one(int k, const float *zs, const float *zt, double T, double *ps, double *lps, double *pt,
+                     double *lpt)
+{
+    soft(k, zs, T, ps, lps);
+    soft(k, zt, T, pt, lpt);
+    double kl = 0;
+    for (int j = 0; j < k; j++)
+        if (pt[j] > 0)
+            kl += pt[j] * (lpt[j] - lps[j]);
+    return kl;
+}
+
+#define PL_DISTILL_KMAX 1024 /* classes handled on the stack */
+
+double pl_distill_kl(int n, int k, const float *zs, const float *zt, double temperature)
+{
+    if (k > PL_DISTILL_KMAX)
+        return NAN;
+    double ps[PL_DISTILL_KMAX], lps[PL_DISTILL_KMAX], pt[PL_DISTILL_KMAX], lpt[PL_DISTILL_KMAX], sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += kl_one(k, zs + (size_t)i * k, zt + (size_t)i * k, temperature, ps, lps, pt, lpt);
+    return sum;
+}
+
+void pl_distill_loss(int n, int k, const float *zs, const float *zt, double alpha, double temperature,
+                     float scale, float *dl, double *loss)
+{
+    double T = temperature, a = alpha, ps[PL_DISTILL_KMAX], lps[PL_DISTILL_KMAX], pt[PL_DISTILL_KMAX],
+           lpt[PL_DISTILL_KMAX], soft_sum = 0;
+    if (k > PL_DISTILL_KMAX) { /* pl_distill_batch refuses it first */
+        *loss = NAN;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const float *s = zs + (size_t)i * k, *t = zt + (size_t)i * k;
+        float *d = dl + (size_t)i * k;
+        soft_sum += kl_one(k, s, t, T, ps, lps, pt, lpt);
+        for (int j = 0; j < k; j++) /* a = 0: (1-a)*d + 0*finite is d exactly */
+            d[j] = (float)((1.0 - a) * (double)d[j] + a * T * (ps[j] - pt[j]) * (double)scale);
+    }
+    *loss = (1.0 - a) * *loss + a * T * T * soft_sum;
+}
+
+pl_status pl_distill_batch(const pl_distill_cfg *cfg, pl_model *teacher, const float *x, int n, int classes,
+                           const float *zs, float *dl, float scale, double *loss, pl_error *err)
+{
+    if (!teacher)
+        return pl_error_set(err, PL_ECONFIG, "distill: no teacher model (the dense baseline) was given");
+    if (teacher->classes != classes || classes > PL_DISTILL_KMAX)
+        return pl_error_set(err, PL_ECONFIG, "distill: the teacher has %d classes, the student %d (at most %d)",
+                            teacher->classes, classes, PL_DISTILL_KMAX);
+    pl_status s = pl_model_reserve(teacher, n, err);
+    if (s)
+        return s;
+    const float *zt = pl_model_infer(teacher, x, n, err);
+    if (!zt)
+        return err ? err->code : PL_EPLUGIN;
+    pl_distill_loss(n, classes, zs, zt, cfg->alpha, cfg->temperature, scale, dl, loss);
+    return PL_OK;
+}

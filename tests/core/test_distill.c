@@ -1,0 +1,359 @@
+/*
+ * Distillation (distill.h): the loss against a hand value, its gradient
+ * against central finite differences (the soft term alone and the full
+ * (1-a)·CE + a·T²·KL), alpha 0 is plain cross-entropy bit for bit (on the
+ * loss function and over a whole training phase), a non-zero alpha changes
+ * training, the `distill:` schema (defaults, ranges, not under train:, in
+ * the run identity) with errors at file:line:col.
+ */
+#include "config.h"
+#include "distill.h"
+#include "model.h"
+#include "pltest.h"
+#include "rng.h"
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define N 4
+#define K 5
+
+static void random_logits(float *z, int n, uint64_t seed, double scale)
+{
+    pl_rng r;
+    pl_rng_seed(&r, seed, "distill-test");
+    for (int i = 0; i < n; i++)
+        z[i] = (float)(scale * (2.0 * ((double)pl_rng_below(&r, 1u << 30) / (double)(1u << 30)) - 1.0));
+}
+
+/* summed cross-entropy of the batch and its gradient times scale, in double */
+static double xent(const float *z, const int32_t *y, float scale, float *dl)
+{
+    double sum = 0;
+    for (int i = 0; i < N; i++) {
+        const float *r = z + i * K;
+        double mx = -INFINITY, s = 0;
+        for (int j = 0; j < K; j++)
+            mx = fmax(mx, r[j]);
+        for (int j = 0; j < K; j++)
+            s += exp(r[j] - mx);
+        sum += log(s) + mx - r[y[i]];
+        for (int j = 0; dl && j < K; j++)
+            dl[i * K + j] = (float)(((exp(r[j] - mx) / s) - (j == y[i])) * scale);
+    }
+    return sum;
+}
+
+/* the full loss at zs, in double: (1-a)·CE + a·T²·KL (summed) */
+static double full_loss(const float *zs, const float *zt, const int32_t *y, double a, double T)
+{
+    return (1 - a) * xent(zs, y, 1, NULL) + a * T * T * pl_distill_kl(N, K, zs, zt, T);
+}
+
+Test(distill_loss, kl_by_hand)
+{
+    /* student (ln 3, 0) at T 1 -> (0.75, 0.25); teacher (0, 0) -> (0.5, 0.5):
+     * KL = 0.5 ln(0.5/0.75) + 0.5 ln(0.5/0.25) = 0.5 ln(4/3) */
+    float zs[2] = {(float)log(3.0), 0}, zt[2] = {0, 0};
+    double kl = pl_distill_kl(1, 2, zs, zt, 1.0);
+    cr_expect(fabs(kl - 0.5 * log(4.0 / 3.0)) < 1e-7, "%.10g", kl);
+    /* at T 2 the same logits halve: student (sqrt 3, 1)/(1+sqrt 3) */
+    double p = sqrt(3.0) / (1 + sqrt(3.0)), want = 0.5 * log(0.5 / p) + 0.5 * log(0.5 / (1 - p));
+    kl = pl_distill_kl(1, 2, zs, zt, 2.0);
+    cr_expect(fabs(kl - want) < 1e-7, "%.10g vs %.10g", kl, want);
+    /* identical logits: 0 at any temperature */
+    cr_expect(fabs(pl_distill_kl(1, 2, zs, zs, 3.0)) < 1e-12);
+    /* loss combines (1-a)·CE + a·T²·KL */
+    float dl[2] = {0.25f, -0.25f};
+    double loss = 2.0;
+    pl_distill_loss(1, 2, zs, zt, 0.25, 2.0, 1.0f, dl, &loss);
+    cr_expect(fabs(loss - (0.75 * 2.0 + 0.25 * 4 * want)) < 1e-7, "%.10g", loss);
+    /* gradient: 0.75·dl + 0.25·T·(p_s - p_t) */
+    cr_expect(fabs(dl[0] - (0.75 * 0.25 + 0.25 * 2 * (p - 0.5))) < 1e-6, "%g", dl[0]);
+}
+
+/* central differences of full_loss against pl_distill_loss's gradient */
+static void check_grad(double a, double T, double logit_scale, uint64_t seed)
+{
+    float zs[N * K], zt[N * K], dl[N * K];
+    int32_t y[N] = {0, 3, 1, 4};
+    random_logits(zs, N * K, seed, logit_scale);
+    random_logits(zt, N * K, seed + 100, logit_scale);
+    double loss = xent(zs, y, 1.0f, dl);
+    pl_distill_loss(N, K, zs, zt, a, T, 1.0f, dl, &loss);
+    double want = full_loss(zs, zt, y, a, T);
+    cr_expect(fabs(loss - want) < 1e-9 * fmax(1, fabs(want)), "loss %.12g vs %.12g", loss, want);
+    for (int i = 0; i < N * K; i++) {
+        float keep = zs[i];
+        double h = 1e-2 * fmax(1, fabs(keep));
+        zs[i] = (float)(keep + h);
+        double hp = zs[i] - keep, lp = full_loss(zs, zt, y, a, T);
+        zs[i] = (float)(keep - h);
+        double hm = keep - zs[i], lm = full_loss(zs, zt, y, a, T);
+        zs[i] = keep;
+        double fd = (lp - lm) / (hp + hm);
+        cr_expect(fabs(fd - dl[i]) < 2e-3 * fmax(1, fabs(fd)), "a %g T %g logit %d: analytic %.8g, numeric %.8g",
+                  a, T, i, dl[i], fd);
+    }
+}
+
+Test(distill_loss, gradient_soft_term_only) { check_grad(1.0, 1.0, 3, 1); check_grad(1.0, 4.0, 5, 2); }
+Test(distill_loss, gradient_mixed) { check_grad(0.5, 4.0, 3, 3); check_grad(0.3, 0.5, 2, 4); check_grad(0.9, 20, 8, 5); }
+Test(distill_loss, gradient_hard_only) { check_grad(0.0, 3.0, 3, 6); }
+
+Test(distill_loss, alpha_zero_is_cross_entropy_bit_for_bit)
+{
+    float zs[N * K], zt[N * K], dl[N * K], keep[N * K];
+    int32_t y[N] = {2, 2, 0, 1};
+    random_logits(zs, N * K, 9, 4);
+    random_logits(zt, N * K, 10, 40);
+    double T[] = {0.1, 1, 4, 100};
+    for (int t = 0; t < 4; t++) {
+        double loss = xent(zs, y, 0.25f, dl), want = loss;
+        memcpy(keep, dl, sizeof dl);
+        pl_distill_loss(N, K, zs, zt, 0.0, T[t], 0.25f, dl, &loss);
+        cr_expect(!memcmp(keep, dl, sizeof dl), "T %g: the gradient changed", T[t]);
+        cr_expect(!memcmp(&loss, &want, sizeof loss), "T %g: the loss changed", T[t]);
+    }
+}
+
+/* ---- a training phase with a teacher ------------------------------------------------ */
+
+static const char *TINY_YAML =
+    "name: tiny\n"
+    "input: [1, 8, 8]\n"
+    "classes: 4\n"
+    "layers:\n"
+    "  - {name: conv1, type: conv2d, out: 6, kernel: 3, padding: 1}\n"
+    "  - {type: relu}\n"
+    "  - {type: maxpool2d, kernel: 2}\n"
+    "  - {type: flatten}\n"
+    "  - {name: fc1, type: linear, out: 12}\n"
+    "  - {type: relu}\n"
+    "  - {name: fc2, type: linear, out: 4}\n";
+
+static pl_instance *backend(void)
+{
+    static pl_instance *in;
+    if (!in)
+        in = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
+    return in;
+}
+
+static pl_data *train_data(void)
+{
+    static pl_instance *ds;
+    static pl_data data;
+    pl_error err;
+    if (!ds) {
+        const char *kv[] = {"height=8", "width=8", "classes=4", "train_count=256", "test_count=64", NULL};
+        ds = pltest_instance(PL_KIND_DATASET, "synthetic", kv, 3, 1);
+        cr_assert_eq(pl_data_open(ds, PL_SPLIT_TRAIN, &data, &err), PL_OK, "%s", err.msg);
+    }
+    return &data;
+}
+
+/* a model of seed `seed` trained `epochs` epochs, with a teacher when given */
+static pl_model *train_tiny(uint64_t seed, int epochs, const pl_distill_cfg *d, pl_model *teacher)
+{
+    pl_error err;
+    pl_model *m = pltest_model(TINY_YAML, seed);
+    pl_model_bind(m, pl_instance_ops(backend()), pl_instance_state(backend()));
+    pl_phase_cfg cfg = {.epochs = epochs, .batch_size = 24, /* 256 = 10 x 24 + 16: a short last batch */
+                        .optim = {.type = PL_OPTIM_ADAM, .lr = 3e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+                                  .lr_schedule = PL_LR_CONSTANT, .step_size = 1, .gamma = 0.1}};
+    if (d)
+        cfg.distill = *d;
+    pl_train_opts o = {.progress = PL_PROGRESS_NONE, .teacher = teacher};
+    pl_phase_stats st;
+    cr_assert_eq(pl_train_phase(m, train_data(), &cfg, 7, "retrain", &o, &st, &err), PL_OK, "%s",
+                 err.msg);
+    return m;
+}
+
+static int same_weights(const pl_model *a, const pl_model *b)
+{
+    for (int i = 0; i < a->n_layers; i++) {
+        const pl_layer *x = &a->layers[i], *y = &b->layers[i];
+        if (x->nw && memcmp(x->w, y->w, (size_t)x->nw * sizeof(float)))
+            return 0;
+        if (x->nb && memcmp(x->b, y->b, (size_t)x->nb * sizeof(float)))
+            return 0;
+    }
+    return 1;
+}
+
+Test(distill_train, alpha_zero_trains_as_plain_cross_entropy)
+{
+    pl_model *teacher = train_tiny(1, 2, NULL, NULL);
+    pl_model *plain = train_tiny(2, 2, NULL, NULL);
+    pl_distill_cfg z1 = {.enabled = 1, .alpha = 0, .temperature = 1}, z4 = {.enabled = 1, .alpha = 0, .temperature = 4};
+    pl_model *a = train_tiny(2, 2, &z1, teacher), *b = train_tiny(2, 2, &z4, teacher);
+    cr_expect(same_weights(plain, a), "alpha 0, T 1 changed training");
+    cr_expect(same_weights(plain, b), "alpha 0, T 4 changed training");
+    pl_distill_cfg half = {.enabled = 1, .alpha = 0.5, .temperature = 4};
+    pl_model *c = train_tiny(2, 2, &half, teacher);
+    cr_expect(!same_weights(plain, c), "alpha 0.5 must change training");
+    pl_model_free(teacher);
+    pl_model_free(plain);
+    pl_model_free(a);
+    pl_model_free(b);
+    pl_model_free(c);
+}
+
+Test(distill_train, alpha_one_pulls_the_student_to_the_teacher)
+{
+    /* with only the soft term the student's logits approach the teacher's
+     * softened outputs: KL after training is below KL at the start */
+    pl_model *teacher = train_tiny(1, 3, NULL, NULL);
+    pl_model *start = pltest_model(TINY_YAML, 5);
+    pl_distill_cfg one = {.enabled = 1, .alpha = 1, .temperature = 2};
+    pl_model *student = train_tiny(5, 3, &one, teacher);
+    pl_model_bind(start, pl_instance_ops(backend()), pl_instance_state(backend()));
+    float x[32 * 64];
+    int32_t y[32];
+    pl_error err;
+    cr_assert_eq(pl_data_read(train_data(), NULL, 0, 32, x, y, &err), PL_OK, "%s", err.msg);
+    double kl[2];
+    pl_model *who[2] = {start, student};
+    float zt[32 * 4];
+    cr_assert_eq(pl_model_reserve(teacher, 32, &err), PL_OK);
+    memcpy(zt, pl_model_infer(teacher, x, 32, &err), sizeof zt);
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(pl_model_reserve(who[k], 32, &err), PL_OK);
+        const float *zs = pl_model_infer(who[k], x, 32, &err);
+        cr_assert(zs, "%s", err.msg);
+        kl[k] = pl_distill_kl(32, 4, zs, zt, 2);
+    }
+    cr_expect_lt(kl[1], 0.5 * kl[0], "KL %g after vs %g before", kl[1], kl[0]);
+    pl_model_free(teacher);
+    pl_model_free(start);
+    pl_model_free(student);
+}
+
+Test(distill_train, a_phase_with_distill_needs_a_teacher)
+{
+    pl_error err;
+    pl_model *m = pltest_model(TINY_YAML, 3);
+    pl_model_bind(m, pl_instance_ops(backend()), pl_instance_state(backend()));
+    pl_phase_cfg cfg = {.epochs = 1, .batch_size = 32,
+                        .optim = {.type = PL_OPTIM_ADAM, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+                                  .lr_schedule = PL_LR_CONSTANT},
+                        .distill = {.enabled = 1, .alpha = 0.5, .temperature = 4}};
+    pl_train_opts o = {.progress = PL_PROGRESS_NONE};
+    pl_phase_stats st;
+    cr_expect_eq(pl_train_phase(m, train_data(), &cfg, 7, "retrain", &o, &st, &err), PL_ECONFIG);
+    cr_expect(strstr(err.msg, "teacher"), "%s", err.msg);
+    pl_model_free(m);
+}
+
+/* ---- configuration ------------------------------------------------------------------ */
+
+static const char *EXP =
+    "name: d\n"
+    "model: configs/models/simple_cnn.yaml\n"
+    "dataset: {plugin: synthetic}\n"
+    "train: {epochs: 1}\n"
+    "prune: {criterion: l1, granularity: channel, sparsity: 0.5}\n"
+    "retrain:\n"
+    "  epochs: 1\n"
+    "  distill: {alpha: 0.25, temperature: 3}\n";
+
+static pl_status load_text(const char *text, const char *const *sets, size_t n, pl_experiment **x, pl_error *err)
+{
+    char *path = pltest_write_temp(text, ".yaml");
+    pl_config *cfg;
+    pl_status s = pl_config_load(path, sets, n, &cfg, err);
+    *x = NULL;
+    if (!s) {
+        s = pl_config_expand(cfg, 0, x, err);
+        pl_config_free(cfg);
+    }
+    unlink(path);
+    free(path);
+    return s;
+}
+
+Test(distill_config, decodes_and_is_part_of_the_identity)
+{
+    pl_experiment *x;
+    pl_error err;
+    cr_assert_eq(load_text(EXP, NULL, 0, &x, &err), PL_OK, "%s", err.msg);
+    cr_expect(x->retrain.distill.enabled);
+    cr_expect_eq(x->retrain.distill.alpha, 0.25);
+    cr_expect_eq(x->retrain.distill.temperature, 3);
+    cr_expect(!x->finetune.distill.enabled && !x->train.distill.enabled);
+    char *d = pl_experiment_dump(x);
+    cr_expect(strstr(d, "retrain.distill.alpha: 0.25\n"), "%s", d);
+    cr_expect(strstr(d, "retrain.distill.temperature: 3\n"), "%s", d);
+    free(d);
+    char with[17], base1[17];
+    memcpy(with, x->run_id, 17);
+    pl_experiment_baseline_key(x, base1);
+    pl_experiment_free(x);
+
+    /* without distill (the key removed): another run, the same baseline */
+    const char *plain = "name: d\nmodel: configs/models/simple_cnn.yaml\ndataset: {plugin: synthetic}\n"
+                        "train: {epochs: 1}\nprune: {criterion: l1, granularity: channel, sparsity: 0.5}\n"
+                        "retrain: {epochs: 1}\n";
+    cr_assert_eq(load_text(plain, NULL, 0, &x, &err), PL_OK, "%s", err.msg);
+    char base2[17];
+    pl_experiment_baseline_key(x, base2);
+    char *d2 = pl_experiment_dump(x);
+    cr_expect(!strstr(d2, "distill"), "%s", d2);
+    free(d2);
+    cr_expect_str_neq(with, x->run_id, "a run with distill is another run than one without");
+    cr_expect_str_eq(base1, base2, "the baseline (the teacher) is shared");
+    pl_experiment_free(x);
+
+    /* alpha 0 is still distill (the key is there): never the plain run's result */
+    const char *zero[] = {"retrain.distill.alpha=0"};
+    cr_assert_eq(load_text(EXP, zero, 1, &x, &err), PL_OK, "%s", err.msg);
+    cr_expect_str_neq(with, x->run_id, "alpha is part of the identity");
+    pl_experiment_free(x);
+    const char *t[] = {"retrain.distill.temperature=2"};
+    cr_assert_eq(load_text(EXP, t, 1, &x, &err), PL_OK, "%s", err.msg);
+    cr_expect_str_neq(with, x->run_id, "temperature is part of the identity");
+    pl_experiment_free(x);
+
+    /* defaults: alpha 0.5, temperature 4; under finetune too */
+    const char *fin[] = {"finetune.epochs=1", "finetune.distill.temperature=2"};
+    cr_assert_eq(load_text(plain, fin, 2, &x, &err), PL_OK, "%s", err.msg);
+    cr_expect(x->finetune.distill.enabled && !x->retrain.distill.enabled);
+    cr_expect_eq(x->finetune.distill.alpha, 0.5);
+    cr_expect_eq(x->finetune.distill.temperature, 2);
+    pl_experiment_free(x);
+}
+
+Test(distill_config, bad_values_are_one_line_errors_at_the_key)
+{
+    struct { const char *text; const char *part; } c[] = {
+        {"  distill: {alpha: 1.5, temperature: 3}\n", ":7:20: retrain.distill.alpha must be a number in [0, 1] (got 1.5)"},
+        {"  distill: {alpha: -0.1}\n", ":7:20: retrain.distill.alpha must be a number in [0, 1]"},
+        {"  distill: {temperature: 0}\n", ":7:26: retrain.distill.temperature must be a finite number > 0 (got 0)"},
+        {"  distill: {temperature: -2}\n", "retrain.distill.temperature must be a finite number > 0"},
+        {"  distill: {temperature: .inf}\n", "retrain.distill.temperature must be a finite number > 0"},
+        {"  distill: {alpah: 0.5}\n", "unknown key 'alpah'"},
+        {"  distill: 0.5\n", ":7:12: retrain.distill"},
+    };
+    for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+        char text[1024];
+        snprintf(text, sizeof text, "name: d\nmodel: configs/models/simple_cnn.yaml\ndataset: {plugin: synthetic}\n"
+                 "train: {epochs: 1}\nprune: {criterion: l1, granularity: channel, sparsity: 0.5}\n"
+                 "retrain:\n%s  epochs: 1\n", c[k].text);
+        pl_experiment *x;
+        pl_error err = {0};
+        cr_expect_eq(load_text(text, NULL, 0, &x, &err), PL_ECONFIG, "%s was accepted", c[k].text);
+        cr_expect(strstr(err.msg, c[k].part), "%s: '%s' lacks '%s'", c[k].text, err.msg, c[k].part);
+        cr_expect(!strchr(err.msg, '\n'), "one line: %s", err.msg);
+    }
+    const char *under_train = "name: d\nmodel: configs/models/simple_cnn.yaml\ndataset: {plugin: synthetic}\n"
+                              "train: {epochs: 1, distill: {alpha: 0.5}}\n";
+    pl_experiment *x;
+    pl_error err = {0};
+    cr_expect_eq(load_text(under_train, NULL, 0, &x, &err), PL_ECONFIG);
+    cr_expect(strstr(err.msg, ":4:") && strstr(err.msg, "train.distill: the baseline has no teacher"), "%s", err.msg);
+}
