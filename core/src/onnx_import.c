@@ -185,6 +185,29 @@ static pl_status nerr(ctx *c, int idx, const char *fmt, ...)
     return pl_error_set(c->err, PL_EFORMAT, "%s: %s: %s", c->file, head, msg);
 }
 
+/* An error about graph tensor `name`, headed by the first node that reads
+ * it (reads) or produces it, as nerr heads its errors, so a refusal names
+ * the operator it stops; a plain file error when no node does. */
+static pl_status terr(ctx *c, const char *name, int reads, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static pl_status terr(ctx *c, const char *name, int reads, const char *fmt, ...)
+{
+    char msg[700];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const Onnx__GraphProto *g = c->g;
+    for (size_t i = 0; name && *name && g && i < g->n_node && i < MAX_NODES; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        size_t k = reads ? n->n_input : n->n_output;
+        char *const *v = reads ? n->input : n->output;
+        for (size_t j = 0; j < k && j < MAX_NODE_IO; j++)
+            if (v[j] && !strcmp(v[j], name))
+                return nerr(c, (int)i, "%s", msg);
+    }
+    return ferr(c, "%s", msg);
+}
+
 static pl_status oom(ctx *c)
 {
     return pl_error_set(c->err, PL_ENOMEM, "%s: out of memory importing the ONNX model", c->file);
@@ -833,7 +856,8 @@ static void axis_pads(int64_t in, int64_t ek, int64_t st, int mode, int ceil, in
 
 /* Dilations, auto_pad, pads (and for pools ceil_mode) of node idx, into l
  * (kh, kw, sh, sw already set) for input x, a pending Pad included. *padded
- * says whether any padding results. */
+ * says whether the node's own padding (not a Pad node's zeros, which are
+ * input elements) is anything. */
 static pl_status geometry(ctx *c, int idx, const val *x, pl_layer_spec *l, int ceil, int *padded)
 {
     pl_status s;
@@ -877,7 +901,7 @@ static pl_status geometry(ctx *c, int idx, const val *x, pl_layer_spec *l, int c
     l->pw = (int)(v4[1] + x->pw);
     l->pad_xb = (int)(v4[2] - v4[0]);
     l->pad_xr = (int)(v4[3] - v4[1]);
-    *padded = l->ph || l->pw || l->ph + l->pad_xb || l->pw + l->pad_xr;
+    *padded = v4[0] || v4[1] || v4[2] || v4[3];
     return PL_OK;
 }
 
@@ -1084,13 +1108,14 @@ static pl_status op_pool(ctx *c, int idx, int is_max)
         return nerr(c, idx, "storage_order=1 is not supported");
     if (ceil_mode != 0 && ceil_mode != 1)
         return nerr(c, idx, "ceil_mode=%lld is neither 0 nor 1", (long long)ceil_mode);
-    if (!is_max && (x->ph || x->pw) && !cip)
-        return nerr(c, idx, "reads a Pad node's zeros with count_include_pad=0; prunelab folds a Pad only into an "
-                            "average pooling that counts the padding");
     int padded;
     if ((s = geometry(c, idx, x, &l, (int)ceil_mode, &padded)))
         return s;
     if (!is_max && padded) {
+        if (!cip && (x->ph || x->pw))
+            return nerr(c, idx, "pads with count_include_pad=0 after a Pad node: the Pad's zeros count, its own "
+                                "padding would not; prunelab folds a Pad only into pooling without padding of its "
+                                "own (export with count_include_pad=True)");
         if (!cip) {
             l.excl_pad = 1;
         } else if (ceil_mode) {
@@ -1611,16 +1636,16 @@ static pl_status graph_input(ctx *c, const Onnx__ValueInfoProto *vi, int v)
     const Onnx__TypeProto *tp = vi->type;
     if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type ||
         !tp->tensor_type->shape)
-        return ferr(c, "input '%.60s' has no tensor shape; prunelab reads the input shape [N, C, H, W] from the file "
+        return terr(c, name, 1, "input '%.60s' has no tensor shape; prunelab reads the input shape [N, C, H, W] from the file "
                        "(export with an example input)", name);
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     if (tt->has_elem_type && tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-        return ferr(c, "input '%.60s' has element type %d; prunelab reads float32 images (FLOAT, 1)", name,
+        return terr(c, name, 1, "input '%.60s' has element type %d; prunelab reads float32 images (FLOAT, 1)", name,
                     (int)tt->elem_type);
     size_t r = tt->shape->n_dim;
     int64_t d[4] = {0};
     if (r != 4 && r != 3 && r != 2)
-        return ferr(c, "input '%.60s' has %zu dimensions; prunelab reads images [N, C, H, W], sequences [N, C, L] "
+        return terr(c, name, 1, "input '%.60s' has %zu dimensions; prunelab reads images [N, C, H, W], sequences [N, C, L] "
                        "(as [N, C, L, 1]) or vectors [N, features]", name, r);
     for (size_t i = 0; i < r; i++) {
         const Onnx__TensorShapeProto__Dimension *dm = tt->shape->dim[i];
@@ -1629,7 +1654,7 @@ static pl_status graph_input(ctx *c, const Onnx__ValueInfoProto *vi, int v)
         if (i == 0)
             continue;
         if (!known || d[i] < 1 || d[i] > PL_MAX_ELEMS)
-            return ferr(c, "input '%.60s': dimension %zu is %s; prunelab needs concrete sizes from 1 to 268435456 "
+            return terr(c, name, 1, "input '%.60s': dimension %zu is %s; prunelab needs concrete sizes from 1 to 268435456 "
                            "for all but the batch dimension", name, i, known ? "out of range" : "symbolic");
     }
     c->batch = d[0] >= 1 ? d[0] : -1;
@@ -1638,7 +1663,7 @@ static pl_status graph_input(ctx *c, const Onnx__ValueInfoProto *vi, int v)
     c->in_h = r >= 3 ? (int)d[2] : 1;
     c->in_w = r == 4 ? (int)d[3] : 1;
     if ((int64_t)c->in_c * c->in_h > PL_MAX_ELEMS || (int64_t)c->in_c * c->in_h * c->in_w > PL_MAX_ELEMS)
-        return ferr(c, "input '%.60s' is %dx%dx%d, more than 268435456 values per image", name, c->in_c, c->in_h,
+        return terr(c, name, 1, "input '%.60s' is %dx%dx%d, more than 268435456 values per image", name, c->in_c, c->in_h,
                     c->in_w);
     val *x = &c->vals[v];
     x->kind = V_ACT;
@@ -1740,13 +1765,14 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
         if (n_in++ == 0)
             in_v = v;
         else
-            return ferr(c, "the graph has several inputs ('%.60s', '%.60s', ...); prunelab models read one image "
-                           "tensor", c->vals[in_v].name, name);
+            return terr(c, name, 1, "the graph has several inputs ('%.60s', '%.60s', ...); prunelab models read one "
+                                    "image tensor", c->vals[in_v].name, name);
         if ((s = graph_input(c, g->input[i], v)))
             return s;
     }
     if (in_v < 0)
-        return ferr(c, "the graph has no input that is not an initializer; prunelab models read one image tensor");
+        return terr(c, g->n_output && g->output[0]->name ? g->output[0]->name : NULL, 0,
+                    "the graph has no input that is not an initializer; prunelab models read one image tensor");
     for (size_t i = 0; i < g->n_node; i++)
         for (size_t k = 0; k < g->node[i]->n_output; k++) {
             const char *name = g->node[i]->output[k];
@@ -1754,7 +1780,9 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
                 return s;
         }
     if (g->n_output != 1)
-        return ferr(c, "the graph has %zu outputs; prunelab models have one, the logits [N, classes]", g->n_output);
+        return terr(c, g->n_output > 1 && g->output[1]->name ? g->output[1]->name : NULL, 0,
+                    "the graph has %zu outputs; prunelab models have one (a second output such as MaxPool's "
+                    "indices or BatchNormalization's training statistics is not computed)", g->n_output);
     const char *oname = g->output[0]->name ? g->output[0]->name : "";
     int out_v = *oname ? ht_get(&c->names, oname) : -1;
     if (out_v < 0)
@@ -1788,7 +1816,7 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
     /* the output: a layer's, a vector */
     const val *o = &c->vals[out_v];
     if (o->kind != V_ACT || o->layer < 0)
-        return ferr(c, "the graph output '%.60s' is %s; prunelab needs it computed by the network's layers", oname,
+        return terr(c, oname, 0, "the graph output '%.60s' is %s; prunelab needs it computed by the network's layers", oname,
                     o->kind == V_CONST ? "a constant" : "the input itself");
     if ((size_t)o->layer + 1 != sp->n_layers) /* every layer is an ancestor of the output */
         return ferr(c, "the graph output '%.60s' is not computed last (the file is inconsistent; re-export it)",

@@ -483,7 +483,7 @@ Test(checkpoint, bad_magic_and_newer_version)
     crafted_fails(f.path, b, len, "not a prunelab checkpoint (bad magic");
     b[0] = 'P';
     wr32(b + 8, 7);
-    crafted_fails(f.path, b, len, "format version 7 is newer than this prunelab's 2");
+    crafted_fails(f.path, b, len, "format version 7 is newer than this prunelab's 3");
     wr32(b + 8, 0);
     crafted_fails(f.path, b, len, "format version 0 is invalid");
     wr32(b + 8, 1);
