@@ -97,10 +97,20 @@ static uint64_t le64(const uint8_t *b) { return (uint64_t)le32(b) | (uint64_t)le
 static int has_optim_w(const pl_layer *l) { return l->nw > 0 && l->opt_m_w && l->opt_v_w; }
 static int has_optim_b(const pl_layer *l) { return l->nb > 0 && l->opt_m_b && l->opt_v_b; }
 
-/* Format 1 holds chains; format 2 adds each layer's groups and inputs.
- * A chain is written in format 1, so its file stays what it always was. */
+static int has_geometry(const pl_layer *l)
+{
+    return l->pad_xb || l->pad_xr || l->dil_h > 1 || l->dil_w > 1 || l->excl_pad;
+}
+
+/* Format 1 holds chains; format 2 adds each layer's groups and inputs;
+ * format 3 each layer's pad_xb, pad_xr, dil_h, dil_w, excl_pad (imported
+ * ONNX padding). A model is written in the oldest format that holds it, so
+ * its file stays what it always was. */
 static uint32_t format_of(const pl_model *m)
 {
+    for (int i = 0; i < m->n_layers; i++)
+        if (has_geometry(&m->layers[i]))
+            return 3;
     if (!pl_model_is_chain(m))
         return 2;
     for (int i = 0; i < m->n_layers; i++)
@@ -138,6 +148,13 @@ static void put_model(wr *w, const pl_model *m, const char *meta, unsigned flags
             put_i32(w, l->n_in);
             for (int k = 0; k < l->n_in && k < PL_MAX_INPUTS; k++)
                 put_i32(w, l->in[k]);
+        }
+        if (version >= 3) {
+            put_i32(w, l->pad_xb);
+            put_i32(w, l->pad_xr);
+            put_i32(w, l->dil_h);
+            put_i32(w, l->dil_w);
+            put_i32(w, l->excl_pad);
         }
         put_f64(w, l->p);
         put_f64(w, l->eps);
@@ -395,6 +412,18 @@ static pl_status get_graph(rd *r, pl_layer *l, int idx)
         if (l->in[k] < -1 || l->in[k] >= idx)
             return bad(r, PL_EFORMAT, "input %d is layer index %d, not an earlier layer or -1", k + 1, l->in[k]);
     }
+    if (r->version < 3)
+        return PL_OK;
+    int *g[] = {&l->pad_xb, &l->pad_xr, &l->dil_h, &l->dil_w, &l->excl_pad};
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
+        if ((s = get_i32(r, g[i], "the layer padding")))
+            return s;
+    int spatial = l->type == PL_LAYER_CONV2D || l->type == PL_LAYER_MAXPOOL2D || l->type == PL_LAYER_AVGPOOL2D;
+    if (l->pad_xb < -65536 || l->pad_xb > 65536 || l->pad_xr < -65536 || l->pad_xr > 65536 || l->dil_h < 0 ||
+        l->dil_h > 65536 || l->dil_w < 0 || l->dil_w > 65536 || (l->excl_pad != 0 && l->excl_pad != 1) ||
+        (!spatial && has_geometry(l)) || (l->excl_pad && l->type != PL_LAYER_AVGPOOL2D))
+        return bad(r, PL_EFORMAT, "padding %d,%d, dilation %d,%d or exclude-pad flag %d out of range", l->pad_xb,
+                   l->pad_xr, l->dil_h, l->dil_w, l->excl_pad);
     return PL_OK;
 }
 

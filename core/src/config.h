@@ -312,6 +312,10 @@ typedef struct pl_layer_spec {
     double p;            /* dropout probability [0,1) */
     double eps, momentum;/* batchnorm2d: 1e-5, 0.1 */
     int groups;          /* conv2d: 1 (dense) unless `groups:` */
+    /* conv2d/pools imported from ONNX (0 = the symmetric default):
+     * padding added below/right beyond ph/pw (may be negative), dilation
+     * (0 or 1 none), avgpool2d divisor = input elements in the window */
+    int pad_xb, pad_xr, dil_h, dil_w, excl_pad;
     /* `inputs:` resolved to layer indices (-1 = the model's input); n_in 0
      * when absent (the layer above). in_line/in_col locate each entry. */
     int n_in;

@@ -1,6 +1,7 @@
 /* model.c — layers, shapes, init, forward/backward, counting. */
 #include "model.h"
 #include "backend.h"
+#include "layer_general.h"
 #include "onnx_import.h"
 #include "rng.h"
 
@@ -143,9 +144,17 @@ pl_status pl_layer_dims_in(const pl_layer *l, int n_in, const int (*in)[3], pl_l
     case PL_LAYER_CONV2D:
     case PL_LAYER_MAXPOOL2D:
     case PL_LAYER_AVGPOOL2D: {
-        int64_t eh = (int64_t)h + 2 * (int64_t)l->ph, ew = (int64_t)w + 2 * (int64_t)l->pw;
-        oh = eh >= l->kh ? (eh - l->kh) / l->sh + 1 : 0;
-        ow = ew >= l->kw ? (ew - l->kw) / l->sw + 1 : 0;
+        /* pads [ph, pw, ph + pad_xb, pw + pad_xr]; a dilated kernel spans (k-1)*d+1 */
+        int64_t eh = (int64_t)h + 2 * (int64_t)l->ph + l->pad_xb, ew = (int64_t)w + 2 * (int64_t)l->pw + l->pad_xr;
+        int64_t ekh = (int64_t)(l->kh - 1) * (l->dil_h > 1 ? l->dil_h : 1) + 1;
+        int64_t ekw = (int64_t)(l->kw - 1) * (l->dil_w > 1 ? l->dil_w : 1) + 1;
+        if (l->ph + (int64_t)l->pad_xb < 0 || l->pw + (int64_t)l->pad_xr < 0) {
+            snprintf(why, n, "bottom/right padding %lld,%lld is negative", (long long)l->ph + l->pad_xb,
+                     (long long)l->pw + l->pad_xr);
+            return PL_ECONFIG;
+        }
+        oh = eh >= ekh ? (eh - ekh) / l->sh + 1 : 0;
+        ow = ew >= ekw ? (ew - ekw) / l->sw + 1 : 0;
         if (oh > PL_MAX_ELEMS || ow > PL_MAX_ELEMS) {
             snprintf(why, n, "padding %d,%d is too large (padding adds that many zeros on each side; keep it "
                      "below the kernel size)", l->ph, l->pw);
@@ -156,7 +165,14 @@ pl_status pl_layer_dims_in(const pl_layer *l, int n_in, const int (*in)[3], pl_l
                      "the input shape", l->kh, l->kw, h, w, l->ph, l->pw);
             return PL_ECONFIG;
         }
-        if (l->type != PL_LAYER_CONV2D && ((int64_t)l->ph * 2 > l->kh || (int64_t)l->pw * 2 > l->kw)) {
+        if (l->type != PL_LAYER_CONV2D && pl__layer_general(l)) {
+            /* the host's kernels (layer_general.h): any padding below the (dilated) kernel */
+            if (l->ph >= ekh || l->pw >= ekw || l->ph + (int64_t)l->pad_xb >= ekh || l->pw + (int64_t)l->pad_xr >= ekw) {
+                snprintf(why, n, "pool padding %d,%d,%lld,%lld is not below the %lldx%lld kernel", l->ph, l->pw,
+                         (long long)l->ph + l->pad_xb, (long long)l->pw + l->pad_xr, (long long)ekh, (long long)ekw);
+                return PL_ECONFIG;
+            }
+        } else if (l->type != PL_LAYER_CONV2D && ((int64_t)l->ph * 2 > l->kh || (int64_t)l->pw * 2 > l->kw)) {
             snprintf(why, n, "pool padding %d,%d exceeds half the %dx%d kernel", l->ph, l->pw, l->kh, l->kw);
             return PL_ECONFIG;
         }
@@ -414,6 +430,11 @@ pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out,
         l->pw = s->pw;
         l->has_bias = s->bias;
         l->groups = s->groups > 0 ? s->groups : 1;
+        l->pad_xb = s->pad_xb;
+        l->pad_xr = s->pad_xr;
+        l->dil_h = s->dil_h > 1 ? s->dil_h : 0;
+        l->dil_w = s->dil_w > 1 ? s->dil_w : 0;
+        l->excl_pad = s->excl_pad != 0;
         l->n_in = 1;
         l->in[0] = (int)i - 1; /* the layer above; -1 is the model's input */
         if (s->n_in > 0 && s->n_in <= PL_MAX_INPUTS) {
@@ -994,7 +1015,7 @@ static int relu_maxpool_follow(const pl_model *m, int i)
     if (!relu_follows(m, i) || i + 2 >= m->n_layers)
         return 0;
     const pl_layer *p = &m->layers[i + 2];
-    return p->type == PL_LAYER_MAXPOOL2D && p->n_in == 1 && p->in[0] == i + 1;
+    return p->type == PL_LAYER_MAXPOOL2D && p->n_in == 1 && p->in[0] == i + 1 && !pl__layer_general(p);
 }
 
 /* Channels [c0, c0+k) of every image of x[n][C][plane] into g[n][k][plane],
@@ -1034,6 +1055,10 @@ static pl_status conv_forward(pl_model *m, const pl_layer *l, int n, const float
 {
     const pl_backend_ops *be = m->be;
     pl_conv2d_shape cs;
+    if (pl__layer_general(l)) {
+        pl__conv_general_forward(l, n, x, l->w, l->b, y);
+        return PL_OK;
+    }
     conv_shape(l, n, &cs);
     if (l->groups == 1)
         return be->conv2d_forward(m->be_state, &cs, x, l->w, l->b, y);
@@ -1060,6 +1085,10 @@ static pl_status conv_backward(pl_model *m, pl_layer *l, int n, const float *x, 
     const pl_backend_ops *be = m->be;
     void *st = m->be_state;
     pl_conv2d_shape cs;
+    if (pl__layer_general(l)) {
+        pl__conv_general_backward(l, n, x, l->w, dy, dx, l->gw, l->gb);
+        return PL_OK;
+    }
     conv_shape(l, n, &cs);
     pl_status s;
     if (l->groups == 1 || pl_backend_has(be, PL_SLOT_CONV_GROUPED_BACKWARD))
@@ -1153,7 +1182,8 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
              * into the ReLU's (and the pool's) buffers. The conv's own buffer
              * is then left unwritten: nothing reads a pre-activation (a
              * ReLU's backward uses its output). */
-            if (l->groups == 1 && relu_maxpool_follow(m, i) && pl_backend_has(be, PL_SLOT_CONV_RELU_MAXPOOL)) {
+            if (l->groups == 1 && !pl__layer_general(l) && relu_maxpool_follow(m, i) &&
+                pl_backend_has(be, PL_SLOT_CONV_RELU_MAXPOOL)) {
                 pl_layer *pool = &m->layers[i + 2];
                 pl_pool2d_shape ps;
                 pool_shape(pool, n, &ps);
@@ -1161,7 +1191,8 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
                                                     &ps, pool->out,
                                                     mode == PL_MODE_TRAIN ? pool->argmax : NULL);
                 fused = 2;
-            } else if (l->groups == 1 && relu_follows(m, i) && pl_backend_has(be, PL_SLOT_CONV_RELU)) {
+            } else if (l->groups == 1 && !pl__layer_general(l) && relu_follows(m, i) &&
+                       pl_backend_has(be, PL_SLOT_CONV_RELU)) {
                 s = be->conv2d_forward_relu(st, &cs, in, l->w, l->b, m->layers[i + 1].out);
                 fused = 1;
             } else {
@@ -1187,7 +1218,10 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
         case PL_LAYER_MAXPOOL2D: {
             pl_pool2d_shape ps;
             pool_shape(l, n, &ps);
-            s = be->maxpool2d_forward(st, &ps, in, l->out, mode == PL_MODE_TRAIN ? l->argmax : NULL);
+            if (pl__layer_general(l))
+                pl__maxpool_general_forward(l, n, in, l->out, mode == PL_MODE_TRAIN ? l->argmax : NULL);
+            else
+                s = be->maxpool2d_forward(st, &ps, in, l->out, mode == PL_MODE_TRAIN ? l->argmax : NULL);
             break;
         }
         case PL_LAYER_AVGPOOL2D:
@@ -1197,7 +1231,10 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
                 pool_shape(l, n, &ps);
             else
                 gap_shape(l, n, &ps);
-            s = be->avgpool2d_forward(st, &ps, in, l->out);
+            if (pl__layer_general(l))
+                pl__avgpool_general_forward(l, n, in, l->out);
+            else
+                s = be->avgpool2d_forward(st, &ps, in, l->out);
             break;
         }
         case PL_LAYER_RELU:
@@ -1343,7 +1380,11 @@ static pl_status layer_backward(pl_model *m, pl_layer *l, const float *in, const
     case PL_LAYER_MAXPOOL2D: {
         pl_pool2d_shape ps;
         pool_shape(l, n, &ps);
-        if (dx && fuse_relu)
+        if (dx && pl__layer_general(l)) {
+            pl__maxpool_general_backward(l, n, dy, l->argmax, dx);
+            if (fuse_relu) /* dx is the ReLU's input gradient: its output is `in` */
+                s = be->relu_backward(st, in_size(l) * n, in, dx, dx);
+        } else if (dx && fuse_relu)
             s = be->maxpool2d_relu_backward(st, &ps, dy, l->argmax, in, dx);
         else if (dx)
             s = be->maxpool2d_backward(st, &ps, dy, l->argmax, dx);
@@ -1356,7 +1397,9 @@ static pl_status layer_backward(pl_model *m, pl_layer *l, const float *in, const
             pool_shape(l, n, &ps);
         else
             gap_shape(l, n, &ps);
-        if (dx)
+        if (dx && pl__layer_general(l))
+            pl__avgpool_general_backward(l, n, dy, dx);
+        else if (dx)
             s = be->avgpool2d_backward(st, &ps, dy, dx);
         break;
     }

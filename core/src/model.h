@@ -44,6 +44,13 @@ typedef struct pl_layer {
     int kh, kw, sh, sw, ph, pw;
     int has_bias;
     int groups;               /* conv2d: 1 dense, in_c = out_c = groups depthwise */
+    /* conv2d/pools, as ONNX states them (all 0 = the symmetric layer above):
+     * pad_xb/pad_xr rows/columns of padding below/right beyond ph/pw (may be
+     * negative: pads [t, l, b, r] = [ph, pw, ph + pad_xb, pw + pad_xr]);
+     * dil_h/dil_w the dilation (0 or 1 = none); excl_pad: avgpool2d divides by
+     * the input elements in the window (count_include_pad=0). Such a layer
+     * runs on the host's general kernels (layer_general.h). */
+    int pad_xb, pad_xr, dil_h, dil_w, excl_pad;
     /* graph: the layers this one reads (indices of earlier layers, -1 for
      * the model's input), in the order of the model file's `inputs:`.
      * A chain layer has n_in == 1 and in[0] == its index - 1. */

@@ -140,20 +140,21 @@ _Static_assert(N_LAYER_TYPES == PL_LAYER_GLOBAL_AVGPOOL, "layer_types must list 
                   "concat or global_avgpool"
 
 static const char *const layer_keys[] = {"name", "type", "out", "kernel", "stride", "padding",
-                                         "bias", "p", "eps", "momentum", "groups", "inputs"};
+                                         "bias", "p", "eps", "momentum", "groups", "inputs",
+                                         "dilation", "count_include_pad"};
 #define N_LAYER_KEYS (sizeof layer_keys / sizeof layer_keys[0])
-_Static_assert(N_LAYER_KEYS == 12, "keys_for's bits follow layer_keys one for one");
+_Static_assert(N_LAYER_KEYS == 14, "keys_for's bits follow layer_keys one for one");
 
 /* Which keys a layer type accepts (bit i = layer_keys[i]). */
 static unsigned keys_for(pl_layer_type t)
 {
     enum { NAME = 1, TYPE = 2, OUT = 4, KERNEL = 8, STRIDE = 16, PADDING = 32, BIAS = 64, P = 128,
-           EPS = 256, MOM = 512, GROUPS = 1024, INPUTS = 2048 };
+           EPS = 256, MOM = 512, GROUPS = 1024, INPUTS = 2048, DILATION = 4096, CIP = 8192 };
     switch (t) {
-    case PL_LAYER_CONV2D: return NAME | TYPE | INPUTS | OUT | KERNEL | STRIDE | PADDING | BIAS | GROUPS;
+    case PL_LAYER_CONV2D: return NAME | TYPE | INPUTS | OUT | KERNEL | STRIDE | PADDING | BIAS | GROUPS | DILATION;
     case PL_LAYER_LINEAR: return NAME | TYPE | INPUTS | OUT | BIAS;
-    case PL_LAYER_MAXPOOL2D:
-    case PL_LAYER_AVGPOOL2D: return NAME | TYPE | INPUTS | KERNEL | STRIDE | PADDING;
+    case PL_LAYER_MAXPOOL2D: return NAME | TYPE | INPUTS | KERNEL | STRIDE | PADDING | DILATION;
+    case PL_LAYER_AVGPOOL2D: return NAME | TYPE | INPUTS | KERNEL | STRIDE | PADDING | CIP;
     case PL_LAYER_DROPOUT: return NAME | TYPE | INPUTS | P;
     case PL_LAYER_BATCHNORM2D: return NAME | TYPE | INPUTS | EPS | MOM;
     default: return NAME | TYPE | INPUTS;
@@ -256,8 +257,37 @@ static pl_status dec_layer(const pl_node *m, size_t idx, pl_model_spec *ms, int 
         }
         if ((v = pl_node_get(m, "padding"))) {
             snprintf(p, sizeof p, "%s.padding", path);
-            if ((st = get_pair(v, p, 0, &l->ph, &l->pw, e)))
+            if (v->type == PL_NODE_SEQ && v->n == 4) { /* [top, left, bottom, right], as ONNX's pads */
+                int b, r;
+                if ((st = get_int(v->items[0], p, 0, &l->ph, e)) || (st = get_int(v->items[1], p, 0, &l->pw, e)) ||
+                    (st = get_int(v->items[2], p, 0, &b, e)) || (st = get_int(v->items[3], p, 0, &r, e)))
+                    return st;
+                if (l->ph > 65536 || l->pw > 65536 || b > 65536 || r > 65536)
+                    return at_node(e, v, "%s: each padding is at most 65536", p);
+                l->pad_xb = b - l->ph;
+                l->pad_xr = r - l->pw;
+            } else if (v->type == PL_NODE_SEQ && v->n != 2) {
+                return at_node(e, v, "%s: expected an integer, [h, w] or [top, left, bottom, right] (got a list of "
+                                     "%zu)", p, v->n);
+            } else if ((st = get_pair(v, p, 0, &l->ph, &l->pw, e))) {
                 return st;
+            }
+        }
+        if ((v = pl_node_get(m, "dilation"))) {
+            snprintf(p, sizeof p, "%s.dilation", path);
+            if ((st = get_pair(v, p, 1, &l->dil_h, &l->dil_w, e)))
+                return st;
+            if (l->dil_h > 65536 || l->dil_w > 65536)
+                return at_node(e, v, "%s: at most 65536", p);
+            l->dil_h = l->dil_h > 1 ? l->dil_h : 0;
+            l->dil_w = l->dil_w > 1 ? l->dil_w : 0;
+        }
+        if ((v = pl_node_get(m, "count_include_pad"))) {
+            int cip;
+            snprintf(p, sizeof p, "%s.count_include_pad", path);
+            if ((st = get_bool(v, p, &cip, e)))
+                return st;
+            l->excl_pad = !cip;
         }
     }
     l->groups = 1;

@@ -286,8 +286,8 @@ static void pad4(const pl_layer *l, int64_t v[4])
 {
     v[0] = l->ph;
     v[1] = l->pw;
-    v[2] = l->ph;
-    v[3] = l->pw;
+    v[2] = (int64_t)l->ph + l->pad_xb; /* imported asymmetric padding (and ceil_mode folded into it) */
+    v[3] = (int64_t)l->pw + l->pad_xr;
 }
 
 static void pool_attrs(gb *g, Onnx__NodeProto *nd, const pl_layer *l)
@@ -297,6 +297,10 @@ static void pool_attrs(gb *g, Onnx__NodeProto *nd, const pl_layer *l)
     attr_ints(g, nd, "kernel_shape", 2, k);
     attr_ints(g, nd, "strides", 2, s);
     attr_ints(g, nd, "pads", 4, p);
+    if (l->dil_h > 1 || l->dil_w > 1) { /* MaxPool only: the importer refuses dilated average pooling */
+        int64_t d[2] = {l->dil_h > 1 ? l->dil_h : 1, l->dil_w > 1 ? l->dil_w : 1};
+        attr_ints(g, nd, "dilations", 2, d);
+    }
 }
 
 static pl_status conv_node(gb *g, const pl_layer *l, const pl_layer *bn, const char *in, const char *out,
@@ -339,7 +343,8 @@ static pl_status conv_node(gb *g, const pl_layer *l, const pl_layer *bn, const c
         g->st.folded++;
     }
     Onnx__NodeProto *nd = add_node(g, "Conv", l->name, has_b ? 3 : 2, ins, out);
-    int64_t k[2] = {l->kh, l->kw}, s[2] = {l->sh, l->sw}, d[2] = {1, 1}, p[4];
+    int64_t k[2] = {l->kh, l->kw}, s[2] = {l->sh, l->sw}, p[4];
+    int64_t d[2] = {l->dil_h > 1 ? l->dil_h : 1, l->dil_w > 1 ? l->dil_w : 1};
     pad4(l, p);
     attr_ints(g, nd, "kernel_shape", 2, k);
     attr_ints(g, nd, "strides", 2, s);
@@ -445,7 +450,8 @@ static pl_status build(gb *g, int fold_bn, const char *source, Onnx__ModelProto 
         case PL_LAYER_AVGPOOL2D: {
             Onnx__NodeProto *nd = add_node(g, "AveragePool", l->name, 1, src, o);
             pool_attrs(g, nd, l);
-            attr_int(g, nd, "count_include_pad", 1); /* prunelab divides by kh*kw */
+            /* prunelab divides by kh*kw, or by the input elements of the window (excl_pad) */
+            attr_int(g, nd, "count_include_pad", l->excl_pad ? 0 : 1);
             break;
         }
         case PL_LAYER_GLOBAL_AVGPOOL:

@@ -34,8 +34,10 @@
 #define MAX_NODES 65536
 /* Inputs and outputs of one node. */
 #define MAX_NODE_IO 4096
-/* Opsets whose semantics for the operators above are known here. */
-#define OPSET_MIN 7
+/* Opsets whose semantics for the operators above are known here (before
+ * opset 7 some operators carry attributes that are read or refused as the
+ * operators below say: consumed_inputs, is_test, broadcast). */
+#define OPSET_MIN 1
 #define OPSET_MAX 21
 
 #define SUPPORTED_OPS                                                                                        \
@@ -183,6 +185,29 @@ static pl_status nerr(ctx *c, int idx, const char *fmt, ...)
     return pl_error_set(c->err, PL_EFORMAT, "%s: %s: %s", c->file, head, msg);
 }
 
+/* An error about graph tensor `name`, headed by the first node that reads
+ * it (reads) or produces it, as nerr heads its errors, so a refusal names
+ * the operator it stops; a plain file error when no node does. */
+static pl_status terr(ctx *c, const char *name, int reads, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static pl_status terr(ctx *c, const char *name, int reads, const char *fmt, ...)
+{
+    char msg[700];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const Onnx__GraphProto *g = c->g;
+    for (size_t i = 0; name && *name && g && i < g->n_node && i < MAX_NODES; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        size_t k = reads ? n->n_input : n->n_output;
+        char *const *v = reads ? n->input : n->output;
+        for (size_t j = 0; j < k && j < MAX_NODE_IO; j++)
+            if (v[j] && !strcmp(v[j], name))
+                return nerr(c, (int)i, "%s", msg);
+    }
+    return ferr(c, "%s", msg);
+}
+
 static pl_status oom(ctx *c)
 {
     return pl_error_set(c->err, PL_ENOMEM, "%s: out of memory importing the ONNX model", c->file);
@@ -204,6 +229,8 @@ static pl_status check_attrs(ctx *c, int idx, const char *const *known)
         size_t k = 0;
         while (known[k] && strcmp(known[k], a))
             k++;
+        if (!known[k] && c->opset < 6 && !strcmp(a, "consumed_inputs"))
+            continue; /* opsets 1-5: a memory-reuse hint with no effect on the result */
         if (!known[k])
             return nerr(c, idx, "attribute '%.60s' is not supported by prunelab's importer (re-export without it)",
                         a);
@@ -570,6 +597,18 @@ static void alias(ctx *c, int idx, const val *x)
     o->t = x->t;
 }
 
+/* "[N, 10]", "[N, 3, 8]" or "[N, 3, 8, 8]": x's shape as the file states it. */
+static const char *shape_text(const val *x, char *buf, size_t cap)
+{
+    if (x->rank == 2)
+        snprintf(buf, cap, "[N, %d]", x->c);
+    else if (x->rank == 3)
+        snprintf(buf, cap, "[N, %d, %d]", x->c, x->h);
+    else
+        snprintf(buf, cap, "[N, %d, %d, %d]", x->c, x->h, x->w);
+    return buf;
+}
+
 /* ---- layers ---- */
 
 static int name_char(char ch)
@@ -688,6 +727,11 @@ static pl_status emit(ctx *c, int idx, pl_layer_spec *l, int n_in, val *const *i
     tmp.pw = l->pw;
     tmp.has_bias = l->bias;
     tmp.groups = l->groups > 0 ? l->groups : 1;
+    tmp.pad_xb = l->pad_xb;
+    tmp.pad_xr = l->pad_xr;
+    tmp.dil_h = l->dil_h;
+    tmp.dil_w = l->dil_w;
+    tmp.excl_pad = l->excl_pad;
     tmp.out_c = l->out;
     int shapes[PL_MAX_INPUTS][3];
     for (int j = 0; j < n_in; j++) {
@@ -764,24 +808,120 @@ static pl_layer_spec new_spec(pl_layer_type t)
 
 /* ---- operators ---- */
 
+/* A STRING attribute's value into v (def when absent). */
+static pl_status attr_str(ctx *c, int idx, const char *name, const char *def, char *v, size_t cap)
+{
+    const Onnx__AttributeProto *a = attr(c->g->node[idx], name);
+    if (!a) {
+        snprintf(v, cap, "%s", def);
+        return PL_OK;
+    }
+    if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING) || !a->has_s)
+        return nerr(c, idx, "attribute '%s' is not a string (the file is malformed; re-export it)", name);
+    size_t n = a->s.len < cap - 1 ? a->s.len : cap - 1;
+    memcpy(v, a->s.data, n);
+    v[n] = 0;
+    if (memchr(v, 0, n) || a->s.len >= cap)
+        snprintf(v, cap, "(unreadable)");
+    return PL_OK;
+}
+
+/* The padding of one axis: input size `in` (after a pending Pad), kernel
+ * span ek (dilated), stride st; auto_pad mode (0 NOTSET, 1 VALID, 2
+ * SAME_UPPER, 3 SAME_LOWER); b0 and b1 hold the explicit pads on entry.
+ * ceil: the pool's output rounds up (folded into extra end padding, which
+ * never wins a max and, with count_include_pad=0, is never counted). */
+static void axis_pads(int64_t in, int64_t ek, int64_t st, int mode, int ceil, int64_t *b0, int64_t *b1)
+{
+    if (mode == 1) {
+        *b0 = *b1 = 0;
+    } else if (mode >= 2) {
+        int64_t out = (in + st - 1) / st, total = (out - 1) * st + ek - in;
+        if (total < 0)
+            total = 0;
+        *b0 = mode == 2 ? total / 2 : total - total / 2;
+        *b1 = total - *b0;
+        return;
+    }
+    int64_t span = in + *b0 + *b1 - ek;
+    if (!ceil || span < 0)
+        return;
+    int64_t out = (span + st - 1) / st + 1;
+    if ((out - 1) * st >= in + *b0) /* the last window must start inside the input or the top padding */
+        out--;
+    int64_t extra = (out - 1) * st + ek - (in + *b0 + *b1);
+    if (extra > 0)
+        *b1 += extra;
+}
+
+/* Dilations, auto_pad, pads (and for pools ceil_mode) of node idx, into l
+ * (kh, kw, sh, sw already set) for input x, a pending Pad included. *padded
+ * says whether the node's own padding (not a Pad node's zeros, which are
+ * input elements) is anything. */
+static pl_status geometry(ctx *c, int idx, const val *x, pl_layer_spec *l, int ceil, int *padded)
+{
+    pl_status s;
+    int64_t v2[2], v4[4] = {0, 0, 0, 0};
+    int has;
+    if ((s = attr_ints(c, idx, "dilations", 2, v2, &has)))
+        return s;
+    if (has) {
+        if (v2[0] < 1 || v2[1] < 1 || v2[0] > 65536 || v2[1] > 65536)
+            return nerr(c, idx, "dilations [%lld, %lld] are out of range (1 to 65536)", (long long)v2[0],
+                        (long long)v2[1]);
+        l->dil_h = v2[0] > 1 ? (int)v2[0] : 0;
+        l->dil_w = v2[1] > 1 ? (int)v2[1] : 0;
+    }
+    char ap[64];
+    if ((s = attr_str(c, idx, "auto_pad", "NOTSET", ap, sizeof ap)))
+        return s;
+    static const char *const modes[] = {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER", NULL};
+    int mode = 0;
+    while (modes[mode] && strcmp(modes[mode], ap))
+        mode++;
+    if (!modes[mode])
+        return nerr(c, idx, "auto_pad '%.40s' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER", ap);
+    if ((s = attr_ints(c, idx, "pads", 4, v4, &has)))
+        return s;
+    if (has && mode != 0)
+        return nerr(c, idx, "has both pads and auto_pad '%s' (ONNX allows one of them)", ap);
+    for (int i = 0; i < 4; i++)
+        if (v4[i] < 0 || v4[i] > 65536)
+            return nerr(c, idx, "pads [%lld, %lld, %lld, %lld] are out of range (0 to 65536)", (long long)v4[0],
+                        (long long)v4[1], (long long)v4[2], (long long)v4[3]);
+    int64_t ekh = (int64_t)(l->kh - 1) * (l->dil_h > 1 ? l->dil_h : 1) + 1;
+    int64_t ekw = (int64_t)(l->kw - 1) * (l->dil_w > 1 ? l->dil_w : 1) + 1;
+    int64_t ih = (int64_t)x->h + 2 * x->ph, iw = (int64_t)x->w + 2 * x->pw;
+    axis_pads(ih, ekh, l->sh, mode, ceil, &v4[0], &v4[2]);
+    axis_pads(iw, ekw, l->sw, mode, ceil, &v4[1], &v4[3]);
+    /* every value is at most 65536 + a kernel span and a stride (each at most 65536): no int overflow */
+    if (v4[0] + x->ph > INT_MAX / 4 || v4[1] + x->pw > INT_MAX / 4 || v4[2] > INT_MAX / 4 || v4[3] > INT_MAX / 4)
+        return nerr(c, idx, "its padding is too large");
+    l->ph = (int)(v4[0] + x->ph);
+    l->pw = (int)(v4[1] + x->pw);
+    l->pad_xb = (int)(v4[2] - v4[0]);
+    l->pad_xr = (int)(v4[3] - v4[1]);
+    *padded = v4[0] || v4[1] || v4[2] || v4[3];
+    return PL_OK;
+}
+
 static pl_status op_conv(ctx *c, int idx)
 {
     static const char *const known[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL};
-    static const char *const pads_ok[] = {"NOTSET", "VALID", NULL};
     pl_status s;
-    if ((s = check_attrs(c, idx, known)) || (s = arity(c, idx, 2, 3)) ||
-        (s = attr_str_is(c, idx, "auto_pad", "NOTSET", pads_ok, "give explicit pads: export from PyTorch with "
-                                                                 "padding=<int>, not 'same'")))
+    if ((s = check_attrs(c, idx, known)) || (s = arity(c, idx, 2, 3)))
         return s;
     val *x = input_act(c, idx, 0, 1);
     if (!x)
         return PL_EFORMAT;
+    char xs[64];
     if (x->rank != 4)
-        return nerr(c, idx, "input is a vector [N, %d]; Conv needs images [N, C, H, W]", x->c);
+        return nerr(c, idx, "input is %s; prunelab's Conv is 2-D and needs images [N, C, H, W]",
+                    shape_text(x, xs, sizeof xs));
     const Onnx__TensorProto *wt = input_const(c, idx, 1, "the weight");
     if (!wt)
         return PL_EFORMAT;
-    int64_t nw, nb = 0, group, v4[4], v2[2];
+    int64_t nw, nb = 0, group, v2[2];
     int has;
     if ((s = tensor_check(c, idx, wt, "weight", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, &nw)))
         return s;
@@ -811,11 +951,6 @@ static pl_status op_conv(ctx *c, int idx)
     if (has && (v2[0] != l.kh || v2[1] != l.kw))
         return nerr(c, idx, "kernel_shape [%lld, %lld] does not match the weight's %dx%d", (long long)v2[0],
                     (long long)v2[1], l.kh, l.kw);
-    if ((s = attr_ints(c, idx, "dilations", 2, v2, &has)))
-        return s;
-    if (has && (v2[0] != 1 || v2[1] != 1))
-        return nerr(c, idx, "dilations [%lld, %lld] are not supported (prunelab convolutions have dilation 1)",
-                    (long long)v2[0], (long long)v2[1]);
     if ((s = attr_ints(c, idx, "strides", 2, v2, &has)))
         return s;
     l.sh = l.sw = 1;
@@ -826,21 +961,9 @@ static pl_status op_conv(ctx *c, int idx)
         l.sh = (int)v2[0];
         l.sw = (int)v2[1];
     }
-    if ((s = attr_ints(c, idx, "pads", 4, v4, &has)))
+    int padded;
+    if ((s = geometry(c, idx, x, &l, 0, &padded))) /* a Pad node before it included */
         return s;
-    if (has) {
-        if (v4[0] != v4[2] || v4[1] != v4[3])
-            return nerr(c, idx, "pads [%lld, %lld, %lld, %lld] are asymmetric; prunelab pads each side alike "
-                                "(export with symmetric padding)", (long long)v4[0], (long long)v4[1],
-                        (long long)v4[2], (long long)v4[3]);
-        if (v4[0] < 0 || v4[1] < 0 || v4[0] > 65536 || v4[1] > 65536)
-            return nerr(c, idx, "pads [%lld, %lld, ...] are out of range (0 to 65536)", (long long)v4[0],
-                        (long long)v4[1]);
-        l.ph = (int)v4[0];
-        l.pw = (int)v4[1];
-    }
-    l.ph += x->ph; /* a Pad node before it */
-    l.pw += x->pw;
     l.bias = 0;
     pl_layer_init init = {0};
     const Onnx__TensorProto *bt = NULL;
@@ -871,11 +994,18 @@ static pl_status op_conv(ctx *c, int idx)
 
 static pl_status op_batchnorm(ctx *c, int idx)
 {
-    static const char *const known[] = {"epsilon", "momentum", "spatial", "training_mode", NULL};
+    static const char *const known[] = {"epsilon", "momentum", "spatial", "training_mode", "is_test", NULL};
     pl_status s;
     if ((s = check_attrs(c, idx, known)) || (s = arity(c, idx, 5, 5)))
         return s;
-    int64_t spatial, training;
+    int64_t spatial, training, is_test;
+    if ((s = attr_int(c, idx, "is_test", 0, &is_test)))
+        return s;
+    if (c->opset >= 7 && attr(c->g->node[idx], "is_test"))
+        return nerr(c, idx, "attribute 'is_test' is not part of BatchNormalization since opset 7");
+    if (c->opset < 7 && !is_test)
+        return nerr(c, idx, "is_test=0 (batch statistics, training) is not supported; export the model in eval "
+                            "mode (model.eval())");
     float eps, mom;
     if ((s = attr_int(c, idx, "spatial", 1, &spatial)) || (s = attr_int(c, idx, "training_mode", 0, &training)) ||
         (s = attr_float(c, idx, "epsilon", 1e-5f, &eps)) || (s = attr_float(c, idx, "momentum", 0.9f, &mom)))
@@ -937,17 +1067,17 @@ static pl_status op_pool(ctx *c, int idx, int is_max)
                                        "storage_order", "strides", NULL};
     static const char *const kavg[] = {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape",
                                        "pads", "strides", NULL};
-    static const char *const pads_ok[] = {"NOTSET", "VALID", NULL};
     pl_status s;
-    if ((s = check_attrs(c, idx, is_max ? kmax : kavg)) || (s = arity(c, idx, 1, 1)) ||
-        (s = attr_str_is(c, idx, "auto_pad", "NOTSET", pads_ok, "give explicit pads")))
+    if ((s = check_attrs(c, idx, is_max ? kmax : kavg)) || (s = arity(c, idx, 1, 1)))
         return s;
     val *x = input_act(c, idx, 0, !is_max);
     if (!x)
         return PL_EFORMAT;
+    char xs[64];
     if (x->rank != 4)
-        return nerr(c, idx, "input is a vector [N, %d]; pooling needs images [N, C, H, W]", x->c);
-    int64_t v2[2], v4[4], ceil_mode, cip, order;
+        return nerr(c, idx, "input is %s; prunelab's pooling is 2-D and needs images [N, C, H, W]",
+                    shape_text(x, xs, sizeof xs));
+    int64_t v2[2], ceil_mode, cip, order;
     int has;
     pl_layer_spec l = new_spec(is_max ? PL_LAYER_MAXPOOL2D : PL_LAYER_AVGPOOL2D);
     if ((s = attr_ints(c, idx, "kernel_shape", 2, v2, &has)))
@@ -969,36 +1099,36 @@ static pl_status op_pool(ctx *c, int idx, int is_max)
         l.sh = (int)v2[0];
         l.sw = (int)v2[1];
     }
-    if ((s = attr_ints(c, idx, "dilations", 2, v2, &has)))
-        return s;
-    if (has && (v2[0] != 1 || v2[1] != 1))
-        return nerr(c, idx, "dilations [%lld, %lld] are not supported (prunelab pools have dilation 1)",
-                    (long long)v2[0], (long long)v2[1]);
+    if (!is_max && attr(c->g->node[idx], "dilations"))
+        return nerr(c, idx, "attribute 'dilations' of AveragePool is not supported (ONNX added it in opset 19)");
     if ((s = attr_int(c, idx, "ceil_mode", 0, &ceil_mode)) || (s = attr_int(c, idx, "count_include_pad", 0, &cip)) ||
         (s = attr_int(c, idx, "storage_order", 0, &order)))
         return s;
-    if (ceil_mode)
-        return nerr(c, idx, "ceil_mode=1 is not supported (prunelab rounds output sizes down; export with "
-                            "ceil_mode=False)");
     if (order)
         return nerr(c, idx, "storage_order=1 is not supported");
-    if ((s = attr_ints(c, idx, "pads", 4, v4, &has)))
+    if (ceil_mode != 0 && ceil_mode != 1)
+        return nerr(c, idx, "ceil_mode=%lld is neither 0 nor 1", (long long)ceil_mode);
+    int padded;
+    if ((s = geometry(c, idx, x, &l, (int)ceil_mode, &padded)))
         return s;
-    if (has) {
-        if (v4[0] != v4[2] || v4[1] != v4[3])
-            return nerr(c, idx, "pads [%lld, %lld, %lld, %lld] are asymmetric; prunelab pads each side alike",
-                        (long long)v4[0], (long long)v4[1], (long long)v4[2], (long long)v4[3]);
-        if (v4[0] < 0 || v4[1] < 0 || v4[0] > 65536 || v4[1] > 65536)
-            return nerr(c, idx, "pads [%lld, %lld, ...] are out of range (0 to 65536)", (long long)v4[0],
-                        (long long)v4[1]);
-        l.ph = (int)v4[0];
-        l.pw = (int)v4[1];
-        if (!is_max && !cip && (l.ph || l.pw))
-            return nerr(c, idx, "count_include_pad=0 with padding is not supported (prunelab's average pooling "
-                                "counts the padding; export with count_include_pad=True)");
+    if (!is_max && padded) {
+        if (!cip && (x->ph || x->pw))
+            return nerr(c, idx, "pads with count_include_pad=0 after a Pad node: the Pad's zeros count, its own "
+                                "padding would not; prunelab folds a Pad only into pooling without padding of its "
+                                "own (export with count_include_pad=True)");
+        if (!cip) {
+            l.excl_pad = 1;
+        } else if (ceil_mode) {
+            /* PyTorch and ONNX divide a window that overhangs the padded input by the part inside it */
+            pl_layer_spec ref = l;
+            if ((s = geometry(c, idx, x, &ref, 0, &padded)))
+                return s;
+            if (ref.pad_xb != l.pad_xb || ref.pad_xr != l.pad_xr)
+                return nerr(c, idx, "ceil_mode=1 with count_include_pad=1 adds windows past the padding; prunelab "
+                                    "does not import that divisor (export with ceil_mode=False or "
+                                    "count_include_pad=False)");
+        }
     }
-    l.ph += x->ph;
-    l.pw += x->pw;
     val xin = *x;
     xin.ph = xin.pw = 0;
     val *ins[1] = {&xin};
@@ -1015,8 +1145,10 @@ static pl_status op_simple(ctx *c, int idx, pl_layer_type t)
     val *x = input_act(c, idx, 0, 0);
     if (!x)
         return PL_EFORMAT;
+    char xs[64];
     if (t == PL_LAYER_GLOBAL_AVGPOOL && x->rank != 4)
-        return nerr(c, idx, "input is a vector [N, %d]; GlobalAveragePool needs images [N, C, H, W]", x->c);
+        return nerr(c, idx, "input is %s; prunelab's GlobalAveragePool is 2-D and needs images [N, C, H, W]",
+                    shape_text(x, xs, sizeof xs));
     pl_layer_spec l = new_spec(t);
     pl_layer_init none = {0};
     return emit(c, idx, &l, 1, &x, &none, NULL, x->rank);
@@ -1043,9 +1175,11 @@ static void transpose(float *w, float *tmp, int64_t k, int64_t m)
 static pl_status op_gemm_matmul(ctx *c, int idx, int gemm)
 {
     static const char *const kgemm[] = {"alpha", "beta", "transA", "transB", NULL};
+    static const char *const kgemm6[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL}; /* opsets 1-6 */
     static const char *const kmm[] = {NULL};
     pl_status s;
-    if ((s = check_attrs(c, idx, gemm ? kgemm : kmm)) || (s = arity(c, idx, 2, gemm ? 3 : 2)))
+    if ((s = check_attrs(c, idx, gemm ? (c->opset < 7 ? kgemm6 : kgemm) : kmm)) ||
+        (s = arity(c, idx, 2, gemm ? 3 : 2)))
         return s;
     int64_t ta = 0, tb = 0;
     float alpha = 1, beta = 1;
@@ -1053,17 +1187,16 @@ static pl_status op_gemm_matmul(ctx *c, int idx, int gemm)
                  (s = attr_float(c, idx, "alpha", 1, &alpha)) || (s = attr_float(c, idx, "beta", 1, &beta))))
         return s;
     int has_c = gemm && *in_name(c->g->node[idx], 2);
-    if (alpha != 1 || (has_c && beta != 1))
-        return nerr(c, idx, "alpha %g, beta %g: prunelab imports Gemm with alpha 1 and beta 1 only (as "
-                            "torch.nn.Linear exports it)", (double)alpha, (double)beta);
     if (ta)
-        return nerr(c, idx, "transA=1 is not supported (the input must be [N, features])");
+        return nerr(c, idx, "transA=1 is not supported (it transposes the batch axis: prunelab's input is [N, "
+                            "features], one row per image)");
     val *x = input_act(c, idx, 0, 0);
     if (!x)
         return PL_EFORMAT;
+    char xs[64];
     if (x->rank != 2)
-        return nerr(c, idx, "input is [N, %d, %d, %d]; %s needs [N, features] (flatten it first: "
-                            "torch.flatten(x, 1))", x->c, x->h, x->w, gemm ? "Gemm" : "MatMul");
+        return nerr(c, idx, "input is %s; %s needs [N, features] (flatten it first: torch.flatten(x, 1))",
+                    shape_text(x, xs, sizeof xs), gemm ? "Gemm" : "MatMul");
     const Onnx__TensorProto *wt = input_const(c, idx, 1, "the weight");
     if (!wt)
         return PL_EFORMAT;
@@ -1086,14 +1219,19 @@ static pl_status op_gemm_matmul(ctx *c, int idx, int gemm)
         if (!(bt = input_const(c, idx, 2, "the bias")) ||
             (s = tensor_check(c, idx, bt, "bias", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, &nb)))
             return bt ? s : PL_EFORMAT;
-        if (nb != out || bt->n_dims < 1 || bt->n_dims > 2 || (bt->n_dims == 2 && bt->dims[0] != 1))
-            return nerr(c, idx, "bias '%.60s' is %s; prunelab reads a bias of [%lld] or [1, %lld]",
-                        bt->name ? bt->name : "", dims_text(bt, dt, sizeof dt), (long long)out, (long long)out);
+        /* C broadcasts to [N, out]: [], [1], [out], [1|N, 1|out] */
+        int64_t cols = bt->n_dims >= 1 ? bt->dims[bt->n_dims - 1] : 1, rows = bt->n_dims == 2 ? bt->dims[0] : 1;
+        if (bt->n_dims > 2 || (cols != 1 && cols != out) || rows < 1 || nb != rows * cols)
+            return nerr(c, idx, "bias '%.60s' is %s; it does not broadcast to [N, %lld]", bt->name ? bt->name : "",
+                        dims_text(bt, dt, sizeof dt), (long long)out);
     }
     pl_layer_init init = {0};
     if ((s = tensor_floats(c, idx, wt, nw, &init.w)))
         return s;
     init.nw = nw;
+    if (alpha != 1) /* alpha·A·B = A·(alpha·B) */
+        for (int64_t i = 0; i < nw; i++)
+            init.w[i] *= alpha;
     if (!tb) {
         float *tmp = malloc((size_t)nw * sizeof *tmp);
         if (!tmp) {
@@ -1103,7 +1241,34 @@ static pl_status op_gemm_matmul(ctx *c, int idx, int gemm)
         transpose(init.w, tmp, in, out);
         free(tmp);
     }
-    if (bt && (s = tensor_floats(c, idx, bt, nb, &init.b))) {
+    if (bt) {
+        float *cv = NULL;
+        if ((s = tensor_floats(c, idx, bt, nb, &cv))) {
+            init_free(&init);
+            return s;
+        }
+        int64_t cols = bt->n_dims >= 1 ? bt->dims[bt->n_dims - 1] : 1, rows = nb / cols;
+        /* one bias per output: every row of C alike (a row per image would depend on the batch) */
+        for (int64_t r = 1; r < rows && !s; r++)
+            if (memcmp(cv + r * cols, cv, (size_t)cols * sizeof *cv))
+                s = nerr(c, idx, "bias '%.60s' is %s with rows that differ; prunelab's bias is one row, the same "
+                                 "for every image", bt->name ? bt->name : "", dims_text(bt, dt, sizeof dt));
+        if (!s && !(init.b = malloc((size_t)out * sizeof *init.b)))
+            s = oom(c);
+        if (s) {
+            free(cv);
+            init_free(&init);
+            return s;
+        }
+        for (int64_t j = 0; j < out; j++)
+            init.b[j] = beta * cv[cols == 1 ? 0 : j];
+        free(cv);
+        nb = out;
+    }
+    for (int64_t i = 0; i < nw + nb && !s; i++)
+        if (!isfinite(i < nw ? init.w[i] : init.b[i - nw]))
+            s = nerr(c, idx, "alpha %g or beta %g makes a weight or bias overflow", (double)alpha, (double)beta);
+    if (s) {
         init_free(&init);
         return s;
     }
@@ -1119,8 +1284,9 @@ static pl_status op_gemm_matmul(ctx *c, int idx, int gemm)
 static pl_status op_add(ctx *c, int idx)
 {
     static const char *const known[] = {NULL};
+    static const char *const known6[] = {"axis", "broadcast", NULL}; /* opsets 1-6 */
     pl_status s;
-    if ((s = check_attrs(c, idx, known)) || (s = arity(c, idx, 2, 2)))
+    if ((s = check_attrs(c, idx, c->opset < 7 ? known6 : known)) || (s = arity(c, idx, 2, 2)))
         return s;
     val *a = input(c, idx, 0), *b = a ? input(c, idx, 1) : NULL;
     if (!a || !b)
@@ -1172,7 +1338,7 @@ static pl_status op_concat(ctx *c, int idx)
         return s;
     const Onnx__AttributeProto *ax = attr(n, "axis");
     int64_t axis;
-    if (!ax)
+    if (!ax && c->opset >= 4)
         return nerr(c, idx, "attribute 'axis' is missing (required)");
     if ((s = attr_int(c, idx, "axis", 1, &axis)))
         return s;
@@ -1275,10 +1441,17 @@ static pl_status op_identity(ctx *c, int idx)
 
 static pl_status op_dropout(ctx *c, int idx)
 {
-    static const char *const known[] = {"ratio", "seed", NULL};
+    static const char *const known[] = {"ratio", "seed", "is_test", NULL};
     pl_status s;
     if ((s = check_attrs(c, idx, known)) || (s = arity(c, idx, 1, 3)))
         return s;
+    int64_t is_test;
+    if ((s = attr_int(c, idx, "is_test", 0, &is_test)))
+        return s;
+    if (c->opset >= 7 && attr(c->g->node[idx], "is_test"))
+        return nerr(c, idx, "attribute 'is_test' is not part of Dropout since opset 7");
+    if (c->opset < 7 && !is_test)
+        return nerr(c, idx, "is_test=0 (dropout at inference) is not supported; export the model in eval mode");
     float ratio = 0.5f;
     if (c->opset < 12 && (s = attr_float(c, idx, "ratio", 0.5f, &ratio)))
         return s;
@@ -1463,17 +1636,17 @@ static pl_status graph_input(ctx *c, const Onnx__ValueInfoProto *vi, int v)
     const Onnx__TypeProto *tp = vi->type;
     if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type ||
         !tp->tensor_type->shape)
-        return ferr(c, "input '%.60s' has no tensor shape; prunelab reads the input shape [N, C, H, W] from the file "
+        return terr(c, name, 1, "input '%.60s' has no tensor shape; prunelab reads the input shape [N, C, H, W] from the file "
                        "(export with an example input)", name);
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     if (tt->has_elem_type && tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-        return ferr(c, "input '%.60s' has element type %d; prunelab reads float32 images (FLOAT, 1)", name,
+        return terr(c, name, 1, "input '%.60s' has element type %d; prunelab reads float32 images (FLOAT, 1)", name,
                     (int)tt->elem_type);
     size_t r = tt->shape->n_dim;
     int64_t d[4] = {0};
-    if (r != 4 && r != 2)
-        return ferr(c, "input '%.60s' has %zu dimensions; prunelab reads images [N, C, H, W] or vectors [N, "
-                       "features]", name, r);
+    if (r != 4 && r != 3 && r != 2)
+        return terr(c, name, 1, "input '%.60s' has %zu dimensions; prunelab reads images [N, C, H, W], sequences [N, C, L] "
+                       "(as [N, C, L, 1]) or vectors [N, features]", name, r);
     for (size_t i = 0; i < r; i++) {
         const Onnx__TensorShapeProto__Dimension *dm = tt->shape->dim[i];
         int known = dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
@@ -1481,16 +1654,16 @@ static pl_status graph_input(ctx *c, const Onnx__ValueInfoProto *vi, int v)
         if (i == 0)
             continue;
         if (!known || d[i] < 1 || d[i] > PL_MAX_ELEMS)
-            return ferr(c, "input '%.60s': dimension %zu is %s; prunelab needs concrete sizes from 1 to 268435456 "
+            return terr(c, name, 1, "input '%.60s': dimension %zu is %s; prunelab needs concrete sizes from 1 to 268435456 "
                            "for all but the batch dimension", name, i, known ? "out of range" : "symbolic");
     }
     c->batch = d[0] >= 1 ? d[0] : -1;
     c->in_rank = (int)r;
     c->in_c = (int)d[1];
-    c->in_h = r == 4 ? (int)d[2] : 1;
+    c->in_h = r >= 3 ? (int)d[2] : 1;
     c->in_w = r == 4 ? (int)d[3] : 1;
     if ((int64_t)c->in_c * c->in_h > PL_MAX_ELEMS || (int64_t)c->in_c * c->in_h * c->in_w > PL_MAX_ELEMS)
-        return ferr(c, "input '%.60s' is %dx%dx%d, more than 268435456 values per image", name, c->in_c, c->in_h,
+        return terr(c, name, 1, "input '%.60s' is %dx%dx%d, more than 268435456 values per image", name, c->in_c, c->in_h,
                     c->in_w);
     val *x = &c->vals[v];
     x->kind = V_ACT;
@@ -1592,13 +1765,14 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
         if (n_in++ == 0)
             in_v = v;
         else
-            return ferr(c, "the graph has several inputs ('%.60s', '%.60s', ...); prunelab models read one image "
-                           "tensor", c->vals[in_v].name, name);
+            return terr(c, name, 1, "the graph has several inputs ('%.60s', '%.60s', ...); prunelab models read one "
+                                    "image tensor", c->vals[in_v].name, name);
         if ((s = graph_input(c, g->input[i], v)))
             return s;
     }
     if (in_v < 0)
-        return ferr(c, "the graph has no input that is not an initializer; prunelab models read one image tensor");
+        return terr(c, g->n_output && g->output[0]->name ? g->output[0]->name : NULL, 0,
+                    "the graph has no input that is not an initializer; prunelab models read one image tensor");
     for (size_t i = 0; i < g->n_node; i++)
         for (size_t k = 0; k < g->node[i]->n_output; k++) {
             const char *name = g->node[i]->output[k];
@@ -1606,7 +1780,9 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
                 return s;
         }
     if (g->n_output != 1)
-        return ferr(c, "the graph has %zu outputs; prunelab models have one, the logits [N, classes]", g->n_output);
+        return terr(c, g->n_output > 1 && g->output[1]->name ? g->output[1]->name : NULL, 0,
+                    "the graph has %zu outputs; prunelab models have one (a second output such as MaxPool's "
+                    "indices or BatchNormalization's training statistics is not computed)", g->n_output);
     const char *oname = g->output[0]->name ? g->output[0]->name : "";
     int out_v = *oname ? ht_get(&c->names, oname) : -1;
     if (out_v < 0)
@@ -1640,29 +1816,35 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
     /* the output: a layer's, a vector */
     const val *o = &c->vals[out_v];
     if (o->kind != V_ACT || o->layer < 0)
-        return ferr(c, "the graph output '%.60s' is %s; prunelab needs it computed by the network's layers", oname,
+        return terr(c, oname, 0, "the graph output '%.60s' is %s; prunelab needs it computed by the network's layers", oname,
                     o->kind == V_CONST ? "a constant" : "the input itself");
     if ((size_t)o->layer + 1 != sp->n_layers) /* every layer is an ancestor of the output */
         return ferr(c, "the graph output '%.60s' is not computed last (the file is inconsistent; re-export it)",
                     oname);
-    if (o->rank != 2 || o->ph || o->pw)
-        return ferr(c, "the graph output '%.60s' is [N, %d, %d, %d]; prunelab needs logits [N, classes] (flatten "
-                       "them: torch.flatten(x, 1))", oname, o->c, o->h, o->w);
+    if (o->ph || o->pw)
+        return ferr(c, "the graph output '%.60s' is a Pad node's; prunelab folds zero padding only into the Conv "
+                       "or AveragePool that follows it", oname);
+    /* an output that is not [N, classes] (a Conv's [N, C, H, W]) is the
+     * model's output flattened: C*H*W values per image, in NCHW order */
     const Onnx__TypeProto *tp = g->output[0]->type;
     if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && tp->tensor_type && tp->tensor_type->shape) {
         const Onnx__TensorShapeProto *sh = tp->tensor_type->shape;
-        if (sh->n_dim != 2)
-            return ferr(c, "the graph output '%.60s' is declared with %zu dimensions; prunelab needs logits [N, "
-                           "classes]", oname, sh->n_dim);
-        const Onnx__TensorShapeProto__Dimension *d1 = sh->dim[1];
-        if (d1->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d1->dim_value != o->c)
-            return ferr(c, "the graph output '%.60s' is declared [N, %lld] but the layers compute [N, %d] (the file "
-                           "is inconsistent; re-export it)", oname, (long long)d1->dim_value, o->c);
+        int want[4] = {0, o->c, o->h, o->w};
+        if (sh->n_dim != (size_t)o->rank)
+            return ferr(c, "the graph output '%.60s' is declared with %zu dimensions but the layers compute %d (the "
+                           "file is inconsistent; re-export it)", oname, sh->n_dim, o->rank);
+        for (size_t i = 1; i < sh->n_dim && i < 4; i++) {
+            const Onnx__TensorShapeProto__Dimension *di = sh->dim[i];
+            if (di->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && di->dim_value != want[i])
+                return ferr(c, "the graph output '%.60s' is declared with %lld in dimension %zu but the layers "
+                               "compute %d (the file is inconsistent; re-export it)", oname,
+                            (long long)di->dim_value, i, want[i]);
+        }
     }
     sp->in_c = c->in_c;
     sp->in_h = c->in_h;
     sp->in_w = c->in_w;
-    sp->classes = o->c;
+    sp->classes = o->c * o->h * o->w; /* the shape rule keeps this below PL_MAX_ELEMS */
     return PL_OK;
 }
 

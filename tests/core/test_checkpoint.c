@@ -483,7 +483,7 @@ Test(checkpoint, bad_magic_and_newer_version)
     crafted_fails(f.path, b, len, "not a prunelab checkpoint (bad magic");
     b[0] = 'P';
     wr32(b + 8, 7);
-    crafted_fails(f.path, b, len, "format version 7 is newer than this prunelab's 2");
+    crafted_fails(f.path, b, len, "format version 7 is newer than this prunelab's 3");
     wr32(b + 8, 0);
     crafted_fails(f.path, b, len, "format version 0 is invalid");
     wr32(b + 8, 1);
@@ -821,5 +821,87 @@ Test(checkpoint, an_inconsistent_model_is_not_saved)
     cr_assert(strstr(err.msg, "bn1"), "%s", err.msg);
     f.m->layers[1].run_var = keep;
     cr_assert_eq(count_entries(f.dir), 0);
+    teardown(&f);
+}
+
+/* ---- format 3: the padding, dilation and divisor of imported layers ---------------- */
+
+/* A model with asymmetric padding, dilation and count_include_pad=0 is
+ * written in format 3 and comes back with those fields (and the same
+ * logits); the model without them stays format 1; a format-3 field out of
+ * range is refused. */
+Test(checkpoint, format3_carries_padding_and_dilation)
+{
+    pl_layer_spec ls[] = {
+        {.name = "conv1", .type = PL_LAYER_CONV2D, .out = 3, .kh = 3, .kw = 3, .sh = 2, .sw = 1, .ph = 1, .pw = 0,
+         .bias = 1, .pad_xb = 1, .pad_xr = 1, .dil_h = 2},
+        {.name = "pool1", .type = PL_LAYER_MAXPOOL2D, .kh = 2, .kw = 2, .sh = 1, .sw = 1, .pad_xb = 1},
+        {.name = "pool2", .type = PL_LAYER_AVGPOOL2D, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1,
+         .excl_pad = 1},
+        {.name = "flat", .type = PL_LAYER_FLATTEN},
+        {.name = "fc", .type = PL_LAYER_LINEAR, .out = 4, .bias = 1},
+    };
+    pl_model_spec spec = {.file = "test.yaml", .name = "geo", .in_c = 2, .in_h = 9, .in_w = 8, .classes = 4,
+                          .layers = ls, .n_layers = sizeof ls / sizeof ls[0]};
+    fixture f = setup();
+    pl_model *m = NULL, *m2 = NULL;
+    pl_error err;
+    cr_assert_eq(pl_model_new(&spec, 5, &m, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pl_checkpoint_save(f.path, m, "", 0, &err), PL_OK, "%s", err.msg);
+    size_t len;
+    uint8_t *b = read_all(f.path, &len);
+    cr_assert_eq(b[8], 3, "format %u", b[8]);
+    cr_assert_eq(pl_checkpoint_load(f.path, &m2, NULL, &err), PL_OK, "%s", err.msg);
+    models_eq(m, m2, 0);
+    for (int i = 0; i < m->n_layers; i++) {
+        const pl_layer *x = &m->layers[i], *y = &m2->layers[i];
+        cr_assert(x->pad_xb == y->pad_xb && x->pad_xr == y->pad_xr && x->dil_h == y->dil_h &&
+                  x->dil_w == y->dil_w && x->excl_pad == y->excl_pad, "layer %s: padding fields differ", x->name);
+    }
+    cr_assert_eq(m2->layers[0].pad_xb, 1);
+    cr_assert_eq(m2->layers[0].dil_h, 2);
+    cr_assert_eq(m2->layers[2].excl_pad, 1);
+    /* the same logits */
+    pl_instance *be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
+    float x[2 * 2 * 9 * 8], z[2][8];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = (float)((i * 37) % 11) - 5.0f;
+    pl_model *ms[2] = {m, m2};
+    for (int k = 0; k < 2; k++) {
+        pl_model_bind(ms[k], pl_instance_ops(be), pl_instance_state(be));
+        cr_assert_eq(pl_model_reserve(ms[k], 2, &err), PL_OK, "%s", err.msg);
+        const float *y = pl_model_forward(ms[k], x, 2, PL_MODE_EVAL, &err);
+        cr_assert(y, "%s", err.msg);
+        memcpy(z[k], y, sizeof z[k]);
+    }
+    cr_assert(!memcmp(z[0], z[1], sizeof z[0]), "logits differ after the round trip");
+    /* a dilation out of range: the conv's fields follow its inputs list */
+    size_t off = layer_off(b, len, "conv1");
+    /* after the name: type, 7 ints, groups, n_in, in[0], then pad_xb, pad_xr, dil_h */
+    size_t dil = off + 4 + 7 * 4 + 3 * 4 + 2 * 4;
+    cr_assert_eq(b[dil], 2);
+    b[dil] = 0xff;
+    b[dil + 1] = 0xff;
+    b[dil + 2] = 0xff;
+    b[dil + 3] = 0x7f;
+    reseal(b, len);
+    crafted_fails(f.path, b, len, "dilation");
+    free(b);
+    pl_instance_free(be);
+    pl_model_free(m);
+    pl_model_free(m2);
+    teardown(&f);
+}
+
+/* The model without those fields is written as before: format 1. */
+Test(checkpoint, plain_models_stay_format1)
+{
+    fixture f = setup();
+    pl_error err;
+    cr_assert_eq(pl_checkpoint_save(f.path, f.m, "", 0, &err), PL_OK, "%s", err.msg);
+    size_t len;
+    uint8_t *b = read_all(f.path, &len);
+    cr_assert_eq(b[8], 1, "format %u", b[8]);
+    free(b);
     teardown(&f);
 }

@@ -172,6 +172,61 @@ Test(gradients, avgpool_padded)
                     "  - {name: fc, type: linear, out: 3}\n"));
 }
 
+/* ---- padding/dilation that only ONNX imports make (the host's kernels,
+ * layer_general.c): pads [top, left, bottom, right], dilation, average
+ * pooling that does not count the padding ---- */
+
+Test(gradients, conv_asymmetric_pads_dilation_stride)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 3, padding: [1, 0, 2, 1], dilation: 2, "
+                    "stride: [2, 1]}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, grouped_conv_asymmetric_pads)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 2, groups: 2, padding: [0, 1, 1, 0]}\n"
+                    "  - {name: c2, type: conv2d, out: 4, kernel: [2, 3], groups: 4, padding: [2, 0, 0, 1], "
+                    "dilation: [1, 2]}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, maxpool_asymmetric_pads_dilation)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 2}\n"
+                    "  - {type: maxpool2d, kernel: 3, stride: 2, padding: [1, 1, 2, 0], dilation: [1, 2]}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+/* padding above half the kernel (ONNX allows up to the kernel) */
+Test(gradients, maxpool_wide_padding_after_relu)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 2}\n"
+                    "  - {type: relu}\n"
+                    "  - {type: maxpool2d, kernel: 3, stride: 2, padding: 2}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, avgpool_exclude_pad_asymmetric)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 2}\n"
+                    "  - {type: avgpool2d, kernel: 3, stride: 2, padding: [1, 1, 2, 2], count_include_pad: false}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, avgpool_include_pad_asymmetric)
+{
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 3, kernel: 2}\n"
+                    "  - {type: avgpool2d, kernel: [3, 2], stride: [1, 2], padding: [0, 1, 1, 0]}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
 /* batchnorm centres its outputs on zero, so a ReLU right after it has
  * hundreds of inputs within h of its kink: check it with smooth neighbours */
 Test(gradients, batchnorm)
@@ -494,6 +549,22 @@ Test(fused, optional_slots_change_no_bit_graph_pool_fusion)
                                        "  - {name: s, type: add, inputs: [c1, c0]}\n"
                                        "  - {name: r1, type: relu}\n"
                                        "  - {name: p1, type: maxpool2d, kernel: 2}\n"
+                                       "  - {name: f, type: flatten}\n"
+                                       "  - {name: l2, type: linear, out: 3}\n"));
+}
+
+/* Layers on the host's general kernels are never fused: a general pool
+ * after conv+ReLU, and a plain pool after a general conv, give the same
+ * bits with the fused slots as without (and the ReLU's backward is applied
+ * after the general pool's). */
+Test(fused, optional_slots_change_no_bit_general_layers)
+{
+    optional_slots_change_no_bit(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1}\n"
+                                       "  - {name: r1, type: relu}\n"
+                                       "  - {name: p1, type: maxpool2d, kernel: 2, padding: [0, 0, 1, 1]}\n"
+                                       "  - {name: c2, type: conv2d, out: 5, kernel: 3, padding: [1, 1, 0, 0]}\n"
+                                       "  - {name: r2, type: relu}\n"
+                                       "  - {name: p2, type: maxpool2d, kernel: 2}\n"
                                        "  - {name: f, type: flatten}\n"
                                        "  - {name: l2, type: linear, out: 3}\n"));
 }

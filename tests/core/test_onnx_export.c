@@ -250,3 +250,73 @@ Test(onnx_export, errors_name_the_file_and_leave_nothing)
     pl_model_free(m);
     free(dir);
 }
+
+/* Padding [t, l, b, r], dilation and count_include_pad=0 (what ONNX
+ * imports bring) are written back: the exported pads/dilations/
+ * count_include_pad, and an import of the export that has the same layer
+ * fields and computes the same logits. */
+Test(onnx_export, imported_padding_round_trips)
+{
+    static const char text[] = "name: g\ninput: [2, 9, 8]\nclasses: 3\nlayers:\n"
+                               "  - {name: c1, type: conv2d, out: 3, kernel: 3, padding: [1, 0, 2, 1], dilation: [2, 1], "
+                               "stride: [2, 1]}\n"
+                               "  - {name: p1, type: maxpool2d, kernel: 2, stride: 1, padding: [0, 0, 1, 1], "
+                               "dilation: [1, 2]}\n"
+                               "  - {name: p2, type: avgpool2d, kernel: 3, stride: 2, padding: [1, 1, 0, 2], "
+                               "count_include_pad: false}\n"
+                               "  - {name: f, type: flatten}\n"
+                               "  - {name: fc, type: linear, out: 3}\n";
+    char *yaml = pltest_write_temp(text, ".yaml");
+    pl_model_spec *s = NULL;
+    pl_model *m = NULL, *m2 = NULL;
+    pl_error err = {0};
+    cr_assert_eq(pl_model_spec_load(yaml, &s, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pl_model_new(s, 3, &m, &err), PL_OK, "%s", err.msg);
+    pl_model_spec_free(s);
+    unlink(yaml);
+    free(yaml);
+    Onnx__ModelProto *mp = export_read(m, 0, NULL);
+    const Onnx__AttributeProto *a = attr(node(mp, "c1"), "pads");
+    cr_assert(a && a->n_ints == 4 && a->ints[0] == 1 && a->ints[1] == 0 && a->ints[2] == 2 && a->ints[3] == 1);
+    a = attr(node(mp, "c1"), "dilations");
+    cr_assert(a && a->n_ints == 2 && a->ints[0] == 2 && a->ints[1] == 1);
+    a = attr(node(mp, "p1"), "dilations");
+    cr_assert(a && a->n_ints == 2 && a->ints[0] == 1 && a->ints[1] == 2);
+    a = attr(node(mp, "p2"), "count_include_pad");
+    cr_assert(a && a->i == 0);
+    a = attr(node(mp, "p2"), "pads");
+    cr_assert(a && a->n_ints == 4 && a->ints[2] == 0 && a->ints[3] == 2);
+    pl_onnx_free(mp);
+    char *path = pltest_write_temp("", ".onnx");
+    cr_assert_eq(pl_onnx_export_model(m, path, 0, "test", NULL, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pl_model_spec_load(path, &s, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pl_model_new(s, 9, &m2, &err), PL_OK, "%s", err.msg);
+    pl_model_spec_free(s);
+    unlink(path);
+    free(path);
+    cr_assert_eq(m2->n_layers, m->n_layers);
+    for (int i = 0; i < m->n_layers; i++) {
+        const pl_layer *x = &m->layers[i], *y = &m2->layers[i];
+        cr_assert(x->ph == y->ph && x->pw == y->pw && x->pad_xb == y->pad_xb && x->pad_xr == y->pad_xr &&
+                      x->dil_h == y->dil_h && x->dil_w == y->dil_w && x->excl_pad == y->excl_pad &&
+                      x->out_h == y->out_h && x->out_w == y->out_w,
+                  "layer %s: padding fields or shape differ after export and import", x->name);
+    }
+    pl_instance *be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
+    float x[2 * 2 * 9 * 8], z[2][6];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = (float)((i * 29) % 13) * 0.25f - 1.5f;
+    pl_model *ms[2] = {m, m2};
+    for (int k = 0; k < 2; k++) {
+        pl_model_bind(ms[k], pl_instance_ops(be), pl_instance_state(be));
+        cr_assert_eq(pl_model_reserve(ms[k], 2, &err), PL_OK, "%s", err.msg);
+        const float *y = pl_model_forward(ms[k], x, 2, PL_MODE_EVAL, &err);
+        cr_assert(y, "%s", err.msg);
+        memcpy(z[k], y, sizeof z[k]);
+    }
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(z[0][i], z[1][i], "logit %d: %.9g before, %.9g after", i, (double)z[0][i], (double)z[1][i]);
+    pl_instance_free(be);
+    pl_model_free(m);
+    pl_model_free(m2);
+}

@@ -349,17 +349,33 @@ Test(onnx_import, unsupported_operator)
                 "Flatten, Reshape, Gemm, MatMul, Identity, Dropout, Pad, Constant)");
 }
 
-Test(onnx_import, wrong_rank_input)
+/* [N, C, L] is read as [N, C, L, 1]: Relu and Flatten see the same values */
+Test(onnx_import, rank3_input)
 {
-    refused(FIX "bad_rank.onnx", FIX "bad_rank.onnx: input 'input' has 3 dimensions; prunelab reads images [N, C, H, "
-                                     "W] or vectors [N, features]");
+    pl_model_spec *s = NULL;
+    pl_error err = {0};
+    cr_assert_eq(pl_model_spec_load(FIX "bad_rank.onnx", &s, &err), PL_OK, "%s", err.msg);
+    cr_expect_eq(s->in_c, 3);
+    cr_expect_eq(s->in_h, 16);
+    cr_expect_eq(s->in_w, 1);
+    cr_expect_eq(s->classes, 48);
+    pl_model_spec_free(s);
 }
 
+/* Gemm's alpha is folded into the weight: alpha 2 on weights of 0.01 */
 Test(onnx_import, gemm_alpha)
 {
-    refused(FIX "bad_gemm_alpha.onnx",
-            FIX "bad_gemm_alpha.onnx: node 2 '/fc/Gemm' (Gemm, opset 13): alpha 2, beta 1: prunelab imports Gemm "
-                "with alpha 1 and beta 1 only (as torch.nn.Linear exports it)");
+    pl_model_spec *s = NULL;
+    pl_model *m = NULL;
+    pl_error err = {0};
+    cr_assert_eq(pl_model_spec_load(FIX "bad_gemm_alpha.onnx", &s, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pl_model_new(s, 1, &m, &err), PL_OK, "%s", err.msg);
+    const pl_layer *fc = &m->layers[m->n_layers - 1];
+    cr_assert_eq(fc->type, PL_LAYER_LINEAR);
+    for (int64_t i = 0; i < fc->nw; i++)
+        cr_assert_eq(fc->w[i], 2.0f * 0.01f, "w[%lld] = %.9g", (long long)i, (double)fc->w[i]);
+    pl_model_free(m);
+    pl_model_spec_free(s);
 }
 
 Test(onnx_import, giant_tensor)
