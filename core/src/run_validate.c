@@ -45,6 +45,9 @@ static void print_phase(FILE *f, const char *name, const pl_phase_cfg *p)
         if (!p->reg.n_layers)
             fprintf(f, p->reg.type == PL_REG_BN_L1 ? "every batchnorm2d" : "all but the output layer");
     }
+    if (p->distill.enabled) /* distill.h */
+        fprintf(f, ", distill from the dense baseline (alpha %g, temperature %g)", p->distill.alpha,
+                p->distill.temperature);
     fputc('\n', f);
 }
 
