@@ -1714,9 +1714,22 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
         if ((!o->domain || !*o->domain || !strcmp(o->domain, "ai.onnx")) && o->has_version)
             c->opset = o->version;
     }
-    if (c->opset < 0)
+    if (c->opset < 0) {
+        /* a graph of another domain's operators only: name the first of them */
+        const Onnx__GraphProto *g = mp->graph;
+        for (size_t i = 0; g && i < g->n_node && i < MAX_NODES; i++) {
+            const Onnx__NodeProto *n = g->node[i];
+            if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx")) {
+                c->g = g;
+                c->opset = 0;
+                return nerr(c, (int)i, "operator domain '%.60s' is not supported and the file names no opset of "
+                                       "the standard operators (prunelab reads ai.onnx: " SUPPORTED_OPS ")",
+                            n->domain);
+            }
+        }
         return ferr(c, "no opset for the standard operators (opset_import names no ai.onnx version; re-export "
                        "the model)");
+    }
     if (c->opset < OPSET_MIN || c->opset > OPSET_MAX)
         return ferr(c, "opset %lld is not supported (prunelab reads opsets %d to %d; export with "
                        "opset_version=13)", (long long)c->opset, OPSET_MIN, OPSET_MAX);

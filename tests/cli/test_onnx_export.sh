@@ -5,7 +5,8 @@
 #
 # Tiny runs on the first MNIST images (idx limit) train and prune SimpleCNN
 # and the graph models resnet20, mobilenet_mini and densenet_mini (channel
-# pruning; weight pruning for the masks). Every checkpoint is exported with
+# pruning; weight pruning for the masks), and a model with the padding ONNX
+# imports bring (pads [t, l, b, r], dilation, count_include_pad 0). Every checkpoint is exported with
 # and without --fold-bn and tests/onnx/check_export.py checks each file with
 # onnx.checker (full_check) and OpenCV's DNN module, whose logits on the same
 # images must equal `prunelab eval --logits` within 1e-4 of the logit scale
@@ -131,6 +132,26 @@ for m in resnet20 mobilenet_mini densenet_mini; do
     rc_is 0
     check "$m" "$(ls "$T/$m"/models/*.ckpt | head -1)"
 done
+# ---- the padding ONNX imports bring: pads [t, l, b, r], dilation, count_include_pad 0
+# (MaxPool dilations are left out: OpenCV 4.6's MaxPool ignores them) ----------------
+cat >"$T/geometry.yaml" <<'YAML'
+name: geometry
+input: [1, 28, 28]
+classes: 10
+layers:
+  - {name: c1, type: conv2d, out: 6, kernel: 3, padding: [1, 0, 2, 1], dilation: 2}
+  - {type: relu}
+  - {name: p1, type: maxpool2d, kernel: 3, stride: 2, padding: [0, 0, 1, 1]}
+  - {name: c2, type: conv2d, out: 8, kernel: 3, stride: 2, padding: [1, 1, 0, 0]}
+  - {type: relu}
+  - {name: p2, type: avgpool2d, kernel: 3, stride: 2, padding: [1, 1, 1, 0], count_include_pad: false}
+  - {type: flatten}
+  - {name: fc, type: linear, out: 10}
+YAML
+run run "$T/x.yaml" --out "$T/geo" --threads 2 --quiet --set model="$T/geometry.yaml" \
+    --set train.epochs=1 --set retrain.epochs=0
+rc_is 0
+check geometry "$(ls "$T"/geo/models/*.ckpt | head -1)"
 run run "$T/x.yaml" --out "$T/mbw" --threads 2 --quiet --set model=configs/models/mobilenet_mini.yaml \
     --set train.epochs=1 --set train.batch_size=32 --set retrain.epochs=0 --set prune.granularity=weight
 rc_is 0
