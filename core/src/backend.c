@@ -10,25 +10,14 @@ void pl_backend_bind(pl_model *m, pl_instance *in)
 int pl_backend_has(const pl_backend_ops *be, pl_backend_slot s)
 {
     PL_ASSERT(be && (unsigned)s < PL_SLOT_COUNT);
-    switch (s) {
-    case PL_SLOT_CONV_RELU:
-        return be->conv2d_forward_relu != NULL;
-    case PL_SLOT_CONV_RELU_MAXPOOL:
-        return be->conv2d_forward_relu_maxpool != NULL;
-    case PL_SLOT_LINEAR_RELU:
-        return be->linear_forward_relu != NULL;
-    case PL_SLOT_LINEAR_CSR:
-        return be->linear_forward_csr != NULL;
-    case PL_SLOT_MAXPOOL_RELU_BACKWARD:
-        return be->maxpool2d_relu_backward != NULL;
-    case PL_SLOT_CONV_GROUPED_FORWARD:
-        return be->conv2d_grouped_forward != NULL;
-    case PL_SLOT_CONV_GROUPED_BACKWARD:
-        return be->conv2d_grouped_backward_weight != NULL && be->conv2d_grouped_backward_data != NULL;
-    case PL_SLOT_COUNT:
-        break;
-    }
-    return 0;
+    const int has[PL_SLOT_COUNT] = {
+        [PL_SLOT_CONV_RELU] = be->conv2d_forward_relu != NULL, [PL_SLOT_LINEAR_RELU] = be->linear_forward_relu != NULL,
+        [PL_SLOT_CONV_RELU_MAXPOOL] = be->conv2d_forward_relu_maxpool != NULL,
+        [PL_SLOT_LINEAR_CSR] = be->linear_forward_csr != NULL,
+        [PL_SLOT_MAXPOOL_RELU_BACKWARD] = be->maxpool2d_relu_backward != NULL,
+        [PL_SLOT_CONV_GROUPED_FORWARD] = be->conv2d_grouped_forward != NULL,
+        [PL_SLOT_CONV_GROUPED_BACKWARD] = be->conv2d_grouped_backward_weight && be->conv2d_grouped_backward_data};
+    return has[s];
 }
 
 pl_status pl_backend_conv2d_backward(const pl_backend_ops *be, void *st, const pl_conv2d_shape *cs, int groups,

@@ -201,6 +201,35 @@ static pl_status ck_call_run(const ck_call *k, pl_instance *in, float *out, floa
     }
 }
 
+/* One call's inputs, the plugin's guarded outputs and the references. */
+static void ck_call_free(ck_inputs *in, float *got, float *got2, float *want, float *want2, double *direct,
+                         double *direct2)
+{
+    ck_inputs_free(in);
+    pl__ck_fguard_free(got);
+    pl__ck_fguard_free(got2);
+    free(want);
+    free(want2);
+    free(direct);
+    free(direct2);
+}
+
+/* After a call of the plugin under test: its status (a failure, with the
+ * plugin's message, ends this shape: 0) and the guards around its outputs
+ * (an overrun goes into why). */
+static int ck_ran(pl_status st, pl_instance *t, const char *desc, const float *got, int64_t n, const float *got2,
+                  int64_t n2, char *why, size_t wn)
+{
+    if (st != PL_OK) {
+        pl__ck_why(why, wn, "%s: returned %d (%s)", desc, (int)st, pl__ck_plugin_error(t, st));
+        return 0;
+    }
+    char gwhy[256] = "";
+    if (!pl__ck_fguard_ok(got, n, gwhy, sizeof gwhy) || (got2 && !pl__ck_fguard_ok(got2, n2, gwhy, sizeof gwhy)))
+        pl__ck_why(why, wn, "%s: %s", desc, gwhy);
+    return 1;
+}
+
 /* One op on both shapes: the plugin against ref (and, for forward kernels,
  * against the direct double sum). */
 static void ck_backend_op(pl__ck *c, pl_instance *t, pl_instance *ref, ck_op op)
@@ -219,14 +248,8 @@ static void ck_backend_op(pl__ck *c, pl_instance *t, pl_instance *ref, ck_op op)
             goto next;
         }
         pl_status st = ck_call_run(&k, t, got, got2);
-        if (st != PL_OK) {
-            pl__ck_why(why, sizeof why, "%s: returned %d (%s)", k.desc, (int)st, pl__ck_plugin_error(t, st));
+        if (!ck_ran(st, t, k.desc, got, k.n_out, got2, k.n_out2, why, sizeof why))
             goto next;
-        }
-        char gwhy[256] = "";
-        if (!pl__ck_fguard_ok(got, k.n_out, gwhy, sizeof gwhy) ||
-            (got2 && !pl__ck_fguard_ok(got2, k.n_out2, gwhy, sizeof gwhy)))
-            pl__ck_why(why, sizeof why, "%s: %s", k.desc, gwhy);
         double rel = 0.0, rel2 = 0.0, reld = -1.0;
         if (ref) {
             want = malloc((size_t)k.n_out * sizeof *want);
@@ -253,12 +276,7 @@ static void ck_backend_op(pl__ck *c, pl_instance *t, pl_instance *ref, ck_op op)
         max_ref = fmax(max_ref, fmax(rel, rel2));
         max_direct = fmax(max_direct, reld);
     next:
-        ck_inputs_free(&k.in);
-        pl__ck_fguard_free(got);
-        pl__ck_fguard_free(got2);
-        free(want);
-        free(want2);
-        free(direct);
+        ck_call_free(&k.in, got, got2, want, want2, direct, NULL);
     }
     char errs[128] = "";
     if (ref)
@@ -448,14 +466,8 @@ static void ck_backend_grouped_op(pl__ck *c, pl_instance *t, ck_gop op)
             goto next;
         }
         pl_status st = ck_gcall_run(&k, op, t, got, got2);
-        if (st != PL_OK) {
-            pl__ck_why(why, sizeof why, "%s: returned %d (%s)", k.desc, (int)st, pl__ck_plugin_error(t, st));
+        if (!ck_ran(st, t, k.desc, got, k.n_out, got2, k.n_out2, why, sizeof why))
             goto next;
-        }
-        char gwhy[256] = "";
-        if (!pl__ck_fguard_ok(got, k.n_out, gwhy, sizeof gwhy) ||
-            (got2 && !pl__ck_fguard_ok(got2, k.n_out2, gwhy, sizeof gwhy)))
-            pl__ck_why(why, sizeof why, "%s: %s", k.desc, gwhy);
         if ((st = ck_gcall_dense(&k, op, t, want, want2)) != PL_OK) {
             pl__ck_why(why, sizeof why, "%s: its dense slots failed (%s)", k.desc, pl__ck_plugin_error(t, st));
             goto next;
@@ -485,13 +497,7 @@ static void ck_backend_grouped_op(pl__ck *c, pl_instance *t, ck_gop op)
         max_dense = fmax(max_dense, fmax(rel, rel2));
         max_direct = fmax(max_direct, fmax(reld, reld2));
     next:
-        ck_inputs_free(&k.in);
-        pl__ck_fguard_free(got);
-        pl__ck_fguard_free(got2);
-        free(want);
-        free(want2);
-        free(direct);
-        free(direct2);
+        ck_call_free(&k.in, got, got2, want, want2, direct, direct2);
     }
     if (why[0])
         pl__ck_row(c, CK_FAIL, name, "%s", why);
