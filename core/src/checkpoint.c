@@ -343,9 +343,14 @@ static int known_type(uint32_t t)
 static pl_status check_layer(rd *r, const pl_layer *l, const int (*sh)[3])
 {
     int c = sh[0][0], h = sh[0][1], w = sh[0][2];
-    if (l->kh < 1 || l->kw < 1 || l->sh < 1 || l->sw < 1 || l->ph < 0 || l->pw < 0)
-        return bad(r, PL_EFORMAT, "kernel %dx%d, stride %dx%d or padding %d,%d out of range",
-                   l->kh, l->kw, l->sh, l->sw, l->ph, l->pw);
+    /* the bounds the YAML and ONNX paths apply: no int overflow in the kernels' index math */
+    if (l->kh < 1 || l->kw < 1 || l->sh < 1 || l->sw < 1 || l->ph < 0 || l->pw < 0 || l->kh > PL_GEOM_MAX ||
+        l->kw > PL_GEOM_MAX || l->sh > PL_GEOM_MAX || l->sw > PL_GEOM_MAX || l->ph > PL_GEOM_MAX ||
+        l->pw > PL_GEOM_MAX || (int64_t)l->ph + l->pad_xb > PL_GEOM_MAX || (int64_t)l->pw + l->pad_xr > PL_GEOM_MAX)
+        return bad(r, PL_EFORMAT,
+                   "kernel %dx%d, stride %dx%d or padding %d,%d (bottom/right %+d,%+d) out of range "
+                   "(each at most %d)",
+                   l->kh, l->kw, l->sh, l->sw, l->ph, l->pw, l->pad_xb, l->pad_xr, PL_GEOM_MAX);
     if (l->has_bias != 0 && l->has_bias != 1)
         return bad(r, PL_EFORMAT, "bias flag %d is neither 0 nor 1", l->has_bias);
     if (l->orig_units < 0 || l->removed_units < 0)
@@ -419,11 +424,13 @@ static pl_status get_graph(rd *r, pl_layer *l, int idx)
         if ((s = get_i32(r, g[i], "the layer padding")))
             return s;
     int spatial = l->type == PL_LAYER_CONV2D || l->type == PL_LAYER_MAXPOOL2D || l->type == PL_LAYER_AVGPOOL2D;
-    if (l->pad_xb < -65536 || l->pad_xb > 65536 || l->pad_xr < -65536 || l->pad_xr > 65536 || l->dil_h < 0 ||
-        l->dil_h > 65536 || l->dil_w < 0 || l->dil_w > 65536 || (l->excl_pad != 0 && l->excl_pad != 1) ||
+    if (l->pad_xb < -PL_GEOM_MAX || l->pad_xb > PL_GEOM_MAX || l->pad_xr < -PL_GEOM_MAX || l->pad_xr > PL_GEOM_MAX ||
+        l->dil_h < 0 || l->dil_h > PL_GEOM_MAX || l->dil_w < 0 || l->dil_w > PL_GEOM_MAX || (l->excl_pad != 0 && l->excl_pad != 1) ||
         (!spatial && has_geometry(l)) || (l->excl_pad && l->type != PL_LAYER_AVGPOOL2D))
         return bad(r, PL_EFORMAT, "padding %d,%d, dilation %d,%d or exclude-pad flag %d out of range", l->pad_xb,
                    l->pad_xr, l->dil_h, l->dil_w, l->excl_pad);
+    if (!pl_layer_padded(l->ph, l->pw, l->pad_xb, l->pad_xr))
+        l->excl_pad = 0; /* the same maths as without it (ph, pw are read before) */
     return PL_OK;
 }
 

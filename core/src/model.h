@@ -112,6 +112,23 @@ typedef struct pl_model {
  * this many floats (1 GiB): sizes stay far from int overflow. */
 #define PL_MAX_ELEMS ((int64_t)1 << 28)
 
+/* The largest kernel, stride, dilation and padding (per side) a model file,
+ * an ONNX graph or a checkpoint may state: the kernels' index math
+ * (o*stride - pad + k*dilation) then stays far from int overflow. */
+#define PL_GEOM_MAX 65536
+
+/* 1 when padding [ph, pw, ph + xb, pw + xr] pads any side. count_include_pad
+ * =0 (excl_pad) means nothing without it and is stored as 0 then, so the
+ * same maths keeps the same checkpoint format and model digest. */
+static inline int pl_layer_padded(int ph, int pw, int xb, int xr)
+{
+    return ph || pw || (int64_t)ph + xb || (int64_t)pw + xr;
+}
+/* A stored dilation (0 or 1 both mean none) as the factor it applies. */
+static inline int pl_layer_dil(int d) { return d > 1 ? d : 1; }
+/* The input extent a kernel of k taps with dilation d covers: (k-1)*d + 1. */
+static inline int64_t pl_layer_span(int k, int d) { return (int64_t)(k - 1) * pl_layer_dil(d) + 1; }
+
 /* ---- the shape rule: the one place that knows how a layer's output shape
  * and parameter counts follow from its input ---- */
 typedef struct pl_layer_dims {

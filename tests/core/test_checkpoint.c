@@ -893,6 +893,84 @@ Test(checkpoint, format3_carries_padding_and_dilation)
     teardown(&f);
 }
 
+/* Kernel, stride and padding (each side, bottom/right extra included) above
+ * 65536, the bound model files and ONNX imports keep: refused, so the host
+ * kernels' index math (o*stride - pad + k*dilation) cannot overflow int. */
+Test(checkpoint, oversized_geometry_is_refused)
+{
+    pl_layer_spec ls[] = {
+        {.name = "conv1", .type = PL_LAYER_CONV2D, .out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1,
+         .bias = 1, .pad_xb = 1, .dil_h = 2},
+        {.name = "flat", .type = PL_LAYER_FLATTEN},
+        {.name = "fc", .type = PL_LAYER_LINEAR, .out = 3, .bias = 1},
+    };
+    pl_model_spec spec = {.file = "test.yaml", .name = "big", .in_c = 1, .in_h = 6, .in_w = 6, .classes = 3,
+                          .layers = ls, .n_layers = sizeof ls / sizeof ls[0]};
+    fixture f = setup();
+    pl_model *m = NULL;
+    pl_error err;
+    cr_assert_eq(pl_model_new(&spec, 5, &m, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pl_checkpoint_save(f.path, m, "", 0, &err), PL_OK, "%s", err.msg);
+    size_t len;
+    uint8_t *good = read_all(f.path, &len), *b = malloc(len);
+    cr_assert(b);
+    cr_assert_eq(good[8], 3);
+    size_t c1 = layer_off(good, len, "conv1"), xb = c1 + 4 + 7 * 4 + 3 * 4;
+    cr_assert_eq(good[c1 + F_PH], 1);
+    cr_assert_eq(good[xb], 1);
+    struct {
+        size_t off;
+        uint32_t v;
+    } edits[] = {
+        {c1 + F_PH, 0x7fffffffu}, /* top padding 2^31-1 */
+        {c1 + F_PH, 65537},
+        {c1 + F_PH + 4, 65537},
+        {c1 + F_KH, 65537},
+        {c1 + F_SH + 4, 1u << 20},
+        {xb, 65536}, /* bottom = 1 + 65536 */
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        memcpy(b, good, len);
+        wr32(b + edits[i].off, edits[i].v);
+        reseal(b, len);
+        crafted_fails(f.path, b, len, "out of range (each at most 65536)");
+    }
+    /* 65536 itself is within the bound: the shape rule decides (here: no longer fits) */
+    memcpy(b, good, len);
+    wr32(b + c1 + F_PH + 4, 65536);
+    reseal(b, len);
+    crafted_fails(f.path, b, len, "layer 1 (conv1): output shape");
+    free(b);
+    free(good);
+    pl_model_free(m);
+    teardown(&f);
+}
+
+/* count_include_pad=0 on an average pool without any padding computes what
+ * 1 computes: not stored, so the checkpoint stays format 1. */
+Test(checkpoint, exclude_pad_without_padding_stays_format1)
+{
+    pl_layer_spec ls[] = {
+        {.name = "pool", .type = PL_LAYER_AVGPOOL2D, .kh = 2, .kw = 2, .sh = 2, .sw = 2, .excl_pad = 1},
+        {.name = "flat", .type = PL_LAYER_FLATTEN},
+        {.name = "fc", .type = PL_LAYER_LINEAR, .out = 3, .bias = 1},
+    };
+    pl_model_spec spec = {.file = "test.yaml", .name = "ex", .in_c = 1, .in_h = 4, .in_w = 4, .classes = 3,
+                          .layers = ls, .n_layers = sizeof ls / sizeof ls[0]};
+    fixture f = setup();
+    pl_model *m = NULL;
+    pl_error err;
+    cr_assert_eq(pl_model_new(&spec, 5, &m, &err), PL_OK, "%s", err.msg);
+    cr_expect_eq(m->layers[0].excl_pad, 0);
+    cr_assert_eq(pl_checkpoint_save(f.path, m, "", 0, &err), PL_OK, "%s", err.msg);
+    size_t len;
+    uint8_t *b = read_all(f.path, &len);
+    cr_expect_eq(b[8], 1, "format %u", b[8]);
+    free(b);
+    pl_model_free(m);
+    teardown(&f);
+}
+
 /* The model without those fields is written as before: format 1. */
 Test(checkpoint, plain_models_stay_format1)
 {
