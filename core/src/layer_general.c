@@ -15,12 +15,10 @@ int pl__layer_general(const pl_layer *l)
     return l->type != PL_LAYER_CONV2D && ((int64_t)l->ph * 2 > l->kh || (int64_t)l->pw * 2 > l->kw);
 }
 
-static int dil(int d) { return d > 1 ? d : 1; }
-
 void pl__conv_general_forward(const pl_layer *l, int n, const float *x, const float *w, const float *b, float *y)
 {
     int G = l->groups > 0 ? l->groups : 1, ci_g = l->in_c / G, co_g = l->out_c / G;
-    int dh = dil(l->dil_h), dw = dil(l->dil_w);
+    int dh = pl_layer_dil(l->dil_h), dw = pl_layer_dil(l->dil_w);
     size_t ip = (size_t)l->in_h * l->in_w, op = (size_t)l->out_h * l->out_w;
     for (int i = 0; i < n; i++)
         for (int co = 0; co < l->out_c; co++) {
@@ -53,7 +51,7 @@ void pl__conv_general_backward(const pl_layer *l, int n, const float *x, const f
                                float *dw_out, float *db)
 {
     int G = l->groups > 0 ? l->groups : 1, ci_g = l->in_c / G, co_g = l->out_c / G;
-    int dh = dil(l->dil_h), dw = dil(l->dil_w);
+    int dh = pl_layer_dil(l->dil_h), dw = pl_layer_dil(l->dil_w);
     size_t ip = (size_t)l->in_h * l->in_w, op = (size_t)l->out_h * l->out_w, kk = (size_t)l->kh * l->kw;
     if (dx)
         memset(dx, 0, sizeof(float) * (size_t)n * l->in_c * ip);
@@ -126,7 +124,7 @@ void pl__conv_general_backward(const pl_layer *l, int n, const float *x, const f
 
 void pl__maxpool_general_forward(const pl_layer *l, int n, const float *x, float *y, int32_t *argmax)
 {
-    int dh = dil(l->dil_h), dw = dil(l->dil_w);
+    int dh = pl_layer_dil(l->dil_h), dw = pl_layer_dil(l->dil_w);
     size_t ip = (size_t)l->in_h * l->in_w, op = (size_t)l->out_h * l->out_w;
     for (size_t p = 0; p < (size_t)n * l->in_c; p++) {
         const float *xp = x + p * ip;
@@ -176,7 +174,7 @@ static int avg_count(const pl_layer *l, int oy, int ox)
 {
     if (!l->excl_pad)
         return l->kh * l->kw;
-    int dh = dil(l->dil_h), dw = dil(l->dil_w), ny = 0, nx = 0;
+    int dh = pl_layer_dil(l->dil_h), dw = pl_layer_dil(l->dil_w), ny = 0, nx = 0;
     for (int ky = 0; ky < l->kh; ky++) {
         int iy = oy * l->sh - l->ph + ky * dh;
         ny += iy >= 0 && iy < l->in_h;
@@ -190,7 +188,7 @@ static int avg_count(const pl_layer *l, int oy, int ox)
 
 void pl__avgpool_general_forward(const pl_layer *l, int n, const float *x, float *y)
 {
-    int dh = dil(l->dil_h), dw = dil(l->dil_w);
+    int dh = pl_layer_dil(l->dil_h), dw = pl_layer_dil(l->dil_w);
     size_t ip = (size_t)l->in_h * l->in_w, op = (size_t)l->out_h * l->out_w;
     for (size_t p = 0; p < (size_t)n * l->in_c; p++) {
         const float *xp = x + p * ip;
@@ -215,7 +213,7 @@ void pl__avgpool_general_forward(const pl_layer *l, int n, const float *x, float
 
 void pl__avgpool_general_backward(const pl_layer *l, int n, const float *dy, float *dx)
 {
-    int dh = dil(l->dil_h), dw = dil(l->dil_w);
+    int dh = pl_layer_dil(l->dil_h), dw = pl_layer_dil(l->dil_w);
     size_t ip = (size_t)l->in_h * l->in_w, op = (size_t)l->out_h * l->out_w;
     memset(dx, 0, sizeof(float) * (size_t)n * l->in_c * ip);
     for (size_t p = 0; p < (size_t)n * l->in_c; p++) {

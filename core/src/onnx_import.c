@@ -833,9 +833,11 @@ static pl_status attr_str(ctx *c, int idx, const char *name, const char *def, ch
  * never wins a max and, with count_include_pad=0, is never counted). */
 static void axis_pads(int64_t in, int64_t ek, int64_t st, int mode, int ceil, int64_t *b0, int64_t *b1)
 {
-    if (mode == 1) {
+    if (mode == 1) { /* VALID: ceil((in - ek + 1) / st) windows, whatever ceil_mode says */
         *b0 = *b1 = 0;
-    } else if (mode >= 2) {
+        return;
+    }
+    if (mode >= 2) {
         int64_t out = (in + st - 1) / st, total = (out - 1) * st + ek - in;
         if (total < 0)
             total = 0;
@@ -889,14 +891,18 @@ static pl_status geometry(ctx *c, int idx, const val *x, pl_layer_spec *l, int c
         if (v4[i] < 0 || v4[i] > 65536)
             return nerr(c, idx, "pads [%lld, %lld, %lld, %lld] are out of range (0 to 65536)", (long long)v4[0],
                         (long long)v4[1], (long long)v4[2], (long long)v4[3]);
-    int64_t ekh = (int64_t)(l->kh - 1) * (l->dil_h > 1 ? l->dil_h : 1) + 1;
-    int64_t ekw = (int64_t)(l->kw - 1) * (l->dil_w > 1 ? l->dil_w : 1) + 1;
+    int64_t ekh = pl_layer_span(l->kh, l->dil_h);
+    int64_t ekw = pl_layer_span(l->kw, l->dil_w);
     int64_t ih = (int64_t)x->h + 2 * x->ph, iw = (int64_t)x->w + 2 * x->pw;
     axis_pads(ih, ekh, l->sh, mode, ceil, &v4[0], &v4[2]);
     axis_pads(iw, ekw, l->sw, mode, ceil, &v4[1], &v4[3]);
-    /* every value is at most 65536 + a kernel span and a stride (each at most 65536): no int overflow */
-    if (v4[0] + x->ph > INT_MAX / 4 || v4[1] + x->pw > INT_MAX / 4 || v4[2] > INT_MAX / 4 || v4[3] > INT_MAX / 4)
-        return nerr(c, idx, "its padding is too large");
+    /* the bound a checkpoint accepts (each side, a pending Pad and the ceil_mode extra included), so
+     * every imported model can be saved and loaded again */
+    if (v4[0] + x->ph > PL_GEOM_MAX || v4[1] + x->pw > PL_GEOM_MAX || v4[2] + x->ph > PL_GEOM_MAX ||
+        v4[3] + x->pw > PL_GEOM_MAX)
+        return nerr(c, idx, "its padding [%lld, %lld, %lld, %lld] (auto_pad, ceil_mode and a preceding Pad "
+                    "included) is above %d on a side; use a smaller padding", (long long)(v4[0] + x->ph),
+                    (long long)(v4[1] + x->pw), (long long)(v4[2] + x->ph), (long long)(v4[3] + x->pw), PL_GEOM_MAX);
     l->ph = (int)(v4[0] + x->ph);
     l->pw = (int)(v4[1] + x->pw);
     l->pad_xb = (int)(v4[2] - v4[0]);
@@ -992,20 +998,31 @@ static pl_status op_conv(ctx *c, int idx)
     return s;
 }
 
+/* The legacy is_test attribute of node idx (operator op): not part of op
+ * since opset 7; below it, is_test=0 (what: the training behaviour) is
+ * refused. hint follows "export the model in eval mode". */
+static pl_status legacy_is_test(ctx *c, int idx, const char *op, const char *what, const char *hint)
+{
+    int64_t is_test;
+    pl_status s = attr_int(c, idx, "is_test", 0, &is_test);
+    if (s)
+        return s;
+    if (c->opset >= 7 && attr(c->g->node[idx], "is_test"))
+        return nerr(c, idx, "attribute 'is_test' is not part of %s since opset 7", op);
+    if (c->opset < 7 && !is_test)
+        return nerr(c, idx, "is_test=0 (%s) is not supported; export the model in eval mode%s", what, hint);
+    return PL_OK;
+}
+
 static pl_status op_batchnorm(ctx *c, int idx)
 {
     static const char *const known[] = {"epsilon", "momentum", "spatial", "training_mode", "is_test", NULL};
     pl_status s;
     if ((s = check_attrs(c, idx, known)) || (s = arity(c, idx, 5, 5)))
         return s;
-    int64_t spatial, training, is_test;
-    if ((s = attr_int(c, idx, "is_test", 0, &is_test)))
+    int64_t spatial, training;
+    if ((s = legacy_is_test(c, idx, "BatchNormalization", "batch statistics, training", " (model.eval())")))
         return s;
-    if (c->opset >= 7 && attr(c->g->node[idx], "is_test"))
-        return nerr(c, idx, "attribute 'is_test' is not part of BatchNormalization since opset 7");
-    if (c->opset < 7 && !is_test)
-        return nerr(c, idx, "is_test=0 (batch statistics, training) is not supported; export the model in eval "
-                            "mode (model.eval())");
     float eps, mom;
     if ((s = attr_int(c, idx, "spatial", 1, &spatial)) || (s = attr_int(c, idx, "training_mode", 0, &training)) ||
         (s = attr_float(c, idx, "epsilon", 1e-5f, &eps)) || (s = attr_float(c, idx, "momentum", 0.9f, &mom)))
@@ -1187,6 +1204,9 @@ static pl_status op_gemm_matmul(ctx *c, int idx, int gemm)
                  (s = attr_float(c, idx, "alpha", 1, &alpha)) || (s = attr_float(c, idx, "beta", 1, &beta))))
         return s;
     int has_c = gemm && *in_name(c->g->node[idx], 2);
+    int64_t bcast = 1; /* before opset 7, broadcast=0 (the default) means C is exactly [M, N] */
+    if (gemm && c->opset < 7 && (s = attr_int(c, idx, "broadcast", 0, &bcast)))
+        return s;
     if (ta)
         return nerr(c, idx, "transA=1 is not supported (it transposes the batch axis: prunelab's input is [N, "
                             "features], one row per image)");
@@ -1223,6 +1243,10 @@ static pl_status op_gemm_matmul(ctx *c, int idx, int gemm)
         int64_t cols = bt->n_dims >= 1 ? bt->dims[bt->n_dims - 1] : 1, rows = bt->n_dims == 2 ? bt->dims[0] : 1;
         if (bt->n_dims > 2 || (cols != 1 && cols != out) || rows < 1 || nb != rows * cols)
             return nerr(c, idx, "bias '%.60s' is %s; it does not broadcast to [N, %lld]", bt->name ? bt->name : "",
+                        dims_text(bt, dt, sizeof dt), (long long)out);
+        if (!bcast && (bt->n_dims != 2 || cols != out))
+            return nerr(c, idx, "bias '%.60s' is %s with broadcast=0, which before opset 7 needs C to be [N, %lld] "
+                        "exactly; set broadcast=1 or re-export at opset 7 or later", bt->name ? bt->name : "",
                         dims_text(bt, dt, sizeof dt), (long long)out);
     }
     pl_layer_init init = {0};
@@ -1280,6 +1304,30 @@ static pl_status op_gemm_matmul(ctx *c, int idx, int gemm)
     return s;
 }
 
+/* Add before opset 7, the constant b added to an [N, out] value: it
+ * broadcasts only with broadcast=1, and only axis = 2 - rank(b) (or no
+ * axis: the trailing axes) lines it up with the features, the numpy rule
+ * applied here; anything else means another sum, refused. */
+static pl_status legacy_broadcast(ctx *c, int idx, const val *b)
+{
+    if (c->opset >= 7)
+        return PL_OK;
+    int64_t bcast, axis, want = 2 - (int64_t)b->t->n_dims;
+    pl_status s = attr_int(c, idx, "broadcast", 0, &bcast);
+    if (s || (s = attr_int(c, idx, "axis", want, &axis)))
+        return s;
+    char dt[128];
+    if (!bcast)
+        return nerr(c, idx, "adds the bias '%.60s' (%s) to an [N, features] value with broadcast=0, which before "
+                    "opset 7 needs equal shapes; set broadcast=1 or re-export at opset 7 or later", b->name,
+                    dims_text(b->t, dt, sizeof dt));
+    if (axis != want)
+        return nerr(c, idx, "axis=%lld aligns the bias '%.60s' (%s) with axis %lld of its [N, features] input, not "
+                    "with the features; prunelab adds it per feature (axis=%lld, or no axis)", (long long)axis,
+                    b->name, dims_text(b->t, dt, sizeof dt), (long long)axis, (long long)want);
+    return PL_OK;
+}
+
 /* Add: two same-shape activations, or the bias of the MatMul before it. */
 static pl_status op_add(ctx *c, int idx)
 {
@@ -1309,6 +1357,8 @@ static pl_status op_add(ctx *c, int idx)
         if (nb != out || b->t->n_dims < 1 || b->t->n_dims > 2 || (b->t->n_dims == 2 && b->t->dims[0] != 1))
             return nerr(c, idx, "bias '%.60s' is %s; the MatMul before it has %lld outputs", b->name,
                         dims_text(b->t, dt, sizeof dt), (long long)out);
+        if ((s = legacy_broadcast(c, idx, b)))
+            return s;
         pl_layer_init *li = &c->wts->layers[k];
         if ((s = tensor_floats(c, idx, b->t, nb, &li->b)))
             return s;
@@ -1445,13 +1495,8 @@ static pl_status op_dropout(ctx *c, int idx)
     pl_status s;
     if ((s = check_attrs(c, idx, known)) || (s = arity(c, idx, 1, 3)))
         return s;
-    int64_t is_test;
-    if ((s = attr_int(c, idx, "is_test", 0, &is_test)))
+    if ((s = legacy_is_test(c, idx, "Dropout", "dropout at inference", "")))
         return s;
-    if (c->opset >= 7 && attr(c->g->node[idx], "is_test"))
-        return nerr(c, idx, "attribute 'is_test' is not part of Dropout since opset 7");
-    if (c->opset < 7 && !is_test)
-        return nerr(c, idx, "is_test=0 (dropout at inference) is not supported; export the model in eval mode");
     float ratio = 0.5f;
     if (c->opset < 12 && (s = attr_float(c, idx, "ratio", 0.5f, &ratio)))
         return s;

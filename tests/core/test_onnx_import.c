@@ -486,3 +486,287 @@ Test(onnx_import, wrong_field_type)
     cr_assert_neq(pl_onnx_spec_from_bytes(nograph, sizeof nograph, "w.onnx", &s, &err), PL_OK);
     cr_expect_str_eq(err.msg, "w.onnx: the model has no graph (is it an ONNX model?)");
 }
+
+/* ---- hand-built graphs: one input x, nodes in order, the last node's
+ * output the graph output, initializers filled with 0.5 ---- */
+
+typedef struct gattr {
+    const char *name;
+    char kind; /* 'i' int, 'v' ints, 's' string; 0 ends the list */
+    int64_t i;
+    int n;
+    int64_t v[4];
+    const char *s;
+} gattr;
+
+typedef struct gnode {
+    const char *op, *in[3], *out;
+    gattr a[6];
+} gnode;
+
+typedef struct ginit {
+    const char *name;
+    int nd;
+    int64_t dims[2];
+} ginit;
+
+static uint8_t *graph_bytes(int opset, int xrank, const int64_t *xdims, const gnode *nodes, int n_nodes,
+                            const ginit *inits, int n_inits, size_t *len)
+{
+    Onnx__AttributeProto at[8][6], *atp[8][6];
+    Onnx__NodeProto nd[8], *ndp[8];
+    char *ins[8][3], *outs[8];
+    Onnx__TensorProto ti[4], *tip[4];
+    float vals[4][64];
+    cr_assert(n_nodes <= 8 && n_inits <= 4);
+    for (int k = 0; k < n_nodes; k++) {
+        Onnx__NodeProto z = ONNX__NODE_PROTO__INIT;
+        nd[k] = z;
+        ndp[k] = &nd[k];
+        nd[k].op_type = (char *)nodes[k].op;
+        nd[k].name = (char *)nodes[k].op;
+        int ni = 0;
+        while (ni < 3 && nodes[k].in[ni])
+            ins[k][ni] = (char *)nodes[k].in[ni], ni++;
+        nd[k].n_input = (size_t)ni;
+        nd[k].input = ins[k];
+        outs[k] = (char *)nodes[k].out;
+        nd[k].n_output = 1;
+        nd[k].output = &outs[k];
+        int na = 0;
+        for (; na < 6 && nodes[k].a[na].kind; na++) {
+            Onnx__AttributeProto za = ONNX__ATTRIBUTE_PROTO__INIT;
+            const gattr *g = &nodes[k].a[na];
+            Onnx__AttributeProto *a = &at[k][na];
+            *a = za;
+            atp[k][na] = a;
+            a->name = (char *)g->name;
+            a->has_type = 1;
+            if (g->kind == 'i') {
+                a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+                a->has_i = 1;
+                a->i = g->i;
+            } else if (g->kind == 'v') {
+                a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+                a->n_ints = (size_t)g->n;
+                a->ints = (int64_t *)g->v;
+            } else {
+                a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+                a->has_s = 1;
+                a->s.data = (uint8_t *)g->s;
+                a->s.len = strlen(g->s);
+            }
+        }
+        nd[k].n_attribute = (size_t)na;
+        nd[k].attribute = atp[k];
+    }
+    for (int k = 0; k < n_inits; k++) {
+        Onnx__TensorProto z = ONNX__TENSOR_PROTO__INIT;
+        ti[k] = z;
+        tip[k] = &ti[k];
+        ti[k].name = (char *)inits[k].name;
+        ti[k].n_dims = (size_t)inits[k].nd;
+        ti[k].dims = (int64_t *)inits[k].dims;
+        ti[k].has_data_type = 1;
+        ti[k].data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+        int64_t n = 1;
+        for (int d = 0; d < inits[k].nd; d++)
+            n *= inits[k].dims[d];
+        cr_assert(n <= 64);
+        for (int64_t j = 0; j < n; j++)
+            vals[k][j] = 0.5f;
+        ti[k].n_float_data = (size_t)n;
+        ti[k].float_data = vals[k];
+    }
+    Onnx__TensorShapeProto__Dimension dim[4], *dimp[4];
+    for (int d = 0; d < xrank; d++) {
+        Onnx__TensorShapeProto__Dimension z = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+        dim[d] = z;
+        dim[d].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+        dim[d].dim_value = xdims[d];
+        dimp[d] = &dim[d];
+    }
+    Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
+    shape.n_dim = (size_t)xrank;
+    shape.dim = dimp;
+    Onnx__TypeProto__Tensor tt = ONNX__TYPE_PROTO__TENSOR__INIT;
+    tt.has_elem_type = 1;
+    tt.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    tt.shape = &shape;
+    Onnx__TypeProto type = ONNX__TYPE_PROTO__INIT;
+    type.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    type.tensor_type = &tt;
+    Onnx__ValueInfoProto xin = ONNX__VALUE_INFO_PROTO__INIT, yout = ONNX__VALUE_INFO_PROTO__INIT;
+    Onnx__ValueInfoProto *xinp = &xin, *youtp = &yout;
+    xin.name = "x";
+    xin.type = &type;
+    yout.name = (char *)nodes[n_nodes - 1].out;
+    Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+    g.name = "g";
+    g.n_node = (size_t)n_nodes;
+    g.node = ndp;
+    g.n_initializer = (size_t)n_inits;
+    g.initializer = tip;
+    g.n_input = 1;
+    g.input = &xinp;
+    g.n_output = 1;
+    g.output = &youtp;
+    Onnx__OperatorSetIdProto os = ONNX__OPERATOR_SET_ID_PROTO__INIT, *osp = &os;
+    os.domain = "";
+    os.has_version = 1;
+    os.version = opset;
+    Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+    mp.has_ir_version = 1;
+    mp.ir_version = opset < 7 ? 3 : 7;
+    mp.n_opset_import = 1;
+    mp.opset_import = &osp;
+    mp.graph = &g;
+    *len = onnx__model_proto__get_packed_size(&mp);
+    uint8_t *b = malloc(*len);
+    cr_assert(b);
+    cr_assert_eq(onnx__model_proto__pack(&mp, b), *len);
+    return b;
+}
+
+/* Imports the graph: PL_OK and the model (*m), or the error line in err. */
+static pl_status import_graph(const uint8_t *b, size_t len, pl_model **m, pl_error *err)
+{
+    pl_model_spec *s = NULL;
+    *m = NULL;
+    pl_status st = pl_onnx_spec_from_bytes(b, len, "g.onnx", &s, err);
+    if (st)
+        return st;
+    st = pl_model_new(s, 1, m, err);
+    pl_model_spec_free(s);
+    return st;
+}
+
+/* auto_pad=VALID ignores ceil_mode: in 5, kernel 2, stride 2 gives
+ * ceil((5 - 2 + 1) / 2) = 2 outputs, not the 3 ceil_mode alone gives. */
+Test(onnx_import, valid_ignores_ceil_mode)
+{
+    const int64_t xd[4] = {1, 1, 5, 5};
+    for (int ceil = 0; ceil <= 1; ceil++) {
+        gnode n[1] = {{"MaxPool", {"x"}, "y",
+                       {{"kernel_shape", 'v', 0, 2, {2, 2}, NULL},
+                        {"strides", 'v', 0, 2, {2, 2}, NULL},
+                        {"auto_pad", 's', 0, 0, {0}, "VALID"},
+                        {"ceil_mode", 'i', ceil, 0, {0}, NULL}}}};
+        size_t len;
+        uint8_t *b = graph_bytes(13, 4, xd, n, 1, NULL, 0, &len);
+        pl_model *m;
+        pl_error err = {0};
+        cr_assert_eq(import_graph(b, len, &m, &err), PL_OK, "%s", err.msg);
+        cr_expect_eq(m->layers[0].out_h, 2, "ceil_mode=%d: %d rows", ceil, m->layers[0].out_h);
+        cr_expect_eq(m->layers[0].out_w, 2);
+        cr_expect_eq(m->layers[0].pad_xb, 0);
+        pl_model_free(m);
+        free(b);
+    }
+}
+
+/* Padding is at most 65536 on a side, the ceil_mode extra included (the
+ * bound a checkpoint accepts), so an imported model can be saved. */
+Test(onnx_import, pool_padding_bound_includes_ceil_extra)
+{
+    const int64_t xd[4] = {1, 1, 4, 4};
+    gnode n[1] = {{"AveragePool", {"x"}, "y",
+                   {{"kernel_shape", 'v', 0, 2, {2, 2}, NULL},
+                    {"strides", 'v', 0, 2, {3, 3}, NULL},
+                    {"pads", 'v', 0, 4, {0, 0, 65536, 65536}, NULL},
+                    {"ceil_mode", 'i', 1, 0, {0}, NULL}}}};
+    size_t len;
+    uint8_t *b = graph_bytes(13, 4, xd, n, 1, NULL, 0, &len);
+    pl_model *m;
+    pl_error err = {0};
+    cr_assert_neq(import_graph(b, len, &m, &err), PL_OK);
+    cr_expect_str_eq(err.msg, "g.onnx: node 1 'AveragePool' (AveragePool, opset 13): its padding [0, 0, 65537, 65537] "
+                              "(auto_pad, ceil_mode and a preceding Pad included) is above 65536 on a side; use a "
+                              "smaller padding");
+    free(b);
+    /* without ceil_mode the same pads import */
+    n[0].a[3].i = 0;
+    b = graph_bytes(13, 4, xd, n, 1, NULL, 0, &len);
+    cr_assert_eq(import_graph(b, len, &m, &err), PL_OK, "%s", err.msg);
+    pl_model_free(m);
+    free(b);
+}
+
+/* count_include_pad=0 without padding computes what 1 computes: not stored. */
+Test(onnx_import, exclude_pad_without_padding_is_dropped)
+{
+    const int64_t xd[4] = {1, 1, 4, 4};
+    gnode n[1] = {{"AveragePool", {"x"}, "y",
+                   {{"kernel_shape", 'v', 0, 2, {2, 2}, NULL}, {"count_include_pad", 'i', 0, 0, {0}, NULL}}}};
+    size_t len;
+    uint8_t *b = graph_bytes(13, 4, xd, n, 1, NULL, 0, &len);
+    pl_model *m;
+    pl_error err = {0};
+    cr_assert_eq(import_graph(b, len, &m, &err), PL_OK, "%s", err.msg);
+    cr_expect_eq(m->layers[0].excl_pad, 0);
+    pl_model_free(m);
+    free(b);
+}
+
+/* Opsets 1-6: Add's broadcast/axis and Gemm's broadcast are honoured or refused. */
+Test(onnx_import, legacy_broadcast_and_axis)
+{
+    const int64_t xd[2] = {1, 4};
+    ginit in[2] = {{"w", 2, {4, 3}}, {"b", 1, {3, 0}}};
+    struct {
+        int bcast, axis; /* -1: attribute absent */
+        const char *msg;
+    } add[] = {
+        {1, -1, NULL},
+        {1, 1, NULL},
+        {1, 0,
+         "g.onnx: node 2 'Add' (Add, opset 6): axis=0 aligns the bias 'b' ([3]) with axis 0 of its [N, features] "
+         "input, not with the features; prunelab adds it per feature (axis=1, or no axis)"},
+        {-1, -1,
+         "g.onnx: node 2 'Add' (Add, opset 6): adds the bias 'b' ([3]) to an [N, features] value with broadcast=0, "
+         "which before opset 7 needs equal shapes; set broadcast=1 or re-export at opset 7 or later"},
+    };
+    for (size_t t = 0; t < sizeof add / sizeof add[0]; t++) {
+        gnode n[2] = {{"MatMul", {"x", "w"}, "h", {{0}}}, {"Add", {"h", "b"}, "y", {{0}}}};
+        int na = 0;
+        if (add[t].bcast >= 0)
+            n[1].a[na++] = (gattr){"broadcast", 'i', add[t].bcast, 0, {0}, NULL};
+        if (add[t].axis >= 0)
+            n[1].a[na++] = (gattr){"axis", 'i', add[t].axis, 0, {0}, NULL};
+        size_t len;
+        uint8_t *b = graph_bytes(6, 2, xd, n, 2, in, 2, &len);
+        pl_model *m;
+        pl_error err = {0};
+        pl_status st = import_graph(b, len, &m, &err);
+        if (add[t].msg) {
+            cr_expect_neq(st, PL_OK, "case %zu imported", t);
+            cr_expect_str_eq(err.msg, add[t].msg);
+        } else {
+            cr_expect_eq(st, PL_OK, "case %zu: %s", t, err.msg);
+            if (!st)
+                pl_model_free(m);
+        }
+        free(b);
+    }
+    /* Gemm: broadcast=0 needs C exactly [N, out] */
+    ginit gi[2] = {{"w", 2, {3, 4}}, {"b", 1, {3, 0}}};
+    for (int bc = 0; bc <= 1; bc++) {
+        gnode n[1] = {{"Gemm", {"x", "w", "b"}, "y", {{"transB", 'i', 1, 0, {0}, NULL}, {"broadcast", 'i', bc, 0, {0}, NULL}}}};
+        size_t len;
+        uint8_t *b = graph_bytes(6, 2, xd, n, 1, gi, 2, &len);
+        pl_model *m;
+        pl_error err = {0};
+        pl_status st = import_graph(b, len, &m, &err);
+        if (!bc) {
+            cr_expect_neq(st, PL_OK);
+            cr_expect_str_eq(err.msg, "g.onnx: node 1 'Gemm' (Gemm, opset 6): bias 'b' is [3] with broadcast=0, which "
+                                      "before opset 7 needs C to be [N, 3] exactly; set broadcast=1 or re-export at "
+                                      "opset 7 or later");
+        } else {
+            cr_expect_eq(st, PL_OK, "%s", err.msg);
+            if (!st)
+                pl_model_free(m);
+        }
+        free(b);
+    }
+}
