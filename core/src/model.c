@@ -146,8 +146,8 @@ pl_status pl_layer_dims_in(const pl_layer *l, int n_in, const int (*in)[3], pl_l
     case PL_LAYER_AVGPOOL2D: {
         /* pads [ph, pw, ph + pad_xb, pw + pad_xr]; a dilated kernel spans (k-1)*d+1 */
         int64_t eh = (int64_t)h + 2 * (int64_t)l->ph + l->pad_xb, ew = (int64_t)w + 2 * (int64_t)l->pw + l->pad_xr;
-        int64_t ekh = (int64_t)(l->kh - 1) * (l->dil_h > 1 ? l->dil_h : 1) + 1;
-        int64_t ekw = (int64_t)(l->kw - 1) * (l->dil_w > 1 ? l->dil_w : 1) + 1;
+        int64_t ekh = pl_layer_span(l->kh, l->dil_h);
+        int64_t ekw = pl_layer_span(l->kw, l->dil_w);
         if (l->ph + (int64_t)l->pad_xb < 0 || l->pw + (int64_t)l->pad_xr < 0) {
             snprintf(why, n, "bottom/right padding %lld,%lld is negative", (long long)l->ph + l->pad_xb,
                      (long long)l->pw + l->pad_xr);
@@ -434,7 +434,7 @@ pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out,
         l->pad_xr = s->pad_xr;
         l->dil_h = s->dil_h > 1 ? s->dil_h : 0;
         l->dil_w = s->dil_w > 1 ? s->dil_w : 0;
-        l->excl_pad = s->excl_pad != 0;
+        l->excl_pad = s->excl_pad != 0 && pl_layer_padded(s->ph, s->pw, s->pad_xb, s->pad_xr);
         l->n_in = 1;
         l->in[0] = (int)i - 1; /* the layer above; -1 is the model's input */
         if (s->n_in > 0 && s->n_in <= PL_MAX_INPUTS) {
@@ -1682,6 +1682,15 @@ void pl_model_print(const pl_model *m, FILE *f)
         }
         if (l->type == PL_LAYER_CONV2D && l->groups > 1)
             fprintf(f, "   groups %d", l->groups);
+        /* the fields the backend cannot run, only when set (a plain model prints as before) */
+        if (l->pad_xb || l->pad_xr)
+            fprintf(f, "   pads %d,%d,%d,%d", l->ph, l->pw, l->ph + l->pad_xb, l->pw + l->pad_xr);
+        if (l->dil_h > 1 || l->dil_w > 1)
+            fprintf(f, "   dilation %d,%d", pl_layer_dil(l->dil_h), pl_layer_dil(l->dil_w));
+        if (l->excl_pad)
+            fprintf(f, "   exclude pad");
+        if (pl__layer_general(l))
+            fprintf(f, "   (host kernel, single-threaded)");
         fprintf(f, "\n");
     }
     pl_counts t;

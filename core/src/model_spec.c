@@ -287,7 +287,7 @@ static pl_status dec_layer(const pl_node *m, size_t idx, pl_model_spec *ms, int 
             snprintf(p, sizeof p, "%s.count_include_pad", path);
             if ((st = get_bool(v, p, &cip, e)))
                 return st;
-            l->excl_pad = !cip;
+            l->excl_pad = !cip && pl_layer_padded(l->ph, l->pw, l->pad_xb, l->pad_xr);
         }
     }
     l->groups = 1;
