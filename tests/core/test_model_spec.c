@@ -4,11 +4,15 @@
  * file:line:col.
  */
 #include "config.h"
+#include "identity.h"
 #include "model.h"
 #include "pltest.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FIX "tests/fixtures/config/models/"
 
@@ -190,4 +194,80 @@ Test(model_spec, vgg_mini_cifar_counts_match_its_comment)
     cr_assert_eq(macs, 25003264);
     cr_assert_eq(m->in_c, 3);
     pl_model_spec_free(m);
+}
+
+/* count_include_pad: false on an average pool without any padding divides
+ * exactly as true does: not stored, so the model's canonical text (its
+ * identity) and its checkpoint format are those of the plain pool. With
+ * padding it is kept. */
+Test(model_spec, exclude_pad_without_padding_is_not_stored)
+{
+    char dir[] = "/tmp/plspecXXXXXX";
+    cr_assert(mkdtemp(dir));
+    const char *body[3] = {
+        "  - {type: avgpool2d, kernel: 2}\n",
+        "  - {type: avgpool2d, kernel: 2, padding: [0, 0, 0, 0], count_include_pad: false}\n",
+        "  - {type: avgpool2d, kernel: 2, padding: 1, count_include_pad: false}\n",
+    };
+    char *canon[3];
+    for (int k = 0; k < 3; k++) {
+        char path[64];
+        snprintf(path, sizeof path, "%s/m%d.yaml", dir, k);
+        FILE *f = fopen(path, "w");
+        cr_assert(f);
+        fprintf(f, "name: ex\ninput: [1, 4, 4]\nclasses: 3\nlayers:\n%s  - {type: flatten}\n"
+                   "  - {type: linear, out: 3}\n", body[k]);
+        fclose(f);
+        pl_model_spec *m = load_ok(path);
+        cr_expect_eq(m->layers[0].excl_pad, k == 2, "case %d: excl_pad %d", k, m->layers[0].excl_pad);
+        canon[k] = pl_model_spec_canonical(m);
+        cr_assert(canon[k]);
+        pl_model_spec_free(m);
+        remove(path);
+    }
+    cr_expect_str_eq(canon[0], canon[1]);
+    cr_expect_str_neq(canon[0], canon[2]);
+    for (int k = 0; k < 3; k++)
+        free(canon[k]);
+    rmdir(dir);
+}
+
+/* validate/eval's model table: a layer with asymmetric padding, dilation or
+ * count_include_pad false says so, and that it runs on the host's kernels;
+ * a plain layer's line has none of it. */
+Test(model_spec, print_shows_geometry_and_host_kernel)
+{
+    pl_layer_spec ls[] = {
+        {.name = "c1", .type = PL_LAYER_CONV2D, .out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 0,
+         .bias = 1, .pad_xb = 1, .pad_xr = 1, .dil_h = 2},
+        {.name = "plain", .type = PL_LAYER_CONV2D, .out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1,
+         .bias = 1},
+        {.name = "p2", .type = PL_LAYER_AVGPOOL2D, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1,
+         .excl_pad = 1},
+        {.name = "flat", .type = PL_LAYER_FLATTEN},
+        {.name = "fc", .type = PL_LAYER_LINEAR, .out = 3, .bias = 1},
+    };
+    pl_model_spec spec = {.file = "test.yaml", .name = "geo", .in_c = 1, .in_h = 9, .in_w = 8, .classes = 3,
+                          .layers = ls, .n_layers = sizeof ls / sizeof ls[0]};
+    pl_model *m = NULL;
+    pl_error err = {0};
+    cr_assert_eq(pl_model_new(&spec, 1, &m, &err), PL_OK, "%s", err.msg);
+    FILE *f = tmpfile();
+    cr_assert(f);
+    pl_model_print(m, f);
+    char text[4096];
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    pl_model_free(m);
+    const char *c1 = strstr(text, "\n  c1 "), *plain = strstr(text, "\n  plain "), *p2 = strstr(text, "\n  p2 ");
+    cr_assert(c1 && plain && p2, "%s", text);
+    static const char want_c1[] = "   pads 1,0,2,1   dilation 2,1   (host kernel, single-threaded)\n",
+                      want_p2[] = "   exclude pad   (host kernel, single-threaded)\n";
+    const char *a = strstr(c1, "   pads"), *b = strstr(p2, "   exclude");
+    cr_expect(a && !strncmp(a, want_c1, strlen(want_c1)), "%s", text);
+    cr_expect(b && !strncmp(b, want_p2, strlen(want_p2)), "%s", text);
+    const char *eol = strchr(plain + 1, '\n'), *h = strstr(plain, "host"), *pd = strstr(plain, "pads");
+    cr_expect(eol && (!h || h > eol) && (!pd || pd > eol), "%s", text);
 }
