@@ -507,7 +507,7 @@ typedef struct gnode {
 typedef struct ginit {
     const char *name;
     int nd;
-    int64_t dims[2];
+    int64_t dims[4];
 } ginit;
 
 static uint8_t *graph_bytes(int opset, int xrank, const int64_t *xdims, const gnode *nodes, int n_nodes,
@@ -665,31 +665,38 @@ Test(onnx_import, valid_ignores_ceil_mode)
     }
 }
 
-/* Padding is at most 65536 on a side, the ceil_mode extra included (the
- * bound a checkpoint accepts), so an imported model can be saved. */
-Test(onnx_import, pool_padding_bound_includes_ceil_extra)
+/* Padding is at most 65536 on a side, auto_pad's and ceil_mode's included
+ * (the bound a checkpoint accepts), so an imported model can be saved:
+ * SAME_UPPER with a 4-tap kernel dilated 65536 times pads 98304 a side;
+ * 3 taps pad 65536, the bound itself. */
+Test(onnx_import, padding_bound_includes_auto_pad)
 {
     const int64_t xd[4] = {1, 1, 4, 4};
-    gnode n[1] = {{"AveragePool", {"x"}, "y",
-                   {{"kernel_shape", 'v', 0, 2, {2, 2}, NULL},
-                    {"strides", 'v', 0, 2, {3, 3}, NULL},
-                    {"pads", 'v', 0, 4, {0, 0, 65536, 65536}, NULL},
-                    {"ceil_mode", 'i', 1, 0, {0}, NULL}}}};
-    size_t len;
-    uint8_t *b = graph_bytes(13, 4, xd, n, 1, NULL, 0, &len);
-    pl_model *m;
-    pl_error err = {0};
-    cr_assert_neq(import_graph(b, len, &m, &err), PL_OK);
-    cr_expect_str_eq(err.msg, "g.onnx: node 1 'AveragePool' (AveragePool, opset 13): its padding [0, 0, 65537, 65537] "
-                              "(auto_pad, ceil_mode and a preceding Pad included) is above 65536 on a side; use a "
-                              "smaller padding");
-    free(b);
-    /* without ceil_mode the same pads import */
-    n[0].a[3].i = 0;
-    b = graph_bytes(13, 4, xd, n, 1, NULL, 0, &len);
-    cr_assert_eq(import_graph(b, len, &m, &err), PL_OK, "%s", err.msg);
-    pl_model_free(m);
-    free(b);
+    for (int k = 4; k >= 3; k--) {
+        ginit w[1] = {{"w", 4, {1, 1, k, k}}};
+        gnode n[1] = {{"Conv", {"x", "w"}, "y",
+                       {{"kernel_shape", 'v', 0, 2, {k, k}, NULL},
+                        {"dilations", 'v', 0, 2, {65536, 65536}, NULL},
+                        {"auto_pad", 's', 0, 0, {0}, "SAME_UPPER"}}}};
+        size_t len;
+        uint8_t *b = graph_bytes(13, 4, xd, n, 1, w, 1, &len);
+        pl_model *m;
+        pl_error err = {0};
+        pl_status st = import_graph(b, len, &m, &err);
+        if (k == 4) {
+            cr_expect_neq(st, PL_OK);
+            cr_expect_str_eq(err.msg, "g.onnx: node 0 'Conv' (Conv, opset 13): its padding [98304, 98304, 98304, "
+                                      "98304] (auto_pad, ceil_mode and a preceding Pad included) is above 65536 on a "
+                                      "side; use a smaller padding");
+        } else {
+            cr_expect_eq(st, PL_OK, "%s", err.msg);
+            if (!st) {
+                cr_expect_eq(m->layers[0].ph, 65536);
+                pl_model_free(m);
+            }
+        }
+        free(b);
+    }
 }
 
 /* count_include_pad=0 without padding computes what 1 computes: not stored. */
@@ -720,10 +727,10 @@ Test(onnx_import, legacy_broadcast_and_axis)
         {1, -1, NULL},
         {1, 1, NULL},
         {1, 0,
-         "g.onnx: node 2 'Add' (Add, opset 6): axis=0 aligns the bias 'b' ([3]) with axis 0 of its [N, features] "
+         "g.onnx: node 1 'Add' (Add, opset 6): axis=0 aligns the bias 'b' ([3]) with axis 0 of its [N, features] "
          "input, not with the features; prunelab adds it per feature (axis=1, or no axis)"},
         {-1, -1,
-         "g.onnx: node 2 'Add' (Add, opset 6): adds the bias 'b' ([3]) to an [N, features] value with broadcast=0, "
+         "g.onnx: node 1 'Add' (Add, opset 6): adds the bias 'b' ([3]) to an [N, features] value with broadcast=0, "
          "which before opset 7 needs equal shapes; set broadcast=1 or re-export at opset 7 or later"},
     };
     for (size_t t = 0; t < sizeof add / sizeof add[0]; t++) {
@@ -759,7 +766,7 @@ Test(onnx_import, legacy_broadcast_and_axis)
         pl_status st = import_graph(b, len, &m, &err);
         if (!bc) {
             cr_expect_neq(st, PL_OK);
-            cr_expect_str_eq(err.msg, "g.onnx: node 1 'Gemm' (Gemm, opset 6): bias 'b' is [3] with broadcast=0, which "
+            cr_expect_str_eq(err.msg, "g.onnx: node 0 'Gemm' (Gemm, opset 6): bias 'b' is [3] with broadcast=0, which "
                                       "before opset 7 needs C to be [N, 3] exactly; set broadcast=1 or re-export at "
                                       "opset 7 or later");
         } else {
