@@ -419,7 +419,7 @@ static pl_status section_profile(child *c, const pl_model_spec *spec, bench_resu
             }
             pl_step_stats ss; /* the loss and Adam are timed while m->prof is set */
             s = pl_train_step(m, x + (int64_t)k * B * img, y + k * B, B, dl, NULL, &bench_adam, NULL, NULL, bench_adam.lr,
-                              k + 1, &ss, err);
+                              k + 1, "bench", 0, &ss, err);
             xent += ss.loss_seconds, adam += ss.optim_seconds;
         }
         if (s)
@@ -525,7 +525,7 @@ static pl_status section_vgg(child *c, bench_result *r)
                 int at = (rep < 0 ? i : 2 + i) * B;
                 pl_step_stats ss;
                 s = pl_train_step(m[t], x + (size_t)at * 784, y + at, B, dl, NULL, &bench_adam, NULL, NULL, bench_adam.lr,
-                                  ++step[t], &ss, err);
+                                  ++step[t], "bench", 0, &ss, err);
             }
             if (rep >= 0)
                 v[t * R + rep] = (now_s(CLOCK_MONOTONIC) - t0) / VGG_STEPS;

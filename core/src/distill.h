@@ -34,16 +34,20 @@
 /* The loss on logits alone (no model): zs, zt are [n][k] student and
  * teacher logits, dl[n][k] holds the hard term's gradient already scaled
  * by `scale` and *loss its summed per-example loss; both become the
- * distillation loss's. Computed in double, stable for large logits. */
+ * distillation loss's. Computed in double, stable for large logits and
+ * tiny temperatures; any class count (a row's workspace is on the heap: if
+ * it cannot be allocated, *loss is NaN and dl is left as it was;
+ * pl_distill_batch reports that as PL_ENOMEM instead). */
 void pl_distill_loss(int n, int k, const float *zs, const float *zt, double alpha, double temperature,
                      float scale, float *dl, double *loss);
 
-/* The KL term alone, summed over the batch (no T², no alpha): tests. */
+/* The KL term alone, summed over the batch (no T², no alpha): tests. NaN
+ * if its workspace cannot be allocated. */
 double pl_distill_kl(int n, int k, const float *zs, const float *zt, double temperature);
 
 /* Runs the teacher on x (eval mode) and applies pl_distill_loss with its
  * logits. teacher must be bound to a backend and have as many classes as
- * the student. PL_ECONFIG when it is missing or mismatched. */
+ * the student. PL_ECONFIG when it is missing or mismatched, PL_ENOMEM. */
 pl_status pl_distill_batch(const pl_distill_cfg *cfg, pl_model *teacher, const float *x, int n, int classes,
                            const float *zs, float *dl, float scale, double *loss, pl_error *err);
 

@@ -93,14 +93,14 @@ pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *c
 static pl_status score_block(pl_pruner *p, int k, float **grads, double *out, pl_error *err)
 {
     pl_layer *l = &p->m->layers[p->t[k].layer];
-    pl_unit_view v = {.layer = l->name, .layer_index = p->t[k].layer, .layer_type = l->type,
-                      .granularity = PL_GRAN_LAYER, .units = 1, .unit_size = l->nw, .weight = l->w,
-                      .bias = NULL, .mask = l->mask, .n_grads = grads ? p->calib_batches : 0,
-                      .grads = (const float *const *)grads};
-    v.shape[0] = l->out_c;
-    v.shape[1] = l->in_c;
-    v.shape[2] = l->type == PL_LAYER_CONV2D ? l->kh : 1;
-    v.shape[3] = l->type == PL_LAYER_CONV2D ? l->kw : 1;
+    pl_act_stats as;
+    pl_unit_view v;
+    pl__unit_view(p, p->t[k].layer, grads, NULL, &as, &v); /* score()'s view, then the layer as one unit */
+    v.granularity = PL_GRAN_LAYER;
+    v.units = 1;
+    v.unit_size = l->nw;
+    v.bias = NULL;
+    v.bn_gamma = NULL;
     const pl_criterion_ops *co = pl_instance_ops(p->crit);
     const char *name = pl_plugin_get_desc(pl_instance_plugin(p->crit))->name;
     double sc = NAN;

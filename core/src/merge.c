@@ -4,7 +4,10 @@
 #include "prune.h"
 #include "registry.h"
 
+#include "activations.h"
+
 #include <stdlib.h>
+#include <string.h>
 
 #include <math.h>
 
@@ -66,22 +69,45 @@ pl_status pl_merge_fold(pl_model *m, int li, const uint8_t *drop, const int64_t 
     return PL_OK;
 }
 
+void pl__merge_undo_end(pl_model *m, pl_merge_undo *undo, int restore)
+{
+    for (int i = undo->n - 1; i >= 0; i--) { /* newest first: a layer saved twice ends as first saved */
+        pl_layer *C = &m->layers[undo->layer[i]];
+        if (restore && undo->w[i] && C->nw == undo->nw[i])
+            memcpy(C->w, undo->w[i], (size_t)C->nw * sizeof *C->w);
+        free(undo->w[i]);
+    }
+    free(undo->layer), free(undo->nw), free(undo->w);
+    *undo = (pl_merge_undo){0};
+}
+
 /* The pruner's hook (prune.c, before surgery): for every single-layer group
- * with units to drop, ask the criterion for twins and fold. */
-pl_status pl__pruner_merge(pl_pruner *p, uint8_t *const *drop, pl_error *err)
+ * with units to drop, ask the criterion for twins (on the view score() got)
+ * and fold, saving each consumer's weights first. */
+pl_status pl__pruner_merge(pl_pruner *p, uint8_t *const *drop, float ***grads, const struct pl_act *act,
+                           const int *slot, pl_merge_undo *undo, pl_error *err)
 {
     const pl_plugin_desc *d = pl_plugin_get_desc(pl_instance_plugin(p->crit));
     const pl_criterion_ops *co = pl_instance_ops(p->crit);
-    if (d->abi_minor < 5 || !co->merge || p->gran == PL_GRAN_WEIGHT || p->gran == PL_GRAN_LAYER)
+    *undo = (pl_merge_undo){0};
+    if (d->abi_minor < PL_ABI_MINOR_MERGE || !co->merge || p->gran == PL_GRAN_WEIGHT || p->gran == PL_GRAN_LAYER)
         return PL_OK; /* an older plugin's reserved slot is never read */
     pl_model *m = p->m;
+    undo->layer = malloc((size_t)(p->n ? p->n : 1) * sizeof *undo->layer);
+    undo->nw = malloc((size_t)(p->n ? p->n : 1) * sizeof *undo->nw);
+    undo->w = malloc((size_t)(p->n ? p->n : 1) * sizeof *undo->w);
+    if (!undo->layer || !undo->nw || !undo->w) {
+        pl__merge_undo_end(m, undo, 0);
+        return pl_error_set(err, PL_ENOMEM, "out of memory");
+    }
     pl_status s = PL_OK;
     for (int k = 0; k < p->n && !s; k++) {
         const pl_group *g = &p->G.g[p->t[k].group];
         int li = g->units ? g->e[0].layer : -1, any = 0;
         for (int u = 0; u < g->units; u++)
             any |= drop[k][u] != 0;
-        if (!any || g->width != 1 || li < 0 || pl_merge_consumer(m, li) < 0)
+        int cj = li >= 0 ? pl_merge_consumer(m, li) : -1;
+        if (!any || g->width != 1 || cj < 0)
             continue;
         pl_layer *l = &m->layers[li];
         if (l->out_c != g->units)
@@ -89,21 +115,20 @@ pl_status pl__pruner_merge(pl_pruner *p, uint8_t *const *drop, pl_error *err)
         int64_t *twin = malloc((size_t)l->out_c * sizeof *twin);
         double *coef = malloc((size_t)l->out_c * sizeof *coef);
         uint8_t *dl = malloc((size_t)l->out_c);
-        if (!twin || !coef || !dl) {
-            free(twin), free(coef), free(dl);
-            return pl_error_set(err, PL_ENOMEM, "out of memory");
+        float *saved = malloc((size_t)m->layers[cj].nw * sizeof *saved);
+        if (!twin || !coef || !dl || !saved) {
+            free(twin), free(coef), free(dl), free(saved);
+            s = pl_error_set(err, PL_ENOMEM, "out of memory");
+            break;
         }
         for (int64_t u = 0; u < l->out_c; u++)
             twin[u] = -1, coef[u] = 0, dl[u] = 0;
         for (int u = 0; u < g->units; u++) /* group unit -> layer channel */
             dl[g->e[u].chan] = drop[k][u];
-        pl_unit_view v = {.layer = l->name, .layer_index = li, .layer_type = l->type, .granularity = p->gran,
-                          .units = l->out_c, .unit_size = l->nw / l->out_c, .weight = l->w, .bias = l->b,
-                          .mask = l->mask};
-        v.shape[0] = l->out_c;
-        v.shape[1] = l->in_c;
-        v.shape[2] = l->type == PL_LAYER_CONV2D ? l->kh : 1;
-        v.shape[3] = l->type == PL_LAYER_CONV2D ? l->kw : 1;
+        int j = slot ? slot[li] : -1;
+        pl_act_stats as;
+        pl_unit_view v;
+        pl__unit_view(p, li, j >= 0 && grads ? grads[j] : NULL, j >= 0 && act ? &act[j] : NULL, &as, &v);
         pl_status st = co->merge(pl_instance_state(p->crit), &v, twin, coef);
         if (st) {
             const char *msg = pl_instance_take_error(p->crit);
@@ -111,10 +136,18 @@ pl_status pl__pruner_merge(pl_pruner *p, uint8_t *const *drop, pl_error *err)
                              msg[0] ? msg : pl_status_str(st));
         }
         int64_t n = 0;
-        if (!s)
+        if (!s) {
+            memcpy(saved, m->layers[cj].w, (size_t)m->layers[cj].nw * sizeof *saved);
+            undo->layer[undo->n] = cj;
+            undo->nw[undo->n] = m->layers[cj].nw;
+            undo->w[undo->n++] = saved;
+            saved = NULL;
             s = pl_merge_fold(m, li, dl, twin, coef, &n, err);
+        }
         p->merged += n;
-        free(twin), free(coef), free(dl);
+        free(twin), free(coef), free(dl), free(saved);
     }
+    if (s)
+        pl__merge_undo_end(m, undo, 1);
     return s;
 }

@@ -324,55 +324,123 @@ static void ck_crit_degenerate(ck_crit *k, int one_unit)
         ck_layer_free(&extra[i]);
 }
 
-/* Row "merge" (ABI 1.5 optional slot): on the channel and neuron layers,
- * every twin is -1 or another unit that itself has none, with a finite
- * factor >= 0; the call succeeds and leaves the weights alone. */
+/* One merge pass of instance `in` over the channel and neuron layers, as
+ * the host calls it: score() on the view, then merge() on the same view.
+ * With dupl, on copies of them whose second half of units is twice the
+ * first half (weights and bias), so a criterion has twins to find.
+ * Every twin is -1 or another unit with a finite factor >= 0 (a twin may
+ * have a twin of its own: the host folds u only into a kept twin and does
+ * not follow chains, plugin.h), the weights are left alone. Counts twins. */
+static void ck_merge_pass(ck_crit *k, pl_instance *in, const char *how, int dupl, int64_t *twins, char *why,
+                          size_t wn)
+{
+    const pl_criterion_ops *ops = pl_instance_ops(in);
+    for (int i = 0; i < 2 && !why[0]; i++) {
+        const ck_layer *L = &k->std[i];
+        ck_layer dup; /* the layer with its second half of units = 2 x the first half: twins to find */
+        float *dw = NULL, *db = NULL;
+        if (dupl) {
+            int64_t h = L->v.units / 2, us = L->v.unit_size;
+            dw = malloc((size_t)(L->v.units * us) * sizeof *dw);
+            db = L->v.bias ? malloc((size_t)L->v.units * sizeof *db) : NULL;
+            if (!dw || (L->v.bias && !db)) {
+                free(dw), free(db);
+                pl__ck_why(why, wn, "plugin-check ran out of memory");
+                break;
+            }
+            for (int64_t u = 0; u < L->v.units; u++) {
+                int64_t src = u < h ? u : u - h;
+                float f = u < h ? 1.0f : 2.0f;
+                for (int64_t j = 0; j < us; j++)
+                    dw[u * us + j] = f * L->v.weight[src * us + j];
+                if (db)
+                    db[u] = f * L->v.bias[src];
+            }
+            dup = *L;
+            dup.v.weight = dw;
+            dup.v.bias = db;
+            L = &dup;
+        }
+        int64_t U = L->v.units, *twin = malloc((size_t)U * sizeof *twin);
+        double *coef = malloc((size_t)U * sizeof *coef), *sc = malloc((size_t)U * sizeof *sc);
+        float *w0 = malloc((size_t)(U * L->v.unit_size) * sizeof *w0);
+        if (!twin || !coef || !sc || !w0) {
+            pl__ck_why(why, wn, "plugin-check ran out of memory");
+        } else if (ck_score(in, L, sc, NULL, why, wn)) {
+            memcpy(w0, L->v.weight, (size_t)(U * L->v.unit_size) * sizeof *w0);
+            for (int64_t u = 0; u < U; u++)
+                twin[u] = -1, coef[u] = 0;
+            pl_status st = ops->merge(pl_instance_state(in), &L->v, twin, coef);
+            if (st)
+                pl__ck_why(why, wn, "%s (%s): merge returned %s: %s", L->desc, how, pl_status_str(st),
+                           pl_instance_take_error(in));
+            for (int64_t u = 0; u < U && !st && !why[0]; u++) {
+                int64_t t = twin[u];
+                if (t == -1)
+                    continue;
+                if (t < 0 || t >= U || t == u || !isfinite(coef[u]) || coef[u] < 0)
+                    pl__ck_why(why, wn, "%s (%s): unit %lld has twin %lld (factor %g); a twin must be another "
+                               "unit, the factor finite and >= 0",
+                               L->desc, how, (long long)u, (long long)t, coef[u]);
+                ++*twins;
+            }
+            if (!why[0] && memcmp(w0, L->v.weight, (size_t)(U * L->v.unit_size) * sizeof *w0))
+                pl__ck_why(why, wn, "%s (%s): merge wrote to the weights it was given", L->desc, how);
+        }
+        free(twin);
+        free(coef);
+        free(sc);
+        free(w0);
+        free(dw);
+        free(db);
+    }
+}
+
+/* Row "merge" (optional slot, PL_ABI_MINOR_MERGE): one pass with the
+ * defaults; a plugin with a bool parameter `merge` that defaults to off
+ * (lsh) gets passes with merge=true, on the layers and on copies with
+ * duplicated units, so twins are produced and checked. If no pass names a twin, the row says merging was not
+ * exercised. */
 static void ck_crit_merge(ck_crit *k)
 {
     const pl_plugin_desc *d = pl_plugin_get_desc(k->c->plugin);
     const pl_criterion_ops *ops = d->ops;
     pl__ck_begin(k->c, "merge");
-    if (d->abi_minor < 5 || !ops->merge) {
+    if (d->abi_minor < PL_ABI_MINOR_MERGE || !ops->merge) {
         pl__ck_row(k->c, CK_SKIP, "merge", "no merge slot (the host only removes units)");
         return;
     }
     char why[960] = "";
-    int64_t twins = 0;
-    for (int i = 0; i < 2 && !why[0]; i++) {
-        const ck_layer *L = &k->std[i];
-        int64_t U = L->v.units, *twin = malloc((size_t)U * sizeof *twin);
-        double *coef = malloc((size_t)U * sizeof *coef);
-        float *w0 = malloc((size_t)(U * L->v.unit_size) * sizeof *w0);
-        if (!twin || !coef || !w0) {
-            pl__ck_why(why, sizeof why, "plugin-check ran out of memory");
+    int64_t twins = 0, twins_on = -1;
+    ck_merge_pass(k, k->a, "defaults", 0, &twins, why, sizeof why);
+    int has_switch = 0;
+    for (const pl_param_spec *s = d->params; s && s->name; s++)
+        has_switch |= s->type == PL_PARAM_BOOL && !strcmp(s->name, "merge") && s->def && strcmp(s->def, "true");
+    if (!why[0] && has_switch) {
+        static const char *const on[] = {"merge=true", NULL};
+        pl_instance *in = NULL;
+        pl_error e;
+        pl_error_clear(&e);
+        if (pl_instance_new_kv(k->c->plugin, on, CK_SEED, 1, &in, &e) != PL_OK) {
+            pl__ck_why(why, sizeof why, "init with merge=true failed: %s", e.msg[0] ? e.msg : pl_status_str(e.code));
         } else {
-            memcpy(w0, L->v.weight, (size_t)(U * L->v.unit_size) * sizeof *w0);
-            pl_status st = ops->merge(pl_instance_state(k->a), &L->v, twin, coef);
-            if (st)
-                pl__ck_why(why, sizeof why, "%s: merge returned %s: %s", L->desc, pl_status_str(st),
-                           pl_instance_take_error(k->a));
-            for (int64_t u = 0; u < U && !st && !why[0]; u++) {
-                int64_t t = twin[u];
-                if (t == -1)
-                    continue;
-                if (t < 0 || t >= U || t == u || twin[t] != -1 || !isfinite(coef[u]) || coef[u] < 0)
-                    pl__ck_why(why, sizeof why, "%s: unit %lld has twin %lld (factor %g); a twin must be another "
-                               "unit without a twin of its own, the factor finite and >= 0",
-                               L->desc, (long long)u, (long long)t, coef[u]);
-                twins++;
-            }
-            if (!why[0] && memcmp(w0, L->v.weight, (size_t)(U * L->v.unit_size) * sizeof *w0))
-                pl__ck_why(why, sizeof why, "%s: merge wrote to the weights it was given", L->desc);
+            twins_on = 0;
+            ck_merge_pass(k, in, "merge=true", 0, &twins_on, why, sizeof why);
+            ck_merge_pass(k, in, "merge=true, duplicated units", 1, &twins_on, why, sizeof why);
         }
-        free(twin);
-        free(coef);
-        free(w0);
+        pl_instance_free(in);
     }
     if (why[0])
         pl__ck_row(k->c, CK_FAIL, "merge", "%s", why);
+    else if (twins_on >= 0)
+        pl__ck_row(k->c, CK_PASS, "merge", "%s, %s: %lld twin(s) with the defaults, %lld with merge=true (duplicated units included)%s",
+                   k->std[0].desc, k->std[1].desc, (long long)twins, (long long)twins_on,
+                   twins + twins_on ? "; indices and factors valid" : "; no twin, merging not exercised");
     else
-        pl__ck_row(k->c, CK_PASS, "merge", "%s, %s: %lld twin(s), indices and factors valid", k->std[0].desc,
-                   k->std[1].desc, (long long)twins);
+        pl__ck_row(k->c, CK_PASS, "merge", "%s, %s: %lld twin(s)%s", k->std[0].desc, k->std[1].desc,
+                   (long long)twins,
+                   twins ? ", indices and factors valid"
+                         : " with the defaults; merging not exercised (plugin-check runs the defaults only)");
 }
 
 /* Row "time" (informational): median of 5 on the channel and neuron layers. */

@@ -481,39 +481,46 @@ static void free_calib(pl_pruner *p, float ***g)
     free(g);
 }
 
+void pl__unit_view(const pl_pruner *p, int li, float **grads, const pl_act *act, pl_act_stats *as, pl_unit_view *v)
+{
+    const pl_layer *l = &p->m->layers[li];
+    if (act)
+        *as = (pl_act_stats){.units = act->units, .samples = act->samples, .mean = act->mean, .sq = act->sq,
+                             .zero = act->zero};
+    *v = (pl_unit_view){.layer = l->name, .layer_index = li, .layer_type = l->type,
+                        .granularity = p->gran, .weight = l->w, .mask = l->mask,
+                        .n_grads = grads ? p->calib_batches : 0,
+                        .grads = (const float *const *)grads, .act = act ? as : NULL};
+    if (p->needs & PL_NEEDS_BATCHNORM) /* pl_pruner_init made sure it is there */
+        v->bn_gamma = p->m->layers[pl_model_sole_consumer(p->m, li)].w;
+    if (p->gran == PL_GRAN_WEIGHT) {
+        v->units = l->nw;
+        v->unit_size = 1;
+    } else {
+        v->units = l->out_c;
+        v->unit_size = l->nw / l->out_c;
+        v->bias = l->b;
+    }
+    if (l->type == PL_LAYER_CONV2D) {
+        v->shape[0] = l->out_c;
+        v->shape[1] = l->groups > 1 ? l->in_c / l->groups : l->in_c;
+        v->shape[2] = l->kh;
+        v->shape[3] = l->kw;
+    } else {
+        v->shape[0] = l->out_c;
+        v->shape[1] = l->in_c;
+        v->shape[2] = v->shape[3] = 1;
+    }
+}
+
 /* Scores of layer li's current units into sc[units]; act is its
  * activation statistics (PL_NEEDS_ACTIVATIONS) or NULL. */
 static pl_status score_layer(pl_pruner *p, int li, float **grads, const pl_act *act, double *sc, pl_error *err)
 {
     pl_layer *l = &p->m->layers[li];
     pl_act_stats as;
-    if (act)
-        as = (pl_act_stats){.units = act->units, .samples = act->samples, .mean = act->mean, .sq = act->sq,
-                            .zero = act->zero};
-    pl_unit_view v = {.layer = l->name, .layer_index = li, .layer_type = l->type,
-                      .granularity = p->gran, .weight = l->w, .mask = l->mask,
-                      .n_grads = grads ? p->calib_batches : 0,
-                      .grads = (const float *const *)grads, .act = act ? &as : NULL};
-    if (p->needs & PL_NEEDS_BATCHNORM) /* pl_pruner_init made sure it is there */
-        v.bn_gamma = p->m->layers[pl_model_sole_consumer(p->m, li)].w;
-    if (p->gran == PL_GRAN_WEIGHT) {
-        v.units = l->nw;
-        v.unit_size = 1;
-    } else {
-        v.units = l->out_c;
-        v.unit_size = l->nw / l->out_c;
-        v.bias = l->b;
-    }
-    if (l->type == PL_LAYER_CONV2D) {
-        v.shape[0] = l->out_c;
-        v.shape[1] = l->groups > 1 ? l->in_c / l->groups : l->in_c;
-        v.shape[2] = l->kh;
-        v.shape[3] = l->kw;
-    } else {
-        v.shape[0] = l->out_c;
-        v.shape[1] = l->in_c;
-        v.shape[2] = v.shape[3] = 1;
-    }
+    pl_unit_view v;
+    pl__unit_view(p, li, grads, act, &as, &v);
     int64_t n_out = -1;
     const pl_criterion_ops *co = pl_instance_ops(p->crit);
     const char *name = pl_plugin_get_desc(pl_instance_plugin(p->crit))->name;
@@ -695,6 +702,8 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
     uint8_t **drop = calloc((size_t)p->n, sizeof *drop);
     if (!lsc || !slot || !sc || !drop)
         s = pl_error_set(err, PL_ENOMEM, "out of memory");
+    for (int i = 0; slot && i < m->n_layers; i++)
+        slot[i] = -1;
     for (int j = 0; j < p->n_sl && !s; j++) {
         const pl_layer *l = &m->layers[p->sl[j]];
         slot[p->sl[j]] = j;
@@ -787,10 +796,17 @@ pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint
         free(c);
         free(room);
     }
-    if (!s && grouped) /* merge.h: a criterion with a merge slot folds dropped units into their twins */
-        s = pl__pruner_merge(p, drop, err);
+    /* merge.h: a criterion with a merge slot folds dropped units into their
+     * twins; all or nothing: if surgery fails, the folded weights go back */
+    pl_merge_undo undo = {0};
+    int64_t merged0 = p->merged;
+    if (!s && grouped)
+        s = pl__pruner_merge(p, drop, grads, act, slot, &undo, err);
     if (!s && grouped)
         s = apply_groups(p, drop, err);
+    if (s && undo.n)
+        p->merged = merged0;
+    pl__merge_undo_end(p->m, &undo, s != PL_OK);
     for (int k = 0; k < p->n && !s && !grouped; k++)
         s = apply_mask(p, k, drop[k], err);
     for (int k = 0; k < p->n; k++) {

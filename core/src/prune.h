@@ -131,9 +131,6 @@ void pl_pruner_print_groups(const pl_pruner *p, FILE *f);
 /* Fills g[k][b] (every k < n with g[k] != NULL) with layer layers[k]'s
  * weight gradient on calibration batch b (RNG stream "calibration:<step>",
  * training split). Shared by the unit and the layer pruner. */
-/* merge.c: before surgery, folds units to drop into their twins where the
- * criterion has a merge slot (ABI 1.5) and the path allows it. */
-pl_status pl__pruner_merge(pl_pruner *p, uint8_t *const *drop, pl_error *err);
 pl_status pl__pruner_calibrate(pl_pruner *p, const int *layers, int n, pl_data *train, int batch, uint64_t seed,
                                int step, float ***g, pl_error *err);
 /* The schedule's plan for `requested` over n_layers, checked (prune.c). */
@@ -143,6 +140,35 @@ pl_status pl__layer_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *c
                                 pl_instance *sched, pl_error *err);
 pl_status pl__layer_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed,
                                 pl_error *err);
+
+struct pl_act;
+/* The view score() gets for layer li (prune.c): units per p->gran, the
+ * calibration gradients grads[batch] (or NULL), the activation statistics
+ * act (or NULL; *as holds the copy v->act points to), bn_gamma when the
+ * criterion needs it, shape[1] = in_c / groups for a grouped conv2d. The
+ * merge slot gets the same view; the layer pruner starts from it. */
+void pl__unit_view(const pl_pruner *p, int li, float **grads, const struct pl_act *act, pl_act_stats *as,
+                   pl_unit_view *v);
+
+/* Consumer weights saved by pl__pruner_merge before folding, so a failure
+ * of the surgery that follows can put them back (all or nothing). */
+typedef struct pl_merge_undo {
+    int n;
+    int *layer;   /* [p->n] consumer layer index */
+    int64_t *nw;  /* its weight count when saved */
+    float **w;    /* its weights before the fold */
+} pl_merge_undo;
+
+/* merge.c: before surgery, folds units to drop into their twins where the
+ * criterion has a merge slot (PL_ABI_MINOR_MERGE) and the path allows it;
+ * the criterion gets the view score() got (grads/act/slot as in
+ * pl_pruner_step: slot[layer] indexes them, -1 for none). Records what it
+ * changed in *undo; on error it has already put everything back. */
+pl_status pl__pruner_merge(pl_pruner *p, uint8_t *const *drop, float ***grads, const struct pl_act *act,
+                           const int *slot, pl_merge_undo *undo, pl_error *err);
+/* Frees *undo; with restore != 0 first puts the saved weights back (only
+ * into a consumer whose weight count is unchanged, i.e. not yet cut). */
+void pl__merge_undo_end(pl_model *m, pl_merge_undo *undo, int restore);
 /* ---- end granularity layer ---- */
 
 /* Per-layer achieved sparsity under the granularity's definition. */

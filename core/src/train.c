@@ -182,7 +182,7 @@ static pl_status optim_step(pl_model *m, const pl_optim_cfg *o, double lr, int64
 
 pl_status pl_train_step(pl_model *m, const float *x, const int32_t *y, int n, float *dl,
                         const pl_regularizer *reg, const pl_optim_cfg *o, const pl_distill_cfg *kd,
-                        pl_model *teacher, double lr, int64_t step,
+                        pl_model *teacher, double lr, int64_t step, const char *phase, int epoch,
                         pl_step_stats *st, pl_error *err)
 {
     memset(st, 0, sizeof *st);
@@ -203,7 +203,8 @@ pl_status pl_train_step(pl_model *m, const float *x, const int32_t *y, int n, fl
         return s;
     st->loss = ls;
     if (!isfinite(ls))
-        return pl_error_set(err, PL_EDIVERGED, "diverged: loss is %g (lower the learning rate)", ls);
+        return pl_error_set(err, PL_EDIVERGED, "%s diverged: loss is %g at epoch %d step %lld (lower the learning rate)",
+                            phase, ls, epoch + 1, (long long)step);
     s = pl_model_backward(m, x, dl, n, err);
     if (s)
         return s;
@@ -211,7 +212,8 @@ pl_status pl_train_step(pl_model *m, const float *x, const int32_t *y, int n, fl
     double pen = reg ? pl_regularizer_add_grad(reg, m) : 0;
     st->penalty = pen;
     if (!isfinite(pen))
-        return pl_error_set(err, PL_EDIVERGED, "diverged: the regularize penalty is %g", pen);
+        return pl_error_set(err, PL_EDIVERGED, "%s diverged: the regularize penalty is %g at epoch %d step %lld", phase,
+                            pen, epoch + 1, (long long)step);
     t0 = m->prof ? pl_now() : 0;
     s = optim_step(m, o, lr, step, step == 1, err);
     if (m->prof)
@@ -333,15 +335,7 @@ pl_status pl_train_phase(pl_model *m, pl_data *train, const pl_phase_cfg *cfg, u
             pl_augment_batch(&train->augment, seed, phase, ep, first, x, n, m->in_c, m->in_h, m->in_w);
             pl_step_stats ss;
             s = pl_train_step(m, x, y, n, dl, &reg, &cfg->optim, cfg->distill.enabled ? &cfg->distill : NULL,
-                              opts ? opts->teacher : NULL, lr, step + 1, &ss, err);
-            if (s == PL_EDIVERGED && !isfinite(ss.loss))
-                s = pl_error_set(err, PL_EDIVERGED,
-                                 "%s diverged: loss is %g at epoch %d step %lld (lower the "
-                                 "learning rate)",
-                                 phase, ss.loss, ep + 1, (long long)step + 1);
-            else if (s == PL_EDIVERGED && !isfinite(ss.penalty))
-                s = pl_error_set(err, PL_EDIVERGED, "%s diverged: the regularize penalty is %g at epoch %d step %lld",
-                                 phase, ss.penalty, ep + 1, (long long)step + 1);
+                              opts ? opts->teacher : NULL, lr, step + 1, phase, ep, &ss, err);
             if (s)
                 break;
             double ls = ss.loss;

@@ -100,10 +100,13 @@ struct pl_regularizer;
  * (reg may be NULL), and optimizer o's
  * update at learning rate lr. step counts from 1 (Adam's bias correction;
  * SGD starts its momentum at step 1). A non-finite loss or penalty is
- * PL_EDIVERGED before the update, with the value in *st. */
+ * PL_EDIVERGED before the update, with the value in *st and the message
+ * "<phase> diverged: ... at epoch <epoch+1> step <step>" (epoch counts
+ * from 0; this is the one place that words it). */
 pl_status pl_train_step(pl_model *m, const float *x, const int32_t *y, int n, float *dl,
                         const struct pl_regularizer *reg, const pl_optim_cfg *o, const pl_distill_cfg *kd,
-                        pl_model *teacher, double lr, int64_t step, pl_step_stats *st, pl_error *err);
+                        pl_model *teacher, double lr, int64_t step, const char *phase, int epoch,
+                        pl_step_stats *st, pl_error *err);
 
 /* Test accuracy (%) and mean loss over the whole split, batches of `batch`. */
 pl_status pl_evaluate(pl_model *m, pl_data *test, int batch, double *acc, double *loss,

@@ -22,7 +22,7 @@ set -u
 BUILD=$(cd "$1" && pwd) || exit 2
 cd "$2" || exit 2
 PL="$BUILD/prunelab"
-B=tests/fixtures/bad/base.yaml
+B=${PL_ALLOC_CONFIG:-tests/fixtures/bad/base.yaml} # test_merge_alloc_fail.sh: another config
 T=$(mktemp -d "${TMPDIR:-/tmp}/pl-alloc.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 unset PRUNELAB_PLUGIN_PATH

@@ -120,6 +120,52 @@ Test(distill_loss, alpha_zero_is_cross_entropy_bit_for_bit)
     }
 }
 
+/* softmax(z/T) as exp((z - max z)/T): a tiny T gives a finite loss and
+ * gradient (z/T first overflowed to inf and inf - inf was NaN) */
+Test(distill_loss, tiny_temperature_is_finite)
+{
+    float zs[N * K], zt[N * K], dl[N * K];
+    int32_t y[N] = {1, 0, 4, 2};
+    random_logits(zs, N * K, 21, 4);
+    random_logits(zt, N * K, 22, 4);
+    double loss = xent(zs, y, 1.0f, dl);
+    pl_distill_loss(N, K, zs, zt, 0.5, 1e-3, 1.0f, dl, &loss);
+    cr_expect(isfinite(loss), "T 1e-3: loss %g", loss);
+    for (int i = 0; i < N * K; i++)
+        cr_expect(isfinite(dl[i]), "T 1e-3: gradient %d is %g", i, dl[i]);
+    /* a subnormal T with the teacher's logits equal to the student's: KL 0, gradient the hard term's */
+    float keep[N * K];
+    loss = xent(zs, y, 1.0f, dl);
+    double want = loss;
+    memcpy(keep, dl, sizeof dl);
+    pl_distill_loss(N, K, zs, zs, 0.5, 1e-310, 1.0f, dl, &loss);
+    cr_expect(isfinite(loss) && fabs(loss - 0.5 * want) < 1e-12 * fmax(1, want), "T 1e-310: loss %g, want %g", loss,
+              0.5 * want);
+    for (int i = 0; i < N * K; i++)
+        cr_expect(isfinite(dl[i]) && fabs(dl[i] - 0.5f * keep[i]) < 1e-6f, "T 1e-310: gradient %d is %g", i, dl[i]);
+}
+
+/* any class count: the rows' workspace is on the heap (it was 1024 at most) */
+Test(distill_loss, many_classes)
+{
+    enum { KB = 3000, NB = 2 };
+    float *zs = malloc(sizeof(float) * KB * NB), *zt = malloc(sizeof(float) * KB * NB),
+          *dl = calloc(KB * NB, sizeof(float));
+    cr_assert(zs && zt && dl);
+    random_logits(zs, KB * NB, 31, 3);
+    random_logits(zt, KB * NB, 32, 3);
+    double kl = pl_distill_kl(NB, KB, zs, zt, 2.0), self = pl_distill_kl(NB, KB, zs, zs, 2.0), loss = 0;
+    cr_expect(isfinite(kl) && kl > 0, "KL over %d classes: %g", KB, kl);
+    cr_expect(fabs(self) < 1e-12, "KL of a row with itself: %g", self);
+    pl_distill_loss(NB, KB, zs, zt, 1.0, 2.0, 1.0f, dl, &loss);
+    cr_expect(fabs(loss - 4.0 * kl) < 1e-9 * fmax(1, kl), "loss %.12g, want T^2 KL %.12g", loss, 4.0 * kl);
+    double sum = 0;
+    for (int i = 0; i < KB * NB; i++)
+        sum += dl[i];
+    cr_expect(fabs(sum) < 1e-4, "the soft gradient of a row sums to 0 (got %g)", sum);
+    free(zs), free(zt), free(dl);
+}
+
 /* ---- a training phase with a teacher ------------------------------------------------ */
 
 static const char *TINY_YAML =

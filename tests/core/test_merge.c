@@ -277,3 +277,78 @@ Test(merge, a_plugin_built_for_abi_1_4_only_removes)
     pl_instance_free(sched);
     pl_model_free(m);
 }
+
+/* ---- the view merge() gets is the one score() got (pl__unit_view) -------------------- */
+
+Test(merge, the_view_of_a_grouped_conv_matches_its_weights)
+{
+    pl_model *m = pltest_model("name: g\ninput: [4, 6, 6]\nclasses: 2\nlayers:\n"
+                               "  - {name: c1, type: conv2d, out: 6, kernel: 3, groups: 2}\n"
+                               "  - {name: dw, type: conv2d, out: 6, kernel: 3, groups: 6}\n"
+                               "  - {type: flatten}\n  - {name: fc, type: linear, out: 2}\n", 1);
+    pl_pruner p;
+    memset(&p, 0, sizeof p);
+    p.m = m;
+    p.gran = PL_GRAN_CHANNEL;
+    const char *names[] = {"c1", "dw"};
+    const int64_t per_group[] = {2, 1};
+    for (int i = 0; i < 2; i++) {
+        int li = pl_model_find(m, names[i]);
+        const pl_layer *l = &m->layers[li];
+        pl_act_stats as;
+        pl_unit_view v;
+        pl__unit_view(&p, li, NULL, NULL, &as, &v);
+        cr_expect_eq(v.shape[1], per_group[i], "%s: shape[1] %lld", names[i], (long long)v.shape[1]);
+        cr_expect_eq(v.units, l->out_c);
+        cr_expect_eq(v.shape[0] * v.shape[1] * v.shape[2] * v.shape[3], v.units * v.unit_size,
+                     "%s: the shape covers the weights", names[i]);
+        cr_expect_eq(v.weight, l->w);
+        cr_expect_eq(v.bias, l->b);
+    }
+    pl_model_free(m);
+}
+
+/* all or nothing: pl__pruner_merge records the consumer's weights, and
+ * pl__merge_undo_end(restore) puts them back bit for bit (prune.c does it
+ * when the surgery after the fold fails) */
+Test(merge, a_failed_surgery_gets_the_consumer_weights_back)
+{
+    pl_model *m = dup_mlp();
+    const char *kv[] = {"merge=true", NULL};
+    pl_instance *crit = pltest_instance(PL_KIND_CRITERION, "lsh", kv, 1, 1);
+    pl_instance *sched = pltest_instance(PL_KIND_SCHEDULE, "oneshot", NULL, 1, 1);
+    pl_prune_cfg cfg = {.enabled = 1, .granularity = PL_GRAN_NEURON, .has_sparsity = 1, .sparsity = 0.5};
+    pl_pruner p;
+    pl_error err;
+    cr_assert_eq(pl_pruner_init(&p, m, &cfg, crit, sched, &err), PL_OK, "%s", err.msg);
+    int fc1 = pl_model_find(m, "fc1");
+    pl_layer *f2 = &m->layers[pl_model_find(m, "fc2")];
+    float *w0 = malloc((size_t)f2->nw * sizeof *w0);
+    uint8_t **drop = calloc((size_t)p.n, sizeof *drop);
+    cr_assert(w0 && drop);
+    memcpy(w0, f2->w, (size_t)f2->nw * sizeof *w0);
+    int found = 0;
+    for (int k = 0; k < p.n; k++) {
+        const pl_group *g = &p.G.g[p.t[k].group];
+        cr_assert(drop[k] = calloc((size_t)g->units, 1));
+        if (g->e[0].layer == fc1)
+            for (int u = 0; u < g->units; u++)
+                found += drop[k][u] = g->e[u].chan % 2 == 0; /* the weaker of each pair */
+    }
+    cr_assert_eq(found, 3);
+    pl_merge_undo undo;
+    cr_assert_eq(pl__pruner_merge(&p, drop, NULL, NULL, NULL, &undo, &err), PL_OK, "%s", err.msg);
+    cr_expect_eq(p.merged, 3);
+    cr_expect(memcmp(w0, f2->w, (size_t)f2->nw * sizeof *w0), "the fold changed fc2");
+    pl__merge_undo_end(m, &undo, 1);
+    cr_expect(!memcmp(w0, f2->w, (size_t)f2->nw * sizeof *w0), "fc2 is back as it was");
+    cr_expect_eq(undo.n, 0);
+    for (int k = 0; k < p.n; k++)
+        free(drop[k]);
+    free(drop);
+    free(w0);
+    pl_pruner_free(&p);
+    pl_instance_free(crit);
+    pl_instance_free(sched);
+    pl_model_free(m);
+}

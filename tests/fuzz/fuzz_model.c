@@ -9,7 +9,7 @@
  */
 #include "config.h"
 #include "model.h"
-#include "fuzz_util.h" /* after model.h: pl_fuzz_count_print */
+#include "fuzz_model_util.h" /* pl_fuzz_count_print */
 
 static void check_error(const pl_error *err, pl_status st, const char *path, const char *what)
 {

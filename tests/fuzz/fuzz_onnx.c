@@ -14,7 +14,7 @@
 #include "identity.h"
 #include "model.h"
 #include "onnx_import.h"
-#include "fuzz_util.h" /* after model.h: pl_fuzz_count_print */
+#include "fuzz_model_util.h" /* pl_fuzz_count_print */
 
 #define FUZZ_NAME "fuzz.onnx"
 

@@ -13,8 +13,8 @@
  * Allocations above 256 MiB return NULL instead of aborting: a file may ask
  * for a large model, and the loaders must answer with PL_ENOMEM, not crash.
  *
- * A harness that includes model.h first also gets pl_fuzz_count_print: the
- * tail of `prunelab validate` on a model it built.
+ * A harness that builds models includes fuzz_model_util.h instead, which
+ * adds pl_fuzz_count_print (the tail of `prunelab validate`).
  */
 #ifndef PL_FUZZ_UTIL_H
 #define PL_FUZZ_UTIL_H
@@ -120,26 +120,5 @@ static void pl_fuzz_write(const char *path, const void *data, size_t n)
         abort();
     }
 }
-
-#ifdef PL_MODEL_H
-/* What `prunelab validate` does with a model once built: count it (the
- * counts must be possible, else `harness` aborts as a finding), print it (to
- * /dev/null) and free it. */
-static inline void pl_fuzz_count_print(const char *harness, pl_model *m)
-{
-    static FILE *devnull;
-    if (!devnull && !(devnull = fopen("/dev/null", "w")))
-        abort();
-    pl_counts c;
-    pl_model_count(m, &c);
-    if (c.params < 0 || c.macs < 0 || c.nonzero_params > c.params) {
-        fprintf(stderr, "%s: impossible counts: params %lld, nonzero %lld, macs %lld\n", harness,
-                (long long)c.params, (long long)c.nonzero_params, (long long)c.macs);
-        abort();
-    }
-    pl_model_print(m, devnull);
-    pl_model_free(m);
-}
-#endif
 
 #endif

@@ -60,6 +60,9 @@ extern "C" {
 
 #define PL_ABI_MAJOR 1 /* bumped on any incompatible change; host refuses others */
 #define PL_ABI_MINOR 5 /* bumped when slots are appended; host refuses newer */
+/* The minor that added pl_criterion_ops.merge: an older plugin's slot is
+ * reserved and never read. */
+#define PL_ABI_MINOR_MERGE 5
 
 #define PL_PLUGIN_SYMBOL "prunelab_plugin_desc"
 
@@ -272,7 +275,11 @@ typedef struct pl_criterion_ops {
      * fit: the layer's output reaches a single conv2d/linear through
      * relu, max/avg pooling, dropout or flatten only (no batchnorm, add,
      * concat); elsewhere it removes. Called after score() on the same
-     * view; twin and coef are host-allocated [units]. */
+     * view; twin and coef are host-allocated [units]. twin[u] is read only
+     * for units the host removes, and u is folded only when twin[u] is
+     * kept: chains are not followed (if twin[u] is itself removed, u is
+     * only removed), so a twin may name a twin of its own. Read only when
+     * the plugin's abi_minor >= PL_ABI_MINOR_MERGE. */
     pl_status (*merge)(void *state, const pl_unit_view *v, int64_t *twin, double *coef);
     void *reserved[7];
 } pl_criterion_ops;
