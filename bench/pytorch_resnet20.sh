@@ -9,9 +9,10 @@
 # "1 2 3"), then mean ± sd of each side. DATA_DIR (default data/mnist) is a
 # folder with the four IDX files of MNIST or Fashion-MNIST, plain or .gz
 # (Debian's dataset-fashion-mnist installs /usr/share/datasets/fashion-mnist).
-# LR_SCHEDULE (default constant) sets both sides' per-epoch learning rate in
-# every phase: step (1e-3, then x0.1 each epoch: train.lr_schedule.type=step,
-# step_size 1) or cosine (train.lr_schedule.type=cosine).
+# LR_SCHEDULE (default step, the recipe's) sets both sides' per-epoch
+# learning rate in every phase: step (1e-3, then x0.1 each epoch:
+# train.lr_schedule.type=step, step_size 1), constant (1e-3 throughout) or
+# cosine (train.lr_schedule.type=cosine).
 # Training throughput (images/s) of both sides is printed too; compare the
 # two sides of one run, not runs of different days (machine load is printed
 # at the start and the end). Needs PyTorch (Debian: python3-torch); without
@@ -24,9 +25,9 @@ data=${1:-data/mnist}
 seeds=${2:-1 2 3}
 threads=${3:-2}
 sparsity=${4:-0.5}
-lrs=${5:-constant}
+lrs=${5:-step}
 case $lrs in
-constant) pl_lrs=() th_lrs=() ;;
+constant) pl_lrs=(--set train.lr_schedule.type=constant) th_lrs=() ;;
 step) pl_lrs=(--set train.lr_schedule.type=step --set train.lr_schedule.step_size=1 --set train.lr_schedule.gamma=0.1)
       th_lrs=(--lr-schedule step --step-size 1 --gamma 0.1) ;;
 cosine) pl_lrs=(--set train.lr_schedule.type=cosine) th_lrs=(--lr-schedule cosine) ;;
