@@ -298,4 +298,5 @@ Test(augment_train, training_batches_only)
     pl_model_free(again);
     pl_data_close(&tr);
     pl_data_close(&te);
+    pl_instance_free(ds);
 }
