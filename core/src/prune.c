@@ -620,7 +620,11 @@ static pl_status apply_groups(pl_pruner *p, uint8_t **drop, pl_error *err)
         any += n[k];
     }
     pl_status s = PL_OK;
-    /* the record lists the original indices each layer kept */
+    /* the record lists the original indices each layer kept; the new one is
+     * built aside and replaces the old only once surgery has succeeded */
+    int **nk_orig = calloc((size_t)(m->n_layers ? m->n_layers : 1), sizeof *nk_orig);
+    if (!nk_orig)
+        s = pl_error_set(err, PL_ENOMEM, "out of memory");
     for (int i = 0; i < m->n_layers && any && !s; i++) {
         const pl_layer *l = &m->layers[i];
         if (l->type != PL_LAYER_CONV2D && l->type != PL_LAYER_LINEAR)
@@ -632,23 +636,30 @@ static pl_status apply_groups(pl_pruner *p, uint8_t **drop, pl_error *err)
         }
         if (!gone)
             continue;
-        if (!p->korig[i]) {
-            if (!(p->korig[i] = malloc((size_t)l->out_c * sizeof **p->korig))) {
-                s = pl_error_set(err, PL_ENOMEM, "out of memory");
-                break;
-            }
-            for (int u = 0; u < l->out_c; u++)
-                p->korig[i][u] = u;
+        if (!(nk_orig[i] = malloc((size_t)l->out_c * sizeof **nk_orig))) {
+            s = pl_error_set(err, PL_ENOMEM, "out of memory");
+            break;
         }
         for (int c = 0; c < G->map_n[i]; c++) {
             int r = G->root[G->map[i][c]], g = G->node_group[r];
             if (!(g >= 0 && gd[g] && gd[g][G->node_unit[r]]))
-                p->korig[i][nk++] = p->korig[i][c];
+                nk_orig[i][nk++] = p->korig[i] ? p->korig[i][c] : c;
         }
     }
     if (!s && any)
         s = pl_model_remove_group_units(m, G, (const uint8_t *const *)gd, err);
     free(gd);
+    for (int i = 0; nk_orig && i < m->n_layers; i++) {
+        if (!nk_orig[i])
+            continue;
+        if (s) {
+            free(nk_orig[i]);
+        } else {
+            free(p->korig[i]);
+            p->korig[i] = nk_orig[i];
+        }
+    }
+    free(nk_orig);
     if (!s && any) {
         int ng = G->n;
         pl_groups_free(G);
