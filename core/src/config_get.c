@@ -33,14 +33,13 @@ pl_status pl__cfg_get_i64(const pl_node *n, const char *path, int64_t *out, pl_e
     pl_status st = need_scalar(n, path, "an integer", e);
     if (st)
         return st;
-    const char *s = n->scalar, *p = s + (*s == '+' || *s == '-');
     char g[96];
-    if (n->quoted || !*p || strspn(p, "0123456789") != strlen(p))
+    long long v;
+    int k = n->quoted ? 0 : pl__int_word(n->scalar, &v);
+    if (!k)
         return pl__cfg_at_node(e, n, "%s: expected an integer (got %s)", path, pl__cfg_got(n, g, sizeof g));
-    errno = 0;
-    long long v = strtoll(s, NULL, 10);
-    if (errno == ERANGE)
-        return pl__cfg_at_node(e, n, "%s: integer %.40s is out of range", path, s);
+    if (k < 0)
+        return pl__cfg_at_node(e, n, "%s: integer %.40s is out of range", path, n->scalar);
     *out = v;
     return PL_OK;
 }
@@ -81,28 +80,9 @@ pl_status pl__cfg_get_num(const pl_node *n, const char *path, double *out, pl_er
     pl_status st = need_scalar(n, path, "a number", e);
     if (st)
         return st;
-    const char *s = n->scalar;
-    const char *p = s + (*s == '+' || *s == '-');
     char g[96];
-    if (!n->quoted) {
-        if (!strcmp(p, ".inf") || !strcmp(p, ".Inf") || !strcmp(p, ".INF")) {
-            *out = *s == '-' ? -INFINITY : INFINITY;
-            return PL_OK;
-        }
-        if (p == s && (!strcmp(s, ".nan") || !strcmp(s, ".NaN") || !strcmp(s, ".NAN"))) {
-            *out = NAN;
-            return PL_OK;
-        }
-        int digit_start = (*p >= '0' && *p <= '9') || (*p == '.' && p[1] >= '0' && p[1] <= '9');
-        if (digit_start && !strpbrk(s, "xXpPnNiI_")) {
-            char *end;
-            double v = strtod(s, &end);
-            if (end != s && !*end) {
-                *out = v;
-                return PL_OK;
-            }
-        }
-    }
+    if (!n->quoted && pl__num_word(n->scalar, out))
+        return PL_OK;
     return pl__cfg_at_node(e, n, "%s: expected a number (got %s)", path, pl__cfg_got(n, g, sizeof g));
 }
 
