@@ -159,3 +159,122 @@ pl_status pl__cfg_fraction_in(const pl_node *n, const char *path, double v, pl_e
     return PL_OK;
 }
 
+
+/* ---- table-driven values (field, config_internal.h) ------------------------------- */
+
+_Static_assert(sizeof(pl_optim_type) == sizeof(int) && sizeof(pl_lr_sched) == sizeof(int) &&
+                   sizeof(pl_granularity) == sizeof(int) && sizeof(pl_group_reduction) == sizeof(int) &&
+                   sizeof(pl_reg_type) == sizeof(int),
+               "F_ENUM values are stored as int");
+
+static pl_status int_range(const pl_node *n, const char *path, const field *f, int64_t v, pl_error *e)
+{
+    if (v >= f->lo && (isinf(f->hi) || v <= f->hi))
+        return PL_OK;
+    const char *unit = f->rule ? f->rule : "", *hint = f->hint ? f->hint : "";
+    if (isinf(f->hi))
+        return pl__cfg_at_node(e, n, "%s must be >= %.0f%s (got %" PRId64 "%s)", path, f->lo, unit, v, hint);
+    return pl__cfg_at_node(e, n, "%s must be in [%.0f, %.0f]%s (got %" PRId64 "%s)", path, f->lo, f->hi, unit, v,
+                           hint);
+}
+
+pl_status pl__cfg_dec_value(const pl_node *n, const char *path, const field *f, void *base, pl_error *e)
+{
+    PL_ASSERT(f->flags & FL_STORED);
+    char *at = (char *)base + f->off;
+    pl_status st;
+    switch (f->kind) {
+    case F_INT: {
+        int v;
+        if ((st = pl__cfg_get_int(n, path, &v, e)) || (st = int_range(n, path, f, v, e)))
+            return st;
+        memcpy(at, &v, sizeof v);
+        return PL_OK;
+    }
+    case F_I64: {
+        int64_t v;
+        if ((st = pl__cfg_get_i64(n, path, &v, e)) || (st = int_range(n, path, f, v, e)))
+            return st;
+        memcpy(at, &v, sizeof v);
+        return PL_OK;
+    }
+    case F_UINT: {
+        uint64_t v;
+        if ((st = pl__cfg_get_u64(n, path, &v, e)))
+            return st;
+        memcpy(at, &v, sizeof v);
+        return PL_OK;
+    }
+    case F_NUM: {
+        double v;
+        if ((st = pl__cfg_get_num(n, path, &v, e)))
+            return st;
+        if (f->flags & FL_FRACTION)
+            st = pl__cfg_fraction_in(n, path, v, e);
+        else
+            st = pl__cfg_num_in(n, path, v, f->lo, !!(f->flags & FL_LO_OPEN), f->hi, !!(f->flags & FL_HI_OPEN),
+                                f->rule, e);
+        if (st)
+            return st;
+        memcpy(at, &v, sizeof v);
+        return PL_OK;
+    }
+    case F_BOOL: {
+        int v;
+        if ((st = pl__cfg_get_bool(n, path, &v, e)))
+            return st;
+        memcpy(at, &v, sizeof v);
+        return PL_OK;
+    }
+    case F_ENUM: {
+        int v;
+        if ((st = pl__cfg_get_enum(n, path, f->names, f->n_names, &v, e)))
+            return st;
+        v += f->base;
+        memcpy(at, &v, sizeof v);
+        return PL_OK;
+    }
+    default:
+        PL_ASSERT(!"a stored field is a single value");
+        return PL_OK;
+    }
+}
+
+pl_status pl__cfg_dec_fields(const pl_node *m, const char *path, const field *tbl, void *base, pl_error *e)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const field *f = pl__cfg_field_find(tbl, m->keys[i]);
+        if (!f || (f->flags & (FL_STORED | FL_OWN)) != FL_STORED)
+            continue;
+        char p[200];
+        snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", f->key);
+        pl_status st = pl__cfg_dec_value(m->items[i], p, f, base, e);
+        if (st)
+            return st;
+    }
+    return PL_OK;
+}
+
+void pl__cfg_defaults(const field *tbl, void *base)
+{
+    for (const field *f = tbl; f->key; f++) {
+        char *at = (char *)base + f->off;
+        if (f->kind == F_MAP && (f->flags & FL_DUMP)) {
+            pl__cfg_defaults(f->sub, at);
+            continue;
+        }
+        if (!(f->flags & FL_STORED) || (f->flags & FL_ALIAS))
+            continue;
+        int iv = (int)f->def + (f->kind == F_ENUM ? f->base : 0);
+        int64_t lv = (int64_t)f->def;
+        uint64_t uv = (uint64_t)f->def;
+        double dv = f->def;
+        switch (f->kind) {
+        case F_INT: case F_BOOL: case F_ENUM: memcpy(at, &iv, sizeof iv); break;
+        case F_I64: memcpy(at, &lv, sizeof lv); break;
+        case F_UINT: memcpy(at, &uv, sizeof uv); break;
+        case F_NUM: memcpy(at, &dv, sizeof dv); break;
+        default: PL_ASSERT(!"a stored field is a single value");
+        }
+    }
+}
