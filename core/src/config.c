@@ -110,13 +110,13 @@ _Static_assert(N_NAMES(pl__cfg_reg_names) == PL_REG_BN_L1 + 1, "pl__cfg_reg_name
 #define NONNEG FL_HI_OPEN             /* a finite number >= 0 */
 
 static const field optim_f[] = {
-    {"type", ENUM(pl_optim_cfg, type, 0, optim_names, PL_OPTIM_ADAM, 0), .doc = "the optimizer"},
+    {"type", ENUM(pl_optim_cfg, type, 0, optim_names, PL_OPTIM_ADAM, 0), .doc = "the optimizer, PyTorch semantics"},
     {"lr", NUM(pl_optim_cfg, lr, 1e-3, 0, INFINITY, POS, "a finite number > 0"), .doc = "learning rate"},
     {"beta1", NUM(pl_optim_cfg, beta1, 0.9, 0, 1, FL_HI_OPEN, "in [0, 1)"), .doc = "adam: first-moment decay"},
     {"beta2", NUM(pl_optim_cfg, beta2, 0.999, 0, 1, FL_HI_OPEN, "in [0, 1)"), .doc = "adam: second-moment decay"},
     {"eps", NUM(pl_optim_cfg, eps, 1e-8, 0, INFINITY, POS, "a finite number > 0"), .doc = "adam: denominator term"},
     {"weight_decay", NUM(pl_optim_cfg, weight_decay, 0, 0, INFINITY, NONNEG, "a finite number >= 0"),
-     .doc = "L2 weight decay added to the gradient"},
+     .doc = "L2 added to the gradient (both optimizers)"},
     {"momentum", NUM(pl_optim_cfg, momentum, 0, 0, INFINITY, NONNEG, "a finite number >= 0"), .doc = "sgd: momentum"},
     {"dampening", NUM(pl_optim_cfg, dampening, 0, 0, INFINITY, NONNEG, "a finite number >= 0"),
      .doc = "sgd: momentum dampening"},
@@ -124,8 +124,9 @@ static const field optim_f[] = {
     {0}};
 static const field lrs_f[] = {
     {"type", ENUM(pl_optim_cfg, lr_schedule, 0, pl__cfg_lrs_names, PL_LR_CONSTANT, 0),
-     .doc = "learning-rate schedule over the phase's epochs"},
-    {"step_size", INT(pl_optim_cfg, step_size, 1, 1, INFINITY, 0), .rule = " epoch", .doc = "step: epochs between decays"},
+     .doc = "step: x gamma every step_size epochs; cosine: down to min_lr"},
+    {"step_size", INT(pl_optim_cfg, step_size, 1, 1, INFINITY, 0), .rule = " epoch",
+     .doc = "step: epochs between decays"},
     {"gamma", NUM(pl_optim_cfg, gamma, 0.1, 0, INFINITY, POS, "a finite number > 0"), .doc = "step: decay factor"},
     {"min_lr", NUM(pl_optim_cfg, min_lr, 0, 0, INFINITY, NONNEG, "a finite number >= 0"),
      .doc = "cosine: the learning rate it ends at"},
@@ -140,26 +141,33 @@ static const field reg_f[] = {
     {"layers", .kind = F_LIST, .def_doc = "every conv2d/linear but the output layer", .doc = "the layers it covers"},
     {0}};
 static const field distill_f[] = {
-    {"alpha", NUM(pl_distill_cfg, alpha, 0.5, 0, 1, 0, "a number in [0, 1]"), .doc = "weight of the soft (teacher) term"},
+    {"alpha", NUM(pl_distill_cfg, alpha, 0.5, 0, 1, 0, "a number in [0, 1]"),
+     .doc = "weight of the soft (teacher) term"},
     {"temperature", NUM(pl_distill_cfg, temperature, 4, 0, INFINITY, POS, "a finite number > 0"),
      .doc = "softmax temperature of both models"},
     {0}};
 static const field phase_f[] = {
     {"epochs", INT(pl_phase_cfg, epochs, 1, 0, INFINITY, FL_OWN), .def_doc = "1 (finetune: 0)",
-     .doc = "epochs of the phase (train: >= 1 unless model_init or an .onnx model gives the weights)"},
-    {"batch_size", INT(pl_phase_cfg, batch_size, 64, 1, INFINITY, 0), .doc = "images per step"},
+     .doc = "epochs of the phase; train: >= 1, or 0 with model_init or an ONNX model (the given weights are "
+            "the baseline)"},
+    {"batch_size", INT(pl_phase_cfg, batch_size, 64, 1, INFINITY, 0),
+     .doc = "images per step, at most the training-set size"},
     {"lr", NUM(pl_phase_cfg, optim.lr, 1e-3, 0, INFINITY, POS | FL_OWN | FL_ALIAS, "a finite number > 0"),
+     .def_doc = "-",
      .doc = "shorthand for optimizer.lr (not both)"},
     {"optimizer", .kind = F_MAP, .sub = optim_f, .flags = FL_DUMP, .off = offsetof(pl_phase_cfg, optim),
      .doc = "the optimizer and its settings"},
     {"lr_schedule", .kind = F_MAP, .sub = lrs_f, .flags = FL_DUMP, .off = offsetof(pl_phase_cfg, optim),
      .doc = "the learning-rate schedule"},
     {"regularize", .kind = F_MAP, .sub = reg_f, .off = offsetof(pl_phase_cfg, reg), .def_doc = "none",
-     .doc = "a sparsity penalty during the phase (never inherited from train)"},
+     .doc = "a sparsity penalty added to the loss; per phase, never inherited from train"},
     {"rewind", .kind = F_STR, .def_doc = "none",
-     .doc = "retrain only: init, epoch:K, random or none (where the surviving weights go back to)"},
+     .doc = "retrain only, lottery tickets: before each retraining the surviving weights go back to init "
+            "(their initial values), epoch:K (the baseline after epoch K) or random (a fresh initialisation, "
+            "the control); none keeps them. Weight granularity only"},
     {"distill", .kind = F_MAP, .sub = distill_f, .off = offsetof(pl_phase_cfg, distill), .def_doc = "off",
-     .doc = "retrain/finetune only: the dense baseline teaches (never inherited)"},
+     .doc = "retrain/finetune only: the dense baseline teaches the pruned network; never under train, never "
+            "inherited"},
     {0}};
 static const field target_f[] = {
     {"fraction", FRACTION(pl_layer_target, fraction, -1, FL_OWN), .def_doc = "-",
@@ -169,33 +177,37 @@ static const field target_f[] = {
     {0}};
 static const field prune_f[] = {
     {"criterion", .kind = F_PLUGIN, .def_doc = "l1", .doc = "criterion plugin: a name or {plugin: NAME, params...}"},
-    {"schedule", .kind = F_PLUGIN, .def_doc = "oneshot", .doc = "schedule plugin: a name or {plugin: NAME, params...}"},
+    {"schedule", .kind = F_PLUGIN, .def_doc = "oneshot",
+     .doc = "schedule plugin: a name or {plugin: NAME, params...}"},
     {"granularity", ENUM(pl_prune_cfg, granularity, 1, pl__cfg_gran_names, PL_GRAN_WEIGHT, FL_OWN),
-     .doc = "what is removed: single weights, conv channels, linear neurons or whole blocks"},
+     .doc = "weight, channel (conv filters), neuron (linear units) or layer (whole blocks)"},
     {"sparsity", FRACTION(pl_prune_cfg, sparsity, 0, FL_OWN), .def_doc = "-",
      .doc = "one fraction for every prunable layer, or layers (granularity layer: share of the removable blocks)"},
-    {"layers", .kind = F_LAYERS, .sub = target_f, .def_doc = "-", .doc = "per-layer targets {LAYER: {fraction or count}}"},
+    {"layers", .kind = F_LAYERS, .sub = target_f, .def_doc = "-",
+     .doc = "per-layer targets {LAYER: {fraction or count}}"},
     {"include", .kind = F_LIST, .def_doc = "all prunable", .doc = "layer names in scope"},
     {"exclude", .kind = F_LIST, .def_doc = "none", .doc = "layer names out of scope"},
     {"tolerance", NUM(pl_prune_cfg, tolerance, 0, 0, INFINITY, NONNEG, "a finite number >= 0 (units)"),
-     .doc = "allowed miss in units per layer"},
+     .doc = "allowed miss, in units per layer, before a run is missed_target"},
     {"count", I64(pl_prune_cfg, count, -1, 1, INFINITY, FL_OWN), .def_doc = "-",
      .doc = "granularity layer only: blocks to remove, or sparsity"}, /* layer_prune.c */
     {"group_reduction", ENUM(pl_prune_cfg, group_reduction, 0, pl__cfg_group_red_names, PL_GROUP_MEAN, 0),
-     .doc = "how the member scores of a pruning group combine"},
+     .doc = "how the scores of a pruning group's members combine into one (chain models: one layer a group, "
+            "so any choice gives the same result)"},
     {0}};
 static const field report_f[] = {
-    {"dir", .kind = F_STR, .def_doc = "reports/<name>", .doc = "the report folder"},
-    {"cache", .kind = F_STR, .def_doc = "<report.dir>/cache", .doc = "where trained baselines are kept"},
+    {"dir", .kind = F_STR, .def_doc = "reports/NAME", .doc = "report folder (--out DIR replaces it)"},
+    {"cache", .kind = F_STR, .def_doc = "REPORT_DIR/cache",
+     .doc = "baseline checkpoints, shareable between experiments"},
     {"latency_runs", INT(pl_report_cfg, latency_runs, 5, 1, INFINITY, 0), .hint = "; the median needs timed passes",
      .doc = "timed passes per latency figure (their median)"},
-    {"plots", BOOL(pl_report_cfg, plots, 1), .doc = "draw the plots"},
+    {"plots", BOOL(pl_report_cfg, plots, 1), .doc = "draw plots when gnuplot is installed"},
     {0}};
 /* limits: decoded on its own (config_sweep.c checks a sweep's size before
  * expanding it), so its struct is the int64_t max_runs itself */
 static const field limits_f[] = {
     {"max_runs", .kind = F_I64, .flags = FL_STORED, .off = 0, .def = PL_DEFAULT_MAX_RUNS, .lo = 1, .hi = INFINITY,
-     .doc = "the most runs a sweep may expand to"},
+     .doc = "largest sweep allowed"},
     {0}};
 /* dataset.augment: {crop_pad: P, hflip: B} (augment.h): the host's, not the
  * plugin's, so its flattened keys leave the dataset's parameters. */
@@ -207,26 +219,33 @@ static const field augment_f[] = {
 /* the host's keys under the dataset reference (the others are the plugin's) */
 static const field dataset_f[] = {
     {"augment", .kind = F_MAP, .sub = augment_f, .off = offsetof(pl_experiment, augment), .def_doc = "off",
-     .doc = "training batches only"},
+     .doc = "seeded random crop and horizontal flip of training batches (any image dataset)"},
     {0}};
 const field pl__cfg_root_f[] = {
-    {"name", .kind = F_STR, .def_doc = "(required)", .doc = "the experiment's name, [A-Za-z0-9_.-]+"},
-    {"seed", .kind = F_UINT, STORED(pl_experiment, seed, 0), .def = 1, .doc = "every random stream of a run derives from it"},
-    {"model", .kind = F_STR, .def_doc = "(required)", .doc = "a model file (YAML or .onnx), a path or a bundled name"},
-    {"model_init", .kind = F_STR, .def_doc = "-", .doc = "a checkpoint of the model to start from"},
+    {"name", .kind = F_STR, .def_doc = "(required)",
+     .doc = "experiment name, [A-Za-z0-9_.-]+; the report goes to reports/NAME/"},
+    {"seed", .kind = F_UINT, STORED(pl_experiment, seed, 0), .def = 1,
+     .doc = "seeds initialisation, shuffling, dropout, the random criterion, calibration batches"},
+    {"model", .kind = F_STR, .def_doc = "(required)",
+     .doc = "a model file (YAML or .onnx) or a bundled model's name such as simple_cnn"},
+    {"model_init", .kind = F_STR, .def_doc = "-",
+     .doc = "a checkpoint of model whose weights the baseline starts from"},
     {"dataset", .kind = F_PLUGIN, .sub = dataset_f, .def_doc = "{plugin: idx, path: data/mnist}",
      .doc = "dataset plugin and its parameters"},
-    {"backend", .kind = F_PLUGIN, .def_doc = "simd", .doc = "compute backend plugin"},
+    {"backend", .kind = F_PLUGIN, .def_doc = "simd", .doc = "backend plugin (ref is the plain-C oracle)"},
     {"train", .kind = F_MAP, .sub = phase_f, .off = offsetof(pl_experiment, train), .doc = "training the baseline"},
-    {"retrain", .kind = F_MAP, .sub = phase_f, .off = offsetof(pl_experiment, retrain), .def_doc = "train's, epochs 1",
-     .doc = "after each prune step; the keys of train"},
-    {"finetune", .kind = F_MAP, .sub = phase_f, .off = offsetof(pl_experiment, finetune), .def_doc = "train's, epochs 0",
-     .doc = "after the last prune step; the keys of train"},
+    {"retrain", .kind = F_MAP, .sub = phase_f, .off = offsetof(pl_experiment, retrain),
+     .def_doc = "train's, epochs 1",
+     .doc = "retraining after each prune step (a fresh optimizer); the keys of train"},
+    {"finetune", .kind = F_MAP, .sub = phase_f, .off = offsetof(pl_experiment, finetune),
+     .def_doc = "train's, epochs 0",
+     .doc = "an optional last phase, e.g. finetune.lr: 1e-4; the keys of train"},
     {"prune", .kind = F_MAP, .sub = prune_f, .off = offsetof(pl_experiment, prune), .def_doc = "no pruning",
-     .doc = "what to prune and how"},
-    {"report", .kind = F_MAP, .sub = report_f, .off = offsetof(pl_experiment, report), .doc = "where and what to report"},
-    {"sweep", .kind = F_SWEEP, .def_doc = "-", .doc = "{dotted.key: [values...]}: every combination is a run"},
-    {"plugin_path", .kind = F_LIST, .def_doc = "[]", .doc = "more folders to search for plugins"},
+     .doc = "what to prune and how; absent = train and evaluate only"},
+    {"report", .kind = F_MAP, .sub = report_f, .off = offsetof(pl_experiment, report),
+     .doc = "where and what to report"},
+    {"sweep", .kind = F_SWEEP, .def_doc = "-", .doc = "{dotted.key: [values...]}: the cross product, one run each"},
+    {"plugin_path", .kind = F_LIST, .def_doc = "[]", .doc = "extra plugin directories, like --plugin-path"},
     {"limits", .kind = F_MAP, .sub = limits_f, .off = offsetof(pl_experiment, max_runs), .doc = "safety limits"},
     {0}};
 

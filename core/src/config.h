@@ -21,20 +21,14 @@
  *     }
  *     pl_config_free(cfg);
  *
- * Defaults (the one place they are written down; README mirrors this):
+ * Defaults, ranges and the meaning of every key are written once, in the
+ * schema tables of config.c (docs/config-keys.md is generated from them):
  *   seed 1, backend simd, dataset {plugin: idx, path: data/mnist},
- *   train {epochs 1, batch_size 64, optimizer {type adam, lr 1e-3,
- *   beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 0, momentum 0,
- *   dampening 0, nesterov false}, lr_schedule {type constant, step_size 1,
- *   gamma 0.1, min_lr 0}}; retrain and finetune default to the train
- *   section with epochs 1 (retrain) / 0 (finetune); prune absent = no
- *   pruning; prune.granularity channel, prune.criterion l1,
- *   prune.schedule oneshot, prune.tolerance 0 units; <phase>.regularize
- *   absent (type none; never inherited by retrain/finetune), its coef
- *   required, its layers = every conv2d/linear but the output layer;
- *   report.dir
- *   reports/<name>, report.cache <report.dir>/cache, report.latency_runs 5,
- *   report.plots true; plugin_path empty; limits.max_runs 1000.
+ *   train {epochs 1, batch_size 64, optimizer {type adam, lr 1e-3, ...}};
+ *   retrain and finetune default to the train section with epochs 1
+ *   (retrain) / 0 (finetune); prune absent = no pruning; <phase>.regularize
+ *   never inherited by retrain/finetune; report.dir reports/<name>,
+ *   report.cache <report.dir>/cache.
  *
  * Shapes: name and model are required; a present prune: needs exactly one
  * of sparsity / layers, or, with granularity layer, one of sparsity (share
@@ -276,6 +270,11 @@ char *pl_experiment_dump(const pl_experiment *x);
  * a sweep that differs only in pruning, retraining or reporting shares one
  * cached baseline. */
 pl_status pl_experiment_baseline_key(const pl_experiment *x, char out[17]); /* PL_OK or PL_ENOMEM */
+
+/* Every experiment key as a Markdown table (type, default, range or
+ * choices, meaning), from the schema; docs/config-keys.md is this text
+ * (`prunelab config-keys`). Caller frees; NULL when out of memory. */
+char *pl_config_keys_markdown(void);
 
 
 #endif

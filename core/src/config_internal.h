@@ -149,11 +149,6 @@ pl_status pl__cfg_tree_set(pl_node *root, const keyinfo *ki, pl_node *val, const
                            int col, pl_error *e);
 pl_status pl__cfg_apply_set(pl_node *root, const char *set, const char *label, pl_error *e);
 
-/* ---- the key reference (config_doc.c) ---- */
-
-/* The schema as a Markdown table (docs/config-keys.md); NULL when out of memory. */
-char *pl__cfg_keys_markdown(void);
-
 /* ---- identities (config_dump.c) ---- */
 
 /* FNV-1a-64 over the dump lines that `keep` accepts, as 16 hex digits */
