@@ -103,35 +103,17 @@ static void dump_value(pl__buf *b, const char *prefix, const char *name, const f
     const char *at = (const char *)base + f->off;
     PL_ASSERT(f->flags & FL_STORED);
     pl__buf_printf(b, "%s%s%s%s%s: ", prefix, name ? "." : "", name ? name : "", *prefix ? "." : "", f->key);
-    int iv;
-    int64_t lv;
-    uint64_t uv;
-    double dv;
+    pl__cfg_value v;
+    memcpy(&v, at, pl__cfg_stored_size(f->kind));
     switch (f->kind) {
-    case F_INT:
-        memcpy(&iv, at, sizeof iv);
-        pl__buf_printf(b, "%d\n", iv);
-        break;
-    case F_I64:
-        memcpy(&lv, at, sizeof lv);
-        pl__buf_printf(b, "%" PRId64 "\n", lv);
-        break;
-    case F_UINT:
-        memcpy(&uv, at, sizeof uv);
-        pl__buf_printf(b, "%" PRIu64 "\n", uv);
-        break;
-    case F_NUM:
-        memcpy(&dv, at, sizeof dv);
-        pl__buf_printf(b, "%.17g\n", dv);
-        break;
-    case F_BOOL:
-        memcpy(&iv, at, sizeof iv);
-        pl__buf_printf(b, "%s\n", iv ? "true" : "false");
-        break;
+    case F_INT: pl__buf_printf(b, "%d\n", v.i); break;
+    case F_I64: pl__buf_printf(b, "%" PRId64 "\n", v.l); break;
+    case F_UINT: pl__buf_printf(b, "%" PRIu64 "\n", v.u); break;
+    case F_NUM: pl__buf_printf(b, "%.17g\n", v.d); break;
+    case F_BOOL: pl__buf_printf(b, "%s\n", v.i ? "true" : "false"); break;
     case F_ENUM:
-        memcpy(&iv, at, sizeof iv);
-        iv -= f->base;
-        pl__buf_printf(b, "%s\n", f->names[iv >= 0 && (size_t)iv < f->n_names ? iv : (int)f->def]);
+        v.i -= f->base;
+        pl__buf_printf(b, "%s\n", f->names[v.i >= 0 && (size_t)v.i < f->n_names ? v.i : (int)f->def]);
         break;
     default:
         PL_ASSERT(!"a stored field is a single value");

@@ -178,66 +178,56 @@ static pl_status int_range(const pl_node *n, const char *path, const field *f, i
                            hint);
 }
 
+size_t pl__cfg_stored_size(fkind kind)
+{
+    switch (kind) {
+    case F_INT: case F_BOOL: case F_ENUM: return sizeof(int);
+    case F_I64: return sizeof(int64_t);
+    case F_UINT: return sizeof(uint64_t);
+    case F_NUM: return sizeof(double);
+    default: PL_ASSERT(!"a stored field is a single value"); return 0;
+    }
+}
+
 pl_status pl__cfg_dec_value(const pl_node *n, const char *path, const field *f, void *base, pl_error *e)
 {
     PL_ASSERT(f->flags & FL_STORED);
-    char *at = (char *)base + f->off;
-    pl_status st;
+    pl__cfg_value v = {0}; /* the member of f's kind, at offset 0 */
+    pl_status st = PL_OK;
     switch (f->kind) {
-    case F_INT: {
-        int v;
-        if ((st = pl__cfg_get_int(n, path, &v, e)) || (st = int_range(n, path, f, v, e)))
-            return st;
-        memcpy(at, &v, sizeof v);
-        return PL_OK;
-    }
-    case F_I64: {
-        int64_t v;
-        if ((st = pl__cfg_get_i64(n, path, &v, e)) || (st = int_range(n, path, f, v, e)))
-            return st;
-        memcpy(at, &v, sizeof v);
-        return PL_OK;
-    }
-    case F_UINT: {
-        uint64_t v;
-        if ((st = pl__cfg_get_u64(n, path, &v, e)))
-            return st;
-        memcpy(at, &v, sizeof v);
-        return PL_OK;
-    }
-    case F_NUM: {
-        double v;
-        if ((st = pl__cfg_get_num(n, path, &v, e)))
-            return st;
+    case F_INT:
+        if (!(st = pl__cfg_get_int(n, path, &v.i, e)))
+            st = int_range(n, path, f, v.i, e);
+        break;
+    case F_I64:
+        if (!(st = pl__cfg_get_i64(n, path, &v.l, e)))
+            st = int_range(n, path, f, v.l, e);
+        break;
+    case F_UINT:
+        st = pl__cfg_get_u64(n, path, &v.u, e);
+        break;
+    case F_NUM:
+        if ((st = pl__cfg_get_num(n, path, &v.d, e)))
+            break;
         if (f->flags & FL_FRACTION)
-            st = pl__cfg_fraction_in(n, path, v, e);
+            st = pl__cfg_fraction_in(n, path, v.d, e);
         else
-            st = pl__cfg_num_in(n, path, v, f->lo, !!(f->flags & FL_LO_OPEN), f->hi, !!(f->flags & FL_HI_OPEN),
+            st = pl__cfg_num_in(n, path, v.d, f->lo, !!(f->flags & FL_LO_OPEN), f->hi, !!(f->flags & FL_HI_OPEN),
                                 f->rule, e);
-        if (st)
-            return st;
-        memcpy(at, &v, sizeof v);
-        return PL_OK;
-    }
-    case F_BOOL: {
-        int v;
-        if ((st = pl__cfg_get_bool(n, path, &v, e)))
-            return st;
-        memcpy(at, &v, sizeof v);
-        return PL_OK;
-    }
-    case F_ENUM: {
-        int v;
-        if ((st = pl__cfg_get_enum(n, path, f->names, f->n_names, &v, e)))
-            return st;
-        v += f->base;
-        memcpy(at, &v, sizeof v);
-        return PL_OK;
-    }
+        break;
+    case F_BOOL:
+        st = pl__cfg_get_bool(n, path, &v.i, e);
+        break;
+    case F_ENUM:
+        if (!(st = pl__cfg_get_enum(n, path, f->names, f->n_names, &v.i, e)))
+            v.i += f->base;
+        break;
     default:
         PL_ASSERT(!"a stored field is a single value");
-        return PL_OK;
     }
+    if (!st)
+        memcpy((char *)base + f->off, &v, pl__cfg_stored_size(f->kind));
+    return st;
 }
 
 pl_status pl__cfg_dec_fields(const pl_node *m, const char *path, const field *tbl, void *base, pl_error *e)
@@ -265,16 +255,13 @@ void pl__cfg_defaults(const field *tbl, void *base)
         }
         if (!(f->flags & FL_STORED) || (f->flags & FL_ALIAS))
             continue;
-        int iv = (int)f->def + (f->kind == F_ENUM ? f->base : 0);
-        int64_t lv = (int64_t)f->def;
-        uint64_t uv = (uint64_t)f->def;
-        double dv = f->def;
+        pl__cfg_value v = {0};
         switch (f->kind) {
-        case F_INT: case F_BOOL: case F_ENUM: memcpy(at, &iv, sizeof iv); break;
-        case F_I64: memcpy(at, &lv, sizeof lv); break;
-        case F_UINT: memcpy(at, &uv, sizeof uv); break;
-        case F_NUM: memcpy(at, &dv, sizeof dv); break;
-        default: PL_ASSERT(!"a stored field is a single value");
+        case F_INT: case F_BOOL: case F_ENUM: v.i = (int)f->def + (f->kind == F_ENUM ? f->base : 0); break;
+        case F_I64: v.l = (int64_t)f->def; break;
+        case F_UINT: v.u = (uint64_t)f->def; break;
+        default: v.d = f->def; break;
         }
+        memcpy(at, &v, pl__cfg_stored_size(f->kind));
     }
 }

@@ -125,6 +125,14 @@ pl_status pl__cfg_fraction_in(const pl_node *n, const char *path, double v, pl_e
 /* One FL_STORED value of field f at `path` into its place in `base` (the
  * section's struct), with f's range; a caller that bounds it otherwise
  * passes a copy of f with its own lo/hint. */
+/* A stored value of any kind (each member at offset 0) and its size in the struct. */
+typedef union pl__cfg_value {
+    int i;      /* F_INT, F_BOOL, F_ENUM */
+    int64_t l;  /* F_I64 */
+    uint64_t u; /* F_UINT */
+    double d;   /* F_NUM */
+} pl__cfg_value;
+size_t pl__cfg_stored_size(fkind kind);
 pl_status pl__cfg_dec_value(const pl_node *n, const char *path, const field *f, void *base, pl_error *e);
 /* Every FL_STORED key of tbl that `m` (a map checked against tbl) holds,
  * in file order, but FL_OWN ones; `path` is the section's dotted path. */
