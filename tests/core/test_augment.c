@@ -218,16 +218,6 @@ static pl_model *train_tiny(pl_data *d)
     return m;
 }
 
-static int same_weights(const pl_model *a, const pl_model *b)
-{
-    for (int i = 0; i < a->n_layers; i++) {
-        const pl_layer *x = &a->layers[i], *y = &b->layers[i];
-        if (x->nw && memcmp(x->w, y->w, (size_t)x->nw * sizeof(float)))
-            return 0;
-    }
-    return 1;
-}
-
 Test(augment_train, training_batches_only)
 {
     const char *kv[] = {"height=8", "width=8", "classes=4", "train_count=256", "test_count=128", NULL};
@@ -240,9 +230,9 @@ Test(augment_train, training_batches_only)
     pl_model *plain = train_tiny(&tr), *again;
     tr.augment = (pl_augment_cfg){.crop_pad = 2, .hflip = 1};
     pl_model *aug = train_tiny(&tr);
-    cr_expect(!same_weights(plain, aug), "augmentation did not reach the training batches");
+    cr_expect(!pltest_same_weights(plain, aug, 0), "augmentation did not reach the training batches");
     again = train_tiny(&tr);
-    cr_expect(same_weights(aug, again), "augmented training is not reproducible");
+    cr_expect(pltest_same_weights(aug, again, 0), "augmented training is not reproducible");
     /* reads (calibration, evaluation) are never augmented */
     float a[16 * 64], b[16 * 64];
     int32_t ya[16], yb[16];

@@ -198,29 +198,17 @@ static pl_model *train_tiny(uint64_t seed, int epochs, const pl_distill_cfg *d, 
     return m;
 }
 
-static int same_weights(const pl_model *a, const pl_model *b)
-{
-    for (int i = 0; i < a->n_layers; i++) {
-        const pl_layer *x = &a->layers[i], *y = &b->layers[i];
-        if (x->nw && memcmp(x->w, y->w, (size_t)x->nw * sizeof(float)))
-            return 0;
-        if (x->nb && memcmp(x->b, y->b, (size_t)x->nb * sizeof(float)))
-            return 0;
-    }
-    return 1;
-}
-
 Test(distill_train, alpha_zero_trains_as_plain_cross_entropy)
 {
     pl_model *teacher = train_tiny(1, 2, NULL, NULL);
     pl_model *plain = train_tiny(2, 2, NULL, NULL);
     pl_distill_cfg z1 = {.enabled = 1, .alpha = 0, .temperature = 1}, z4 = {.enabled = 1, .alpha = 0, .temperature = 4};
     pl_model *a = train_tiny(2, 2, &z1, teacher), *b = train_tiny(2, 2, &z4, teacher);
-    cr_expect(same_weights(plain, a), "alpha 0, T 1 changed training");
-    cr_expect(same_weights(plain, b), "alpha 0, T 4 changed training");
+    cr_expect(pltest_same_weights(plain, a, 1), "alpha 0, T 1 changed training");
+    cr_expect(pltest_same_weights(plain, b, 1), "alpha 0, T 4 changed training");
     pl_distill_cfg half = {.enabled = 1, .alpha = 0.5, .temperature = 4};
     pl_model *c = train_tiny(2, 2, &half, teacher);
-    cr_expect(!same_weights(plain, c), "alpha 0.5 must change training");
+    cr_expect(!pltest_same_weights(plain, c, 1), "alpha 0.5 must change training");
     pl_model_free(teacher);
     pl_model_free(plain);
     pl_model_free(a);

@@ -208,18 +208,6 @@ static pl_model *train_tiny(const pl_reg_cfg *reg, int epochs)
     return m;
 }
 
-static int same_weights(const pl_model *a, const pl_model *b)
-{
-    for (int i = 0; i < a->n_layers; i++) {
-        const pl_layer *x = &a->layers[i], *y = &b->layers[i];
-        if (x->nw && memcmp(x->w, y->w, (size_t)x->nw * sizeof(float)))
-            return 0;
-        if (x->nb && memcmp(x->b, y->b, (size_t)x->nb * sizeof(float)))
-            return 0;
-    }
-    return 1;
-}
-
 Test(regularize_train, zero_coefficient_changes_nothing)
 {
     pl_model *plain = train_tiny(NULL, 1);
@@ -227,12 +215,12 @@ Test(regularize_train, zero_coefficient_changes_nothing)
     for (int k = 0; k < 3; k++) {
         pl_reg_cfg r = reg_cfg(types[k], 0);
         pl_model *z = train_tiny(&r, 1);
-        cr_expect(same_weights(plain, z), "type %d with coef 0 changed the weights", types[k]);
+        cr_expect(pltest_same_weights(plain, z, 1), "type %d with coef 0 changed the weights", types[k]);
         pl_model_free(z);
     }
     pl_reg_cfg r = reg_cfg(PL_REG_L1, 1e-4);
     pl_model *nz = train_tiny(&r, 1);
-    cr_expect(!same_weights(plain, nz), "a non-zero coefficient must change training");
+    cr_expect(!pltest_same_weights(plain, nz, 1), "a non-zero coefficient must change training");
     pl_model_free(nz);
     pl_model_free(plain);
 }

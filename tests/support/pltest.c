@@ -173,3 +173,15 @@ void pltest_bind_ref(pl_model *m)
 {
     pl_model_bind(m, pl_instance_ops(pltest_ref_backend()), pl_instance_state(pltest_ref_backend()));
 }
+
+int pltest_same_weights(const pl_model *a, const pl_model *b, int with_biases)
+{
+    for (int i = 0; i < a->n_layers; i++) {
+        const pl_layer *x = &a->layers[i], *y = &b->layers[i];
+        if (x->nw && memcmp(x->w, y->w, (size_t)x->nw * sizeof(float)))
+            return 0;
+        if (with_biases && x->nb && memcmp(x->b, y->b, (size_t)x->nb * sizeof(float)))
+            return 0;
+    }
+    return 1;
+}

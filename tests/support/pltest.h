@@ -12,6 +12,7 @@
  * pltest_experiment_text()  run 0 of an experiment given as YAML text.
  * pltest_ref_backend()      a process-wide instance of the `ref` backend;
  * pltest_bind_ref()         binds a model to it.
+ * pltest_same_weights()     bit-identical weights (and biases) of two models.
  * PLTEST_TINY_YAML   a small conv + linear model file (1x8x8 in, 4 classes).
  */
 #ifndef PLTEST_H
@@ -44,6 +45,10 @@ char *pltest_write_temp(const char *text, const char *suffix);
 struct pl_experiment;
 pl_status pltest_experiment_text(const char *text, const char *const *sets, size_t n,
                                  struct pl_experiment **x, pl_error *err);
+
+/* 1 when a and b (same shapes) hold bit-identical weights, and biases
+ * too when with_biases. */
+int pltest_same_weights(const struct pl_model *a, const struct pl_model *b, int with_biases);
 
 /* The `ref` backend, instantiated once per process (seed 1, one thread). */
 pl_instance *pltest_ref_backend(void);
