@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,43 +80,174 @@ const char *pl__cfg_got(const pl_node *n, char *buf, size_t cap)
 
 /* ---- schema ---------------------------------------------------------------- */
 
+/* names indexed by the enums of config.h (F_ENUM stores base + index) */
+static const char *const optim_names[] = {"adam", "sgd"};
+const char *const pl__cfg_lrs_names[] = {"constant", "step", "cosine"};
+const char *const pl__cfg_gran_names[] = {"weight", "channel", "neuron", "layer"};
+const char *const pl__cfg_group_red_names[] = {"mean", "sum", "max"};
+const char *const pl__cfg_reg_names[] = {"none", "l1", "l2", "group_lasso", "bn_l1"};
+#define N_NAMES(a) (sizeof a / sizeof a[0])
+_Static_assert(N_NAMES(optim_names) == PL_OPTIM_SGD, "optim_names follows pl_optim_type (from 1)");
+_Static_assert(N_NAMES(pl__cfg_lrs_names) == PL_LR_COSINE, "pl__cfg_lrs_names follows pl_lr_sched (from 1)");
+_Static_assert(N_NAMES(pl__cfg_gran_names) == PL_GRAN_LAYER, "pl__cfg_gran_names follows pl_granularity (from 1)");
+_Static_assert(N_NAMES(pl__cfg_group_red_names) == PL_GROUP_MAX + 1,
+               "pl__cfg_group_red_names follows pl_group_reduction");
+_Static_assert(N_NAMES(pl__cfg_reg_names) == PL_REG_BN_L1 + 1, "pl__cfg_reg_names follows pl_reg_type");
+
+/* Stored scalar keys (field in config_internal.h): T is the section's
+ * struct, m the member, d the default, fl more flags. */
+#define STORED(T, m, fl) .flags = FL_STORED | (fl), .off = offsetof(T, m)
+#define INT(T, m, d, lo_, hi_, fl) .kind = F_INT, STORED(T, m, fl), .def = d, .lo = lo_, .hi = hi_
+#define I64(T, m, d, lo_, hi_, fl) .kind = F_I64, STORED(T, m, fl), .def = d, .lo = lo_, .hi = hi_
+#define NUM(T, m, d, lo_, hi_, fl, rule_) \
+    .kind = F_NUM, STORED(T, m, fl), .def = d, .lo = lo_, .hi = hi_, .rule = rule_
+#define FRACTION(T, m, d, fl) \
+    .kind = F_NUM, STORED(T, m, FL_FRACTION | (fl)), .def = d, .lo = 0, .hi = 1, .rule = "in [0, 1)"
+#define BOOL(T, m, d) .kind = F_BOOL, STORED(T, m, 0), .def = d
+#define ENUM(T, m, d, names_, base_, fl) \
+    .kind = F_ENUM, STORED(T, m, fl), .def = d, .names = names_, .n_names = N_NAMES(names_), .base = base_
+#define POS (FL_LO_OPEN | FL_HI_OPEN) /* a finite number > 0 */
+#define NONNEG FL_HI_OPEN             /* a finite number >= 0 */
 
 static const field optim_f[] = {
-    {"type", F_ENUM, NULL}, {"lr", F_NUM, NULL}, {"beta1", F_NUM, NULL},
-    {"beta2", F_NUM, NULL}, {"eps", F_NUM, NULL}, {"weight_decay", F_NUM, NULL},
-    {"momentum", F_NUM, NULL}, {"dampening", F_NUM, NULL}, {"nesterov", F_BOOL, NULL},
-    {NULL, 0, NULL}};
+    {"type", ENUM(pl_optim_cfg, type, 0, optim_names, PL_OPTIM_ADAM, 0), .doc = "the optimizer, PyTorch semantics"},
+    {"lr", NUM(pl_optim_cfg, lr, 1e-3, 0, INFINITY, POS, "a finite number > 0"), .doc = "learning rate"},
+    {"beta1", NUM(pl_optim_cfg, beta1, 0.9, 0, 1, FL_HI_OPEN, "in [0, 1)"), .doc = "adam: first-moment decay"},
+    {"beta2", NUM(pl_optim_cfg, beta2, 0.999, 0, 1, FL_HI_OPEN, "in [0, 1)"), .doc = "adam: second-moment decay"},
+    {"eps", NUM(pl_optim_cfg, eps, 1e-8, 0, INFINITY, POS, "a finite number > 0"), .doc = "adam: denominator term"},
+    {"weight_decay", NUM(pl_optim_cfg, weight_decay, 0, 0, INFINITY, NONNEG, "a finite number >= 0"),
+     .doc = "L2 added to the gradient (both optimizers)"},
+    {"momentum", NUM(pl_optim_cfg, momentum, 0, 0, INFINITY, NONNEG, "a finite number >= 0"), .doc = "sgd: momentum"},
+    {"dampening", NUM(pl_optim_cfg, dampening, 0, 0, INFINITY, NONNEG, "a finite number >= 0"),
+     .doc = "sgd: momentum dampening"},
+    {"nesterov", BOOL(pl_optim_cfg, nesterov, 0), .doc = "sgd: Nesterov momentum (needs momentum > 0, dampening 0)"},
+    {0}};
 static const field lrs_f[] = {
-    {"type", F_ENUM, NULL}, {"step_size", F_INT, NULL}, {"gamma", F_NUM, NULL},
-    {"min_lr", F_NUM, NULL}, {NULL, 0, NULL}};
-/* regularize: (regularize.h) */
+    {"type", ENUM(pl_optim_cfg, lr_schedule, 0, pl__cfg_lrs_names, PL_LR_CONSTANT, 0),
+     .doc = "step: x gamma every step_size epochs; cosine: down to min_lr"},
+    {"step_size", INT(pl_optim_cfg, step_size, 1, 1, INFINITY, 0), .rule = " epoch",
+     .doc = "step: epochs between decays"},
+    {"gamma", NUM(pl_optim_cfg, gamma, 0.1, 0, INFINITY, POS, "a finite number > 0"), .doc = "step: decay factor"},
+    {"min_lr", NUM(pl_optim_cfg, min_lr, 0, 0, INFINITY, NONNEG, "a finite number >= 0"),
+     .doc = "cosine: the learning rate it ends at"},
+    {0}};
+/* regularize: (regularize.h); type none leaves the phase without one, so
+ * dec_reg decodes type and coef itself */
 static const field reg_f[] = {
-    {"type", F_ENUM, NULL}, {"coef", F_NUM, NULL}, {"layers", F_LIST, NULL}, {NULL, 0, NULL}};
-static const field distill_f[] = {{"alpha", F_NUM, NULL}, {"temperature", F_NUM, NULL}, {NULL, 0, NULL}};
+    {"type", ENUM(pl_reg_cfg, type, 0, pl__cfg_reg_names, PL_REG_NONE, FL_OWN), .def_doc = "(required)",
+     .doc = "the sparsity penalty added to the loss"},
+    {"coef", NUM(pl_reg_cfg, coef, 0, 0, INFINITY, NONNEG | FL_OWN, "a finite number >= 0"),
+     .def_doc = "(required)", .doc = "the penalty's weight, e.g. 1e-4"},
+    {"layers", .kind = F_LIST, .def_doc = "every conv2d/linear but the output layer", .doc = "the layers it covers"},
+    {0}};
+static const field distill_f[] = {
+    {"alpha", NUM(pl_distill_cfg, alpha, 0.5, 0, 1, 0, "a number in [0, 1]"),
+     .doc = "weight of the soft (teacher) term"},
+    {"temperature", NUM(pl_distill_cfg, temperature, 4, 0, INFINITY, POS, "a finite number > 0"),
+     .doc = "softmax temperature of both models"},
+    {0}};
 static const field phase_f[] = {
-    {"epochs", F_INT, NULL}, {"batch_size", F_INT, NULL}, {"lr", F_NUM, NULL},
-    {"optimizer", F_MAP, optim_f}, {"lr_schedule", F_MAP, lrs_f},
-    {"regularize", F_MAP, reg_f}, {"rewind", F_STR, NULL},
-    {"distill", F_MAP, distill_f}, {NULL, 0, NULL}};
-static const field target_f[] = {{"fraction", F_NUM, NULL}, {"count", F_INT, NULL}, {NULL, 0, NULL}};
+    {"epochs", INT(pl_phase_cfg, epochs, 1, 0, INFINITY, FL_OWN), .def_doc = "1 (finetune: 0)",
+     .doc = "epochs of the phase; train: >= 1, or 0 with model_init or an ONNX model (the given weights are "
+            "the baseline)"},
+    {"batch_size", INT(pl_phase_cfg, batch_size, 64, 1, INFINITY, 0),
+     .doc = "images per step, at most the training-set size"},
+    {"lr", NUM(pl_phase_cfg, optim.lr, 1e-3, 0, INFINITY, POS | FL_OWN | FL_ALIAS, "a finite number > 0"),
+     .def_doc = "-",
+     .doc = "shorthand for optimizer.lr (not both)"},
+    {"optimizer", .kind = F_MAP, .sub = optim_f, .flags = FL_DUMP, .off = offsetof(pl_phase_cfg, optim),
+     .doc = "the optimizer and its settings"},
+    {"lr_schedule", .kind = F_MAP, .sub = lrs_f, .flags = FL_DUMP, .off = offsetof(pl_phase_cfg, optim),
+     .doc = "the learning-rate schedule"},
+    {"regularize", .kind = F_MAP, .sub = reg_f, .off = offsetof(pl_phase_cfg, reg), .def_doc = "none",
+     .doc = "a sparsity penalty added to the loss; per phase, never inherited from train"},
+    {"rewind", .kind = F_STR, .def_doc = "none",
+     .doc = "retrain only, lottery tickets: before each retraining the surviving weights go back to init "
+            "(their initial values), epoch:K (the baseline after epoch K) or random (a fresh initialisation, "
+            "the control); none keeps them. Weight granularity only"},
+    {"distill", .kind = F_MAP, .sub = distill_f, .off = offsetof(pl_phase_cfg, distill), .def_doc = "off",
+     .doc = "retrain/finetune only: the dense baseline teaches the pruned network; never under train, never "
+            "inherited"},
+    {0}};
+static const field target_f[] = {
+    {"fraction", FRACTION(pl_layer_target, fraction, -1, FL_OWN), .def_doc = "-",
+     .doc = "share of the layer's units to remove (or count)"},
+    {"count", I64(pl_layer_target, count, -1, 0, INFINITY, FL_OWN), .def_doc = "-",
+     .doc = "units to remove (or fraction)"},
+    {0}};
 static const field prune_f[] = {
-    {"criterion", F_PLUGIN, NULL}, {"schedule", F_PLUGIN, NULL},
-    {"granularity", F_ENUM, NULL}, {"sparsity", F_NUM, NULL},
-    {"layers", F_LAYERS, target_f}, {"include", F_LIST, NULL},
-    {"exclude", F_LIST, NULL}, {"tolerance", F_NUM, NULL},
-    {"count", F_INT, NULL}, /* granularity layer only (layer_prune.c) */
-    {"group_reduction", F_ENUM, NULL},
-    {NULL, 0, NULL}};
+    {"criterion", .kind = F_PLUGIN, .def_doc = "l1", .doc = "criterion plugin: a name or {plugin: NAME, params...}"},
+    {"schedule", .kind = F_PLUGIN, .def_doc = "oneshot",
+     .doc = "schedule plugin: a name or {plugin: NAME, params...}"},
+    {"granularity", ENUM(pl_prune_cfg, granularity, 1, pl__cfg_gran_names, PL_GRAN_WEIGHT, FL_OWN),
+     .doc = "weight, channel (conv filters), neuron (linear units) or layer (whole blocks)"},
+    {"sparsity", FRACTION(pl_prune_cfg, sparsity, 0, FL_OWN), .def_doc = "-",
+     .doc = "one fraction for every prunable layer, or layers (granularity layer: share of the removable blocks)"},
+    {"layers", .kind = F_LAYERS, .sub = target_f, .def_doc = "-",
+     .doc = "per-layer targets {LAYER: {fraction or count}}"},
+    {"include", .kind = F_LIST, .def_doc = "all prunable", .doc = "layer names in scope"},
+    {"exclude", .kind = F_LIST, .def_doc = "none", .doc = "layer names out of scope"},
+    {"tolerance", NUM(pl_prune_cfg, tolerance, 0, 0, INFINITY, NONNEG, "a finite number >= 0 (units)"),
+     .doc = "allowed miss, in units per layer, before a run is missed_target"},
+    {"count", I64(pl_prune_cfg, count, -1, 1, INFINITY, FL_OWN), .def_doc = "-",
+     .doc = "granularity layer only: blocks to remove, or sparsity"}, /* layer_prune.c */
+    {"group_reduction", ENUM(pl_prune_cfg, group_reduction, 0, pl__cfg_group_red_names, PL_GROUP_MEAN, 0),
+     .doc = "how the scores of a pruning group's members combine into one (chain models: one layer a group, "
+            "so any choice gives the same result)"},
+    {0}};
 static const field report_f[] = {
-    {"dir", F_STR, NULL}, {"cache", F_STR, NULL}, {"latency_runs", F_INT, NULL},
-    {"plots", F_BOOL, NULL}, {NULL, 0, NULL}};
-static const field limits_f[] = {{"max_runs", F_INT, NULL}, {NULL, 0, NULL}};
+    {"dir", .kind = F_STR, .def_doc = "reports/NAME", .doc = "report folder (--out DIR replaces it)"},
+    {"cache", .kind = F_STR, .def_doc = "REPORT_DIR/cache",
+     .doc = "baseline checkpoints, shareable between experiments"},
+    {"latency_runs", INT(pl_report_cfg, latency_runs, 5, 1, INFINITY, 0), .hint = "; the median needs timed passes",
+     .doc = "timed passes per latency figure (their median)"},
+    {"plots", BOOL(pl_report_cfg, plots, 1), .doc = "draw plots when gnuplot is installed"},
+    {0}};
+/* limits: decoded on its own (config_sweep.c checks a sweep's size before
+ * expanding it), so its struct is the int64_t max_runs itself */
+static const field limits_f[] = {
+    {"max_runs", .kind = F_I64, .flags = FL_STORED, .off = 0, .def = PL_DEFAULT_MAX_RUNS, .lo = 1, .hi = INFINITY,
+     .doc = "largest sweep allowed"},
+    {0}};
+/* dataset.augment: {crop_pad: P, hflip: B} (augment.h): the host's, not the
+ * plugin's, so its flattened keys leave the dataset's parameters. */
+static const field augment_f[] = {
+    {"crop_pad", INT(pl_augment_cfg, crop_pad, 0, 0, 4096, 0), .rule = " pixels",
+     .hint = "; 0 = no crop, 4 is the usual CIFAR value", .doc = "pad by P zeros, crop back at random (0 = off)"},
+    {"hflip", BOOL(pl_augment_cfg, hflip, 0), .doc = "flip horizontally at random"},
+    {0}};
+/* the host's keys under the dataset reference (the others are the plugin's) */
+static const field dataset_f[] = {
+    {"augment", .kind = F_MAP, .sub = augment_f, .off = offsetof(pl_experiment, augment), .def_doc = "off",
+     .doc = "seeded random crop and horizontal flip of training batches (any image dataset)"},
+    {0}};
 const field pl__cfg_root_f[] = {
-    {"name", F_STR, NULL}, {"seed", F_UINT, NULL}, {"model", F_STR, NULL}, {"model_init", F_STR, NULL},
-    {"dataset", F_PLUGIN, NULL}, {"backend", F_PLUGIN, NULL},
-    {"train", F_MAP, phase_f}, {"retrain", F_MAP, phase_f}, {"finetune", F_MAP, phase_f},
-    {"prune", F_MAP, prune_f}, {"report", F_MAP, report_f}, {"sweep", F_SWEEP, NULL},
-    {"plugin_path", F_LIST, NULL}, {"limits", F_MAP, limits_f}, {NULL, 0, NULL}};
+    {"name", .kind = F_STR, .def_doc = "(required)",
+     .doc = "experiment name, [A-Za-z0-9_.-]+; the report goes to reports/NAME/"},
+    {"seed", .kind = F_UINT, STORED(pl_experiment, seed, 0), .def = 1,
+     .doc = "seeds initialisation, shuffling, dropout, the random criterion, calibration batches"},
+    {"model", .kind = F_STR, .def_doc = "(required)",
+     .doc = "a model file (YAML or .onnx) or a bundled model's name such as simple_cnn"},
+    {"model_init", .kind = F_STR, .def_doc = "-",
+     .doc = "a checkpoint of model whose weights the baseline starts from"},
+    {"dataset", .kind = F_PLUGIN, .sub = dataset_f, .def_doc = "{plugin: idx, path: data/mnist}",
+     .doc = "dataset plugin and its parameters"},
+    {"backend", .kind = F_PLUGIN, .def_doc = "simd", .doc = "backend plugin (ref is the plain-C oracle)"},
+    {"train", .kind = F_MAP, .sub = phase_f, .off = offsetof(pl_experiment, train), .doc = "training the baseline"},
+    {"retrain", .kind = F_MAP, .sub = phase_f, .off = offsetof(pl_experiment, retrain),
+     .def_doc = "train's, epochs 1",
+     .doc = "retraining after each prune step (a fresh optimizer); the keys of train"},
+    {"finetune", .kind = F_MAP, .sub = phase_f, .off = offsetof(pl_experiment, finetune),
+     .def_doc = "train's, epochs 0",
+     .doc = "an optional last phase, e.g. finetune.lr: 1e-4; the keys of train"},
+    {"prune", .kind = F_MAP, .sub = prune_f, .off = offsetof(pl_experiment, prune), .def_doc = "no pruning",
+     .doc = "what to prune and how; absent = train and evaluate only"},
+    {"report", .kind = F_MAP, .sub = report_f, .off = offsetof(pl_experiment, report),
+     .doc = "where and what to report"},
+    {"sweep", .kind = F_SWEEP, .def_doc = "-", .doc = "{dotted.key: [values...]}: the cross product, one run each"},
+    {"plugin_path", .kind = F_LIST, .def_doc = "[]", .doc = "extra plugin directories, like --plugin-path"},
+    {"limits", .kind = F_MAP, .sub = limits_f, .off = offsetof(pl_experiment, max_runs), .doc = "safety limits"},
+    {0}};
 
 const field *pl__cfg_field_find(const field *tbl, const char *key)
 {
@@ -324,30 +456,14 @@ static pl_status dec_plugin(xbuild *xb, const pl_node *n, const pl_node *parent,
     return PL_OK;
 }
 
-static const char *const optim_names[] = {"adam", "sgd"};
-const char *const pl__cfg_lrs_names[] = {"constant", "step", "cosine"};
-const char *const pl__cfg_gran_names[] = {"weight", "channel", "neuron", "layer"};
-const char *const pl__cfg_group_red_names[] = {"mean", "sum", "max"};
-_Static_assert(sizeof optim_names / sizeof optim_names[0] == PL_OPTIM_SGD, "optim_names follows pl_optim_type (from 1)");
-_Static_assert(sizeof pl__cfg_lrs_names / sizeof pl__cfg_lrs_names[0] == PL_LR_COSINE,
-               "pl__cfg_lrs_names follows pl_lr_sched (from 1)");
-_Static_assert(sizeof pl__cfg_gran_names / sizeof pl__cfg_gran_names[0] == PL_GRAN_LAYER,
-               "pl__cfg_gran_names follows pl_granularity (from 1)");
-_Static_assert(sizeof pl__cfg_group_red_names / sizeof pl__cfg_group_red_names[0] == PL_GROUP_MAX + 1,
-               "pl__cfg_group_red_names follows pl_group_reduction");
-/* ---- regularize: names indexed by pl_reg_type ---- */
-const char *const pl__cfg_reg_names[] = {"none", "l1", "l2", "group_lasso", "bn_l1"};
-_Static_assert(sizeof pl__cfg_reg_names / sizeof pl__cfg_reg_names[0] == PL_REG_BN_L1 + 1, "pl__cfg_reg_names follows pl_reg_type");
-
 static pl_status dec_names(const pl_node *n, const char *path, const char *extra, char ***out, size_t *count,
                            pl_error *e);
 
-/* dataset.augment: {crop_pad: P, hflip: B} (augment.h): the host's, not the
- * plugin's, so its flattened keys leave the dataset's parameters. */
-static const field augment_f[] = {{"crop_pad", F_INT, NULL}, {"hflip", F_BOOL, NULL}, {NULL, 0, NULL}};
+/* dataset.augment (augment_f): the host's keys leave the plugin's parameters. */
 static pl_status dec_augment(const pl_node *ds, pl_plugin_ref *r, pl_augment_cfg *out, pl_error *e)
 {
-    const pl_node *a = ds && ds->type == PL_NODE_MAP ? pl_node_get(ds, "augment") : NULL, *v;
+    const pl_node *a = ds && ds->type == PL_NODE_MAP ? pl_node_get(ds, "augment") : NULL;
+    pl__cfg_defaults(augment_f, out);
     size_t k = 0;
     for (size_t i = 0; i < r->n_params; i++) { /* drop augment.* */
         if (!strncmp(r->params[i].key, "augment.", 8) || !strcmp(r->params[i].key, "augment")) {
@@ -361,14 +477,7 @@ static pl_status dec_augment(const pl_node *ds, pl_plugin_ref *r, pl_augment_cfg
     if (!a)
         return PL_OK;
     pl_status st = pl__cfg_need_map(a, "dataset.augment", augment_f, e);
-    if (!st && (v = pl_node_get(a, "crop_pad")) &&
-        !(st = pl__cfg_get_int(v, "dataset.augment.crop_pad", &out->crop_pad, e)) &&
-        (out->crop_pad < 0 || out->crop_pad > 4096))
-        st = pl__cfg_at_node(e, v, "dataset.augment.crop_pad must be in [0, 4096] pixels (got %d; 0 = no crop, "
-                                   "4 is the usual CIFAR value)", out->crop_pad);
-    if (!st && (v = pl_node_get(a, "hflip")))
-        st = pl__cfg_get_bool(v, "dataset.augment.hflip", &out->hflip, e);
-    return st;
+    return st ? st : pl__cfg_dec_fields(a, "dataset.augment", augment_f, out, e);
 }
 
 /* <sec>.regularize: {type, coef, layers}; type none leaves the phase without one. */
@@ -382,17 +491,15 @@ static pl_status dec_reg(const pl_node *m, const char *sec, pl_reg_cfg *r, pl_er
     const pl_node *t = pl_node_get(m, "type"), *c = pl_node_get(m, "coef"), *l = pl_node_get(m, "layers");
     if (!t)
         return pl__cfg_at_node(e, m, "%s: missing 'type' (none, l1, l2, group_lasso or bn_l1)", path);
-    int ti;
     snprintf(p, sizeof p, "%s.type", path);
-    if ((st = pl__cfg_get_enum(t, p, pl__cfg_reg_names, sizeof pl__cfg_reg_names / sizeof pl__cfg_reg_names[0], &ti, e)))
+    if ((st = pl__cfg_dec_value(t, p, pl__cfg_field_find(reg_f, "type"), r, e)))
         return st;
-    if (ti == PL_REG_NONE)
+    if (r->type == PL_REG_NONE)
         return PL_OK;
-    r->type = (pl_reg_type)ti;
     if (!c)
         return pl__cfg_at_node(e, m, "%s: missing 'coef' (the penalty's weight, e.g. 1e-4)", path);
     snprintf(p, sizeof p, "%s.coef", path);
-    if ((st = pl__cfg_get_num(c, p, &r->coef, e)) || (st = pl__cfg_num_in(c, p, r->coef, 0, 0, INFINITY, 1, "a finite number >= 0", e)))
+    if ((st = pl__cfg_dec_value(c, p, pl__cfg_field_find(reg_f, "coef"), r, e)))
         return st;
     if (l) {
         snprintf(p, sizeof p, "%s.layers", path);
@@ -405,84 +512,6 @@ static pl_status dec_reg(const pl_node *m, const char *sec, pl_reg_cfg *r, pl_er
     return PL_OK;
 }
 /* ---- end regularize ---- */
-
-/* Every key of the map `m` at "<sec>.<name>" (checked against tbl) through
- * fn, with the key's dotted path for messages. */
-typedef pl_status (*key_fn)(const char *k, const pl_node *v, const char *p, pl_optim_cfg *o, pl_error *e);
-
-static pl_status each_key(const pl_node *m, const char *sec, const char *name, const field *tbl, key_fn fn,
-                          pl_optim_cfg *o, pl_error *e)
-{
-    char path[128];
-    pl_status st;
-    snprintf(path, sizeof path, "%s.%s", sec, name);
-    if ((st = pl__cfg_need_map(m, path, tbl, e)))
-        return st;
-    for (size_t i = 0; i < m->n; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s.%s", path, m->keys[i]);
-        if ((st = fn(m->keys[i], m->items[i], p, o, e)))
-            return st;
-    }
-    return PL_OK;
-}
-
-static pl_status optim_key(const char *k, const pl_node *v, const char *p, pl_optim_cfg *o, pl_error *e)
-{
-    pl_status st;
-    if (!strcmp(k, "type")) {
-        int t;
-        if ((st = pl__cfg_get_enum(v, p, optim_names, PL_OPTIM_SGD, &t, e)))
-            return st;
-        o->type = t == 0 ? PL_OPTIM_ADAM : PL_OPTIM_SGD;
-    } else if (!strcmp(k, "nesterov")) {
-        if ((st = pl__cfg_get_bool(v, p, &o->nesterov, e)))
-            return st;
-    } else {
-        /* every other optimizer key is a number with a lower bound */
-        const struct { const char *key; double *dst; double hi; int lo_open; const char *rule; } num[] = {
-            {"lr", &o->lr, INFINITY, 1, "a finite number > 0"},
-            {"beta1", &o->beta1, 1, 0, "in [0, 1)"},
-            {"beta2", &o->beta2, 1, 0, "in [0, 1)"},
-            {"eps", &o->eps, INFINITY, 1, "a finite number > 0"},
-            {"weight_decay", &o->weight_decay, INFINITY, 0, "a finite number >= 0"},
-            {"momentum", &o->momentum, INFINITY, 0, "a finite number >= 0"},
-            {"dampening", &o->dampening, INFINITY, 0, "a finite number >= 0"}};
-        size_t j = 0, n_num = sizeof num / sizeof num[0];
-        while (j < n_num && strcmp(num[j].key, k))
-            j++;
-        PL_ASSERT(j < n_num); /* the schema (optim_f) let only these through */
-        if ((st = pl__cfg_get_num(v, p, num[j].dst, e)) ||
-            (st = pl__cfg_num_in(v, p, *num[j].dst, 0, num[j].lo_open, num[j].hi, 1, num[j].rule, e)))
-            return st;
-    }
-    return PL_OK;
-}
-
-static pl_status lr_schedule_key(const char *k, const pl_node *v, const char *p, pl_optim_cfg *o, pl_error *e)
-{
-    pl_status st;
-    if (!strcmp(k, "type")) {
-        int t;
-        if ((st = pl__cfg_get_enum(v, p, pl__cfg_lrs_names, PL_LR_COSINE, &t, e)))
-            return st;
-        o->lr_schedule = (pl_lr_sched)(t + 1);
-    } else if (!strcmp(k, "step_size")) {
-        if ((st = pl__cfg_get_int(v, p, &o->step_size, e)))
-            return st;
-        if (o->step_size < 1)
-            return pl__cfg_at_node(e, v, "%s must be >= 1 epoch (got %d)", p, o->step_size);
-    } else if (!strcmp(k, "gamma")) {
-        if ((st = pl__cfg_get_num(v, p, &o->gamma, e)) ||
-            (st = pl__cfg_num_in(v, p, o->gamma, 0, 1, INFINITY, 1, "a finite number > 0", e)))
-            return st;
-    } else {
-        if ((st = pl__cfg_get_num(v, p, &o->min_lr, e)) ||
-            (st = pl__cfg_num_in(v, p, o->min_lr, 0, 0, INFINITY, 1, "a finite number >= 0", e)))
-            return st;
-    }
-    return PL_OK;
-}
 
 /* A phase: starts from `base` (train's resolved values) with `epochs`. */
 /* retrain.rewind resets the surviving weights of the pruned model in
@@ -544,18 +573,9 @@ static pl_status dec_distill(const pl_node *v, const char *sec, pl_distill_cfg *
     if (!strcmp(sec, "train"))
         return pl__cfg_at_node(e, v, "%s: the baseline has no teacher (give distill under retrain or finetune; "
                                      "the trained baseline is their teacher)", p);
-    const pl_node *a = pl_node_get(v, "alpha"), *t = pl_node_get(v, "temperature");
-    char pa[112], pt[112];
-    snprintf(pa, sizeof pa, "%s.alpha", p);
-    snprintf(pt, sizeof pt, "%s.temperature", p);
-    out->enabled = 1, out->alpha = 0.5, out->temperature = 4;
-    if (a && ((st = pl__cfg_get_num(a, pa, &out->alpha, e)) ||
-              (st = pl__cfg_num_in(a, pa, out->alpha, 0, 0, 1, 0, "a number in [0, 1]", e))))
-        return st;
-    if (t && ((st = pl__cfg_get_num(t, pt, &out->temperature, e)) ||
-              (st = pl__cfg_num_in(t, pt, out->temperature, 0, 1, INFINITY, 1, "a finite number > 0", e))))
-        return st;
-    return PL_OK;
+    out->enabled = 1;
+    pl__cfg_defaults(distill_f, out);
+    return pl__cfg_dec_fields(v, p, distill_f, out, e);
 }
 
 static pl_status dec_phase(const pl_node *m, const char *sec, int min_epochs, pl_phase_cfg *out, pl_error *e)
@@ -567,36 +587,35 @@ static pl_status dec_phase(const pl_node *m, const char *sec, int min_epochs, pl
         return st;
     const pl_node *v, *lr = pl_node_get(m, "lr"), *opt = pl_node_get(m, "optimizer");
     char p[160];
-    if ((v = pl_node_get(m, "epochs"))) {
+    if ((v = pl_node_get(m, "epochs"))) { /* train's bound depends on the rest of the file */
+        field f = *pl__cfg_field_find(phase_f, "epochs");
+        f.lo = min_epochs;
+        f.hint = min_epochs ? "; the baseline needs at least one epoch: a model YAML has no weights of its own, "
+                              "so train.epochs: 0 needs model_init: FILE.ckpt or an .onnx model"
+                            : NULL;
         snprintf(p, sizeof p, "%s.epochs", sec);
-        if ((st = pl__cfg_get_int(v, p, &out->epochs, e)))
+        if ((st = pl__cfg_dec_value(v, p, &f, out, e)))
             return st;
-        if (out->epochs < min_epochs)
-            return pl__cfg_at_node(e, v, "%s must be >= %d (got %d%s)", p, min_epochs, out->epochs,
-                           min_epochs ? "; the baseline needs at least one epoch: a model YAML has no weights of "
-                                        "its own, so train.epochs: 0 needs model_init: FILE.ckpt or an .onnx model"
-                                      : "");
     }
-    if ((v = pl_node_get(m, "batch_size"))) {
-        snprintf(p, sizeof p, "%s.batch_size", sec);
-        if ((st = pl__cfg_get_int(v, p, &out->batch_size, e)))
-            return st;
-        if (out->batch_size < 1)
-            return pl__cfg_at_node(e, v, "%s must be >= 1 (got %d)", p, out->batch_size);
-    }
-    if (opt && (st = each_key(opt, sec, "optimizer", optim_f, optim_key, &out->optim, e)))
+    if ((st = pl__cfg_dec_fields(m, sec, phase_f, out, e)))
         return st;
+    if (opt) {
+        snprintf(p, sizeof p, "%s.optimizer", sec);
+        if ((st = pl__cfg_need_map(opt, p, optim_f, e)) || (st = pl__cfg_dec_fields(opt, p, optim_f, &out->optim, e)))
+            return st;
+    }
     if (lr) {
         snprintf(p, sizeof p, "%s.lr", sec);
         if (opt && opt->type == PL_NODE_MAP && pl_node_get(opt, "lr"))
             return pl__cfg_at_node(e, lr, "%s: give %s.lr or %s.optimizer.lr, not both", p, sec, sec);
-        double d;
-        if ((st = pl__cfg_get_num(lr, p, &d, e)) || (st = pl__cfg_num_in(lr, p, d, 0, 1, INFINITY, 1, "a finite number > 0", e)))
+        if ((st = pl__cfg_dec_value(lr, p, pl__cfg_field_find(phase_f, "lr"), out, e)))
             return st;
-        out->optim.lr = d;
     }
-    if ((v = pl_node_get(m, "lr_schedule")) && (st = each_key(v, sec, "lr_schedule", lrs_f, lr_schedule_key, &out->optim, e)))
-        return st;
+    if ((v = pl_node_get(m, "lr_schedule"))) {
+        snprintf(p, sizeof p, "%s.lr_schedule", sec);
+        if ((st = pl__cfg_need_map(v, p, lrs_f, e)) || (st = pl__cfg_dec_fields(v, p, lrs_f, &out->optim, e)))
+            return st;
+    }
     if ((v = pl_node_get(m, "regularize")) && (st = dec_reg(v, sec, &out->reg, e)))
         return st;
     if ((v = pl_node_get(m, "rewind")) && (st = dec_rewind(v, sec, out, e)))
@@ -651,8 +670,7 @@ static pl_status dec_layers(xbuild *xb, const pl_node *m, pl_prune_cfg *pr, pl_e
         if ((st = pl__cfg_need_map(v, p, target_f, e)))
             return st;
         pl_layer_target *t = &pr->layers[pr->n_layers++];
-        t->fraction = -1;
-        t->count = -1;
+        pl__cfg_defaults(target_f, t); /* fraction and count -1: neither given */
         if (!(t->layer = strdup(name)) || !(t->file = xb_file(xb, v->file)))
             return pl__cfg_oom(e);
         t->line = v->line;
@@ -671,20 +689,9 @@ static pl_status dec_layers(xbuild *xb, const pl_node *m, pl_prune_cfg *pr, pl_e
             return pl__cfg_at_node(e, v, "%s: missing 'fraction' (share of units to remove) or 'count' (units to remove)",
                            p);
         char q[220];
-        if (f) {
-            snprintf(q, sizeof q, "%s.fraction", p);
-            if ((st = pl__cfg_get_num(f, q, &t->fraction, e)) ||
-                (st = pl__cfg_fraction_in(f, q, t->fraction, e)))
-                return st;
-        } else {
-            snprintf(q, sizeof q, "%s.count", p);
-            int64_t cnt;
-            if ((st = pl__cfg_get_i64(c, q, &cnt, e)))
-                return st;
-            if (cnt < 0)
-                return pl__cfg_at_node(e, c, "%s must be >= 0 (got %" PRId64 ")", q, cnt);
-            t->count = cnt;
-        }
+        snprintf(q, sizeof q, "%s.%s", p, f ? "fraction" : "count");
+        if ((st = pl__cfg_dec_value(f ? f : c, q, pl__cfg_field_find(target_f, f ? "fraction" : "count"), t, e)))
+            return st;
     }
     return PL_OK;
 }
@@ -696,17 +703,13 @@ static pl_status dec_prune(xbuild *xb, const pl_node *m, pl_error *e)
     if ((st = pl__cfg_need_map(m, "prune", prune_f, e)))
         return st;
     pr->enabled = 1;
-    pr->granularity = PL_GRAN_CHANNEL;
     const pl_node *v;
     if ((st = dec_plugin(xb, pl_node_get(m, "criterion"), m, "prune.criterion", "l1", NULL, &pr->criterion, e)) ||
         (st = dec_plugin(xb, pl_node_get(m, "schedule"), m, "prune.schedule", "oneshot", NULL, &pr->schedule, e)))
         return st;
-    if ((v = pl_node_get(m, "granularity"))) {
-        int g;
-        if ((st = pl__cfg_get_enum(v, "prune.granularity", pl__cfg_gran_names, PL_GRAN_LAYER, &g, e)))
-            return st;
-        pr->granularity = (pl_granularity)(g + 1);
-    }
+    if ((v = pl_node_get(m, "granularity")) &&
+        (st = pl__cfg_dec_value(v, "prune.granularity", pl__cfg_field_find(prune_f, "granularity"), pr, e)))
+        return st;
     const pl_node *sp = pl_node_get(m, "sparsity"), *ly = pl_node_get(m, "layers");
     /* ---- granularity layer: sparsity (share of removable blocks) or count ---- */
     const pl_node *cn = pl_node_get(m, "count");
@@ -725,12 +728,8 @@ static pl_status dec_prune(xbuild *xb, const pl_node *m, pl_error *e)
         if (!sp && !cn)
             return pl__cfg_at_node(e, m, "prune: granularity layer needs 'count' (layers to remove) or 'sparsity' "
                                  "(share of the removable layers)");
-        if (cn) {
-            if ((st = pl__cfg_get_i64(cn, "prune.count", &pr->count, e)))
-                return st;
-            if (pr->count < 1)
-                return pl__cfg_at_node(e, cn, "prune.count must be >= 1 (got %" PRId64 ")", pr->count);
-        }
+        if (cn && (st = pl__cfg_dec_value(cn, "prune.count", pl__cfg_field_find(prune_f, "count"), pr, e)))
+            return st;
     }
     /* ---- end granularity layer ---- */
     if (sp && ly) {
@@ -747,8 +746,7 @@ static pl_status dec_prune(xbuild *xb, const pl_node *m, pl_error *e)
                        "(per-layer targets)");
     if (sp) {
         pr->has_sparsity = 1;
-        if ((st = pl__cfg_get_num(sp, "prune.sparsity", &pr->sparsity, e)) ||
-            (st = pl__cfg_fraction_in(sp, "prune.sparsity", pr->sparsity, e)))
+        if ((st = pl__cfg_dec_value(sp, "prune.sparsity", pl__cfg_field_find(prune_f, "sparsity"), pr, e)))
             return st;
     } else if (ly && (st = dec_layers(xb, ly, pr, e))) {
         return st;
@@ -757,17 +755,7 @@ static pl_status dec_prune(xbuild *xb, const pl_node *m, pl_error *e)
         return st;
     if ((v = pl_node_get(m, "exclude")) && (st = dec_names(v, "prune.exclude", "", &pr->exclude, &pr->n_exclude, e)))
         return st;
-    if ((v = pl_node_get(m, "tolerance")) &&
-        ((st = pl__cfg_get_num(v, "prune.tolerance", &pr->tolerance, e)) ||
-         (st = pl__cfg_num_in(v, "prune.tolerance", pr->tolerance, 0, 0, INFINITY, 1, "a finite number >= 0 (units)", e))))
-        return st;
-    if ((v = pl_node_get(m, "group_reduction"))) {
-        int g;
-        if ((st = pl__cfg_get_enum(v, "prune.group_reduction", pl__cfg_group_red_names, PL_GROUP_MAX + 1, &g, e)))
-            return st;
-        pr->group_reduction = (pl_group_reduction)g;
-    }
-    return PL_OK;
+    return pl__cfg_dec_fields(m, "prune", prune_f, pr, e); /* tolerance, group_reduction */
 }
 
 static pl_status dec_report(xbuild *xb, const pl_node *m, pl_error *e)
@@ -775,8 +763,7 @@ static pl_status dec_report(xbuild *xb, const pl_node *m, pl_error *e)
     pl_report_cfg *r = &xb->x.report;
     const char *dir = NULL, *cache = NULL;
     pl_status st;
-    r->latency_runs = 5;
-    r->plots = 1;
+    pl__cfg_defaults(report_f, r);
     if (m) {
         const pl_node *v;
         if ((st = pl__cfg_need_map(m, "report", report_f, e)))
@@ -785,14 +772,7 @@ static pl_status dec_report(xbuild *xb, const pl_node *m, pl_error *e)
             return st;
         if ((v = pl_node_get(m, "cache")) && (st = pl__cfg_get_str(v, "report.cache", &cache, e)))
             return st;
-        if ((v = pl_node_get(m, "latency_runs"))) {
-            if ((st = pl__cfg_get_int(v, "report.latency_runs", &r->latency_runs, e)))
-                return st;
-            if (r->latency_runs < 1)
-                return pl__cfg_at_node(e, v, "report.latency_runs must be >= 1 (got %d; the median needs timed passes)",
-                               r->latency_runs);
-        }
-        if ((v = pl_node_get(m, "plots")) && (st = pl__cfg_get_bool(v, "report.plots", &r->plots, e)))
+        if ((st = pl__cfg_dec_fields(m, "report", report_f, r, e))) /* latency_runs, plots */
             return st;
     }
     char buf[4200];
@@ -814,25 +794,13 @@ static pl_status dec_report(xbuild *xb, const pl_node *m, pl_error *e)
 pl_status pl__cfg_dec_limits(const pl_node *m, int64_t *max_runs, pl_error *e)
 {
     pl_status st;
-    *max_runs = PL_DEFAULT_MAX_RUNS;
+    pl__cfg_defaults(limits_f, max_runs);
     if (!m)
         return PL_OK;
     if ((st = pl__cfg_need_map(m, "limits", limits_f, e)))
         return st;
-    const pl_node *v = pl_node_get(m, "max_runs");
-    if (v) {
-        if ((st = pl__cfg_get_i64(v, "limits.max_runs", max_runs, e)))
-            return st;
-        if (*max_runs < 1)
-            return pl__cfg_at_node(e, v, "limits.max_runs must be >= 1 (got %" PRId64 ")", *max_runs);
-    }
-    return PL_OK;
+    return pl__cfg_dec_fields(m, "limits", limits_f, max_runs, e);
 }
-
-static const pl_optim_cfg default_optim = {
-    .type = PL_OPTIM_ADAM, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
-    .weight_decay = 0, .momentum = 0, .dampening = 0, .nesterov = 0,
-    .lr_schedule = PL_LR_CONSTANT, .step_size = 1, .gamma = 0.1, .min_lr = 0};
 
 static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb, pl_error *e);
 
@@ -884,8 +852,8 @@ static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb
     if (!(x->name = strdup(s)))
         return pl__cfg_oom(e);
 
-    x->seed = 1;
-    if ((v = pl_node_get(root, "seed")) && (st = pl__cfg_get_u64(v, "seed", &x->seed, e)))
+    pl__cfg_defaults(pl__cfg_root_f, x); /* seed */
+    if ((v = pl_node_get(root, "seed")) && (st = pl__cfg_dec_value(v, "seed", pl__cfg_field_find(pl__cfg_root_f, "seed"), x, e)))
         return st;
 
     if (!(v = pl_node_get(root, "model")))
@@ -932,9 +900,7 @@ static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb
     PL__SECTION(dec_augment(pl_node_get(root, "dataset"), &x->dataset, &x->augment, &se));
     PL__SECTION(dec_plugin(xb, pl_node_get(root, "backend"), root, "backend", "simd", NULL, &x->backend, &se));
 
-    x->train.epochs = 1;
-    x->train.batch_size = 64;
-    x->train.optim = default_optim;
+    pl__cfg_defaults(phase_f, &x->train);
     PL__SECTION(dec_phase(pl_node_get(root, "train"), "train", has_weights ? 0 : 1, &x->train, &se));
     x->retrain = x->train;
     x->retrain.epochs = 1;
@@ -946,8 +912,7 @@ static pl_status decode_values(const pl_node *root, const char *file, xbuild *xb
     PL__SECTION(dec_phase(pl_node_get(root, "retrain"), "retrain", 0, &x->retrain, &se));
     PL__SECTION(dec_phase(pl_node_get(root, "finetune"), "finetune", 0, &x->finetune, &se));
 
-    x->prune.granularity = PL_GRAN_CHANNEL;
-    x->prune.count = -1;
+    pl__cfg_defaults(prune_f, &x->prune);
     if ((v = pl_node_get(root, "prune")))
         PL__SECTION(dec_prune(xb, v, &se));
     if (!x->prune.enabled) { /* documented defaults, so dumps and tools see names */

@@ -21,20 +21,14 @@
  *     }
  *     pl_config_free(cfg);
  *
- * Defaults (the one place they are written down; README mirrors this):
+ * Defaults, ranges and the meaning of every key are written once, in the
+ * schema tables of config.c (docs/config-keys.md is generated from them):
  *   seed 1, backend simd, dataset {plugin: idx, path: data/mnist},
- *   train {epochs 1, batch_size 64, optimizer {type adam, lr 1e-3,
- *   beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 0, momentum 0,
- *   dampening 0, nesterov false}, lr_schedule {type constant, step_size 1,
- *   gamma 0.1, min_lr 0}}; retrain and finetune default to the train
- *   section with epochs 1 (retrain) / 0 (finetune); prune absent = no
- *   pruning; prune.granularity channel, prune.criterion l1,
- *   prune.schedule oneshot, prune.tolerance 0 units; <phase>.regularize
- *   absent (type none; never inherited by retrain/finetune), its coef
- *   required, its layers = every conv2d/linear but the output layer;
- *   report.dir
- *   reports/<name>, report.cache <report.dir>/cache, report.latency_runs 5,
- *   report.plots true; plugin_path empty; limits.max_runs 1000.
+ *   train {epochs 1, batch_size 64, optimizer {type adam, lr 1e-3, ...}};
+ *   retrain and finetune default to the train section with epochs 1
+ *   (retrain) / 0 (finetune); prune absent = no pruning; <phase>.regularize
+ *   never inherited by retrain/finetune; report.dir reports/<name>,
+ *   report.cache <report.dir>/cache.
  *
  * Shapes: name and model are required; a present prune: needs exactly one
  * of sparsity / layers, or, with granularity layer, one of sparsity (share
@@ -54,6 +48,7 @@
 #ifndef PL_CONFIG_H
 #define PL_CONFIG_H
 
+#include "config_types.h" /* plugin references, model files */
 #include "error.h"
 #include "suggest.h" /* pl_suggest, for the readers of model files */
 
@@ -100,32 +95,11 @@ pl_node *pl_node_clone(const pl_node *n);
 
 /* ---- plugin references ----------------------------------------------------- */
 
-/* One plugin parameter as written in YAML, flattened ("normalize.mean").
- * Positions (here and in pl_plugin_ref / pl_layer_target) point at the
- * value; line 0 means "no position": a default (file = the experiment) or a
- * --set (file = "--set key=value"); print just "file: ..." then. The file
- * strings live as long as the pl_experiment. */
-typedef struct pl_kv {
-    char *key;
-    char *value; /* scalar text */
-    const char *file;
-    int line, col;
-} pl_kv;
-
 /* dataset.augment (augment.h): training batches only; zeros = off */
 typedef struct pl_augment_cfg {
     int crop_pad;  /* pad by P zeros, random crop back: 0 = none */
     int hflip;     /* random horizontal flip */
 } pl_augment_cfg;
-
-/* `criterion: l1` or `criterion: {plugin: l1, k: v, ...}` */
-typedef struct pl_plugin_ref {
-    char *plugin;  /* name, validated [a-z0-9_]+ */
-    const char *file;
-    int line, col; /* position of the name (for "unknown plugin" errors) */
-    pl_kv *params;
-    size_t n_params;
-} pl_plugin_ref;
 
 /* ---- experiment ------------------------------------------------------------- */
 
@@ -297,52 +271,10 @@ char *pl_experiment_dump(const pl_experiment *x);
  * cached baseline. */
 pl_status pl_experiment_baseline_key(const pl_experiment *x, char out[17]); /* PL_OK or PL_ENOMEM */
 
+/* Every experiment key as a Markdown table (type, default, range or
+ * choices, meaning), from the schema; docs/config-keys.md is this text
+ * (`prunelab config-keys`). Caller frees; NULL when out of memory. */
+char *pl_config_keys_markdown(void);
 
-/* ---- model files (configs/models/NAME.yaml) ------------------------------------ */
-
-/* Inputs one layer may read (add, concat). */
-#define PL_MAX_INPUTS 16
-
-typedef struct pl_layer_spec {
-    char *name;          /* unique; auto "<type><k>" when not written */
-    pl_layer_type type;
-    int out;             /* conv2d: out channels; linear: out features */
-    int kh, kw, sh, sw, ph, pw; /* conv2d / pools; stride defaults: conv 1, pool = kernel */
-    int bias;            /* conv2d/linear, default 1 */
-    double p;            /* dropout probability [0,1) */
-    double eps, momentum;/* batchnorm2d: 1e-5, 0.1 */
-    int groups;          /* conv2d: 1 (dense) unless `groups:` */
-    /* conv2d/pools imported from ONNX (0 = the symmetric default):
-     * padding added below/right beyond ph/pw (may be negative), dilation
-     * (0 or 1 none), avgpool2d divisor = input elements in the window */
-    int pad_xb, pad_xr, dil_h, dil_w, excl_pad;
-    /* `inputs:` resolved to layer indices (-1 = the model's input); n_in 0
-     * when absent (the layer above). in_line/in_col locate each entry. */
-    int n_in;
-    int in[PL_MAX_INPUTS];
-    int in_line[PL_MAX_INPUTS], in_col[PL_MAX_INPUTS];
-    int line, col;
-} pl_layer_spec;
-
-/* The weights of a model read from an ONNX file (onnx_import.h). */
-typedef struct pl_spec_weights pl_spec_weights;
-
-typedef struct pl_model_spec {
-    char *file;
-    char *name;
-    int in_c, in_h, in_w;   /* input: [c, h, w] */
-    int classes;
-    pl_layer_spec *layers;
-    size_t n_layers;
-    /* ONNX files: the file's weights per layer, which pl_model_new applies
-     * after the default init; NULL for model YAML files. Owned (freed by
-     * pl_model_spec_free). */
-    pl_spec_weights *weights;
-} pl_model_spec;
-
-/* A path ending in ".onnx" (any case) is imported as an ONNX model
- * (onnx_import.h); anything else is read as a model YAML. */
-pl_status pl_model_spec_load(const char *path, pl_model_spec **out, pl_error *err);
-void pl_model_spec_free(pl_model_spec *m);
 
 #endif

@@ -78,33 +78,88 @@ static void dump_plugin(pl__buf *b, const char *key, const pl_plugin_ref *r)
     free(v);
 }
 
+/* ---- values through the schema (field, config_internal.h) ---- */
+
+/* The table of a section by its dotted path from the root ("train.distill"). */
+static const field *table(const char *path)
+{
+    const field *tbl = pl__cfg_root_f;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *part = buf, *dot; *part; part = dot ? dot + 1 : part + strlen(part)) {
+        if ((dot = strchr(part, '.')))
+            *dot = '\0';
+        const field *f = pl__cfg_field_find(tbl, part);
+        PL_ASSERT(f && f->sub);
+        tbl = f->sub;
+    }
+    return tbl;
+}
+
+/* "prefix[.name].key: value" of a stored key of `base` (its section's struct);
+ * an enum value out of range dumps as the default's name. */
+static void dump_value(pl__buf *b, const char *prefix, const char *name, const field *f, const void *base)
+{
+    const char *at = (const char *)base + f->off;
+    PL_ASSERT(f->flags & FL_STORED);
+    pl__buf_printf(b, "%s%s%s%s%s: ", prefix, name ? "." : "", name ? name : "", *prefix ? "." : "", f->key);
+    pl__cfg_value v;
+    memcpy(&v, at, pl__cfg_stored_size(f->kind));
+    switch (f->kind) {
+    case F_INT: pl__buf_printf(b, "%d\n", v.i); break;
+    case F_I64: pl__buf_printf(b, "%" PRId64 "\n", v.l); break;
+    case F_UINT: pl__buf_printf(b, "%" PRIu64 "\n", v.u); break;
+    case F_NUM: pl__buf_printf(b, "%.17g\n", v.d); break;
+    case F_BOOL: pl__buf_printf(b, "%s\n", v.i ? "true" : "false"); break;
+    case F_ENUM:
+        v.i -= f->base;
+        pl__buf_printf(b, "%s\n", f->names[v.i >= 0 && (size_t)v.i < f->n_names ? v.i : (int)f->def]);
+        break;
+    default:
+        PL_ASSERT(!"a stored field is a single value");
+    }
+}
+
+static void dump_key(pl__buf *b, const char *prefix, const char *key, const void *base)
+{
+    dump_value(b, prefix, NULL, pl__cfg_field_find(table(prefix), key), base);
+}
+
+/* Every stored key of tbl in table order, and those of FL_DUMP maps in place. */
+static void dump_fields(pl__buf *b, const char *prefix, const field *tbl, const void *base)
+{
+    for (const field *f = tbl; f->key; f++) {
+        if (f->kind == F_MAP && (f->flags & FL_DUMP)) {
+            char p[128];
+            snprintf(p, sizeof p, "%s.%s", prefix, f->key);
+            dump_fields(b, p, f->sub, (const char *)base + f->off);
+        } else if ((f->flags & FL_STORED) && !(f->flags & FL_ALIAS)) {
+            dump_value(b, prefix, NULL, f, base);
+        }
+    }
+}
+
 static void dump_phase(pl__buf *b, const char *s, const pl_phase_cfg *p)
 {
-    const pl_optim_cfg *o = &p->optim;
-    pl__buf_printf(b, "%s.epochs: %d\n%s.batch_size: %d\n", s, p->epochs, s, p->batch_size);
-    pl__buf_printf(b, "%s.optimizer.type: %s\n", s, o->type == PL_OPTIM_SGD ? "sgd" : "adam");
-    pl__buf_printf(b, "%s.optimizer.lr: %.17g\n%s.optimizer.beta1: %.17g\n%s.optimizer.beta2: %.17g\n", s, o->lr, s,
-              o->beta1, s, o->beta2);
-    pl__buf_printf(b, "%s.optimizer.eps: %.17g\n%s.optimizer.weight_decay: %.17g\n", s, o->eps, s, o->weight_decay);
-    pl__buf_printf(b, "%s.optimizer.momentum: %.17g\n%s.optimizer.dampening: %.17g\n", s, o->momentum, s, o->dampening);
-    pl__buf_printf(b, "%s.optimizer.nesterov: %s\n", s, o->nesterov ? "true" : "false");
-    int t = o->lr_schedule >= PL_LR_CONSTANT && o->lr_schedule <= PL_LR_COSINE ? (int)o->lr_schedule - 1 : 0;
-    pl__buf_printf(b, "%s.lr_schedule.type: %s\n%s.lr_schedule.step_size: %d\n", s, pl__cfg_lrs_names[t], s, o->step_size);
-    pl__buf_printf(b, "%s.lr_schedule.gamma: %.17g\n%s.lr_schedule.min_lr: %.17g\n", s, o->gamma, s, o->min_lr);
+    char sub[64];
+    /* epochs, batch_size, optimizer.*, lr_schedule.* */
+    dump_fields(b, s, table("train"), p);
     /* rewind: only when set, so run ids of runs without it stay as they were */
     if (p->rewind == PL_REWIND_EPOCH)
         pl__buf_printf(b, "%s.rewind: epoch:%d\n", s, p->rewind_epoch);
     else if (p->rewind == PL_REWIND_INIT || p->rewind == PL_REWIND_RANDOM)
         pl__buf_printf(b, "%s.rewind: %s\n", s, p->rewind == PL_REWIND_INIT ? "init" : "random");
     /* distill: only when set, so run ids of runs without it stay as they were */
+    snprintf(sub, sizeof sub, "%s.distill", s);
     if (p->distill.enabled)
-        pl__buf_printf(b, "%s.distill.alpha: %.17g\n%s.distill.temperature: %.17g\n", s, p->distill.alpha, s,
-                       p->distill.temperature);
+        dump_fields(b, sub, table("train.distill"), &p->distill);
     /* regularize: only when set, so run ids of runs without one stay as they were */
     const pl_reg_cfg *r = &p->reg;
+    snprintf(sub, sizeof sub, "%s.regularize", s);
     if (r->type > PL_REG_NONE && r->type <= PL_REG_BN_L1) {
-        pl__buf_printf(b, "%s.regularize.type: %s\n%s.regularize.coef: %.17g\n%s.regularize.layers: [", s,
-                  pl__cfg_reg_names[r->type], s, r->coef, s);
+        dump_value(b, sub, NULL, pl__cfg_field_find(table("train.regularize"), "type"), r);
+        dump_value(b, sub, NULL, pl__cfg_field_find(table("train.regularize"), "coef"), r);
+        pl__buf_printf(b, "%s.layers: [", sub);
         for (size_t i = 0; i < r->n_layers; i++) {
             if (i)
                 pl__buf_printf(b, ", ");
@@ -134,14 +189,13 @@ char *pl_experiment_dump(const pl_experiment *x)
 {
     pl__buf b = {0};
     sb_kv(&b, "name", x->name ? x->name : "");
-    pl__buf_printf(&b, "seed: %" PRIu64 "\n", x->seed);
+    dump_key(&b, "", "seed", x);
     sb_kv(&b, "model", x->model ? x->model : "");
     if (x->model_init) /* only when set: identities without it stay as they were */
         sb_kv(&b, "model_init", x->model_init);
     dump_plugin(&b, "dataset", &x->dataset);
     if (x->augment.crop_pad > 0 || x->augment.hflip) /* only when on: other identities stay as they were */
-        pl__buf_printf(&b, "dataset.augment.crop_pad: %d\ndataset.augment.hflip: %s\n", x->augment.crop_pad,
-                       x->augment.hflip ? "true" : "false");
+        dump_fields(&b, "dataset.augment", table("dataset.augment"), &x->augment);
     dump_plugin(&b, "backend", &x->backend);
     dump_phase(&b, "train", &x->train);
     dump_phase(&b, "retrain", &x->retrain);
@@ -151,22 +205,19 @@ char *pl_experiment_dump(const pl_experiment *x)
     if (p->enabled) {
         dump_plugin(&b, "prune.criterion", &p->criterion);
         dump_plugin(&b, "prune.schedule", &p->schedule);
-        int g = p->granularity >= PL_GRAN_WEIGHT && p->granularity <= PL_GRAN_LAYER ? (int)p->granularity - 1 : 1;
-        pl__buf_printf(&b, "prune.granularity: %s\n", pl__cfg_gran_names[g]);
+        dump_key(&b, "prune", "granularity", p);
         if (p->has_sparsity) {
-            pl__buf_printf(&b, "prune.sparsity: %.17g\n", p->sparsity);
+            dump_key(&b, "prune", "sparsity", p);
         } else if (p->n_layers) {
             const pl_layer_target **t = malloc(p->n_layers * sizeof *t);
             if (t) {
                 for (size_t i = 0; i < p->n_layers; i++)
                     t[i] = &p->layers[i];
                 qsort(t, p->n_layers, sizeof *t, cmp_target);
-                for (size_t i = 0; i < p->n_layers; i++) {
-                    if (t[i]->count >= 0)
-                        pl__buf_printf(&b, "prune.layers.%s.count: %" PRId64 "\n", t[i]->layer, t[i]->count);
-                    else
-                        pl__buf_printf(&b, "prune.layers.%s.fraction: %.17g\n", t[i]->layer, t[i]->fraction);
-                }
+                const field *target = table("prune.layers");
+                for (size_t i = 0; i < p->n_layers; i++)
+                    dump_value(&b, "prune.layers", t[i]->layer,
+                               pl__cfg_field_find(target, t[i]->count >= 0 ? "count" : "fraction"), t[i]);
                 free(t);
             } else {
                 b.failed = 1;
@@ -174,19 +225,19 @@ char *pl_experiment_dump(const pl_experiment *x)
         }
         dump_list(&b, "prune.include", p->include, p->n_include);
         dump_list(&b, "prune.exclude", p->exclude, p->n_exclude);
-        pl__buf_printf(&b, "prune.tolerance: %.17g\n", p->tolerance);
+        dump_key(&b, "prune", "tolerance", p);
         if (p->granularity == PL_GRAN_LAYER && p->count >= 0) /* layer granularity */
-            pl__buf_printf(&b, "prune.count: %" PRId64 "\n", p->count);
+            dump_key(&b, "prune", "count", p);
         PL_ASSERT(p->group_reduction >= PL_GROUP_MEAN && p->group_reduction <= PL_GROUP_MAX);
         if (p->group_reduction != PL_GROUP_MEAN) /* the default keeps older run identities */
-            pl__buf_printf(&b, "prune.group_reduction: %s\n", pl__cfg_group_red_names[p->group_reduction]);
+            dump_key(&b, "prune", "group_reduction", p);
     }
     sb_kv(&b, "report.dir", x->report.dir ? x->report.dir : "");
     sb_kv(&b, "report.cache", x->report.cache ? x->report.cache : "");
-    pl__buf_printf(&b, "report.latency_runs: %d\nreport.plots: %s\n", x->report.latency_runs,
-              x->report.plots ? "true" : "false");
+    dump_key(&b, "report", "latency_runs", &x->report);
+    dump_key(&b, "report", "plots", &x->report);
     dump_list(&b, "plugin_path", x->plugin_path, x->n_plugin_path);
-    pl__buf_printf(&b, "limits.max_runs: %" PRId64 "\n", x->max_runs);
+    dump_key(&b, "limits", "max_runs", &x->max_runs);
     if (b.failed) {
         free(b.data);
         return NULL;

@@ -33,14 +33,13 @@ pl_status pl__cfg_get_i64(const pl_node *n, const char *path, int64_t *out, pl_e
     pl_status st = need_scalar(n, path, "an integer", e);
     if (st)
         return st;
-    const char *s = n->scalar, *p = s + (*s == '+' || *s == '-');
     char g[96];
-    if (n->quoted || !*p || strspn(p, "0123456789") != strlen(p))
+    long long v;
+    int k = n->quoted ? 0 : pl__int_word(n->scalar, &v);
+    if (!k)
         return pl__cfg_at_node(e, n, "%s: expected an integer (got %s)", path, pl__cfg_got(n, g, sizeof g));
-    errno = 0;
-    long long v = strtoll(s, NULL, 10);
-    if (errno == ERANGE)
-        return pl__cfg_at_node(e, n, "%s: integer %.40s is out of range", path, s);
+    if (k < 0)
+        return pl__cfg_at_node(e, n, "%s: integer %.40s is out of range", path, n->scalar);
     *out = v;
     return PL_OK;
 }
@@ -81,28 +80,9 @@ pl_status pl__cfg_get_num(const pl_node *n, const char *path, double *out, pl_er
     pl_status st = need_scalar(n, path, "a number", e);
     if (st)
         return st;
-    const char *s = n->scalar;
-    const char *p = s + (*s == '+' || *s == '-');
     char g[96];
-    if (!n->quoted) {
-        if (!strcmp(p, ".inf") || !strcmp(p, ".Inf") || !strcmp(p, ".INF")) {
-            *out = *s == '-' ? -INFINITY : INFINITY;
-            return PL_OK;
-        }
-        if (p == s && (!strcmp(s, ".nan") || !strcmp(s, ".NaN") || !strcmp(s, ".NAN"))) {
-            *out = NAN;
-            return PL_OK;
-        }
-        int digit_start = (*p >= '0' && *p <= '9') || (*p == '.' && p[1] >= '0' && p[1] <= '9');
-        if (digit_start && !strpbrk(s, "xXpPnNiI_")) {
-            char *end;
-            double v = strtod(s, &end);
-            if (end != s && !*end) {
-                *out = v;
-                return PL_OK;
-            }
-        }
-    }
+    if (!n->quoted && pl__num_word(n->scalar, out))
+        return PL_OK;
     return pl__cfg_at_node(e, n, "%s: expected a number (got %s)", path, pl__cfg_got(n, g, sizeof g));
 }
 
@@ -179,3 +159,109 @@ pl_status pl__cfg_fraction_in(const pl_node *n, const char *path, double v, pl_e
     return PL_OK;
 }
 
+
+/* ---- table-driven values (field, config_internal.h) ------------------------------- */
+
+_Static_assert(sizeof(pl_optim_type) == sizeof(int) && sizeof(pl_lr_sched) == sizeof(int) &&
+                   sizeof(pl_granularity) == sizeof(int) && sizeof(pl_group_reduction) == sizeof(int) &&
+                   sizeof(pl_reg_type) == sizeof(int),
+               "F_ENUM values are stored as int");
+
+static pl_status int_range(const pl_node *n, const char *path, const field *f, int64_t v, pl_error *e)
+{
+    if (v >= f->lo && (isinf(f->hi) || v <= f->hi))
+        return PL_OK;
+    const char *unit = f->rule ? f->rule : "", *hint = f->hint ? f->hint : "";
+    if (isinf(f->hi))
+        return pl__cfg_at_node(e, n, "%s must be >= %.0f%s (got %" PRId64 "%s)", path, f->lo, unit, v, hint);
+    return pl__cfg_at_node(e, n, "%s must be in [%.0f, %.0f]%s (got %" PRId64 "%s)", path, f->lo, f->hi, unit, v,
+                           hint);
+}
+
+size_t pl__cfg_stored_size(fkind kind)
+{
+    switch (kind) {
+    case F_INT: case F_BOOL: case F_ENUM: return sizeof(int);
+    case F_I64: return sizeof(int64_t);
+    case F_UINT: return sizeof(uint64_t);
+    case F_NUM: return sizeof(double);
+    default: PL_ASSERT(!"a stored field is a single value"); return 0;
+    }
+}
+
+pl_status pl__cfg_dec_value(const pl_node *n, const char *path, const field *f, void *base, pl_error *e)
+{
+    PL_ASSERT(f->flags & FL_STORED);
+    pl__cfg_value v = {0}; /* the member of f's kind, at offset 0 */
+    pl_status st = PL_OK;
+    switch (f->kind) {
+    case F_INT:
+        if (!(st = pl__cfg_get_int(n, path, &v.i, e)))
+            st = int_range(n, path, f, v.i, e);
+        break;
+    case F_I64:
+        if (!(st = pl__cfg_get_i64(n, path, &v.l, e)))
+            st = int_range(n, path, f, v.l, e);
+        break;
+    case F_UINT:
+        st = pl__cfg_get_u64(n, path, &v.u, e);
+        break;
+    case F_NUM:
+        if ((st = pl__cfg_get_num(n, path, &v.d, e)))
+            break;
+        if (f->flags & FL_FRACTION)
+            st = pl__cfg_fraction_in(n, path, v.d, e);
+        else
+            st = pl__cfg_num_in(n, path, v.d, f->lo, !!(f->flags & FL_LO_OPEN), f->hi, !!(f->flags & FL_HI_OPEN),
+                                f->rule, e);
+        break;
+    case F_BOOL:
+        st = pl__cfg_get_bool(n, path, &v.i, e);
+        break;
+    case F_ENUM:
+        if (!(st = pl__cfg_get_enum(n, path, f->names, f->n_names, &v.i, e)))
+            v.i += f->base;
+        break;
+    default:
+        PL_ASSERT(!"a stored field is a single value");
+    }
+    if (!st)
+        memcpy((char *)base + f->off, &v, pl__cfg_stored_size(f->kind));
+    return st;
+}
+
+pl_status pl__cfg_dec_fields(const pl_node *m, const char *path, const field *tbl, void *base, pl_error *e)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const field *f = pl__cfg_field_find(tbl, m->keys[i]);
+        if (!f || (f->flags & (FL_STORED | FL_OWN)) != FL_STORED)
+            continue;
+        char p[200];
+        snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", f->key);
+        pl_status st = pl__cfg_dec_value(m->items[i], p, f, base, e);
+        if (st)
+            return st;
+    }
+    return PL_OK;
+}
+
+void pl__cfg_defaults(const field *tbl, void *base)
+{
+    for (const field *f = tbl; f->key; f++) {
+        char *at = (char *)base + f->off;
+        if (f->kind == F_MAP && (f->flags & FL_DUMP)) {
+            pl__cfg_defaults(f->sub, at);
+            continue;
+        }
+        if (!(f->flags & FL_STORED) || (f->flags & FL_ALIAS))
+            continue;
+        pl__cfg_value v = {0};
+        switch (f->kind) {
+        case F_INT: case F_BOOL: case F_ENUM: v.i = (int)f->def + (f->kind == F_ENUM ? f->base : 0); break;
+        case F_I64: v.l = (int64_t)f->def; break;
+        case F_UINT: v.u = (uint64_t)f->def; break;
+        default: v.d = f->def; break;
+        }
+        memcpy(at, &v, pl__cfg_stored_size(f->kind));
+    }
+}

@@ -350,6 +350,18 @@ static int run_command(int argc, char **argv)
                PL_ABI_MINOR);
         return 0;
     }
+    if (!strcmp(c.cmd, "config-keys")) { /* not in --help: writes docs/config-keys.md from the schema */
+        if (c.n_args)
+            return usage_error("config-keys takes no arguments (got '%s')", c.args[0]);
+        char *md = pl_config_keys_markdown();
+        if (!md) {
+            fputs("prunelab: out of memory\n", stderr);
+            return 1;
+        }
+        fputs(md, stdout);
+        free(md);
+        return 0;
+    }
     if (c.quiet)
         pl_log_set_level(2);
     pl_error err;

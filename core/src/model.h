@@ -28,7 +28,7 @@
 #ifndef PL_MODEL_H
 #define PL_MODEL_H
 
-#include "config.h"
+#include "config_types.h"
 #include "error.h"
 #include "prunelab/plugin.h"
 

@@ -13,8 +13,8 @@
  */
 #include "config.h"
 #include "onnx_import.h"
+#include "scalar.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -77,12 +77,12 @@ static pl_status get_int(const pl_node *n, const char *path, int lo, int *out, p
     if (n->type != PL_NODE_SCALAR || n->quoted || !*n->scalar)
         return at_node(e, n, "%s: expected an integer (got %s)", path, n->type == PL_NODE_SCALAR && !*n->scalar
                                                                            ? "nothing" : what(n));
-    const char *s = n->scalar, *p = s + (*s == '-' || *s == '+');
-    if (!*p || strspn(p, "0123456789") != strlen(p))
+    const char *s = n->scalar;
+    long long v = 0;
+    int k = pl__int_word(s, &v);
+    if (!k)
         return at_node(e, n, "%s: expected an integer (got '%.60s')", path, s);
-    errno = 0;
-    long long v = strtoll(s, NULL, 10);
-    if (errno == ERANGE || v > INT_MAX || v < lo)
+    if (k < 0 || v > INT_MAX || v < lo)
         return at_node(e, n, "%s must be >= %d (got %.40s)", path, lo, s);
     *out = (int)v;
     return PL_OK;
@@ -90,13 +90,9 @@ static pl_status get_int(const pl_node *n, const char *path, int lo, int *out, p
 
 static pl_status get_num(const pl_node *n, const char *path, double *out, pl_error *e)
 {
-    char *end = NULL;
     const char *s = n->type == PL_NODE_SCALAR ? n->scalar : "";
-    const char *p = s + (*s == '-' || *s == '+');
-    int ok = n->type == PL_NODE_SCALAR && !n->quoted &&
-             ((*p >= '0' && *p <= '9') || (*p == '.' && p[1] >= '0' && p[1] <= '9')) && !strpbrk(s, "xXpPnNiI_");
-    double v = ok ? strtod(s, &end) : 0;
-    if (!ok || *end || !isfinite(v))
+    double v = 0;
+    if (n->type != PL_NODE_SCALAR || n->quoted || !pl__num_word(s, &v) || !isfinite(v))
         return at_node(e, n, "%s: expected a finite number (got %s)", path, n->type == PL_NODE_SCALAR && !*s
                                                                               ? "nothing" : what(n));
     *out = v;
@@ -105,15 +101,8 @@ static pl_status get_num(const pl_node *n, const char *path, double *out, pl_err
 
 static pl_status get_bool(const pl_node *n, const char *path, int *out, pl_error *e)
 {
-    if (n->type == PL_NODE_SCALAR && !n->quoted) {
-        const char *s = n->scalar;
-        int t = !strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE");
-        int f = !strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE");
-        if (t || f) {
-            *out = t;
-            return PL_OK;
-        }
-    }
+    if (n->type == PL_NODE_SCALAR && !n->quoted && pl__bool_word(n->scalar, PL__BOOL_YAML, out))
+        return PL_OK;
     return at_node(e, n, "%s: expected true/false (got %s)", path, what(n));
 }
 
@@ -161,15 +150,7 @@ static unsigned keys_for(pl_layer_type t)
     }
 }
 
-static int name_valid(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
-            return 0;
-    return 1;
-}
+static int name_valid(const char *s) { return pl__name_ok(s, 1, "", 0); }
 
 static pl_status dec_layer(const pl_node *m, size_t idx, pl_model_spec *ms, int *type_count, pl_error *e)
 {

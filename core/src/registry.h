@@ -24,7 +24,7 @@
 #ifndef PL_REGISTRY_H
 #define PL_REGISTRY_H
 
-#include "config.h"
+#include "config_types.h"
 #include "error.h"
 
 typedef struct pl_registry pl_registry;

@@ -3,6 +3,11 @@
  * experiment files (config*.c), plugin parameters (registry.c), run records
  * (result.c) and plugin-check.
  *
+ * Numbers and integers have one grammar, YAML's decimal one (used by
+ * experiment and model files): pl__int_word and pl__num_word. (Plugin
+ * parameters, registry.c, still read numbers with strtoll/strtod, which
+ * also take leading blanks and hex floats; left as they are.)
+ *
  * Two bool grammars exist on purpose, one per place a user writes them:
  * experiment files take YAML's true/false (any of three capitalisations),
  * plugin parameters take the words of a command line too (yes/no, on/off,
@@ -25,5 +30,15 @@ typedef enum pl__bool_grammar {
 
 /* 1 and *out set when s is a bool word of grammar g, else 0. */
 int pl__bool_word(const char *s, pl__bool_grammar g, int *out);
+
+/* A decimal integer [+-]?[0-9]+: 1 and *out set; 0 when s is not one; -1
+ * when it is one but does not fit a long long. */
+int pl__int_word(const char *s, long long *out);
+
+/* A YAML number: decimal with optional fraction and exponent (a digit, or
+ * a point and a digit, after the sign; no hex, no underscores), or .inf /
+ * -.inf / +.inf and .nan (each in three capitalisations, .nan unsigned).
+ * 1 and *out set, else 0. Callers that need a finite value check it. */
+int pl__num_word(const char *s, double *out);
 
 #endif

@@ -16,7 +16,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 Test(augment_image, shift_and_flip_by_hand)
 {
@@ -132,21 +131,6 @@ Test(augment_batch, every_offset_and_both_flips_are_drawn)
 
 /* ---- configuration ------------------------------------------------------------------ */
 
-static pl_status load_text(const char *text, const char *const *sets, size_t n, pl_experiment **x, pl_error *err)
-{
-    char *path = pltest_write_temp(text, ".yaml");
-    pl_config *cfg;
-    pl_status s = pl_config_load(path, sets, n, &cfg, err);
-    *x = NULL;
-    if (!s) {
-        s = pl_config_expand(cfg, 0, x, err);
-        pl_config_free(cfg);
-    }
-    unlink(path);
-    free(path);
-    return s;
-}
-
 #define HEAD "name: a\nmodel: configs/models/simple_cnn.yaml\n"
 #define TAIL "train: {epochs: 1}\n"
 
@@ -154,7 +138,7 @@ Test(augment_config, decodes_leaves_the_plugin_params_and_is_in_the_identity)
 {
     pl_experiment *x;
     pl_error err;
-    cr_assert_eq(load_text(HEAD "dataset:\n  plugin: synthetic\n  noise: 2\n  augment: {crop_pad: 3, hflip: true}\n" TAIL,
+    cr_assert_eq(pltest_experiment_text(HEAD "dataset:\n  plugin: synthetic\n  noise: 2\n  augment: {crop_pad: 3, hflip: true}\n" TAIL,
                            NULL, 0, &x, &err), PL_OK, "%s", err.msg);
     cr_expect_eq(x->augment.crop_pad, 3);
     cr_expect_eq(x->augment.hflip, 1);
@@ -169,7 +153,7 @@ Test(augment_config, decodes_leaves_the_plugin_params_and_is_in_the_identity)
     pl_experiment_free(x);
 
     const char *plain = HEAD "dataset:\n  plugin: synthetic\n  noise: 2\n" TAIL;
-    cr_assert_eq(load_text(plain, NULL, 0, &x, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pltest_experiment_text(plain, NULL, 0, &x, &err), PL_OK, "%s", err.msg);
     char base2[17];
     pl_experiment_baseline_key(x, base2);
     cr_expect_str_neq(with, x->run_id, "a run with augmentation is another run");
@@ -186,7 +170,7 @@ Test(augment_config, decodes_leaves_the_plugin_params_and_is_in_the_identity)
                              {"dataset.augment.crop_pad=0", "dataset.augment.hflip=false"}};
     char ids[3][17];
     for (int k = 0; k < 3; k++) {
-        cr_assert_eq(load_text(plain, sets[k], sets[k][1] ? 2 : 1, &x, &err), PL_OK, "%s", err.msg);
+        cr_assert_eq(pltest_experiment_text(plain, sets[k], sets[k][1] ? 2 : 1, &x, &err), PL_OK, "%s", err.msg);
         cr_expect_eq(x->dataset.n_params, 1, "--set %s reached the plugin", sets[k][0]);
         memcpy(ids[k], x->run_id, 17);
         pl_experiment_free(x);
@@ -212,7 +196,7 @@ Test(augment_config, bad_values_are_one_line_errors_at_the_key)
         snprintf(text, sizeof text, HEAD "dataset:\n  plugin: synthetic\n  augment: %s\n" TAIL, c[k].aug);
         pl_experiment *x;
         pl_error err = {0};
-        cr_expect_eq(load_text(text, NULL, 0, &x, &err), PL_ECONFIG, "%s was accepted", c[k].aug);
+        cr_expect_eq(pltest_experiment_text(text, NULL, 0, &x, &err), PL_ECONFIG, "%s was accepted", c[k].aug);
         cr_expect(strstr(err.msg, c[k].part), "%s: '%s' lacks '%s'", c[k].aug, err.msg, c[k].part);
         cr_expect(!strchr(err.msg, '\n'), "one line: %s", err.msg);
     }
@@ -220,32 +204,11 @@ Test(augment_config, bad_values_are_one_line_errors_at_the_key)
 
 /* ---- training and evaluation -------------------------------------------------------- */
 
-static const char *TINY_YAML =
-    "name: tiny\n"
-    "input: [1, 8, 8]\n"
-    "classes: 4\n"
-    "layers:\n"
-    "  - {name: conv1, type: conv2d, out: 6, kernel: 3, padding: 1}\n"
-    "  - {type: relu}\n"
-    "  - {type: maxpool2d, kernel: 2}\n"
-    "  - {type: flatten}\n"
-    "  - {name: fc1, type: linear, out: 12}\n"
-    "  - {type: relu}\n"
-    "  - {name: fc2, type: linear, out: 4}\n";
-
-static pl_instance *backend(void)
-{
-    static pl_instance *in;
-    if (!in)
-        in = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    return in;
-}
-
 static pl_model *train_tiny(pl_data *d)
 {
     pl_error err;
-    pl_model *m = pltest_model(TINY_YAML, 2);
-    pl_model_bind(m, pl_instance_ops(backend()), pl_instance_state(backend()));
+    pl_model *m = pltest_model(PLTEST_TINY_YAML, 2);
+    pltest_bind_ref(m);
     pl_phase_cfg cfg = {.epochs = 1, .batch_size = 32,
                         .optim = {.type = PL_OPTIM_ADAM, .lr = 3e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
                                   .lr_schedule = PL_LR_CONSTANT}};
@@ -253,16 +216,6 @@ static pl_model *train_tiny(pl_data *d)
     pl_phase_stats st;
     cr_assert_eq(pl_train_phase(m, d, &cfg, 7, "train", &o, &st, &err), PL_OK, "%s", err.msg);
     return m;
-}
-
-static int same_weights(const pl_model *a, const pl_model *b)
-{
-    for (int i = 0; i < a->n_layers; i++) {
-        const pl_layer *x = &a->layers[i], *y = &b->layers[i];
-        if (x->nw && memcmp(x->w, y->w, (size_t)x->nw * sizeof(float)))
-            return 0;
-    }
-    return 1;
 }
 
 Test(augment_train, training_batches_only)
@@ -277,9 +230,9 @@ Test(augment_train, training_batches_only)
     pl_model *plain = train_tiny(&tr), *again;
     tr.augment = (pl_augment_cfg){.crop_pad = 2, .hflip = 1};
     pl_model *aug = train_tiny(&tr);
-    cr_expect(!same_weights(plain, aug), "augmentation did not reach the training batches");
+    cr_expect(!pltest_same_weights(plain, aug, 0), "augmentation did not reach the training batches");
     again = train_tiny(&tr);
-    cr_expect(same_weights(aug, again), "augmented training is not reproducible");
+    cr_expect(pltest_same_weights(aug, again, 0), "augmented training is not reproducible");
     /* reads (calibration, evaluation) are never augmented */
     float a[16 * 64], b[16 * 64];
     int32_t ya[16], yb[16];
@@ -288,7 +241,7 @@ Test(augment_train, training_batches_only)
     cr_assert_eq(pl_data_read(&tr, NULL, 0, 16, b, yb, &err), PL_OK);
     cr_expect(!memcmp(a, b, sizeof a), "pl_data_read augmented");
     double acc1, acc2;
-    pl_model_bind(aug, pl_instance_ops(backend()), pl_instance_state(backend()));
+    pltest_bind_ref(aug);
     cr_assert_eq(pl_evaluate(aug, &te, 64, &acc1, NULL, &err), PL_OK, "%s", err.msg);
     te.augment = (pl_augment_cfg){.crop_pad = 3, .hflip = 1};
     cr_assert_eq(pl_evaluate(aug, &te, 64, &acc2, NULL, &err), PL_OK, "%s", err.msg);

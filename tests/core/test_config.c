@@ -4,9 +4,11 @@
  * Runs from the source tree (fixtures in tests/fixtures/config/).
  */
 #include "config.h"
+#include "pltest.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -754,4 +756,35 @@ Test(config_helpers, yaml_tree_keeps_positions)
 
     cr_assert_eq(pl_yaml_parse_string("mem", "a: [1, {b: 2}]\n? [x]\n: 3\n", &root, &err), PL_ECONFIG);
     cr_assert_str_eq(err.msg, "mem:2:3: keys must be plain scalars, not maps or lists");
+}
+
+/* docs/config-keys.md is the schema's own text: `prunelab config-keys` and
+ * pl_config_keys_markdown both print it, so a key cannot change without its
+ * documentation (regenerate: build/prunelab config-keys > docs/config-keys.md). */
+Test(config, key_reference_is_generated_from_the_schema)
+{
+    char *md = pl_config_keys_markdown();
+    cr_assert(md);
+    FILE *f = fopen("docs/config-keys.md", "rb");
+    cr_assert(f, "docs/config-keys.md is missing (the tests run in the source tree)");
+    char *doc = calloc(1, 1 << 16);
+    cr_assert(doc);
+    size_t n = fread(doc, 1, (1 << 16) - 1, f);
+    fclose(f);
+    cr_assert_lt(n, (size_t)(1 << 16) - 1, "docs/config-keys.md is larger than expected");
+    cr_expect_str_eq(doc, md, "docs/config-keys.md differs from the schema; run build/prunelab config-keys > "
+                              "docs/config-keys.md");
+    char cmd[4200], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s config-keys", pltest_exe());
+    cr_expect_eq(pltest_run(cmd, &out), 0);
+    cr_expect_str_eq(out, md, "prunelab config-keys prints the same text");
+    /* one row a key, written where the key is decoded: spot checks */
+    cr_expect(strstr(md, "| `train.optimizer.lr` | number | 0.001 | a finite number > 0 |"));
+    cr_expect(strstr(md, "| `prune.granularity` | choice | channel | weight, channel, neuron, layer |"));
+    cr_expect(strstr(md, "| `dataset.augment.crop_pad` | integer | 0 | [0, 4096] pixels |"));
+    cr_expect(strstr(md, "| `limits.max_runs` | integer | 1000 | >= 1 |"));
+    cr_expect(!strstr(md, "`retrain.epochs`"), "retrain's keys are train's, listed once");
+    free(out);
+    free(doc);
+    free(md);
 }

@@ -16,7 +16,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define N 4
 #define K 5
@@ -168,27 +167,6 @@ Test(distill_loss, many_classes)
 
 /* ---- a training phase with a teacher ------------------------------------------------ */
 
-static const char *TINY_YAML =
-    "name: tiny\n"
-    "input: [1, 8, 8]\n"
-    "classes: 4\n"
-    "layers:\n"
-    "  - {name: conv1, type: conv2d, out: 6, kernel: 3, padding: 1}\n"
-    "  - {type: relu}\n"
-    "  - {type: maxpool2d, kernel: 2}\n"
-    "  - {type: flatten}\n"
-    "  - {name: fc1, type: linear, out: 12}\n"
-    "  - {type: relu}\n"
-    "  - {name: fc2, type: linear, out: 4}\n";
-
-static pl_instance *backend(void)
-{
-    static pl_instance *in;
-    if (!in)
-        in = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    return in;
-}
-
 static pl_data *train_data(void)
 {
     static pl_instance *ds;
@@ -206,8 +184,8 @@ static pl_data *train_data(void)
 static pl_model *train_tiny(uint64_t seed, int epochs, const pl_distill_cfg *d, pl_model *teacher)
 {
     pl_error err;
-    pl_model *m = pltest_model(TINY_YAML, seed);
-    pl_model_bind(m, pl_instance_ops(backend()), pl_instance_state(backend()));
+    pl_model *m = pltest_model(PLTEST_TINY_YAML, seed);
+    pltest_bind_ref(m);
     pl_phase_cfg cfg = {.epochs = epochs, .batch_size = 24, /* 256 = 10 x 24 + 16: a short last batch */
                         .optim = {.type = PL_OPTIM_ADAM, .lr = 3e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
                                   .lr_schedule = PL_LR_CONSTANT, .step_size = 1, .gamma = 0.1}};
@@ -220,29 +198,17 @@ static pl_model *train_tiny(uint64_t seed, int epochs, const pl_distill_cfg *d, 
     return m;
 }
 
-static int same_weights(const pl_model *a, const pl_model *b)
-{
-    for (int i = 0; i < a->n_layers; i++) {
-        const pl_layer *x = &a->layers[i], *y = &b->layers[i];
-        if (x->nw && memcmp(x->w, y->w, (size_t)x->nw * sizeof(float)))
-            return 0;
-        if (x->nb && memcmp(x->b, y->b, (size_t)x->nb * sizeof(float)))
-            return 0;
-    }
-    return 1;
-}
-
 Test(distill_train, alpha_zero_trains_as_plain_cross_entropy)
 {
     pl_model *teacher = train_tiny(1, 2, NULL, NULL);
     pl_model *plain = train_tiny(2, 2, NULL, NULL);
     pl_distill_cfg z1 = {.enabled = 1, .alpha = 0, .temperature = 1}, z4 = {.enabled = 1, .alpha = 0, .temperature = 4};
     pl_model *a = train_tiny(2, 2, &z1, teacher), *b = train_tiny(2, 2, &z4, teacher);
-    cr_expect(same_weights(plain, a), "alpha 0, T 1 changed training");
-    cr_expect(same_weights(plain, b), "alpha 0, T 4 changed training");
+    cr_expect(pltest_same_weights(plain, a, 1), "alpha 0, T 1 changed training");
+    cr_expect(pltest_same_weights(plain, b, 1), "alpha 0, T 4 changed training");
     pl_distill_cfg half = {.enabled = 1, .alpha = 0.5, .temperature = 4};
     pl_model *c = train_tiny(2, 2, &half, teacher);
-    cr_expect(!same_weights(plain, c), "alpha 0.5 must change training");
+    cr_expect(!pltest_same_weights(plain, c, 1), "alpha 0.5 must change training");
     pl_model_free(teacher);
     pl_model_free(plain);
     pl_model_free(a);
@@ -255,10 +221,10 @@ Test(distill_train, alpha_one_pulls_the_student_to_the_teacher)
     /* with only the soft term the student's logits approach the teacher's
      * softened outputs: KL after training is below KL at the start */
     pl_model *teacher = train_tiny(1, 3, NULL, NULL);
-    pl_model *start = pltest_model(TINY_YAML, 5);
+    pl_model *start = pltest_model(PLTEST_TINY_YAML, 5);
     pl_distill_cfg one = {.enabled = 1, .alpha = 1, .temperature = 2};
     pl_model *student = train_tiny(5, 3, &one, teacher);
-    pl_model_bind(start, pl_instance_ops(backend()), pl_instance_state(backend()));
+    pltest_bind_ref(start);
     float x[32 * 64];
     int32_t y[32];
     pl_error err;
@@ -283,8 +249,8 @@ Test(distill_train, alpha_one_pulls_the_student_to_the_teacher)
 Test(distill_train, a_phase_with_distill_needs_a_teacher)
 {
     pl_error err;
-    pl_model *m = pltest_model(TINY_YAML, 3);
-    pl_model_bind(m, pl_instance_ops(backend()), pl_instance_state(backend()));
+    pl_model *m = pltest_model(PLTEST_TINY_YAML, 3);
+    pltest_bind_ref(m);
     pl_phase_cfg cfg = {.epochs = 1, .batch_size = 32,
                         .optim = {.type = PL_OPTIM_ADAM, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
                                   .lr_schedule = PL_LR_CONSTANT},
@@ -308,26 +274,11 @@ static const char *EXP =
     "  epochs: 1\n"
     "  distill: {alpha: 0.25, temperature: 3}\n";
 
-static pl_status load_text(const char *text, const char *const *sets, size_t n, pl_experiment **x, pl_error *err)
-{
-    char *path = pltest_write_temp(text, ".yaml");
-    pl_config *cfg;
-    pl_status s = pl_config_load(path, sets, n, &cfg, err);
-    *x = NULL;
-    if (!s) {
-        s = pl_config_expand(cfg, 0, x, err);
-        pl_config_free(cfg);
-    }
-    unlink(path);
-    free(path);
-    return s;
-}
-
 Test(distill_config, decodes_and_is_part_of_the_identity)
 {
     pl_experiment *x;
     pl_error err;
-    cr_assert_eq(load_text(EXP, NULL, 0, &x, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pltest_experiment_text(EXP, NULL, 0, &x, &err), PL_OK, "%s", err.msg);
     cr_expect(x->retrain.distill.enabled);
     cr_expect_eq(x->retrain.distill.alpha, 0.25);
     cr_expect_eq(x->retrain.distill.temperature, 3);
@@ -345,7 +296,7 @@ Test(distill_config, decodes_and_is_part_of_the_identity)
     const char *plain = "name: d\nmodel: configs/models/simple_cnn.yaml\ndataset: {plugin: synthetic}\n"
                         "train: {epochs: 1}\nprune: {criterion: l1, granularity: channel, sparsity: 0.5}\n"
                         "retrain: {epochs: 1}\n";
-    cr_assert_eq(load_text(plain, NULL, 0, &x, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pltest_experiment_text(plain, NULL, 0, &x, &err), PL_OK, "%s", err.msg);
     char base2[17];
     pl_experiment_baseline_key(x, base2);
     char *d2 = pl_experiment_dump(x);
@@ -357,17 +308,17 @@ Test(distill_config, decodes_and_is_part_of_the_identity)
 
     /* alpha 0 is still distill (the key is there): never the plain run's result */
     const char *zero[] = {"retrain.distill.alpha=0"};
-    cr_assert_eq(load_text(EXP, zero, 1, &x, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pltest_experiment_text(EXP, zero, 1, &x, &err), PL_OK, "%s", err.msg);
     cr_expect_str_neq(with, x->run_id, "alpha is part of the identity");
     pl_experiment_free(x);
     const char *t[] = {"retrain.distill.temperature=2"};
-    cr_assert_eq(load_text(EXP, t, 1, &x, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pltest_experiment_text(EXP, t, 1, &x, &err), PL_OK, "%s", err.msg);
     cr_expect_str_neq(with, x->run_id, "temperature is part of the identity");
     pl_experiment_free(x);
 
     /* defaults: alpha 0.5, temperature 4; under finetune too */
     const char *fin[] = {"finetune.epochs=1", "finetune.distill.temperature=2"};
-    cr_assert_eq(load_text(plain, fin, 2, &x, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pltest_experiment_text(plain, fin, 2, &x, &err), PL_OK, "%s", err.msg);
     cr_expect(x->finetune.distill.enabled && !x->retrain.distill.enabled);
     cr_expect_eq(x->finetune.distill.alpha, 0.5);
     cr_expect_eq(x->finetune.distill.temperature, 2);
@@ -392,7 +343,7 @@ Test(distill_config, bad_values_are_one_line_errors_at_the_key)
                  "retrain:\n%s  epochs: 1\n", c[k].text);
         pl_experiment *x;
         pl_error err = {0};
-        cr_expect_eq(load_text(text, NULL, 0, &x, &err), PL_ECONFIG, "%s was accepted", c[k].text);
+        cr_expect_eq(pltest_experiment_text(text, NULL, 0, &x, &err), PL_ECONFIG, "%s was accepted", c[k].text);
         cr_expect(strstr(err.msg, c[k].part), "%s: '%s' lacks '%s'", c[k].text, err.msg, c[k].part);
         cr_expect(!strchr(err.msg, '\n'), "one line: %s", err.msg);
     }
@@ -400,6 +351,6 @@ Test(distill_config, bad_values_are_one_line_errors_at_the_key)
                               "train: {epochs: 1, distill: {alpha: 0.5}}\n";
     pl_experiment *x;
     pl_error err = {0};
-    cr_expect_eq(load_text(under_train, NULL, 0, &x, &err), PL_ECONFIG);
+    cr_expect_eq(pltest_experiment_text(under_train, NULL, 0, &x, &err), PL_ECONFIG);
     cr_expect(strstr(err.msg, ":4:") && strstr(err.msg, "train.distill: the baseline has no teacher"), "%s", err.msg);
 }

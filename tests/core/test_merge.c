@@ -28,18 +28,10 @@ static const char *MLP =
     "  - {type: relu}\n"
     "  - {name: fc2, type: linear, out: 2}\n";
 
-static pl_instance *backend(void)
-{
-    static pl_instance *in;
-    if (!in)
-        in = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    return in;
-}
-
 static void bind(pl_model *m, int batch)
 {
     pl_error err;
-    pl_model_bind(m, pl_instance_ops(backend()), pl_instance_state(backend()));
+    pltest_bind_ref(m);
     cr_assert_eq(pl_model_reserve(m, batch, &err), PL_OK, "%s", err.msg);
 }
 
@@ -58,14 +50,20 @@ static pl_model *mlp(void)
     return m;
 }
 
+/* mlp()'s fold: units 1 and 3 go, into their twins 0 (x 2) and 2 (x 0.5) */
+static const uint8_t mlp_drop[4] = {0, 1, 0, 1};
+static const int64_t mlp_twin[4] = {-1, 0, -1, 2};
+static const double mlp_coef[4] = {0, 2, 0, 0.5};
+
 Test(merge, folded_weights_by_hand)
 {
     pl_model *m = mlp();
     int l1 = pl_model_find(m, "fc1"), l2 = pl_model_find(m, "fc2");
     cr_expect_eq(pl_merge_consumer(m, l1), l2);
-    uint8_t drop[4] = {0, 1, 0, 1};
-    int64_t twin[4] = {-1, 0, -1, 2}, n = -1;
-    double coef[4] = {0, 2, 0, 0.5};
+    const uint8_t *drop = mlp_drop;
+    const int64_t *twin = mlp_twin;
+    const double *coef = mlp_coef;
+    int64_t n = -1;
     pl_error err;
     cr_assert_eq(pl_merge_fold(m, l1, drop, twin, coef, &n, &err), PL_OK, "%s", err.msg);
     cr_expect_eq(n, 2);
@@ -136,10 +134,8 @@ static pl_model *cut(pl_model *m, const char *layer, const uint8_t *drop, int un
 Test(merge, exact_duplicates_merged_keep_the_logits)
 {
     pl_model *m = mlp();
-    uint8_t drop[4] = {0, 1, 0, 1};
-    int64_t twin[4] = {-1, 0, -1, 2};
-    double coef[4] = {0, 2, 0, 0.5};
-    pl_model *merged = cut(m, "fc1", drop, 4, 1, twin, coef), *removed = cut(m, "fc1", drop, 4, 0, twin, coef);
+    pl_model *merged = cut(m, "fc1", mlp_drop, 4, 1, mlp_twin, mlp_coef),
+             *removed = cut(m, "fc1", mlp_drop, 4, 0, mlp_twin, mlp_coef);
     cr_expect_eq(merged->layers[pl_model_find(merged, "fc1")].out_c, 2);
     double gm = logit_gap(m, merged, 8, 3), gr = logit_gap(m, removed, 8, 3);
     cr_expect_lt(gm, 1e-5, "merged: logits moved by %g", gm);
@@ -220,29 +216,48 @@ static pl_model *dup_mlp(void)
     return m;
 }
 
+/* A pruner of `m` at neuron granularity, sparsity 0.5, one shot, scored by
+ * `criterion` with the parameter `kv` ("key=value" or NULL). */
+typedef struct half_pruner {
+    pl_instance *crit, *sched;
+    pl_prune_cfg cfg;
+    pl_pruner p;
+} half_pruner;
+
+static void half_pruner_open(half_pruner *h, pl_model *m, const char *criterion, const char *kv)
+{
+    const char *params[] = {kv, NULL};
+    pl_error err;
+    h->crit = pltest_instance(PL_KIND_CRITERION, criterion, params, 1, 1);
+    h->sched = pltest_instance(PL_KIND_SCHEDULE, "oneshot", NULL, 1, 1);
+    h->cfg = (pl_prune_cfg){.enabled = 1, .granularity = PL_GRAN_NEURON, .has_sparsity = 1, .sparsity = 0.5};
+    cr_assert_eq(pl_pruner_init(&h->p, m, &h->cfg, h->crit, h->sched, &err), PL_OK, "%s", err.msg);
+}
+
+static void half_pruner_close(half_pruner *h)
+{
+    pl_pruner_free(&h->p);
+    pl_instance_free(h->crit);
+    pl_instance_free(h->sched);
+}
+
 static double prune_with(pl_model *m, const char *merge, int64_t *merged)
 {
-    const char *kv[] = {merge, NULL};
-    pl_instance *crit = pltest_instance(PL_KIND_CRITERION, "lsh", kv, 1, 1);
-    pl_instance *sched = pltest_instance(PL_KIND_SCHEDULE, "oneshot", NULL, 1, 1);
-    pl_prune_cfg cfg = {.enabled = 1, .granularity = PL_GRAN_NEURON, .has_sparsity = 1, .sparsity = 0.5};
     pl_model *c;
     pl_error err;
     cr_assert_eq(pl_model_clone(m, &c, &err), PL_OK);
-    pl_pruner p;
-    cr_assert_eq(pl_pruner_init(&p, c, &cfg, crit, sched, &err), PL_OK, "%s", err.msg);
-    cr_assert_eq(pl_pruner_step(&p, 0, NULL, 64, 1, &err), PL_OK, "%s", err.msg);
+    half_pruner h;
+    half_pruner_open(&h, c, "lsh", merge);
+    cr_assert_eq(pl_pruner_step(&h.p, 0, NULL, 64, 1, &err), PL_OK, "%s", err.msg);
     cr_expect_eq(c->layers[pl_model_find(c, "fc1")].out_c, 3);
     int n = 0;
-    const int *kept = pl_pruner_kept(&p, pl_model_find(c, "fc1"), &n);
+    const int *kept = pl_pruner_kept(&h.p, pl_model_find(c, "fc1"), &n);
     cr_assert(kept && n == 3);
     for (int k = 0; k < 3; k++) /* the stronger of each pair stays */
         cr_expect_eq(kept[k], 2 * k + 1, "kept %d", kept[k]);
-    *merged = p.merged;
+    *merged = h.p.merged;
     double gap = logit_gap(m, c, 8, 5);
-    pl_pruner_free(&p);
-    pl_instance_free(crit);
-    pl_instance_free(sched);
+    half_pruner_close(&h);
     pl_model_free(c);
     return gap;
 }
@@ -263,18 +278,13 @@ Test(merge, a_plugin_built_for_abi_1_4_only_removes)
 {
     /* its reserved slot holds a function that fails: never called */
     pl_model *m = dup_mlp();
-    pl_instance *crit = pltest_instance(PL_KIND_CRITERION, "old_merge", NULL, 1, 1);
-    pl_instance *sched = pltest_instance(PL_KIND_SCHEDULE, "oneshot", NULL, 1, 1);
-    pl_prune_cfg cfg = {.enabled = 1, .granularity = PL_GRAN_NEURON, .has_sparsity = 1, .sparsity = 0.5};
-    pl_pruner p;
+    half_pruner h;
     pl_error err;
-    cr_assert_eq(pl_pruner_init(&p, m, &cfg, crit, sched, &err), PL_OK, "%s", err.msg);
-    cr_expect_eq(pl_pruner_step(&p, 0, NULL, 64, 1, &err), PL_OK, "%s", err.msg);
-    cr_expect_eq(p.merged, 0);
+    half_pruner_open(&h, m, "old_merge", NULL);
+    cr_expect_eq(pl_pruner_step(&h.p, 0, NULL, 64, 1, &err), PL_OK, "%s", err.msg);
+    cr_expect_eq(h.p.merged, 0);
     cr_expect_eq(m->layers[pl_model_find(m, "fc1")].out_c, 3);
-    pl_pruner_free(&p);
-    pl_instance_free(crit);
-    pl_instance_free(sched);
+    half_pruner_close(&h);
     pl_model_free(m);
 }
 
@@ -314,22 +324,19 @@ Test(merge, the_view_of_a_grouped_conv_matches_its_weights)
 Test(merge, a_failed_surgery_gets_the_consumer_weights_back)
 {
     pl_model *m = dup_mlp();
-    const char *kv[] = {"merge=true", NULL};
-    pl_instance *crit = pltest_instance(PL_KIND_CRITERION, "lsh", kv, 1, 1);
-    pl_instance *sched = pltest_instance(PL_KIND_SCHEDULE, "oneshot", NULL, 1, 1);
-    pl_prune_cfg cfg = {.enabled = 1, .granularity = PL_GRAN_NEURON, .has_sparsity = 1, .sparsity = 0.5};
-    pl_pruner p;
+    half_pruner h;
     pl_error err;
-    cr_assert_eq(pl_pruner_init(&p, m, &cfg, crit, sched, &err), PL_OK, "%s", err.msg);
+    half_pruner_open(&h, m, "lsh", "merge=true");
+    pl_pruner *p = &h.p;
     int fc1 = pl_model_find(m, "fc1");
     pl_layer *f2 = &m->layers[pl_model_find(m, "fc2")];
     float *w0 = malloc((size_t)f2->nw * sizeof *w0);
-    uint8_t **drop = calloc((size_t)p.n, sizeof *drop);
+    uint8_t **drop = calloc((size_t)p->n, sizeof *drop);
     cr_assert(w0 && drop);
     memcpy(w0, f2->w, (size_t)f2->nw * sizeof *w0);
     int found = 0;
-    for (int k = 0; k < p.n; k++) {
-        const pl_group *g = &p.G.g[p.t[k].group];
+    for (int k = 0; k < p->n; k++) {
+        const pl_group *g = &p->G.g[p->t[k].group];
         cr_assert(drop[k] = calloc((size_t)g->units, 1));
         if (g->e[0].layer == fc1)
             for (int u = 0; u < g->units; u++)
@@ -337,18 +344,16 @@ Test(merge, a_failed_surgery_gets_the_consumer_weights_back)
     }
     cr_assert_eq(found, 3);
     pl_merge_undo undo;
-    cr_assert_eq(pl__pruner_merge(&p, drop, NULL, NULL, NULL, &undo, &err), PL_OK, "%s", err.msg);
-    cr_expect_eq(p.merged, 3);
+    cr_assert_eq(pl__pruner_merge(p, drop, NULL, NULL, NULL, &undo, &err), PL_OK, "%s", err.msg);
+    cr_expect_eq(p->merged, 3);
     cr_expect(memcmp(w0, f2->w, (size_t)f2->nw * sizeof *w0), "the fold changed fc2");
     pl__merge_undo_end(m, &undo, 1);
     cr_expect(!memcmp(w0, f2->w, (size_t)f2->nw * sizeof *w0), "fc2 is back as it was");
     cr_expect_eq(undo.n, 0);
-    for (int k = 0; k < p.n; k++)
+    for (int k = 0; k < p->n; k++)
         free(drop[k]);
     free(drop);
     free(w0);
-    pl_pruner_free(&p);
-    pl_instance_free(crit);
-    pl_instance_free(sched);
+    half_pruner_close(&h);
     pl_model_free(m);
 }

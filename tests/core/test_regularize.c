@@ -17,7 +17,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Smooth (no ReLU / pooling kinks) so finite differences are clean. */
 static const char *SMOOTH_YAML =
@@ -33,20 +32,11 @@ static const char *SMOOTH_YAML =
 
 #define N_IMG 5
 
-static pl_instance *ref_backend(void)
-{
-    static pl_instance *in;
-    if (!in)
-        in = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    return in;
-}
-
 static pl_model *smooth_model(void)
 {
     pl_model *m = pltest_model(SMOOTH_YAML, 5);
-    pl_instance *be = ref_backend();
     pl_error err;
-    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    pltest_bind_ref(m);
     cr_assert_eq(pl_model_reserve(m, N_IMG, &err), PL_OK, "%s", err.msg);
     return m;
 }
@@ -195,19 +185,6 @@ Test(regularize_grad, penalty_values_by_hand)
 
 /* ---- training --------------------------------------------------------------------- */
 
-static const char *TINY_YAML =
-    "name: tiny\n"
-    "input: [1, 8, 8]\n"
-    "classes: 4\n"
-    "layers:\n"
-    "  - {name: conv1, type: conv2d, out: 6, kernel: 3, padding: 1}\n"
-    "  - {type: relu}\n"
-    "  - {type: maxpool2d, kernel: 2}\n"
-    "  - {type: flatten}\n"
-    "  - {name: fc1, type: linear, out: 12}\n"
-    "  - {type: relu}\n"
-    "  - {name: fc2, type: linear, out: 4}\n";
-
 static pl_model *train_tiny(const pl_reg_cfg *reg, int epochs)
 {
     static pl_instance *ds;
@@ -218,9 +195,8 @@ static pl_model *train_tiny(const pl_reg_cfg *reg, int epochs)
         ds = pltest_instance(PL_KIND_DATASET, "synthetic", kv, 3, 1);
         cr_assert_eq(pl_data_open(ds, PL_SPLIT_TRAIN, &data, &err), PL_OK, "%s", err.msg);
     }
-    pl_model *m = pltest_model(TINY_YAML, 4);
-    pl_instance *be = ref_backend();
-    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    pl_model *m = pltest_model(PLTEST_TINY_YAML, 4);
+    pltest_bind_ref(m);
     pl_phase_cfg cfg = {.epochs = epochs, .batch_size = 32,
                         .optim = {.type = PL_OPTIM_ADAM, .lr = 3e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
                                   .lr_schedule = PL_LR_CONSTANT, .step_size = 1, .gamma = 0.1}};
@@ -232,18 +208,6 @@ static pl_model *train_tiny(const pl_reg_cfg *reg, int epochs)
     return m;
 }
 
-static int same_weights(const pl_model *a, const pl_model *b)
-{
-    for (int i = 0; i < a->n_layers; i++) {
-        const pl_layer *x = &a->layers[i], *y = &b->layers[i];
-        if (x->nw && memcmp(x->w, y->w, (size_t)x->nw * sizeof(float)))
-            return 0;
-        if (x->nb && memcmp(x->b, y->b, (size_t)x->nb * sizeof(float)))
-            return 0;
-    }
-    return 1;
-}
-
 Test(regularize_train, zero_coefficient_changes_nothing)
 {
     pl_model *plain = train_tiny(NULL, 1);
@@ -251,12 +215,12 @@ Test(regularize_train, zero_coefficient_changes_nothing)
     for (int k = 0; k < 3; k++) {
         pl_reg_cfg r = reg_cfg(types[k], 0);
         pl_model *z = train_tiny(&r, 1);
-        cr_expect(same_weights(plain, z), "type %d with coef 0 changed the weights", types[k]);
+        cr_expect(pltest_same_weights(plain, z, 1), "type %d with coef 0 changed the weights", types[k]);
         pl_model_free(z);
     }
     pl_reg_cfg r = reg_cfg(PL_REG_L1, 1e-4);
     pl_model *nz = train_tiny(&r, 1);
-    cr_expect(!same_weights(plain, nz), "a non-zero coefficient must change training");
+    cr_expect(!pltest_same_weights(plain, nz, 1), "a non-zero coefficient must change training");
     pl_model_free(nz);
     pl_model_free(plain);
 }
@@ -342,26 +306,11 @@ static const char *EXP =
     "train: {epochs: 1, regularize: {type: group_lasso, coef: 1e-3, layers: [conv1, conv2]}}\n"
     "prune: {criterion: l1, granularity: channel, sparsity: 0.5}\n";
 
-static pl_status load_text(const char *text, const char *const *sets, size_t n, pl_experiment **x, pl_error *err)
-{
-    char *path = pltest_write_temp(text, ".yaml");
-    pl_config *cfg;
-    pl_status s = pl_config_load(path, sets, n, &cfg, err);
-    *x = NULL;
-    if (!s) {
-        s = pl_config_expand(cfg, 0, x, err);
-        pl_config_free(cfg);
-    }
-    unlink(path);
-    free(path);
-    return s;
-}
-
 Test(regularize_config, decodes_and_is_not_inherited)
 {
     pl_experiment *x;
     pl_error err;
-    cr_assert_eq(load_text(EXP, NULL, 0, &x, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pltest_experiment_text(EXP, NULL, 0, &x, &err), PL_OK, "%s", err.msg);
     cr_expect_eq(x->train.reg.type, PL_REG_GROUP_LASSO);
     cr_expect_eq(x->train.reg.coef, 1e-3);
     cr_assert_eq(x->train.reg.n_layers, 2);
@@ -380,7 +329,7 @@ Test(regularize_config, decodes_and_is_not_inherited)
     pl_experiment_free(x);
 
     const char *sets[] = {"train.regularize.coef=0", "retrain.regularize.type=l2", "retrain.regularize.coef=1e-4"};
-    cr_assert_eq(load_text(EXP, sets, 3, &x, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pltest_experiment_text(EXP, sets, 3, &x, &err), PL_OK, "%s", err.msg);
     cr_expect_eq(x->train.reg.coef, 0);
     cr_expect_eq(x->retrain.reg.type, PL_REG_L2);
     cr_expect_eq(x->retrain.reg.n_layers, 0);
@@ -392,7 +341,7 @@ Test(regularize_config, decodes_and_is_not_inherited)
 
     /* type none = no regularizer: same identity as leaving it out */
     const char *none[] = {"train.regularize.type=none"};
-    cr_assert_eq(load_text(EXP, none, 1, &x, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pltest_experiment_text(EXP, none, 1, &x, &err), PL_OK, "%s", err.msg);
     cr_expect_eq(x->train.reg.type, PL_REG_NONE);
     char *d2 = pl_experiment_dump(x);
     cr_expect(!strstr(d2, "regularize"), "%s", d2);
@@ -413,16 +362,16 @@ Test(regularize_config, bad_values_are_config_errors)
         pl_experiment *x;
         pl_error err = {0};
         const char *sets[] = {c[k].set};
-        cr_expect_eq(load_text(EXP, sets, 1, &x, &err), PL_ECONFIG, "%s was accepted", c[k].set);
+        cr_expect_eq(pltest_experiment_text(EXP, sets, 1, &x, &err), PL_ECONFIG, "%s was accepted", c[k].set);
         cr_expect(strstr(err.msg, c[k].part), "%s: '%s' lacks '%s'", c[k].set, err.msg, c[k].part);
     }
     const char *nocoef = "name: r\nmodel: m.yaml\ntrain: {regularize: {type: l1}}\n";
     pl_experiment *x;
     pl_error err = {0};
-    cr_expect_eq(load_text(nocoef, NULL, 0, &x, &err), PL_ECONFIG);
+    cr_expect_eq(pltest_experiment_text(nocoef, NULL, 0, &x, &err), PL_ECONFIG);
     cr_expect(strstr(err.msg, ":3:") && strstr(err.msg, "missing 'coef'"), "%s", err.msg);
     const char *empty = "name: r\nmodel: m.yaml\ntrain: {regularize: {type: l1, coef: 1, layers: []}}\n";
-    cr_expect_eq(load_text(empty, NULL, 0, &x, &err), PL_ECONFIG);
+    cr_expect_eq(pltest_experiment_text(empty, NULL, 0, &x, &err), PL_ECONFIG);
     cr_expect(strstr(err.msg, "train.regularize.layers is empty"), "%s", err.msg);
 }
 

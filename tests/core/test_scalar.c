@@ -1,5 +1,6 @@
 /* test_scalar.c — core/src/scalar.c: the one name grammar and the two bool
- * grammars (experiment files, plugin parameters), and core/src/strbuf.c's
+ * grammars (experiment files, plugin parameters), the integer and number
+ * grammar of experiment and model files, and core/src/strbuf.c's
  * cell writers. */
 #include <criterion/criterion.h>
 
@@ -40,6 +41,28 @@ Test(scalar, bools)
     v = 7;
     cr_expect_not(pl__bool_word("maybe", PL__BOOL_PARAM, &v));
     cr_expect_eq(v, 7, "an unknown word leaves *out alone");
+}
+
+Test(scalar, integers_and_numbers)
+{
+    long long i = 0;
+    cr_expect(pl__int_word("-42", &i) == 1 && i == -42);
+    cr_expect(pl__int_word("+7", &i) == 1 && i == 7);
+    cr_expect_eq(pl__int_word("99999999999999999999", &i), -1, "out of range");
+    static const char *const not_int[] = {"", "-", "1.0", "0x10", " 5", "1e3", "1_000"};
+    for (size_t k = 0; k < sizeof not_int / sizeof not_int[0]; k++)
+        cr_expect_eq(pl__int_word(not_int[k], &i), 0, "'%s'", not_int[k]);
+    double d = 0;
+    cr_expect(pl__num_word("1e-3", &d) && d == 1e-3);
+    cr_expect(pl__num_word(".5", &d) && d == 0.5);
+    cr_expect(pl__num_word("-2.", &d) && d == -2);
+    cr_expect(pl__num_word("-.Inf", &d) && isinf(d) && d < 0);
+    cr_expect(pl__num_word("+.inf", &d) && isinf(d) && d > 0);
+    cr_expect(pl__num_word(".NaN", &d) && isnan(d));
+    static const char *const not_num[] = {"", ".", "-.nan", "nan", "inf", "0x1p3", "1_0", " 1", "1 ", "e5", ".e5",
+                                          "1e", "infinity"};
+    for (size_t k = 0; k < sizeof not_num / sizeof not_num[0]; k++)
+        cr_expect_eq(pl__num_word(not_num[k], &d), 0, "'%s'", not_num[k]);
 }
 
 Test(strbuf, cells)

@@ -1,5 +1,6 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "pltest.h"
+#include "config.h"
 #include "model.h"
 
 #include <ftw.h>
@@ -142,4 +143,45 @@ pl_model *pltest_model(const char *yaml, uint64_t seed)
     unlink(path);
     free(path);
     return m;
+}
+
+pl_status pltest_experiment_text(const char *text, const char *const *sets, size_t n, pl_experiment **x,
+                                 pl_error *err)
+{
+    char *path = pltest_write_temp(text, ".yaml");
+    pl_config *cfg;
+    pl_status s = pl_config_load(path, sets, n, &cfg, err);
+    *x = NULL;
+    if (!s) {
+        s = pl_config_expand(cfg, 0, x, err);
+        pl_config_free(cfg);
+    }
+    unlink(path);
+    free(path);
+    return s;
+}
+
+pl_instance *pltest_ref_backend(void)
+{
+    static pl_instance *in;
+    if (!in)
+        in = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
+    return in;
+}
+
+void pltest_bind_ref(pl_model *m)
+{
+    pl_model_bind(m, pl_instance_ops(pltest_ref_backend()), pl_instance_state(pltest_ref_backend()));
+}
+
+int pltest_same_weights(const pl_model *a, const pl_model *b, int with_biases)
+{
+    for (int i = 0; i < a->n_layers; i++) {
+        const pl_layer *x = &a->layers[i], *y = &b->layers[i];
+        if (x->nw && memcmp(x->w, y->w, (size_t)x->nw * sizeof(float)))
+            return 0;
+        if (with_biases && x->nb && memcmp(x->b, y->b, (size_t)x->nb * sizeof(float)))
+            return 0;
+    }
+    return 1;
 }

@@ -9,6 +9,11 @@
  *                    removed with its contents when the test process exits.
  * pltest_run()       run a shell command, capture stdout+stderr, return the
  *                    exit status (caller frees *out).
+ * pltest_experiment_text()  run 0 of an experiment given as YAML text.
+ * pltest_ref_backend()      a process-wide instance of the `ref` backend;
+ * pltest_bind_ref()         binds a model to it.
+ * pltest_same_weights()     bit-identical weights (and biases) of two models.
+ * PLTEST_TINY_YAML   a small conv + linear model file (1x8x8 in, 4 classes).
  */
 #ifndef PLTEST_H
 #define PLTEST_H
@@ -33,5 +38,35 @@ struct pl_model *pltest_model(const char *yaml, uint64_t seed);
 struct pl_model *pltest_model_file(const char *path, uint64_t seed); /* a model YAML file */
 /* Writes text to a new temp file; returns its path (caller frees). */
 char *pltest_write_temp(const char *text, const char *suffix);
+
+/* Loads experiment YAML `text` (through a temp file, so errors name a real
+ * file) with `n` --set strings and expands run 0 into *x (NULL on error;
+ * caller frees with pl_experiment_free). Returns the loader's status. */
+struct pl_experiment;
+pl_status pltest_experiment_text(const char *text, const char *const *sets, size_t n,
+                                 struct pl_experiment **x, pl_error *err);
+
+/* 1 when a and b (same shapes) hold bit-identical weights, and biases
+ * too when with_biases. */
+int pltest_same_weights(const struct pl_model *a, const struct pl_model *b, int with_biases);
+
+/* The `ref` backend, instantiated once per process (seed 1, one thread). */
+pl_instance *pltest_ref_backend(void);
+void pltest_bind_ref(struct pl_model *m);
+
+/* conv1 (6 filters 3x3, pad 1), relu, maxpool 2, flatten, fc1 (12), relu,
+ * fc2 (4): a model that trains in milliseconds on 8x8 synthetic images. */
+#define PLTEST_TINY_YAML                                                   \
+    "name: tiny\n"                                                         \
+    "input: [1, 8, 8]\n"                                                   \
+    "classes: 4\n"                                                         \
+    "layers:\n"                                                            \
+    "  - {name: conv1, type: conv2d, out: 6, kernel: 3, padding: 1}\n"     \
+    "  - {type: relu}\n"                                                   \
+    "  - {type: maxpool2d, kernel: 2}\n"                                   \
+    "  - {type: flatten}\n"                                                \
+    "  - {name: fc1, type: linear, out: 12}\n"                             \
+    "  - {type: relu}\n"                                                   \
+    "  - {name: fc2, type: linear, out: 4}\n"
 
 #endif
