@@ -564,6 +564,12 @@ static void conv_bwd_col_task(void *ctx, int64_t t, int worker)
     gemm_rows(p->K, 1, (int)P, 0, 0, s->cout, j->w, 1, p->K, j->dy + (size_t)t * s->cout * P,
               j->dyoff, dcol, Qs, NULL, 0, 0);
     memset(dx, 0, sizeof(float) * p->in_img);
+    /* col2im: every dx element receives its taps' values in k order. With
+     * stride 2 along x a tap's row lands on every other float: the row is
+     * interleaved with zeros and added on the even lanes only (the odd
+     * lanes are kept as loaded), the same additions in the same order. */
+    const vf z = vzero();
+    const vmask even = vgt(vzip_lo(vset1(1.0f), z), z);
     int k = 0;
     for (int ci = 0; ci < s->cin; ci++)
         for (int ky = 0; ky < s->kh; ky++)
@@ -574,6 +580,27 @@ static void conv_bwd_col_task(void *ctx, int64_t t, int worker)
                     int iy = oy * s->stride_h - s->pad_h + ky;
                     if (iy < 0 || iy >= s->h)
                         continue;
+                    if (s->stride_w == 2) {
+                        /* outputs whose input column lies inside the row: [oxa, oxb) */
+                        int lo = s->pad_w - kx, hi = s->w - 1 + s->pad_w - kx;
+                        int oxa = imin(lo > 0 ? (lo + 1) / 2 : 0, s->ow);
+                        int oxb = hi < 0 ? 0 : imin(s->ow, hi / 2 + 1);
+                        const float *cr = c + oy * s->ow;
+                        for (int ox = oxa; ox < oxb; ox += VL) {
+                            int len = imin(VL, oxb - ox), span = 2 * len - 1;
+                            vf cv = vload_t(cr + ox, vtail_make(len));
+                            float *dd = d + (size_t)iy * s->w + 2 * ox - s->pad_w + kx;
+                            vtail t0 = vtail_make(imin(span, VL));
+                            vf d0 = vload_t(dd, t0);
+                            vstore_t(dd, vsel(even, d0, vadd(d0, vzip_lo(cv, z))), t0);
+                            if (span > VL) {
+                                vtail t1 = vtail_make(span - VL);
+                                vf d1 = vload_t(dd + VL, t1);
+                                vstore_t(dd + VL, vsel(even, d1, vadd(d1, vzip_hi(cv, z))), t1);
+                            }
+                        }
+                        continue;
+                    }
                     for (int ox = 0; ox < s->ow; ox++) {
                         int ix = ox * s->stride_w - s->pad_w + kx;
                         if (ix >= 0 && ix < s->w)

@@ -88,6 +88,11 @@ static const int conv_table[][11] = {
     {2, 13, 7, 7, 11, 3, 3, 1, 1, 1, 1},  /* resnet20 stage 3 shape, odd channels */
     {2, 4, 28, 20, 9, 3, 3, 1, 1, 1, 1},  /* rows of 20: two vectors a row before */
     {3, 6, 28, 28, 17, 3, 3, 1, 1, 1, 1}, /* resnet20 stage 1 shape, 17 = 2 x 8 + 1 rows */
+    /* stride 2 along x: the input gradient's interleaved col2im */
+    {2, 4, 28, 28, 6, 3, 3, 2, 2, 1, 1},  /* resnet20's downsampling conv */
+    {2, 5, 14, 14, 6, 1, 1, 2, 2, 0, 0},  /* its 1x1 projection */
+    {2, 3, 9, 70, 5, 3, 3, 2, 2, 1, 1},   /* rows of 35 outputs: several vectors, ragged end */
+    {2, 3, 8, 33, 4, 4, 4, 2, 2, 2, 2},   /* even kernel, odd width */
 };
 #define N_CONV (sizeof conv_table / sizeof conv_table[0])
 
