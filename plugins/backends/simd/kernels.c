@@ -32,9 +32,10 @@
  * fixed chunks of the batch whose partial sums are added in chunk order.
  * Backward data for stride 1 is the forward conv of dy with the flipped,
  * transposed weights. Other strides use im2col (vectorised for stride 2)
- * and col2im (stride 2 along x as zero-interleaved vectors). Copies into scratch use full-vector stores only where the
- * rows are read back at once: a masked store there stalls the loads that
- * follow (no store forwarding).
+ * and col2im (stride 2 along x as zero-interleaved vectors). Copies into
+ * scratch use full-vector stores only where the rows are read back at
+ * once: a masked store there stalls the loads that follow (no store
+ * forwarding).
  *
  * Pooling. Windows that lie inside the row are vectorised along the output
  * row (stride 1 or 2), edges go through the same comparisons one by one;
