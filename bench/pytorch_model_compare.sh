@@ -7,13 +7,21 @@
 # bench/resnet20_torch.py's ResNet20) or simple_cnn (configs/models/
 # simple_cnn.yaml against bench/mnist_simplecnn.py's SimpleCNN).
 #
-#  - PyTorch: STEPS (default 150) steps over pre-loaded tensors after 10
-#    untimed ones, RUNS (default 3) times, the thread counts alternating
-#    (1,2 then 2,1 ...); the median images/s, then a torch.profiler table of
-#    20 steps at 2 threads (self CPU time per operator).
-#  - prunelab: `prunelab bench --backend simd --model MODEL --runs RUNS`
-#    (whole training epochs through the real training loop, the FMA probe
-#    in the same repetitions, and its per-layer-type profile of a step).
+# Both sides are measured the same way: STEPS (default 150) training steps
+# of batch 64 over images already in memory, after 10 untimed ones, RUNS
+# (default 3) times with the thread counts alternating (1,2 then 2,1 ...);
+# the median images/s with min..max.
+#  - PyTorch: a tight loop (zero_grad, forward, cross-entropy, backward,
+#    Adam), then a torch.profiler table of 20 steps at 2 threads (self CPU
+#    time per operator).
+#  - prunelab: bench/train_steps.c, compiled here against
+#    build/libplcore.a: pl_train_step (what a training phase calls:
+#    forward, loss, backward, Adam) on a fresh model, the FMA probe in the
+#    same repetitions, the weights hash after the steps at 1 and at 2
+#    threads (must be equal), prunelab's per-layer-type step profile at 1
+#    and 2 threads and the process's peak RSS.
+#    PL_EPOCHS=1 (environment) also runs `prunelab bench --model` (whole
+#    epochs through the real training loop; about 15 minutes for resnet20).
 #
 # Printed: images/s on both sides, the ratio, the step's GFLOP/s (both
 # sides counted with prunelab's FLOP count of the network) and its share of
@@ -21,8 +29,8 @@
 # layer type. Machine load is printed at the start and the end; on a shared
 # machine compare the two sides of one run, never runs of different times.
 # Needs PyTorch (Debian: python3-torch); without it the script says so and
-# exits 0 (it never installs anything). resnet20 with RUNS=3 takes about
-# 15 minutes on two quiet cores (the prunelab side trains 8 epochs).
+# exits 0 (it never installs anything). resnet20 with the defaults takes
+# about 5 minutes on two quiet cores.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,7 +53,7 @@ if [ -z "$py" ]; then
     echo "  (Debian: apt-get install python3-torch; this script never installs it)"
     exit 0
 fi
-if [ ! -x "$prunelab" ]; then
+if [ ! -x "$prunelab" ] || [ ! -f "$build/libplcore.a" ]; then
     echo "pytorch_model_compare: $prunelab not found (build first, or pass BUILD_DIR)" >&2
     exit 2
 fi
@@ -111,27 +119,50 @@ grep '^ips' "$tmp/torch" | while read -r _ t med lo hi; do
     echo "   $t thread(s): $med images/s (min $lo, max $hi)"
 done
 
-echo "== prunelab bench --backend simd --model configs/models/$model.yaml --runs $runs --threads 2"
-"$prunelab" bench --backend simd --model "configs/models/$model.yaml" --runs "$runs" --threads 2 \
-    --csv "$tmp/bench.csv" > "$tmp/bench.txt"
-grep -E '^\| [0-9]+ \| [0-9]' "$tmp/bench.txt" | head -n 2 | sed 's/^/   /'
-
-csv() { # median of metric $2 in section $1 at $3 threads
-    awk -F, -v s="$1" -v m="$2" -v t="$3" '$1 == s && $3 == "simd" && $4 == t && $5 == m { print $6; exit }' "$tmp/bench.csv"
-}
-echo "== side by side (FLOP per image: prunelab's count of the network, forward + both gradients)"
+echo "== prunelab (bench/train_steps.c, simd), $model, $runs x $steps steps of batch 64 per thread count"
+libs=("$build/libplcore.a")
+[ -f "$build/libpl_onnx_pb.a" ] && libs+=("$build/libpl_onnx_pb.a")
+extra=$(pkg-config --libs yaml-0.1 zlib 2>/dev/null || echo "-lyaml -lz")
+pc=$(pkg-config --libs libprotobuf-c 2>/dev/null || true)
+${CC:-cc} -O2 -std=c11 -D_GNU_SOURCE -I"$root/core/src" -I"$root/core/include" -o "$tmp/train_steps" \
+    "$root/bench/train_steps.c" "${libs[@]}" $extra $pc -lm -ldl -lpthread
+"$tmp/train_steps" "$build/plugins" "configs/models/$model.yaml" "$root/data/mnist" "$steps" "$runs" > "$tmp/pl"
+get() { awk -v k="$1" -v t="$2" -v f="$3" '$1 == k && $2 == t { print $f; exit }' "$tmp/pl"; }
 for t in 1 2; do
-    pi=$(csv train images_per_second "$t")
-    pg=$(csv train gflops "$t")
-    probe=$(csv probe fma_gflops "$t")
-    ti=$(awk -v t="$t" '$1 == "ips" && $2 == t { print $3 }' "$tmp/torch")
-    awk -v t="$t" -v pi="$pi" -v pg="$pg" -v probe="$probe" -v ti="$ti" 'BEGIN {
-        f = pg / pi  # GFLOP per image
-        printf "   %d thread(s): prunelab %.0f images/s, %.1f GFLOP/s = %.0f%% of the probe (%.0f GFLOP/s); PyTorch %.0f images/s, %.1f GFLOP/s = %.0f%%; prunelab/PyTorch %.2fx\n",
-            t, pi, pg, 100 * pg / probe, probe, ti, ti * f, 100 * ti * f / probe, pi / ti }'
+    echo "   $t thread(s): $(get ips $t 3) images/s (min $(get ips $t 4), max $(get ips $t 5)); CPU $(get cpu $t 3) s per step; weights hash $(get hash $t 3)"
 done
-echo "== prunelab: where a training step goes (ms per step, by layer type)"
-awk '/where a training step of batch 64 goes/ { on = 1; next } on && /^\|/ { print "   " $0; seen = 1; next } seen { exit }' "$tmp/bench.txt"
+if [ "$(get hash 1 3)" != "$(get hash 2 3)" ]; then
+    echo "pytorch_model_compare: the weights after the same steps differ between 1 and 2 threads" >&2
+    exit 1
+fi
+# GFLOP per training image as `prunelab bench` counts it (README, bench/README.md): 2 x (forward +
+# weight-gradient + input-gradient MACs of the conv and linear layers, none for the first layer's input)
+case "$model" in
+resnet20) gflop=0.185905920 ;;  # 2 x (3 x 31,021,952 - 112,896)
+simple_cnn) gflop=0.000606 ;;
+esac
+
+echo "== side by side (FLOP per image: prunelab's count of the network, forward + both gradients: $gflop GFLOP)"
+for t in 1 2; do
+    pi=$(get ips $t 3)
+    probe=$(get probe $t 3)
+    plo=$(get probe $t 4)
+    phi=$(get probe $t 5)
+    ti=$(awk -v t="$t" '$1 == "ips" && $2 == t { print $3 }' "$tmp/torch")
+    awk -v t="$t" -v pi="$pi" -v f="$gflop" -v probe="$probe" -v plo="$plo" -v phi="$phi" -v ti="$ti" 'BEGIN {
+        printf "   %d thread(s): prunelab %.0f images/s, %.1f GFLOP/s = %.0f%% of the probe (%.0f GFLOP/s, %.0f..%.0f); PyTorch %.0f images/s, %.1f GFLOP/s = %.0f%%; prunelab/PyTorch %.2fx\n",
+            t, pi, pi * f, 100 * pi * f / probe, probe, plo, phi, ti, ti * f, 100 * ti * f / probe, pi / ti }'
+done
+echo "== prunelab: where a training step goes (ms per step over 20 steps, by layer type; a fused ReLU counts to the layer before it)"
+for t in 1 2; do
+    awk -v t="$t" '$1 == "prof" && $2 == t { printf "   %d thread(s)  %-16s forward %7.2f  backward %7.2f\n", t, $3, $4, $5 }' "$tmp/pl"
+done
+echo "   peak RSS of the prunelab process (model, optimizer state, 10,240 images as floats): $(( $(awk '$1 == "maxrss" { print $2 }' "$tmp/pl") / 1024 )) MB"
+if [ "${PL_EPOCHS:-0}" = 1 ]; then
+    echo "== prunelab bench --backend simd --model configs/models/$model.yaml --runs $runs --threads 2 (whole epochs)"
+    "$prunelab" bench --backend simd --model "configs/models/$model.yaml" --runs "$runs" --threads 2 > "$tmp/bench.txt"
+    grep -E '^\| [0-9]+ \| [0-9]' "$tmp/bench.txt" | head -n 2 | sed 's/^/   /'
+fi
 echo "== PyTorch: self CPU time per operator, 20 steps at 2 threads"
 sed -n '/^profile$/,$p' "$tmp/torch" | sed '1d' | sed 's/^/   /'
 echo "== load at the end: $(uptime)"

@@ -5,7 +5,12 @@
  * for both. Prints medians.
  *
  *   bench_kernels [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--unfused]
- *                 [--depthwise] [--only ref|simd|vgg|depthwise]
+ *                 [--depthwise] [--resnet20] [--only ref|simd|vgg|depthwise|resnet20]
+ *
+ * --resnet20 times resnet20's distinct convolutions (batch 64, MNIST
+ * shapes) and their sum over one training step's 21 convolutions.
+ * PL_BENCH_PLUGIN_DIR (environment) loads the plugins from another build's
+ * plugins/backends folder: A/B timing of two builds with one binary.
  *
  * --depthwise times depthwise 3x3 convolutions on MobileNet-like shapes
  * (batch 64, 96 channels at 14x14 with stride 1 and 2, 48 at 28x28) through
@@ -84,7 +89,8 @@ typedef struct backend {
 static int backend_open(backend *b, const char *name, int threads)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s.so", PL_BENCH_PLUGIN_DIR, name);
+    const char *dir = getenv("PL_BENCH_PLUGIN_DIR"); /* another build's plugins, for A/B */
+    snprintf(path, sizeof path, "%s/%s.so", dir && *dir ? dir : PL_BENCH_PLUGIN_DIR, name);
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         fprintf(stderr, "%s\n", dlerror());
@@ -314,18 +320,35 @@ static void bench_simplecnn(const char *name, int threads, int runs, int steps, 
 
 /* ---- vgg_mini convolutions -------------------------------------------- */
 
-static void bench_vgg(int threads, int runs)
+static const pl_conv2d_shape vgg_shapes[] = {
+    {64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28},
+    {64, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28},
+    {64, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 14, 14},
+    {64, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 14, 14},
+};
+
+/* ResNet-20 on MNIST (configs/models/resnet20.yaml): its distinct
+ * convolutions, with how many times each occurs in the network */
+static const pl_conv2d_shape r20_shapes[] = {
+    {64, 1, 28, 28, 16, 3, 3, 1, 1, 1, 1, 28, 28},
+    {64, 16, 28, 28, 16, 3, 3, 1, 1, 1, 1, 28, 28},
+    {64, 16, 28, 28, 32, 3, 3, 2, 2, 1, 1, 14, 14},
+    {64, 16, 28, 28, 32, 1, 1, 2, 2, 0, 0, 14, 14},
+    {64, 32, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14},
+    {64, 32, 14, 14, 64, 3, 3, 2, 2, 1, 1, 7, 7},
+    {64, 32, 14, 14, 64, 1, 1, 2, 2, 0, 0, 7, 7},
+    {64, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 7, 7},
+};
+static const int r20_count[] = {1, 6, 1, 1, 5, 1, 1, 5};
+
+static void bench_convs(const char *tag, const pl_conv2d_shape *shapes, const int *count, int ns,
+                        int threads, int runs)
 {
     backend be;
     if (backend_open(&be, "simd", threads))
         return;
-    pl_conv2d_shape shapes[4] = {
-        {64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28},
-        {64, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28},
-        {64, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 14, 14},
-        {64, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 14, 14},
-    };
-    for (int i = 0; i < 4; i++) {
+    double tot[3] = {0, 0, 0}, totf = 0;
+    for (int i = 0; i < ns; i++) {
         const pl_conv2d_shape *s = &shapes[i];
         size_t nx = (size_t)s->n * s->cin * s->h * s->w, ny = (size_t)s->n * s->cout * s->oh * s->ow;
         size_t nw = (size_t)s->cout * s->cin * s->kh * s->kw;
@@ -346,11 +369,18 @@ static void bench_vgg(int threads, int runs)
                 tf[r] = t1 - t0, tb[r] = t2 - t1, tw[r] = t3 - t2;
         }
         double mf = median(tf, runs), mb = median(tb, runs), mw = median(tw, runs);
-        printf("vgg conv %2d->%2d %2dx%2d threads=%d  fwd %7.0f us %5.0f GF/s | dX %7.0f us %5.0f GF/s | dW %7.0f us %5.0f GF/s\n",
-               s->cin, s->cout, s->h, s->w, threads, mf * 1e6, flops / mf * 1e-9, mb * 1e6,
-               s->cin > 1 ? flops / mb * 1e-9 : 0.0, mw * 1e6, flops / mw * 1e-9);
+        printf("%s conv %2d->%2d %dx%d s%d %2dx%2d threads=%d  fwd %7.0f us %5.0f GF/s | dX %7.0f us %5.0f GF/s | dW %7.0f us %5.0f GF/s\n",
+               tag, s->cin, s->cout, s->kh, s->kw, s->stride_h, s->h, s->w, threads, mf * 1e6,
+               flops / mf * 1e-9, mb * 1e6, s->cin > 1 ? flops / mb * 1e-9 : 0.0, mw * 1e6,
+               flops / mw * 1e-9);
+        int c = count ? count[i] : 1;
+        tot[0] += c * mf, tot[1] += c * mb, tot[2] += c * mw, totf += c * flops;
         free(x), free(y), free(w), free(b), free(dx), free(dw), free(db);
     }
+    if (count)
+        printf("%s all convolutions of a step (x occurrences), threads=%d: fwd %.2f ms, dX %.2f ms, dW %.2f ms, "
+               "%.2f ms in all, %.0f GF/s\n", tag, threads, tot[0] * 1e3, tot[1] * 1e3, tot[2] * 1e3,
+               (tot[0] + tot[1] + tot[2]) * 1e3, 3 * totf / (tot[0] + tot[1] + tot[2]) * 1e-9);
     backend_close(&be);
 }
 
@@ -447,7 +477,7 @@ static void bench_depthwise(int runs)
 
 int main(int argc, char **argv)
 {
-    int runs = 7, steps = 100, vgg = 0, detail = 0, dw = 0;
+    int runs = 7, steps = 100, vgg = 0, detail = 0, dw = 0, r20 = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--runs") && i + 1 < argc)
@@ -458,6 +488,8 @@ int main(int argc, char **argv)
             vgg = 1;
         else if (!strcmp(argv[i], "--depthwise"))
             dw = 1;
+        else if (!strcmp(argv[i], "--resnet20"))
+            r20 = 1;
         else if (!strcmp(argv[i], "--detail"))
             detail = 1;
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc)
@@ -469,7 +501,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--unfused] [--depthwise] [--only ref|simd|vgg|depthwise]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--runs N] [--steps N] [--vgg] [--detail] [--isa NAME] [--cpu] [--unfused] [--depthwise] [--resnet20] [--only ref|simd|vgg|depthwise|resnet20]\n", argv[0]);
             return 2;
         }
     }
@@ -486,8 +518,12 @@ int main(int argc, char **argv)
         bench_simplecnn("simd", 2, runs, steps, detail);
     }
     if (vgg || (only && !strcmp(only, "vgg"))) {
-        bench_vgg(1, runs);
-        bench_vgg(2, runs);
+        bench_convs("vgg", vgg_shapes, NULL, 4, 1, runs);
+        bench_convs("vgg", vgg_shapes, NULL, 4, 2, runs);
+    }
+    if (r20 || (only && !strcmp(only, "resnet20"))) {
+        bench_convs("resnet20", r20_shapes, r20_count, 8, 1, runs);
+        bench_convs("resnet20", r20_shapes, r20_count, 8, 2, runs);
     }
     if (dw || (only && !strcmp(only, "depthwise")))
         bench_depthwise(runs);

@@ -23,15 +23,19 @@
  * padded to Hp x Wp, output row oy of tap (ci, ky, kx) reads the contiguous
  * src[ci*Hp*Wp + (oy+ky)*Wp + kx ...], so no im2col is needed; the forward
  * pass packs several short output rows into one micro-tile and writes them
- * in place (with ReLU applied in the same epilogue for the fused slot). The
+ * in place (with ReLU applied in the same epilogue for the fused slot), or,
+ * where rows would leave much of their last vector empty (widths 7, 28),
+ * runs over q = oy*Wp + ox as one long row into a scratch plane and copies
+ * the rows out (fwd_long_row; the same fma chain per element). The
  * weight gradient runs over q = oy*Wp + ox as one long row, with dy copied
  * to pitch Wp (zeros in the Wp - ow gaps; db is summed during that copy), in
  * fixed chunks of the batch whose partial sums are added in chunk order.
  * Backward data for stride 1 is the forward conv of dy with the flipped,
  * transposed weights. Other strides use im2col (vectorised for stride 2)
- * and col2im. Copies into scratch use full-vector stores only where the
- * rows are read back at once: a masked store there stalls the loads that
- * follow (no store forwarding).
+ * and col2im (stride 2 along x as zero-interleaved vectors). Copies into
+ * scratch use full-vector stores only where the rows are read back at
+ * once: a masked store there stalls the loads that follow (no store
+ * forwarding).
  *
  * Pooling. Windows that lie inside the row are vectorised along the output
  * row (stride 1 or 2), edges go through the same comparisons one by one;
@@ -459,15 +463,46 @@ typedef struct conv_fwd_job {
     const void *after_ctx;
 } conv_fwd_job;
 
+/* The direct form over one long row: q = oy*Wp + ox for q < (oh-1)*Wp + ow,
+ * the Wp - ow gap columns computed too and dropped. Worth it where an
+ * output row leaves more of its last vector empty than the gap costs
+ * (ow 28: 30 floats of work a row instead of 32 and full 8 x 3 tiles
+ * instead of 8 x 2; ow 7: 9 instead of 16). Only with the padded copy,
+ * whose slack covers the reads past the last row, and with K >= 32: with
+ * fewer taps (a first layer's 9) the extra pass that copies the rows out
+ * costs more than it saves (resnet20's stem: 250 -> 325 us). */
+static int fwd_long_row(const conv_plan *p)
+{
+    return p->direct && p->copy && p->K >= 32 && p->Wp < ROUND_VL(p->s->ow);
+}
+
+static size_t fwd_long_ld(const conv_plan *p)
+{
+    return (size_t)ROUND_VL((p->s->oh - 1) * p->Wp + p->s->ow);
+}
+
 static void conv_fwd_task(void *ctx, int64_t t, int worker)
 {
     conv_fwd_job *j = ctx;
     const conv_plan *p = j->p;
     const pl_conv2d_shape *s = p->s;
     size_t plane = (size_t)s->oh * s->ow;
-    const float *src = conv_source(p, j->x + (size_t)t * p->in_img, pl__simd_wbuf(j->s, worker));
-    gemm_rows(s->cout, p->nrows, p->rowlen, p->bp, p->rowlen, p->K, j->w, p->K, 1, src, p->boff,
-              j->y + (size_t)t * s->cout * plane, (ptrdiff_t)plane, j->b, p->src_floats != 0, j->relu);
+    float *buf = pl__simd_wbuf(j->s, worker);
+    const float *src = conv_source(p, j->x + (size_t)t * p->in_img, buf);
+    float *y = j->y + (size_t)t * s->cout * plane;
+    if (fwd_long_row(p)) {
+        /* each element is the same fma chain as in the row form */
+        size_t ld = fwd_long_ld(p);
+        float *c = buf + p->src_floats;
+        gemm_rows(s->cout, 1, (s->oh - 1) * p->Wp + s->ow, 0, 0, p->K, j->w, p->K, 1, src, p->boff,
+                  c, (ptrdiff_t)ld, j->b, 1, j->relu);
+        for (int co = 0; co < s->cout; co++)
+            for (int oy = 0; oy < s->oh; oy++)
+                copy_row(y + (size_t)co * plane + (size_t)oy * s->ow, c + co * ld + (size_t)oy * p->Wp, s->ow);
+    } else {
+        gemm_rows(s->cout, p->nrows, p->rowlen, p->bp, p->rowlen, p->K, j->w, p->K, 1, src, p->boff,
+                  y, (ptrdiff_t)plane, j->b, p->src_floats != 0, j->relu);
+    }
     if (j->after)
         j->after(j->after_ctx, t * s->cout, (t + 1) * s->cout);
 }
@@ -481,7 +516,7 @@ static pl_status conv_forward_plan(pl__simd *s, const pl_conv2d_shape *sh, const
     pl_status st = conv_plan_make(s, sh, SLOT_OFF, &p);
     if (st)
         return st;
-    if ((st = pl__simd_reserve(s, p.src_floats)))
+    if ((st = pl__simd_reserve(s, p.src_floats + (fwd_long_row(&p) ? (size_t)sh->cout * fwd_long_ld(&p) : 0))))
         return st;
     conv_fwd_job j = {.s = s, .p = &p, .x = x, .w = w, .b = b, .y = y, .relu = relu,
                       .after = after, .after_ctx = after_ctx};
@@ -530,6 +565,12 @@ static void conv_bwd_col_task(void *ctx, int64_t t, int worker)
     gemm_rows(p->K, 1, (int)P, 0, 0, s->cout, j->w, 1, p->K, j->dy + (size_t)t * s->cout * P,
               j->dyoff, dcol, Qs, NULL, 0, 0);
     memset(dx, 0, sizeof(float) * p->in_img);
+    /* col2im: every dx element receives its taps' values in k order. With
+     * stride 2 along x a tap's row lands on every other float: the row is
+     * interleaved with zeros and added on the even lanes only (the odd
+     * lanes are kept as loaded), the same additions in the same order. */
+    const vf z = vzero();
+    const vmask even = vgt(vzip_lo(vset1(1.0f), z), z);
     int k = 0;
     for (int ci = 0; ci < s->cin; ci++)
         for (int ky = 0; ky < s->kh; ky++)
@@ -540,6 +581,27 @@ static void conv_bwd_col_task(void *ctx, int64_t t, int worker)
                     int iy = oy * s->stride_h - s->pad_h + ky;
                     if (iy < 0 || iy >= s->h)
                         continue;
+                    if (s->stride_w == 2) {
+                        /* outputs whose input column lies inside the row: [oxa, oxb) */
+                        int lo = s->pad_w - kx, hi = s->w - 1 + s->pad_w - kx;
+                        int oxa = imin(lo > 0 ? (lo + 1) / 2 : 0, s->ow);
+                        int oxb = hi < 0 ? 0 : imin(s->ow, hi / 2 + 1);
+                        const float *cr = c + oy * s->ow;
+                        for (int ox = oxa; ox < oxb; ox += VL) {
+                            int len = imin(VL, oxb - ox), span = 2 * len - 1;
+                            vf cv = vload_t(cr + ox, vtail_make(len));
+                            float *dd = d + (size_t)iy * s->w + 2 * ox - s->pad_w + kx;
+                            vtail t0 = vtail_make(imin(span, VL));
+                            vf d0 = vload_t(dd, t0);
+                            vstore_t(dd, vsel(even, d0, vadd(d0, vzip_lo(cv, z))), t0);
+                            if (span > VL) {
+                                vtail t1 = vtail_make(span - VL);
+                                vf d1 = vload_t(dd + VL, t1);
+                                vstore_t(dd + VL, vsel(even, d1, vadd(d1, vzip_hi(cv, z))), t1);
+                            }
+                        }
+                        continue;
+                    }
                     for (int ox = 0; ox < s->ow; ox++) {
                         int ix = ox * s->stride_w - s->pad_w + kx;
                         if (ix >= 0 && ix < s->w)

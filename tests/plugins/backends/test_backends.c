@@ -84,6 +84,15 @@ static const int conv_table[][11] = {
     {1, 9, 20, 37, 6, 3, 3, 1, 1, 0, 0}, /* long rows, no padding */
     {1, 300, 5, 5, 6, 3, 3, 1, 1, 1, 1}, /* K = 2700: k-blocked gemm */
     {37, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1},  /* batch > 16: chunked weight gradient */
+    /* stride 1 over one long row of pitch Wp (Wp < the row rounded to vectors) */
+    {2, 13, 7, 7, 11, 3, 3, 1, 1, 1, 1},  /* resnet20 stage 3 shape, odd channels */
+    {2, 4, 28, 20, 9, 3, 3, 1, 1, 1, 1},  /* rows of 20: two vectors a row before */
+    {3, 6, 28, 28, 17, 3, 3, 1, 1, 1, 1}, /* resnet20 stage 1 shape, 17 = 2 x 8 + 1 rows */
+    /* stride 2 along x: the input gradient's interleaved col2im */
+    {2, 4, 28, 28, 6, 3, 3, 2, 2, 1, 1},  /* resnet20's downsampling conv */
+    {2, 5, 14, 14, 6, 1, 1, 2, 2, 0, 0},  /* its 1x1 projection */
+    {2, 3, 9, 70, 5, 3, 3, 2, 2, 1, 1},   /* rows of 35 outputs: several vectors, ragged end */
+    {2, 3, 8, 33, 4, 4, 4, 2, 2, 2, 2},   /* even kernel, odd width */
 };
 #define N_CONV (sizeof conv_table / sizeof conv_table[0])
 
@@ -766,10 +775,11 @@ static void run_all(be *b, outs *o)
 {
     rng_reset(11);
     o->count = 0;
-    pl_conv2d_shape cs[3] = {conv_shape(64, 1, 28, 28, 4, 3, 3, 1, 1, 1, 1),
+    pl_conv2d_shape cs[4] = {conv_shape(64, 1, 28, 28, 4, 3, 3, 1, 1, 1, 1),
                              conv_shape(33, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1),
-                             conv_shape(19, 5, 11, 11, 7, 3, 3, 2, 2, 1, 1)};
-    for (int i = 0; i < 3; i++) {
+                             conv_shape(19, 5, 11, 11, 7, 3, 3, 2, 2, 1, 1),
+                             conv_shape(21, 24, 7, 7, 40, 3, 3, 1, 1, 1, 1)};
+    for (int i = 0; i < 4; i++) {
         pl_conv2d_shape *s = &cs[i];
         float *x = rnd(conv_nx(s)), *w = rnd(conv_nw(s)), *bi = rnd((size_t)s->cout), *dy = rnd(conv_ny(s));
         cr_assert_eq(b->ops->conv2d_forward(b->st, s, x, w, bi, out_new(o, conv_ny(s))), PL_OK);
