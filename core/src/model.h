@@ -51,6 +51,8 @@ typedef struct pl_layer {
      * the input elements in the window (count_include_pad=0). Such a layer
      * runs on the host's general kernels (layer_general.h). */
     int pad_xb, pad_xr, dil_h, dil_w, excl_pad;
+    /* slice: its output is channels [ch0, ch1) of its one input (0, 0 otherwise) */
+    int ch0, ch1;
     /* graph: the layers this one reads (indices of earlier layers, -1 for
      * the model's input), in the order of the model file's `inputs:`.
      * A chain layer has n_in == 1 and in[0] == its index - 1. */

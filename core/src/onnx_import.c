@@ -42,7 +42,7 @@
 
 #define SUPPORTED_OPS                                                                                        \
     "Conv, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Add, Concat, Flatten, "        \
-    "Reshape, Gemm, MatMul, Identity, Dropout, Pad, Constant"
+    "Reshape, Gemm, MatMul, Identity, Dropout, Pad, Constant, Slice"
 
 /* ---- names -> values ------------------------------------------------------------ */
 
@@ -138,7 +138,7 @@ typedef struct ctx {
     pl_spec_weights *wts;
     size_t cap_layers;
     char *from_matmul;             /* [cap_layers]: a linear made by MatMul, bias not yet seen */
-    int type_count[PL_LAYER_GLOBAL_AVGPOOL + 1];
+    int type_count[PL_LAYER_SLICE + 1];
     int64_t budget;                /* floats the weights may still take */
     int64_t batch;                 /* the input's batch dimension, or -1 when symbolic */
     int in_c, in_h, in_w, in_rank;
@@ -733,6 +733,8 @@ static pl_status emit(ctx *c, int idx, pl_layer_spec *l, int n_in, val *const *i
     tmp.dil_w = l->dil_w;
     tmp.excl_pad = l->excl_pad;
     tmp.out_c = l->out;
+    tmp.ch0 = l->ch0;
+    tmp.ch1 = l->ch1;
     int shapes[PL_MAX_INPUTS][3];
     for (int j = 0; j < n_in; j++) {
         shapes[j][0] = in[j]->c;
@@ -1403,7 +1405,8 @@ static pl_status op_concat(ctx *c, int idx)
     if (axis < 0)
         axis += rank;
     if (axis != 1)
-        return nerr(c, idx, "axis %lld: prunelab concatenates channels (axis 1) only", (long long)axis);
+        return nerr(c, idx, "axis %lld: prunelab can concat only along the channel axis (axis 1; %s)",
+                    (long long)axis, axis == 0 ? "axis 0 is the batch" : "the axes after it are spatial");
     for (size_t k = 1; k < ni; k++)
         if (ins[k]->rank != rank)
             return nerr(c, idx, "input %zu has rank %d but input 0 has rank %d", k, ins[k]->rank, rank);
@@ -1414,6 +1417,61 @@ static pl_status op_concat(ctx *c, int idx)
     pl_layer_spec l = new_spec(PL_LAYER_CONCAT);
     pl_layer_init none = {0};
     return emit(c, idx, &l, (int)ni, ins, &none, NULL, rank);
+}
+
+/* Slice (opset 10 on: starts, ends, axes, steps as constant inputs) of a
+ * channel range: axis 1, step 1, a non-empty range after ONNX's clamping
+ * (negative indices count from the end). */
+static pl_status op_slice(ctx *c, int idx)
+{
+    static const char *const known[] = {NULL};
+    pl_status s;
+    if (c->opset < 10)
+        return nerr(c, idx, "Slice before opset 10 (starts/ends as attributes) is not supported; export with "
+                            "opset_version=13");
+    if ((s = check_attrs(c, idx, known)) || (s = arity(c, idx, 3, 5)))
+        return s;
+    val *x = input_act(c, idx, 0, 0);
+    if (!x)
+        return PL_EFORMAT;
+    const Onnx__NodeProto *n = c->g->node[idx];
+    const char *role[4] = {"starts", "ends", "axes", "steps"};
+    int64_t v[4][4];
+    size_t nv[4] = {0, 0, 0, 0};
+    for (size_t k = 1; k <= 4; k++) {
+        if (k >= 3 && !*in_name(n, k))
+            continue;
+        const Onnx__TensorProto *t = input_const(c, idx, k, role[k - 1]);
+        if (!t || (s = tensor_ints(c, idx, t, role[k - 1], v[k - 1], 4, &nv[k - 1])))
+            return t ? s : PL_EFORMAT;
+    }
+    if (nv[0] != 1 || nv[1] != 1 || (nv[2] && nv[2] != 1) || (nv[3] && nv[3] != 1))
+        return nerr(c, idx, "slices %zu axes; prunelab slices one axis, the channels (axis 1)", nv[0]);
+    int64_t axis = nv[2] ? v[2][0] : 0;
+    if (axis < 0)
+        axis += x->rank;
+    if (axis != 1)
+        return nerr(c, idx, "slices axis %lld; prunelab slices only the channels (axis 1; axis 0 is the batch)",
+                    (long long)(nv[2] ? v[2][0] : 0));
+    if (nv[3] && v[3][0] != 1)
+        return nerr(c, idx, "step %lld; prunelab takes a contiguous channel range (step 1)", (long long)v[3][0]);
+    int64_t dim = x->c, a = v[0][0], b = v[1][0];
+    a = a < 0 ? a + dim : a;
+    b = b < 0 ? b + dim : b;
+    a = a < 0 ? 0 : a > dim ? dim : a;
+    b = b < 0 ? 0 : b > dim ? dim : b;
+    if (a >= b)
+        return nerr(c, idx, "takes channels %lld to %lld of %lld: an empty range", (long long)v[0][0],
+                    (long long)v[1][0], (long long)dim);
+    if (a == 0 && b == dim) {
+        alias(c, idx, x);
+        return PL_OK;
+    }
+    pl_layer_spec l = new_spec(PL_LAYER_SLICE);
+    l.ch0 = (int)a;
+    l.ch1 = (int)b;
+    pl_layer_init none = {0};
+    return emit(c, idx, &l, 1, &x, &none, NULL, x->rank);
 }
 
 /* Flatten from axis 1, or Reshape to [N, -1]: a flatten layer (an alias
@@ -1631,6 +1689,8 @@ static pl_status node(ctx *c, int idx)
         return op_concat(c, idx);
     if (op_is(n, "Flatten"))
         return op_flatten(c, idx);
+    if (op_is(n, "Slice"))
+        return op_slice(c, idx);
     if (op_is(n, "Reshape"))
         return op_reshape(c, idx);
     if (op_is(n, "Gemm") || op_is(n, "MatMul"))
@@ -1717,6 +1777,92 @@ static pl_status graph_input(ctx *c, const Onnx__ValueInfoProto *vi, int v)
     x->c = c->in_c;
     x->h = c->in_h;
     x->w = c->in_w;
+    return PL_OK;
+}
+
+/* Graph input v, just read by graph_input (c->in_* its shape), packed
+ * after the ones before it (first_v the first; prev_c their channels so
+ * far, batch the batch dimension they state): the same rank and the same
+ * dimensions but the channels (axis 1). c->in_c becomes the sum. */
+static pl_status pack_input(ctx *c, int first_v, int v, int64_t batch, int prev_c)
+{
+    const val *a = &c->vals[first_v], *x = &c->vals[v];
+    char sa[64], sx[64];
+    if (x->rank != a->rank || x->h != a->h || x->w != a->w)
+        return terr(c, x->name, 1, "graph inputs '%.60s' %s and '%.60s' %s cannot be packed into prunelab's one "
+                                   "input (packing joins inputs along the channels, axis 1: the rank and every "
+                                   "other dimension must agree)", a->name, shape_text(a, sa, sizeof sa), x->name,
+                    shape_text(x, sx, sizeof sx));
+    if (batch >= 1 && c->batch >= 1 && batch != c->batch)
+        return terr(c, x->name, 1, "graph inputs '%.60s' and '%.60s' state batch sizes %lld and %lld; packed "
+                                   "inputs share one batch", a->name, x->name, (long long)batch, (long long)c->batch);
+    if (c->batch < 1)
+        c->batch = batch;
+    if ((int64_t)prev_c + c->in_c > PL_MAX_ELEMS ||
+        ((int64_t)prev_c + c->in_c) * c->in_h * c->in_w > PL_MAX_ELEMS)
+        return terr(c, x->name, 1, "the packed graph inputs hold more than 268435456 values per image");
+    c->in_c += prev_c;
+    return PL_OK;
+}
+
+/* The graph inputs data_v[0 .. n) packed along the channels into the
+ * model input (pack_input): each one becomes a slice layer of its
+ * channel range, which the nodes then read; the spec's note says so. */
+static pl_status input_slices(ctx *c, const int *data_v, int n)
+{
+    pl_spec_weights *w = c->wts;
+    char sh[64];
+    int off = 0;
+    val in = c->vals[data_v[0]];
+    in.c = c->in_c;
+    size_t used = (size_t)snprintf(w->note, sizeof w->note, "graph inputs");
+    for (int k = 0; k < n; k++) {
+        val *x = &c->vals[data_v[k]];
+        used += (size_t)snprintf(w->note + used, used < sizeof w->note ? sizeof w->note - used : 0,
+                                 "%s'%.40s' %s", k == 0 ? " " : k + 1 == n ? " and " : ", ", x->name,
+                                 shape_text(x, sh, sizeof sh) + 0);
+        used = used < sizeof w->note ? used : sizeof w->note;
+    }
+    used += (size_t)snprintf(w->note + used, used < sizeof w->note ? sizeof w->note - used : 0,
+                             " are packed along the channels into input %s (", shape_text(&in, sh, sizeof sh));
+    used = used < sizeof w->note ? used : sizeof w->note;
+    for (int k = 0; k < n; k++) {
+        val *x = &c->vals[data_v[k]];
+        int xc = x->c;
+        used += (size_t)snprintf(w->note + used, used < sizeof w->note ? sizeof w->note - used : 0,
+                                 "%s%.40s: channels %d-%d", k ? ", " : "", x->name, off, off + xc - 1);
+        used = used < sizeof w->note ? used : sizeof w->note;
+        if (x->consumers > 0) {
+            /* a slice layer named after the input */
+            pl_model_spec *sp = c->spec;
+            size_t li = sp->n_layers;
+            PL_ASSERT(li < c->cap_layers);
+            pl_layer_spec l = new_spec(PL_LAYER_SLICE);
+            l.ch0 = off;
+            l.ch1 = off + xc;
+            l.n_in = 1;
+            l.in[0] = -1;
+            char base[64], name[64];
+            sanitize(x->name, strlen(x->name), base);
+            if (!base[0] || !strcmp(base, "input"))
+                snprintf(base, sizeof base, "slice%d", c->type_count[PL_LAYER_SLICE] + 1);
+            snprintf(name, sizeof name, "%s", base);
+            for (int j = 2; ht_get(&c->layer_names, name) >= 0; j++)
+                snprintf(name, sizeof name, "%.55s_%d", base, j);
+            if (!(l.name = strdup(name)))
+                return oom(c);
+            c->type_count[PL_LAYER_SLICE]++;
+            sp->layers[li] = l;
+            sp->n_layers = li + 1;
+            c->wts->n = li + 1;
+            ht_put(&c->layer_names, sp->layers[li].name, (int)li);
+            x->layer = (int)li; /* still the file's shape: rank, c, h, w */
+        }
+        off += xc;
+    }
+    if (used < sizeof w->note)
+        snprintf(w->note + used, sizeof w->note - used, ")");
+    /* the values the nodes read: each input as its slice's output */
     return PL_OK;
 }
 
@@ -1811,6 +1957,7 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
         c->vals[v].t = g->initializer[i];
     }
     int in_v = -1, n_in = 0;
+    int data_v[PL_MAX_INPUTS];
     for (size_t i = 0; i < g->n_input; i++) {
         const char *name = g->input[i]->name ? g->input[i]->name : "";
         if (!*name)
@@ -1820,12 +1967,17 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
         c->vals[v].graph_input = 1;
         if (c->vals[v].init)
             continue;
-        if (n_in++ == 0)
+        if (n_in == PL_MAX_INPUTS)
+            return terr(c, name, 1, "the graph has more than %d data inputs; prunelab packs at most %d along the "
+                                    "channels into its one input", PL_MAX_INPUTS, PL_MAX_INPUTS);
+        if (n_in == 0)
             in_v = v;
-        else
-            return terr(c, name, 1, "the graph has several inputs ('%.60s', '%.60s', ...); prunelab models read one "
-                                    "image tensor", c->vals[in_v].name, name);
+        data_v[n_in++] = v;
+        int64_t batch = c->batch;
+        int prev_c = c->in_c;
         if ((s = graph_input(c, g->input[i], v)))
+            return s;
+        if (n_in > 1 && (s = pack_input(c, data_v[0], v, batch, prev_c)))
             return s;
     }
     if (in_v < 0)
@@ -1863,11 +2015,13 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
     }
     /* the layers */
     pl_model_spec *sp = c->spec;
-    c->cap_layers = live;
-    if (!(sp->layers = calloc(live + 1, sizeof *sp->layers)) ||
-        !(c->wts->layers = calloc(live + 1, sizeof *c->wts->layers)) ||
-        !(c->from_matmul = calloc(live + 1, 1)) || ht_init(&c->layer_names, live + 1))
+    c->cap_layers = live + (size_t)n_in;
+    if (!(sp->layers = calloc(c->cap_layers + 1, sizeof *sp->layers)) ||
+        !(c->wts->layers = calloc(c->cap_layers + 1, sizeof *c->wts->layers)) ||
+        !(c->from_matmul = calloc(c->cap_layers + 1, 1)) || ht_init(&c->layer_names, c->cap_layers + 1))
         return oom(c);
+    if (n_in > 1 && (s = input_slices(c, data_v, n_in)))
+        return s;
     for (size_t i = 0; i < g->n_node; i++)
         if (c->live[i] && (s = node(c, (int)i)))
             return s;

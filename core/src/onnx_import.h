@@ -47,6 +47,9 @@ struct pl_spec_weights {
     pl_layer_init *layers;
     size_t n;
     char digest[72];    /* "sha256:<64 hex>" over every tensor, in layer order */
+    /* what the import did beyond mapping nodes onto layers, for `prunelab
+     * validate` (graph inputs packed along the channels), or "" */
+    char note[512];
 };
 
 /* 1 when path names an ONNX file (ends in ".onnx", any case). */

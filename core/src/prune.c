@@ -229,6 +229,8 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                 why = p->G.g[g].flags & PL_GROUP_OUTPUT
                           ? " (its channels are tied by the graph to the model's outputs)"
                       : p->G.g[g].flags & PL_GROUP_INPUT ? " (its channels are tied by the graph to the model's input)"
+                      : p->G.g[g].flags & PL_GROUP_SLICE ? " (its channels are read or made by a slice layer, at "
+                                                             "fixed offsets: pinned)"
                                                          : " (its channels feed or come from a grouped conv2d)";
             return pl_error_set(err, PL_ECONFIG,
                                 "%s: layer '%s' (%s) cannot be pruned at %s granularity%s",

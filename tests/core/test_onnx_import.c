@@ -346,7 +346,7 @@ Test(onnx_import, unsupported_operator)
     refused(FIX "bad_sigmoid.onnx",
             FIX "bad_sigmoid.onnx: node 1 '/act/Sigmoid' (Sigmoid, opset 13): operator not supported by prunelab "
                 "(supported: Conv, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Add, Concat, "
-                "Flatten, Reshape, Gemm, MatMul, Identity, Dropout, Pad, Constant)");
+                "Flatten, Reshape, Gemm, MatMul, Identity, Dropout, Pad, Constant, Slice)");
 }
 
 /* [N, C, L] is read as [N, C, L, 1]: Relu and Flatten see the same values */
