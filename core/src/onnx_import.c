@@ -1451,8 +1451,8 @@ static pl_status op_slice(ctx *c, int idx)
     if (axis < 0)
         axis += x->rank;
     if (axis != 1)
-        return nerr(c, idx, "slices axis %lld; prunelab slices only the channels (axis 1; axis 0 is the batch)",
-                    (long long)(nv[2] ? v[2][0] : 0));
+        return nerr(c, idx, "slices axis %lld; prunelab slices only the channels (axis 1; %s)",
+                    (long long)(nv[2] ? v[2][0] : 0), axis == 0 ? "axis 0 is the batch" : "the axes after it are spatial");
     if (nv[3] && v[3][0] != 1)
         return nerr(c, idx, "step %lld; prunelab takes a contiguous channel range (step 1)", (long long)v[3][0]);
     int64_t dim = x->c, a = v[0][0], b = v[1][0];
