@@ -104,10 +104,14 @@ static int has_geometry(const pl_layer *l)
 
 /* Format 1 holds chains; format 2 adds each layer's groups and inputs;
  * format 3 each layer's pad_xb, pad_xr, dil_h, dil_w, excl_pad (imported
- * ONNX padding). A model is written in the oldest format that holds it, so
- * its file stays what it always was. */
+ * ONNX padding); format 4 each layer's ch0, ch1 (slice layers). A model is
+ * written in the oldest format that holds it, so its file stays what it
+ * always was. */
 static uint32_t format_of(const pl_model *m)
 {
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].type == PL_LAYER_SLICE)
+            return 4;
     for (int i = 0; i < m->n_layers; i++)
         if (has_geometry(&m->layers[i]))
             return 3;
@@ -155,6 +159,10 @@ static void put_model(wr *w, const pl_model *m, const char *meta, unsigned flags
             put_i32(w, l->dil_h);
             put_i32(w, l->dil_w);
             put_i32(w, l->excl_pad);
+        }
+        if (version >= 4) {
+            put_i32(w, l->ch0);
+            put_i32(w, l->ch1);
         }
         put_f64(w, l->p);
         put_f64(w, l->eps);
@@ -332,6 +340,7 @@ static int known_type(uint32_t t)
     case PL_LAYER_ADD:
     case PL_LAYER_CONCAT:
     case PL_LAYER_GLOBAL_AVGPOOL:
+    case PL_LAYER_SLICE:
         return 1;
     }
     return 0;
@@ -431,6 +440,13 @@ static pl_status get_graph(rd *r, pl_layer *l, int idx)
                    l->pad_xr, l->dil_h, l->dil_w, l->excl_pad);
     if (!pl_layer_padded(l->ph, l->pw, l->pad_xb, l->pad_xr))
         l->excl_pad = 0; /* the same maths as without it (ph, pw are read before) */
+    if (r->version < 4)
+        return PL_OK;
+    if ((s = get_i32(r, &l->ch0, "the slice channels")) || (s = get_i32(r, &l->ch1, "the slice channels")))
+        return s;
+    if (l->type == PL_LAYER_SLICE ? l->ch0 < 0 || l->ch0 >= l->ch1 : l->ch0 || l->ch1)
+        return bad(r, PL_EFORMAT, "slice channels %d,%d out of range for a %s layer", l->ch0, l->ch1,
+                   pl_layer_type_name(l->type));
     return PL_OK;
 }
 

@@ -22,7 +22,7 @@
  * integers of the same width.
  *
  *     offset 0        magic "PLCKPT\0\0" (8 bytes)
- *     offset 8        u32 format version (1, 2 or 3)
+ *     offset 8        u32 format version (1, 2, 3 or 4)
  *     offset 12       u32 flags (PL_CKPT_*; unknown bits are refused)
  *     offset 16       u64 payload length P
  *     offset 24       payload (P bytes)
@@ -37,14 +37,17 @@
  *     u32 n_layers, then per layer:
  *       str name; u32 type (pl_layer_type value)
  *       i32 kh kw sh sw ph pw; i32 has_bias (0/1)
- *       version 2 and 3: i32 groups (>= 1; 1 unless conv2d); i32 n_in
+ *       version 2 to 4: i32 groups (>= 1; 1 unless conv2d); i32 n_in
  *         (1, add/concat 2..16); i32 in[n_in] (index of an earlier layer,
  *         -1 the model input). Version 1: groups 1, in = {index - 1}.
- *       version 3 only: i32 pad_xb, pad_xr (extra bottom/right padding,
+ *       version 3 and 4: i32 pad_xb, pad_xr (extra bottom/right padding,
  *         -65536..65536), dil_h, dil_w (0..65536; 0 and 1 mean none),
  *         excl_pad (0/1, avgpool2d only); all 0 for layers other than
  *         conv2d and the pools. Versions 1 and 2: all 0. Written only when
  *         some layer has one of them set (ONNX imports).
+ *       version 4 only: i32 ch0, ch1 (slice: its channels [ch0, ch1) of
+ *         its input, 0 <= ch0 < ch1; 0, 0 for every other type). Written
+ *         only when the model has a slice layer (packed ONNX inputs).
  *       f64 p, eps, momentum
  *       i32 in_c in_h in_w out_c out_h out_w; i32 orig_units, removed_units
  *       i64 nw, nb
@@ -71,7 +74,7 @@
 #include "error.h"
 #include "model.h"
 
-#define PL_CKPT_VERSION 3u
+#define PL_CKPT_VERSION 4u
 
 /* Flags for pl_checkpoint_save (persisted in the header; append only). */
 enum {

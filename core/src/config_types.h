@@ -54,6 +54,7 @@ typedef struct pl_layer_spec {
      * padding added below/right beyond ph/pw (may be negative), dilation
      * (0 or 1 none), avgpool2d divisor = input elements in the window */
     int pad_xb, pad_xr, dil_h, dil_w, excl_pad;
+    int ch0, ch1;        /* slice: `channels: [ch0, ch1]`, half-open */
     /* `inputs:` resolved to layer indices (-1 = the model's input); n_in 0
      * when absent (the layer above). in_line/in_col locate each entry. */
     int n_in;

@@ -267,6 +267,13 @@ pl_status pl_groups_derive(const pl_model *m, pl_groups *G, pl_error *err)
                 fresh_flags = PL_GROUP_FIXED;
             }
             break;
+        case PL_LAYER_SLICE:
+            /* a channel range at fixed offsets: the channels it reads and
+             * the ones it makes stay whole (pinned, not prunable) */
+            copy = 0;
+            fixed_inputs = 1;
+            fresh_flags = PL_GROUP_SLICE;
+            break;
         default: /* a layer this file does not know: keep its channels whole */
             copy = 0;
             fixed_inputs = 1;
@@ -289,7 +296,7 @@ pl_status pl_groups_derive(const pl_model *m, pl_groups *G, pl_error *err)
                 int tn;
                 int64_t tb;
                 const int *tm = space(&d, src[k], &tn, &tb);
-                flag_space(&d, tm, tn, PL_GROUP_FIXED);
+                flag_space(&d, tm, tn, l->type == PL_LAYER_SLICE ? PL_GROUP_SLICE : PL_GROUP_FIXED);
             }
         if (!copy) {
             if (fresh(&d, n, fresh_flags, G->map[i])) {
@@ -477,10 +484,13 @@ void pl_groups_print(const pl_model *m, const pl_groups *G, FILE *f)
         for (int k = 0; k < nm; k++)
             fprintf(f, " %s%s", m->layers[mem[k]].name, m->layers[mem[k]].groups > 1 ? "(depthwise)" : "");
         if (g->flags) {
-            fprintf(f, "; not prunable (%s%s%s)\n",
+            fprintf(f, "; not prunable (%s%s%s%s)\n",
                     g->flags & PL_GROUP_INPUT ? "tied to the model input" : "",
                     g->flags & PL_GROUP_OUTPUT ? (g->flags & PL_GROUP_INPUT ? ", the classes" : "the classes") : "",
-                    g->flags & PL_GROUP_FIXED ? (g->flags & 3u ? ", a grouped conv" : "tied to a grouped conv") : "");
+                    g->flags & PL_GROUP_FIXED ? (g->flags & 3u ? ", a grouped conv" : "tied to a grouped conv") : "",
+                    g->flags & PL_GROUP_SLICE ? (g->flags & 7u ? ", pinned by a slice layer"
+                                                              : "pinned by a slice layer (fixed channel offsets)")
+                                              : "");
             continue;
         }
         int64_t params, inputs;

@@ -22,9 +22,10 @@
  * schedules see as one prunable layer.
  *
  * A group is not prunable when one of its units touches the model's input
- * channels, the output layer's outputs (the classes), or a grouped conv2d
+ * channels, the output layer's outputs (the classes), a grouped conv2d
  * that is not depthwise (its channel spaces stay whole: removing a
- * channel would unbalance its groups).
+ * channel would unbalance its groups), or a slice layer (what it reads
+ * and what it makes: its channel range sits at fixed offsets).
  *
  *     pl_groups G;
  *     pl_groups_derive(m, &G, &err);
@@ -42,6 +43,7 @@
 #define PL_GROUP_INPUT 1u   /* tied to the model's input channels */
 #define PL_GROUP_OUTPUT 2u  /* tied to the output layer's outputs */
 #define PL_GROUP_FIXED 4u   /* tied to a grouped (not depthwise) conv2d, or a concat of flattened inputs */
+#define PL_GROUP_SLICE 8u   /* read or made by a slice layer (its channel offsets are fixed) */
 
 typedef struct pl_group_entry {
     int layer; /* a dense conv2d/linear or depthwise conv2d */

@@ -152,6 +152,8 @@ char *pl_model_spec_canonical(const pl_model_spec *m)
             pl__buf_printf(&b, " dilation=%d,%d", l->dil_h > 1 ? l->dil_h : 1, l->dil_w > 1 ? l->dil_w : 1);
         if (l->excl_pad)
             pl__buf_printf(&b, " exclude_pad=1");
+        if (l->type == PL_LAYER_SLICE)
+            pl__buf_printf(&b, " channels=%d,%d", l->ch0, l->ch1);
         for (int k = 0; k < l->n_in && k < PL_MAX_INPUTS; k++)
             pl__buf_printf(&b, "%s%d", k ? "," : " inputs=", l->in[k]);
         pl__buf_printf(&b, "\n");
@@ -418,7 +420,8 @@ pl_status pl_identity_check_checkpoint(const char *path, const pl_model *got, co
         if (a->kh != w->kh || a->kw != w->kw || a->sh != w->sh || a->sw != w->sw || a->ph != w->ph ||
             a->pw != w->pw || a->has_bias != w->has_bias || a->p != w->p || a->eps != w->eps ||
             a->momentum != w->momentum || a->pad_xb != w->pad_xb || a->pad_xr != w->pad_xr ||
-            a->dil_h != w->dil_h || a->dil_w != w->dil_w || a->excl_pad != w->excl_pad)
+            a->dil_h != w->dil_h || a->dil_w != w->dil_w || a->excl_pad != w->excl_pad || a->ch0 != w->ch0 ||
+            a->ch1 != w->ch1)
             DIFFER("layer %s has other hyper-parameters", w->name);
         if (a->in_c != w->in_c || a->in_h != w->in_h || a->in_w != w->in_w || a->out_c != w->out_c ||
             a->out_h != w->out_h || a->out_w != w->out_w || a->nw != w->nw || a->nb != w->nb ||

@@ -46,6 +46,7 @@ static const char *type_name(pl_layer_type t)
     case PL_LAYER_ADD: return "add";
     case PL_LAYER_CONCAT: return "concat";
     case PL_LAYER_GLOBAL_AVGPOOL: return "global_avgpool";
+    case PL_LAYER_SLICE: return "slice";
     }
     return "?";
 }
@@ -211,6 +212,14 @@ pl_status pl_layer_dims_in(const pl_layer *l, int n_in, const int (*in)[3], pl_l
         break;
     case PL_LAYER_GLOBAL_AVGPOOL:
         oh = ow = 1;
+        break;
+    case PL_LAYER_SLICE:
+        if (l->ch0 < 0 || l->ch0 >= l->ch1 || l->ch1 > c) {
+            snprintf(why, n, "channels [%d, %d] are not a range inside its input's %d channels (0 <= start < end "
+                     "<= %d)", l->ch0, l->ch1, c, c);
+            return PL_ECONFIG;
+        }
+        oc = l->ch1 - l->ch0;
         break;
     case PL_LAYER_ADD:
         for (int k = 1; k < n_in; k++)
@@ -435,6 +444,10 @@ pl_status pl_model_new(const pl_model_spec *spec, uint64_t seed, pl_model **out,
         l->dil_h = s->dil_h > 1 ? s->dil_h : 0;
         l->dil_w = s->dil_w > 1 ? s->dil_w : 0;
         l->excl_pad = s->excl_pad != 0 && pl_layer_padded(s->ph, s->pw, s->pad_xb, s->pad_xr);
+        if (s->type == PL_LAYER_SLICE) {
+            l->ch0 = s->ch0;
+            l->ch1 = s->ch1;
+        }
         l->n_in = 1;
         l->in[0] = (int)i - 1; /* the layer above; -1 is the model's input */
         if (s->n_in > 0 && s->n_in <= PL_MAX_INPUTS) {
@@ -1150,6 +1163,29 @@ static void concat_forward(const pl_model *m, pl_layer *l, const float *x, int n
     }
 }
 
+/* Channels [ch0, ch1) of the one input, every image. */
+static void slice_forward(const pl_model *m, pl_layer *l, const float *x, int n)
+{
+    int64_t plane = (int64_t)l->out_h * l->out_w;
+    gather(src_out(m, x, l->in[0]), n, src_channels(m, l->in[0]), l->ch0, l->out_c, plane, l->out);
+}
+
+/* dy of a slice into its input's gradient dx (n images of in_c channels):
+ * added at channels [ch0, ch1) when acc, else dx is overwritten (zeros
+ * outside the range). */
+static void slice_backward(const pl_layer *l, const float *dy, float *dx, int n, int acc)
+{
+    int64_t plane = (int64_t)l->out_h * l->out_w, len = (int64_t)l->out_c * plane;
+    if (!acc)
+        memset(dx, 0, (size_t)((int64_t)n * l->in_c * plane) * sizeof(float));
+    for (int b = 0; b < n; b++) {
+        const float *src = dy + (int64_t)b * len;
+        float *dst = dx + ((int64_t)b * l->in_c + l->ch0) * plane;
+        for (int64_t e = 0; e < len; e++)
+            dst[e] += src[e];
+    }
+}
+
 static double prof_now(void)
 {
     struct timespec ts;
@@ -1259,6 +1295,9 @@ const float *pl_model_forward(pl_model *m, const float *x, int n, pl_mode mode, 
             break;
         case PL_LAYER_CONCAT:
             concat_forward(m, l, x, n);
+            break;
+        case PL_LAYER_SLICE:
+            slice_forward(m, l, x, n);
             break;
         }
         if (s) {
@@ -1424,6 +1463,10 @@ static pl_status layer_backward(pl_model *m, pl_layer *l, const float *in, const
                 memcpy(dx, dy, (size_t)sz * sizeof(float));
         }
         break;
+    case PL_LAYER_SLICE:
+        if (dx)
+            slice_backward(l, dy, dx, n, 0);
+        break;
     case PL_LAYER_ADD:
     case PL_LAYER_CONCAT:
         s = PL_EINVAL; /* several inputs: graph_backward does these */
@@ -1533,6 +1576,17 @@ static pl_status graph_backward(pl_model *m, const float *x, const float *dlogit
                     t->grad_state = 1;
                 }
                 c0 += ck;
+            }
+            if (m->prof)
+                m->prof[m->n_layers + i] += prof_now() - t0;
+            continue;
+        }
+        if (l->type == PL_LAYER_SLICE) {
+            /* into the range of the producer's gradient (zeros elsewhere when it is the first) */
+            if (l->in[0] >= 0) {
+                pl_layer *t = &m->layers[l->in[0]];
+                slice_backward(l, dy, t->grad, n, t->grad_state != 0);
+                t->grad_state = 1;
             }
             if (m->prof)
                 m->prof[m->n_layers + i] += prof_now() - t0;
@@ -1682,6 +1736,8 @@ void pl_model_print(const pl_model *m, FILE *f)
         }
         if (l->type == PL_LAYER_CONV2D && l->groups > 1)
             fprintf(f, "   groups %d", l->groups);
+        if (l->type == PL_LAYER_SLICE)
+            fprintf(f, "   channels %d-%d", l->ch0, l->ch1 - 1);
         /* the fields the backend cannot run, only when set (a plain model prints as before) */
         if (l->pad_xb || l->pad_xr)
             fprintf(f, "   pads %d,%d,%d,%d", l->ph, l->pw, l->ph + l->pad_xb, l->pw + l->pad_xr);

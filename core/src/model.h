@@ -23,7 +23,8 @@
  *
  * Counting conventions (docs/design.md, a contract): params = weights + biases +
  * batchnorm affine parameters; MACs = conv Cout*Hout*Wout*(Cin/groups)*kh*kw +
- * linear in*out per image; effective MACs count only unmasked weights.
+ * linear in*out per image; effective MACs count only unmasked weights
+ * (add, concat and slice move data: no parameters, 0 MACs).
  */
 #ifndef PL_MODEL_H
 #define PL_MODEL_H
@@ -51,6 +52,8 @@ typedef struct pl_layer {
      * the input elements in the window (count_include_pad=0). Such a layer
      * runs on the host's general kernels (layer_general.h). */
     int pad_xb, pad_xr, dil_h, dil_w, excl_pad;
+    /* slice: its output is channels [ch0, ch1) of its one input (0, 0 otherwise) */
+    int ch0, ch1;
     /* graph: the layers this one reads (indices of earlier layers, -1 for
      * the model's input), in the order of the model file's `inputs:`.
      * A chain layer has n_in == 1 and in[0] == its index - 1. */
@@ -145,8 +148,9 @@ typedef struct pl_layer_dims {
  * reshaping after surgery and checkpoint validation. */
 pl_status pl_layer_dims_of(const pl_layer *l, int c, int h, int w, pl_layer_dims *d, char *why, size_t n);
 /* The same for a layer reading n_in inputs of shapes in[k] = {c, h, w}
- * (add: identical shapes; concat: equal h×w, channels summed; every other
- * type exactly one input). pl_layer_dims_of is this with one input. */
+ * (add: identical shapes; concat: equal h×w, channels summed; slice:
+ * channels [ch0, ch1) inside its input's; every other type exactly one
+ * input). pl_layer_dims_of is this with one input. */
 pl_status pl_layer_dims_in(const pl_layer *l, int n_in, const int (*in)[3], pl_layer_dims *d, char *why,
                            size_t n);
 /* 1 when every layer reads exactly the layer before it (layer 0 the input). */

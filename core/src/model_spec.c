@@ -122,23 +122,24 @@ static pl_status get_pair(const pl_node *n, const char *path, int lo, int *a, in
 
 static const char *const layer_types[] = {"conv2d", "linear", "maxpool2d", "avgpool2d",
                                           "relu", "flatten", "batchnorm2d", "dropout",
-                                          "add", "concat", "global_avgpool"};
+                                          "add", "concat", "global_avgpool", "slice"};
 #define N_LAYER_TYPES (sizeof layer_types / sizeof layer_types[0])
-_Static_assert(N_LAYER_TYPES == PL_LAYER_GLOBAL_AVGPOOL, "layer_types must list every pl_layer_type");
+_Static_assert(N_LAYER_TYPES == PL_LAYER_SLICE, "layer_types must list every pl_layer_type");
 #define TYPE_LIST "conv2d, linear, maxpool2d, avgpool2d, relu, flatten, batchnorm2d, dropout, add, " \
-                  "concat or global_avgpool"
+                  "concat, global_avgpool or slice"
 
 static const char *const layer_keys[] = {"name", "type", "out", "kernel", "stride", "padding",
                                          "bias", "p", "eps", "momentum", "groups", "inputs",
-                                         "dilation", "count_include_pad"};
+                                         "dilation", "count_include_pad", "channels"};
 #define N_LAYER_KEYS (sizeof layer_keys / sizeof layer_keys[0])
-_Static_assert(N_LAYER_KEYS == 14, "keys_for's bits follow layer_keys one for one");
+_Static_assert(N_LAYER_KEYS == 15, "keys_for's bits follow layer_keys one for one");
 
 /* Which keys a layer type accepts (bit i = layer_keys[i]). */
 static unsigned keys_for(pl_layer_type t)
 {
     enum { NAME = 1, TYPE = 2, OUT = 4, KERNEL = 8, STRIDE = 16, PADDING = 32, BIAS = 64, P = 128,
-           EPS = 256, MOM = 512, GROUPS = 1024, INPUTS = 2048, DILATION = 4096, CIP = 8192 };
+           EPS = 256, MOM = 512, GROUPS = 1024, INPUTS = 2048, DILATION = 4096, CIP = 8192,
+           CHANNELS = 16384 };
     switch (t) {
     case PL_LAYER_CONV2D: return NAME | TYPE | INPUTS | OUT | KERNEL | STRIDE | PADDING | BIAS | GROUPS | DILATION;
     case PL_LAYER_LINEAR: return NAME | TYPE | INPUTS | OUT | BIAS;
@@ -146,6 +147,7 @@ static unsigned keys_for(pl_layer_type t)
     case PL_LAYER_AVGPOOL2D: return NAME | TYPE | INPUTS | KERNEL | STRIDE | PADDING | CIP;
     case PL_LAYER_DROPOUT: return NAME | TYPE | INPUTS | P;
     case PL_LAYER_BATCHNORM2D: return NAME | TYPE | INPUTS | EPS | MOM;
+    case PL_LAYER_SLICE: return NAME | TYPE | INPUTS | CHANNELS;
     default: return NAME | TYPE | INPUTS;
     }
 }
@@ -270,6 +272,21 @@ static pl_status dec_layer(const pl_node *m, size_t idx, pl_model_spec *ms, int 
                 return st;
             l->excl_pad = !cip && pl_layer_padded(l->ph, l->pw, l->pad_xb, l->pad_xr);
         }
+    }
+    if (l->type == PL_LAYER_SLICE) {
+        /* channels: [start, end], half-open; the end is checked against the
+         * input's channels when the model is built */
+        snprintf(p, sizeof p, "%s.channels", path);
+        if (!(v = pl_node_get(m, "channels")))
+            return at_node(e, m, "%s: missing required key 'channels' ([start, end]: the input channels start to "
+                                 "end - 1)", path);
+        if (v->type != PL_NODE_SEQ || v->n != 2)
+            return at_node(e, v, "%s: expected [start, end] (got %s)", p, what(v));
+        if ((st = get_int(v->items[0], p, 0, &l->ch0, e)) || (st = get_int(v->items[1], p, 1, &l->ch1, e)))
+            return st;
+        if (l->ch0 >= l->ch1)
+            return at_node(e, v, "%s: start %d is not below end %d (the range is half-open: [0, 3] takes channels "
+                                 "0, 1 and 2)", p, l->ch0, l->ch1);
     }
     l->groups = 1;
     if ((v = pl_node_get(m, "groups"))) {

@@ -212,6 +212,33 @@ static void add_init(gb *g, const char *name, int nd, const int64_t *dims, const
     g->st.floats += n;
 }
 
+/* A one-value INT64 initializer [1] (a Slice's starts, ends, axes). */
+static void add_init_i64(gb *g, const char *name, int64_t v)
+{
+    Onnx__TensorProto *t = a_alloc(&g->a, sizeof *t);
+    int64_t *d = a_alloc(&g->a, sizeof *d);
+    uint8_t *raw = a_alloc(&g->a, 8);
+    char *nm = a_printf(&g->a, "%s", name);
+    if (!t || !d || !raw || !nm || g->n_init >= g->cap_init) {
+        g->a.failed = 1;
+        return;
+    }
+    onnx__tensor_proto__init(t);
+    d[0] = 1;
+    for (int k = 0; k < 8; k++)
+        raw[k] = (uint8_t)((uint64_t)v >> (8 * k)); /* little-endian, whatever the host */
+    t->n_dims = 1;
+    t->dims = d;
+    t->has_data_type = 1;
+    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    t->name = nm;
+    t->has_raw_data = 1;
+    t->raw_data.len = 8;
+    t->raw_data.data = raw;
+    g->init[g->n_init++] = t;
+    g->st.initializers++;
+}
+
 /* value info: a float tensor [N, d1, ...] with a symbolic batch */
 static Onnx__ValueInfoProto *value_info(gb *g, const char *name, int nd, const int64_t *dims)
 {
@@ -498,6 +525,18 @@ static pl_status build(gb *g, int fold_bn, const char *source, Onnx__ModelProto 
             if (l->n_in >= 2)
                 attr_int(g, add_node(g, "Concat", l->name, l->n_in, src, o), "axis", 1);
             break;
+        case PL_LAYER_SLICE: { /* opset 13: starts, ends, axes as INT64 initializers; channels, step 1 */
+            char *n1 = a_printf(&g->a, "%s.starts", l->name), *n2 = a_printf(&g->a, "%s.ends", l->name);
+            char *n3 = a_printf(&g->a, "%s.axes", l->name);
+            if (!n1 || !n2 || !n3)
+                return PL_ENOMEM;
+            add_init_i64(g, n1, l->ch0);
+            add_init_i64(g, n2, l->ch1);
+            add_init_i64(g, n3, 1);
+            const char *ins[4] = {src[0], n1, n2, n3};
+            add_node(g, "Slice", l->name, 4, ins, o);
+            break;
+        }
         default:
             return pl_error_set(err, PL_EINVAL, "layer %s: type %d has no ONNX mapping", l->name, (int)l->type);
         }

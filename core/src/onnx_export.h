@@ -13,7 +13,9 @@
  * Flatten (axis 1), dropout → nothing (evaluation), batchnorm2d →
  * BatchNormalization (momentum in ONNX's convention, 1 - prunelab's), add →
  * a chain of binary Adds, concat → Concat (axis 1), global_avgpool →
- * GlobalAveragePool.
+ * GlobalAveragePool, slice → Slice (opset-13 form: starts, ends and axes
+ * = [1] as INT64 initializers `<layer>.starts` ...; a packed multi-input
+ * import exports as its one packed input and these Slice nodes).
  *
  * With fold_bn a batchnorm that reads a conv whose output nothing else reads
  * is folded into that conv (W·γ/√(var+ε), (b−μ)·γ/√(var+ε)+β); any other

@@ -18,7 +18,11 @@
  * statistics become the running statistics), Relu, MaxPool, AveragePool,
  * GlobalAveragePool, Add, Concat, Flatten, Reshape to [N, -1], Gemm,
  * MatMul (+ Add of a constant bias), Identity, Dropout, Pad (zeros, into
- * the Conv or AveragePool it feeds), Constant. Everything else, and every
+ * the Conv or AveragePool it feeds), Constant, Slice (a channel range).
+ * Several graph inputs of equal rank and equal dimensions but the
+ * channels are packed along the channels into the model's one input, in
+ * graph-input order, each one a slice layer (weights->note says so).
+ * Everything else, and every
  * inconsistent or oversized thing, is PL_EFORMAT with one line naming the
  * file, the node (its index, counting from 0, and name), its op type and
  * the opset, and a hint. Nothing is guessed.
@@ -47,6 +51,9 @@ struct pl_spec_weights {
     pl_layer_init *layers;
     size_t n;
     char digest[72];    /* "sha256:<64 hex>" over every tensor, in layer order */
+    /* what the import did beyond mapping nodes onto layers, for `prunelab
+     * validate` (graph inputs packed along the channels), or "" */
+    char note[512];
 };
 
 /* 1 when path names an ONNX file (ends in ".onnx", any case). */

@@ -229,6 +229,8 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                 why = p->G.g[g].flags & PL_GROUP_OUTPUT
                           ? " (its channels are tied by the graph to the model's outputs)"
                       : p->G.g[g].flags & PL_GROUP_INPUT ? " (its channels are tied by the graph to the model's input)"
+                      : p->G.g[g].flags & PL_GROUP_SLICE ? " (its channels are read or made by a slice layer, at "
+                                                             "fixed offsets: pinned)"
                                                          : " (its channels feed or come from a grouped conv2d)";
             return pl_error_set(err, PL_ECONFIG,
                                 "%s: layer '%s' (%s) cannot be pruned at %s granularity%s",
@@ -307,14 +309,18 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
                 p->sl[p->n_sl++] = i;
         free(scored);
     }
+    int pinned = 0; /* a slice layer (a packed ONNX import) pins the channels it reads and makes */
+    for (int g = 0; p->n == 0 && p->gran != PL_GRAN_WEIGHT && g < p->G.n; g++)
+        pinned |= (p->G.g[g].flags & PL_GROUP_SLICE) != 0;
     if (p->n == 0)
         return pl_error_set(err, PL_ECONFIG,
-                            "prune: no layer of model %s matches (granularity %s%s); check "
+                            "prune: no layer of model %s matches (granularity %s%s%s); check "
                             "prune.layers/include/exclude",
                             m->name, pl_granularity_name(p->gran),
                             p->gran == PL_GRAN_CHANNEL ? ": channel pruning needs conv2d layers"
                             : p->gran == PL_GRAN_NEURON ? ": neuron pruning needs hidden linear layers"
-                                                        : "");
+                                                        : "",
+                            pinned ? ", and slice layers pin the channels they read and make" : "");
     if (p->needs & PL_NEEDS_BATCHNORM)
         for (int k = 0; k < p->n_sl; k++) {
             int i = p->sl[k], c = pl_model_sole_consumer(m, i);

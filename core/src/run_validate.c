@@ -2,6 +2,7 @@
  * run_validate.c — `prunelab validate`: every run of a sweep resolved and
  * its plugins checked, without training.
  */
+#include "onnx_import.h"
 #include "run_internal.h"
 
 #include <dirent.h>
@@ -103,6 +104,8 @@ pl_status pl__run_validate_config(pl_registry *reg, const pl_config *cfg, FILE *
                 }
                 fputc('\n', out);
                 pl_model_print(m, out);
+                if (e.spec && e.spec->weights && e.spec->weights->note[0]) /* an ONNX import's packing */
+                    fprintf(out, "  note: %s\n", e.spec->weights->note);
                 fprintf(out, "\nplugins:\n");
                 print_ref(out, "backend", &x->backend, reg, PL_KIND_BACKEND);
                 print_ref(out, "dataset", &x->dataset, reg, PL_KIND_DATASET);

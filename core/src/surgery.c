@@ -173,7 +173,8 @@ pl_status pl_model_remove_group_units(pl_model *m, const pl_groups *G, const uin
         if (G->g[g].flags)
             s = pl_error_set(err, PL_EINVAL, "layer %s: its pruning group is tied to the model's %s and is never pruned",
                              m->layers[G->g[g].e[0].layer].name,
-                             G->g[g].flags & PL_GROUP_OUTPUT ? "outputs" : G->g[g].flags & PL_GROUP_INPUT ? "input" : "grouped conv2d");
+                             G->g[g].flags & PL_GROUP_OUTPUT ? "outputs" : G->g[g].flags & PL_GROUP_INPUT ? "input"
+                             : G->g[g].flags & PL_GROUP_SLICE ? "slice layers" : "grouped conv2d");
         else if (nd == G->g[g].units)
             s = pl_error_set(err, PL_EINVAL, "layer %s: refusing to remove all %d units of its pruning group",
                              m->layers[G->g[g].e[0].layer].name, G->g[g].units);

@@ -483,7 +483,7 @@ Test(checkpoint, bad_magic_and_newer_version)
     crafted_fails(f.path, b, len, "not a prunelab checkpoint (bad magic");
     b[0] = 'P';
     wr32(b + 8, 7);
-    crafted_fails(f.path, b, len, "format version 7 is newer than this prunelab's 3");
+    crafted_fails(f.path, b, len, "format version 7 is newer than this prunelab's 4");
     wr32(b + 8, 0);
     crafted_fails(f.path, b, len, "format version 0 is invalid");
     wr32(b + 8, 1);
@@ -981,5 +981,77 @@ Test(checkpoint, plain_models_stay_format1)
     uint8_t *b = read_all(f.path, &len);
     cr_assert_eq(b[8], 1, "format %u", b[8]);
     free(b);
+    teardown(&f);
+}
+
+/* ---- format 4: slice layers ------------------------------------------------------- */
+
+/* A model with slice layers is written in format 4 and comes back with
+ * their channel ranges (and the same logits); a range out of order, or a
+ * range on a layer that is not a slice, is refused. */
+Test(checkpoint, format4_carries_slice_channels)
+{
+    pl_layer_spec ls[] = {
+        {.name = "xa", .type = PL_LAYER_SLICE, .ch0 = 0, .ch1 = 1, .n_in = 1, .in = {-1}},
+        {.name = "xb", .type = PL_LAYER_SLICE, .ch0 = 1, .ch1 = 3, .n_in = 1, .in = {-1}},
+        {.name = "conv1", .type = PL_LAYER_CONV2D, .out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .bias = 1,
+         .n_in = 1, .in = {0}},
+        {.name = "conv2", .type = PL_LAYER_CONV2D, .out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .bias = 1,
+         .n_in = 1, .in = {1}},
+        {.name = "sum", .type = PL_LAYER_ADD, .n_in = 2, .in = {2, 3}},
+        {.name = "flat", .type = PL_LAYER_FLATTEN},
+        {.name = "fc", .type = PL_LAYER_LINEAR, .out = 4, .bias = 1},
+    };
+    pl_model_spec spec = {.file = "test.yaml", .name = "sl", .in_c = 3, .in_h = 5, .in_w = 5, .classes = 4,
+                          .layers = ls, .n_layers = sizeof ls / sizeof ls[0]};
+    fixture f = setup();
+    pl_model *m = NULL, *m2 = NULL;
+    pl_error err;
+    cr_assert_eq(pl_model_new(&spec, 5, &m, &err), PL_OK, "%s", err.msg);
+    cr_assert_eq(pl_checkpoint_save(f.path, m, "", 0, &err), PL_OK, "%s", err.msg);
+    size_t len;
+    uint8_t *b = read_all(f.path, &len);
+    cr_assert_eq(b[8], 4, "format %u", b[8]);
+    cr_assert_eq(pl_checkpoint_load(f.path, &m2, NULL, &err), PL_OK, "%s", err.msg);
+    models_eq(m, m2, 0);
+    for (int i = 0; i < m->n_layers; i++)
+        cr_assert(m->layers[i].ch0 == m2->layers[i].ch0 && m->layers[i].ch1 == m2->layers[i].ch1, "layer %s",
+                  m->layers[i].name);
+    cr_assert_eq(m2->layers[1].ch0, 1);
+    cr_assert_eq(m2->layers[1].ch1, 3);
+    pl_instance *be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
+    float x[2 * 3 * 5 * 5], z[2][8];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = (float)((i * 37) % 11) - 5.0f;
+    pl_model *ms[2] = {m, m2};
+    for (int k = 0; k < 2; k++) {
+        pl_model_bind(ms[k], pl_instance_ops(be), pl_instance_state(be));
+        cr_assert_eq(pl_model_reserve(ms[k], 2, &err), PL_OK, "%s", err.msg);
+        const float *y = pl_model_forward(ms[k], x, 2, PL_MODE_EVAL, &err);
+        cr_assert(y, "%s", err.msg);
+        memcpy(z[k], y, sizeof z[k]);
+    }
+    cr_assert(!memcmp(z[0], z[1], sizeof z[0]), "logits differ after the round trip");
+    /* after the name: type, 7 ints, groups, n_in, in[0], 5 padding fields, then ch0, ch1 */
+    size_t off = layer_off(b, len, "xb"), ch = off + 4 + 7 * 4 + 3 * 4 + 5 * 4;
+    cr_assert_eq(b[ch], 1);
+    cr_assert_eq(b[ch + 4], 3);
+    b[ch] = 3; /* [3, 3): empty */
+    reseal(b, len);
+    crafted_fails(f.path, b, len, "slice channels 3,3");
+    b[ch] = 1;
+    b[ch + 4] = 4; /* past the input's 3 channels: the shape rule */
+    reseal(b, len);
+    crafted_fails(f.path, b, len, "channels [1, 4] are not a range inside its input's 3 channels");
+    b[ch + 4] = 3;
+    off = layer_off(b, len, "conv1");
+    ch = off + 4 + 7 * 4 + 3 * 4 + 5 * 4;
+    b[ch + 4] = 1; /* a conv with a channel range */
+    reseal(b, len);
+    crafted_fails(f.path, b, len, "slice channels 0,1 out of range for a conv2d layer");
+    free(b);
+    pl_instance_free(be);
+    pl_model_free(m);
+    pl_model_free(m2);
     teardown(&f);
 }

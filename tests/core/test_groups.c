@@ -691,3 +691,92 @@ Test(groups, resnet20_residual_branch_removal)
     pl_model_free(masked);
     pl_model_free(m);
 }
+
+/* ---- slice layers ------------------------------------------------------------------ */
+
+static const float *slice_forward(pl_model *m, const float *x, int n)
+{
+    pl_instance *be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
+    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    pl_error err;
+    cr_assert_eq(pl_model_reserve(m, n, &err), PL_OK, "%s", err.msg);
+    const float *z = pl_model_forward(m, x, n, PL_MODE_EVAL, &err);
+    cr_assert(z, "%s", err.msg);
+    static float out[N_IMG * CLASSES];
+    memcpy(out, z, sizeof(float) * (size_t)n * CLASSES);
+    pl_instance_free(be);
+    return out;
+}
+
+/* A slice pins the channels it reads (their offsets are fixed) and the
+ * ones it makes: c1's group is not prunable, and a cut of it is refused
+ * naming the slices. Layers beside the slices still prune exactly: the
+ * cut model computes what the dense model with those channels zeroed
+ * computes. */
+Test(groups, slice_pins_what_it_reads_and_makes)
+{
+    const char *yaml = "name: s\ninput: [2, 5, 5]\nclasses: 3\nlayers:\n"
+                       "  - {name: xa, type: slice, channels: [0, 1], inputs: [input]}\n"
+                       "  - {name: xb, type: slice, channels: [1, 2], inputs: [input]}\n"
+                       "  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1, inputs: [xa]}\n"
+                       "  - {name: r1, type: relu}\n"
+                       "  - {name: s1, type: slice, channels: [1, 3]}\n"
+                       "  - {name: c3, type: conv2d, out: 3, kernel: 3, padding: 1}\n"
+                       "  - {name: c2, type: conv2d, out: 3, kernel: 3, padding: 1, inputs: [xb]}\n"
+                       "  - {name: cat, type: concat, inputs: [c2, c3]}\n"
+                       "  - {name: gap, type: global_avgpool}\n"
+                       "  - {type: flatten}\n"
+                       "  - {name: fc, type: linear, out: 3}\n";
+    pl_model *m = pltest_model(yaml, 3), *dense = pltest_model(yaml, 3);
+    pl_groups G;
+    pl_error err;
+    cr_assert_eq(pl_groups_derive(m, &G, &err), PL_OK, "%s", err.msg);
+    int g1 = pl_groups_find(&G, 2), g3 = pl_groups_find(&G, 5), g2 = pl_groups_find(&G, 6);
+    cr_assert(g1 >= 0 && g2 >= 0 && g3 >= 0);
+    cr_expect(G.g[g1].flags & PL_GROUP_SLICE, "c1's group flags %u", G.g[g1].flags);
+    cr_expect_eq(G.g[g2].flags, 0);
+    cr_expect_eq(G.g[g3].flags, 0);
+    FILE *f = tmpfile();
+    cr_assert(f);
+    pl_groups_print(m, &G, f);
+    char text[4096];
+    rewind(f);
+    size_t nt = fread(text, 1, sizeof text - 1, f);
+    text[nt] = 0;
+    fclose(f);
+    cr_expect(strstr(text, "members c1; not prunable (pinned by a slice layer (fixed channel offsets))"), "%s", text);
+    /* c1's group: refused, nothing moves */
+    uint8_t one[4] = {1, 0, 0, 0}, c2drop[3] = {1, 0, 0}, c3drop[3] = {0, 1, 0};
+    const uint8_t **drop = calloc((size_t)G.n, sizeof *drop);
+    drop[g1] = one;
+    cr_expect_eq(pl_model_remove_group_units(m, &G, drop, &err), PL_EINVAL);
+    cr_expect(strstr(err.msg, "c1: its pruning group is tied to the model's slice layers"), "%s", err.msg);
+    cr_expect_eq(m->layers[2].out_c, 4);
+    /* c2 unit 0 and c3 unit 1: exact against the zeroed dense model */
+    drop[g1] = NULL;
+    drop[g2] = c2drop;
+    drop[g3] = c3drop;
+    cr_assert_eq(pl_model_remove_group_units(m, &G, drop, &err), PL_OK, "%s", err.msg);
+    cr_expect_eq(m->layers[6].out_c, 2);
+    cr_expect_eq(m->layers[5].out_c, 2);
+    cr_expect_eq(m->layers[4].out_c, 2); /* the slice keeps its range */
+    pl_layer *d2 = &dense->layers[6], *d3 = &dense->layers[5];
+    memset(d2->w, 0, (size_t)(d2->nw / 3) * sizeof(float));
+    d2->b[0] = 0;
+    memset(d3->w + d3->nw / 3, 0, (size_t)(d3->nw / 3) * sizeof(float));
+    d3->b[1] = 0;
+    pl_rng r;
+    pl_rng_seed(&r, 5, "slice-cut");
+    float x[N_IMG * 2 * 5 * 5], want[N_IMG * CLASSES];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = (float)pl_rng_normal(&r);
+    memcpy(want, slice_forward(dense, x, N_IMG), sizeof want);
+    const float *got = slice_forward(m, x, N_IMG);
+    for (int i = 0; i < N_IMG * CLASSES; i++)
+        cr_expect(fabsf(got[i] - want[i]) <= 1e-5f + 1e-5f * fabsf(want[i]), "logit %d: %.9g vs %.9g", i,
+                  (double)got[i], (double)want[i]);
+    free(drop);
+    pl_groups_free(&G);
+    pl_model_free(m);
+    pl_model_free(dense);
+}

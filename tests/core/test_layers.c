@@ -305,6 +305,56 @@ Test(gradients, concat_three_inputs_with_the_input)
                     "  - {name: fc, type: linear, out: 3}\n"));
 }
 
+Test(gradients, slice_in_a_chain)
+{
+    /* a chain: the slice's backward writes zeros outside its range */
+    gradcheck(MODEL("  - {name: c1, type: conv2d, out: 5, kernel: 3, padding: 1}\n"
+                    "  - {name: s, type: slice, channels: [1, 4]}\n"
+                    "  - {name: c2, type: conv2d, out: 2, kernel: 3}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(gradients, slices_overlapping_and_of_the_input)
+{
+    /* two overlapping ranges of one producer accumulate into its gradient;
+     * two disjoint slices of the input, as a packed ONNX import makes */
+    gradcheck(MODEL("  - {name: xa, type: slice, channels: [0, 1], inputs: [input]}\n"
+                    "  - {name: xb, type: slice, channels: [1, 2], inputs: [input]}\n"
+                    "  - {name: c1, type: conv2d, out: 4, kernel: 3, padding: 1, inputs: [xa]}\n"
+                    "  - {name: c2, type: conv2d, out: 4, kernel: 3, padding: 1, inputs: [xb]}\n"
+                    "  - {name: s1, type: slice, channels: [0, 3], inputs: [c1]}\n"
+                    "  - {name: s2, type: slice, channels: [1, 4], inputs: [c1]}\n"
+                    "  - {name: s3, type: slice, channels: [2, 3], inputs: [c2]}\n"
+                    "  - {name: sum, type: add, inputs: [s1, s2]}\n"
+                    "  - {name: cat, type: concat, inputs: [sum, s3, c2]}\n"
+                    "  - {type: flatten}\n"
+                    "  - {name: fc, type: linear, out: 3}\n"));
+}
+
+Test(slice, forward_copies_the_channel_range)
+{
+    pl_model *m = pltest_model("name: t\ninput: [4, 2, 3]\nclasses: 12\nlayers:\n"
+                               "  - {name: s, type: slice, channels: [1, 3]}\n", 1);
+    pl_instance *be = ref_backend();
+    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    pl_error err;
+    cr_assert_eq(pl_model_reserve(m, 2, &err), PL_OK, "%s", err.msg);
+    float x[2 * 4 * 6];
+    for (int i = 0; i < 2 * 4 * 6; i++)
+        x[i] = (float)i;
+    const float *z = pl_model_forward(m, x, 2, PL_MODE_EVAL, &err);
+    cr_assert(z, "%s", err.msg);
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 12; k++)
+            cr_expect_eq(z[b * 12 + k], x[b * 24 + 6 + k], "image %d value %d", b, k);
+    pl_counts c;
+    pl_model_count(m, &c);
+    cr_expect_eq(c.params, 0);
+    cr_expect_eq(c.macs, 0);
+    pl_model_free(m);
+}
+
 Test(gradients, global_avgpool)
 {
     gradcheck(MODEL("  - {name: c1, type: conv2d, out: 4, kernel: 3}\n"

@@ -271,3 +271,70 @@ Test(model_spec, print_shows_geometry_and_host_kernel)
     const char *eol = strchr(plain + 1, '\n'), *h = strstr(plain, "host"), *pd = strstr(plain, "pads");
     cr_expect(eol && (!h || h > eol) && (!pd || pd > eol), "%s", text);
 }
+
+/* slice: `channels: [start, end]` half-open; a bad range is an error at the
+ * key (parse) or at the layer (build: past the input's channels); the
+ * table prints the range; the canonical text (run identity) carries it. */
+static pl_status build(const char *layers, pl_model **m, pl_error *err, char **path)
+{
+    char text[1024];
+    snprintf(text, sizeof text, "name: sl\ninput: [4, 3, 3]\nclasses: 3\nlayers:\n%s"
+                                "  - {type: flatten}\n  - {name: fc, type: linear, out: 3}\n", layers);
+    *path = pltest_write_temp(text, ".yaml");
+    pl_model_spec *spec = NULL;
+    pl_status s = pl_model_spec_load(*path, &spec, err);
+    if (!s)
+        s = pl_model_new(spec, 1, m, err);
+    pl_model_spec_free(spec);
+    return s;
+}
+
+Test(model_spec, slice_layer)
+{
+    static const struct {
+        const char *layer, *want;
+    } bad[] = {
+        {"  - {name: s, type: slice, channels: [2, 2]}\n",
+         ":5:38: s.channels: start 2 is not below end 2 (the range is half-open"},
+        {"  - {name: s, type: slice, channels: [-1, 2]}\n", ":5:39: s.channels must be >= 0 (got -1)"},
+        {"  - {name: s, type: slice, channels: 2}\n", ":5:38: s.channels: expected [start, end] (got 2)"},
+        {"  - {name: s, type: slice}\n", ":5:5: s: missing required key 'channels'"},
+        {"  - {name: s, type: slice, channels: [1, 2], kernel: 3}\n", ":5:46: key 'kernel' does not apply to slice"},
+        {"  - {name: s, type: slice, channels: [1, 5]}\n",
+         ":5:5: layer s (slice): channels [1, 5] are not a range inside its input's 4 channels"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        pl_model *m = NULL;
+        pl_error err = {0};
+        char *path;
+        cr_expect_eq(build(bad[k].layer, &m, &err, &path), PL_ECONFIG, "case %zu built", k);
+        cr_expect(strstr(err.msg, path) == err.msg && strstr(err.msg, bad[k].want), "case %zu: '%s' lacks '%s'", k,
+                  err.msg, bad[k].want);
+        pl_model_free(m);
+        remove(path);
+        free(path);
+    }
+    pl_model *m = NULL;
+    pl_error err = {0};
+    char *path;
+    cr_assert_eq(build("  - {name: s, type: slice, channels: [1, 3]}\n", &m, &err, &path), PL_OK, "%s", err.msg);
+    cr_expect_eq(m->layers[0].out_c, 2);
+    cr_expect_eq(m->layers[0].nw + m->layers[0].nb, 0);
+    FILE *f = tmpfile();
+    cr_assert(f);
+    pl_model_print(m, f);
+    char text[4096];
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    cr_expect(strstr(text, "slice        2x3x3") && strstr(text, "   channels 1-2\n"), "%s", text);
+    pl_model_free(m);
+    pl_model_spec *spec = load_ok(path);
+    char *canon = pl_model_spec_canonical(spec);
+    cr_expect(canon && strstr(canon, " channels=1,3\n"), "%s", canon);
+    free(canon);
+    pl_model_spec_free(spec);
+    remove(path);
+    free(path);
+}

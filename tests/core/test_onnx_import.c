@@ -346,7 +346,7 @@ Test(onnx_import, unsupported_operator)
     refused(FIX "bad_sigmoid.onnx",
             FIX "bad_sigmoid.onnx: node 1 '/act/Sigmoid' (Sigmoid, opset 13): operator not supported by prunelab "
                 "(supported: Conv, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Add, Concat, "
-                "Flatten, Reshape, Gemm, MatMul, Identity, Dropout, Pad, Constant)");
+                "Flatten, Reshape, Gemm, MatMul, Identity, Dropout, Pad, Constant, Slice)");
 }
 
 /* [N, C, L] is read as [N, C, L, 1]: Relu and Flatten see the same values */
@@ -776,4 +776,52 @@ Test(onnx_import, legacy_broadcast_and_axis)
         }
         free(b);
     }
+}
+
+/* ---- several graph inputs: packed along the channels ---- */
+
+/* two_inputs.onnx (a [N, 2, 6, 6], b [N, 4, 6, 6]; a Slice of b, an Add and a
+ * Concat of both) imports with one input [N, 6, 6, 6], a's channels then
+ * b's, each a slice layer; the logits are PyTorch's for the packed input. */
+Test(onnx_import, two_inputs_are_packed)
+{
+    const char *forms[1] = {""};
+    matches_ref("two_inputs", forms, 1);
+    pl_model_spec *s = NULL;
+    pl_error err = {0};
+    cr_assert_eq(pl_model_spec_load(FIX "two_inputs.onnx", &s, &err), PL_OK, "%s", err.msg);
+    cr_expect_eq(s->in_c, 6);
+    cr_expect_eq(s->in_h, 6);
+    cr_assert(s->n_layers >= 3);
+    const pl_layer_spec *a = &s->layers[0], *b = &s->layers[1], *sl = NULL;
+    cr_expect_str_eq(a->name, "a");
+    cr_expect_str_eq(b->name, "b");
+    cr_expect(a->type == PL_LAYER_SLICE && a->ch0 == 0 && a->ch1 == 2 && a->n_in == 1 && a->in[0] == -1);
+    cr_expect(b->type == PL_LAYER_SLICE && b->ch0 == 2 && b->ch1 == 6 && b->n_in == 1 && b->in[0] == -1);
+    for (size_t i = 2; i < s->n_layers; i++)
+        if (s->layers[i].type == PL_LAYER_SLICE)
+            sl = &s->layers[i];
+    /* b[:, 1:4], PyTorch's Slice node: channels 1-3 of the slice b */
+    cr_assert(sl, "no slice layer for the Slice node");
+    cr_expect(sl->ch0 == 1 && sl->ch1 == 4 && sl->n_in == 1 && sl->in[0] == 1, "[%d, %d) of %d", sl->ch0, sl->ch1,
+              sl->in[0]);
+    cr_expect_str_eq(s->weights->note, "graph inputs 'a' [N, 2, 6, 6] and 'b' [N, 4, 6, 6] are packed along the "
+                                       "channels into input [N, 6, 6, 6] (a: channels 0-1, b: channels 2-5)");
+    pl_model_spec_free(s);
+}
+
+Test(onnx_import, inputs_that_cannot_be_packed)
+{
+    refused(FIX "bad_pack.onnx",
+            FIX "bad_pack.onnx: node 0 '/Add' (Add, opset 13): graph inputs 'a' [N, 2, 4, 4] and 'b' [N, 2, 5, 5] cannot be packed "
+                "into prunelab's one input (packing joins inputs along the channels, axis 1: the rank and every other "
+                "dimension must agree)");
+}
+
+Test(onnx_import, slice_forms_refused)
+{
+    refused(FIX "bad_slice_axis.onnx", FIX "bad_slice_axis.onnx: node 0 '/Slice' (Slice, opset 13): slices axis 3; "
+                                           "prunelab slices only the channels (axis 1; the axes after it are spatial)");
+    refused(FIX "bad_slice_step.onnx", FIX "bad_slice_step.onnx: node 0 '/Slice' (Slice, opset 13): step 2; "
+                                           "prunelab takes a contiguous channel range (step 1)");
 }

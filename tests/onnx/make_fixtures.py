@@ -34,6 +34,13 @@ vector input [N, 12], Gemm with transB=0 behind an Identity, batchnorm of
 vectors, Dropout with its ratio as an input, MatMul + Add with the bias
 from a Constant node, and a node the output does not depend on).
 
+two_inputs.onnx has two graph inputs (a Slice of one, an Add and a Concat
+of both), which prunelab packs along the channels into one input;
+two_inputs.ref holds the packed input; bad_pack.onnx (inputs of other
+heights and widths), bad_slice_axis.onnx and bad_slice_step.onnx are what
+the importer refuses there. `make_fixtures.py two_inputs` writes only
+these files.
+
 It also writes the small broken files the error tests load (bad_*.onnx), made
 with onnx.helper: an unsupported operator, a 3-D input, Gemm with alpha != 1,
 a giant declared initializer, a cycle (a node reading its own output), and a
@@ -337,13 +344,68 @@ def bad_files():
          "bad_add_const.onnx")
 
 
+class TwoInputs(nn.Module):
+    """Two graph inputs a [N, 2, 6, 6] and b [N, 4, 6, 6]: a Conv of a, added
+    to channels 1..3 of b (a Slice), then concatenated with b."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.fc = nn.Linear(7, 5)
+
+    def forward(self, a, b):
+        s = torch.relu(self.conv(a)) + b[:, 1:4]
+        y = torch.cat([s, b], 1)
+        y = nn.functional.adaptive_avg_pool2d(y, 1)
+        return self.fc(torch.flatten(y, 1))
+
+
+def two_inputs():
+    """two_inputs.onnx: graph inputs a and b, which prunelab packs into one
+    input [N, 6, 6, 6] (a's channels 0-1, b's 2-5); two_inputs.ref holds
+    that packed input and PyTorch's logits."""
+    torch.manual_seed(300)
+    gen = torch.Generator().manual_seed(301)
+    model = TwoInputs().eval()
+    a = torch.randn(4, 2, 6, 6, generator=gen)
+    b = torch.randn(4, 4, 6, 6, generator=gen)
+    with torch.no_grad():
+        y = model(a, b)
+    path = os.path.join(OUT, "two_inputs.onnx")
+    torch.onnx.export(model, (a[:1], b[:1]), path, input_names=["a", "b"], output_names=["logits"],
+                      dynamic_axes={"a": {0: "N"}, "b": {0: "N"}, "logits": {0: "N"}}, opset_version=13)
+    onnx.checker.check_model(onnx.load(path))
+    write_ref(os.path.join(OUT, "two_inputs.ref"), torch.cat([a, b], 1), y)
+    print("wrote two_inputs.onnx, two_inputs.ref")
+    # inputs that cannot be packed, and Slice forms prunelab refuses
+    vi = helper.make_tensor_value_info
+
+    def two(nodes, b_shape, inits=(), out_shape=("N", 2, 4, 4)):
+        return helper.make_graph(nodes, "bad", [vi("a", TensorProto.FLOAT, ["N", 2, 4, 4]),
+                                                vi("b", TensorProto.FLOAT, list(b_shape))],
+                                 [vi("y", TensorProto.FLOAT, list(out_shape))], list(inits))
+
+    save(two([helper.make_node("Add", ["a", "b"], ["y"], name="/Add")], ["N", 2, 5, 5]), "bad_pack.onnx")
+    ints = lambda name, v: helper.make_tensor(name, TensorProto.INT64, [len(v)], v)
+    save(two([helper.make_node("Slice", ["b", "s", "e", "ax"], ["t"], name="/Slice"),
+              helper.make_node("Add", ["a", "t"], ["y"], name="/Add")], ["N", 2, 4, 4],
+             [ints("s", [0]), ints("e", [2]), ints("ax", [3])]), "bad_slice_axis.onnx")
+    save(two([helper.make_node("Slice", ["b", "s", "e", "ax", "st"], ["t"], name="/Slice"),
+              helper.make_node("Add", ["a", "t"], ["y"], name="/Add")], ["N", 4, 4, 4],
+             [ints("s", [0]), ints("e", [4]), ints("ax", [1]), ints("st", [2])]), "bad_slice_step.onnx")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
+    if sys.argv[1:] == ["two_inputs"]:  # only the packed-input fixture
+        two_inputs()
+        return
     nets()
     legacy()
     mlp()
     bad_files()
+    two_inputs()
 
 
 if __name__ == "__main__":

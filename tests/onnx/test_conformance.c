@@ -6,8 +6,12 @@
  * Every case of node/, pytorch-converted/ and pytorch-operator/ is a
  * model.onnx with test_data_set_N/input_K.pb and the expected
  * output_K.pb. For each case:
- *   - graph inputs after the first that have data (a Conv's W, an Add's
- *     second operand) become initializers: prunelab models carry their
+ *   - graph inputs after the first that only Add and Concat nodes read
+ *     are data: the importer packs every data input along the channels
+ *     (axis 1) into the model's one input, in graph-input order, and the
+ *     runner packs input_K.pb the same way before running;
+ *   - the other graph inputs after the first that have data (a Conv's W,
+ *     a Gemm's B) become initializers: prunelab models carry their
  *     weights, the ONNX runner feeds them as inputs;
  *   - the model is imported as a user's would be (pl_model_spec_load on a
  *     .onnx file, pl_model_new) and run on the ref backend in eval mode on
@@ -164,6 +168,24 @@ static void op_key(const Onnx__ModelProto *mp, char *key, size_t cap)
         snprintf(key, cap, "(no nodes)");
 }
 
+/* 1 when the graph's nodes that read `name` are all Add or Concat (and
+ * there is one): a data operand, packed with the first input. */
+static int is_data_operand(const Onnx__GraphProto *g, const char *name)
+{
+    int readers = 0;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        for (size_t k = 0; k < n->n_input; k++) {
+            if (!n->input[k] || strcmp(n->input[k], name))
+                continue;
+            if (!n->op_type || (strcmp(n->op_type, "Add") && strcmp(n->op_type, "Concat")))
+                return 0;
+            readers++;
+        }
+    }
+    return readers > 0;
+}
+
 static int is_initializer(const Onnx__GraphProto *g, const char *name)
 {
     for (size_t i = 0; i < g->n_initializer; i++)
@@ -227,23 +249,17 @@ static const struct {
     {"pytorch-operator/test_operator_add_size1_broadcast", "float64"},
     {"pytorch-operator/test_operator_add_size1_right_broadcast", "float64"},
     {"pytorch-operator/test_operator_add_size1_singleton_broadcast", "float64"},
-    /* two data inputs: a prunelab model reads one tensor; the runner makes
-     * the second a constant, which Add and Concat take only from layers */
-    {"node/test_add", "two inputs"},
-    {"node/test_add_bcast", "two inputs, broadcast"},
-    {"node/test_concat_1d_axis_0", "1-D, two inputs"},
-    {"node/test_concat_1d_axis_negative_1", "1-D, two inputs"},
-    {"node/test_concat_2d_axis_0", "two inputs"},
-    {"node/test_concat_2d_axis_1", "two inputs"},
-    {"node/test_concat_2d_axis_negative_1", "two inputs"},
-    {"node/test_concat_2d_axis_negative_2", "two inputs"},
-    {"node/test_concat_3d_axis_0", "two inputs"},
-    {"node/test_concat_3d_axis_1", "two inputs"},
-    {"node/test_concat_3d_axis_2", "two inputs"},
-    {"node/test_concat_3d_axis_negative_1", "two inputs"},
-    {"node/test_concat_3d_axis_negative_2", "two inputs"},
-    {"node/test_concat_3d_axis_negative_3", "two inputs"},
-    {"pytorch-operator/test_operator_concat2", "two inputs"},
+    /* Add and Concat of two graph inputs: packed along the channels into
+     * the model's one input (docs/onnx.md); these cannot be */
+    {"node/test_add_bcast", "y [5] broadcasts: 1-D input, and add needs the same shape"},
+    {"node/test_concat_1d_axis_0", "1-D inputs (axis 0 is the batch)"},
+    {"node/test_concat_1d_axis_negative_1", "1-D inputs (axis 0 is the batch)"},
+    {"node/test_concat_2d_axis_0", "concat only along the channel axis (axis 0 is the batch)"},
+    {"node/test_concat_2d_axis_negative_2", "concat only along the channel axis (axis 0 is the batch)"},
+    {"node/test_concat_3d_axis_0", "concat only along the channel axis (axis 0 is the batch)"},
+    {"node/test_concat_3d_axis_negative_3", "concat only along the channel axis (axis 0 is the batch)"},
+    {"node/test_concat_3d_axis_2", "concat only along the channel axis (axis 2 is spatial)"},
+    {"node/test_concat_3d_axis_negative_1", "concat only along the channel axis (axis 2 is spatial)"},
     /* the batch axis would move or mix: prunelab keeps one row per image */
     {"node/test_flatten_axis0", "flattens the batch axis"},
     {"node/test_flatten_axis2", "flattens into the batch axis"},
@@ -304,19 +320,24 @@ static verdict run_case(const char *dir, const char *tmp, pl_instance *be, char 
         snprintf(why, whycap, "no graph or no test_data_set_*");
         return V_FAILED;
     }
-    /* graph inputs that are not initializers, in order; the first is the
-     * model's input, the others become initializers from data set 0 */
+    /* graph inputs that are not initializers, in order; the first and the
+     * data operands of Add/Concat are packed into the model's input
+     * (input_K.pb for K in data_k[]), the others become initializers from
+     * data set 0 */
     Onnx__GraphProto *g = mp->graph;
     size_t n_real = 0;
     Onnx__TensorProto **folded = calloc(g->n_input + 1, sizeof *folded);
-    cr_assert(folded);
+    size_t *data_k = calloc(g->n_input + 1, sizeof *data_k), n_data = 0;
+    cr_assert(folded && data_k);
     size_t n_folded = 0;
     for (size_t i = 0; i < g->n_input; i++) {
         const char *name = g->input[i]->name ? g->input[i]->name : "";
         if (is_initializer(g, name))
             continue;
-        if (n_real++ == 0)
+        if (n_real++ == 0 || is_data_operand(g, name)) {
+            data_k[n_data++] = n_real - 1;
             continue;
+        }
         snprintf(path, sizeof path, "%s/%s/input_%zu.pb", dir, sets[0], n_real - 1);
         Onnx__TensorProto *t = read_tensor(path);
         if (t) {
@@ -348,6 +369,7 @@ static verdict run_case(const char *dir, const char *tmp, pl_instance *be, char 
     free(folded);
     pl_onnx_free(mp);
     if (ws) {
+        free(data_k);
         free_list(sets, n_sets);
         snprintf(why, whycap, "could not write the case: %s", err.msg);
         return V_FAILED;
@@ -360,6 +382,7 @@ static verdict run_case(const char *dir, const char *tmp, pl_instance *be, char 
         s = pl_model_new(spec, 1, &m, &err);
     pl_model_spec_free(spec);
     if (s) {
+        free(data_k);
         free_list(sets, n_sets);
         snprintf(why, whycap, "%s", err.msg);
         /* a refusal is the importer's one line; it should name the
@@ -377,12 +400,42 @@ static verdict run_case(const char *dir, const char *tmp, pl_instance *be, char 
     verdict v = V_PASSED;
     why[0] = 0;
     for (int k = 0; k < n_sets && v == V_PASSED; k++) {
-        snprintf(path, sizeof path, "%s/%s/input_0.pb", dir, sets[k]);
-        Onnx__TensorProto *ti = read_tensor(path);
         snprintf(path, sizeof path, "%s/%s/output_0.pb", dir, sets[k]);
         Onnx__TensorProto *to = read_tensor(path);
         size_t nx = 0, ny = 0;
-        float *x = ti ? tensor_floats(ti, &nx) : NULL, *y = to ? tensor_floats(to, &ny) : NULL;
+        float *x = NULL, *y = to ? tensor_floats(to, &ny) : NULL;
+        Onnx__TensorProto *ti = NULL; /* the first data input: its batch */
+        /* the data inputs packed along axis 1: image b is input 0's image b,
+         * then input 1's, ... (what the importer's packed input is) */
+        for (size_t j = 0; j < n_data; j++) {
+            snprintf(path, sizeof path, "%s/%s/input_%zu.pb", dir, sets[k], data_k[j]);
+            Onnx__TensorProto *tj = read_tensor(path);
+            size_t nj = 0;
+            float *xj = tj ? tensor_floats(tj, &nj) : NULL;
+            int bj = tj && tj->n_dims ? (int)tj->dims[0] : 0;
+            if (j == 0) {
+                ti = tj;
+                x = xj;
+                nx = nj;
+                continue;
+            }
+            int b0 = ti && ti->n_dims ? (int)ti->dims[0] : 0;
+            float *px = NULL;
+            if (x && xj && b0 > 0 && bj == b0 && nx % (size_t)b0 == 0 && nj % (size_t)bj == 0) {
+                size_t pa = nx / (size_t)b0, pb = nj / (size_t)bj;
+                px = malloc((nx + nj) * sizeof *px);
+                cr_assert(px);
+                for (int b = 0; b < b0; b++) {
+                    memcpy(px + (size_t)b * (pa + pb), x + (size_t)b * pa, pa * sizeof *px);
+                    memcpy(px + (size_t)b * (pa + pb) + pa, xj + (size_t)b * pb, pb * sizeof *px);
+                }
+            }
+            free(x);
+            free(xj);
+            free_tensor(tj);
+            x = px;
+            nx = px ? nx + nj : 0;
+        }
         const pl_layer *last = &m->layers[m->n_layers - 1];
         size_t per_in = (size_t)m->in_c * (size_t)m->in_h * (size_t)m->in_w;
         size_t per_out = (size_t)last->out_c * (size_t)last->out_h * (size_t)last->out_w;
@@ -418,6 +471,7 @@ static verdict run_case(const char *dir, const char *tmp, pl_instance *be, char 
         free_tensor(to);
     }
     pl_model_free(m);
+    free(data_k);
     free_list(sets, n_sets);
     return v;
 }

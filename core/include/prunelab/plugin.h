@@ -211,7 +211,9 @@ typedef enum pl_layer_type { /* persisted; append only */
     /* ABI 1.4: graph models */
     PL_LAYER_ADD = 9,
     PL_LAYER_CONCAT = 10,
-    PL_LAYER_GLOBAL_AVGPOOL = 11
+    PL_LAYER_GLOBAL_AVGPOOL = 11,
+    /* a channel range [ch0, ch1) of one input (a packed multi-input ONNX graph) */
+    PL_LAYER_SLICE = 12
 } pl_layer_type;
 
 #define PL_NEEDS_GRAD 1u        /* fill pl_unit_view.grads */
