@@ -466,6 +466,10 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
         !(c->wts->layers = calloc(c->cap_layers + 1, sizeof *c->wts->layers)) ||
         !(c->from_matmul = calloc(c->cap_layers + 1, 1)) || ht_init(&c->layer_names, c->cap_layers + 1))
         return oom(c);
+    for (int k = 0; k < n_in; k++) /* as with one input: the output must be computed */
+        if (data_v[k] == out_v)
+            return terr(c, oname, 0, "the graph output '%.60s' is the input itself; prunelab needs it computed by "
+                                     "the network's layers", oname);
     if (n_in > 1 && (s = input_slices(c, data_v, n_in)))
         return s;
     for (size_t i = 0; i < g->n_node; i++)

@@ -651,8 +651,10 @@ static pl_status op_slice(ctx *c, int idx)
         if (!t || (s = tensor_ints(c, idx, t, role[k - 1], v[k - 1], 4, &nv[k - 1])))
             return t ? s : PL_EFORMAT;
     }
-    if (nv[0] != 1 || nv[1] != 1 || (nv[2] && nv[2] != 1) || (nv[3] && nv[3] != 1))
-        return nerr(c, idx, "slices %zu axes; prunelab slices one axis, the channels (axis 1)", nv[0]);
+    for (int k = 0; k < 4; k++)
+        if (nv[k] != 1 && (k < 2 || nv[k]))
+            return nerr(c, idx, "'%s' has %zu values; prunelab slices one axis, the channels (axis 1)", role[k],
+                        nv[k]);
     int64_t axis = nv[2] ? v[2][0] : 0;
     if (axis < 0)
         axis += x->rank;
