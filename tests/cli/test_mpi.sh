@@ -51,7 +51,7 @@ dataset: {plugin: synthetic, train_count: 1280, test_count: 200, noise: 2.0}
 backend: simd
 train: {epochs: 1, batch_size: 64}
 prune: {criterion: l1, granularity: neuron, schedule: oneshot, sparsity: 0.5}
-retrain: {epochs: 1}
+retrain: {epochs: 10} # runs long enough that the kill below lands mid-sweep
 report: {latency_runs: 1, plots: false}
 sweep:
   prune.criterion: [l1, l2, random]
@@ -90,7 +90,11 @@ victim=
 for _ in $(seq 1 1200); do
     n=$(ls "$T/killed/runs" 2>/dev/null | grep -c '\.json$')
     if [ "$n" -ge 3 ]; then
-        for p in $(pgrep -P "$mpid"); do
+        # freeze every rank first: on a fast machine the others would
+        # otherwise finish the sweep before mpirun sees the death
+        ranks=$(pgrep -P "$mpid")
+        kill -STOP $ranks 2>/dev/null
+        for p in $ranks; do
             tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$p
         done
         break
@@ -98,6 +102,8 @@ for _ in $(seq 1 1200); do
     sleep 0.05
 done
 [ -n "$victim" ] && kill -9 "$victim"
+sleep 1 # mpirun has seen rank 1 die; the others resume only to be stopped by it
+[ -n "${ranks:-}" ] && kill -CONT $ranks 2>/dev/null
 wait "$mpid"
 rc=$?
 mpid=
