@@ -509,8 +509,10 @@ int main(int argc, char **argv)
         runs = 5;
     if (runs > 64)
         runs = 64;
-    printf("SimpleCNN training step (batch 64, Adam), backend kernels only; isa=%s, %s clock\n", g_isa,
-           g_clock == CLOCK_MONOTONIC ? "wall" : "thread CPU");
+    int simplecnn = !only || !strcmp(only, "ref") || !strcmp(only, "simd");
+    printf("%s; isa=%s, %s clock\n",
+           simplecnn ? "SimpleCNN training step (batch 64, Adam), backend kernels only" : "backend kernels only",
+           g_isa, g_clock == CLOCK_MONOTONIC ? "wall" : "thread CPU");
     if (!only || !strcmp(only, "ref"))
         bench_simplecnn("ref", 1, 5, steps / 20 > 0 ? steps / 20 : 1, detail);
     if (!only || !strcmp(only, "simd")) {
