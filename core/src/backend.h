@@ -4,9 +4,10 @@
  * or sparse one the plugin may offer), the pairs of kernels a layer's
  * backward takes, and the error a failed kernel leaves.
  *
- * The model (model.c) decides what a layer needs; this file knows the
- * backend ABI's optional slots (core/include/prunelab/plugin.h) and which
- * of them go together, so no caller tests a slot pointer itself:
+ * The model (model_forward.c, model_backward.c) decides what a layer
+ * needs; this file knows the backend ABI's optional slots
+ * (core/include/prunelab/plugin.h) and which of them go together, so no
+ * caller tests a slot pointer itself:
  *
  *     if (pl_backend_has(m->be, PL_SLOT_CONV_RELU)) ... the fused pass ...
  *     s = pl_backend_conv2d_backward(m->be, m->be_state, &cs, groups, x, dy, w, gw, gb, dx);

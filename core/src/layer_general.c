@@ -4,6 +4,52 @@
 
 #include <string.h>
 
+/* ---- the window walk -------------------------------------------------------------
+
+   Output (oy, ox) reads kernel tap (ky, kx) at input row oy*sh - ph + ky*dh,
+   column ox*sw - pw + kx*dw; a tap outside the input is padding. Along one
+   axis the taps inside form one run, so the kernels walk [ky0, ky1) x
+   [kx0, kx1) in the kernel's own order: the same elements in the same order
+   as testing every tap, the padding never visited. The convolution's weight
+   gradient walks the same runs with output and kernel swapped; its input
+   gradient goes from each input element to the outputs that read it. */
+
+/* Taps t in [0, k) with base + t*step inside [0, len) (step >= 1): [*t0, *t1),
+ * empty when none. */
+static void taps(int64_t base, int64_t step, int k, int len, int *t0, int *t1)
+{
+    int64_t lo = base >= 0 ? 0 : (-base + step - 1) / step;
+    int64_t hi = base >= len ? 0 : (len - 1 - base) / step + 1;
+    if (hi > k)
+        hi = k;
+    if (lo > hi)
+        lo = hi;
+    *t0 = (int)lo;
+    *t1 = (int)hi;
+}
+
+/* The kernel window of output (oy, ox): tap (ky, kx) for ky in [ky0, ky1),
+ * kx in [kx0, kx1) reads input row iy0 + ky*dh, column ix0 + kx*dw. */
+typedef struct window {
+    int iy0, ix0, dh, dw;
+    int ky0, ky1, kx0, kx1;
+} window;
+
+static window window_at(const pl_layer *l, int oy, int ox)
+{
+    window w = {.iy0 = oy * l->sh - l->ph, .ix0 = ox * l->sw - l->pw, .dh = pl_layer_dil(l->dil_h),
+                .dw = pl_layer_dil(l->dil_w)};
+    taps(w.iy0, w.dh, l->kh, l->in_h, &w.ky0, &w.ky1);
+    taps(w.ix0, w.dw, l->kw, l->in_w, &w.kx0, &w.kx1);
+    return w;
+}
+
+/* The input element of tap (ky, kx), as an offset into one plane. */
+static size_t window_elem(const pl_layer *l, const window *w, int ky, int kx)
+{
+    return (size_t)(w->iy0 + ky * w->dh) * l->in_w + (size_t)(w->ix0 + kx * w->dw);
+}
+
 int pl__layer_general(const pl_layer *l)
 {
     if (l->type != PL_LAYER_CONV2D && l->type != PL_LAYER_MAXPOOL2D && l->type != PL_LAYER_AVGPOOL2D)
@@ -18,7 +64,6 @@ int pl__layer_general(const pl_layer *l)
 void pl__conv_general_forward(const pl_layer *l, int n, const float *x, const float *w, const float *b, float *y)
 {
     int G = l->groups > 0 ? l->groups : 1, ci_g = l->in_c / G, co_g = l->out_c / G;
-    int dh = pl_layer_dil(l->dil_h), dw = pl_layer_dil(l->dil_w);
     size_t ip = (size_t)l->in_h * l->in_w, op = (size_t)l->out_h * l->out_w;
     for (int i = 0; i < n; i++)
         for (int co = 0; co < l->out_c; co++) {
@@ -28,19 +73,13 @@ void pl__conv_general_forward(const pl_layer *l, int n, const float *x, const fl
             for (int oy = 0; oy < l->out_h; oy++)
                 for (int ox = 0; ox < l->out_w; ox++) {
                     double acc = b ? (double)b[co] : 0.0;
+                    window wi = window_at(l, oy, ox);
                     for (int c = 0; c < ci_g; c++) {
                         const float *xp = x + ((size_t)i * l->in_c + (size_t)g * ci_g + c) * ip;
                         const float *wk = wc + (size_t)c * l->kh * l->kw;
-                        for (int ky = 0; ky < l->kh; ky++) {
-                            int iy = oy * l->sh - l->ph + ky * dh;
-                            if (iy < 0 || iy >= l->in_h)
-                                continue;
-                            for (int kx = 0; kx < l->kw; kx++) {
-                                int ix = ox * l->sw - l->pw + kx * dw;
-                                if (ix >= 0 && ix < l->in_w)
-                                    acc += (double)wk[ky * l->kw + kx] * xp[(size_t)iy * l->in_w + ix];
-                            }
-                        }
+                        for (int ky = wi.ky0; ky < wi.ky1; ky++)
+                            for (int kx = wi.kx0; kx < wi.kx1; kx++)
+                                acc += (double)wk[ky * l->kw + kx] * xp[window_elem(l, &wi, ky, kx)];
                     }
                     yp[(size_t)oy * l->out_w + ox] = (float)acc;
                 }
@@ -61,20 +100,20 @@ void pl__conv_general_backward(const pl_layer *l, int n, const float *x, const f
         for (int c = 0; c < ci_g; c++)
             for (int ky = 0; ky < l->kh; ky++)
                 for (int kx = 0; kx < l->kw; kx++) {
+                    /* the outputs [oy0, oy1) x [ox0, ox1) whose window has tap
+                     * (ky, kx) inside the input: the walk with output and
+                     * kernel swapped */
+                    int iy0 = ky * dh - l->ph, ix0 = kx * dw - l->pw, oy0, oy1, ox0, ox1;
+                    taps(iy0, l->sh, l->out_h, l->in_h, &oy0, &oy1);
+                    taps(ix0, l->sw, l->out_w, l->in_w, &ox0, &ox1);
                     double acc = 0.0;
                     for (int i = 0; i < n; i++) {
                         const float *xp = x + ((size_t)i * l->in_c + (size_t)g * ci_g + c) * ip;
                         const float *dyp = dy + ((size_t)i * l->out_c + co) * op;
-                        for (int oy = 0; oy < l->out_h; oy++) {
-                            int iy = oy * l->sh - l->ph + ky * dh;
-                            if (iy < 0 || iy >= l->in_h)
-                                continue;
-                            for (int ox = 0; ox < l->out_w; ox++) {
-                                int ix = ox * l->sw - l->pw + kx * dw;
-                                if (ix >= 0 && ix < l->in_w)
-                                    acc += (double)dyp[(size_t)oy * l->out_w + ox] * xp[(size_t)iy * l->in_w + ix];
-                            }
-                        }
+                        for (int oy = oy0; oy < oy1; oy++)
+                            for (int ox = ox0; ox < ox1; ox++)
+                                acc += (double)dyp[(size_t)oy * l->out_w + ox] *
+                                       xp[(size_t)(iy0 + oy * l->sh) * l->in_w + (size_t)(ix0 + ox * l->sw)];
                     }
                     dw_out[((size_t)co * ci_g + c) * kk + (size_t)ky * l->kw + kx] = (float)acc;
                 }
@@ -124,7 +163,6 @@ void pl__conv_general_backward(const pl_layer *l, int n, const float *x, const f
 
 void pl__maxpool_general_forward(const pl_layer *l, int n, const float *x, float *y, int32_t *argmax)
 {
-    int dh = pl_layer_dil(l->dil_h), dw = pl_layer_dil(l->dil_w);
     size_t ip = (size_t)l->in_h * l->in_w, op = (size_t)l->out_h * l->out_w;
     for (size_t p = 0; p < (size_t)n * l->in_c; p++) {
         const float *xp = x + p * ip;
@@ -132,22 +170,17 @@ void pl__maxpool_general_forward(const pl_layer *l, int n, const float *x, float
             for (int ox = 0; ox < l->out_w; ox++) {
                 int found = 0, best_i = -1;
                 float best = 0.0f;
-                for (int ky = 0; ky < l->kh; ky++) {
-                    int iy = oy * l->sh - l->ph + ky * dh;
-                    if (iy < 0 || iy >= l->in_h)
-                        continue;
-                    for (int kx = 0; kx < l->kw; kx++) {
-                        int ix = ox * l->sw - l->pw + kx * dw;
-                        if (ix < 0 || ix >= l->in_w)
-                            continue;
-                        float v = xp[(size_t)iy * l->in_w + ix];
+                window wi = window_at(l, oy, ox);
+                for (int ky = wi.ky0; ky < wi.ky1; ky++)
+                    for (int kx = wi.kx0; kx < wi.kx1; kx++) {
+                        size_t e = window_elem(l, &wi, ky, kx);
+                        float v = xp[e];
                         if (!found || v > best) {
                             best = v;
-                            best_i = iy * l->in_w + ix;
+                            best_i = (int)e;
                             found = 1;
                         }
                     }
-                }
                 size_t o = p * op + (size_t)oy * l->out_w + ox;
                 y[o] = best;
                 if (argmax)
@@ -170,42 +203,26 @@ void pl__maxpool_general_backward(const pl_layer *l, int n, const float *dy, con
 
 /* The divisor of window (oy, ox): kh*kw, or with excl_pad the input
  * elements it holds (0 for none: the window's output is 0). */
-static int avg_count(const pl_layer *l, int oy, int ox)
+static int avg_count(const pl_layer *l, const window *w)
 {
     if (!l->excl_pad)
         return l->kh * l->kw;
-    int dh = pl_layer_dil(l->dil_h), dw = pl_layer_dil(l->dil_w), ny = 0, nx = 0;
-    for (int ky = 0; ky < l->kh; ky++) {
-        int iy = oy * l->sh - l->ph + ky * dh;
-        ny += iy >= 0 && iy < l->in_h;
-    }
-    for (int kx = 0; kx < l->kw; kx++) {
-        int ix = ox * l->sw - l->pw + kx * dw;
-        nx += ix >= 0 && ix < l->in_w;
-    }
-    return ny * nx;
+    return (w->ky1 - w->ky0) * (w->kx1 - w->kx0);
 }
 
 void pl__avgpool_general_forward(const pl_layer *l, int n, const float *x, float *y)
 {
-    int dh = pl_layer_dil(l->dil_h), dw = pl_layer_dil(l->dil_w);
     size_t ip = (size_t)l->in_h * l->in_w, op = (size_t)l->out_h * l->out_w;
     for (size_t p = 0; p < (size_t)n * l->in_c; p++) {
         const float *xp = x + p * ip;
         for (int oy = 0; oy < l->out_h; oy++)
             for (int ox = 0; ox < l->out_w; ox++) {
                 double acc = 0.0;
-                for (int ky = 0; ky < l->kh; ky++) {
-                    int iy = oy * l->sh - l->ph + ky * dh;
-                    if (iy < 0 || iy >= l->in_h)
-                        continue;
-                    for (int kx = 0; kx < l->kw; kx++) {
-                        int ix = ox * l->sw - l->pw + kx * dw;
-                        if (ix >= 0 && ix < l->in_w)
-                            acc += xp[(size_t)iy * l->in_w + ix];
-                    }
-                }
-                int cnt = avg_count(l, oy, ox);
+                window wi = window_at(l, oy, ox);
+                for (int ky = wi.ky0; ky < wi.ky1; ky++)
+                    for (int kx = wi.kx0; kx < wi.kx1; kx++)
+                        acc += xp[window_elem(l, &wi, ky, kx)];
+                int cnt = avg_count(l, &wi);
                 y[p * op + (size_t)oy * l->out_w + ox] = cnt ? (float)(acc / cnt) : 0.0f;
             }
     }
@@ -213,27 +230,20 @@ void pl__avgpool_general_forward(const pl_layer *l, int n, const float *x, float
 
 void pl__avgpool_general_backward(const pl_layer *l, int n, const float *dy, float *dx)
 {
-    int dh = pl_layer_dil(l->dil_h), dw = pl_layer_dil(l->dil_w);
     size_t ip = (size_t)l->in_h * l->in_w, op = (size_t)l->out_h * l->out_w;
     memset(dx, 0, sizeof(float) * (size_t)n * l->in_c * ip);
     for (size_t p = 0; p < (size_t)n * l->in_c; p++) {
         float *dxp = dx + p * ip;
         for (int oy = 0; oy < l->out_h; oy++)
             for (int ox = 0; ox < l->out_w; ox++) {
-                int cnt = avg_count(l, oy, ox);
+                window wi = window_at(l, oy, ox);
+                int cnt = avg_count(l, &wi);
                 if (!cnt)
                     continue;
                 float g = (float)((double)dy[p * op + (size_t)oy * l->out_w + ox] / cnt);
-                for (int ky = 0; ky < l->kh; ky++) {
-                    int iy = oy * l->sh - l->ph + ky * dh;
-                    if (iy < 0 || iy >= l->in_h)
-                        continue;
-                    for (int kx = 0; kx < l->kw; kx++) {
-                        int ix = ox * l->sw - l->pw + kx * dw;
-                        if (ix >= 0 && ix < l->in_w)
-                            dxp[(size_t)iy * l->in_w + ix] += g;
-                    }
-                }
+                for (int ky = wi.ky0; ky < wi.ky1; ky++)
+                    for (int kx = wi.kx0; kx < wi.kx1; kx++)
+                        dxp[window_elem(l, &wi, ky, kx)] += g;
             }
     }
 }

@@ -83,7 +83,7 @@ typedef struct pl_layer {
     /* pruning bookkeeping */
     int orig_units;           /* out_c at construction (before surgery) */
     int removed_units;        /* structurally removed so far */
-    /* linear: sparse copy of the weights for evaluation (model.c), or NULL */
+    /* linear: sparse copy of the weights for evaluation (model_csr.c), or NULL */
     struct pl__csr_cache *csr;
 } pl_layer;
 
