@@ -205,6 +205,8 @@ static pl_status jp_next(jp *j, char sep, char close)
         return jp_fail_at(j, ev_at(j), "an anchor (&%.40s) is not JSON", (const char *)anchor);
     if (tag)
         return jp_fail_at(j, ev_at(j), "a tag (%.40s) is not JSON", (const char *)tag);
+    if (e->type == YAML_MAPPING_START_EVENT && e->data.mapping_start.style != YAML_FLOW_MAPPING_STYLE)
+        return jp_fail_at(j, ev_at(j), "a block-style mapping is not JSON");
     if (e->type == YAML_MAPPING_START_EVENT && j->shadow[ev_at(j)] != '{')
         return jp_fail_at(j, ev_at(j), "a \"key\": value pair in an array is not JSON (write {...})");
     return jp_gap(j, sep, close);
@@ -272,7 +274,9 @@ static pl_status jp_string(jp *j)
         }
         const char *esc = p++;
         size_t esc_at = (size_t)(esc - j->text);
-        char e = p < end ? *p++ : '"';
+        if (p >= end) /* cannot be: the shadow hides every escape pair from libyaml */
+            return jp_fail_at(j, esc_at, "unterminated string");
+        char e = *p++;
         switch (e) {
         case '"': pl__buf_add(&j->str, "\"", 1); break;
         case '\\': pl__buf_add(&j->str, "\\", 1); break;

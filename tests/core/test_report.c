@@ -564,13 +564,32 @@ static char *replace(const char *s, const char *from, const char *to)
     return out;
 }
 
+/* an edit of a valid record's text, and what the error must say */
+typedef struct record_edit {
+    const char *from, *to, *why;
+} record_edit;
+
+/* `good` with edit `c` (case number i) written to path must be refused with
+ * PL_EFORMAT, one line naming path and saying c->why, and nothing kept. */
+static void record_refused(const char *path, const char *good, const record_edit *c, size_t i)
+{
+    char *text = replace(good, c->from, c->to);
+    spit(path, text);
+    pl_run_result r;
+    pl_error err;
+    cr_assert_eq(pl_record_read(path, &r, &err), PL_EFORMAT, "case %zu accepted:\n%s", i, text);
+    cr_assert(strstr(err.msg, path), "case %zu: %s", i, err.msg);
+    cr_assert(strstr(err.msg, c->why), "case %zu: want \"%s\" in: %s", i, c->why, err.msg);
+    cr_assert(!strchr(err.msg, '\n'), "case %zu: not one line: %s", i, err.msg);
+    cr_assert_null(r.layers);
+    free(text);
+}
+
 Test(record, rejects_malformed)
 {
     char *dir = pltest_tmpdir();
     char *good = record_text(dir);
-    struct {
-        const char *from, *to, *why;
-    } cases[] = {
+    const record_edit cases[] = {
         {"\"seed\": 1,", "\"seed\": 1, \"seed\": 2,", "duplicate key \"seed\""},
         {"\"seed\": 1,", "\"sead\": 1,", "unknown key \"sead\""},
         {"\"seed\": 1,", "", "lacks the key \"seed\""},
@@ -594,26 +613,12 @@ Test(record, rejects_malformed)
     };
     char path[4200];
     snprintf(path, sizeof path, "%s/bad.json", dir);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *text = replace(good, cases[i].from, cases[i].to);
-        spit(path, text);
-        pl_run_result r;
-        pl_error err;
-        cr_assert_eq(pl_record_read(path, &r, &err), PL_EFORMAT, "case %zu accepted:\n%s", i, text);
-        cr_assert(strstr(err.msg, path), "case %zu: %s", i, err.msg);
-        cr_assert(strstr(err.msg, cases[i].why), "case %zu: want \"%s\" in: %s", i, cases[i].why,
-                  err.msg);
-        cr_assert_null(r.layers);
-        free(text);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        record_refused(path, good, &cases[i], i);
     /* error positions are line:col */
-    char *text = replace(good, "\"seed\": 1,", "\"seed\": true,");
-    spit(path, text);
+    record_refused(path, good, &(record_edit){"\"seed\": 1,", "\"seed\": true,", "bad.json:10:11: "}, 0);
     pl_run_result r;
     pl_error err;
-    cr_assert_eq(pl_record_read(path, &r, &err), PL_EFORMAT);
-    cr_assert(strstr(err.msg, "bad.json:10:11: "), "%s", err.msg);
-    free(text);
     spit(path, "");
     cr_assert_eq(pl_record_read(path, &r, &err), PL_EFORMAT);
     cr_assert(strstr(err.msg, "unexpected end of file"), "%s", err.msg);
@@ -627,9 +632,7 @@ Test(record, refuses_yaml_beyond_json)
 {
     char *dir = pltest_tmpdir();
     char *good = record_text(dir);
-    struct {
-        const char *from, *to, *why;
-    } cases[] = {
+    const record_edit cases[] = {
         {"\"seed\": 1,", "\"seed\": &a 1,", "anchor (&a) is not JSON"},
         {"\"seed\": 1,", "\"seed\": *a,", "alias (*a) is not JSON"},
         {"\"seed\": 1,", "\"seed\": !!int 1,", "tag (tag:yaml.org,2002:int) is not JSON"},
@@ -667,39 +670,17 @@ Test(record, refuses_yaml_beyond_json)
     };
     char path[4200];
     snprintf(path, sizeof path, "%s/bad.json", dir);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *text = replace(good, cases[i].from, cases[i].to);
-        spit(path, text);
-        pl_run_result r;
-        pl_error err;
-        cr_assert_eq(pl_record_read(path, &r, &err), PL_EFORMAT, "case %zu accepted:\n%s", i, text);
-        cr_assert(strstr(err.msg, path), "case %zu: %s", i, err.msg);
-        cr_assert(strstr(err.msg, cases[i].why), "case %zu: want \"%s\" in: %s", i, cases[i].why,
-                  err.msg);
-        cr_assert(!strchr(err.msg, '\n'), "case %zu: not one line: %s", i, err.msg);
-        cr_assert_null(r.layers);
-        free(text);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        record_refused(path, good, &cases[i], i);
     /* positions are line:col in bytes, as before */
-    char *text = replace(good, "\"seed\": 1,", "\"seed\": 1, # x");
-    spit(path, text);
-    pl_run_result r;
-    pl_error err;
-    cr_assert_eq(pl_record_read(path, &r, &err), PL_EFORMAT);
-    cr_assert(strstr(err.msg, "bad.json:10:14: "), "%s", err.msg);
-    free(text);
-    text = replace(good, "\"status\": \"ok\",", "\"status\": \"\xc3\xa9\xe2\x86\x92\\q\",");
-    spit(path, text);
-    cr_assert_eq(pl_record_read(path, &r, &err), PL_EFORMAT);
-    cr_assert(strstr(err.msg, "invalid escape '\\q'"), "%s", err.msg);
-    const char *line = strstr(text, "\"status\"");
+    record_refused(path, good, &(record_edit){"\"seed\": 1,", "\"seed\": 1, # x", "bad.json:10:14: "}, 0);
+    const char *line = strstr(good, "\"status\"");
     size_t col = 1;
-    while (line > text && line[-1] != '\n')
+    while (line > good && line[-1] != '\n')
         line--, col++; /* column of "status" */
     char want[64];
-    snprintf(want, sizeof want, ":%zu: invalid escape", col + 16); /* "status": " then 5 bytes */
-    cr_assert(strstr(err.msg, want), "want %s in: %s", want, err.msg);
-    free(text);
+    snprintf(want, sizeof want, ":%zu: invalid escape '\\q'", col + 16); /* "status": " then 5 bytes */
+    record_refused(path, good, &(record_edit){"\"status\": \"ok\",", "\"status\": \"\xc3\xa9\xe2\x86\x92\\q\",", want}, 0);
     free(good);
     rm_rf(dir);
     free(dir);
