@@ -739,13 +739,20 @@ Test(record, reads_json_that_yaml_reads_otherwise)
 }
 
 /* bytes the writer writes raw read back as written, though YAML refuses
- * them: C1 controls, U+FFFF, invalid UTF-8 (a field cut mid-character) */
+ * them: C1 controls, U+FFFF, invalid UTF-8 (a field cut mid-character);
+ * and a long "kept" */
 Test(record, round_trip_raw_bytes)
 {
     pl_run_result run;
     l1_run(&run, "0a1b2c3d4e5f6071", 1);
     snprintf(run.message, sizeof run.message, "c1 \xc2\x80\xc2\x9f ffff \xef\xbf\xbf cut \xe2\x86");
     snprintf(run.sweep, sizeof run.sweep, "latin1 \xe9\xff \xfe bom \xef\xbb\xbf");
+    /* a string far over libyaml's 1,024-character limit on a key */
+    free(run.layers[0].kept);
+    run.layers[0].kept = malloc(6 * 4000);
+    cr_assert(run.layers[0].kept);
+    for (int u = 0, at = 0; u < 4000; u++)
+        at += sprintf(run.layers[0].kept + at, u ? ",%d" : "%d", 2 * u);
     char *dir = pltest_tmpdir();
     pl_error err;
     cr_assert_eq(pl_record_write(dir, &run, &err), PL_OK, "%s", err.msg);
