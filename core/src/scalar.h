@@ -1,12 +1,11 @@
 /*
  * scalar.h — the host's one grammar for names and bool words, used by
- * experiment files (config*.c), plugin parameters (registry.c), run records
+ * experiment files (config*.c), plugin parameters (plugin_params.c), run records
  * (result.c) and plugin-check.
  *
- * Numbers and integers have one grammar, YAML's decimal one (used by
- * experiment and model files): pl__int_word and pl__num_word. (Plugin
- * parameters, registry.c, still read numbers with strtoll/strtod, which
- * also take leading blanks and hex floats; left as they are.)
+ * Numbers and integers have one grammar, YAML's decimal one, used by
+ * experiment and model files and plugin parameters (plugin_params.c):
+ * pl__int_word and pl__num_word (no leading blanks, no hex).
  *
  * Two bool grammars exist on purpose, one per place a user writes them:
  * experiment files take YAML's true/false (any of three capitalisations),

@@ -600,6 +600,49 @@ Test(registry, params_wrong_type)
     params_refused(KV("label"), PARTS("'label'", "is not key=value"));
 }
 
+/* numbers take the grammar of experiment files (scalar.h): no hex floats, no
+ * blanks around them; the error is one line naming the text */
+Test(registry, params_take_the_experiment_number_grammar)
+{
+    static const struct {
+        const char *kv, *what;
+    } bad[] = {
+        {"rate=0x1p-2", "expects a number"}, {"rate=0x10", "expects a number"},
+        {"rate= 0.5", "expects a number"},   {"rate=\t0.5", "expects a number"},
+        {"rate=0.5 ", "expects a number"},   {"rate=1e999", "expects a number"},
+        {"rate=1_0", "expects a number"},    {"rate=-.inf", "expects a number"},
+        {"count= 2", "expects an integer"},  {"count=\t2", "expects an integer"},
+        {"count=0x2", "expects an integer"}, {"count=2 ", "expects an integer"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pl_instance *in = NULL;
+        pl_error err;
+        memset(&err, 0, sizeof err);
+        cr_assert_eq(pl_instance_new_kv(all_params(), KV("label=x", bad[i].kv), 1, 1, &in, &err),
+                     PL_ECONFIG, "%s accepted", bad[i].kv);
+        cr_assert_null(in);
+        const char *text = strchr(bad[i].kv, '=') + 1;
+        char quoted[64];
+        snprintf(quoted, sizeof quoted, "'%s'", text);
+        expect_msg(&err, PARTS(bad[i].what, quoted));
+        cr_assert(!strchr(err.msg, '\n') || strchr(text, '\n'), "not one line: %s", err.msg);
+    }
+    /* what experiment files accept still goes */
+    const pl_host_api *api = pl_host_api_get();
+    pl_instance *in = NULL;
+    pl_error err;
+    cr_assert_eq(pl_instance_new_kv(all_params(), KV("label=x", "count=+4", "rate=.5e0"), 1, 1, &in, &err),
+                 PL_OK, "%s", err.msg);
+    cr_assert_eq(api->param_int(pl_instance_params(in), "count"), 4);
+    cr_assert_eq(api->param_float(pl_instance_params(in), "rate"), 0.5);
+    pl_instance_free(in);
+    cr_assert_eq(pl_instance_new_kv(all_params(), KV("label=x", "rate=5E-1", "count=007"), 1, 1, &in, &err),
+                 PL_OK, "%s", err.msg);
+    cr_assert_eq(api->param_float(pl_instance_params(in), "rate"), 0.5);
+    cr_assert_eq(api->param_int(pl_instance_params(in), "count"), 7);
+    pl_instance_free(in);
+}
+
 Test(registry, params_out_of_range)
 {
     params_refused(KV("label=x", "count=0"), PARTS("'count'", "= 0", "outside [1, 10]"));

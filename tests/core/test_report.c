@@ -564,13 +564,32 @@ static char *replace(const char *s, const char *from, const char *to)
     return out;
 }
 
+/* an edit of a valid record's text, and what the error must say */
+typedef struct record_edit {
+    const char *from, *to, *why;
+} record_edit;
+
+/* `good` with edit `c` (case number i) written to path must be refused with
+ * PL_EFORMAT, one line naming path and saying c->why, and nothing kept. */
+static void record_refused(const char *path, const char *good, const record_edit *c, size_t i)
+{
+    char *text = replace(good, c->from, c->to);
+    spit(path, text);
+    pl_run_result r;
+    pl_error err;
+    cr_assert_eq(pl_record_read(path, &r, &err), PL_EFORMAT, "case %zu accepted:\n%s", i, text);
+    cr_assert(strstr(err.msg, path), "case %zu: %s", i, err.msg);
+    cr_assert(strstr(err.msg, c->why), "case %zu: want \"%s\" in: %s", i, c->why, err.msg);
+    cr_assert(!strchr(err.msg, '\n'), "case %zu: not one line: %s", i, err.msg);
+    cr_assert_null(r.layers);
+    free(text);
+}
+
 Test(record, rejects_malformed)
 {
     char *dir = pltest_tmpdir();
     char *good = record_text(dir);
-    struct {
-        const char *from, *to, *why;
-    } cases[] = {
+    const record_edit cases[] = {
         {"\"seed\": 1,", "\"seed\": 1, \"seed\": 2,", "duplicate key \"seed\""},
         {"\"seed\": 1,", "\"sead\": 1,", "unknown key \"sead\""},
         {"\"seed\": 1,", "", "lacks the key \"seed\""},
@@ -594,30 +613,156 @@ Test(record, rejects_malformed)
     };
     char path[4200];
     snprintf(path, sizeof path, "%s/bad.json", dir);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *text = replace(good, cases[i].from, cases[i].to);
-        spit(path, text);
-        pl_run_result r;
-        pl_error err;
-        cr_assert_eq(pl_record_read(path, &r, &err), PL_EFORMAT, "case %zu accepted:\n%s", i, text);
-        cr_assert(strstr(err.msg, path), "case %zu: %s", i, err.msg);
-        cr_assert(strstr(err.msg, cases[i].why), "case %zu: want \"%s\" in: %s", i, cases[i].why,
-                  err.msg);
-        cr_assert_null(r.layers);
-        free(text);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        record_refused(path, good, &cases[i], i);
     /* error positions are line:col */
-    char *text = replace(good, "\"seed\": 1,", "\"seed\": true,");
-    spit(path, text);
+    record_refused(path, good, &(record_edit){"\"seed\": 1,", "\"seed\": true,", "bad.json:10:11: "}, 0);
     pl_run_result r;
     pl_error err;
-    cr_assert_eq(pl_record_read(path, &r, &err), PL_EFORMAT);
-    cr_assert(strstr(err.msg, "bad.json:10:11: "), "%s", err.msg);
-    free(text);
     spit(path, "");
     cr_assert_eq(pl_record_read(path, &r, &err), PL_EFORMAT);
     cr_assert(strstr(err.msg, "unexpected end of file"), "%s", err.msg);
     free(good);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* what YAML (the reader's parser) allows and JSON does not is refused too */
+Test(record, refuses_yaml_beyond_json)
+{
+    char *dir = pltest_tmpdir();
+    char *good = record_text(dir);
+    const record_edit cases[] = {
+        {"\"seed\": 1,", "\"seed\": &a 1,", "anchor (&a) is not JSON"},
+        {"\"seed\": 1,", "\"seed\": *a,", "alias (*a) is not JSON"},
+        {"\"seed\": 1,", "\"seed\": !!int 1,", "tag (tag:yaml.org,2002:int) is not JSON"},
+        {"\"status\": \"ok\",", "\"status\": 'ok',", "single-quoted"},
+        {"\"status\": \"ok\",", "\"status\": ok,", "\"status\" must be a string"},
+        {"\"seed\": 1,", "seed: 1,", "expected a key string"},
+        {"\"seed\": 1,", "'seed': 1,", "single-quoted"},
+        {"\"seed\": 1,", "\"seed\": 1, # a comment", "unexpected character"},
+        {"\"seed\": 1,", "? \"seed\": 1,", "unexpected character"},
+        {"\n}\n", ",\n}\n", "a trailing ',' before '}'"},
+        {"}\n  ]", "},\n  ]", "a trailing ',' before ']'"},
+        {"\"layers\": [", "\"layers\": [\"name\": \"x\", ", "pair in an array is not JSON"},
+        {"\"status\": \"ok\",", "\"status\": \"o\\ek\",", "invalid escape '\\e'"},
+        {"\"status\": \"ok\",", "\"status\": \"o\\x41\",", "invalid escape '\\x'"},
+        {"\"status\": \"ok\",", "\"status\": \"o\\U0001F600\",", "invalid escape '\\U'"},
+        {"\"status\": \"ok\",", "\"status\": \"o\nk\",", "control character"},
+        {"\"status\": \"ok\",", "\"status\": \"o\\\nk\",", "invalid escape"},
+        {"{\n", "--- {\n", "expected a JSON object"},
+        {"{\n", "%YAML 1.1\n---\n{\n", "expected a JSON object"},
+        {"{\n", "!!map {\n", "expected a JSON object"},
+        {"\n}\n", "\n}\n...\n", "unexpected text after the record"},
+        {"\n}\n", "\n}\n# done\n", "unexpected text after the record"},
+        {"\"seed\": 1,", "\"seed\": +1,", "\"seed\" must be an integer"},
+        {"\"seed\": 1,", "\"seed\": 0x1,", "unexpected character: expected ',' or '}'"},
+        {"\"seed\": 1,", "\"seed\": 1_000,", "unexpected character: expected ',' or '}'"},
+        {"\"seed\": 1,", "\"seed\": ~,", "\"seed\" must be an integer"},
+        {"\"acc_final\": 96.950000000000003,", "\"acc_final\": .inf,", "must be a number or null"},
+        {"\"acc_final\": 96.950000000000003,", "\"acc_final\": .5,", "must be a number or null"},
+        {"\"acc_final\": 96.950000000000003,", "\"acc_final\": 1.,", "expected a digit after '.'"},
+        {"\"acc_final\": 96.950000000000003,", "\"acc_final\": 1e,", "expected a digit in the exponent"},
+        {"\"acc_final\": 96.950000000000003,", "\"acc_final\": 0x1p3,", "expected ',' or '}'"},
+        {"\"acc_final\": 96.950000000000003,", "\"acc_final\": Null,", "must be a number or null"},
+        {"\"acc_final\": 96.950000000000003,", "\"acc_final\": 1 2,", "expected ',' or '}'"},
+        {"\"acc_final\": 96.950000000000003,", "\"acc_final\": ,", "must be a number or null"},
+    };
+    char path[4200];
+    snprintf(path, sizeof path, "%s/bad.json", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        record_refused(path, good, &cases[i], i);
+    /* positions are line:col in bytes, as before */
+    record_refused(path, good, &(record_edit){"\"seed\": 1,", "\"seed\": 1, # x", "bad.json:10:14: "}, 0);
+    const char *line = strstr(good, "\"status\"");
+    size_t col = 1;
+    while (line > good && line[-1] != '\n')
+        line--, col++; /* column of "status" */
+    char want[64];
+    snprintf(want, sizeof want, ":%zu: invalid escape '\\q'", col + 16); /* "status": " then 5 bytes */
+    record_refused(path, good, &(record_edit){"\"status\": \"ok\",", "\"status\": \"\xc3\xa9\xe2\x86\x92\\q\",", want}, 0);
+    free(good);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* JSON that YAML reads otherwise still reads as JSON */
+Test(record, reads_json_that_yaml_reads_otherwise)
+{
+    char *dir = pltest_tmpdir();
+    char *good = record_text(dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ok.json", dir);
+    /* tabs and CRLF as white space, a tab before the '{', no spaces at all */
+    size_t n = strlen(good);
+    char *crlf = malloc(2 * n + 2), *tight = malloc(n + 1), *o = crlf, *t = tight;
+    cr_assert(crlf && tight);
+    *o++ = '\t';
+    int in_str = 0;
+    for (const char *q = good; *q; q++) {
+        if (in_str && *q == '\\') { /* an escape pair */
+            *o++ = *t++ = *q++;
+        } else if (*q == '"') {
+            in_str = !in_str;
+        } else if (!in_str && (*q == ' ' || *q == '\n')) {
+            if (*q == '\n')
+                *o++ = '\r';
+            *o++ = *q == ' ' ? '\t' : '\n';
+            continue;
+        }
+        *o++ = *t++ = *q;
+    }
+    *o = *t = '\0';
+    pl_run_result r;
+    pl_error err;
+    for (int k = 0; k < 2; k++) {
+        spit(path, k ? tight : crlf);
+        cr_assert_eq(pl_record_read(path, &r, &err), PL_OK, "%s\n%s", err.msg, k ? tight : crlf);
+        cr_assert_eq(r.seed, 1);
+        cr_assert_str_eq(r.status, "ok");
+        cr_assert_eq(r.n_layers, 4);
+        cr_assert_str_eq(r.layers[1].kept, "1-2,5-6");
+        pl_run_result_free(&r);
+    }
+    free(crlf);
+    free(tight);
+    /* JSON's escapes, a surrogate pair and "\/" (YAML lacks the pair) */
+    char *text = replace(good, "\"status\": \"ok\",", "\"status\": \"\\u006f\\/\\ud83d\\ude00\\u0085\",");
+    spit(path, text);
+    cr_assert_eq(pl_record_read(path, &r, &err), PL_OK, "%s", err.msg);
+    cr_assert_str_eq(r.status, "o/\xf0\x9f\x98\x80\xc2\x85");
+    pl_run_result_free(&r);
+    free(text);
+    free(good);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* bytes the writer writes raw read back as written, though YAML refuses
+ * them: C1 controls, U+FFFF, invalid UTF-8 (a field cut mid-character);
+ * and a long "kept" */
+Test(record, round_trip_raw_bytes)
+{
+    pl_run_result run;
+    l1_run(&run, "0a1b2c3d4e5f6071", 1);
+    snprintf(run.message, sizeof run.message, "c1 \xc2\x80\xc2\x9f ffff \xef\xbf\xbf cut \xe2\x86");
+    snprintf(run.sweep, sizeof run.sweep, "latin1 \xe9\xff \xfe bom \xef\xbb\xbf");
+    /* a string far over libyaml's 1,024-character limit on a key */
+    free(run.layers[0].kept);
+    run.layers[0].kept = malloc(6 * 4000);
+    cr_assert(run.layers[0].kept);
+    for (int u = 0, at = 0; u < 4000; u++)
+        at += sprintf(run.layers[0].kept + at, u ? ",%d" : "%d", 2 * u);
+    char *dir = pltest_tmpdir();
+    pl_error err;
+    cr_assert_eq(pl_record_write(dir, &run, &err), PL_OK, "%s", err.msg);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/runs/%s.json", dir, run.run_id);
+    pl_run_result back;
+    cr_assert_eq(pl_record_read(path, &back, &err), PL_OK, "%s", err.msg);
+    assert_run_same(&run, &back);
+    pl_run_result_free(&back);
+    pl_run_result_free(&run);
     rm_rf(dir);
     free(dir);
 }
