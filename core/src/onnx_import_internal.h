@@ -97,6 +97,7 @@ typedef struct ctx {
 #define attr_int(...) pl__onnx_attr_int(__VA_ARGS__)
 #define attr_float(...) pl__onnx_attr_float(__VA_ARGS__)
 #define attr_ints(...) pl__onnx_attr_ints(__VA_ARGS__)
+#define attr_str(...) pl__onnx_attr_str(__VA_ARGS__)
 #define attr_str_is(...) pl__onnx_attr_str_is(__VA_ARGS__)
 #define dims_text(...) pl__onnx_dims_text(__VA_ARGS__)
 #define tensor_check(...) pl__onnx_tensor_check(__VA_ARGS__)
@@ -132,6 +133,7 @@ const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name);
 pl_status attr_int(ctx *c, int idx, const char *name, int64_t def, int64_t *out);
 pl_status attr_float(ctx *c, int idx, const char *name, float def, float *out);
 pl_status attr_ints(ctx *c, int idx, const char *name, size_t want, int64_t *out, int *present);
+pl_status attr_str(ctx *c, int idx, const char *name, const char *def, char *v, size_t cap);
 pl_status attr_str_is(ctx *c, int idx, const char *name, const char *def, const char *const *ok,
                       const char *hint);
 const char *dims_text(const Onnx__TensorProto *t, char *buf, size_t cap);

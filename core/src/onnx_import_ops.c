@@ -16,24 +16,6 @@
 
 /* ---- operators ---- */
 
-/* A STRING attribute's value into v (def when absent). */
-static pl_status attr_str(ctx *c, int idx, const char *name, const char *def, char *v, size_t cap)
-{
-    const Onnx__AttributeProto *a = attr(c->g->node[idx], name);
-    if (!a) {
-        snprintf(v, cap, "%s", def);
-        return PL_OK;
-    }
-    if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING) || !a->has_s)
-        return nerr(c, idx, "attribute '%s' is not a string (the file is malformed; re-export it)", name);
-    size_t n = a->s.len < cap - 1 ? a->s.len : cap - 1;
-    memcpy(v, a->s.data, n);
-    v[n] = 0;
-    if (memchr(v, 0, n) || a->s.len >= cap)
-        snprintf(v, cap, "(unreadable)");
-    return PL_OK;
-}
-
 /* The padding of one axis: input size `in` (after a pending Pad), kernel
  * span ek (dilated), stride st; auto_pad mode (0 NOTSET, 1 VALID, 2
  * SAME_UPPER, 3 SAME_LOWER); b0 and b1 hold the explicit pads on entry.
