@@ -227,3 +227,22 @@ void pltest_same_logits(pl_model *a, pl_model *b, const float *x, int n, const c
     free(z[0]);
     free(z[1]);
 }
+
+void pltest_generated_doc(const char *doc, const char *query, const char *md)
+{
+    FILE *f = fopen(doc, "rb");
+    cr_assert(f, "%s is missing (the tests run in the source tree)", doc);
+    char *text = calloc(1, 1 << 16);
+    cr_assert(text);
+    size_t n = fread(text, 1, (1 << 16) - 1, f);
+    fclose(f);
+    cr_assert_lt(n, (size_t)(1 << 16) - 1, "%s is larger than expected", doc);
+    cr_expect_str_eq(text, md, "%s differs from what it is generated from; run build/prunelab %s > %s", doc, query,
+                     doc);
+    char cmd[4200], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s %s", pltest_exe(), query);
+    cr_expect_eq(pltest_run(cmd, &out), 0);
+    cr_expect_str_eq(out, md, "prunelab %s prints the same text", query);
+    free(out);
+    free(text);
+}
