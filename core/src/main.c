@@ -6,6 +6,7 @@
 #include "config.h"
 #include "model_eval.h"
 #include "onnx_export.h"
+#include "onnx_import.h"
 #include "plugin_check.h"
 #include "registry.h"
 #include "result.h"
@@ -350,10 +351,12 @@ static int run_command(int argc, char **argv)
                PL_ABI_MINOR);
         return 0;
     }
-    if (!strcmp(c.cmd, "config-keys")) { /* not in --help: writes docs/config-keys.md from the schema */
+    /* not in --help: write docs/config-keys.md from the schema, docs/onnx-operators.md from the importer's table */
+    if (!strcmp(c.cmd, "config-keys") || !strcmp(c.cmd, "onnx-ops")) {
         if (c.n_args)
-            return usage_error("config-keys takes no arguments (got '%s')", c.args[0]);
-        char *md = pl_config_keys_markdown();
+            return usage_error(c.cmd[0] == 'c' ? "config-keys takes no arguments (got '%s')"
+                                               : "onnx-ops takes no arguments (got '%s')", c.args[0]);
+        char *md = c.cmd[0] == 'c' ? pl_config_keys_markdown() : pl_onnx_ops_markdown();
         if (!md) {
             fputs("prunelab: out of memory\n", stderr);
             return 1;

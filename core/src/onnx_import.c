@@ -357,11 +357,12 @@ static pl_status convert(ctx *c, const Onnx__ModelProto *mp)
         for (size_t i = 0; g && i < g->n_node && i < MAX_NODES; i++) {
             const Onnx__NodeProto *n = g->node[i];
             if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx")) {
+                char ops[SUPPORTED_OPS_CAP];
                 c->g = g;
                 c->opset = 0;
                 return nerr(c, (int)i, "operator domain '%.60s' is not supported and the file names no opset of "
-                                       "the standard operators (prunelab reads ai.onnx: " SUPPORTED_OPS ")",
-                            n->domain);
+                                       "the standard operators (prunelab reads ai.onnx: %s)",
+                            n->domain, supported_ops(ops, sizeof ops));
             }
         }
         return ferr(c, "no opset for the standard operators (opset_import names no ai.onnx version; re-export "

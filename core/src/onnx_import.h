@@ -14,11 +14,10 @@
  *     if (pl_model_spec_load("net.onnx", &spec, &err)) ...   // one line in err.msg
  *     pl_model_new(spec, seed, &m, &err);                     // the file's weights
  *
- * Operators (docs/onnx.md has the table): Conv, BatchNormalization (its
- * statistics become the running statistics), Relu, MaxPool, AveragePool,
- * GlobalAveragePool, Add, Concat, Flatten, Reshape to [N, -1], Gemm,
- * MatMul (+ Add of a constant bias), Identity, Dropout, Pad (zeros, into
- * the Conv or AveragePool it feeds), Constant, Slice (a channel range).
+ * Operators: the table in onnx_import_ops.c (docs/onnx-operators.md is
+ * written from it, pl_onnx_ops_markdown below); a BatchNormalization's
+ * statistics become the running statistics, a Pad (zeros) goes into the
+ * Conv or AveragePool it feeds, a Slice is a channel range.
  * Several graph inputs of equal rank and equal dimensions but the
  * channels are packed along the channels into the model's one input, in
  * graph-input order, each one a slice layer (weights->note says so).
@@ -69,5 +68,11 @@ void pl_spec_weights_free(pl_spec_weights *w);
  * size against the layer it lands in: PL_EFORMAT naming file and layer when
  * one does not fit. */
 pl_status pl_spec_weights_apply(const pl_spec_weights *w, pl_model *m, const char *file, pl_error *err);
+
+/* Every operator the importer reads as a Markdown table (opsets, the layer
+ * it becomes, limits), from the importer's operator table;
+ * docs/onnx-operators.md is this text (`prunelab onnx-ops`). Caller frees;
+ * NULL when out of memory. */
+char *pl_onnx_ops_markdown(void);
 
 #endif

@@ -4,7 +4,9 @@
  * operator translators use. onnx_import.c is the driver (the graph, its
  * inputs, the public functions), onnx_import_node.c reads one node
  * (attributes, tensors, inputs, layer names, emitting a layer),
- * onnx_import_ops.c translates each operator (and the padding geometry).
+ * onnx_import_ops.c translates each operator (and the padding geometry)
+ * and holds the operator table, onnx_import_doc.c writes that table as
+ * docs/onnx-operators.md.
  *
  * The shared helpers keep their short names inside these files; the
  * function-like macros below give them pl__onnx_ symbols, so nothing else
@@ -30,10 +32,8 @@
 #define OPSET_MIN 1
 #define OPSET_MAX 21
 
-#define SUPPORTED_OPS                                                                                        \
-    "Conv, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Add, Concat, Flatten, "        \
-    "Reshape, Gemm, MatMul, Identity, Dropout, Pad, Constant, Slice"
-
+/* Room for supported_ops(): every op_type of pl__onnx_ops, comma-separated. */
+#define SUPPORTED_OPS_CAP 512
 
 /* ---- names -> values ------------------------------------------------------------ */
 
@@ -85,6 +85,21 @@ typedef struct ctx {
     int suffix;                    /* next shared suffix of repeated layer names (layer_name) */
 } ctx;
 
+/* One operator the importer reads (pl__onnx_ops in onnx_import_ops.c, ended
+ * by a NULL op_type): node() refuses it outside its opsets and otherwise
+ * hands the node to `import`; docs/onnx-operators.md is written from these
+ * rows (onnx_import_doc.c, `prunelab onnx-ops`). */
+typedef struct op_def {
+    const char *op_type;
+    int min_opset;                 /* refused below it, saying what those opsets had (`older`) */
+    int max_opset;                 /* refused above it; 0: up to OPSET_MAX */
+    pl_status (*import)(ctx *c, int idx);
+    const char *older;             /* NULL when min_opset is OPSET_MIN */
+    const char *doc;               /* one line (Markdown): the prunelab layer it becomes, and the limits */
+} op_def;
+
+extern const op_def pl__onnx_ops[];
+
 /* ---- shared helpers ---- */
 
 #define ht_get(...) pl__onnx_ht_get(__VA_ARGS__)
@@ -97,6 +112,7 @@ typedef struct ctx {
 #define attr_int(...) pl__onnx_attr_int(__VA_ARGS__)
 #define attr_float(...) pl__onnx_attr_float(__VA_ARGS__)
 #define attr_ints(...) pl__onnx_attr_ints(__VA_ARGS__)
+#define attr_str(...) pl__onnx_attr_str(__VA_ARGS__)
 #define attr_str_is(...) pl__onnx_attr_str_is(__VA_ARGS__)
 #define dims_text(...) pl__onnx_dims_text(__VA_ARGS__)
 #define tensor_check(...) pl__onnx_tensor_check(__VA_ARGS__)
@@ -118,6 +134,7 @@ typedef struct ctx {
 #define dec_of_float(...) pl__onnx_dec_of_float(__VA_ARGS__)
 #define new_spec(...) pl__onnx_new_spec(__VA_ARGS__)
 #define node(...) pl__onnx_node(__VA_ARGS__)
+#define supported_ops(...) pl__onnx_supported_ops(__VA_ARGS__)
 
 /* onnx_import.c */
 int ht_get(const htab *h, const char *key);
@@ -132,6 +149,7 @@ const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name);
 pl_status attr_int(ctx *c, int idx, const char *name, int64_t def, int64_t *out);
 pl_status attr_float(ctx *c, int idx, const char *name, float def, float *out);
 pl_status attr_ints(ctx *c, int idx, const char *name, size_t want, int64_t *out, int *present);
+pl_status attr_str(ctx *c, int idx, const char *name, const char *def, char *v, size_t cap);
 pl_status attr_str_is(ctx *c, int idx, const char *name, const char *def, const char *const *ok,
                       const char *hint);
 const char *dims_text(const Onnx__TensorProto *t, char *buf, size_t cap);
@@ -159,5 +177,8 @@ pl_layer_spec new_spec(pl_layer_type t);
 
 /* onnx_import_ops.c */
 pl_status node(ctx *c, int idx);
+/* "Conv, BatchNormalization, ...": the op_types of pl__onnx_ops, in order
+ * (cap SUPPORTED_OPS_CAP); returns buf. */
+const char *supported_ops(char *buf, size_t cap);
 
 #endif

@@ -48,26 +48,43 @@ const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name)
     return NULL;
 }
 
-pl_status attr_int(ctx *c, int idx, const char *name, int64_t def, int64_t *out)
+/* The attribute `name` of node idx into *out (NULL when absent), refused
+ * unless it holds a value of `type` (INT, FLOAT, INTS or STRING). */
+static pl_status attr_typed(ctx *c, int idx, const char *name, Onnx__AttributeProto__AttributeType type,
+                            const Onnx__AttributeProto **out)
 {
     const Onnx__AttributeProto *a = attr(c->g->node[idx], name);
-    *out = def;
+    *out = a;
     if (!a)
         return PL_OK;
-    if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT) || !a->has_i)
-        return nerr(c, idx, "attribute '%s' is not an integer (the file is malformed; re-export it)", name);
-    *out = a->i;
+    int has = type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT     ? a->has_i
+              : type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT ? a->has_f
+              : type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING ? a->has_s
+                                                                      : 1; /* INTS: an empty list is a list */
+    const char *what = type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT     ? "an integer"
+                       : type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT ? "a float"
+                       : type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING ? "a string"
+                                                                               : "a list of integers";
+    if ((a->has_type && a->type != type) || !has)
+        return nerr(c, idx, "attribute '%s' is not %s (the file is malformed; re-export it)", name, what);
     return PL_OK;
+}
+
+pl_status attr_int(ctx *c, int idx, const char *name, int64_t def, int64_t *out)
+{
+    const Onnx__AttributeProto *a;
+    pl_status s = attr_typed(c, idx, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, &a);
+    *out = a && !s ? a->i : def;
+    return s;
 }
 
 pl_status attr_float(ctx *c, int idx, const char *name, float def, float *out)
 {
-    const Onnx__AttributeProto *a = attr(c->g->node[idx], name);
+    const Onnx__AttributeProto *a;
+    pl_status s = attr_typed(c, idx, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, &a);
     *out = def;
-    if (!a)
-        return PL_OK;
-    if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT) || !a->has_f)
-        return nerr(c, idx, "attribute '%s' is not a float (the file is malformed; re-export it)", name);
+    if (s || !a)
+        return s;
     if (!isfinite(a->f))
         return nerr(c, idx, "attribute '%s' is not finite (re-export the model)", name);
     *out = a->f;
@@ -77,13 +94,11 @@ pl_status attr_float(ctx *c, int idx, const char *name, float def, float *out)
 /* An INTS attribute of exactly `want` entries (or absent: *present 0). */
 pl_status attr_ints(ctx *c, int idx, const char *name, size_t want, int64_t *out, int *present)
 {
-    const Onnx__AttributeProto *a = attr(c->g->node[idx], name);
+    const Onnx__AttributeProto *a;
+    pl_status s = attr_typed(c, idx, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, &a);
     *present = 0;
-    if (!a)
-        return PL_OK;
-    if (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)
-        return nerr(c, idx, "attribute '%s' is not a list of integers (the file is malformed; re-export it)",
-                    name);
+    if (s || !a)
+        return s;
     if (a->n_ints != want)
         return nerr(c, idx, "attribute '%s' has %zu values; prunelab reads 2-D operators, which take %zu", name,
                     a->n_ints, want);
@@ -92,23 +107,34 @@ pl_status attr_ints(ctx *c, int idx, const char *name, size_t want, int64_t *out
     return PL_OK;
 }
 
+/* A STRING attribute's value into v (def when absent; "(unreadable)" when
+ * it holds a NUL or does not fit). */
+pl_status attr_str(ctx *c, int idx, const char *name, const char *def, char *v, size_t cap)
+{
+    const Onnx__AttributeProto *a;
+    pl_status s = attr_typed(c, idx, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING, &a);
+    if (s)
+        return s;
+    if (!a) {
+        snprintf(v, cap, "%s", def);
+        return PL_OK;
+    }
+    size_t n = a->s.len < cap - 1 ? a->s.len : cap - 1;
+    memcpy(v, a->s.data, n);
+    v[n] = 0;
+    if (memchr(v, 0, n) || a->s.len >= cap)
+        snprintf(v, cap, "(unreadable)");
+    return PL_OK;
+}
+
 /* A STRING attribute compared with s; absent counts as `def`. */
 pl_status attr_str_is(ctx *c, int idx, const char *name, const char *def, const char *const *ok,
                       const char *hint)
 {
-    const Onnx__AttributeProto *a = attr(c->g->node[idx], name);
     char v[64];
-    if (!a) {
-        snprintf(v, sizeof v, "%s", def);
-    } else {
-        if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING) || !a->has_s)
-            return nerr(c, idx, "attribute '%s' is not a string (the file is malformed; re-export it)", name);
-        size_t n = a->s.len < sizeof v - 1 ? a->s.len : sizeof v - 1;
-        memcpy(v, a->s.data, n);
-        v[n] = 0;
-        if (memchr(v, 0, n) || a->s.len >= sizeof v)
-            snprintf(v, sizeof v, "(unreadable)");
-    }
+    pl_status s = attr_str(c, idx, name, def, v, sizeof v);
+    if (s)
+        return s;
     for (size_t k = 0; ok[k]; k++)
         if (!strcmp(v, ok[k]))
             return PL_OK;

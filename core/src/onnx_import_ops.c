@@ -1,9 +1,10 @@
 /*
  * onnx_import_ops.c — one translator per ONNX operator for the importer
- * (onnx_import_internal.h; the operator table is docs/onnx.md), the
+ * (onnx_import_internal.h; docs/onnx-operators.md is its table), the
  * padding geometry of Conv and the pools (explicit pads, auto_pad,
  * ceil_mode, a folded Pad), and node(), which dispatches a node by its
- * op_type.
+ * op_type through the operator table pl__onnx_ops (the one list of what
+ * the importer reads: its opsets and its documentation line).
  */
 #include "onnx_import_internal.h"
 
@@ -15,24 +16,6 @@
 #include <string.h>
 
 /* ---- operators ---- */
-
-/* A STRING attribute's value into v (def when absent). */
-static pl_status attr_str(ctx *c, int idx, const char *name, const char *def, char *v, size_t cap)
-{
-    const Onnx__AttributeProto *a = attr(c->g->node[idx], name);
-    if (!a) {
-        snprintf(v, cap, "%s", def);
-        return PL_OK;
-    }
-    if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING) || !a->has_s)
-        return nerr(c, idx, "attribute '%s' is not a string (the file is malformed; re-export it)", name);
-    size_t n = a->s.len < cap - 1 ? a->s.len : cap - 1;
-    memcpy(v, a->s.data, n);
-    v[n] = 0;
-    if (memchr(v, 0, n) || a->s.len >= cap)
-        snprintf(v, cap, "(unreadable)");
-    return PL_OK;
-}
 
 /* The padding of one axis: input size `in` (after a pending Pad), kernel
  * span ek (dilated), stride st; auto_pad mode (0 NOTSET, 1 VALID, 2
@@ -625,16 +608,13 @@ static pl_status op_concat(ctx *c, int idx)
     return emit(c, idx, &l, (int)ni, ins, &none, NULL, rank);
 }
 
-/* Slice (opset 10 on: starts, ends, axes, steps as constant inputs) of a
- * channel range: axis 1, step 1, a non-empty range after ONNX's clamping
- * (negative indices count from the end). */
+/* Slice (opset 10 on, which node() checks: starts, ends, axes, steps as
+ * constant inputs) of a channel range: axis 1, step 1, a non-empty range
+ * after ONNX's clamping (negative indices count from the end). */
 static pl_status op_slice(ctx *c, int idx)
 {
     static const char *const known[] = {NULL};
     pl_status s;
-    if (c->opset < 10)
-        return nerr(c, idx, "Slice before opset 10 (starts/ends as attributes) is not supported; export with "
-                            "opset_version=13");
     if ((s = check_attrs(c, idx, known)) || (s = arity(c, idx, 3, 5)))
         return s;
     val *x = input_act(c, idx, 0, 0);
@@ -875,42 +855,89 @@ static const char *op_hint(const char *op)
     return "";
 }
 
+/* Operators that one translator handles with a parameter. */
+static pl_status op_relu(ctx *c, int idx) { return op_simple(c, idx, PL_LAYER_RELU); }
+static pl_status op_global_avgpool(ctx *c, int idx) { return op_simple(c, idx, PL_LAYER_GLOBAL_AVGPOOL); }
+static pl_status op_maxpool(ctx *c, int idx) { return op_pool(c, idx, 1); }
+static pl_status op_avgpool(ctx *c, int idx) { return op_pool(c, idx, 0); }
+static pl_status op_gemm(ctx *c, int idx) { return op_gemm_matmul(c, idx, 1); }
+static pl_status op_matmul(ctx *c, int idx) { return op_gemm_matmul(c, idx, 0); }
+
+/* Every operator the importer reads, in the order the "supported:" lists
+ * of its messages name them; docs/onnx-operators.md is written from this
+ * table (onnx_import_doc.c, `prunelab onnx-ops`). */
+const op_def pl__onnx_ops[] = {
+    {"Conv", 1, 0, op_conv, NULL,
+     "`conv2d`: 2-D, any `group` (depthwise, with a multiplier), any strides, any `pads` (also asymmetric), "
+     "`auto_pad` (NOTSET, VALID, SAME_UPPER, SAME_LOWER), any `dilations`; weight and bias are initializers; 1-D "
+     "and 3-D refused"},
+    {"BatchNormalization", 1, 0, op_batchnorm, NULL,
+     "`batchnorm2d`: inference form (`training_mode` 0 / `is_test` 1, one output); scale, bias, mean and variance "
+     "are initializers; ONNX's `momentum` m becomes PyTorch's 1 − m; `training_mode` 1 / `is_test` 0 refused"},
+    {"Relu", 1, 0, op_relu, NULL, "`relu`"},
+    {"MaxPool", 1, 0, op_maxpool, NULL,
+     "`maxpool2d`: 2-D; any `pads` below the kernel (also asymmetric), strides, `auto_pad`, `ceil_mode`, "
+     "`dilations`; 1-D, 3-D, the Indices output and `storage_order` 1 refused"},
+    {"AveragePool", 1, 0, op_avgpool, NULL,
+     "`avgpool2d`: as MaxPool, and `count_include_pad` 0 or 1 (PyTorch's `AvgPool2d` exports 1); `dilations` "
+     "(opset 19) refused; `ceil_mode` 1 with `count_include_pad` 1 refused when it adds windows past the padding "
+     "(ONNX divides those by the part inside)"},
+    {"GlobalAveragePool", 1, 0, op_global_avgpool, NULL, "`global_avgpool`: 2-D"},
+    {"Add", 1, 0, op_add, NULL,
+     "`add`: two layer outputs or graph inputs of the same shape (no broadcasting); a constant operand only as the "
+     "bias of the MatMul before it; broadcasting, uint8 and float64 refused"},
+    {"Concat", 1, 0, op_concat, NULL,
+     "`concat`: channel axis (1, or −3 / −1 by rank) of layer outputs or graph inputs, 2 to 16 inputs; axis 0 "
+     "(\"axis 0 is the batch\"), spatial axes, 1-D inputs and constant operands refused"},
+    {"Flatten", 1, 0, op_flatten, NULL, "`flatten`: `axis` 1 (other axes move the batch axis: refused)"},
+    {"Reshape", 1, 0, op_reshape, NULL, "`flatten`: to [N, −1], [0, −1] or [−1, C·H·W] from a constant shape"},
+    {"Gemm", 1, 0, op_gemm, NULL,
+     "`linear`: `alpha` (folded into the weight), `beta` (into the bias), `transA` 0; `transB` 1 (PyTorch) or 0 "
+     "(transposed on import); a bias that broadcasts to [N, out] with one row for every image: [], [1], [out], "
+     "[1, out], [1, 1], or [N, out] with equal rows; `transA` 1 and a bias row per image refused"},
+    {"MatMul", 1, 0, op_matmul, NULL,
+     "`linear`: [N, in] × a constant [in, out]; an Add of a constant [out] right after it becomes the bias; batched "
+     "(3-D, 4-D) refused"},
+    {"Identity", 1, 0, op_identity, NULL, "no layer: passes its input on (also of initializers)"},
+    {"Dropout", 1, 0, op_dropout, NULL, "`dropout`: `ratio` as `p`; `training_mode` false; the mask output unused"},
+    {"Pad", 1, 0, op_pad, NULL,
+     "no layer: zeros around height and width, the same on both sides; folded into the Conv or AveragePool that "
+     "reads it (PyTorch exports `AvgPool2d` as Pad + AveragePool)"},
+    {"Constant", 1, 0, op_constant, NULL, "no layer: a `value` tensor (Reshape shapes, Pad amounts)"},
+    {"Slice", 10, 0, op_slice, "starts/ends as attributes",
+     "`slice`: constant `starts`/`ends` (one value each), `axes` [1] (or −rank+1), `steps` absent or [1]; "
+     "negative and out-of-range indices clamped as ONNX does; the whole range is a pass-through; the attribute "
+     "form of opsets 1–9, other axes and steps refused"},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+const char *supported_ops(char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (const op_def *o = pl__onnx_ops; o->op_type && n < cap; o++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", o == pl__onnx_ops ? "" : ", ", o->op_type);
+    return buf;
+}
+
 pl_status node(ctx *c, int idx)
 {
     const Onnx__NodeProto *n = c->g->node[idx];
+    char ops[SUPPORTED_OPS_CAP];
     if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx"))
         return nerr(c, idx, "operator domain '%.60s' is not supported (prunelab reads the standard ai.onnx "
-                            "operators: " SUPPORTED_OPS ")", n->domain);
-    if (op_is(n, "Conv"))
-        return op_conv(c, idx);
-    if (op_is(n, "BatchNormalization"))
-        return op_batchnorm(c, idx);
-    if (op_is(n, "Relu"))
-        return op_simple(c, idx, PL_LAYER_RELU);
-    if (op_is(n, "MaxPool") || op_is(n, "AveragePool"))
-        return op_pool(c, idx, op_is(n, "MaxPool"));
-    if (op_is(n, "GlobalAveragePool"))
-        return op_simple(c, idx, PL_LAYER_GLOBAL_AVGPOOL);
-    if (op_is(n, "Add"))
-        return op_add(c, idx);
-    if (op_is(n, "Concat"))
-        return op_concat(c, idx);
-    if (op_is(n, "Flatten"))
-        return op_flatten(c, idx);
-    if (op_is(n, "Slice"))
-        return op_slice(c, idx);
-    if (op_is(n, "Reshape"))
-        return op_reshape(c, idx);
-    if (op_is(n, "Gemm") || op_is(n, "MatMul"))
-        return op_gemm_matmul(c, idx, op_is(n, "Gemm"));
-    if (op_is(n, "Identity"))
-        return op_identity(c, idx);
-    if (op_is(n, "Dropout"))
-        return op_dropout(c, idx);
-    if (op_is(n, "Pad"))
-        return op_pad(c, idx);
-    if (op_is(n, "Constant"))
-        return op_constant(c, idx);
-    return nerr(c, idx, "operator not supported by prunelab (supported: " SUPPORTED_OPS ")%s",
+                            "operators: %s)", n->domain, supported_ops(ops, sizeof ops));
+    for (const op_def *o = pl__onnx_ops; o->op_type; o++) {
+        if (!op_is(n, o->op_type))
+            continue;
+        if (c->opset < o->min_opset)
+            return nerr(c, idx, "%s before opset %d (%s) is not supported; export with opset_version=13",
+                        o->op_type, o->min_opset, o->older);
+        if (o->max_opset && c->opset > o->max_opset)
+            return nerr(c, idx, "%s after opset %d is not supported; export with opset_version=13", o->op_type,
+                        o->max_opset);
+        return o->import(c, idx);
+    }
+    return nerr(c, idx, "operator not supported by prunelab (supported: %s)%s", supported_ops(ops, sizeof ops),
                 op_hint(n->op_type ? n->op_type : ""));
 }

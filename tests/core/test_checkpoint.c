@@ -847,11 +847,10 @@ Test(checkpoint, format3_carries_padding_and_dilation)
     pl_model *m = NULL, *m2 = NULL;
     pl_error err;
     cr_assert_eq(pl_model_new(&spec, 5, &m, &err), PL_OK, "%s", err.msg);
-    cr_assert_eq(pl_checkpoint_save(f.path, m, "", 0, &err), PL_OK, "%s", err.msg);
+    m2 = pltest_save_reload(m, f.path, PLTEST_CHECKPOINT);
     size_t len;
     uint8_t *b = read_all(f.path, &len);
     cr_assert_eq(b[8], 3, "format %u", b[8]);
-    cr_assert_eq(pl_checkpoint_load(f.path, &m2, NULL, &err), PL_OK, "%s", err.msg);
     models_eq(m, m2, 0);
     for (int i = 0; i < m->n_layers; i++) {
         const pl_layer *x = &m->layers[i], *y = &m2->layers[i];
@@ -862,19 +861,10 @@ Test(checkpoint, format3_carries_padding_and_dilation)
     cr_assert_eq(m2->layers[0].dil_h, 2);
     cr_assert_eq(m2->layers[2].excl_pad, 1);
     /* the same logits */
-    pl_instance *be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    float x[2 * 2 * 9 * 8], z[2][8];
+    float x[2 * 2 * 9 * 8];
     for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
         x[i] = (float)((i * 37) % 11) - 5.0f;
-    pl_model *ms[2] = {m, m2};
-    for (int k = 0; k < 2; k++) {
-        pl_model_bind(ms[k], pl_instance_ops(be), pl_instance_state(be));
-        cr_assert_eq(pl_model_reserve(ms[k], 2, &err), PL_OK, "%s", err.msg);
-        const float *y = pl_model_forward(ms[k], x, 2, PL_MODE_EVAL, &err);
-        cr_assert(y, "%s", err.msg);
-        memcpy(z[k], y, sizeof z[k]);
-    }
-    cr_assert(!memcmp(z[0], z[1], sizeof z[0]), "logits differ after the round trip");
+    pltest_same_logits(m, m2, x, 2, "the round trip");
     /* a dilation out of range: the conv's fields follow its inputs list */
     size_t off = layer_off(b, len, "conv1");
     /* after the name: type, 7 ints, groups, n_in, in[0], then pad_xb, pad_xr, dil_h */
@@ -887,7 +877,6 @@ Test(checkpoint, format3_carries_padding_and_dilation)
     reseal(b, len);
     crafted_fails(f.path, b, len, "dilation");
     free(b);
-    pl_instance_free(be);
     pl_model_free(m);
     pl_model_free(m2);
     teardown(&f);
@@ -1008,30 +997,20 @@ Test(checkpoint, format4_carries_slice_channels)
     pl_model *m = NULL, *m2 = NULL;
     pl_error err;
     cr_assert_eq(pl_model_new(&spec, 5, &m, &err), PL_OK, "%s", err.msg);
-    cr_assert_eq(pl_checkpoint_save(f.path, m, "", 0, &err), PL_OK, "%s", err.msg);
+    m2 = pltest_save_reload(m, f.path, PLTEST_CHECKPOINT);
     size_t len;
     uint8_t *b = read_all(f.path, &len);
     cr_assert_eq(b[8], 4, "format %u", b[8]);
-    cr_assert_eq(pl_checkpoint_load(f.path, &m2, NULL, &err), PL_OK, "%s", err.msg);
     models_eq(m, m2, 0);
     for (int i = 0; i < m->n_layers; i++)
         cr_assert(m->layers[i].ch0 == m2->layers[i].ch0 && m->layers[i].ch1 == m2->layers[i].ch1, "layer %s",
                   m->layers[i].name);
     cr_assert_eq(m2->layers[1].ch0, 1);
     cr_assert_eq(m2->layers[1].ch1, 3);
-    pl_instance *be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    float x[2 * 3 * 5 * 5], z[2][8];
+    float x[2 * 3 * 5 * 5];
     for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
         x[i] = (float)((i * 37) % 11) - 5.0f;
-    pl_model *ms[2] = {m, m2};
-    for (int k = 0; k < 2; k++) {
-        pl_model_bind(ms[k], pl_instance_ops(be), pl_instance_state(be));
-        cr_assert_eq(pl_model_reserve(ms[k], 2, &err), PL_OK, "%s", err.msg);
-        const float *y = pl_model_forward(ms[k], x, 2, PL_MODE_EVAL, &err);
-        cr_assert(y, "%s", err.msg);
-        memcpy(z[k], y, sizeof z[k]);
-    }
-    cr_assert(!memcmp(z[0], z[1], sizeof z[0]), "logits differ after the round trip");
+    pltest_same_logits(m, m2, x, 2, "the round trip");
     /* after the name: type, 7 ints, groups, n_in, in[0], 5 padding fields, then ch0, ch1 */
     size_t off = layer_off(b, len, "xb"), ch = off + 4 + 7 * 4 + 3 * 4 + 5 * 4;
     cr_assert_eq(b[ch], 1);
@@ -1050,7 +1029,6 @@ Test(checkpoint, format4_carries_slice_channels)
     reseal(b, len);
     crafted_fails(f.path, b, len, "slice channels 0,1 out of range for a conv2d layer");
     free(b);
-    pl_instance_free(be);
     pl_model_free(m);
     pl_model_free(m2);
     teardown(&f);

@@ -765,26 +765,12 @@ Test(config, key_reference_is_generated_from_the_schema)
 {
     char *md = pl_config_keys_markdown();
     cr_assert(md);
-    FILE *f = fopen("docs/config-keys.md", "rb");
-    cr_assert(f, "docs/config-keys.md is missing (the tests run in the source tree)");
-    char *doc = calloc(1, 1 << 16);
-    cr_assert(doc);
-    size_t n = fread(doc, 1, (1 << 16) - 1, f);
-    fclose(f);
-    cr_assert_lt(n, (size_t)(1 << 16) - 1, "docs/config-keys.md is larger than expected");
-    cr_expect_str_eq(doc, md, "docs/config-keys.md differs from the schema; run build/prunelab config-keys > "
-                              "docs/config-keys.md");
-    char cmd[4200], *out = NULL;
-    snprintf(cmd, sizeof cmd, "%s config-keys", pltest_exe());
-    cr_expect_eq(pltest_run(cmd, &out), 0);
-    cr_expect_str_eq(out, md, "prunelab config-keys prints the same text");
+    pltest_generated_doc("docs/config-keys.md", "config-keys", md);
     /* one row a key, written where the key is decoded: spot checks */
     cr_expect(strstr(md, "| `train.optimizer.lr` | number | 0.001 | a finite number > 0 |"));
     cr_expect(strstr(md, "| `prune.granularity` | choice | channel | weight, channel, neuron, layer |"));
     cr_expect(strstr(md, "| `dataset.augment.crop_pad` | integer | 0 | [0, 4096] pixels |"));
     cr_expect(strstr(md, "| `limits.max_runs` | integer | 1000 | >= 1 |"));
     cr_expect(!strstr(md, "`retrain.epochs`"), "retrain's keys are train's, listed once");
-    free(out);
-    free(doc);
     free(md);
 }

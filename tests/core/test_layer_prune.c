@@ -35,21 +35,11 @@
 #define CONV4_BLOCK_PARAMS (36928 + 128)
 #define SAME_CONV_MACS 7225344LL
 
-
-static pl_instance *ref_backend(void)
-{
-    static pl_instance *in;
-    if (!in)
-        in = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    return in;
-}
-
 /* Forward of N_IMG random images: the output is [N_IMG][classes] and finite. */
 static void check_forward(pl_model *m)
 {
-    pl_instance *be = ref_backend();
     pl_error err;
-    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    pltest_bind_ref(m);
     cr_assert_eq(pl_model_reserve(m, N_IMG, &err), PL_OK, "%s", err.msg);
     int64_t n = (int64_t)m->in_c * m->in_h * m->in_w * N_IMG;
     float *x = malloc((size_t)n * sizeof(float));

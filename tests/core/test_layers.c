@@ -24,14 +24,6 @@
 
 #define N_IMG 3
 
-static pl_instance *ref_backend(void)
-{
-    static pl_instance *in;
-    if (!in)
-        in = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    return in;
-}
-
 static double loss_of(pl_model *m, const float *x, const int32_t *y, uint64_t dcalls)
 {
     pl_error err;
@@ -47,8 +39,7 @@ static double loss_of(pl_model *m, const float *x, const int32_t *y, uint64_t dc
 static void gradcheck(const char *yaml)
 {
     pl_model *m = pltest_model(yaml, 7);
-    pl_instance *be = ref_backend();
-    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    pltest_bind_ref(m);
     pl_error err;
     cr_assert_eq(pl_model_reserve(m, N_IMG, &err), PL_OK, "%s", err.msg);
     int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
@@ -336,8 +327,7 @@ Test(slice, forward_copies_the_channel_range)
 {
     pl_model *m = pltest_model("name: t\ninput: [4, 2, 3]\nclasses: 12\nlayers:\n"
                                "  - {name: s, type: slice, channels: [1, 3]}\n", 1);
-    pl_instance *be = ref_backend();
-    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    pltest_bind_ref(m);
     pl_error err;
     cr_assert_eq(pl_model_reserve(m, 2, &err), PL_OK, "%s", err.msg);
     float x[2 * 4 * 6];
@@ -417,7 +407,7 @@ Test(gradients, add_fed_by_concat)
 
 Test(gradients, softmax_cross_entropy)
 {
-    pl_instance *be = ref_backend();
+    pl_instance *be = pltest_ref_backend();
     const pl_backend_ops *o = pl_instance_ops(be);
     enum { N = 4, C = 5 };
     float z[N * C], d[N * C];

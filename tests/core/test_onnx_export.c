@@ -288,10 +288,7 @@ Test(onnx_export, imported_padding_round_trips)
     cr_assert(a && a->n_ints == 4 && a->ints[2] == 0 && a->ints[3] == 2);
     pl_onnx_free(mp);
     char *path = pltest_write_temp("", ".onnx");
-    cr_assert_eq(pl_onnx_export_model(m, path, 0, "test", NULL, &err), PL_OK, "%s", err.msg);
-    cr_assert_eq(pl_model_spec_load(path, &s, &err), PL_OK, "%s", err.msg);
-    cr_assert_eq(pl_model_new(s, 9, &m2, &err), PL_OK, "%s", err.msg);
-    pl_model_spec_free(s);
+    m2 = pltest_save_reload(m, path, PLTEST_ONNX);
     unlink(path);
     free(path);
     cr_assert_eq(m2->n_layers, m->n_layers);
@@ -302,21 +299,10 @@ Test(onnx_export, imported_padding_round_trips)
                       x->out_h == y->out_h && x->out_w == y->out_w,
                   "layer %s: padding fields or shape differ after export and import", x->name);
     }
-    pl_instance *be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    float x[2 * 2 * 9 * 8], z[2][6];
+    float x[2 * 2 * 9 * 8];
     for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
         x[i] = (float)((i * 29) % 13) * 0.25f - 1.5f;
-    pl_model *ms[2] = {m, m2};
-    for (int k = 0; k < 2; k++) {
-        pl_model_bind(ms[k], pl_instance_ops(be), pl_instance_state(be));
-        cr_assert_eq(pl_model_reserve(ms[k], 2, &err), PL_OK, "%s", err.msg);
-        const float *y = pl_model_forward(ms[k], x, 2, PL_MODE_EVAL, &err);
-        cr_assert(y, "%s", err.msg);
-        memcpy(z[k], y, sizeof z[k]);
-    }
-    for (int i = 0; i < 6; i++)
-        cr_assert_eq(z[0][i], z[1][i], "logit %d: %.9g before, %.9g after", i, (double)z[0][i], (double)z[1][i]);
-    pl_instance_free(be);
+    pltest_same_logits(m, m2, x, 2, "export and import");
     pl_model_free(m);
     pl_model_free(m2);
 }
@@ -345,10 +331,7 @@ Test(onnx_export, packed_inputs_round_trip_as_slices)
     cr_expect_eq(ax->raw_data.data[0], 1);
     pl_onnx_free(mp);
     char *path = pltest_write_temp("", ".onnx");
-    cr_assert_eq(pl_onnx_export_model(m, path, 0, "test", NULL, &err), PL_OK, "%s", err.msg);
-    cr_assert_eq(pl_model_spec_load(path, &s, &err), PL_OK, "%s", err.msg);
-    cr_assert_eq(pl_model_new(s, 9, &m2, &err), PL_OK, "%s", err.msg);
-    pl_model_spec_free(s);
+    m2 = pltest_save_reload(m, path, PLTEST_ONNX);
     unlink(path);
     free(path);
     cr_assert_eq(m2->n_layers, m->n_layers);
@@ -359,20 +342,10 @@ Test(onnx_export, packed_inputs_round_trip_as_slices)
                       x->in[0] == y->in[0],
                   "layer %s: type, range or inputs differ after export and import", x->name);
     }
-    pl_instance *be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    float x[3 * 6 * 6 * 6], z[2][15];
+    float x[3 * 6 * 6 * 6];
     for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
         x[i] = (float)((i * 29) % 13) * 0.25f - 1.5f;
-    pl_model *ms[2] = {m, m2};
-    for (int k = 0; k < 2; k++) {
-        pl_model_bind(ms[k], pl_instance_ops(be), pl_instance_state(be));
-        cr_assert_eq(pl_model_reserve(ms[k], 3, &err), PL_OK, "%s", err.msg);
-        const float *y = pl_model_forward(ms[k], x, 3, PL_MODE_EVAL, &err);
-        cr_assert(y, "%s", err.msg);
-        memcpy(z[k], y, sizeof z[k]);
-    }
-    cr_assert(!memcmp(z[0], z[1], sizeof z[0]), "logits differ after export and import");
-    pl_instance_free(be);
+    pltest_same_logits(m, m2, x, 3, "export and import");
     pl_model_free(m);
     pl_model_free(m2);
 }

@@ -349,6 +349,34 @@ Test(onnx_import, unsupported_operator)
                 "Flatten, Reshape, Gemm, MatMul, Identity, Dropout, Pad, Constant, Slice)");
 }
 
+/* docs/onnx-operators.md is the operator table's own text: `prunelab
+ * onnx-ops` and pl_onnx_ops_markdown both print it, so an operator cannot
+ * be added, or its opsets change, without its documentation (regenerate:
+ * build/prunelab onnx-ops > docs/onnx-operators.md). The "supported:" list
+ * of the messages is the table's too, in its order. */
+Test(onnx_import, operator_reference_is_generated_from_the_table)
+{
+    char *md = pl_onnx_ops_markdown();
+    cr_assert(md);
+    pltest_generated_doc("docs/onnx-operators.md", "onnx-ops", md);
+    /* one row an operator, written where the operator is dispatched: spot checks */
+    cr_expect(strstr(md, "| Conv | 1–21 | `conv2d`: 2-D, any `group` "));
+    cr_expect(strstr(md, "| Relu | 1–21 | `relu` |\n"));
+    cr_expect(strstr(md, "| Slice | 10–21 | `slice`: "));
+    static const char *const ops[] = {"Conv", "BatchNormalization", "Relu", "MaxPool", "AveragePool",
+                                      "GlobalAveragePool", "Add", "Concat", "Flatten", "Reshape", "Gemm", "MatMul",
+                                      "Identity", "Dropout", "Pad", "Constant", "Slice"};
+    const char *at = md;
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        char row[64];
+        snprintf(row, sizeof row, "\n| %s | ", ops[k]);
+        const char *p = strstr(at, row);
+        cr_expect(p, "no row for %s after the previous operator's", ops[k]);
+        at = p ? p + 1 : at;
+    }
+    free(md);
+}
+
 /* [N, C, L] is read as [N, C, L, 1]: Relu and Flatten see the same values */
 Test(onnx_import, rank3_input)
 {
@@ -820,6 +848,17 @@ Test(onnx_import, inputs_that_cannot_be_packed)
 
 Test(onnx_import, slice_forms_refused)
 {
+    /* before opset 10 starts and ends were attributes: refused by the operator table's opset range */
+    const int64_t xd[4] = {1, 4, 2, 2};
+    gnode n[1] = {{"Slice", {"x"}, "y", {{"starts", 'v', 0, 1, {1}, NULL}, {"ends", 'v', 0, 1, {3}, NULL}}}};
+    size_t len;
+    uint8_t *b = graph_bytes(9, 4, xd, n, 1, NULL, 0, &len);
+    pl_model *m;
+    pl_error err = {0};
+    cr_expect_eq(import_graph(b, len, &m, &err), PL_EFORMAT);
+    cr_expect_str_eq(err.msg, "g.onnx: node 0 'Slice' (Slice, opset 9): Slice before opset 10 (starts/ends as "
+                              "attributes) is not supported; export with opset_version=13");
+    free(b);
     refused(FIX "bad_slice_axis.onnx", FIX "bad_slice_axis.onnx: node 0 '/Slice' (Slice, opset 13): slices axis 3; "
                                            "prunelab slices only the channels (axis 1; the axes after it are spatial)");
     refused(FIX "bad_slice_step.onnx", FIX "bad_slice_step.onnx: node 0 '/Slice' (Slice, opset 13): step 2; "

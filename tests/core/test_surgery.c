@@ -17,14 +17,6 @@
 
 #define N_IMG 4
 
-static pl_instance *ref_backend(void)
-{
-    static pl_instance *in;
-    if (!in)
-        in = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    return in;
-}
-
 static float *random_input(const pl_model *m, uint64_t seed)
 {
     int64_t n = (int64_t)m->in_c * m->in_h * m->in_w * N_IMG;
@@ -38,9 +30,8 @@ static float *random_input(const pl_model *m, uint64_t seed)
 
 static float *eval(pl_model *m, const float *x)
 {
-    pl_instance *be = ref_backend();
     pl_error err;
-    pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
+    pltest_bind_ref(m);
     cr_assert_eq(pl_model_reserve(m, N_IMG, &err), PL_OK, "%s", err.msg);
     const float *y = pl_model_forward(m, x, N_IMG, PL_MODE_EVAL, &err);
     cr_assert(y, "%s", err.msg);

@@ -1,7 +1,9 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "pltest.h"
+#include "checkpoint.h"
 #include "config.h"
 #include "model.h"
+#include "onnx_export.h"
 
 #include <ftw.h>
 #include <stdio.h>
@@ -184,4 +186,63 @@ int pltest_same_weights(const pl_model *a, const pl_model *b, int with_biases)
             return 0;
     }
     return 1;
+}
+
+pl_model *pltest_save_reload(const pl_model *m, const char *path, pltest_format fmt)
+{
+    pl_model *m2 = NULL;
+    pl_error err = {0};
+    if (fmt == PLTEST_CHECKPOINT) {
+        cr_assert_eq(pl_checkpoint_save(path, m, "", 0, &err), PL_OK, "%s", err.msg);
+        cr_assert_eq(pl_checkpoint_load(path, &m2, NULL, &err), PL_OK, "%s", err.msg);
+    } else {
+        pl_model_spec *s = NULL;
+        cr_assert_eq(pl_onnx_export_model(m, path, 0, "test", NULL, &err), PL_OK, "%s", err.msg);
+        cr_assert_eq(pl_model_spec_load(path, &s, &err), PL_OK, "%s", err.msg);
+        cr_assert_eq(pl_model_new(s, 9, &m2, &err), PL_OK, "%s", err.msg);
+        pl_model_spec_free(s);
+    }
+    return m2;
+}
+
+void pltest_same_logits(pl_model *a, pl_model *b, const float *x, int n, const char *what)
+{
+    pl_model *ms[2] = {a, b};
+    float *z[2];
+    size_t nz = (size_t)n * (size_t)a->classes;
+    cr_assert_eq(a->classes, b->classes);
+    for (int k = 0; k < 2; k++) {
+        pl_error err = {0};
+        pltest_bind_ref(ms[k]);
+        cr_assert_eq(pl_model_reserve(ms[k], n, &err), PL_OK, "%s", err.msg);
+        const float *y = pl_model_forward(ms[k], x, n, PL_MODE_EVAL, &err);
+        cr_assert(y, "%s", err.msg);
+        z[k] = malloc(nz * sizeof(float));
+        cr_assert(z[k]);
+        memcpy(z[k], y, nz * sizeof(float));
+    }
+    for (size_t i = 0; i < nz; i++)
+        cr_assert(z[0][i] == z[1][i] && !memcmp(&z[0][i], &z[1][i], sizeof(float)),
+                  "logit %zu: %.9g before, %.9g after %s", i, (double)z[0][i], (double)z[1][i], what);
+    free(z[0]);
+    free(z[1]);
+}
+
+void pltest_generated_doc(const char *doc, const char *query, const char *md)
+{
+    FILE *f = fopen(doc, "rb");
+    cr_assert(f, "%s is missing (the tests run in the source tree)", doc);
+    char *text = calloc(1, 1 << 16);
+    cr_assert(text);
+    size_t n = fread(text, 1, (1 << 16) - 1, f);
+    fclose(f);
+    cr_assert_lt(n, (size_t)(1 << 16) - 1, "%s is larger than expected", doc);
+    cr_expect_str_eq(text, md, "%s differs from what it is generated from; run build/prunelab %s > %s", doc, query,
+                     doc);
+    char cmd[4200], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s %s", pltest_exe(), query);
+    cr_expect_eq(pltest_run(cmd, &out), 0);
+    cr_expect_str_eq(out, md, "prunelab %s prints the same text", query);
+    free(out);
+    free(text);
 }

@@ -13,6 +13,9 @@
  * pltest_ref_backend()      a process-wide instance of the `ref` backend;
  * pltest_bind_ref()         binds a model to it.
  * pltest_same_weights()     bit-identical weights (and biases) of two models.
+ * pltest_save_reload()      save a model (checkpoint or ONNX export), load it back.
+ * pltest_same_logits()      two models give bit-identical logits on the same input.
+ * pltest_generated_doc()    a committed page is what its hidden query prints.
  * PLTEST_TINY_YAML   a small conv + linear model file (1x8x8 in, 4 classes).
  */
 #ifndef PLTEST_H
@@ -49,6 +52,24 @@ pl_status pltest_experiment_text(const char *text, const char *const *sets, size
 /* 1 when a and b (same shapes) hold bit-identical weights, and biases
  * too when with_biases. */
 int pltest_same_weights(const struct pl_model *a, const struct pl_model *b, int with_biases);
+
+/* How pltest_save_reload writes the model. */
+typedef enum { PLTEST_CHECKPOINT, PLTEST_ONNX } pltest_format;
+
+/* Saves m to `path` (pl_checkpoint_save without meta or flags, or
+ * pl_onnx_export_model without folding) and loads it back (pl_checkpoint_load,
+ * or the model-file loader and pl_model_new with seed 9); asserts each step.
+ * The file stays; the caller frees the returned model. */
+struct pl_model *pltest_save_reload(const struct pl_model *m, const char *path, pltest_format fmt);
+
+/* Forward (EVAL, on pltest_ref_backend) of the n images x through a and b:
+ * asserts that every logit is equal, bit for bit; `what` ends the message. */
+void pltest_same_logits(struct pl_model *a, struct pl_model *b, const float *x, int n, const char *what);
+
+/* The committed page `doc` (a path in the source tree, where the tests run)
+ * is `md`, and `prunelab <query>` prints the same text: the pages the
+ * hidden queries write (config-keys, onnx-ops). */
+void pltest_generated_doc(const char *doc, const char *query, const char *md);
 
 /* The `ref` backend, instantiated once per process (seed 1, one thread). */
 pl_instance *pltest_ref_backend(void);
