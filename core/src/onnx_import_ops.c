@@ -932,7 +932,7 @@ pl_status node(ctx *c, int idx)
             continue;
         if (c->opset < o->min_opset)
             return nerr(c, idx, "%s before opset %d (%s) is not supported; export with opset_version=13",
-                        o->op_type, o->min_opset, o->older);
+                        o->op_type, o->min_opset, o->older ? o->older : "an older form");
         if (o->max_opset && c->opset > o->max_opset)
             return nerr(c, idx, "%s after opset %d is not supported; export with opset_version=13", o->op_type,
                         o->max_opset);

@@ -132,9 +132,14 @@ static pl_status jp_yaml_fail(jp *j)
     if (p->error == YAML_MEMORY_ERROR)
         return pl_error_set(j->err, PL_ENOMEM, "%s: out of memory", j->path);
     const char *problem = p->problem ? p->problem : "syntax error";
+    size_t at = (size_t)p->problem_mark.index;
+    /* the old reader's words for the two faults a cut-short file shows */
+    if (p->context && !strcmp(p->context, "while scanning a quoted scalar") && at >= j->len)
+        return jp_fail_at(j, at, "unterminated string");
+    const char *eof = at >= j->len ? "unexpected end of file: " : "";
     if (p->context)
-        return jp_fail_at(j, (size_t)p->problem_mark.index, "%s (%s)", problem, p->context);
-    return jp_fail_at(j, (size_t)p->problem_mark.index, "%s", problem);
+        return jp_fail_at(j, at, "%s%s (%s)", eof, problem, p->context);
+    return jp_fail_at(j, at, "%s%s", eof, problem);
 }
 
 static int is_string(const jp *j)

@@ -2,7 +2,7 @@
  * fuzz_idx — libFuzzer harness for the idx dataset plugin's reader (raw and
  * gzip-compressed IDX files). idx.c is compiled into this program and driven
  * through its exported prunelab_plugin_desc with a small host API (the host's
- * real one lives in core/src/registry.c), as the registry would after
+ * real one lives in core/src/plugin_params.c), as the registry would after
  * dlopen().
  *
  * Input layout:
