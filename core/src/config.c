@@ -194,6 +194,10 @@ static const field prune_f[] = {
     {"group_reduction", ENUM(pl_prune_cfg, group_reduction, 0, pl__cfg_group_red_names, PL_GROUP_MEAN, 0),
      .doc = "how the scores of a pruning group's members combine into one (chain models: one layer a group, "
             "so any choice gives the same result)"},
+    {"recalibrate_bn", INT(pl_prune_cfg, recalibrate_bn, 0, 0, INFINITY, 0), .rule = " batches",
+     .hint = "; 0 = off, 50 is a usual value",
+     .doc = "after each pruning step, replace every batchnorm's running statistics by their average over N "
+            "training batches (adaptive batchnorm; 0 = off)"},
     {0}};
 static const field report_f[] = {
     {"dir", .kind = F_STR, .def_doc = "reports/NAME", .doc = "report folder (--out DIR replaces it)"},

@@ -190,6 +190,7 @@ typedef struct pl_prune_cfg {
     double tolerance;           /* allowed miss in units per layer (default 0) */
     int64_t count;              /* granularity layer: blocks to remove, or -1 (layer_prune.c) */
     pl_group_reduction group_reduction; /* how a pruning group's member scores combine (mean) */
+    int recalibrate_bn;         /* batches re-estimating batchnorm statistics after each step, 0 = off */
 } pl_prune_cfg;
 
 typedef struct pl_report_cfg {

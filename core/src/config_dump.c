@@ -231,6 +231,8 @@ char *pl_experiment_dump(const pl_experiment *x)
         PL_ASSERT(p->group_reduction >= PL_GROUP_MEAN && p->group_reduction <= PL_GROUP_MAX);
         if (p->group_reduction != PL_GROUP_MEAN) /* the default keeps older run identities */
             dump_key(&b, "prune", "group_reduction", p);
+        if (p->recalibrate_bn > 0) /* only when on: other identities stay as they were */
+            dump_key(&b, "prune", "recalibrate_bn", p);
     }
     sb_kv(&b, "report.dir", x->report.dir ? x->report.dir : "");
     sb_kv(&b, "report.cache", x->report.cache ? x->report.cache : "");

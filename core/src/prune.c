@@ -2,6 +2,7 @@
  * surgery.c's. */
 #include "prune.h"
 #include "activations.h"
+#include "bn_recalibrate.h"
 #include "rng.h"
 
 #include <math.h>
@@ -177,6 +178,7 @@ pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_
     p->crit = crit;
     p->tolerance = (int64_t)cfg->tolerance;
     p->reduce = cfg->group_reduction;
+    p->bn_batches = cfg->recalibrate_bn;
     const pl_criterion_ops *co = pl_instance_ops(crit);
     p->needs = co->needs;
     p->calib_batches = 0;
@@ -679,11 +681,25 @@ static pl_status apply_groups(pl_pruner *p, uint8_t **drop, pl_error *err)
     return s;
 }
 
+static pl_status unit_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed, pl_error *err);
+
 pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed,
                          pl_error *err)
 {
-    if (p->gran == PL_GRAN_LAYER) /* whole blocks: layer_prune.c */
-        return pl__layer_pruner_step(p, step, train, batch, seed, err);
+    pl_status s = p->gran == PL_GRAN_LAYER /* whole blocks: layer_prune.c */
+                      ? pl__layer_pruner_step(p, step, train, batch, seed, err)
+                      : unit_step(p, step, train, batch, seed, err);
+    if (!s && p->bn_batches > 0) {
+        char stream[64];
+        snprintf(stream, sizeof stream, "bn_recalibrate:%d", step);
+        s = pl_bn_recalibrate(p->m, train, p->bn_batches, batch, seed, stream, err);
+    }
+    return s;
+}
+
+/* channel, neuron or weight granularity: score, choose, cut or mask */
+static pl_status unit_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed, pl_error *err)
+{
     pl_model *m = p->m;
     double prog = p->plan.progress[step];
     float ***grads = NULL;

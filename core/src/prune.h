@@ -73,6 +73,8 @@ typedef struct pl_pruner {
     int **korig;                 /* per model layer: original index of each current output unit, or NULL */
     pl_group_reduction reduce;   /* prune.group_reduction */
     int64_t merged;              /* units folded into their twins (criterion merge slot, merge.h) */
+    int bn_batches;              /* prune.recalibrate_bn: batches re-estimating batchnorm statistics
+                                  * after each step (bn_recalibrate.h), 0 = off */
 } pl_pruner;
 
 /* Resolves the layers in scope (prune.layers / prune.sparsity, include,
@@ -81,7 +83,9 @@ typedef struct pl_pruner {
 pl_status pl_pruner_init(pl_pruner *p, pl_model *m, const pl_prune_cfg *cfg, pl_instance *crit,
                          pl_instance *sched, pl_error *err);
 /* Prunes to the plan's step `step` (0-based). `train` feeds calibration
- * batches of `batch` images to criteria that need gradients. */
+ * batches of `batch` images to criteria that need gradients, and, with
+ * prune.recalibrate_bn, the batches that re-estimate every batchnorm's
+ * running statistics after the cut (stream "bn_recalibrate:<step>"). */
 pl_status pl_pruner_step(pl_pruner *p, int step, pl_data *train, int batch, uint64_t seed,
                          pl_error *err);
 /* Requested and achieved sparsity over all targeted units. The requested

@@ -132,6 +132,17 @@ pl_status pl__run_validate_config(pl_registry *reg, const pl_config *cfg, FILE *
                 for (int k = 0; k < pr.plan.n_steps; k++)
                     fprintf(out, " %.4f", pr.plan.progress[k]);
                 fprintf(out, " of the target%s\n", pr.global ? " (one global ranking)" : "");
+                if (pr.bn_batches > 0) {
+                    int n_bn = 0;
+                    for (int k = 0; k < m->n_layers; k++)
+                        n_bn += m->layers[k].type == PL_LAYER_BATCHNORM2D;
+                    if (n_bn)
+                        fprintf(out, "             then re-estimate %d batchnorm(s)' running statistics over %d "
+                                "training batch(es) of %d\n", n_bn, pr.bn_batches, x->train.batch_size);
+                    else
+                        fprintf(out, "             recalibrate_bn: the model has no batchnorm, nothing to "
+                                "re-estimate\n");
+                }
                 if (pr.gran == PL_GRAN_LAYER) { /* whole blocks */
                     fprintf(out, "             remove %lld of %d removable layer(s):", (long long)pr.layer_goal, pr.n);
                     for (int k = 0; k < pr.n; k++)

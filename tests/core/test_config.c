@@ -610,6 +610,27 @@ Test(config_identity, run_id_ignores_output_and_name_but_not_sparsity)
     cr_assert_str_eq(a, a2);
 }
 
+/* prune.recalibrate_bn: 0 (the default) keeps every older run id; a number
+ * makes a different run on the same baseline */
+Test(config_identity, recalibrate_bn_only_when_set)
+{
+    char a[17], b[17], c[17], ba[17], bb[17], bc[17];
+    const char *s0[] = {"prune.sparsity=0.5"};
+    const char *s1[] = {"prune.sparsity=0.5", "prune.recalibrate_bn=0"};
+    const char *s2[] = {"prune.sparsity=0.5", "prune.recalibrate_bn=50"};
+    ids(FIX "valid_min.yaml", s0, 1, a, ba);
+    ids(FIX "valid_min.yaml", s1, 2, b, bb);
+    ids(FIX "valid_min.yaml", s2, 2, c, bc);
+    cr_assert_str_eq(a, b);
+    cr_assert_str_neq(a, c);
+    cr_assert_str_eq(ba, bc);
+    pl_experiment *x = load1(FIX "valid_min.yaml", s2, 2);
+    char *d = pl_experiment_dump(x);
+    cr_assert(strstr(d, "prune.recalibrate_bn: 50\n"), "%s", d);
+    free(d);
+    pl_experiment_free(x);
+}
+
 Test(config_identity, dump_is_complete_and_canonical)
 {
     pl_experiment *x = load1("experiments/seed.yaml", NULL, 0);
