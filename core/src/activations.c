@@ -1,7 +1,6 @@
 /* activations.c — per-unit activation statistics (rules in activations.h). */
 #include "activations.h"
 #include "groups.h"
-#include "rng.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -53,9 +52,6 @@ pl_status pl_activations_collect(pl_model *m, pl_data *train, const int *layers,
                                  int batch, uint64_t seed, const char *stream, pl_act *out, pl_error *err)
 {
     memset(out, 0, (size_t)n_layers * sizeof *out);
-    int64_t N = train->info.count;
-    if (batch > N)
-        batch = (int)N;
     for (int k = 0; k < n_layers; k++) {
         const pl_layer *l = &m->layers[layers[k]];
         pl_act *s = &out[k];
@@ -66,28 +62,18 @@ pl_status pl_activations_collect(pl_model *m, pl_data *train, const int *layers,
         if (!s->mean || !s->sq || !s->zero)
             return pl_error_set(err, PL_ENOMEM, "out of memory for the activation statistics of %s", l->name);
     }
-    pl_status st = pl_model_reserve(m, batch, err);
-    if (st)
-        return st;
-    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
-    float *x = malloc((size_t)(img * batch) * sizeof(float));
-    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
-    int64_t *idx = malloc((size_t)batch * sizeof(int64_t));
-    st = (!x || !y || !idx) ? pl_error_set(err, PL_ENOMEM, "out of memory for calibration images") : PL_OK;
-    pl_rng r;
-    pl_rng_seed(&r, seed, stream);
+    pl_calib c;
+    pl_status st = pl_calib_open(&c, train, m, batch, seed, stream, err);
     for (int b = 0; b < batches && !st; b++) {
-        for (int i = 0; i < batch; i++)
-            idx[i] = (int64_t)pl_rng_below(&r, (uint64_t)N);
-        st = pl_data_read(train, idx, 0, batch, x, y, err);
+        st = pl_calib_next(&c, err);
         if (st)
             break;
-        if (!pl_model_forward(m, x, batch, PL_MODE_EVAL, err)) {
+        if (!pl_model_forward(m, c.x, c.batch, PL_MODE_EVAL, err)) {
             st = err->code ? err->code : PL_EPLUGIN;
             break;
         }
         for (int k = 0; k < n_layers; k++)
-            accumulate(&m->layers[pl_activation_layer(m, layers[k])], batch, &out[k]);
+            accumulate(&m->layers[pl_activation_layer(m, layers[k])], c.batch, &out[k]);
     }
     for (int k = 0; k < n_layers && !st; k++) {
         pl_act *s = &out[k];
@@ -97,8 +83,6 @@ pl_status pl_activations_collect(pl_model *m, pl_data *train, const int *layers,
             s->zero[u] /= (double)s->samples;
         }
     }
-    free(x);
-    free(y);
-    free(idx);
+    pl_calib_close(&c);
     return st;
 }

@@ -422,24 +422,14 @@ pl_status pl__pruner_calibrate(pl_pruner *p, const int *layers, int n, pl_data *
                                int step, float ***g, pl_error *err)
 {
     pl_model *m = p->m;
-    int64_t N = train->info.count;
-    if (batch > N)
-        batch = (int)N;
-    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
-    float *x = malloc((size_t)(img * batch) * sizeof(float));
-    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
-    int64_t *idx = malloc((size_t)batch * sizeof(int64_t));
-    pl_status s = (!x || !y || !idx) ? pl_error_set(err, PL_ENOMEM, "out of memory") : PL_OK;
     char stream[64];
     snprintf(stream, sizeof stream, "calibration:%d", step);
-    pl_rng r;
-    pl_rng_seed(&r, seed, stream);
+    pl_calib c;
+    pl_status s = pl_calib_open(&c, train, m, batch, seed, stream, err);
     for (int b = 0; b < p->calib_batches && !s; b++) {
-        for (int i = 0; i < batch; i++)
-            idx[i] = (int64_t)pl_rng_below(&r, (uint64_t)N);
-        s = pl_data_read(train, idx, 0, batch, x, y, err);
+        s = pl_calib_next(&c, err);
         if (!s)
-            s = pl_model_gradients(m, x, y, batch, NULL, err);
+            s = pl_model_gradients(m, c.x, c.y, c.batch, NULL, err);
         for (int k = 0; k < n && !s; k++) {
             if (!g[k])
                 continue;
@@ -447,9 +437,7 @@ pl_status pl__pruner_calibrate(pl_pruner *p, const int *layers, int n, pl_data *
             memcpy(g[k][b], l->gw, (size_t)l->nw * sizeof(float));
         }
     }
-    free(x);
-    free(y);
-    free(idx);
+    pl_calib_close(&c);
     return s;
 }
 

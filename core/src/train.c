@@ -131,6 +131,42 @@ pl_status pl_data_read(pl_data *d, const int64_t *idx, int64_t first, int n, flo
     return PL_OK;
 }
 
+pl_status pl_calib_open(pl_calib *c, pl_data *train, pl_model *m, int batch, uint64_t seed,
+                        const char *stream, pl_error *err)
+{
+    memset(c, 0, sizeof *c);
+    c->data = train;
+    c->batch = batch < train->info.count ? batch : (int)train->info.count;
+    if (c->batch <= 0)
+        return pl_error_set(err, PL_EINVAL, "calibration: the training split is empty");
+    int64_t img = (int64_t)m->in_c * m->in_h * m->in_w;
+    c->x = malloc((size_t)(img * c->batch) * sizeof(float));
+    c->y = malloc((size_t)c->batch * sizeof(int32_t));
+    c->idx = malloc((size_t)c->batch * sizeof(int64_t));
+    if (!c->x || !c->y || !c->idx)
+        return pl_error_set(err, PL_ENOMEM, "out of memory for calibration images");
+    pl_rng_seed(&c->rng, seed, stream);
+    return pl_model_reserve(m, c->batch, err);
+}
+
+pl_status pl_calib_next(pl_calib *c, pl_error *err)
+{
+    uint64_t N = (uint64_t)c->data->info.count;
+    for (int i = 0; i < c->batch; i++)
+        c->idx[i] = (int64_t)pl_rng_below(&c->rng, N);
+    return pl_data_read(c->data, c->idx, 0, c->batch, c->x, c->y, err);
+}
+
+void pl_calib_close(pl_calib *c)
+{
+    free(c->x);
+    free(c->y);
+    free(c->idx);
+    c->x = NULL;
+    c->y = NULL;
+    c->idx = NULL;
+}
+
 /* ---- optimizer ------------------------------------------------------------------ */
 
 static double phase_lr(const pl_optim_cfg *o, int epoch, int epochs)

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "model.h"
 #include "registry.h"
+#include "rng.h"
 
 #include <signal.h>
 
@@ -37,6 +38,32 @@ void pl_data_close(pl_data *d);
 /* Reads examples [first, first+n) (or by indices if idx != NULL). */
 pl_status pl_data_read(pl_data *d, const int64_t *idx, int64_t first, int n, float *x, int32_t *y,
                        pl_error *err);
+
+/* Calibration batches: `batch` training images at a time, drawn with
+ * replacement from the RNG stream `stream` of seed (the gradients and
+ * activations criteria ask for, batchnorm recalibration). batch is clamped
+ * to the split's size, and m's buffers are reserved for it; each
+ * pl_calib_next fills x and y.
+ *
+ *     pl_calib c;
+ *     s = pl_calib_open(&c, train, m, 64, seed, "calibration:0", err);
+ *     for (int b = 0; b < batches && !s; b++)
+ *         if (!(s = pl_calib_next(&c, err)))
+ *             ... c.x, c.y, c.batch ...
+ *     pl_calib_close(&c);                    (also after a failed open) */
+typedef struct pl_calib {
+    pl_data *data;            /* borrowed */
+    pl_rng rng;
+    int batch;
+    float *x;                 /* [batch][in_c·in_h·in_w] */
+    int32_t *y;
+    int64_t *idx;
+} pl_calib;
+
+pl_status pl_calib_open(pl_calib *c, pl_data *train, pl_model *m, int batch, uint64_t seed,
+                        const char *stream, pl_error *err);
+pl_status pl_calib_next(pl_calib *c, pl_error *err);
+void pl_calib_close(pl_calib *c);
 
 typedef enum pl_progress { PL_PROGRESS_AUTO = 0, PL_PROGRESS_BAR, PL_PROGRESS_LINES, PL_PROGRESS_NONE } pl_progress;
 

@@ -32,15 +32,8 @@ typedef struct env {
 static env env_new(const pl_model *m)
 {
     env e;
-    pl_error err;
     e.be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    char c[32], h[32], w[32];
-    snprintf(c, sizeof c, "channels=%d", m->in_c);
-    snprintf(h, sizeof h, "height=%d", m->in_h);
-    snprintf(w, sizeof w, "width=%d", m->in_w);
-    const char *const kv[] = {c, h, w, "classes=2", "train_count=200", "test_count=50", NULL};
-    e.ds = pltest_instance(PL_KIND_DATASET, "synthetic", kv, 3, 1);
-    cr_assert_eq(pl_data_open(e.ds, PL_SPLIT_TRAIN, &e.train, &err), PL_OK, "%s", err.msg);
+    e.ds = pltest_synthetic_train(m->in_c, m->in_h, m->in_w, 200, &e.train);
     return e;
 }
 

@@ -33,12 +33,8 @@ typedef struct env {
 static env env_new(int threads)
 {
     env e;
-    pl_error err;
     e.be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, threads);
-    const char *const kv[] = {"channels=2", "height=3", "width=3", "classes=2", "train_count=40", "test_count=8",
-                              NULL};
-    e.ds = pltest_instance(PL_KIND_DATASET, "synthetic", kv, 3, 1);
-    cr_assert_eq(pl_data_open(e.ds, PL_SPLIT_TRAIN, &e.train, &err), PL_OK, "%s", err.msg);
+    e.ds = pltest_synthetic_train(2, 3, 3, 40, &e.train);
     return e;
 }
 
@@ -129,11 +125,8 @@ static void recalibrated(int threads, float *out, int n_out)
                                9);
     pl_error err;
     pl_instance *be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, threads);
-    const char *const kv[] = {"channels=1", "height=6", "width=6", "classes=2", "train_count=50", "test_count=8",
-                              NULL};
-    pl_instance *ds = pltest_instance(PL_KIND_DATASET, "synthetic", kv, 3, 1);
     pl_data train;
-    cr_assert_eq(pl_data_open(ds, PL_SPLIT_TRAIN, &train, &err), PL_OK, "%s", err.msg);
+    pl_instance *ds = pltest_synthetic_train(1, 6, 6, 50, &train);
     pl_model_bind(m, pl_instance_ops(be), pl_instance_state(be));
     cr_assert_eq(pl_bn_recalibrate(m, &train, 3, 7, 2, "bn_recalibrate:1", &err), PL_OK, "%s", err.msg);
     int k = 0;
@@ -174,11 +167,8 @@ Test(bn_recalibrate, pruner_recalibrates_after_the_cut)
                              "  - {name: fc, type: linear, out: 2}\n";
     pl_error err;
     pl_instance *be = pltest_instance(PL_KIND_BACKEND, "ref", NULL, 1, 1);
-    const char *const kv[] = {"channels=1", "height=5", "width=5", "classes=2", "train_count=30", "test_count=8",
-                              NULL};
-    pl_instance *ds = pltest_instance(PL_KIND_DATASET, "synthetic", kv, 3, 1);
     pl_data train;
-    cr_assert_eq(pl_data_open(ds, PL_SPLIT_TRAIN, &train, &err), PL_OK, "%s", err.msg);
+    pl_instance *ds = pltest_synthetic_train(1, 5, 5, 30, &train);
     pl_instance *crit = pltest_instance(PL_KIND_CRITERION, "l1", NULL, 1, 1);
     pl_instance *sched = pltest_instance(PL_KIND_SCHEDULE, "oneshot", NULL, 1, 1);
     float rm[2][3];

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "model.h"
 #include "onnx_export.h"
+#include "train.h"
 
 #include <ftw.h>
 #include <stdio.h>
@@ -174,6 +175,20 @@ pl_instance *pltest_ref_backend(void)
 void pltest_bind_ref(pl_model *m)
 {
     pl_model_bind(m, pl_instance_ops(pltest_ref_backend()), pl_instance_state(pltest_ref_backend()));
+}
+
+pl_instance *pltest_synthetic_train(int c, int h, int w, int count, pl_data *train)
+{
+    char kc[32], kh[32], kw[32], kn[48];
+    snprintf(kc, sizeof kc, "channels=%d", c);
+    snprintf(kh, sizeof kh, "height=%d", h);
+    snprintf(kw, sizeof kw, "width=%d", w);
+    snprintf(kn, sizeof kn, "train_count=%d", count);
+    const char *const kv[] = {kc, kh, kw, "classes=2", kn, "test_count=8", NULL};
+    pl_instance *ds = pltest_instance(PL_KIND_DATASET, "synthetic", kv, 3, 1);
+    pl_error err;
+    cr_assert_eq(pl_data_open(ds, PL_SPLIT_TRAIN, train, &err), PL_OK, "%s", err.msg);
+    return ds;
 }
 
 int pltest_same_weights(const pl_model *a, const pl_model *b, int with_biases)

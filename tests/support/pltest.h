@@ -16,6 +16,7 @@
  * pltest_save_reload()      save a model (checkpoint or ONNX export), load it back.
  * pltest_same_logits()      two models give bit-identical logits on the same input.
  * pltest_generated_doc()    a committed page is what its hidden query prints.
+ * pltest_synthetic_train()  a `synthetic` dataset with its training split open.
  * PLTEST_TINY_YAML   a small conv + linear model file (1x8x8 in, 4 classes).
  */
 #ifndef PLTEST_H
@@ -74,6 +75,13 @@ void pltest_generated_doc(const char *doc, const char *query, const char *md);
 /* The `ref` backend, instantiated once per process (seed 1, one thread). */
 pl_instance *pltest_ref_backend(void);
 void pltest_bind_ref(struct pl_model *m);
+
+/* The `synthetic` dataset (seed 3, 2 classes, 8 test images) of c×h×w
+ * images with `count` training examples, its training split opened into
+ * *train; asserts on error. Close with pl_data_close(train), then
+ * pl_instance_free() the returned instance. */
+struct pl_data;
+pl_instance *pltest_synthetic_train(int c, int h, int w, int count, struct pl_data *train);
 
 /* conv1 (6 filters 3x3, pad 1), relu, maxpool 2, flatten, fc1 (12), relu,
  * fc2 (4): a model that trains in milliseconds on 8x8 synthetic images. */
