@@ -99,7 +99,7 @@ void pl__simd_run(pl__simd *s, int64_t ntasks, double flops, pl__simd_task_fn fn
 /* Shared scratch slot `slot` (< PL__SIMD_SLOTS) with room for n floats,
  * 64-byte aligned, grown on demand and kept for later calls. NULL (and the
  * error set) when memory runs out. Call only outside parallel regions. */
-#define PL__SIMD_SLOTS 6
+#define PL__SIMD_SLOTS 7
 float *pl__simd_slot(pl__simd *s, int slot, size_t n);
 
 /* Makes every worker's buffer hold at least n floats; call before

@@ -93,6 +93,14 @@ static const int conv_table[][11] = {
     {2, 5, 14, 14, 6, 1, 1, 2, 2, 0, 0},  /* its 1x1 projection */
     {2, 3, 9, 70, 5, 3, 3, 2, 2, 1, 1},   /* rows of 35 outputs: several vectors, ragged end */
     {2, 3, 8, 33, 4, 4, 4, 2, 2, 2, 2},   /* even kernel, odd width */
+    /* 3x3 stride 1 with >= 16 channels both ways: Winograd F(2x2, 3x3),
+     * forward and (the same, over rotated weights) input gradient */
+    {2, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1},   /* resnet20 stage 3 plane: odd, half tiles */
+    {2, 33, 14, 13, 20, 3, 3, 1, 1, 0, 0}, /* no padding: the input gradient pads 2 */
+    {1, 16, 28, 28, 35, 3, 3, 1, 1, 1, 1}, /* resnet20 stage 1 plane, ragged output vectors */
+    {3, 20, 5, 6, 17, 3, 3, 1, 1, 1, 0},   /* unequal padding */
+    {2, 16, 1, 1, 18, 3, 3, 1, 1, 1, 1},   /* 1x1 plane: one tile, three quarters overhang */
+    {1, 64, 9, 11, 64, 3, 3, 1, 1, 2, 2},  /* pad 2: output larger than the input */
 };
 #define N_CONV (sizeof conv_table / sizeof conv_table[0])
 
