@@ -282,11 +282,32 @@ static inline int tile_rows(int left)
  *   C[i][r*cp + c] = (bias ? bias[i] : 0) + Σ_{k<K} A[i*sam + k*sak] · B[boff[k] + r*bp + c]
  * Short rows are packed several to a micro-tile, long rows are cut into
  * pieces. Each element is one fma chain in k order. slack: every B row
- * may be read VL floats past its end (see nn_tile). relu: store max(C, 0). */
+ * may be read VL floats past its end (see nn_tile). relu: store max(C, 0).
+ * gemm_rows_acc: the same, the chain starting from C's value instead of
+ * the bias (one chain over several calls). */
+static void gemm_rows_init(int M, int nrows, int rowlen, ptrdiff_t bp, ptrdiff_t cp, int K,
+                           const float *A, ptrdiff_t sam, ptrdiff_t sak, const float *B,
+                           const ptrdiff_t *boff, float *C, ptrdiff_t ldc, const float *bias,
+                           int slack, int relu, int load);
+
 static void gemm_rows(int M, int nrows, int rowlen, ptrdiff_t bp, ptrdiff_t cp, int K,
                       const float *A, ptrdiff_t sam, ptrdiff_t sak, const float *B,
                       const ptrdiff_t *boff, float *C, ptrdiff_t ldc, const float *bias, int slack,
                       int relu)
+{
+    gemm_rows_init(M, nrows, rowlen, bp, cp, K, A, sam, sak, B, boff, C, ldc, bias, slack, relu, 0);
+}
+
+static void gemm_rows_acc(int M, int rowlen, int K, const float *A, ptrdiff_t sam, ptrdiff_t sak,
+                          const float *B, const ptrdiff_t *boff, float *C, ptrdiff_t ldc)
+{
+    gemm_rows_init(M, 1, rowlen, 0, 0, K, A, sam, sak, B, boff, C, ldc, NULL, 1, 0, 1);
+}
+
+static void gemm_rows_init(int M, int nrows, int rowlen, ptrdiff_t bp, ptrdiff_t cp, int K,
+                           const float *A, ptrdiff_t sam, ptrdiff_t sak, const float *B,
+                           const ptrdiff_t *boff, float *C, ptrdiff_t ldc, const float *bias,
+                           int slack, int relu, int load)
 {
     int V = (rowlen + VL - 1) / VL; /* vectors per row */
     int ragged = rowlen % VL != 0;
@@ -296,7 +317,7 @@ static void gemm_rows(int M, int nrows, int rowlen, ptrdiff_t bp, ptrdiff_t cp, 
     int pieces = V <= nvmax ? 1 : (V + nvmax - 1) / nvmax;
     for (int k0 = 0; k0 < K; k0 += KC) {
         int kn = imin(KC, K - k0);
-        int init = k0 ? INIT_LOAD : bias ? INIT_BIAS : INIT_ZERO;
+        int init = k0 || load ? INIT_LOAD : bias ? INIT_BIAS : INIT_ZERO;
         int act = relu && k0 + kn == K; /* on the last k block only */
         const float *Ak = A + k0 * sak;
         const ptrdiff_t *bk = boff + k0;
@@ -649,6 +670,19 @@ typedef struct wino_job {
     const void *after_ctx;
 } wino_job;
 
+/* tiles and buffer geometry of j->sh */
+static void wino_geom(wino_job *j)
+{
+    const pl_conv2d_shape *sh = j->sh;
+    j->TH = (sh->oh + 1) / 2;
+    j->TW = (sh->ow + 1) / 2;
+    j->T = j->TH * j->TW;
+    j->Hq = 2 * j->TH + 2;
+    j->Wq = 2 * j->TW + 2;
+    j->Cp = ROUND_VL(sh->cin);
+    j->Cop = ROUND_VL(sh->cout);
+}
+
 static int wino_ok(const pl_conv2d_shape *sh)
 {
     return sh->kh == 3 && sh->kw == 3 && sh->stride_h == 1 && sh->stride_w == 1 && sh->pad_h <= 2 &&
@@ -681,25 +715,33 @@ static void wino_filters(const float *w, int cout, int cin, int Cop, float *U)
         }
 }
 
+/* dst[((r + pt)*Wd + c + pl)*Cd + ch] = src[ch][r][c] for the C x H x W
+ * planes of src: channel-last pixels, a vector of channels each (16 x 16
+ * blocks transposed in registers); dst's other floats are left as they are */
+static void to_pixels(const float *src, int C, int H, int W, int pt, int pl, float *dst, int Wd, int Cd)
+{
+    for (int c0 = 0; c0 < C; c0 += VL) {
+        int nc = imin(VL, C - c0);
+        for (int iy = 0; iy < H; iy++)
+            for (int ix0 = 0; ix0 < W; ix0 += VL) {
+                int np = imin(VL, W - ix0);
+                vtail tp = vtail_make(np);
+                vf r[VL];
+                for (int c = 0; c < VL; c++)
+                    r[c] = c < nc ? vload_t(src + ((size_t)(c0 + c) * H + iy) * W + ix0, tp) : vzero();
+                transpose_vl(r); /* r[p]: pixel ix0 + p, channels c0 .. */
+                float *d = dst + ((size_t)(iy + pt) * Wd + ix0 + pl) * Cd + c0;
+                for (int p = 0; p < np; p++)
+                    vstore(d + (size_t)p * Cd, r[p]);
+            }
+    }
+}
+
 /* in[(r*Wq + c)*Cp + ci] = x[ci][r - ph][c - pw] (0 outside; in zeroed before) */
 static void wino_to_pixels(const wino_job *j, const float *x, float *in)
 {
     const pl_conv2d_shape *s = j->sh;
-    for (int ci0 = 0; ci0 < s->cin; ci0 += VL) {
-        int nc = imin(VL, s->cin - ci0);
-        for (int iy = 0; iy < s->h; iy++)
-            for (int ix0 = 0; ix0 < s->w; ix0 += VL) {
-                int np = imin(VL, s->w - ix0);
-                vtail tp = vtail_make(np);
-                vf r[VL];
-                for (int c = 0; c < VL; c++)
-                    r[c] = c < nc ? vload_t(x + ((size_t)(ci0 + c) * s->h + iy) * s->w + ix0, tp) : vzero();
-                transpose_vl(r); /* r[p]: pixel ix0 + p, channels ci0 .. */
-                float *d = in + ((size_t)(iy + s->pad_h) * j->Wq + ix0 + s->pad_w) * j->Cp + ci0;
-                for (int p = 0; p < np; p++)
-                    vstore(d + (size_t)p * j->Cp, r[p]);
-            }
-    }
+    to_pixels(x, s->cin, s->h, s->w, s->pad_h, s->pad_w, in, j->Wq, j->Cp);
 }
 
 /* V[xi][t][ci] = (B^T d B)[xi] of tile t for every channel vector */
@@ -811,13 +853,7 @@ static pl_status wino_forward(pl__simd *s, const pl_conv2d_shape *sh, const floa
 {
     wino_job j = {.s = s, .sh = sh, .x = x, .b = b, .y = y, .relu = relu, .after = after,
                   .after_ctx = after_ctx};
-    j.TH = (sh->oh + 1) / 2;
-    j.TW = (sh->ow + 1) / 2;
-    j.T = j.TH * j.TW;
-    j.Hq = 2 * j.TH + 2;
-    j.Wq = 2 * j.TW + 2;
-    j.Cp = ROUND_VL(sh->cin);
-    j.Cop = ROUND_VL(sh->cout);
+    wino_geom(&j);
     size_t out = (size_t)sh->oh * sh->ow * j.Cop;
     j.n_in = (size_t)j.Hq * j.Wq * j.Cp;
     if (j.n_in < out)
@@ -1144,6 +1180,28 @@ static int dw_repitch(const conv_plan *p)
     return p->direct && p->Wp != p->s->ow && !dw_by_rows(p);
 }
 
+/* db[co] = Σ over ng images' dy planes of channel co (P floats each) */
+static void dw_db_sums(const float *dy, int ng, int M, size_t P, float *db)
+{
+    int pf = (int)P / VL * VL;
+    vtail tm = vtail_make((int)P > pf ? (int)P - pf : VL);
+    for (int co = 0; co < M; co++) { /* four chains: an add's latency is 4 cycles */
+        vf acc[4] = {vzero(), vzero(), vzero(), vzero()};
+        for (int g = 0; g < ng; g++) {
+            const float *r = dy + ((size_t)g * M + co) * P;
+            int q = 0;
+            for (; q + 4 * VL <= pf; q += 4 * VL)
+                for (int u = 0; u < 4; u++)
+                    acc[u] = vadd(acc[u], vload(r + q + u * VL));
+            for (; q < pf; q += VL)
+                acc[0] = vadd(acc[0], vload(r + q));
+            if (q < (int)P)
+                acc[1] = vadd(acc[1], vload_t(r + q, tm));
+        }
+        db[co] = vhsum(vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
+    }
+}
+
 static void conv_dw_task(void *ctx, int64_t t, int worker)
 {
     conv_dw_job *j = ctx;
@@ -1222,26 +1280,8 @@ static void conv_dw_task(void *ctx, int64_t t, int worker)
                          part + (size_t)r0 * N + c0, N);
         }
     }
-    if (j->want_db && !repitch) {
-        const float *dy = j->dy + (size_t)i0 * M * P;
-        int pf = (int)P / VL * VL;
-        vtail tm = vtail_make((int)P > pf ? (int)P - pf : VL);
-        for (int co = 0; co < M; co++) { /* four chains: an add's latency is 4 cycles */
-            vf acc[4] = {vzero(), vzero(), vzero(), vzero()};
-            for (int g = 0; g < ng; g++) {
-                const float *r = dy + ((size_t)g * M + co) * P;
-                int q = 0;
-                for (; q + 4 * VL <= pf; q += 4 * VL)
-                    for (int u = 0; u < 4; u++)
-                        acc[u] = vadd(acc[u], vload(r + q + u * VL));
-                for (; q < pf; q += VL)
-                    acc[0] = vadd(acc[0], vload(r + q));
-                if (q < (int)P)
-                    acc[1] = vadd(acc[1], vload_t(r + q, tm));
-            }
-            part[(size_t)M * N + co] = vhsum(vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
-        }
-    }
+    if (j->want_db && !repitch)
+        dw_db_sums(j->dy + (size_t)i0 * M * P, ng, M, P, part + (size_t)M * N);
 }
 
 /* out[e] = Σ_c part[c*stride + e], c ascending */
@@ -1255,6 +1295,136 @@ static void sum_parts(const float *part, size_t stride, size_t n, int chunks, fl
             acc = vadd(acc, vload_t(part + (size_t)c * stride + e, tm));
         vstore_t(out + e, acc, tm);
     }
+}
+
+/* The weight gradient of a layer wino_forward computes, in the same
+ * transform domain: with Y = A^T [U ⊙ V] A and U = G g G^T,
+ *   dL/dg = G^T [ Σ_t (A dY_t A^T) ⊙ V_t ] G
+ * over the 2x2 output-gradient tiles dY_t and the 4x4 input tiles' V_t,
+ * so per image the sums are 16 gemms
+ *   S_xi[co][ci] += Σ_t W_xi[t][co] · V_xi[t][ci],  W = A dY A^T
+ * with one fma chain per element across the chunk's images (gemm_rows_acc),
+ * and each chunk's S becomes its 3x3 partial through G^T S G. Chunks are the
+ * direct form's (fixed from n) and are added in chunk order, so the result
+ * depends on neither thread count nor scheduling; db is the direct form's
+ * sum (dw_db_sums). */
+typedef struct wino_dw_job {
+    wino_job g;       /* geometry, and sh, x (no y, U) */
+    const float *dy;
+    float *part;      /* [chunks][cout*cin*9 + cout] */
+    int chunk;
+    int want_db;
+    size_t n_dy, n_w, n_s;
+} wino_dw_job;
+
+/* W[xi][t][co] = (A dY A^T)[xi] of dY's 2x2 tile t, channel vectors, from
+ * the channel-last (zero-padded to 2TH x 2TW) pixels of dy */
+static void wino_dy(const wino_job *j, const float *dyp, float *W)
+{
+    size_t xs = (size_t)j->T * j->Cop;
+    int Wd = 2 * j->TW;
+    for (int ty = 0; ty < j->TH; ty++)
+        for (int tx = 0; tx < j->TW; tx++) {
+            const float *d0 = dyp + ((size_t)(2 * ty) * Wd + 2 * tx) * j->Cop;
+            float *w0 = W + (size_t)(ty * j->TW + tx) * j->Cop;
+            for (int cb = 0; cb < j->Cop; cb += VL) {
+                vf a00 = vload(d0 + cb), a01 = vload(d0 + j->Cop + cb);
+                vf a10 = vload(d0 + (size_t)Wd * j->Cop + cb), a11 = vload(d0 + ((size_t)Wd + 1) * j->Cop + cb);
+                /* R = A dY: rows dY0, dY0 + dY1, dY0 - dY1, -dY1 */
+                vf r[4][2] = {{a00, a01},
+                              {vadd(a00, a10), vadd(a01, a11)},
+                              {vsub(a00, a10), vsub(a01, a11)},
+                              {vsub(vzero(), a10), vsub(vzero(), a11)}};
+                for (int i = 0; i < 4; i++) { /* R A^T: the same along the row */
+                    float *w = w0 + (size_t)(4 * i) * xs + cb;
+                    vstore(w, r[i][0]);
+                    vstore(w + xs, vadd(r[i][0], r[i][1]));
+                    vstore(w + 2 * xs, vsub(r[i][0], r[i][1]));
+                    vstore(w + 3 * xs, vsub(vzero(), r[i][1]));
+                }
+            }
+        }
+}
+
+static void wino_dw_task(void *ctx, int64_t t, int worker)
+{
+    const wino_dw_job *d = ctx;
+    const wino_job *j = &d->g;
+    const pl_conv2d_shape *s = j->sh;
+    int i0 = (int)t * d->chunk, ng = imin(d->chunk, s->n - i0);
+    size_t P = (size_t)s->oh * s->ow;
+    float *in = pl__simd_wbuf(j->s, worker), *V = in + j->n_in, *dyp = V + j->n_v;
+    float *W = dyp + d->n_dy, *S = W + d->n_w;
+    for (int g = 0; g < ng; g++) {
+        const float *x = j->x + (size_t)(i0 + g) * s->cin * s->h * s->w;
+        const float *dy = d->dy + (size_t)(i0 + g) * s->cout * P;
+        zero_row(in, (int)j->n_in);
+        wino_to_pixels(j, x, in);
+        wino_input(j, in, V);
+        zero_row(dyp, (int)d->n_dy);
+        to_pixels(dy, s->cout, s->oh, s->ow, 0, 0, dyp, 2 * j->TW, j->Cop);
+        wino_dy(j, dyp, W);
+        for (int xi = 0; xi < 16; xi++) {
+            float *Sx = S + (size_t)xi * s->cout * j->Cp;
+            const float *Wx = W + (size_t)xi * j->T * j->Cop, *Vx = V + (size_t)xi * j->T * j->Cp;
+            if (g == 0)
+                gemm_rows(s->cout, 1, j->Cp, 0, 0, j->T, Wx, 1, j->Cop, Vx, j->uoff, Sx, j->Cp, NULL, 1, 0);
+            else
+                gemm_rows_acc(s->cout, j->Cp, j->T, Wx, 1, j->Cop, Vx, j->uoff, Sx, j->Cp);
+        }
+    }
+    /* dw[co][ci] = G^T S G, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
+    size_t K = (size_t)s->cin * 9, xs = (size_t)s->cout * j->Cp;
+    float *part = d->part + (size_t)t * ((size_t)s->cout * K + s->cout);
+    for (int co = 0; co < s->cout; co++)
+        for (int ci = 0; ci < s->cin; ci++) {
+            float m[4][4], r[3][4];
+            for (int xi = 0; xi < 16; xi++)
+                m[xi / 4][xi % 4] = S[xi * xs + (size_t)co * j->Cp + ci];
+            for (int c = 0; c < 4; c++) {
+                r[0][c] = m[0][c] + 0.5f * (m[1][c] + m[2][c]);
+                r[1][c] = 0.5f * (m[1][c] - m[2][c]);
+                r[2][c] = 0.5f * (m[1][c] + m[2][c]) + m[3][c];
+            }
+            float *o = part + (size_t)co * K + (size_t)ci * 9;
+            for (int i = 0; i < 3; i++) {
+                o[3 * i] = r[i][0] + 0.5f * (r[i][1] + r[i][2]);
+                o[3 * i + 1] = 0.5f * (r[i][1] - r[i][2]);
+                o[3 * i + 2] = 0.5f * (r[i][1] + r[i][2]) + r[i][3];
+            }
+        }
+    if (d->want_db)
+        dw_db_sums(d->dy + (size_t)i0 * s->cout * P, ng, s->cout, P, part + (size_t)s->cout * K);
+}
+
+static pl_status wino_backward_weight(pl__simd *s, const pl_conv2d_shape *sh, const float *x,
+                                      const float *dy, float *dw, float *db, int chunk, int chunks,
+                                      float *part)
+{
+    wino_dw_job d = {.g = {.s = s, .sh = sh, .x = x}, .dy = dy, .part = part, .chunk = chunk,
+                     .want_db = db != NULL};
+    wino_job *j = &d.g;
+    wino_geom(j);
+    j->n_in = (size_t)j->Hq * j->Wq * j->Cp;
+    j->n_v = (size_t)16 * j->T * j->Cp;
+    d.n_dy = (size_t)4 * j->T * j->Cop;
+    d.n_w = (size_t)16 * j->T * j->Cop;
+    d.n_s = (size_t)16 * sh->cout * j->Cp;
+    ptrdiff_t *voff = (ptrdiff_t *)(void *)pl__simd_slot(s, SLOT_OFF, (size_t)j->T * sizeof(ptrdiff_t) / sizeof(float) + 1);
+    if (!voff)
+        return PL_ENOMEM;
+    for (int t = 0; t < j->T; t++)
+        voff[t] = (ptrdiff_t)t * j->Cp;
+    j->uoff = voff;
+    pl_status st = pl__simd_reserve(s, j->n_in + j->n_v + d.n_dy + d.n_w + d.n_s);
+    if (st)
+        return st;
+    size_t M = (size_t)sh->cout, N = (size_t)sh->cin * 9, stride = M * N + M;
+    pl__simd_run(s, chunks, 2.0 * sh->n * M * N * sh->oh * sh->ow, wino_dw_task, &d);
+    sum_parts(part, stride, M * N, chunks, dw);
+    if (db)
+        sum_parts(part + M * N, stride, M, chunks, db);
+    return PL_OK;
 }
 
 static pl_status k_conv2d_backward_weight(pl__simd *s, const pl_conv2d_shape *sh,
@@ -1275,6 +1445,8 @@ static pl_status k_conv2d_backward_weight(pl__simd *s, const pl_conv2d_shape *sh
     float *part = pl__simd_slot(s, SLOT_PART, stride * chunks);
     if (!part)
         return PL_ENOMEM;
+    if (wino_ok(sh))
+        return wino_backward_weight(s, sh, x, dy, dw, db, chunk, chunks, part);
     /* images per pass: as many as keep one pass's dy and sources within
      * about 32 KB; a lane buffer too large for L2 is not worth it */
     int repitch = dw_repitch(&p);
