@@ -1303,15 +1303,15 @@ static void sum_parts(const float *part, size_t stride, size_t n, int chunks, fl
  * over the 2x2 output-gradient tiles dY_t and the 4x4 input tiles' V_t,
  * so per image the sums are 16 gemms
  *   S_xi[co][ci] += Σ_t W_xi[t][co] · V_xi[t][ci],  W = A dY A^T
- * with one fma chain per element across the chunk's images (gemm_rows_acc),
- * and each chunk's S becomes its 3x3 partial through G^T S G. Chunks are the
- * direct form's (fixed from n) and are added in chunk order, so the result
- * depends on neither thread count nor scheduling; db is the direct form's
- * sum (dw_db_sums). */
+ * with one fma chain per element across the chunk's images (gemm_rows_acc).
+ * Chunks are the direct form's (fixed from n); their S (and db sums, as
+ * the direct form makes them: dw_db_sums) are added in chunk order and the
+ * total becomes the 3x3 gradient through G^T S G once, so the result
+ * depends on neither thread count nor scheduling. */
 typedef struct wino_dw_job {
     wino_job g;       /* geometry, and sh, x (no y, U) */
     const float *dy;
-    float *part;      /* [chunks][cout*cin*9 + cout] */
+    float *part;      /* [chunks][16*cout*Cp + cout]: S, then db */
     int chunk;
     int want_db;
     size_t n_dy, n_w, n_s;
@@ -1354,7 +1354,7 @@ static void wino_dw_task(void *ctx, int64_t t, int worker)
     int i0 = (int)t * d->chunk, ng = imin(d->chunk, s->n - i0);
     size_t P = (size_t)s->oh * s->ow;
     float *in = pl__simd_wbuf(j->s, worker), *V = in + j->n_in, *dyp = V + j->n_v;
-    float *W = dyp + d->n_dy, *S = W + d->n_w;
+    float *W = dyp + d->n_dy, *S = d->part + (size_t)t * (d->n_s + s->cout);
     for (int g = 0; g < ng; g++) {
         const float *x = j->x + (size_t)(i0 + g) * s->cin * s->h * s->w;
         const float *dy = d->dy + (size_t)(i0 + g) * s->cout * P;
@@ -1373,9 +1373,15 @@ static void wino_dw_task(void *ctx, int64_t t, int worker)
                 gemm_rows_acc(s->cout, j->Cp, j->T, Wx, 1, j->Cop, Vx, j->uoff, Sx, j->Cp);
         }
     }
-    /* dw[co][ci] = G^T S G, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
-    size_t K = (size_t)s->cin * 9, xs = (size_t)s->cout * j->Cp;
-    float *part = d->part + (size_t)t * ((size_t)s->cout * K + s->cout);
+    if (d->want_db)
+        dw_db_sums(d->dy + (size_t)i0 * s->cout * P, ng, s->cout, P, S + d->n_s);
+}
+
+/* dw[co][ci][3x3] = G^T S[co][ci] G, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
+static void wino_dw_out(const wino_job *j, const float *S, float *dw)
+{
+    const pl_conv2d_shape *s = j->sh;
+    size_t xs = (size_t)s->cout * j->Cp;
     for (int co = 0; co < s->cout; co++)
         for (int ci = 0; ci < s->cin; ci++) {
             float m[4][4], r[3][4];
@@ -1386,23 +1392,19 @@ static void wino_dw_task(void *ctx, int64_t t, int worker)
                 r[1][c] = 0.5f * (m[1][c] - m[2][c]);
                 r[2][c] = 0.5f * (m[1][c] + m[2][c]) + m[3][c];
             }
-            float *o = part + (size_t)co * K + (size_t)ci * 9;
+            float *o = dw + ((size_t)co * s->cin + ci) * 9;
             for (int i = 0; i < 3; i++) {
                 o[3 * i] = r[i][0] + 0.5f * (r[i][1] + r[i][2]);
                 o[3 * i + 1] = 0.5f * (r[i][1] - r[i][2]);
                 o[3 * i + 2] = 0.5f * (r[i][1] + r[i][2]) + r[i][3];
             }
         }
-    if (d->want_db)
-        dw_db_sums(d->dy + (size_t)i0 * s->cout * P, ng, s->cout, P, part + (size_t)s->cout * K);
 }
 
 static pl_status wino_backward_weight(pl__simd *s, const pl_conv2d_shape *sh, const float *x,
-                                      const float *dy, float *dw, float *db, int chunk, int chunks,
-                                      float *part)
+                                      const float *dy, float *dw, float *db, int chunk, int chunks)
 {
-    wino_dw_job d = {.g = {.s = s, .sh = sh, .x = x}, .dy = dy, .part = part, .chunk = chunk,
-                     .want_db = db != NULL};
+    wino_dw_job d = {.g = {.s = s, .sh = sh, .x = x}, .dy = dy, .chunk = chunk, .want_db = db != NULL};
     wino_job *j = &d.g;
     wino_geom(j);
     j->n_in = (size_t)j->Hq * j->Wq * j->Cp;
@@ -1416,14 +1418,17 @@ static pl_status wino_backward_weight(pl__simd *s, const pl_conv2d_shape *sh, co
     for (int t = 0; t < j->T; t++)
         voff[t] = (ptrdiff_t)t * j->Cp;
     j->uoff = voff;
-    pl_status st = pl__simd_reserve(s, j->n_in + j->n_v + d.n_dy + d.n_w + d.n_s);
+    size_t stride = d.n_s + (size_t)sh->cout;
+    if (!(d.part = pl__simd_slot(s, SLOT_PART, stride * chunks)))
+        return PL_ENOMEM;
+    pl_status st = pl__simd_reserve(s, j->n_in + j->n_v + d.n_dy + d.n_w);
     if (st)
         return st;
-    size_t M = (size_t)sh->cout, N = (size_t)sh->cin * 9, stride = M * N + M;
-    pl__simd_run(s, chunks, 2.0 * sh->n * M * N * sh->oh * sh->ow, wino_dw_task, &d);
-    sum_parts(part, stride, M * N, chunks, dw);
+    pl__simd_run(s, chunks, 2.0 * sh->n * sh->cout * sh->cin * 9.0 * sh->oh * sh->ow, wino_dw_task, &d);
+    sum_parts(d.part, stride, d.n_s, chunks, d.part); /* in place: element by element */
+    wino_dw_out(j, d.part, dw);
     if (db)
-        sum_parts(part + M * N, stride, M, chunks, db);
+        sum_parts(d.part + d.n_s, stride, (size_t)sh->cout, chunks, db);
     return PL_OK;
 }
 
@@ -1440,13 +1445,14 @@ static pl_status k_conv2d_backward_weight(pl__simd *s, const pl_conv2d_shape *sh
     /* fixed chunks of the batch (from n alone), summed in chunk order */
     int chunk = imin(4, sh->n / 16 > 0 ? sh->n / 16 : 1); /* 16 chunks of a batch of 64 */
     int chunks = (sh->n + chunk - 1) / chunk;
+    if (wino_ok(sh))
+        return wino_backward_weight(s, sh, x, dy, dw, db, chunk, chunks);
     size_t M = (size_t)sh->cout, N = (size_t)p.K, P = (size_t)sh->oh * sh->ow;
     size_t stride = M * N + M;
     float *part = pl__simd_slot(s, SLOT_PART, stride * chunks);
     if (!part)
         return PL_ENOMEM;
-    if (wino_ok(sh))
-        return wino_backward_weight(s, sh, x, dy, dw, db, chunk, chunks, part);
+
     /* images per pass: as many as keep one pass's dy and sources within
      * about 32 KB; a lane buffer too large for L2 is not worth it */
     int repitch = dw_repitch(&p);
