@@ -24,14 +24,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 pairs=${2:-3}
 prunelab=$build/prunelab
-py=""
-for cand in python3 /usr/bin/python3; do
-    if command -v "$cand" >/dev/null 2>&1 &&
-        "$cand" -c 'import torch, torchvision' >/dev/null 2>&1; then
-        py=$cand
-        break
-    fi
-done
+. "$root/bench/torch_python.sh"
+if [ -n "$py" ] && ! "$py" -c 'import torchvision' >/dev/null 2>&1; then
+    py=""
+fi
 if [ -z "$py" ]; then
     echo "seed_pipeline: PyTorch with torchvision is not installed for python3: nothing to compare."
     echo "  (Debian: apt-get install python3-torch python3-torchvision; this script never installs them)"

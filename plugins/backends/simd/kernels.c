@@ -659,7 +659,7 @@ typedef struct wino_job {
     pl__simd *s;
     const pl_conv2d_shape *sh;
     const float *x, *U, *b;
-    const ptrdiff_t *uoff; /* [cin] row offsets of U_xi */
+    const ptrdiff_t *boff; /* row offsets of the gemms' B: U_xi's [cin] (forward), V_xi's [T] (weight gradient) */
     float *y;
     int relu;
     int TH, TW, T;  /* tile rows, columns, count */
@@ -839,7 +839,7 @@ static void wino_task(void *ctx, int64_t t, int worker)
     for (int xi = 0; xi < 16; xi++)
         /* whole vectors of Cop columns: U is 0 past cout, so M is too */
         gemm_rows(j->T, 1, j->Cop, 0, 0, s->cin, V + (size_t)xi * j->T * j->Cp, j->Cp, 1,
-                  j->U + (size_t)xi * s->cin * j->Cop, j->uoff, M + (size_t)xi * j->T * j->Cop, j->Cop,
+                  j->U + (size_t)xi * s->cin * j->Cop, j->boff, M + (size_t)xi * j->T * j->Cop, j->Cop,
                   NULL, 1, 0);
     /* the padded input is no longer needed: its room holds the output pixels */
     wino_output(j, M, in, j->y + (size_t)t * s->cout * s->oh * s->ow);
@@ -871,7 +871,7 @@ static pl_status wino_forward(pl__simd *s, const pl_conv2d_shape *sh, const floa
     for (int ci = 0; ci < sh->cin; ci++)
         uoff[ci] = (ptrdiff_t)ci * j.Cop;
     j.U = U;
-    j.uoff = uoff;
+    j.boff = uoff;
     pl__simd_run(s, sh->n, 2.0 * sh->n * sh->cout * sh->cin * 9.0 * sh->oh * sh->ow, wino_task, &j);
     return PL_OK;
 }
@@ -1368,9 +1368,9 @@ static void wino_dw_task(void *ctx, int64_t t, int worker)
             float *Sx = S + (size_t)xi * s->cout * j->Cp;
             const float *Wx = W + (size_t)xi * j->T * j->Cop, *Vx = V + (size_t)xi * j->T * j->Cp;
             if (g == 0)
-                gemm_rows(s->cout, 1, j->Cp, 0, 0, j->T, Wx, 1, j->Cop, Vx, j->uoff, Sx, j->Cp, NULL, 1, 0);
+                gemm_rows(s->cout, 1, j->Cp, 0, 0, j->T, Wx, 1, j->Cop, Vx, j->boff, Sx, j->Cp, NULL, 1, 0);
             else
-                gemm_rows_acc(s->cout, j->Cp, j->T, Wx, 1, j->Cop, Vx, j->uoff, Sx, j->Cp);
+                gemm_rows_acc(s->cout, j->Cp, j->T, Wx, 1, j->Cop, Vx, j->boff, Sx, j->Cp);
         }
     }
     if (d->want_db)
@@ -1417,7 +1417,7 @@ static pl_status wino_backward_weight(pl__simd *s, const pl_conv2d_shape *sh, co
         return PL_ENOMEM;
     for (int t = 0; t < j->T; t++)
         voff[t] = (ptrdiff_t)t * j->Cp;
-    j->uoff = voff;
+    j->boff = voff;
     size_t stride = d.n_s + (size_t)sh->cout;
     if (!(d.part = pl__simd_slot(s, SLOT_PART, stride * chunks)))
         return PL_ENOMEM;
@@ -1438,15 +1438,15 @@ static pl_status k_conv2d_backward_weight(pl__simd *s, const pl_conv2d_shape *sh
 {
     if (!pl__simd_conv_shape_ok(sh))
         return pl__simd_fail(s, PL_EINVAL, "conv2d: inconsistent shape");
-    conv_plan p;
-    pl_status st = conv_plan_make(s, sh, SLOT_OFF, &p);
-    if (st)
-        return st;
     /* fixed chunks of the batch (from n alone), summed in chunk order */
     int chunk = imin(4, sh->n / 16 > 0 ? sh->n / 16 : 1); /* 16 chunks of a batch of 64 */
     int chunks = (sh->n + chunk - 1) / chunk;
     if (wino_ok(sh))
         return wino_backward_weight(s, sh, x, dy, dw, db, chunk, chunks);
+    conv_plan p;
+    pl_status st = conv_plan_make(s, sh, SLOT_OFF, &p);
+    if (st)
+        return st;
     size_t M = (size_t)sh->cout, N = (size_t)p.K, P = (size_t)sh->oh * sh->ow;
     size_t stride = M * N + M;
     float *part = pl__simd_slot(s, SLOT_PART, stride * chunks);
